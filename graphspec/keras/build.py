@@ -1,0 +1,213 @@
+"""A checked spec becomes a Keras functional model.
+
+Layers are created first, then called in the graph's topological order (as Keras's own
+`functional_from_config` does), so a shared layer exists before any of its calls. Any error
+Keras raises while creating or calling a node is reported at that node's line in the spec.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import keras
+import networkx as nx
+
+from graphspec.errors import SpecErrors
+from graphspec.graph import build_order, output_nodes
+from graphspec.spec import catalog
+from graphspec.spec.model import REFERENCE, LayerSpec
+
+if TYPE_CHECKING:
+    from graphspec.spec.load import LoadedSpec
+
+_MAX_MESSAGE = 400
+
+
+def build_model(loaded: LoadedSpec, compile: bool = True) -> keras.Model:
+    """The functional model of `loaded`, with inputs and outputs as dicts named as in the spec."""
+    builder = _Builder(loaded)
+    model = builder.model()
+    if compile:
+        compile_model(model, loaded)
+    return model
+
+
+def _keras_message(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^Exception encountered when calling \S+\. ", "", text)
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _argument(name: str, value: Any) -> Any:
+    """A spec value as Keras takes it: nested `{type: ...}` become layers or Keras configs."""
+    if isinstance(value, dict) and isinstance(value.get("type"), str):
+        inner = dict(value)
+        type_name = inner.pop("type")
+        if name in catalog.LAYER_VALUED_ARGS:
+            return make_layer(type_name, inner, name=None)
+        # Initializers, regularizers and constraints: Keras's own deserializer takes this form.
+        return {"class_name": type_name, "config": inner}
+    return value
+
+
+def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.layers.Layer:
+    """A Keras layer (or keras.applications model) from its catalog name and arguments."""
+    kwargs = {k: _argument(k, v) for k, v in args.items()}
+    if name is not None:
+        kwargs["name"] = name
+    if type_name.startswith(catalog.APPLICATION_PREFIX):
+        constructor = getattr(keras.applications, type_name[len(catalog.APPLICATION_PREFIX):])
+        return constructor(**kwargs)
+    return getattr(keras.layers, type_name)(**kwargs)
+
+
+class _Builder:
+    def __init__(self, loaded: LoadedSpec):
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.instances: dict[str, Any] = {}
+        self.tensors: dict[str, Any] = {}
+
+    def fail(self, node: str, message: str) -> SpecErrors:
+        return SpecErrors.single(message, self.loaded.location("layers", node, key=True),
+                                 sources=self.loaded.diagnostics.sources)
+
+    def model(self) -> keras.Model:
+        inputs = {}
+        for name, spec_input in self.spec.inputs.items():
+            inputs[name] = keras.Input(
+                shape=tuple(spec_input.shape), dtype=spec_input.dtype, name=name,
+                sparse=spec_input.sparse or None, batch_size=spec_input.batch_size,
+            )
+        self.tensors.update(inputs)
+        needed = set()
+        for target in output_nodes(self.spec):
+            needed |= nx.ancestors(self.loaded.graph, target) | {target}
+        for name in build_order(self.spec, self.loaded.graph):
+            if name in needed:
+                self.call(name)
+        outputs = {}
+        for name, output in self.spec.outputs.items():
+            if output.source is None:
+                outputs[name] = self.resolve(name, name)
+            else:
+                tensor = self.resolve(output.source, name)
+                # Keras names an output after the layer that makes it; an Identity layer named
+                # as the output keeps the output's name, its loss and its metrics matched.
+                outputs[name] = keras.layers.Identity(name=name)(tensor)
+        try:
+            return keras.Model(inputs=inputs, outputs=outputs, name=self.spec.name)
+        except Exception as exc:  # Keras's own graph checks, should ours have missed a case
+            raise SpecErrors.single(f"Keras refused the model: {_keras_message(exc)}",
+                                    sources=self.loaded.diagnostics.sources) from None
+
+    def instance(self, name: str) -> Any:
+        """The layer instance a node calls: created once, shared by every node that shares it."""
+        if name in self.instances:
+            return self.instances[name]
+        node: LayerSpec = self.spec.layers[name]
+        if node.share is not None:
+            layer = self.instance(node.share)
+        elif node.spec is not None:
+            layer = build_model(self.loaded.nested[name], compile=False)
+            layer.name = name
+        else:
+            try:
+                layer = make_layer(node.type, node.args, name)
+            except Exception as exc:
+                raise self.fail(name, f"layer '{name}' ({node.type}): {_keras_message(exc)}") from None
+        self.instances[name] = layer
+        return layer
+
+    def resolve(self, reference: str, reader: str) -> Any:
+        """The tensor a reference names: a node's output, or one of its several outputs."""
+        match = REFERENCE.match(reference)
+        value = self.tensors[match.group("node")]
+        index = match.group("index")
+        if index is None:
+            if isinstance(value, dict):
+                if len(value) != 1:
+                    raise self.fail(reader, f"'{reference}' has outputs {', '.join(value)}: pick one "
+                                            f"as '{reference}[NAME]'")
+                return next(iter(value.values()))
+            return value
+        try:
+            if isinstance(value, dict):
+                return value[index] if not index.lstrip("-").isdigit() else list(value.values())[int(index)]
+            if isinstance(value, (list, tuple)):
+                return value[int(index)]
+        except (IndexError, KeyError):
+            pass
+        count = len(value) if isinstance(value, (list, tuple, dict)) else 1
+        raise self.fail(reader, f"'{reference}' is out of range: '{match.group('node')}' gives "
+                                f"{count} output{'s' if count != 1 else ''}")
+
+    def call(self, name: str) -> None:
+        node = self.spec.layers[name]
+        layer = self.instance(name)
+        call_kwargs = dict(node.call)
+        nested = self._nested_spec(name)
+        inbound = node.inbound
+        try:
+            if isinstance(inbound, dict):
+                args = {k: ([self.resolve(r, name) for r in v] if isinstance(v, list)
+                            else self.resolve(v, name)) for k, v in inbound.items()}
+                if nested is not None:
+                    out = layer(args, **call_kwargs)
+                else:
+                    out = layer(**args, **call_kwargs)
+            else:
+                refs = inbound if isinstance(inbound, list) else [inbound]
+                tensors = [self.resolve(r, name) for r in refs]
+                if nested is not None:
+                    out = layer(dict(zip(nested.spec.inputs, tensors)), **call_kwargs)
+                else:
+                    out = layer(tensors if isinstance(inbound, list) else tensors[0], **call_kwargs)
+        except SpecErrors:
+            raise
+        except Exception as exc:
+            kind = node.type or (f"shares {node.share}" if node.share else f"spec {node.spec}")
+            raise self.fail(name, f"layer '{name}' ({kind}): {_keras_message(exc)}") from None
+        self.tensors[name] = out
+
+    def _nested_spec(self, name: str):
+        seen = name
+        node = self.spec.layers[seen]
+        while node.share is not None:
+            seen = node.share
+            node = self.spec.layers[seen]
+        return self.loaded.nested.get(seen) if node.spec is not None else None
+
+
+def _object(value: Any, module: Any) -> Any:
+    """A loss, metric or optimizer: a name Keras resolves, or `{type: Class, args}`."""
+    if isinstance(value, str) or value is None:
+        return value
+    return getattr(module, value.type)(**value.args)
+
+
+def compile_model(model: keras.Model, loaded: LoadedSpec) -> None:
+    """Compile with each output's loss, loss weight and metrics, as the spec says."""
+    spec = loaded.spec
+    losses = {n: _object(o.loss, keras.losses) for n, o in spec.outputs.items() if o.loss is not None}
+    weights = {n: o.weight for n, o in spec.outputs.items() if o.loss is not None}
+    metrics = {n: [_object(m, keras.metrics) for m in o.metrics]
+               for n, o in spec.outputs.items() if o.metrics}
+    optimizer = spec.compile.optimizer
+    optimizer = keras.optimizers.get(optimizer) if isinstance(optimizer, str) else \
+        getattr(keras.optimizers, optimizer.type)(**optimizer.args)
+    try:
+        model.compile(
+            optimizer=optimizer,
+            loss=losses or None,
+            loss_weights=weights or None,
+            metrics=metrics or None,
+            jit_compile=spec.compile.jit_compile,
+            steps_per_execution=spec.compile.steps_per_execution,
+            run_eagerly=spec.compile.run_eagerly,
+        )
+    except Exception as exc:
+        raise SpecErrors.single(f"Keras refused to compile the model: {_keras_message(exc)}",
+                                loaded.location("outputs", key=True),
+                                sources=loaded.diagnostics.sources) from None

@@ -1,0 +1,254 @@
+"""Checks of a parsed spec against Keras's catalog: names, types, arguments and references.
+
+Each check is a small function listed in `CHECKS`; all run, and every problem is collected.
+Graph-shaped checks (cycles, reachability) are in `graphspec/graph.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from graphspec.errors import Diagnostics, did_you_mean
+from graphspec.spec import catalog
+from graphspec.spec.model import NAME, REFERENCE, LayerSpec, Spec, TypedObject
+from graphspec.spec.source import Positions
+
+
+@dataclass
+class Context:
+    """What every check reads: the spec, where its values are, and its nested specs."""
+
+    spec: Spec
+    positions: Positions
+    diagnostics: Diagnostics
+    # node name -> (input names, output names) of the nested spec it uses
+    nested: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+
+    def error(self, message: str, path: tuple, hint: str | None = None, key: bool = False) -> None:
+        self.diagnostics.error(message, self.positions.of(path, key=key), hint)
+
+    def warning(self, message: str, path: tuple, hint: str | None = None, key: bool = False) -> None:
+        self.diagnostics.warning(message, self.positions.of(path, key=key), hint)
+
+
+def check_names(ctx: Context) -> None:
+    spec = ctx.spec
+    for section in ("inputs", "layers", "outputs"):
+        for name in getattr(spec, section):
+            if not NAME.match(str(name)):
+                ctx.error(f"'{name}' is not a valid name: use letters, digits, '_', '.' and '-', "
+                          "starting with a letter", (section, name), key=True)
+    for name in spec.inputs:
+        if name in spec.layers:
+            ctx.error(f"layer '{name}' has the same name as an input", ("layers", name), key=True,
+                      hint="every input and layer needs a name of its own")
+
+
+def check_layer_types(ctx: Context) -> None:
+    for name, node in ctx.spec.layers.items():
+        if node.type is not None:
+            _check_typed(ctx, node.type, node.args, ("layers", name), f"layer '{name}'")
+
+
+def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple, what: str) -> None:
+    """Check one `{type: ..., args...}` layer, nested layer arguments included."""
+    entry = catalog.layer(type_name)
+    if entry is None:
+        aliases = catalog.catalog()["layer_aliases"]
+        if type_name in aliases:
+            hint = f"write '{aliases[type_name]}', the canonical name of this Keras class"
+        elif type_name in catalog.UNSAFE_LAYERS:
+            hint = None
+        else:
+            hint = did_you_mean(type_name, catalog.layer_names())
+        reason = (f": {catalog.UNSAFE_LAYERS[type_name]}, and a spec cannot run code"
+                  if type_name in catalog.UNSAFE_LAYERS else "")
+        message = (f"{what} has type '{type_name}', which graphspec refuses{reason}" if reason else
+                   f"{what} has unknown type '{type_name}'")
+        ctx.error(message, path + ("type",), hint=hint)
+        return
+    known = set(entry["args"])
+    for arg, value in args.items():
+        if arg == "name":
+            ctx.error(f"{what} sets 'name': a node's name is its key in the spec",
+                      path + (arg,), key=True)
+        elif arg not in known:
+            ctx.error(f"{what}: {type_name} has no argument '{arg}'", path + (arg,), key=True,
+                      hint=did_you_mean(arg, known))
+        elif arg in catalog.LAYER_VALUED_ARGS and isinstance(value, dict):
+            inner = dict(value)
+            inner_type = inner.pop("type", None)
+            if not isinstance(inner_type, str):
+                ctx.error(f"{what}: '{arg}' needs a 'type' naming a Keras layer", path + (arg,))
+            else:
+                _check_typed(ctx, inner_type, inner, path + (arg,), f"{what}'s {arg}")
+    missing = [a for a in entry["required"] if a not in args and a not in catalog.LAYER_VALUED_ARGS]
+    missing += [a for a in entry["required"] if a in catalog.LAYER_VALUED_ARGS and a not in args]
+    for arg in missing:
+        ctx.error(f"{what}: {type_name} needs argument '{arg}'", path, key=True)
+
+
+def _root_type(ctx: Context, name: str) -> LayerSpec | None:
+    """The node whose layer instance `name` uses: itself, or what it shares, transitively."""
+    seen = set()
+    node = ctx.spec.layers.get(name)
+    while node is not None and node.share is not None and name not in seen:
+        seen.add(name)
+        name = node.share
+        node = ctx.spec.layers.get(name)
+    return node
+
+
+def check_shares(ctx: Context) -> None:
+    layers, inputs = ctx.spec.layers, ctx.spec.inputs
+    for name, node in layers.items():
+        if node.share is None:
+            continue
+        path = ("layers", name, "share")
+        if node.share in inputs:
+            ctx.error(f"layer '{name}' shares '{node.share}', which is an input, not a layer", path)
+        elif node.share not in layers:
+            ctx.error(f"layer '{name}' shares '{node.share}', which is not defined", path,
+                      hint=did_you_mean(node.share, layers))
+        elif node.args:
+            arg = next(iter(node.args))
+            ctx.error(f"layer '{name}' shares a layer and so cannot set constructor argument "
+                      f"'{arg}'", ("layers", name, arg), key=True,
+                      hint="arguments belong to the layer it shares")
+        elif _root_type(ctx, name) is None:
+            ctx.error(f"layer '{name}' shares '{node.share}' in a circle", path)
+
+
+def _call_arguments(ctx: Context, name: str) -> list[str] | None:
+    """Names a node's call accepts, or None when unknown (a nested spec's are its inputs)."""
+    root = _root_type(ctx, name)
+    if root is None:
+        return None
+    if root.spec is not None:
+        for candidate, node in ctx.spec.layers.items():
+            if node is root and candidate in ctx.nested:
+                return ctx.nested[candidate][0] + ["training", "mask"]
+        return None
+    entry = catalog.layer(root.type) if root.type else None
+    return entry["call"] if entry else None
+
+
+def check_references(ctx: Context) -> None:
+    spec = ctx.spec
+    known = list(spec.inputs) + list(spec.layers)
+    for name, node in spec.layers.items():
+        call_args = _call_arguments(ctx, name)
+        if isinstance(node.inbound, dict) and call_args is not None:
+            for arg in node.inbound:
+                if arg not in call_args:
+                    ctx.error(f"layer '{name}' passes '{arg}', which its call does not take",
+                              ("layers", name, "in", arg), key=True,
+                              hint=did_you_mean(arg, call_args) or "it takes: " + ", ".join(call_args))
+        if call_args is not None:
+            for arg in node.call:
+                if arg not in call_args:
+                    ctx.error(f"layer '{name}' has call argument '{arg}', which its call does not take",
+                              ("layers", name, "call", arg), key=True, hint=did_you_mean(arg, call_args))
+        if node.inbound == [] or node.inbound == {}:
+            ctx.error(f"layer '{name}' reads nothing", ("layers", name, "in"))
+        for reference, where in node.references():
+            _check_reference(ctx, reference, ("layers", name) + where, f"layer '{name}' reads", known)
+    for name, output in spec.outputs.items():
+        if output.source is not None:
+            _check_reference(ctx, output.source, ("outputs", name, "from"), f"output '{name}' is",
+                             known)
+        elif name not in spec.layers:
+            hint = (f"'{name}' is an input; an output must be computed by a layer"
+                    if name in spec.inputs else did_you_mean(name, spec.layers))
+            ctx.error(f"output '{name}' is not a layer", ("outputs", name), key=True,
+                      hint=hint or "name a layer, or say which with 'from:'")
+
+
+def _check_reference(ctx: Context, reference: Any, path: tuple, what: str, known: list[str]) -> None:
+    match = REFERENCE.match(reference) if isinstance(reference, str) else None
+    if match is None:
+        ctx.error(f"{what} '{reference}', which is not a reference", path,
+                  hint="write a node name, or NODE[INDEX] for one of several outputs")
+        return
+    target, index = match.group("node"), match.group("index")
+    if target not in known:
+        ctx.error(f"{what} '{target}', which is not defined", path, hint=did_you_mean(target, known))
+        return
+    if index is None or index.lstrip("-").isdigit():
+        return
+    nested_outputs = ctx.nested.get(target, (None, None))[1]
+    root = _root_type(ctx, target)
+    if root is not None and root.spec is not None:
+        for candidate, node in ctx.spec.layers.items():
+            if node is root and candidate in ctx.nested:
+                nested_outputs = ctx.nested[candidate][1]
+    if nested_outputs is None:
+        ctx.error(f"{what} '{reference}': only a nested spec has named outputs; use an index",
+                  path)
+    elif index not in nested_outputs:
+        ctx.error(f"{what} '{reference}': '{target}' has no output '{index}'", path,
+                  hint=did_you_mean(index, nested_outputs) or "its outputs: " + ", ".join(nested_outputs))
+
+
+def _check_object(ctx: Context, value: str | TypedObject, path: tuple, kind: str,
+                  names: list[str], classes: dict[str, dict]) -> None:
+    """Check a loss, metric, optimizer or callback given by name or as `{type: ..., args}`."""
+    if isinstance(value, str):
+        if value not in names and value not in classes:
+            ctx.error(f"unknown {kind} '{value}'", path, hint=did_you_mean(value, names + list(classes)))
+        return
+    entry = classes.get(value.type)
+    if entry is None:
+        ctx.error(f"unknown {kind} '{value.type}'", path + ("type",),
+                  hint=did_you_mean(value.type, list(classes)))
+        return
+    for arg in value.args:
+        if arg not in entry["args"]:
+            ctx.error(f"{kind} {value.type} has no argument '{arg}'", path + (arg,), key=True,
+                      hint=did_you_mean(arg, entry["args"]))
+    for arg in entry["required"]:
+        if arg not in value.args:
+            ctx.error(f"{kind} {value.type} needs argument '{arg}'", path, key=True)
+
+
+def check_compile(ctx: Context) -> None:
+    c = catalog.catalog()
+    losses, metrics = c["losses"], c["metrics"]
+    for name, output in ctx.spec.outputs.items():
+        if output.loss is not None:
+            _check_object(ctx, output.loss, ("outputs", name, "loss"), "loss", losses["names"],
+                          losses["classes"])
+        for i, metric in enumerate(output.metrics):
+            _check_object(ctx, metric, ("outputs", name, "metrics", i), "metric", metrics["names"],
+                          metrics["classes"])
+    optimizer = ctx.spec.compile.optimizer
+    optimizers = c["optimizers"]
+    lower = {n.lower(): n for n in optimizers}
+    if isinstance(optimizer, str) and optimizer.lower() in lower:
+        return
+    _check_object(ctx, optimizer, ("compile", "optimizer"), "optimizer", [], optimizers)
+
+
+def check_callbacks(ctx: Context) -> None:
+    from graphspec.spec.builtins import BUILTIN_CALLBACKS
+
+    known = {**catalog.catalog()["callbacks"], **BUILTIN_CALLBACKS}
+    for i, callback in enumerate(ctx.spec.train.callbacks):
+        _check_object(ctx, callback, ("train", "callbacks", i), "callback", [], known)
+
+
+CHECKS: tuple[Callable[[Context], None], ...] = (
+    check_names,
+    check_layer_types,
+    check_shares,
+    check_references,
+    check_compile,
+    check_callbacks,
+)
+
+
+def run_checks(ctx: Context) -> None:
+    """Run every check in `CHECKS`, collecting their problems in `ctx.diagnostics`."""
+    for check in CHECKS:
+        check(ctx)

@@ -1,0 +1,228 @@
+"""From a file or text to a checked spec: parse, override, substitute, validate, check.
+
+Nothing here imports TensorFlow: `LoadedSpec.build()` imports the Keras builder only when asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
+from graphspec.spec import params as params_module
+from graphspec.spec.check import Context, run_checks
+from graphspec.spec.model import Spec
+from graphspec.spec.source import Positions, Source, parse
+
+if TYPE_CHECKING:
+    import keras
+    import networkx as nx
+
+MAX_NESTING = 16
+
+
+@dataclass
+class LoadedSpec:
+    """A valid spec with everything needed to build it and to point back at its source."""
+
+    spec: Spec
+    source: Source
+    positions: Positions
+    diagnostics: Diagnostics
+    graph: nx.DiGraph
+    path: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+    nested: dict[str, LoadedSpec] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def warnings(self) -> list:
+        return self.diagnostics.warnings
+
+    def location(self, *path: Any, key: bool = False) -> Location | None:
+        """Where a value of the spec (`"layers", "dense", "units"`) is written."""
+        return self.positions.of(tuple(path), key=key)
+
+    def build(self, compile: bool = True) -> keras.Model:
+        """The Keras functional model this spec describes, compiled unless `compile=False`.
+
+        Raises `SpecErrors` pointing at the node whose layer Keras refused.
+        """
+        from graphspec.keras.build import build_model
+
+        return build_model(self, compile=compile)
+
+    def resolved(self) -> dict:
+        """The spec's data after params and overrides, as plain YAML-ready data."""
+        return self.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+
+def load(source: str | Path, overrides: list[str] | dict[str, Any] | None = None) -> LoadedSpec:
+    """Load and check a spec from a path or from YAML text.
+
+    `overrides` are `--set` values: `["units=64", "layers.dense.activation=tanh"]` or a dict.
+    Raises `SpecErrors` with every problem found.
+
+    >>> spec = load('''
+    ... graphspec: 1
+    ... name: tiny
+    ... inputs: {x: {shape: [4]}}
+    ... layers: {y: {type: Dense, units: 2, in: x}}
+    ... outputs: {y: {loss: mse}}
+    ... ''')
+    >>> spec.name, list(spec.spec.layers)
+    ('tiny', ['y'])
+    """
+    if isinstance(source, Path) or ("\n" not in str(source) and str(source).endswith((".yaml", ".yml"))):
+        return _load_file(Path(source), overrides or [], chain=())
+    return _load_text(str(source), "<string>", None, overrides or [], chain=())
+
+
+def _load_file(path: Path, overrides, chain: tuple[Path, ...]) -> LoadedSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecErrors.single(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecErrors.single(f"cannot read {path}: {exc}") from None
+    return _load_text(text, str(path), path, overrides, chain + (path.resolve(),))
+
+
+def _load_text(text: str, file: str, path: Path | None, overrides, chain) -> LoadedSpec:
+    source = parse(text, file)
+    diagnostics = Diagnostics(sources={file: text})
+    positions = source.positions
+    data = source.data
+    if not isinstance(data, dict):
+        diagnostics.error("a spec is a mapping with keys graphspec, name, inputs, layers and outputs",
+                          Location(file, 1, 1))
+        raise SpecErrors(diagnostics)
+    data = dict(data)
+    if overrides:
+        params_module.apply_overrides(data, overrides, positions, diagnostics)
+    params = data.get("params") if isinstance(data.get("params"), dict) else {}
+    for name, value in params.items():
+        if isinstance(value, str) and "${" in value:
+            diagnostics.error(f"param '{name}' uses another param; params are plain values",
+                              positions.of(("params", name)))
+    data = params_module.substitute(data, params, positions, diagnostics)
+    diagnostics.raise_if_errors()
+
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        _report_validation(exc, data, positions, diagnostics)
+        raise SpecErrors(diagnostics) from None
+
+    nested = _load_nested(spec, path, positions, diagnostics, chain)
+    ctx = Context(spec, positions, diagnostics,
+                  {n: (list(s.spec.inputs), list(s.spec.outputs)) for n, s in nested.items()})
+    run_checks(ctx)
+    diagnostics.raise_if_errors()
+    from graphspec.graph import run_graph_checks
+
+    graph = run_graph_checks(ctx)
+    diagnostics.raise_if_errors()
+    return LoadedSpec(spec, source, positions, diagnostics, graph, path,
+                      list(overrides) if isinstance(overrides, list) else
+                      [f"{k}={v}" for k, v in overrides.items()], nested)
+
+
+def _load_nested(spec: Spec, path: Path | None, positions: Positions, diagnostics: Diagnostics,
+                 chain: tuple[Path, ...]) -> dict[str, LoadedSpec]:
+    """Load every `spec: file.yaml` node, relative to the including spec's folder."""
+    nested = {}
+    base = path.parent if path else Path.cwd()
+    for name, node in spec.layers.items():
+        if node.spec is None:
+            continue
+        where = positions.of(("layers", name, "spec"))
+        target = (base / node.spec).resolve()
+        if target in chain:
+            diagnostics.error(f"layer '{name}' includes '{node.spec}', which includes this spec "
+                              "again", where)
+            continue
+        if len(chain) >= MAX_NESTING:
+            diagnostics.error(f"specs nest more than {MAX_NESTING} deep", where)
+            continue
+        if not target.is_file():
+            diagnostics.error(f"layer '{name}' uses spec '{node.spec}', which does not exist", where,
+                              hint=f"paths are relative to the spec's folder ({base})")
+            continue
+        try:
+            nested[name] = _load_file(target, node.params, chain)
+        except SpecErrors as exc:
+            diagnostics.error(f"layer '{name}' uses spec '{node.spec}', which is invalid", where)
+            diagnostics.extend(exc.diagnostics)
+    return nested
+
+
+def _report_validation(exc: ValidationError, data: dict, positions: Positions,
+                       diagnostics: Diagnostics) -> None:
+    """Turn pydantic's errors into diagnostics at the nearest recorded position.
+
+    pydantic's locations include the names of union members and validators (`str`,
+    `list[str]`, `function-after[...]`) that are not keys of the document; they are dropped.
+    A value that matches no member of a union gives one error per member: only the first is kept.
+    """
+    seen: set[tuple] = set()
+    for error in exc.errors():
+        path, node = [], data
+        for part in error["loc"]:
+            if isinstance(node, dict) and part in node:
+                path.append(part)
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                path.append(part)
+                node = node[part]
+            elif error["type"] in ("missing", "extra_forbidden") and part == error["loc"][-1]:
+                path.append(part)
+        path = tuple(path)
+        if path in seen:
+            continue
+        seen.add(path)
+        message, hint, key = _message(error, path, node)
+        diagnostics.error(message, positions.of(path, key=key), hint)
+
+
+def _message(error: dict, path: tuple, value: Any) -> tuple[str, str | None, bool]:
+    where = ".".join(str(p) for p in path)
+    kind = error["type"]
+    if kind == "missing":
+        parent = ".".join(str(p) for p in path[:-1]) or "the spec"
+        return f"{parent} is missing required key '{path[-1]}'", None, True
+    if kind == "extra_forbidden":
+        from graphspec.spec import model
+
+        allowed = _allowed_keys(path[:-1], model)
+        parent = ".".join(str(p) for p in path[:-1]) or "the spec"
+        return (f"unknown key '{path[-1]}' in {parent}", did_you_mean(path[-1], allowed) or
+                ("allowed keys: " + ", ".join(allowed) if allowed else None), True)
+    if kind == "literal_error" and path == ("graphspec",):
+        return (f"unsupported format version {value!r}; this graphspec reads version 1", None, False)
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    elif message.startswith("Assertion failed, "):
+        message = message[len("Assertion failed, "):]
+    else:
+        message = message[0].lower() + message[1:]
+    return f"{where}: {message}" if where else message, None, False
+
+
+def _allowed_keys(parent: tuple, model) -> list[str]:
+    top = {
+        (): model.Spec, ("compile",): model.CompileSpec, ("train",): model.TrainSpec,
+    }
+    cls = top.get(parent)
+    if cls is None and len(parent) == 2:
+        cls = {"inputs": model.InputSpec, "outputs": model.OutputSpec}.get(parent[0])
+    if cls is None:
+        return []
+    return [f.alias or n for n, f in cls.model_fields.items()]

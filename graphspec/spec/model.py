@@ -1,0 +1,162 @@
+"""The spec format as pydantic models: the shape of a valid document, nothing Keras-specific.
+
+What a layer's arguments must be is checked against the Keras catalog in `check.py`; what the
+graph must look like is checked in `graph.py`. Here: which keys exist and what type each holds.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+FORMAT_VERSION = 1
+
+# A reference to a tensor: a node name, optionally picking one output of several by index or
+# by output name: `lstm`, `lstm[1]`, `encoder[features]`.
+REFERENCE = re.compile(r"^(?P<node>[A-Za-z_][\w.\-]*)(?:\[(?P<index>[^\]\[]+)\])?$")
+NAME = re.compile(r"^[A-Za-z_][\w.\-]*$")
+
+Reference = str
+Inbound = Union[Reference, list[Reference], dict[str, Union[Reference, list[Reference]]]]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class InputSpec(_Strict):
+    """A named model input: its shape without the batch dimension, and its dtype."""
+
+    shape: list[int | None] = Field(description="Shape without the batch axis; null for any length.")
+    dtype: str = "float32"
+    sparse: bool = False
+    batch_size: int | None = None
+    range: tuple[float, float] | None = Field(
+        default=None, description="Value range for synthetic data: [low, high)."
+    )
+    seq_len: int | None = Field(
+        default=None, description="Length used for null dimensions in synthetic data."
+    )
+    doc: str | None = None
+
+    @field_validator("shape")
+    @classmethod
+    def _positive_dimensions(cls, shape: list[int | None]) -> list[int | None]:
+        for dim in shape:
+            if dim is not None and dim <= 0:
+                raise ValueError(f"dimensions must be positive or null, got {dim}")
+        return shape
+
+
+class TypedObject(BaseModel):
+    """A Keras object by class name plus its constructor arguments: `{type: Adam, learning_rate: 1e-3}`."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class LayerSpec(BaseModel):
+    """One node of the graph: a Keras layer, a shared layer, a nested spec or a block use.
+
+    Keys other than the ones declared here are the layer's constructor arguments, verbatim.
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    type: str | None = Field(default=None, description="A keras.layers class name, or applications.NAME.")
+    share: str | None = Field(default=None, description="Reuse another node's layer instance (its weights).")
+    spec: str | None = Field(default=None, description="Another spec file, used as a layer.")
+    inbound: Inbound = Field(alias="in", description="What the node reads.")
+    call: dict[str, Any] = Field(default_factory=dict, description="Call-time arguments, e.g. training.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Params of a nested spec.")
+    doc: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> LayerSpec:
+        kinds = [k for k in ("type", "share", "spec") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            found = " and ".join(f"'{k}'" for k in kinds) or "none"
+            raise ValueError(f"a layer needs exactly one of 'type', 'share' or 'spec' (found {found})")
+        if self.params and self.spec is None:
+            raise ValueError("'params' is only for a nested spec ('spec: file.yaml')")
+        return self
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The Keras constructor arguments."""
+        return dict(self.model_extra or {})
+
+    def references(self) -> list[tuple[Reference, tuple]]:
+        """Every tensor this node reads, with the path (inside the node) where it is written."""
+        if isinstance(self.inbound, str):
+            return [(self.inbound, ("in",))]
+        if isinstance(self.inbound, list):
+            return [(r, ("in", i)) for i, r in enumerate(self.inbound)]
+        found = []
+        for key, value in self.inbound.items():
+            if isinstance(value, list):
+                found += [(r, ("in", key, i)) for i, r in enumerate(value)]
+            else:
+                found.append((value, ("in", key)))
+        return found
+
+
+class OutputSpec(_Strict):
+    """A named model output with its loss, loss weight and metrics."""
+
+    source: Reference | None = Field(
+        default=None, alias="from",
+        description="The tensor to output when it is not the node of the same name.",
+    )
+    loss: str | TypedObject | None = None
+    weight: float = 1.0
+    metrics: list[str | TypedObject] = Field(default_factory=list)
+    doc: str | None = None
+
+
+class CompileSpec(_Strict):
+    """Arguments of keras.Model.compile beyond the per-output losses."""
+
+    optimizer: str | TypedObject = "rmsprop"
+    jit_compile: bool | Literal["auto"] = "auto"
+    steps_per_execution: int = 1
+    run_eagerly: bool = False
+
+
+class TrainSpec(_Strict):
+    """Training settings: every value can be overridden from the command line."""
+
+    epochs: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    validation_split: float = Field(default=0.0, ge=0.0, lt=1.0)
+    shuffle: bool = True
+    samples: int = Field(default=256, ge=1, description="Synthetic samples per epoch.")
+    seed: int | None = None
+    callbacks: list[TypedObject] = Field(default_factory=list)
+
+
+class Spec(_Strict):
+    """A whole graphspec document."""
+
+    graphspec: Literal[1] = Field(description="Format version.")
+    name: str
+    doc: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, InputSpec] = Field(min_length=1)
+    layers: dict[str, LayerSpec] = Field(default_factory=dict)
+    outputs: dict[str, OutputSpec] = Field(min_length=1)
+    compile: CompileSpec = Field(default_factory=CompileSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        if not NAME.match(name):
+            raise ValueError("a spec name is letters, digits, '_', '.' and '-', starting with a letter")
+        return name

@@ -1,0 +1,46 @@
+"""The JSON Schema of the format, for editors (the YAML language server) and other tools.
+
+It is pydantic's schema of `Spec`, with the Keras catalog folded in: a layer's `type` lists every
+known class, and each class's constructor arguments are offered as properties, so an editor
+completes `units:` after `type: Dense`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from graphspec.spec import catalog
+from graphspec.spec.model import Spec
+
+SCHEMA_ID = "https://graphspec.dev/schemas/graphspec.schema.json"
+
+
+def json_schema() -> dict:
+    """The format's JSON Schema as a dict."""
+    schema = Spec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = SCHEMA_ID
+    layer = schema["$defs"]["LayerSpec"]
+    names = catalog.layer_names()
+    layer["properties"]["type"] = {
+        "anyOf": [{"enum": names}, {"type": "null"}],
+        "default": None,
+        "description": layer["properties"]["type"].get("description", ""),
+    }
+    layer["allOf"] = [
+        {
+            "if": {"properties": {"type": {"const": name}}, "required": ["type"]},
+            "then": {
+                "properties": {arg: {} for arg in catalog.layer(name)["args"]},
+                "required": [a for a in catalog.layer(name)["required"]
+                             if a not in catalog.LAYER_VALUED_ARGS],
+            },
+        }
+        for name in names
+    ]
+    return schema
+
+
+def render() -> str:
+    """The schema as the text committed in `schemas/graphspec.schema.json`."""
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"

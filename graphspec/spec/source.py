@@ -1,0 +1,184 @@
+"""YAML text to plain data, with the position of every key and value kept beside it.
+
+Positions live in a `Positions` map keyed by the path to a value (a tuple of keys and list
+indices), not inside the data, so the data stays plain dicts, lists and scalars for pydantic.
+Loading is safe by construction: only YAML's standard scalar tags are understood; any other tag
+(`!!python/object`, `!include`, ...) is an error at its line, never a constructor call.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from graphspec.errors import Diagnostics, Location, SpecErrors
+
+Path = tuple  # keys and list indices from the document root to a value
+
+MAX_BYTES = 5_000_000
+MAX_NODES = 1_000_000  # values visited, aliases counted each time: stops "billion laughs"
+
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:map",
+    "tag:yaml.org,2002:seq",
+}
+
+
+# YAML forbids `{` and `}` in plain scalars inside flow mappings, yet `{units: ${width}}` is how
+# people write specs. Before parsing, each `${name}` becomes `$⦃name⦄` (same length, so columns
+# stay true), and every string is turned back after parsing.
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][\w.\-]*)\}")
+_OPEN, _CLOSE = "\u2983", "\u2984"
+
+
+def _protect(text: str) -> str:
+    return _PLACEHOLDER.sub(lambda m: f"${_OPEN}{m.group(1)}{_CLOSE}", text)
+
+
+def _unprotect(value: str) -> str:
+    return value.replace("$" + _OPEN, "${").replace(_CLOSE, "}")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-4` as a float, as YAML 1.2 and every Keras user expect."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*)?(?:\.\d*)?[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+@dataclass
+class Positions:
+    """Where each value (and each mapping key) of a document stands in its source."""
+
+    file: str
+    values: dict[Path, Location] = field(default_factory=dict)
+    keys: dict[Path, Location] = field(default_factory=dict)
+
+    def of(self, path: Path, key: bool = False) -> Location | None:
+        """The location of `path`, or of its nearest recorded ancestor."""
+        table = self.keys if key else self.values
+        path = tuple(path)
+        while path:
+            if path in table:
+                return table[path]
+            if key and path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return self.values.get((), None)
+
+    def key_of(self, path: Path) -> Location | None:
+        return self.of(path, key=True)
+
+    def merge(self, other: Positions, prefix: Path = ()) -> None:
+        for p, loc in other.values.items():
+            self.values[prefix + p] = loc
+        for p, loc in other.keys.items():
+            self.keys[prefix + p] = loc
+
+
+@dataclass
+class Source:
+    """A loaded YAML document: its data, its text and the positions of its values."""
+
+    file: str
+    text: str
+    data: Any
+    positions: Positions
+
+
+def _location(file: str, node: yaml.Node) -> Location:
+    start, end = node.start_mark, node.end_mark
+    length = end.column - start.column if end.line == start.line else 1
+    return Location(file, start.line + 1, start.column + 1, max(1, length))
+
+
+def parse(text: str, file: str = "<string>") -> Source:
+    """Parse YAML text into plain data with positions; raise `SpecErrors` on any problem."""
+    sources = {file: text}
+    if len(text.encode("utf-8", "replace")) > MAX_BYTES:
+        raise SpecErrors.single(
+            f"file is {len(text.encode('utf-8', 'replace')):,} bytes; a spec may have at most "
+            f"{MAX_BYTES:,}",
+            Location(file, 1, 1),
+            sources=sources,
+        )
+    try:
+        root = yaml.compose(_protect(text), Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = Location(file, mark.line + 1, mark.column + 1) if mark else None
+        message = exc.problem or exc.context or "invalid YAML"
+        raise SpecErrors.single(f"invalid YAML: {message}", loc, sources=sources) from None
+    except yaml.YAMLError as exc:
+        raise SpecErrors.single(f"invalid YAML: {exc}", Location(file, 1, 1), sources=sources) from None
+    positions = Positions(file)
+    diagnostics = Diagnostics(sources=sources)
+    if root is None:
+        return Source(file, text, None, positions)
+    converter = _Converter(file, positions, diagnostics)
+    data = converter.convert(root, ())
+    diagnostics.raise_if_errors()
+    return Source(file, text, data, positions)
+
+
+class _Converter:
+    def __init__(self, file: str, positions: Positions, diagnostics: Diagnostics):
+        self.file = file
+        self.positions = positions
+        self.diagnostics = diagnostics
+        self.visited = 0
+        self.constructor = _Loader("")
+
+    def convert(self, node: yaml.Node, path: Path) -> Any:
+        self.visited += 1
+        if self.visited > MAX_NODES:
+            raise SpecErrors.single(
+                f"document expands to more than {MAX_NODES:,} values (aliases included)",
+                _location(self.file, node),
+                hint="a spec this large is almost certainly an alias bomb",
+                sources=self.diagnostics.sources,
+            )
+        self.positions.values.setdefault(path, _location(self.file, node))
+        if node.tag not in _STANDARD_TAGS:
+            self.diagnostics.error(
+                f"YAML tag '{node.tag}' is not allowed: a spec is data and cannot construct objects",
+                _location(self.file, node),
+            )
+            return None
+        if isinstance(node, yaml.ScalarNode):
+            value = self.constructor.construct_object(node)
+            return _unprotect(value) if isinstance(value, str) and _OPEN in value else value
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+        result: dict = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self.diagnostics.error("YAML merge keys ('<<') are not supported in specs",
+                                       _location(self.file, key_node))
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.diagnostics.error("a mapping key must be a plain name", _location(self.file, key_node))
+                continue
+            key = self.constructor.construct_object(key_node)
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                key = str(key_node.value)
+            if key in result:
+                first = self.positions.keys.get(path + (key,))
+                where = f" (first at line {first.line})" if first else ""
+                self.diagnostics.error(f"duplicate key '{key}'{where}", _location(self.file, key_node))
+                continue
+            self.positions.keys[path + (key,)] = _location(self.file, key_node)
+            result[key] = self.convert(value_node, path + (key,))
+        return result
