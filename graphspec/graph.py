@@ -8,7 +8,7 @@ graph is of calls, not of layer instances, which is why sharing can never create
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import networkx as nx
 
@@ -27,7 +27,7 @@ def build_graph(spec: Spec) -> nx.DiGraph:
     graph = nx.DiGraph()
     for order, name in enumerate(spec.inputs):
         graph.add_node(name, kind="input", order=order)
-    for order, (name, node) in enumerate(spec.layers.items(), start=len(spec.inputs)):
+    for order, name in enumerate(spec.layers, start=len(spec.inputs)):
         graph.add_node(name, kind="layer", order=order)
     for name, node in spec.layers.items():
         for reference, _ in node.references():
@@ -65,7 +65,7 @@ def check_cycles(ctx: Context, graph: nx.DiGraph) -> None:
 
 def check_outputs_reached(ctx: Context, graph: nx.DiGraph) -> None:
     inputs = set(ctx.spec.inputs)
-    for name, target in zip(ctx.spec.outputs, output_nodes(ctx.spec)):
+    for name, target in zip(ctx.spec.outputs, output_nodes(ctx.spec), strict=False):
         if target in graph and not (nx.ancestors(graph, target) | {target}) & inputs:
             ctx.error(f"output '{name}' is not reached from any input (graph disconnected)",
                       ("outputs", name), key=True)

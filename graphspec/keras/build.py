@@ -161,7 +161,7 @@ class _Builder:
                 refs = inbound if isinstance(inbound, list) else [inbound]
                 tensors = [self.resolve(r, name) for r in refs]
                 if nested is not None:
-                    out = layer(dict(zip(nested.spec.inputs, tensors)), **call_kwargs)
+                    out = layer(dict(zip(nested.spec.inputs, tensors, strict=False)), **call_kwargs)
                 else:
                     out = layer(tensors if isinstance(inbound, list) else tensors[0], **call_kwargs)
         except SpecErrors:

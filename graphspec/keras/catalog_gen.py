@@ -112,13 +112,11 @@ def generate() -> dict:
         for name, cls in sorted(_classes(keras.callbacks, keras.callbacks.Callback).items())
         if name not in ("Callback", "CallbackList", "History", "ProgbarLogger", "LambdaCallback")
     }
-    loss_names = sorted(
-        n for n, obj in losses_module.ALL_OBJECTS_DICT.items()
-        if not inspect.isclass(obj) and n[0].islower()
-    )
-    # compile() understands these strings itself, beyond the registered metric functions.
+    # Every string `keras.losses.get` / `keras.metrics.get` resolves, functions and classes.
+    loss_names = sorted(n for n in losses_module.ALL_OBJECTS_DICT if n not in ("Loss", "LossFunctionWrapper"))
+    # compile() understands these strings itself, beyond the registered metrics.
     metric_names = sorted(
-        {n for n, obj in metrics_module.ALL_OBJECTS_DICT.items() if not inspect.isclass(obj)}
+        {n for n in metrics_module.ALL_OBJECTS_DICT if n not in ("Metric", "MeanMetricWrapper")}
         | {"accuracy", "acc", "crossentropy", "ce"}
     )
     return {

@@ -6,8 +6,9 @@ Graph-shaped checks (cycles, reachability) are in `graphspec/graph.py`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from graphspec.errors import Diagnostics, did_you_mean
 from graphspec.spec import catalog
@@ -53,7 +54,7 @@ def check_layer_types(ctx: Context) -> None:
 
 def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple, what: str) -> None:
     """Check one `{type: ..., args...}` layer, nested layer arguments included."""
-    entry = catalog.layer(type_name)
+    entry = None if type_name in catalog.UNSAFE_LAYERS else catalog.layer(type_name)
     if entry is None:
         aliases = catalog.catalog()["layer_aliases"]
         if type_name in aliases:
@@ -69,13 +70,16 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
         ctx.error(message, path + ("type",), hint=hint)
         return
     known = set(entry["args"])
+    misspelt = set()
     for arg, value in args.items():
         if arg == "name":
             ctx.error(f"{what} sets 'name': a node's name is its key in the spec",
                       path + (arg,), key=True)
         elif arg not in known:
-            ctx.error(f"{what}: {type_name} has no argument '{arg}'", path + (arg,), key=True,
-                      hint=did_you_mean(arg, known))
+            hint = did_you_mean(arg, known)
+            if hint:
+                misspelt.add(hint.split("'")[1])
+            ctx.error(f"{what}: {type_name} has no argument '{arg}'", path + (arg,), key=True, hint=hint)
         elif arg in catalog.LAYER_VALUED_ARGS and isinstance(value, dict):
             inner = dict(value)
             inner_type = inner.pop("type", None)
@@ -83,8 +87,8 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
                 ctx.error(f"{what}: '{arg}' needs a 'type' naming a Keras layer", path + (arg,))
             else:
                 _check_typed(ctx, inner_type, inner, path + (arg,), f"{what}'s {arg}")
-    missing = [a for a in entry["required"] if a not in args and a not in catalog.LAYER_VALUED_ARGS]
-    missing += [a for a in entry["required"] if a in catalog.LAYER_VALUED_ARGS and a not in args]
+    # A required argument that is only misspelt was reported above, with its correct spelling.
+    missing = [a for a in entry["required"] if a not in args and a not in misspelt]
     for arg in missing:
         ctx.error(f"{what}: {type_name} needs argument '{arg}'", path, key=True)
 

@@ -96,7 +96,7 @@ def _load_file(path: Path, overrides, chain: tuple[Path, ...]) -> LoadedSpec:
 
 def _load_text(text: str, file: str, path: Path | None, overrides, chain) -> LoadedSpec:
     source = parse(text, file)
-    diagnostics = Diagnostics(sources={file: text})
+    diagnostics = source.diagnostics
     positions = source.positions
     data = source.data
     if not isinstance(data, dict):
@@ -112,7 +112,6 @@ def _load_text(text: str, file: str, path: Path | None, overrides, chain) -> Loa
             diagnostics.error(f"param '{name}' uses another param; params are plain values",
                               positions.of(("params", name)))
     data = params_module.substitute(data, params, positions, diagnostics)
-    diagnostics.raise_if_errors()
 
     try:
         spec = Spec.model_validate(data)
@@ -206,7 +205,10 @@ def _message(error: dict, path: tuple, value: Any) -> tuple[str, str | None, boo
                 ("allowed keys: " + ", ".join(allowed) if allowed else None), True)
     if kind == "literal_error" and path == ("graphspec",):
         return (f"unsupported format version {value!r}; this graphspec reads version 1", None, False)
-    message = error["msg"]
+    if path and path[-1] in _UNION_MESSAGES and kind not in ("missing", "extra_forbidden"):
+        return f"{where}: {_UNION_MESSAGES[path[-1]]}", None, False
+    message = error["msg"].replace("Input should be a valid ", "should be a ")
+    message = message.replace("Input should be ", "should be ")
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     elif message.startswith("Assertion failed, "):
@@ -214,6 +216,14 @@ def _message(error: dict, path: tuple, value: Any) -> tuple[str, str | None, boo
     else:
         message = message[0].lower() + message[1:]
     return f"{where}: {message}" if where else message, None, False
+
+
+# Fields whose type is a union: pydantic reports one error per member; one sentence says it all.
+_UNION_MESSAGES = {
+    "in": "should be a node name, a list of node names, or a mapping of call arguments to node names",
+    "loss": "should be a loss name or {type: LossClass, ...arguments}",
+    "optimizer": "should be an optimizer name or {type: OptimizerClass, ...arguments}",
+}
 
 
 def _allowed_keys(parent: tuple, model) -> list[str]:

@@ -90,12 +90,17 @@ class Positions:
 
 @dataclass
 class Source:
-    """A loaded YAML document: its data, its text and the positions of its values."""
+    """A loaded YAML document: its data, its text and the positions of its values.
+
+    `diagnostics` holds problems that do not stop reading (a duplicate key keeps its first
+    value, a forbidden tag reads as null), so later checks still report everything else.
+    """
 
     file: str
     text: str
     data: Any
     positions: Positions
+    diagnostics: Diagnostics
 
 
 def _location(file: str, node: yaml.Node) -> Location:
@@ -105,7 +110,11 @@ def _location(file: str, node: yaml.Node) -> Location:
 
 
 def parse(text: str, file: str = "<string>") -> Source:
-    """Parse YAML text into plain data with positions; raise `SpecErrors` on any problem."""
+    """Parse YAML text into plain data with positions.
+
+    Raises `SpecErrors` when the text is not YAML at all; other problems are collected in the
+    returned source's `diagnostics`.
+    """
     sources = {file: text}
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
         raise SpecErrors.single(
@@ -126,11 +135,9 @@ def parse(text: str, file: str = "<string>") -> Source:
     positions = Positions(file)
     diagnostics = Diagnostics(sources=sources)
     if root is None:
-        return Source(file, text, None, positions)
-    converter = _Converter(file, positions, diagnostics)
-    data = converter.convert(root, ())
-    diagnostics.raise_if_errors()
-    return Source(file, text, data, positions)
+        return Source(file, text, None, positions, diagnostics)
+    data = _Converter(file, positions, diagnostics).convert(root, ())
+    return Source(file, text, data, positions, diagnostics)
 
 
 class _Converter:

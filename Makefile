@@ -1,0 +1,49 @@
+# Everything a fresh Debian machine needs: `make demo` and `make test` set up the rest.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+# The CPU build of TensorFlow is a quarter of the size; a GPU machine installs
+# `pip install -e '.[tensorflow]' 'tensorflow[and-cuda]'` instead (see the README).
+TF_EXTRA ?= tensorflow-cpu
+
+.PHONY: demo test lint bench catalog schema graphviz clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[$(TF_EXTRA),test]'
+	touch $(STAMP)
+
+# Graphviz's `dot` renders plots. Installed with apt-get where we are root on Debian; elsewhere
+# `graphspec plot` says how to install it, and .dot output needs none.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) || echo "note: could not install graphviz"; \
+	  else echo "note: Graphviz's dot is not installed; plots to .png/.svg/.pdf need it"; fi; }
+
+demo: $(STAMP) graphviz
+	$(BIN)/graphspec validate specs/*.yaml
+	$(BIN)/graphspec build specs/book_social_media.yaml
+
+test: $(STAMP) graphviz
+	$(BIN)/ruff check graphspec tests bench
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check graphspec tests bench
+	$(BIN)/ruff format --check graphspec tests bench
+
+bench: $(STAMP) graphviz
+	$(BIN)/python bench/run.py
+
+# Regenerate the Keras catalog and the JSON Schema after upgrading Keras or changing the format.
+catalog: $(STAMP)
+	$(BIN)/python -m graphspec.keras.catalog_gen
+
+schema: $(STAMP)
+	$(BIN)/graphspec schema > schemas/graphspec.schema.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache runs

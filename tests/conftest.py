@@ -1,0 +1,31 @@
+"""Shared test set-up: run from the repository root, keep TensorFlow quiet, free Keras state."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _repository_root(monkeypatch):
+    """Relative paths in specs and expected messages are relative to the repository root."""
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    """Write dedented YAML to a file in a temporary folder and return its path."""
+
+    def write(text: str, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    return write

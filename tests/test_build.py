@@ -1,0 +1,265 @@
+"""The builder: each construct of the format becomes exactly the Keras model written by hand."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import graphspec
+from graphspec import SpecErrors
+
+
+def build(text: str, **kwargs) -> keras.Model:
+    return graphspec.load(text, **kwargs).build()
+
+
+def test_named_call_arguments_feed_multi_head_attention():
+    model = build("""
+graphspec: 1
+name: attention
+inputs:
+  x: {shape: [10, 16]}
+  ctx: {shape: [12, 16]}
+layers:
+  attn: {type: MultiHeadAttention, num_heads: 2, key_dim: 8, in: {query: x, value: ctx}}
+outputs:
+  attn: {loss: mse}
+""")
+    x, ctx = keras.Input((10, 16)), keras.Input((12, 16))
+    reference = keras.Model([x, ctx], keras.layers.MultiHeadAttention(num_heads=2, key_dim=8)(x, ctx))
+    assert model.count_params() == reference.count_params()
+    assert model.outputs[0].shape == (None, 10, 16)
+
+
+def test_one_tensor_is_picked_out_of_a_node_with_several():
+    model = build("""
+graphspec: 1
+name: states
+inputs:
+  x: {shape: [null, 4]}
+layers:
+  seq: {type: LSTM, units: 3, return_state: true, in: x}
+  state: {type: Dense, units: 2, in: "seq[2]"}
+outputs:
+  state: {loss: mse}
+""")
+    dense = model.get_layer("state")
+    lstm = model.get_layer("seq")
+    # seq[2] is the cell state: the Dense reads the LSTM's third output.
+    assert dense.input is lstm.output[2]
+
+
+def test_call_arguments_are_passed_at_call_time():
+    model = build("""
+graphspec: 1
+name: mc_dropout
+inputs:
+  x: {shape: [64]}
+layers:
+  drop: {type: Dropout, rate: 0.5, in: x, call: {training: true}}
+outputs:
+  drop: {loss: mse}
+""")
+    ones = np.ones((4, 64), "float32")
+    out = keras.ops.convert_to_numpy(model({"x": ones})["drop"])
+    # Dropout in training mode zeroes about half the units even at inference.
+    assert 0.2 < (out == 0).mean() < 0.8
+
+
+def test_a_shared_layer_is_one_instance_called_twice():
+    model = build("""
+graphspec: 1
+name: siamese
+inputs:
+  left: {shape: [null, 8]}
+  right: {shape: [null, 8]}
+layers:
+  left_vec: {type: LSTM, units: 4, in: left}
+  right_vec: {share: left_vec, in: right}
+  merged: {type: Concatenate, in: [left_vec, right_vec]}
+  y: {type: Dense, units: 1, activation: sigmoid, in: merged}
+outputs:
+  y: {loss: binary_crossentropy}
+""")
+    names = [layer.name for layer in model.layers]
+    assert "right_vec" not in names
+    assert len(model.get_layer("left_vec")._inbound_nodes) == 2
+    lstm = keras.layers.LSTM(4)
+    lstm.build((None, None, 8))
+    assert model.count_params() == lstm.count_params() + (8 + 1)
+
+
+def test_a_spec_file_is_used_as_a_layer(write_spec):
+    write_spec("""
+        graphspec: 1
+        name: encoder
+        inputs:
+          tokens: {shape: [6]}
+        layers:
+          hidden: {type: Dense, units: 5, in: tokens}
+        outputs:
+          hidden: {}
+        """, "encoder.yaml")
+    main = write_spec("""
+        graphspec: 1
+        name: main
+        inputs:
+          x: {shape: [6]}
+        layers:
+          enc: {spec: encoder.yaml, in: x}
+          y: {type: Dense, units: 1, in: enc}
+        outputs:
+          y: {loss: mse}
+        """, "main.yaml")
+    model = graphspec.load(main).build()
+    nested = model.get_layer("enc")
+    assert isinstance(nested, keras.Model)
+    assert nested.count_params() == 6 * 5 + 5
+    assert model.count_params() == 35 + 6
+
+
+def test_an_output_taken_from_another_node_keeps_its_own_name():
+    model = build("""
+graphspec: 1
+name: named
+inputs:
+  x: {shape: [4]}
+layers:
+  h: {type: Dense, units: 3, in: x}
+outputs:
+  score: {from: h, loss: mse}
+""")
+    assert model.output_names == ["score"]
+    assert model.get_compile_config()["loss"] == {"score": "mse"}
+
+
+def test_losses_weights_and_metrics_are_compiled_per_output():
+    model = build("""
+graphspec: 1
+name: heads
+inputs:
+  x: {shape: [4]}
+layers:
+  age: {type: Dense, units: 1, in: x}
+  gender: {type: Dense, units: 1, activation: sigmoid, in: x}
+outputs:
+  age: {loss: mse, weight: 0.25}
+  gender: {loss: binary_crossentropy, weight: 10.0, metrics: [accuracy]}
+compile:
+  optimizer: {type: Adam, learning_rate: 0.01}
+""")
+    config = model.get_compile_config()
+    assert config["loss"] == {"age": "mse", "gender": "binary_crossentropy"}
+    assert config["loss_weights"] == {"age": 0.25, "gender": 10.0}
+    assert config["metrics"] == {"gender": ["accuracy"]}
+    assert model.optimizer.__class__.__name__ == "Adam"
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+
+
+def test_a_nested_layer_argument_builds_the_inner_layer():
+    model = build("""
+graphspec: 1
+name: bidirectional
+inputs:
+  x: {shape: [null, 8]}
+layers:
+  rnn: {type: Bidirectional, layer: {type: LSTM, units: 4}, merge_mode: sum, in: x}
+outputs:
+  rnn: {loss: mse}
+""")
+    reference = keras.layers.Bidirectional(keras.layers.LSTM(4), merge_mode="sum")
+    reference.build((None, None, 8))
+    assert model.count_params() == reference.count_params()
+    assert model.outputs[0].shape == (None, 4)
+
+
+def test_initializer_and_regularizer_configs_are_keras_objects():
+    model = build("""
+graphspec: 1
+name: regularized
+inputs:
+  x: {shape: [4]}
+layers:
+  y: {type: Dense, units: 2, kernel_regularizer: {type: L2, l2: 0.5},
+      kernel_initializer: {type: Constant, value: 1.0}, in: x}
+outputs:
+  y: {loss: mse}
+""")
+    layer = model.get_layer("y")
+    assert np.all(keras.ops.convert_to_numpy(layer.kernel) == 1.0)
+    assert layer.kernel_regularizer.get_config() == {"l2": 0.5}
+
+
+def test_a_node_that_leads_nowhere_is_a_warning_and_is_not_built():
+    loaded = graphspec.load("""
+graphspec: 1
+name: dead
+inputs:
+  x: {shape: [4]}
+layers:
+  unused: {type: Dense, units: 3, in: x}
+  y: {type: Dense, units: 1, in: x}
+outputs:
+  y: {loss: mse}
+""")
+    assert [w.message for w in loaded.warnings] == [
+        "layer 'unused' leads to no output and will not be built"
+    ]
+    assert "unused" not in [layer.name for layer in loaded.build().layers]
+
+
+def test_a_keras_error_is_reported_at_the_node_that_caused_it():
+    with pytest.raises(SpecErrors) as info:
+        build("""
+graphspec: 1
+name: shapes
+inputs:
+  a: {shape: [4]}
+  b: {shape: [5]}
+layers:
+  total: {type: Add, in: [a, b]}
+outputs:
+  total: {loss: mse}
+""")
+    (diagnostic,) = info.value.diagnostics.errors
+    assert str(diagnostic.location) == "<string>:8:3"
+    assert diagnostic.message.startswith("layer 'total' (Add): ")
+    assert "Inputs have incompatible shapes" in diagnostic.message
+
+
+def test_a_bad_argument_value_is_reported_at_its_node():
+    with pytest.raises(SpecErrors) as info:
+        build("""
+graphspec: 1
+name: values
+inputs:
+  x: {shape: [4]}
+layers:
+  y: {type: Dense, units: -3, in: x}
+outputs:
+  y: {loss: mse}
+""")
+    (diagnostic,) = info.value.diagnostics.errors
+    assert str(diagnostic.location) == "<string>:7:3"
+    assert diagnostic.message.startswith("layer 'y' (Dense): ")
+    assert "units" in diagnostic.message
+
+
+def test_inputs_and_outputs_are_named_as_in_the_spec():
+    model = build("""
+graphspec: 1
+name: names
+inputs:
+  text: {shape: [null], dtype: int32}
+layers:
+  embed: {type: Embedding, input_dim: 10, output_dim: 2, in: text}
+  pooled: {type: GlobalAveragePooling1D, in: embed}
+  answer: {type: Dense, units: 3, in: pooled}
+outputs:
+  answer: {loss: mse}
+""")
+    assert [t.name for t in model.inputs] == ["text"]
+    assert model.inputs[0].dtype == "int32"
+    assert model.output_names == ["answer"]
+    assert model.name == "names"

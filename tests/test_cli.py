@@ -1,0 +1,100 @@
+"""The command line: what each command prints, writes and exits with."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+from typer.testing import CliRunner
+
+import graphspec
+from graphspec.cli import app
+
+runner = CliRunner()
+TINY = """
+graphspec: 1
+name: tiny
+params: {width: 3}
+inputs:
+  x: {shape: [4]}
+layers:
+  h: {type: Dense, units: ${width}, in: x}
+  y: {type: Dense, units: 1, in: h}
+outputs:
+  y: {loss: mse}
+"""
+
+
+def test_version_prints_the_package_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"graphspec {graphspec.__version__}\n"
+
+
+def test_validate_reports_each_valid_spec(write_spec):
+    path = write_spec(TINY)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0
+    assert result.stdout == f"{path}: ok (1 inputs, 2 layers, 1 outputs)\n"
+
+
+def test_validate_exits_2_when_any_spec_is_invalid(write_spec):
+    good = write_spec(TINY, "good.yaml")
+    bad = write_spec(TINY.replace("units: 1", "unitz: 1"), "bad.yaml")
+    result = runner.invoke(app, ["validate", str(good), str(bad)])
+    assert result.exit_code == 2
+    assert f"{good}: ok" in result.stdout
+    assert f"{bad}:8:20: error: layer 'y': Dense has no argument 'unitz'" in result.stderr
+
+
+def test_validate_of_a_missing_file_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["validate", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: no such file: {tmp_path / 'nope.yaml'}\n1 error\n"
+
+
+def test_build_prints_the_keras_summary_with_overrides(write_spec):
+    result = runner.invoke(app, ["build", str(write_spec(TINY)), "--set", "width=5"])
+    assert result.exit_code == 0, result.output
+    assert "Total params: 31" in result.stdout  # 4*5+5 + 5*1+1
+    assert "h (Dense)" in result.stdout
+
+
+def test_build_saves_a_model_that_keras_loads(write_spec, tmp_path):
+    out = tmp_path / "tiny.keras"
+    result = runner.invoke(app, ["build", str(write_spec(TINY)), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    model = keras.models.load_model(out)
+    assert model.count_params() == 4 * 3 + 3 + 3 + 1
+    assert sorted(p.name for p in out.parent.iterdir()) == ["spec.yaml", "tiny.keras"]
+
+
+def test_build_writes_nothing_when_the_spec_is_invalid(write_spec, tmp_path):
+    out = tmp_path / "model.keras"
+    spec = write_spec(TINY.replace("in: h", "in: [x, h]").replace("Dense, units: 1", "Add"))
+    result = runner.invoke(app, ["build", str(spec), "-o", str(out)])
+    assert result.exit_code == 2
+    assert "layer 'y' (Add): " in result.stderr
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+
+
+def test_python_m_graphspec_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "graphspec", "--version"], capture_output=True, text=True)
+    assert result.stdout == f"graphspec {graphspec.__version__}\n"
+
+
+def test_validate_never_imports_tensorflow_or_keras(tmp_path):
+    # Stand-in packages that fail on import: validate must finish without touching them.
+    for name in ("tensorflow", "keras"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"raise ImportError('{name} was imported')")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    specs = sorted(str(p) for p in Path("specs").glob("*.yaml"))
+    result = subprocess.run([sys.executable, "-m", "graphspec", "validate", *specs],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": ok (") == len(specs)
