@@ -140,7 +140,7 @@ def _call_arguments(ctx: Context, name: str) -> list[str] | None:
 
 def check_references(ctx: Context) -> None:
     spec = ctx.spec
-    known = list(spec.inputs) + list(spec.layers)
+    known = set(spec.inputs) | set(spec.layers)
     for name, node in spec.layers.items():
         call_args = _call_arguments(ctx, name)
         if isinstance(node.inbound, dict) and call_args is not None:
@@ -169,7 +169,7 @@ def check_references(ctx: Context) -> None:
                       hint=hint or "name a layer, or say which with 'from:'")
 
 
-def _check_reference(ctx: Context, reference: Any, path: tuple, what: str, known: list[str]) -> None:
+def _check_reference(ctx: Context, reference: Any, path: tuple, what: str, known: set[str]) -> None:
     match = REFERENCE.match(reference) if isinstance(reference, str) else None
     if match is None:
         ctx.error(f"{what} '{reference}', which is not a reference", path,
@@ -177,7 +177,8 @@ def _check_reference(ctx: Context, reference: Any, path: tuple, what: str, known
         return
     target, index = match.group("node"), match.group("index")
     if target not in known:
-        ctx.error(f"{what} '{target}', which is not defined", path, hint=did_you_mean(target, known))
+        ctx.error(f"{what} '{target}', which is not defined", path,
+                  hint=did_you_mean(target, sorted(known)))
         return
     if index is None or index.lstrip("-").isdigit():
         return
