@@ -34,6 +34,10 @@ SetOption = Annotated[
                       "(layers.dense.units=64, compile.optimizer.learning_rate=0.01). Repeatable."),
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+MaxParamsOption = Annotated[int, typer.Option(
+    "--max-params", metavar="N",
+    help="Refuse a model with more parameters than this, before allocating any weight.")]
+DEFAULT_MAX_PARAMS = 1_000_000_000
 
 
 def _version(value: bool) -> None:
@@ -101,6 +105,7 @@ def build(
     overrides: SetOption = None,
     expand_nested: Annotated[bool, typer.Option(
         help="Show the layers of nested models in the summary.")] = False,
+    max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
     debug: DebugOption = False,
 ) -> None:
     """Build the Keras model and print its summary: shapes, parameters per layer, totals."""
@@ -114,7 +119,7 @@ def build(
         loaded = load(spec, overrides or [])
         if loaded.warnings:
             typer.echo(loaded.diagnostics.render(), err=True)
-        model = loaded.build()
+        model = loaded.build(max_params=max_params)
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
     model.summary(expand_nested=expand_nested)

@@ -263,3 +263,42 @@ outputs:
     assert model.inputs[0].dtype == "int32"
     assert model.output_names == ["answer"]
     assert model.name == "names"
+
+
+def test_a_model_over_the_parameter_budget_fails_before_allocating_weights():
+    # A Dense of 10^12 weights would need 4 TB: the budget check must come before allocation.
+    with pytest.raises(SpecErrors) as info:
+        build("""
+graphspec: 1
+name: huge
+inputs:
+  x: {shape: [1000000]}
+layers:
+  big: {type: Dense, units: 1000000, in: x}
+outputs:
+  big: {loss: mse}
+""")
+    (diagnostic,) = info.value.diagnostics.errors
+    assert str(diagnostic.location) == "<string>:7:3"
+    assert diagnostic.message == (
+        "the model has 1,000,001,000,000 parameters, over the budget of 1,000,000,000; "
+        "layer 'big' alone has 1,000,001,000,000"
+    )
+
+
+def test_the_parameter_budget_is_adjustable_and_the_next_build_is_unaffected():
+    text = """
+graphspec: 1
+name: small
+inputs:
+  x: {shape: [10]}
+layers:
+  y: {type: Dense, units: 10, in: x}
+outputs:
+  y: {loss: mse}
+"""
+    with pytest.raises(SpecErrors):
+        graphspec.load(text).build(max_params=100)
+    model = graphspec.load(text).build(max_params=110)
+    assert model.count_params() == 110
+    assert all(v.value is not None for v in model.variables)

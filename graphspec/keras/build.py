@@ -24,13 +24,60 @@ if TYPE_CHECKING:
 _MAX_MESSAGE = 400
 
 
-def build_model(loaded: LoadedSpec, compile: bool = True) -> keras.Model:
+DEFAULT_MAX_PARAMS = 1_000_000_000
+
+
+def build_model(loaded: LoadedSpec, compile: bool = True,
+                max_params: int | None = DEFAULT_MAX_PARAMS) -> keras.Model:
     """The functional model of `loaded`, with inputs and outputs as dicts named as in the spec."""
+    return build_model_and_tensors(loaded, compile=compile, max_params=max_params)[0]
+
+
+def build_model_and_tensors(
+    loaded: LoadedSpec, compile: bool = True, max_params: int | None = DEFAULT_MAX_PARAMS
+) -> tuple[keras.Model, dict[str, Any]]:
+    """The model, and the symbolic tensor(s) each input and layer node of the spec produced.
+
+    A node's value is one KerasTensor, a list of them (a layer with several outputs) or a dict
+    (a nested spec's named outputs). Plots read their shapes; the activation logger outputs them.
+
+    With `max_params`, the model is first wired with its weights declared but not allocated,
+    so a spec asking for 10^12 parameters fails in a second, naming the layer to blame, instead
+    of exhausting memory.
+    """
     builder = _Builder(loaded)
-    model = builder.model()
+    if max_params is None:
+        model = builder.model()
+    else:
+        from keras.src.backend.common import global_state
+        from keras.src.backend.common.variables import initialize_all_variables
+
+        try:
+            with keras.StatelessScope(initialize_variables=False):
+                model = builder.model()
+            _check_budget(model, loaded, max_params)
+        except BaseException:
+            # Forget the declared weights, or the next model built would allocate them.
+            global_state.set_global_attribute("uninitialized_variables", [])
+            raise
+        initialize_all_variables()
     if compile:
         compile_model(model, loaded)
-    return model
+    return model, dict(builder.tensors)
+
+
+def _check_budget(model: keras.Model, loaded: LoadedSpec, max_params: int) -> None:
+    total = model.count_params()
+    if total <= max_params:
+        return
+    largest = max(model.layers, key=lambda layer: layer.count_params())
+    raise SpecErrors.single(
+        f"the model has {total:,} parameters, over the budget of {max_params:,}; "
+        f"layer '{largest.name}' alone has {largest.count_params():,}",
+        loaded.location("layers", largest.name, key=True),
+        hint="raise the budget with --max-params if this is meant",
+        sources=loaded.diagnostics.sources,
+    )
 
 
 def _keras_message(exc: BaseException) -> str:
@@ -110,7 +157,7 @@ class _Builder:
         if node.share is not None:
             layer = self.instance(node.share)
         elif node.spec is not None:
-            layer = build_model(self.loaded.nested[name], compile=False)
+            layer = _Builder(self.loaded.nested[name]).model()
             layer.name = name
         else:
             try:

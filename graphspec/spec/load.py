@@ -49,14 +49,16 @@ class LoadedSpec:
         """Where a value of the spec (`"layers", "dense", "units"`) is written."""
         return self.positions.of(tuple(path), key=key)
 
-    def build(self, compile: bool = True) -> keras.Model:
+    def build(self, compile: bool = True, max_params: int | None = 1_000_000_000) -> keras.Model:
         """The Keras functional model this spec describes, compiled unless `compile=False`.
 
-        Raises `SpecErrors` pointing at the node whose layer Keras refused.
+        Raises `SpecErrors` pointing at the node whose layer Keras refused, or at the largest
+        layer when the model has more than `max_params` parameters (checked before any weight
+        is allocated; None for no limit).
         """
         from graphspec.keras.build import build_model
 
-        return build_model(self, compile=compile)
+        return build_model(self, compile=compile, max_params=max_params)
 
     def resolved(self) -> dict:
         """The spec's data after params and overrides, as plain YAML-ready data."""
