@@ -20,6 +20,7 @@ Path = tuple  # keys and list indices from the document root to a value
 
 MAX_BYTES = 5_000_000
 MAX_NODES = 1_000_000  # values visited, aliases counted each time: stops "billion laughs"
+MAX_DEPTH = 64  # nesting of mappings and lists; a real spec needs about 6
 
 _STANDARD_TAGS = {
     "tag:yaml.org,2002:str",
@@ -127,6 +128,14 @@ def parse(text: str, file: str = "<string>") -> Source:
             Location(file, 1, 1),
             sources=sources,
         )
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise SpecErrors.single("file contains a NUL byte: a spec is text", Location(file, line, 1),
+                                sources=sources)
+    depth = _max_flow_depth(text)
+    if depth > MAX_DEPTH:
+        raise SpecErrors.single(f"values nest {depth} deep; a spec may nest at most {MAX_DEPTH}",
+                                Location(file, 1, 1), sources=sources)
     try:
         root = yaml.compose(_protect(text), Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -138,6 +147,9 @@ def parse(text: str, file: str = "<string>") -> Source:
             context = exc.context_mark
             hint = f"{exc.context}, which starts at line {context.line + 1}, column {context.column + 1}"
         raise SpecErrors.single(f"invalid YAML: {message}", loc, hint=hint, sources=sources) from None
+    except RecursionError:
+        raise SpecErrors.single(f"values nest too deep; a spec may nest at most {MAX_DEPTH}",
+                                Location(file, 1, 1), sources=sources) from None
     except yaml.YAMLError as exc:
         raise SpecErrors.single(f"invalid YAML: {exc}", Location(file, 1, 1), sources=sources) from None
     positions = Positions(file)
@@ -146,6 +158,22 @@ def parse(text: str, file: str = "<string>") -> Source:
         return Source(file, text, None, positions, diagnostics)
     data = _Converter(file, positions, diagnostics).convert(root, ())
     return Source(file, text, data, positions, diagnostics)
+
+
+def _max_flow_depth(text: str) -> int:
+    """An upper bound on the nesting of flow collections (`[[[...]]]`), found without parsing.
+
+    The YAML composer recurses once per level, so a file of 100,000 `[` would exhaust Python's
+    stack before any check of ours could run; this scan is the check that runs first.
+    """
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}" and depth:
+            depth -= 1
+    return deepest
 
 
 class _Converter:
@@ -158,6 +186,9 @@ class _Converter:
 
     def convert(self, node: yaml.Node, path: Path) -> Any:
         self.visited += 1
+        if len(path) > MAX_DEPTH:
+            raise SpecErrors.single(f"values nest more than {MAX_DEPTH} deep",
+                                    _location(self.file, node), sources=self.diagnostics.sources)
         if self.visited > MAX_NODES:
             raise SpecErrors.single(
                 f"document expands to more than {MAX_NODES:,} values (aliases included)",
