@@ -6,9 +6,12 @@ in one run. Only the CLI renders them; the library raises `SpecErrors` carrying 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
 MAX_SHOWN = 50
+# A quoted name with dots: in a message about a block's line, the name of one expanded node.
+_EXPANDED_NAME = re.compile(r"'[A-Za-z_][\w\-]*(?:\.[\w\-]+)+'")
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,9 @@ class Location:
     line: int
     col: int
     length: int = 1
+    # A value made by expanding a block: each block use it came through, innermost first, as
+    # (what the use is, where it is written). Rendered as notes; ignored when comparing places.
+    expansion: tuple[tuple[str, Location], ...] = field(default=(), compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
@@ -32,6 +38,8 @@ class Diagnostic:
     location: Location | None = None
     hint: str | None = None
     severity: str = "error"
+    # How many other expansions of the same block line had the same problem (shown as a note).
+    repeats: int = 0
 
     def render(self, sources: dict[str, str] | None = None) -> str:
         """The compiler-style text: `file:line:col: error: message`, the line, a caret, a hint."""
@@ -41,12 +49,19 @@ class Diagnostic:
         if text is not None and self.location is not None:
             source_lines = text.splitlines()
             if 0 < self.location.line <= len(source_lines):
-                source_line = source_lines[self.location.line - 1]
+                # Control characters (a NUL, an escape sequence) are shown, never sent to the terminal.
+                source_line = "".join(c if c.isprintable() or c == "\t" else "\ufffd"
+                                      for c in source_lines[self.location.line - 1])
                 lines.append(f"  {source_line}")
                 width = max(1, min(self.location.length, len(source_line) - self.location.col + 1))
                 lines.append("  " + " " * (self.location.col - 1) + "^" + "~" * (width - 1))
         if self.hint:
             lines.append(f"  hint: {self.hint}")
+        for what, where in self.location.expansion if self.location else ():
+            lines.append(f"  note: {what}, at {where}")
+        if self.repeats:
+            lines.append(f"  note: and {self.repeats} more time{'s' if self.repeats != 1 else ''} where "
+                         "this block line is expanded")
         return "\n".join(lines)
 
 
@@ -57,11 +72,27 @@ class Diagnostics:
     items: list[Diagnostic] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
 
+    _expanded: dict[tuple, int] = field(default_factory=dict, repr=False, compare=False)
+
     def error(self, message: str, location: Location | None = None, hint: str | None = None) -> None:
-        self.items.append(Diagnostic(message, location, hint))
+        self._add(Diagnostic(message, location, hint))
 
     def warning(self, message: str, location: Location | None = None, hint: str | None = None) -> None:
-        self.items.append(Diagnostic(message, location, hint, severity="warning"))
+        self._add(Diagnostic(message, location, hint, severity="warning"))
+
+    def _add(self, diagnostic: Diagnostic) -> None:
+        # A problem on a block's line is met once per expansion of the block: it is shown once,
+        # at its first expansion, with a count of the others.
+        location = diagnostic.location
+        if location is not None and location.expansion:
+            key = (diagnostic.severity, location, diagnostic.hint,
+                   _EXPANDED_NAME.sub("'*'", diagnostic.message))
+            if key in self._expanded:
+                index = self._expanded[key]
+                self.items[index] = replace(self.items[index], repeats=self.items[index].repeats + 1)
+                return
+            self._expanded[key] = len(self.items)
+        self.items.append(diagnostic)
 
     def extend(self, other: Diagnostics) -> None:
         self.items.extend(other.items)

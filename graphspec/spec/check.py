@@ -236,11 +236,15 @@ def check_compile(ctx: Context) -> None:
 
 
 def check_callbacks(ctx: Context) -> None:
-    from graphspec.spec.builtins import BUILTIN_CALLBACKS
+    from graphspec.spec.builtins import BUILTIN_CALLBACKS, callback_problems
 
     known = {**catalog.catalog()["callbacks"], **BUILTIN_CALLBACKS}
     for i, callback in enumerate(ctx.spec.train.callbacks):
-        _check_object(ctx, callback, ("train", "callbacks", i), "callback", [], known)
+        path = ("train", "callbacks", i)
+        _check_object(ctx, callback, path, "callback", [], known)
+        for problem in callback_problems(callback.type, callback.args):
+            ctx.error(f"callback {callback.type}: {problem.message}", path + problem.path,
+                      problem.hint, key=problem.key)
 
 
 CHECKS: tuple[Callable[[Context], None], ...] = (

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 
 from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
 from graphspec.spec import params as params_module
+from graphspec.spec.blocks import Expansion, Use
+from graphspec.spec.blocks import expand as expand_blocks
 from graphspec.spec.check import Context, run_checks
 from graphspec.spec.model import Spec
 from graphspec.spec.source import Positions, Source, parse
@@ -36,6 +38,8 @@ class LoadedSpec:
     path: Path | None = None
     overrides: list[str] = field(default_factory=list)
     nested: dict[str, LoadedSpec] = field(default_factory=dict)
+    # The document after blocks were expanded, and which block use made each generated node.
+    expansion: Expansion = field(default_factory=lambda: Expansion({}))
 
     @property
     def name(self) -> str:
@@ -59,6 +63,16 @@ class LoadedSpec:
         from graphspec.keras.build import build_model
 
         return build_model(self, compile=compile, max_params=max_params)
+
+    def origin(self, node: str) -> tuple[Use, ...]:
+        """The block uses `node` was expanded from, outermost first; () for a node written as is."""
+        return self.expansion.origins.get(node, ())
+
+    def expanded(self) -> str:
+        """The spec as YAML with blocks, repeats, params and overrides resolved (`graphspec expand`)."""
+        from graphspec.spec.expand import expanded_yaml
+
+        return expanded_yaml(self)
 
     def resolved(self) -> dict:
         """The spec's data after params and overrides, as plain YAML-ready data."""
@@ -84,6 +98,16 @@ def load(source: str | Path, overrides: list[str] | dict[str, Any] | None = None
     if isinstance(source, Path) or ("\n" not in str(source) and str(source).endswith((".yaml", ".yml"))):
         return _load_file(Path(source), overrides or [], chain=())
     return _load_text(str(source), "<string>", None, overrides or [], chain=())
+
+
+def load_text(text: str, file: str, overrides: list[str] | dict[str, Any] | None = None,
+              base: Path | None = None) -> LoadedSpec:
+    """Load YAML text that messages call `file` (`HEAD~1:specs/a.yaml`), as `load` would a file.
+
+    Nested specs and included blocks are read relative to the folder of `base` (a path to the
+    file the text stands for), or to the current folder.
+    """
+    return _load_text(text, file, Path(base) if base else None, overrides or [], chain=())
 
 
 def _load_file(path: Path, overrides, chain: tuple[Path, ...]) -> LoadedSpec:
@@ -114,6 +138,10 @@ def _load_text(text: str, file: str, path: Path | None, overrides, chain) -> Loa
             diagnostics.error(f"param '{name}' uses another param; params are plain values",
                               positions.of(("params", name)))
     data = params_module.substitute(data, params, positions, diagnostics)
+    expansion = expand_blocks(data, positions, diagnostics, path.parent if path else Path.cwd())
+    if not expansion.complete:  # a half-expanded document would only add echoes of its errors
+        raise SpecErrors(diagnostics)
+    data = expansion.data
 
     try:
         spec = Spec.model_validate(data)
@@ -132,7 +160,18 @@ def _load_text(text: str, file: str, path: Path | None, overrides, chain) -> Loa
     diagnostics.raise_if_errors()
     return LoadedSpec(spec, source, positions, diagnostics, graph, path,
                       list(overrides) if isinstance(overrides, list) else
-                      [f"{k}={v}" for k, v in overrides.items()], nested)
+                      [f"{k}={v}" for k, v in overrides.items()], nested, expansion)
+
+
+def spec_path_problem(path: str) -> str | None:
+    """Why a spec may not read `path`, or None. A spec reads only other specs, by relative path:
+    an absolute path or a non-YAML file would let a shared spec make graphspec read, and print
+    in its error messages, any file of the machine."""
+    if Path(path).is_absolute() or path.startswith("~"):
+        return "paths in a spec are relative to the spec's folder"
+    if not path.endswith((".yaml", ".yml")):
+        return "a spec can only read other specs (.yaml or .yml files)"
+    return None
 
 
 def _load_nested(spec: Spec, path: Path | None, positions: Positions, diagnostics: Diagnostics,
@@ -144,6 +183,10 @@ def _load_nested(spec: Spec, path: Path | None, positions: Positions, diagnostic
         if node.spec is None:
             continue
         where = positions.of(("layers", name, "spec"))
+        problem = spec_path_problem(node.spec)
+        if problem:
+            diagnostics.error(f"layer '{name}' uses spec '{node.spec}': {problem}", where)
+            continue
         target = (base / node.spec).resolve()
         if target in chain:
             diagnostics.error(f"layer '{name}' includes '{node.spec}', which includes this spec "

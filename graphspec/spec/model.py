@@ -76,6 +76,13 @@ class LayerSpec(BaseModel):
     call: dict[str, Any] = Field(default_factory=dict, description="Call-time arguments, e.g. training.")
     params: dict[str, Any] = Field(default_factory=dict, description="Params of a nested spec.")
     doc: str | None = None
+    # A use of a block: `{block: NAME, repeat: N, PARAM: VALUE, in: ...}`. Expansion (blocks.py)
+    # replaces every use by the block's layers before validation; these are here for the schema.
+    block: str | None = Field(default=None, description="Use a block: its layers replace this node.")
+    repeat: int | None = Field(default=None, ge=1, description="Chain this many copies of the block.")
+    first: dict[str, Any] | None = Field(default=None, description="Block params for the first copy only.")
+    per_copy: dict[str, list[Any]] | None = Field(
+        default=None, description="Block params with one value per copy.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> LayerSpec:
@@ -137,8 +144,28 @@ class TrainSpec(_Strict):
     validation_split: float = Field(default=0.0, ge=0.0, lt=1.0)
     shuffle: bool = True
     samples: int = Field(default=256, ge=1, description="Synthetic samples per epoch.")
-    seed: int | None = None
+    synthetic: Literal["random", "teacher"] = Field(
+        default="random",
+        description="Synthetic targets: random noise, or a fixed random copy of the network's outputs.",
+    )
+    seq_len: int | None = Field(
+        default=None, ge=1,
+        description="Length of null dimensions in synthetic data, for inputs that set no seq_len.",
+    )
+    seed: int | None = Field(default=None, description="Seeds weights and synthetic data.")
     callbacks: list[TypedObject] = Field(default_factory=list)
+
+
+class BlockSpec(_Strict):
+    """A reusable sub-graph, used as a node any number of times (docs/blocks.md)."""
+
+    doc: str | None = None
+    params: dict[str, Any] | None = Field(
+        default=None, description="Param names and defaults; a param without a value must be given.")
+    inbound: str | list[str] = Field(alias="in", description="The names of the block's inputs.")
+    layers: dict[str, Any] = Field(min_length=1, description="Layers as in a spec; ${name} is a block param.")
+    out: str | list[str] | dict[str, str] = Field(
+        description="What a use outputs: a layer, a list of layers, or output names mapped to layers.")
 
 
 class Spec(_Strict):
@@ -148,6 +175,9 @@ class Spec(_Strict):
     name: str
     doc: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    include: str | list[str] = Field(
+        default_factory=list, description="Files whose blocks this spec uses, relative to it.")
+    blocks: dict[str, BlockSpec] = Field(default_factory=dict)
     inputs: dict[str, InputSpec] = Field(min_length=1)
     layers: dict[str, LayerSpec] = Field(default_factory=dict)
     outputs: dict[str, OutputSpec] = Field(min_length=1)

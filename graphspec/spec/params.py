@@ -17,8 +17,12 @@ from graphspec.spec.source import Path, Positions, _Loader
 
 OVERRIDE_FILE = "--set"
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
-# Sections whose values are not substituted here: params are the values themselves.
-_UNSUBSTITUTED = ("params",)
+# Sections whose values are not substituted here: params are the values themselves, and a
+# block's body is substituted with the block's own params when it is used (see blocks.py).
+_UNSUBSTITUTED = ("params", "blocks", "include")
+# Sections a spec may leave out (all their keys have defaults): an override such as
+# `train.epochs=5` creates the section rather than pointing at nothing.
+_OPTIONAL_SECTIONS = ("compile", "train")
 
 
 def parse_value(text: str) -> Any:
@@ -51,6 +55,8 @@ def apply_overrides(data: dict, overrides: list[str] | dict[str, Any], positions
             diagnostics.error(f"override sets param '{path[1]}', which the spec does not declare",
                               where, hint=did_you_mean(path[1], params) or _declared(params))
             continue
+        if path[0] in _OPTIONAL_SECTIONS and len(path) > 1 and path[0] not in data:
+            data[path[0]] = {}
         if not _set_path(data, path, value):
             diagnostics.error(f"override path '{key}' points at nothing in the spec", where,
                               hint=_path_hint(data, path))
