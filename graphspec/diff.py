@@ -1,0 +1,392 @@
+"""What changed between two specs: layers, connections, inputs, outputs, losses, training.
+
+Both specs are compared after params, overrides and blocks are resolved (`LoadedSpec.spec`), on
+the same canonical forms the fingerprint hashes (`graphspec/fingerprint.py`): two specs differ
+here exactly when one of their two fingerprints differs. Layers are matched by node name.
+With `params=True` both models are built (TensorFlow is imported then, and only then) to
+count the parameters of each changed layer and of the whole model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from graphspec.fingerprint import architecture_form, canonical_json, training_form
+
+if TYPE_CHECKING:
+    from graphspec.spec.load import LoadedSpec
+
+ADDED, REMOVED, CHANGED = "added", "removed", "changed"
+_UNSET = "(unset)"
+
+
+@dataclass
+class Change:
+    """One value that differs: `key` (an argument, a field, or a dotted path), old and new.
+
+    `status` says whether the key was added, removed, or changed; an absent side is None.
+    """
+
+    key: str
+    old: Any
+    new: Any
+    status: str = CHANGED
+
+
+@dataclass
+class Entry:
+    """A node, input or output that exists on one side only, with what it is there."""
+
+    name: str
+    value: dict[str, Any]
+
+
+@dataclass
+class Changed:
+    """A node, input or output on both sides, with the values that differ."""
+
+    name: str
+    changes: list[Change]
+
+
+@dataclass
+class Connection:
+    """A layer on both sides that reads different tensors: its `in`, before and after."""
+
+    name: str
+    old: Any
+    new: Any
+
+
+@dataclass
+class ParamCount:
+    """Parameters of one layer node before and after; None where the node does not exist."""
+
+    name: str
+    old: int | None
+    new: int | None
+
+
+@dataclass
+class ParamsDiff:
+    """Parameter counts of each added, removed or changed layer, and of the whole models."""
+
+    layers: list[ParamCount]
+    total_old: int
+    total_new: int
+
+
+@dataclass
+class SpecDiff:
+    """Everything that differs between two resolved specs, old first."""
+
+    old: str
+    new: str
+    layers_added: list[Entry] = field(default_factory=list)
+    layers_removed: list[Entry] = field(default_factory=list)
+    layers_changed: list[Changed] = field(default_factory=list)
+    connections_changed: list[Connection] = field(default_factory=list)
+    inputs_added: list[Entry] = field(default_factory=list)
+    inputs_removed: list[Entry] = field(default_factory=list)
+    inputs_changed: list[Changed] = field(default_factory=list)
+    outputs_added: list[Entry] = field(default_factory=list)
+    outputs_removed: list[Entry] = field(default_factory=list)
+    outputs_changed: list[Changed] = field(default_factory=list)
+    losses_changed: list[Changed] = field(default_factory=list)
+    training_changed: list[Change] = field(default_factory=list)
+    params: ParamsDiff | None = None
+
+    @property
+    def differ(self) -> bool:
+        """Whether anything but the parameter counts differs."""
+        return any(getattr(self, name) for name in _SECTIONS)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready data: every section (empty ones included), `differ`, and `params`."""
+        data = asdict(self)
+        data["differ"] = self.differ
+        return data
+
+
+_SECTIONS = ("layers_added", "layers_removed", "layers_changed", "connections_changed",
+             "inputs_added", "inputs_removed", "inputs_changed", "outputs_added", "outputs_removed",
+             "outputs_changed", "losses_changed", "training_changed")
+_LOSS_FIELDS = ("loss", "weight", "metrics")
+
+
+def diff(old: LoadedSpec, new: LoadedSpec, old_name: str = "old", new_name: str = "new",
+         params: bool = False) -> SpecDiff:
+    """The differences from `old` to `new`, named `old_name` and `new_name` in renderings.
+
+    With `params`, both models are built to count parameters per changed layer and in total.
+    """
+    result = SpecDiff(old_name, new_name)
+    a, b = old.spec, new.spec
+    old_arch, new_arch = architecture_form(old), architecture_form(new)
+
+    for name in a.layers:
+        if name not in b.layers:
+            result.layers_removed.append(Entry(name, _entry(old, name)))
+    for name in b.layers:
+        if name not in a.layers:
+            result.layers_added.append(Entry(name, _entry(new, name)))
+            continue
+        before, after = old_arch["layers"][name], new_arch["layers"][name]
+        if before["in"] != after["in"]:
+            result.connections_changed.append(Connection(name, before["in"], after["in"]))
+        changes = _layer_changes(old, new, name, before, after)
+        if changes:
+            result.layers_changed.append(Changed(name, changes))
+
+    _compare_named(old_arch["inputs"], new_arch["inputs"], result.inputs_added, result.inputs_removed,
+                   result.inputs_changed)
+    outputs_changed: list[Changed] = []
+    _compare_named(old_arch["outputs"], new_arch["outputs"], result.outputs_added, result.outputs_removed,
+                   outputs_changed)
+    for item in outputs_changed:
+        losses = [c for c in item.changes if c.key in _LOSS_FIELDS]
+        others = [c for c in item.changes if c.key not in _LOSS_FIELDS]
+        if losses:
+            result.losses_changed.append(Changed(item.name, losses))
+        if others:
+            result.outputs_changed.append(Changed(item.name, others))
+
+    old_training, new_training = _training(old), _training(new)
+    result.training_changed = _dict_changes(old_training, new_training)
+
+    if params:
+        result.params = _params(old, new, result)
+    return result
+
+
+def _entry(loaded: LoadedSpec, name: str) -> dict[str, Any]:
+    node = loaded.spec.layers[name]
+    value: dict[str, Any] = {}
+    if node.type is not None:
+        value = {"type": node.type, **node.args}
+    elif node.share is not None:
+        value = {"share": node.share}
+    else:
+        value = {"spec": node.spec}
+    value["in"] = node.inbound
+    if node.call:
+        value["call"] = node.call
+    return value
+
+
+def _layer_changes(old: LoadedSpec, new: LoadedSpec, name: str, before: dict, after: dict) -> list[Change]:
+    a, b = old.spec.layers[name], new.spec.layers[name]
+    changes: list[Change] = []
+    kind_a = "type" if a.type else "share" if a.share else "spec"
+    kind_b = "type" if b.type else "share" if b.share else "spec"
+    if kind_a != kind_b:
+        changes.append(Change(kind_a, getattr(a, kind_a), None, REMOVED))
+        changes.append(Change(kind_b, None, getattr(b, kind_b), ADDED))
+        changes += _dict_changes(a.args, b.args)
+    elif kind_a == "type":
+        if a.type != b.type:
+            changes.append(Change("type", a.type, b.type))
+        changes += _dict_changes(a.args, b.args)
+    elif kind_a == "share":
+        if a.share != b.share:
+            changes.append(Change("share", a.share, b.share))
+    elif before["spec"] != after["spec"]:
+        # The nested spec's own architecture changed (or the file it names did).
+        old_hash = _short(before["spec"])
+        new_hash = _short(after["spec"])
+        changes.append(Change("spec", f"{a.spec} ({old_hash})", f"{b.spec} ({new_hash})"))
+    changes += _dict_changes(a.call, b.call, prefix="call.")
+    return changes
+
+
+def _short(form: Any) -> str:
+    import hashlib
+
+    return "architecture " + hashlib.sha256(canonical_json(form).encode()).hexdigest()[:12]
+
+
+def _compare_named(old: dict, new: dict, added: list, removed: list, changed: list) -> None:
+    for name, value in old.items():
+        if name not in new:
+            removed.append(Entry(name, value))
+    for name, value in new.items():
+        if name not in old:
+            added.append(Entry(name, value))
+        else:
+            changes = _dict_changes(old[name], value)
+            if changes:
+                changed.append(Changed(name, changes))
+
+
+def _training(loaded: LoadedSpec) -> dict[str, Any]:
+    """compile.*, train.* and inputs.NAME.range/seq_len as one flat mapping."""
+    form = training_form(loaded)
+    flat = {f"compile.{k}": v for k, v in form["compile"].items()}
+    flat.update({f"train.{k}": v for k, v in form["train"].items()})
+    for name, data in form["data"].items():
+        flat.update({f"inputs.{name}.{k}": v for k, v in data.items()})
+    return flat
+
+
+def _dict_changes(old: dict, new: dict, prefix: str = "") -> list[Change]:
+    changes = []
+    for key, value in old.items():
+        if key not in new:
+            changes.append(Change(prefix + key, value, None, REMOVED))
+        elif canonical_json(new[key]) != canonical_json(value):
+            changes.append(Change(prefix + key, value, new[key]))
+    for key, value in new.items():
+        if key not in old:
+            changes.append(Change(prefix + key, None, value, ADDED))
+    return changes
+
+
+def _params(old: LoadedSpec, new: LoadedSpec, result: SpecDiff) -> ParamsDiff:
+    from graphspec.keras.counts import param_counts
+
+    old_counts, old_total = param_counts(old)
+    new_counts, new_total = param_counts(new)
+    names = [e.name for e in result.layers_removed] + [c.name for c in result.layers_changed]
+    names += [e.name for e in result.layers_added]
+    names += [c.name for c in result.connections_changed if c.name not in names]
+    layers = [ParamCount(n, old_counts.get(n) if n in old.spec.layers else None,
+                         new_counts.get(n) if n in new.spec.layers else None) for n in names]
+    return ParamsDiff(layers, old_total, new_total)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_json(result: SpecDiff) -> str:
+    """The diff as JSON for tools: every section, `differ`, and `params` (null without --params)."""
+    return json.dumps(result.as_dict(), indent=2, default=str) + "\n"
+
+
+def render_text(result: SpecDiff) -> str:
+    """The diff for people: a header, then one line per difference, grouped; '' when equal."""
+    if not result.differ and result.params is None:
+        return ""
+    lines = [f"--- {result.old}", f"+++ {result.new}"]
+
+    def section(title: str, items: list[str]) -> None:
+        if items:
+            lines.append(f"{title} ({len(items)}):")
+            lines.extend(items)
+
+    section("layers added", [f"  + {e.name}: {_describe(e.value)}" for e in result.layers_added])
+    section("layers removed", [f"  - {e.name}: {_describe(e.value)}" for e in result.layers_removed])
+    section("layers changed", [f"  ~ {c.name}: {_changes(c.changes)}" for c in result.layers_changed])
+    section("connections changed", [f"  ~ {c.name}: in {_value(c.old)} -> {_value(c.new)}"
+                                    for c in result.connections_changed])
+    section("inputs added", [f"  + {e.name}: {_value(e.value)}" for e in result.inputs_added])
+    section("inputs removed", [f"  - {e.name}: {_value(e.value)}" for e in result.inputs_removed])
+    section("inputs changed", [f"  ~ {c.name}: {_changes(c.changes)}" for c in result.inputs_changed])
+    section("outputs added", [f"  + {e.name}: {_value(_compact_output(e.value))}"
+                              for e in result.outputs_added])
+    section("outputs removed", [f"  - {e.name}: {_value(_compact_output(e.value))}"
+                                for e in result.outputs_removed])
+    section("outputs changed", [f"  ~ {c.name}: {_changes(c.changes)}" for c in result.outputs_changed])
+    section("losses changed", [f"  ~ {c.name}: {_changes(c.changes)}" for c in result.losses_changed])
+    section("training changed", [f"  ~ {_change(c)}" for c in result.training_changed])
+    if result.params is not None:
+        p = result.params
+        rows = [(c.name, _count(c.old), _count(c.new), _delta(c.old, c.new)) for c in p.layers]
+        rows.append(("total", _count(p.total_old), _count(p.total_new), _delta(p.total_old, p.total_new)))
+        width = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines.append("parameters (before -> after):")
+        for name, before, after, delta in rows:
+            lines.append(f"  {name.ljust(width[0])}  {before.rjust(width[1])} -> {after.rjust(width[2])}"
+                         f"  {delta}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "null"
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 30,
+                          allow_unicode=True)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def _change(change: Change) -> str:
+    if change.status == ADDED:
+        return f"{change.key} {_UNSET} -> {_value(change.new)}"
+    if change.status == REMOVED:
+        return f"{change.key} {_value(change.old)} -> {_UNSET}"
+    return f"{change.key} {_value(change.old)} -> {_value(change.new)}"
+
+
+def _changes(changes: list[Change]) -> str:
+    return "; ".join(_change(c) for c in changes)
+
+
+def _describe(node: dict[str, Any]) -> str:
+    """`Dense(units=2, activation=relu) <- x`, `shares lstm <- right`, `spec enc.yaml <- x`."""
+    node = dict(node)
+    inbound = node.pop("in")
+    call = node.pop("call", None)
+    if "type" in node:
+        kind = node.pop("type")
+        what = f"{kind}({', '.join(f'{k}={_value(v)}' for k, v in node.items())})"
+    elif "share" in node:
+        what = f"shares {node['share']}"
+    else:
+        what = f"spec {node['spec']}"
+    text = f"{what} <- {_value(inbound)}"
+    return text + (f" call {_value(call)}" if call else "")
+
+
+def _compact_output(value: dict[str, Any]) -> dict[str, Any]:
+    defaults = {"from": None, "loss": None, "weight": 1.0, "metrics": []}
+    return {k: v for k, v in value.items() if defaults.get(k, object()) != v} or {"loss": None}
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _delta(old: int | None, new: int | None) -> str:
+    if old is None or new is None or old == new:
+        return ""
+    return f"({new - old:+,})"
+
+
+# ---------------------------------------------------------------- git
+
+
+def git_external_diff(args: list[str]) -> str:
+    """The text git shows for a spec, as an external diff driver (`diff.graphspec.command`).
+
+    git passes `PATH OLD-FILE OLD-HEX OLD-MODE NEW-FILE NEW-HEX NEW-MODE` (or only PATH for an
+    unmerged file). Errors are shown in the text rather than failing, since a failing driver
+    stops the whole `git diff`.
+    """
+    from pathlib import Path
+
+    from graphspec.errors import SpecErrors
+    from graphspec.spec.load import load_text
+
+    if len(args) == 1:
+        return f"* Unmerged path {args[0]}\n"
+    if len(args) != 7:
+        return f"graphspec git-diff: expected 7 arguments from git, got {len(args)}\n"
+    path, old_file, _, _, new_file, _, _ = args
+    header = f"diff --graphspec a/{path} b/{path}\n"
+    if old_file == "/dev/null":
+        return header + f"new spec {path}\n"
+    if new_file == "/dev/null":
+        return header + f"deleted spec {path}\n"
+    try:
+        old = load_text(Path(old_file).read_text(encoding="utf-8"), f"a/{path}", base=Path(path))
+        new = load_text(Path(new_file).read_text(encoding="utf-8"), f"b/{path}", base=Path(path))
+    except (SpecErrors, OSError, UnicodeDecodeError) as exc:
+        text = exc.diagnostics.render() if isinstance(exc, SpecErrors) else str(exc)
+        return header + f"cannot compare: {text}\n"
+    result = diff(old, new, f"a/{path}", f"b/{path}")
+    if not result.differ:
+        return header + "no change to the resolved spec (only formatting, comments or docs)\n"
+    return header + render_text(result)

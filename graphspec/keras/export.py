@@ -1,0 +1,740 @@
+"""A Keras functional or Sequential model, written back as a spec: `graphspec export`.
+
+What the spec says, and how:
+
+- nodes are named after the layers (inputs after their `Input`s), so weights can be loaded
+  by name (`graphspec build --weights`); a layer called more than once is written once with its
+  arguments, and each further call as `share:` under the name `LAYER_2`, `LAYER_3`, ...
+- a layer's arguments are only those that differ from Keras's defaults: its config is compared
+  with the config of the same class built from fewer arguments, and an argument is kept only if
+  the layer cannot be rebuilt to the same config without it. The result is checked by building
+  the layer from what is written; a layer that does not come back identical is refused.
+- a model used as a layer (a functional or Sequential model inside another) stays a model: it is
+  written as a nested spec of its own, `PARENT.NODE.yaml`, used with `spec:`.
+- masks that Keras computes itself (an `Embedding(mask_zero=True)` or a `Masking` layer feeding
+  the next layer) are left to Keras, which computes them again when the spec is built; any other
+  `keras.ops` operation in the graph is refused, naming it: a spec holds layers only.
+- Lambda layers and classes that are not Keras's own are refused, naming the layer.
+- inputs come with shape, dtype, sparse and batch size; outputs keep their names and, when the
+  model was compiled, their losses, loss weights and metrics, and the optimizer.
+
+TensorFlow is imported: this module reads live Keras objects.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import yaml
+from keras.src import tree
+from keras.src.ops.function import make_node_key
+
+from graphspec.errors import SpecErrors
+from graphspec.spec import catalog
+from graphspec.spec.model import NAME
+from graphspec.spec.source import _Loader
+
+# Config keys that are not constructor arguments a spec writes: the name is the node's key,
+# the shape is the input's.
+_IGNORED_CONFIG_KEYS = ("name", "batch_input_shape", "input_shape", "batch_shape")
+_KERAS_OBJECT_MODULES = {
+    "keras.initializers": keras.initializers,
+    "keras.regularizers": keras.regularizers,
+    "keras.constraints": keras.constraints,
+}
+_WIDE = 1 << 30
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes exactly the strings graphspec's loader would read as something else (`1e-4`)."""
+
+
+_Dumper.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+
+@dataclass
+class Export:
+    """An exported spec as data, and the nested specs it uses by file name (relative to it)."""
+
+    spec: dict[str, Any]
+    nested: dict[str, Export] = field(default_factory=dict)
+    origin: str = ""
+
+    def to_yaml(self) -> str:
+        """The spec as YAML, one node per line, the way specs are written by hand."""
+        return to_yaml(self.spec, self.origin)
+
+    def files(self) -> dict[str, str]:
+        """The nested specs to write beside this one, theirs included: file name -> YAML text."""
+        found: dict[str, str] = {}
+        for name, nested in self.nested.items():
+            found[name] = nested.to_yaml()
+            found.update(nested.files())
+        return found
+
+    def write(self, path: Path) -> list[Path]:
+        """Write the spec to `path` and its nested specs beside it; the paths written."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = [path]
+        path.write_text(self.to_yaml(), encoding="utf-8")
+        for name, text in self.files().items():
+            (path.parent / name).write_text(text, encoding="utf-8")
+            written.append(path.parent / name)
+        return written
+
+
+# ---------------------------------------------------------------- sources
+
+
+def load_keras_file(path: Path) -> tuple[keras.Model, dict[str, Any]]:
+    """The model saved in a .keras file, and its compile config ({} when it was not compiled).
+
+    Raises `SpecErrors` when the file is missing, is not a .keras archive, or holds a class
+    that Keras cannot load safely (a custom layer, a Lambda).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecErrors.single(f"no such file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise SpecErrors.single(f"{path} is not a Keras model file (.keras): it is not a zip archive",
+                                hint="save the model with model.save('model.keras')")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise SpecErrors.single(f"{path} is not a Keras model file (.keras): it has no readable "
+                                f"config.json ({exc})") from None
+    _refuse_foreign_classes(config, path)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many kinds; its message says what is wrong
+        raise SpecErrors.single(f"cannot load {path}: {_short(exc)}") from None
+    if not isinstance(model, keras.Model):
+        raise SpecErrors.single(f"{path} holds a {type(model).__name__}, not a Keras model")
+    return model, config.get("compile_config") or {}
+
+
+def _refuse_foreign_classes(config: Any, path: Path) -> None:
+    """Refuse a saved model whose layers are not Keras's own, naming the first such layer."""
+    for item in _walk_layers(config):
+        module, class_name = str(item.get("module") or ""), item.get("class_name")
+        name = (item.get("config") or {}).get("name", "?")
+        if class_name in catalog.UNSAFE_LAYERS:
+            raise SpecErrors.single(f"{path}: layer '{name}' is a {class_name} layer, which graphspec "
+                                    f"refuses: {catalog.UNSAFE_LAYERS[class_name]}, and a spec cannot "
+                                    "run code")
+        if not module.startswith("keras") or item.get("registered_name") not in (None, class_name):
+            registered = item.get("registered_name") or f"{module}.{class_name}"
+            raise SpecErrors.single(f"{path}: layer '{name}' is of class '{registered}', which is not "
+                                    "Keras's own; a spec can only name keras.layers classes")
+
+
+def _walk_layers(config: Any):
+    if isinstance(config, dict):
+        if "class_name" in config and "config" in config and "module" in config:
+            yield config
+        for value in config.values():
+            yield from _walk_layers(value)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _walk_layers(value)
+
+
+def application(name: str, args: dict[str, Any]) -> keras.Model:
+    """`keras.applications.NAME(**args)`, with `weights=None` unless `args` names weights."""
+    constructor_name = name.removeprefix(catalog.APPLICATION_PREFIX)
+    if constructor_name not in catalog.catalog()["applications"]:
+        from graphspec.errors import did_you_mean
+
+        raise SpecErrors.single(f"keras.applications has no model '{constructor_name}'",
+                                hint=did_you_mean(constructor_name, catalog.catalog()["applications"]))
+    try:
+        return getattr(keras.applications, constructor_name)(**{"weights": None, **args})
+    except Exception as exc:
+        raise SpecErrors.single(f"keras.applications.{constructor_name} refused its arguments: "
+                                f"{_short(exc)}") from None
+
+
+# ---------------------------------------------------------------- export
+
+
+def export_model(model: keras.Model, compile_config: dict[str, Any] | None = None,
+                 origin: str = "") -> Export:
+    """The spec of `model`. `compile_config` (as `model.get_compile_config()` gives it) adds
+    losses, loss weights, metrics and the optimizer; by default the model's own, if compiled.
+
+    Raises `SpecErrors` naming the layer or operation a spec cannot express.
+    """
+    if compile_config is None:
+        compile_config = model.get_compile_config() if getattr(model, "compiled", False) else {}
+    return _Exporter(model, origin).export(compile_config or {})
+
+
+def _functional(model: keras.Model) -> Any:
+    """The functional graph of a functional or Sequential model."""
+    if isinstance(model, keras.Sequential):
+        graph = getattr(model, "_functional", None)
+        if graph is None:
+            raise SpecErrors.single(f"Sequential model '{model.name}' has no input shape, so it has no "
+                                    "graph yet", hint="start it with keras.Input(shape=...), or build it")
+        return graph
+    if not hasattr(model, "_nodes_by_depth"):
+        raise SpecErrors.single(f"model '{model.name}' is a subclassed model ({type(model).__name__}): "
+                                "only functional and Sequential models have a graph to export")
+    return model
+
+
+class _Exporter:
+    def __init__(self, model: keras.Model, origin: str, spec_name: str | None = None):
+        self.model = model
+        self.origin = origin
+        self.graph = _functional(model)
+        self.spec_name = spec_name or _spec_name(model.name)
+        self.names: dict[str, str] = {}  # node key -> spec node name
+        self.used_names: set[str] = set()
+        self.first_call: dict[int, str] = {}  # id(layer) -> node name of its first call
+        self.nested: dict[str, Export] = {}
+
+    # -- naming
+    def _claim(self, wanted: str) -> str:
+        name, count = wanted, 1
+        while name in self.used_names:
+            count += 1
+            name = f"{wanted}_{count}"
+        self.used_names.add(name)
+        return name
+
+    def _ref(self, tensor: Any) -> str:
+        op, node_index, tensor_index = tensor._keras_history
+        name = self.names[make_node_key(op, node_index)]
+        outputs = op._inbound_nodes[node_index].outputs
+        if len(outputs) == 1:
+            return name
+        if _is_model(op):
+            return f"{name}[{_output_names(op)[tensor_index]}]"
+        return f"{name}[{tensor_index}]"
+
+    # -- the walk
+    def export(self, compile_config: dict[str, Any]) -> Export:
+        graph = self.graph
+        nodes = []
+        for depth in sorted(graph._nodes_by_depth, reverse=True):
+            nodes += graph._nodes_by_depth[depth]
+        inputs = {}
+        input_ids = {id(t) for t in graph.inputs}
+        for tensor in tree.flatten(graph._inputs_struct):
+            op = tensor._keras_history[0]
+            name = self._check_name(op.name, "input")
+            self.used_names.add(name)
+            self.names[make_node_key(op, 0)] = name
+            inputs[name] = _input(tensor)
+
+        # Which (operation, call) pairs are read by a kept call or are outputs; operations that
+        # only compute masks Keras re-creates on its own are then left out.
+        calls = []
+        for node in nodes:
+            op = node.operation
+            if node.is_input or (isinstance(op, keras.layers.InputLayer)
+                                 and all(id(t) in input_ids for t in node.outputs)):
+                continue
+            calls.append(node)
+        read = {make_node_key(*t._keras_history[:2]) for t in tree.flatten(graph._outputs_struct)}
+        explicit: dict[int, tuple[tuple, dict]] = {}
+        for node in calls:
+            args, kwargs = self._explicit_arguments(node)
+            explicit[id(node)] = (args, kwargs)
+            for tensor in tree.flatten((args, kwargs)):
+                if _is_tensor(tensor):
+                    read.add(make_node_key(*tensor._keras_history[:2]))
+
+        layers: dict[str, dict[str, Any]] = {}
+        for node in calls:
+            op = node.operation
+            key = make_node_key(op, op._inbound_nodes.index(node))
+            if not isinstance(op, keras.layers.Layer):
+                if key not in read:
+                    continue  # a mask computation: Keras makes it again from the layers
+                raise SpecErrors.single(
+                    f"'{op.name}' is the keras.ops operation {_op_name(op)}, not a layer: a spec can only "
+                    "hold layers", hint="write it as a layer (keras.layers has one for most operations: "
+                                        "Add, Multiply, Concatenate, Reshape, Activation, ...)")
+            if id(op) in self.first_call:
+                name = self._claim(op.name)  # the first call has the layer's name: this is NAME_2, ...
+                entry: dict[str, Any] = {"share": self.first_call[id(op)]}
+            else:
+                name = self._claim(self._check_name(op.name, "layer"))
+                self.first_call[id(op)] = name
+                entry = self._layer_entry(op, name)
+            self.names[key] = name
+            args, kwargs = explicit[id(node)]
+            entry.update(self._inbound(op, name, args, kwargs))
+            layers[name] = entry
+
+        spec: dict[str, Any] = {"graphspec": 1, "name": self.spec_name}
+        spec["inputs"] = inputs
+        spec["layers"] = layers
+        spec["outputs"] = self._outputs(compile_config)
+        compile_section = _compile_section(compile_config)
+        if compile_section:
+            spec["compile"] = compile_section
+        return Export(spec, self.nested, self.origin)
+
+    def _check_name(self, name: str, what: str) -> str:
+        if not NAME.match(name):
+            raise SpecErrors.single(f"{what} '{name}' cannot be a node name: a node name is letters, "
+                                    "digits, '_', '.' and '-', starting with a letter or '_'",
+                                    hint="rename the layer in Keras before exporting")
+        return name
+
+    def _explicit_arguments(self, node: Any) -> tuple[tuple, dict]:
+        """A call's arguments without what Keras filled in itself: masks it attached to the
+        inputs, and call arguments equal to the call's own defaults (`training=False`)."""
+        op = node.operation
+        args, kwargs = node.arguments.args, dict(node.arguments.kwargs)
+        try:
+            parameters = inspect.signature(op.call).parameters
+        except (TypeError, ValueError):
+            parameters = {}
+        names = [p for p in parameters if parameters[p].kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                                                 inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        for key in list(kwargs):
+            value = kwargs[key]
+            if key == "mask" or key.endswith("_mask"):
+                source = args[0] if key == "mask" and args else kwargs.get(key.removesuffix("_mask"))
+                if source is None and key != "mask" and key.removesuffix("_mask") in names:
+                    position = names.index(key.removesuffix("_mask"))
+                    source = args[position] if position < len(args) else None
+                if _implicit_mask(value, source):
+                    del kwargs[key]
+                    continue
+            default = parameters[key].default if key in parameters else inspect.Parameter.empty
+            if not _has_tensor(value) and default is not inspect.Parameter.empty and _same(value, default):
+                del kwargs[key]
+        return args, kwargs
+
+    def _inbound(self, op: Any, name: str, args: tuple, kwargs: dict) -> dict[str, Any]:
+        """`in:` and `call:` of one call."""
+        call = {k: _plain(v) for k, v in kwargs.items() if not _has_tensor(v)}
+        tensor_kwargs = {k: v for k, v in kwargs.items() if _has_tensor(v)}
+        for value in list(args) + list(tensor_kwargs.values()):
+            if _has_non_tensor(value):
+                raise SpecErrors.single(f"layer '{name}' is called with a value that is not a tensor "
+                                        f"among its tensors ({_short(value)}): a spec cannot write it")
+        entry: dict[str, Any] = {}
+        if len(args) == 1 and not tensor_kwargs:
+            inbound = self._refs(args[0], name, op)
+        else:
+            try:
+                parameters = list(inspect.signature(op.call).parameters)
+            except (TypeError, ValueError):
+                parameters = []
+            if len(args) > len(parameters):
+                raise SpecErrors.single(f"layer '{name}' is called with {len(args)} positional arguments, "
+                                        "more than its call names")
+            inbound = {parameters[i]: self._refs(a, name, op, nested_ok=False) for i, a in enumerate(args)}
+            inbound.update({k: self._refs(v, name, op, nested_ok=False) for k, v in tensor_kwargs.items()})
+        entry["in"] = inbound
+        if call:
+            entry["call"] = call
+        return entry
+
+    def _refs(self, value: Any, name: str, op: Any, nested_ok: bool = True) -> Any:
+        if _is_tensor(value):
+            return self._ref(value)
+        if isinstance(value, (list, tuple)) and all(_is_tensor(v) for v in value):
+            return [self._ref(v) for v in value]
+        if isinstance(value, dict) and nested_ok and _is_model(op) and \
+                all(_is_tensor(v) for v in value.values()):
+            return {k: self._ref(v) for k, v in value.items()}
+        raise SpecErrors.single(f"layer '{name}' reads its inputs in a structure a spec cannot write "
+                                f"({type(value).__name__} of tensors)")
+
+    def _layer_entry(self, layer: Any, name: str) -> dict[str, Any]:
+        if _is_model(layer):
+            file = f"{self.spec_name}.{name}.yaml"
+            inner = _Exporter(layer, f"layer '{name}' of {self.origin or self.spec_name}",
+                              spec_name=_spec_name(layer.name))
+            self.nested[file] = inner.export({})
+            return {"spec": file}
+        return {"type": layer_type(layer), **layer_arguments(layer)}
+
+    def _outputs(self, compile_config: dict[str, Any]) -> dict[str, Any]:
+        structure = self.graph._outputs_struct
+        tensors = tree.flatten(structure)
+        if isinstance(structure, dict):
+            keys = sorted(structure)  # tree.flatten's order
+        else:
+            keys = [None] * len(tensors)
+        outputs: dict[str, dict[str, Any]] = {}
+        for key, tensor in zip(keys, tensors, strict=True):
+            ref = self._ref(tensor)
+            name = key if key is not None else (ref if "[" not in ref else ref.replace("[", "_").rstrip("]"))
+            name = self._check_name(name, "output")
+            if name in outputs:
+                name = f"{name}_{len(outputs) + 1}"
+            outputs[name] = {} if ref == name else {"from": ref}
+        if isinstance(structure, dict):  # keep the model's own order of outputs
+            outputs = {k: outputs[k] for k in structure if k in outputs} | outputs
+        _add_losses(outputs, compile_config)
+        return outputs
+
+
+def _is_model(op: Any) -> bool:
+    return isinstance(op, keras.Model)
+
+
+def _output_names(model: keras.Model) -> list[str]:
+    """Names of a nested model's outputs in flat order: as its exported spec names them."""
+    structure = _functional(model)._outputs_struct
+    if isinstance(structure, dict):
+        return sorted(structure)
+    names = []
+    for tensor in tree.flatten(structure):
+        op, _, index = tensor._keras_history
+        names.append(op.name if len(op._inbound_nodes[tensor._keras_history[1]].outputs) == 1
+                     else f"{op.name}_{index}")
+    return names
+
+
+def _is_tensor(value: Any) -> bool:
+    return hasattr(value, "_keras_history")
+
+
+def _has_tensor(value: Any) -> bool:
+    return any(_is_tensor(v) for v in tree.flatten(value))
+
+
+def _has_non_tensor(value: Any) -> bool:
+    return any(not _is_tensor(v) for v in tree.flatten(value))
+
+
+def _implicit_mask(mask: Any, source: Any) -> bool:
+    """Whether `mask` is exactly the mask Keras attached to `source` (None where it had none)."""
+    if source is None:
+        return mask is None
+    expected = tree.flatten(tree.map_structure(lambda t: getattr(t, "_keras_mask", None), source))
+    given = tree.flatten(mask) if mask is not None else [None] * len(expected)
+    return len(given) == len(expected) and all(g is e for g, e in zip(given, expected, strict=True))
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return False
+
+
+def _op_name(op: Any) -> str:
+    module = type(op).__module__
+    function = re.sub(r"(?<!^)(?=[A-Z])", "_", type(op).__name__).lower()
+    if module.startswith("keras.src.ops."):
+        return f"keras.ops.{function} ({type(op).__name__})"
+    return f"{module}.{type(op).__name__}"
+
+
+def _spec_name(name: str) -> str:
+    cleaned = re.sub(r"[^\w.\-]", "_", name)
+    return cleaned if re.match(r"^[A-Za-z_]", cleaned) else f"model_{cleaned}"
+
+
+def _input(tensor: Any) -> dict[str, Any]:
+    shape = list(tensor.shape)
+    data: dict[str, Any] = {"shape": shape[1:]}
+    dtype = str(tensor.dtype)
+    if dtype != "float32":
+        data["dtype"] = dtype
+    if getattr(tensor, "sparse", False):
+        data["sparse"] = True
+    if shape and shape[0] is not None:
+        data["batch_size"] = shape[0]
+    return data
+
+
+# ---------------------------------------------------------------- layer arguments
+
+
+def layer_type(layer: Any) -> str:
+    """The catalog name of a layer's class; refuses Lambda and classes not in keras.layers."""
+    name = type(layer).__name__
+    if name in catalog.UNSAFE_LAYERS:
+        raise SpecErrors.single(f"layer '{layer.name}' is a {name} layer, which graphspec refuses: "
+                                f"{catalog.UNSAFE_LAYERS[name]}, and a spec cannot run code")
+    if catalog.layer(name) is None or getattr(keras.layers, name, None) is not type(layer):
+        where = f"{type(layer).__module__}.{name}"
+        raise SpecErrors.single(f"layer '{layer.name}' is of class '{where}', which is not a keras.layers "
+                                "class; a spec can only name Keras's own layers")
+    return name
+
+
+def layer_arguments(layer: Any) -> dict[str, Any]:
+    """The constructor arguments that rebuild `layer` to the same config, defaults left out.
+
+    Raises `SpecErrors` when no arguments rebuild it (a config that Keras's constructor cannot
+    reproduce, or an argument holding an object a spec cannot name).
+    """
+    type_name = layer_type(layer)
+    entry = catalog.layer(type_name)
+    config = layer.get_config()
+    target = _normal(config)
+    allowed = set(entry["args"])
+    values = {k: _spec_value(v, f"layer '{layer.name}': argument '{k}'") for k, v in config.items()
+              if k not in _IGNORED_CONFIG_KEYS and k in allowed}
+    args = {k: values[k] for k in entry["required"] if k in values}
+    differing: list[str] = []
+    # Add what differs until nothing more does: an argument can change another's default
+    # (MaxPooling2D's strides default to its pool_size), so one pass is not always enough.
+    for _ in range(len(values) + 1):
+        rebuilt = _normal(_rebuild(type_name, args, layer.name))
+        more = [k for k in values if k not in args and rebuilt.get(k) != target.get(k)]
+        if not more:
+            break
+        differing += more
+        args.update({k: values[k] for k in more})
+    # Leave out what the others imply (MaxPooling2D's strides follow its pool_size).
+    for key in differing:
+        trial = {k: v for k, v in args.items() if k != key}
+        if _normal(_rebuild(type_name, trial, layer.name)) == target:
+            args = trial
+    rebuilt = _normal(_rebuild(type_name, args, layer.name))
+    if rebuilt != target:
+        keys = sorted(k for k in set(rebuilt) | set(target) if rebuilt.get(k) != target.get(k))
+        raise SpecErrors.single(f"layer '{layer.name}' ({type_name}) cannot be written as a spec: rebuilt "
+                                f"from its arguments it differs in {', '.join(keys)}")
+    return {k: _compact(k, v) for k, v in args.items()}
+
+
+def _rebuild(type_name: str, args: dict[str, Any], layer_name: str) -> dict[str, Any]:
+    from graphspec.keras.build import make_layer
+
+    try:
+        return make_layer(type_name, args, name=None).get_config()
+    except Exception as exc:
+        raise SpecErrors.single(f"layer '{layer_name}' ({type_name}) cannot be rebuilt from the arguments "
+                                f"{sorted(args)}: {_short(exc)}") from None
+
+
+def _normal(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: _normal_value(v) for k, v in config.items() if k not in _IGNORED_CONFIG_KEYS}
+
+
+def _normal_value(value: Any) -> Any:
+    """Config values compared as data: tuples as lists, no names of nested layers or objects."""
+    if isinstance(value, (list, tuple)):
+        return [_normal_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normal_value(v) for k, v in value.items() if k != "name"}
+    return value
+
+
+def _spec_value(value: Any, what: str) -> Any:
+    """A config value as a spec writes it: Keras objects as `{type: Class, args}`, dtype
+    policies by name, tuples as lists, float32 numbers in their shortest form."""
+    if isinstance(value, (list, tuple)):
+        return [_spec_value(v, what) for v in value]
+    if isinstance(value, float):
+        return _short_float(value)
+    if not isinstance(value, dict):
+        return value
+    if "class_name" not in value:
+        return {k: _spec_value(v, what) for k, v in value.items()}
+    module, class_name = value.get("module"), value["class_name"]
+    if class_name == "DTypePolicy" or class_name.endswith("DTypePolicy"):
+        return (value.get("config") or {}).get("name")
+    config = value.get("config") or {}
+    if module in _KERAS_OBJECT_MODULES and getattr(_KERAS_OBJECT_MODULES[module], class_name, None):
+        cls = getattr(_KERAS_OBJECT_MODULES[module], class_name)
+        try:
+            default = cls().get_config()
+        except Exception:
+            default = {}
+        args = {k: _spec_value(v, what) for k, v in config.items()
+                if k not in default or _normal_value(default[k]) != _normal_value(v)}
+        return {"type": class_name, **args}
+    if module == "keras.layers" and catalog.layer(class_name) is not None:
+        inner = keras.layers.deserialize(value)
+        return {"type": layer_type(inner), **layer_arguments(inner)}
+    raise SpecErrors.single(f"{what} is a {module}.{class_name} object, which a spec cannot name")
+
+
+def _short_float(value: float) -> float:
+    """A float that is exactly a float32 (Keras stores many so), written in float32's shortest form."""
+    import numpy as np
+
+    single = np.float32(value)
+    if float(single) == value and np.isfinite(single):
+        return float(str(single))
+    return value
+
+
+# Arguments Keras accepts as one int for all axes: (3, 3) is written 3.
+_TUPLE_ARGS = ("kernel_size", "strides", "pool_size", "dilation_rate")
+
+
+def _compact(key: str, value: Any) -> Any:
+    if key in _TUPLE_ARGS and isinstance(value, list) and value and \
+            all(isinstance(v, int) and v == value[0] for v in value):
+        return value[0]
+    return value
+
+
+def _short(value: Any) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+# ---------------------------------------------------------------- losses and compile
+
+
+def _object_spec(value: Any, module: Any, what: str) -> Any:
+    """A loss, metric or optimizer from a compile config: a name, or `{type: Class, args}`."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "class_name" in value:
+        cls = getattr(module, value["class_name"], None)
+        if cls is None or not str(value.get("module", "")).startswith("keras"):
+            raise SpecErrors.single(f"{what} is '{value['class_name']}', which is not Keras's own")
+        config = {k: v for k, v in (value.get("config") or {}).items() if k != "name"}
+        try:
+            default = cls().get_config()
+        except Exception:
+            default = {}
+        args = {k: _spec_value(v, what) for k, v in config.items()
+                if k not in default or _normal_value(default[k]) != _normal_value(v)}
+        return {"type": value["class_name"], **args}
+    raise SpecErrors.single(f"{what} is {_short(value)}, which a spec cannot write")
+
+
+def _per_output(value: Any, names: list[str]) -> dict[str, Any]:
+    """A compile setting given per output as a dict, as a list in output order, or for all."""
+    if value is None:
+        return {}
+    if isinstance(value, dict) and "class_name" not in value:
+        return dict(value)
+    if isinstance(value, (list, tuple)) and len(value) == len(names):
+        return dict(zip(names, value, strict=True))
+    return {name: value for name in names}
+
+
+def _add_losses(outputs: dict[str, dict[str, Any]], config: dict[str, Any]) -> None:
+    if not config:
+        return
+    names = list(outputs)
+    losses = _per_output(config.get("loss"), names)
+    weights = _per_output(config.get("loss_weights"), names)
+    metrics = config.get("metrics")
+    if isinstance(metrics, (list, tuple)) and len(names) == 1:
+        metrics = {names[0]: metrics}  # one output's list of metrics, not one metric per output
+    metrics = _per_output(metrics, names)
+    for name, output in outputs.items():
+        loss = losses.get(name)
+        if loss is not None:
+            output["loss"] = _object_spec(loss, keras.losses, f"the loss of output '{name}'")
+        weight = weights.get(name)
+        if weight is not None and float(weight) != 1.0:
+            output["weight"] = float(weight)
+        found = metrics.get(name)
+        if found:
+            found = found if isinstance(found, (list, tuple)) else [found]
+            output["metrics"] = [_object_spec(m, keras.metrics, f"a metric of output '{name}'")
+                                 for m in found]
+
+
+def _compile_section(config: dict[str, Any]) -> dict[str, Any]:
+    if not config:
+        return {}
+    section: dict[str, Any] = {}
+    optimizer = _object_spec(config.get("optimizer"), keras.optimizers, "the optimizer")
+    if isinstance(optimizer, dict) and optimizer["type"] == "RMSprop" and len(optimizer) == 1:
+        optimizer = None  # the spec's default optimizer
+    if optimizer is not None and optimizer != "rmsprop":
+        section["optimizer"] = optimizer
+    if config.get("steps_per_execution", 1) != 1:
+        section["steps_per_execution"] = config["steps_per_execution"]
+    if config.get("run_eagerly"):
+        section["run_eagerly"] = True
+    return section
+
+
+# ---------------------------------------------------------------- YAML
+
+
+def to_yaml(spec: dict[str, Any], origin: str = "") -> str:
+    """A spec as YAML: sections in the usual order, one input, layer or output per line."""
+    lines = []
+    if origin:
+        lines.append(f"# Exported from {origin} by `graphspec export`.")
+    for key, value in spec.items():
+        if key in ("inputs", "layers", "outputs") and isinstance(value, dict) and value:
+            lines.append("")
+            lines.append(f"{key}:")
+            width = min(max(len(_scalar(n)) for n in value) + 1, 33)
+            for name, node in value.items():
+                lines.append(f"  {(_scalar(name) + ':').ljust(width)} {_flow(node)}")
+        elif isinstance(value, dict):
+            lines.append("")
+            lines.append(f"{key}:")
+            for inner, item in value.items():
+                lines.append(f"  {_scalar(inner)}: {_flow(item)}")
+        else:
+            lines.append(f"{key}: {_scalar(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _scalar(value: Any) -> str:
+    text = yaml.dump(value, Dumper=_Dumper, width=_WIDE, allow_unicode=True)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def _flow(value: Any) -> str:
+    if not isinstance(value, (dict, list)):
+        return _scalar(value)
+    return yaml.dump(value, Dumper=_Dumper, default_flow_style=True, sort_keys=False, width=_WIDE,
+                     allow_unicode=True).strip()
+
+
+def _plain(value: Any) -> Any:
+    """A call argument as YAML data."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- the command's source
+
+
+def export_source(source: str, args: list[str] | None = None) -> Export:
+    """Export a .keras file, or `applications.NAME` built with `args` (`KEY=VALUE`, values read
+    as YAML: `include_top=false`, `input_shape=[96,96,3]`). Raises `SpecErrors` on bad input."""
+    if source.startswith(catalog.APPLICATION_PREFIX):
+        kwargs = parse_arguments(args or [])
+        model = application(source, kwargs)
+        shown = ", ".join(f"{k}={v!r}" for k, v in {"weights": None, **kwargs}.items())
+        return export_model(model, {}, origin=f"keras.{source}({shown})")
+    if args:
+        raise SpecErrors.single("--arg sets arguments of a keras.applications constructor; "
+                                f"'{source}' is a file", hint="export applications.NAME --arg KEY=VALUE")
+    model, compile_config = load_keras_file(Path(source))
+    return export_model(model, compile_config, origin=source)
+
+
+def parse_arguments(items: list[str]) -> dict[str, Any]:
+    """`["include_top=false", "input_shape=[96, 96, 3]"]` -> keyword arguments (lists as tuples)."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecErrors.single(f"--arg '{item}' is not KEY=VALUE", hint="e.g. --arg include_top=false")
+        try:
+            value = yaml.load(text, Loader=_Loader) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise SpecErrors.single(f"--arg '{item}': the value is not YAML ({_short(exc)})") from None
+        parsed[key.strip()] = tuple(value) if isinstance(value, list) else value
+    return parsed

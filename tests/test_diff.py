@@ -1,0 +1,267 @@
+"""`graphspec diff`: what it reports, how it exits, and specs read from git revisions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import graphspec
+from graphspec.cli import app
+from graphspec.diff import Change, Changed, Connection, Entry, diff, git_external_diff, render_text
+from graphspec.spec.load import load_text
+
+runner = CliRunner()
+
+OLD = """
+graphspec: 1
+name: net
+inputs:
+  x: {shape: [4]}
+  extra: {shape: [2]}
+layers:
+  h1:  {type: Dense, units: 8, activation: relu, in: x}
+  h2:  {type: Dense, units: 8, in: h1}
+  cat: {type: Concatenate, in: [h2, extra]}
+  out: {type: Dense, units: 1, in: cat}
+  aux: {type: Dense, units: 2, in: h1}
+outputs:
+  out: {loss: mse}
+  aux: {loss: mse, weight: 0.5}
+train: {epochs: 2}
+"""
+
+NEW = """
+graphspec: 1
+name: net
+inputs:
+  x: {shape: [6]}
+  extra: {shape: [2]}
+layers:
+  h1:   {type: Dense, units: 16, activation: tanh, use_bias: false, in: x}
+  drop: {type: Dropout, rate: 0.5, in: h1}
+  cat:  {type: Concatenate, in: [drop, extra]}
+  out:  {type: Dense, units: 1, in: cat}
+outputs:
+  out: {loss: mae}
+  aux: {loss: mse, weight: 0.5, from: drop}
+train: {epochs: 3}
+"""
+
+
+def spec(text: str, name: str = "<test>"):
+    return load_text(textwrap.dedent(text), name)
+
+
+def test_every_kind_of_difference_is_reported():
+    result = diff(spec(OLD), spec(NEW), "old.yaml", "new.yaml")
+    assert result.differ
+    assert result.layers_added == [Entry("drop", {"type": "Dropout", "rate": 0.5, "in": "h1"})]
+    assert result.layers_removed == [Entry("h2", {"type": "Dense", "units": 8, "in": "h1"}),
+                                     Entry("aux", {"type": "Dense", "units": 2, "in": "h1"})]
+    assert result.layers_changed == [Changed("h1", [
+        Change("units", 8, 16), Change("activation", "relu", "tanh"),
+        Change("use_bias", None, False, "added")])]
+    assert result.connections_changed == [Connection("cat", ["h2", "extra"], ["drop", "extra"])]
+    assert result.inputs_changed == [Changed("x", [Change("shape", [4], [6])])]
+    assert result.outputs_changed == [Changed("aux", [Change("from", None, "drop")])]
+    assert result.losses_changed == [Changed("out", [Change("loss", "mse", "mae")])]
+    assert result.training_changed == [Change("train.epochs", 2, 3)]
+    assert result.params is None
+
+
+def test_the_text_is_one_line_per_difference():
+    assert render_text(diff(spec(OLD), spec(NEW), "old.yaml", "new.yaml")) == textwrap.dedent("""\
+        --- old.yaml
+        +++ new.yaml
+        layers added (1):
+          + drop: Dropout(rate=0.5) <- h1
+        layers removed (2):
+          - h2: Dense(units=8) <- h1
+          - aux: Dense(units=2) <- h1
+        layers changed (1):
+          ~ h1: units 8 -> 16; activation relu -> tanh; use_bias (unset) -> false
+        connections changed (1):
+          ~ cat: in [h2, extra] -> [drop, extra]
+        inputs changed (1):
+          ~ x: shape [4] -> [6]
+        outputs changed (1):
+          ~ aux: from null -> drop
+        losses changed (1):
+          ~ out: loss mse -> mae
+        training changed (1):
+          ~ train.epochs 2 -> 3
+        """)
+
+
+def test_inputs_and_outputs_added_and_removed():
+    new = OLD.replace("extra: {shape: [2]}", "other: {shape: [2]}").replace("[h2, extra]", "[h2, other]")
+    new = new.replace("  aux: {loss: mse, weight: 0.5}\n", "  h2: {}\n")
+    result = diff(spec(OLD), spec(new))
+    assert result.inputs_added == [Entry("other", {"shape": [2], "dtype": "float32", "sparse": False,
+                                                   "batch_size": None})]
+    assert [e.name for e in result.inputs_removed] == ["extra"]
+    assert [e.name for e in result.outputs_added] == ["h2"]
+    assert [e.name for e in result.outputs_removed] == ["aux"]
+    text = render_text(result)
+    assert "  + h2: {loss: null}\n" in text
+    assert "  - aux: {loss: mse, weight: 0.5}\n" in text
+
+
+def test_the_same_model_written_differently_does_not_differ():
+    same = "# reformatted\n" + OLD.replace("{type: Dense, units: 8, in: h1}",
+                                          "{in: h1, units: 8, type: Dense}")
+    result = diff(spec(OLD), spec(same))
+    assert not result.differ
+    assert render_text(result) == ""
+
+
+def test_params_counts_each_changed_layer_and_the_totals():
+    result = diff(spec(OLD), spec(NEW), params=True)
+    counts = {c.name: (c.old, c.new) for c in result.params.layers}
+    # Dense(8) on 4 features: 4*8+8; Dense(16, no bias) on 6: 6*16. Dropout has none.
+    assert counts == {"h2": (8 * 8 + 8, None), "aux": (8 * 2 + 2, None), "h1": (4 * 8 + 8, 6 * 16),
+                      "drop": (None, 0), "cat": (0, 0)}
+    old_total = (4 * 8 + 8) + (8 * 8 + 8) + (10 * 1 + 1) + (8 * 2 + 2)
+    new_total = 6 * 16 + (18 * 1 + 1)  # the aux output is now the dropout's: no weights
+    assert (result.params.total_old, result.params.total_new) == (old_total, new_total)
+    text = render_text(result)
+    assert "parameters (before -> after):\n" in text
+    assert f"  total  {old_total:>3} -> {new_total:>3}  ({new_total - old_total:+,})\n" in text
+
+
+def test_cli_exit_status_is_like_diff(write_spec):
+    old, new = write_spec(OLD, "old.yaml"), write_spec(NEW, "new.yaml")
+    same = runner.invoke(app, ["diff", str(old), str(old)])
+    assert (same.exit_code, same.stdout) == (0, "")
+    changed = runner.invoke(app, ["diff", str(old), str(new)])
+    assert changed.exit_code == 1
+    assert changed.stdout.startswith(f"--- {old}\n+++ {new}\nlayers added (1):\n")
+    missing = runner.invoke(app, ["diff", str(old), str(old.parent / "nope.yaml")])
+    assert missing.exit_code == 2
+    assert missing.stderr == f"error: no such file: {old.parent / 'nope.yaml'}\n1 error\n"
+
+
+def test_cli_json_is_for_tools(write_spec):
+    old, new = write_spec(OLD, "old.yaml"), write_spec(NEW, "new.yaml")
+    result = runner.invoke(app, ["diff", str(old), str(new), "--json"])
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["differ"] is True
+    assert data["old"] == str(old) and data["new"] == str(new)
+    assert data["layers_changed"][0]["changes"][0] == {"key": "units", "old": 8, "new": 16,
+                                                       "status": "changed"}
+    assert data["connections_changed"] == [{"name": "cat", "old": ["h2", "extra"], "new": ["drop", "extra"]}]
+    assert data["params"] is None
+    same = runner.invoke(app, ["diff", str(old), str(old), "--json"])
+    assert same.exit_code == 0 and json.loads(same.stdout)["differ"] is False
+
+
+# --- git revisions ----------------------------------------------------------------------------
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+                          cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    git(tmp_path, "init", "-q")
+    (tmp_path / "spec.yaml").write_text(textwrap.dedent(OLD))
+    git(tmp_path, "add", "spec.yaml")
+    git(tmp_path, "commit", "-q", "-m", "old")
+    (tmp_path / "spec.yaml").write_text(textwrap.dedent(NEW))
+    git(tmp_path, "commit", "-q", "-a", "-m", "new")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_revisions_are_read_from_git(repo):
+    result = runner.invoke(app, ["diff", "HEAD~1:spec.yaml", "HEAD:spec.yaml"])
+    assert result.exit_code == 1
+    expected = render_text(diff(spec(OLD), spec(NEW), "HEAD~1:spec.yaml", "HEAD:spec.yaml"))
+    assert result.stdout == expected
+    # A revision against the working tree, and the same revision twice.
+    assert runner.invoke(app, ["diff", "HEAD:spec.yaml", "spec.yaml"]).exit_code == 0
+    assert runner.invoke(app, ["diff", "HEAD~1:spec.yaml", "HEAD~1:spec.yaml"]).exit_code == 0
+
+
+def test_fingerprint_of_a_revision_is_that_of_its_text(repo):
+    result = runner.invoke(app, ["fingerprint", "HEAD~1:spec.yaml", "--json"])
+    assert result.exit_code == 0
+    from graphspec.fingerprint import fingerprint
+
+    assert json.loads(result.stdout)["architecture"] == fingerprint(spec(OLD)).architecture
+
+
+def test_a_revision_that_does_not_exist_is_a_clear_error(repo):
+    result = runner.invoke(app, ["diff", "HEAD~5:spec.yaml", "HEAD:spec.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr == ("error: cannot read 'HEAD~5:spec.yaml' from git: invalid object name "
+                             "'HEAD~5'.\n1 error\n")
+    result = runner.invoke(app, ["diff", "HEAD:nope.yaml", "HEAD:spec.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr == ("error: cannot read 'HEAD:nope.yaml' from git: path 'nope.yaml' does not "
+                             "exist in 'HEAD'\n1 error\n")
+
+
+def test_errors_in_a_revision_name_the_revision(repo):
+    (repo / "spec.yaml").write_text(textwrap.dedent(NEW).replace("units: 16", "unitz: 16"))
+    git(repo, "commit", "-q", "-a", "-m", "broken")
+    result = runner.invoke(app, ["diff", "HEAD~1:spec.yaml", "HEAD:spec.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr == textwrap.dedent("""\
+        HEAD:spec.yaml:8:23: error: layer 'h1': Dense has no argument 'unitz'
+            h1:   {type: Dense, unitz: 16, activation: tanh, use_bias: false, in: x}
+                                ^~~~~
+          hint: did you mean 'units'?
+        1 error
+        """)
+
+
+def test_git_uses_graphspec_as_a_diff_driver(repo):
+    # What the README tells users to do, with this Python's graphspec as the command.
+    (repo / ".gitattributes").write_text("*.yaml diff=graphspec\n")
+    git(repo, "config", "diff.graphspec.command", f"{sys.executable} -m graphspec git-diff")
+    shown = git(repo, "diff", "HEAD~1", "HEAD", "--", "spec.yaml")
+    body = render_text(diff(spec(OLD), spec(NEW), "a/spec.yaml", "b/spec.yaml"))
+    assert shown == "diff --graphspec a/spec.yaml b/spec.yaml\n" + body
+
+
+def test_the_driver_tells_formatting_from_change(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.write_text(textwrap.dedent(OLD))
+    new.write_text("# only a comment more\n" + textwrap.dedent(OLD))
+    args = ["spec.yaml", str(old), "0" * 40, "100644", str(new), "1" * 40, "100644"]
+    assert git_external_diff(args) == ("diff --graphspec a/spec.yaml b/spec.yaml\n"
+                                       "no change to the resolved spec (only formatting, comments or docs)\n")
+    assert git_external_diff(["spec.yaml", "/dev/null", ".", ".", str(new), ".", "."]).endswith(
+        "new spec spec.yaml\n")
+    new.write_text("graphspec: 1\nname: [\n")
+    assert "\ncannot compare: b/spec.yaml:3:1: error: invalid YAML: did not find expected node content\n" \
+        in git_external_diff(args)
+
+
+def test_resnet50_against_itself_with_one_change(tmp_path):
+    text = Path("specs/resnet50.yaml").read_text()
+    changed = tmp_path / "resnet50.yaml"
+    changed.write_text(text.replace("conv4:       {block: stage, filters: 256, expand: 1024, identities: 5",
+                                    "conv4:       {block: stage, filters: 256, expand: 1024, identities: 4"))
+    result = diff(graphspec.load("specs/resnet50.yaml"), graphspec.load(changed))
+    assert [e.name for e in result.layers_removed][:3] == ["conv4.blocks.4.branch.conv1",
+                                                           "conv4.blocks.4.branch.bn1",
+                                                           "conv4.blocks.4.branch.relu1"]
+    assert len(result.layers_removed) == 10 and not result.layers_added  # 8 in the branch, add, out
+    assert result.connections_changed == [Connection("conv5.block1.conv0", "conv4.blocks.4.out",
+                                                     "conv4.blocks.3.out"),
+                                          Connection("conv5.block1.branch.conv1", "conv4.blocks.4.out",
+                                                     "conv4.blocks.3.out")]
