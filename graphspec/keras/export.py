@@ -40,6 +40,7 @@ from graphspec.errors import SpecErrors
 from graphspec.spec import catalog
 from graphspec.spec.model import NAME
 from graphspec.spec.source import _Loader
+from graphspec.spec.write import spec_yaml
 
 # Config keys that are not constructor arguments a spec writes: the name is the node's key,
 # the shape is the input's.
@@ -49,14 +50,6 @@ _KERAS_OBJECT_MODULES = {
     "keras.regularizers": keras.regularizers,
     "keras.constraints": keras.constraints,
 }
-_WIDE = 1 << 30
-
-
-class _Dumper(yaml.SafeDumper):
-    """Quotes exactly the strings graphspec's loader would read as something else (`1e-4`)."""
-
-
-_Dumper.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
 
 
 @dataclass
@@ -668,36 +661,7 @@ def _compile_section(config: dict[str, Any]) -> dict[str, Any]:
 
 def to_yaml(spec: dict[str, Any], origin: str = "") -> str:
     """A spec as YAML: sections in the usual order, one input, layer or output per line."""
-    lines = []
-    if origin:
-        lines.append(f"# Exported from {origin} by `graphspec export`.")
-    for key, value in spec.items():
-        if key in ("inputs", "layers", "outputs") and isinstance(value, dict) and value:
-            lines.append("")
-            lines.append(f"{key}:")
-            width = min(max(len(_scalar(n)) for n in value) + 1, 33)
-            for name, node in value.items():
-                lines.append(f"  {(_scalar(name) + ':').ljust(width)} {_flow(node)}")
-        elif isinstance(value, dict):
-            lines.append("")
-            lines.append(f"{key}:")
-            for inner, item in value.items():
-                lines.append(f"  {_scalar(inner)}: {_flow(item)}")
-        else:
-            lines.append(f"{key}: {_scalar(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _scalar(value: Any) -> str:
-    text = yaml.dump(value, Dumper=_Dumper, width=_WIDE, allow_unicode=True)
-    return text.removesuffix("\n").removesuffix("\n...").strip()
-
-
-def _flow(value: Any) -> str:
-    if not isinstance(value, (dict, list)):
-        return _scalar(value)
-    return yaml.dump(value, Dumper=_Dumper, default_flow_style=True, sort_keys=False, width=_WIDE,
-                     allow_unicode=True).strip()
+    return spec_yaml(spec, [f"Exported from {origin} by `graphspec export`."] if origin else [])
 
 
 def _plain(value: Any) -> Any:

@@ -28,6 +28,19 @@ UNSAFE_LAYERS = {
 LAYER_VALUED_ARGS = ("layer", "backward_layer")
 
 
+# Layers the user allowed with --allow-custom (graphspec/keras/custom.py): name -> (entry, class).
+# Empty unless the command line or the calling program asked: a spec cannot fill it.
+_CUSTOM: dict[str, tuple[dict, type]] = {}
+
+
+def register_custom_layer(name: str, entry: dict, cls: type) -> None:
+    _CUSTOM[name] = (entry, cls)
+
+
+def custom_layers() -> dict[str, tuple[dict, type]]:
+    return _CUSTOM
+
+
 @lru_cache(maxsize=1)
 def catalog() -> dict:
     """The whole catalog, parsed once per process."""
@@ -41,9 +54,12 @@ def layer(type_name: str) -> dict | None:
         if entry is None:
             return None
         return {**entry, "call": ["inputs", "training", "mask"]}
-    return catalog()["layers"].get(type_name)
+    entry = catalog()["layers"].get(type_name)
+    if entry is None and type_name in _CUSTOM:
+        return _CUSTOM[type_name][0]
+    return entry
 
 
 def layer_names() -> list[str]:
     c = catalog()
-    return list(c["layers"]) + [APPLICATION_PREFIX + n for n in c["applications"]]
+    return list(c["layers"]) + [APPLICATION_PREFIX + n for n in c["applications"]] + list(_CUSTOM)

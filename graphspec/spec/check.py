@@ -13,6 +13,7 @@ from typing import Any
 from graphspec.errors import Diagnostics, did_you_mean
 from graphspec.spec import catalog
 from graphspec.spec.model import NAME, REFERENCE, LayerSpec, Spec, TypedObject
+from graphspec.spec.search import check_search
 from graphspec.spec.source import Positions
 
 
@@ -62,9 +63,13 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
         elif type_name in catalog.UNSAFE_LAYERS:
             hint = None
         else:
-            hint = did_you_mean(type_name, catalog.layer_names())
+            hint = did_you_mean(type_name, catalog.layer_names()) or (
+                "for a layer of your own, register it with @keras.saving.register_keras_serializable "
+                "and pass --allow-custom MODULE")
         reason = (f": {catalog.UNSAFE_LAYERS[type_name]}, and a spec cannot run code"
                   if type_name in catalog.UNSAFE_LAYERS else "")
+        if "." in type_name and not type_name.startswith(catalog.APPLICATION_PREFIX):
+            reason = ": a spec names Keras layers, never Python code by module path"
         message = (f"{what} has type '{type_name}', which graphspec refuses{reason}" if reason else
                    f"{what} has unknown type '{type_name}'")
         ctx.error(message, path + ("type",), hint=hint)
@@ -254,6 +259,7 @@ CHECKS: tuple[Callable[[Context], None], ...] = (
     check_references,
     check_compile,
     check_callbacks,
+    check_search,
 )
 
 

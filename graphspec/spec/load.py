@@ -274,10 +274,15 @@ _UNION_MESSAGES = {
 def _allowed_keys(parent: tuple, model) -> list[str]:
     top = {
         (): model.Spec, ("compile",): model.CompileSpec, ("train",): model.TrainSpec,
+        ("search",): model.SearchSpec,
     }
     cls = top.get(parent)
     if cls is None and len(parent) == 2:
         cls = {"inputs": model.InputSpec, "outputs": model.OutputSpec}.get(parent[0])
+    if cls is None and len(parent) == 3 and parent[:2] == ("search", "params"):
+        from graphspec.spec.search import SearchParam
+
+        cls = SearchParam
     if cls is None:
         return []
     return [f.alias or n for n, f in cls.model_fields.items()]

@@ -11,6 +11,8 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from graphspec.spec.search import SearchSpec
+
 FORMAT_VERSION = 1
 
 # A reference to a tensor: a node name, optionally picking one output of several by index or
@@ -183,6 +185,8 @@ class Spec(_Strict):
     outputs: dict[str, OutputSpec] = Field(min_length=1)
     compile: CompileSpec = Field(default_factory=CompileSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
+    search: SearchSpec | None = Field(
+        default=None, description="A hyperparameter search over this spec's values (graphspec tune).")
 
     @field_validator("name")
     @classmethod

@@ -22,7 +22,7 @@ PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _UNSUBSTITUTED = ("params", "blocks", "include")
 # Sections a spec may leave out (all their keys have defaults): an override such as
 # `train.epochs=5` creates the section rather than pointing at nothing.
-_OPTIONAL_SECTIONS = ("compile", "train")
+OPTIONAL_SECTIONS = ("compile", "train")
 
 
 def parse_value(text: str) -> Any:
@@ -55,7 +55,7 @@ def apply_overrides(data: dict, overrides: list[str] | dict[str, Any], positions
             diagnostics.error(f"override sets param '{path[1]}', which the spec does not declare",
                               where, hint=did_you_mean(path[1], params) or _declared(params))
             continue
-        if path[0] in _OPTIONAL_SECTIONS and len(path) > 1 and path[0] not in data:
+        if path[0] in OPTIONAL_SECTIONS and len(path) > 1 and path[0] not in data:
             data[path[0]] = {}
         if not _set_path(data, path, value):
             diagnostics.error(f"override path '{key}' points at nothing in the spec", where,
@@ -69,23 +69,38 @@ def _declared(params: dict) -> str:
     return "declared params: " + ", ".join(params) if params else "the spec declares no params"
 
 
-def _set_path(data: Any, path: Path, value: Any) -> bool:
-    """Set `data[path] = value`; the parent must exist (a new leaf key is allowed)."""
+def settable(data: Any, path: Path) -> bool:
+    """Whether an override could set `data[path]`: its parent exists (a new leaf key may be added)."""
+    return _container(data, path) is not None
+
+
+def _container(data: Any, path: Path) -> dict | list | None:
+    """The mapping or list an override of `path` writes into, or None when there is none."""
     node = data
     for key in path[:-1]:
         if isinstance(node, dict) and key in node and isinstance(node[key], (dict, list)):
             node = node[key]
-        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+        elif isinstance(node, list) and str(key).isdigit() and int(key) < len(node):
             node = node[int(key)]
         else:
-            return False
+            return None
+    if isinstance(node, dict):
+        return node
+    if isinstance(node, list) and str(path[-1]).isdigit() and int(path[-1]) < len(node):
+        return node
+    return None
+
+
+def _set_path(data: Any, path: Path, value: Any) -> bool:
+    """Set `data[path] = value`; the parent must exist (a new leaf key is allowed)."""
+    node = _container(data, path)
+    if node is None:
+        return False
     if isinstance(node, dict):
         node[path[-1]] = value
-        return True
-    if isinstance(node, list) and path[-1].isdigit() and int(path[-1]) < len(node):
+    else:
         node[int(path[-1])] = value
-        return True
-    return False
+    return True
 
 
 def _path_hint(data: Any, path: Path) -> str | None:
