@@ -23,9 +23,14 @@ graphviz:
 	    (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) || echo "note: could not install graphviz"; \
 	  else echo "note: Graphviz's dot is not installed; plots to .png/.svg/.pdf need it"; fi; }
 
+# The whole path on the book's three-headed model: check, build, draw, train briefly on
+# synthetic data whose targets come from a fixed random copy of the network.
 demo: $(STAMP) graphviz
 	$(BIN)/graphspec validate specs/*.yaml
 	$(BIN)/graphspec build specs/book_social_media.yaml
+	$(BIN)/graphspec plot specs/book_social_media.yaml --show-shapes -o runs/demo/social_media.png
+	$(BIN)/graphspec train specs/book_social_media.yaml --synthetic --kind teacher --samples 256 \
+	  --epochs 2 --runs-dir runs/demo
 
 test: $(STAMP) graphviz
 	$(BIN)/ruff check graphspec tests bench

@@ -50,8 +50,21 @@ def _version(value: bool) -> None:
 def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    allow_custom: Annotated[Optional[list[str]], typer.Option(
+        "--allow-custom", metavar="MODULE",
+        help="Import MODULE (it runs its code) so that its Keras layers registered with "
+             "@keras.saving.register_keras_serializable can be used as types. Repeatable. "
+             "Only the command line can grant this, never a spec.")] = None,
 ) -> None:
     """Compile declarative YAML layer graphs into Keras 3 functional models."""
+    if allow_custom:
+        _quiet_tensorflow()
+        from graphspec.keras.custom import allow_custom as allow
+
+        try:
+            allow(allow_custom)
+        except SpecErrors as exc:
+            raise _fail(exc, debug=False) from None
 
 
 def _fail(exc: SpecErrors, debug: bool) -> typer.Exit:
@@ -106,6 +119,8 @@ def build(
     expand_nested: Annotated[bool, typer.Option(
         help="Show the layers of nested models in the summary.")] = False,
     max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
+    weights: Annotated[Optional[Path], typer.Option(
+        "--weights", help="Load weights from this .keras file, layer by layer, by name.")] = None,
     debug: DebugOption = False,
 ) -> None:
     """Build the Keras model and print its summary: shapes, parameters per layer, totals."""
@@ -120,6 +135,10 @@ def build(
         if loaded.warnings:
             typer.echo(loaded.diagnostics.render(), err=True)
         model = loaded.build(max_params=max_params)
+        if weights is not None:
+            from graphspec.keras.weights import load_weights_by_name
+
+            typer.echo(f"loaded weights of {load_weights_by_name(model, weights)} layers from {weights}")
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
     model.summary(expand_nested=expand_nested)
@@ -136,6 +155,402 @@ def schema() -> None:
     from graphspec.spec.schema import render
 
     sys.stdout.write(render())
+
+
+@app.command()
+def plot(
+    spec: Annotated[Path, typer.Argument(help="The spec to draw.", show_default=False)],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="The file to write: .png, .svg, .pdf or .dot.", show_default=False)],
+    overrides: SetOption = None,
+    show_shapes: Annotated[bool, typer.Option(
+        "--show-shapes", help="Show each node's output shape (builds the model: TensorFlow).")] = False,
+    show_dtype: Annotated[bool, typer.Option(
+        "--show-dtype", help="Show each node's output dtype (builds the model: TensorFlow).")] = False,
+    show_activations: Annotated[bool, typer.Option(
+        "--show-activations", help="Show each layer's activation.")] = False,
+    show_trainable: Annotated[bool, typer.Option(
+        "--show-trainable", help="Mark layers that are not trainable.")] = False,
+    layer_names: Annotated[bool, typer.Option(help="Show node names beside layer types.")] = True,
+    rankdir: Annotated[str, typer.Option(
+        "--rankdir", help="TB (top to bottom) or LR (left to right).")] = "TB",
+    expand_nested: Annotated[bool, typer.Option(
+        "--expand-nested", help="Draw the layers of nested specs, each spec as a cluster.")] = False,
+    outputs: Annotated[bool, typer.Option(help="Draw each named output with its loss and weight.")] = True,
+    dpi: Annotated[int, typer.Option(help="Resolution of .png output.", min=1)] = 96,
+    debug: DebugOption = False,
+) -> None:
+    """Draw the spec's graph with Graphviz; the format follows the file's extension."""
+    from graphspec.plot import PlotError, PlotOptions, spec_to_dot, write_plot
+    from graphspec.spec.load import load
+
+    try:
+        options = PlotOptions(show_shapes=show_shapes, show_dtype=show_dtype,
+                              show_layer_names=layer_names, show_layer_activations=show_activations,
+                              show_trainable=show_trainable, rankdir=rankdir, expand_nested=expand_nested,
+                              show_outputs=outputs, dpi=dpi)
+        if show_shapes or show_dtype:
+            _quiet_tensorflow()
+        loaded = load(spec, overrides or [])
+        write_plot(spec_to_dot(loaded, options), output)
+    except SpecErrors as exc:
+        raise _fail(exc, debug) from None
+    except PlotError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        if exc.hint:
+            typer.echo(f"  hint: {exc.hint}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    typer.echo(f"wrote {output}")
+
+
+@app.command()
+def train(
+    spec: Annotated[Optional[Path], typer.Argument(
+        help="The spec to train (not with --resume).", show_default=False)] = None,
+    synthetic: Annotated[bool, typer.Option(
+        "--synthetic", help="Train on generated data (see --kind).")] = False,
+    kind: Annotated[Optional[str], typer.Option(
+        "--kind", help="Synthetic targets: random (noise) or teacher (a fixed random copy of the "
+                       "network). Default: train.synthetic, else random.", show_default=False)] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="Training arrays (.npz) keyed by input and output names.",
+        show_default=False)] = None,
+    val_data: Annotated[Optional[Path], typer.Option(
+        "--val-data", help="Validation arrays (.npz), keyed like --data.", show_default=False)] = None,
+    validation_split: Annotated[Optional[float], typer.Option(
+        "--validation-split", help="Fraction of samples kept for validation (train.validation_split).",
+        min=0.0, max=0.99, show_default=False)] = None,
+    epochs: Annotated[Optional[int], typer.Option(
+        "--epochs", help="train.epochs", min=1, show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", help="train.batch_size", min=1, show_default=False)] = None,
+    samples: Annotated[Optional[int], typer.Option(
+        "--samples", help="Synthetic samples per epoch (train.samples).", min=1,
+        show_default=False)] = None,
+    seq_len: Annotated[Optional[int], typer.Option(
+        "--seq-len", help="Length of null dimensions in synthetic data, for inputs that set no "
+                          "seq_len (train.seq_len).", min=1, show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        "--seed", help="Seed of weights and synthetic data (train.seed).", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="The run directory. Default: RUNS_DIR/<spec name>/<timestamp>/.",
+        show_default=False)] = None,
+    runs_dir: Annotated[Path, typer.Option(
+        "--runs-dir", help="Where run directories go when --out is not given.")] = Path("runs"),
+    overrides: SetOption = None,
+    resume: Annotated[Optional[Path], typer.Option(
+        "--resume", metavar="RUN_DIR",
+        help="Continue a killed run from its last completed epoch, with the spec, overrides and "
+             "data it started with, to the same number of epochs.", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing while training.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Train the model on synthetic data or .npz arrays; write a run directory with the resolved
+    spec, the overrides, the final model, the history and what the callbacks write."""
+    from graphspec.spec.load import load
+
+    # Flags are overrides of the spec's train section, recorded like --set ones.
+    flags = {"synthetic": kind, "validation_split": validation_split, "epochs": epochs,
+             "batch_size": batch_size, "samples": samples, "seq_len": seq_len, "seed": seed}
+    given = list(overrides or []) + [f"train.{k}={v}" for k, v in flags.items() if v is not None]
+    _quiet_tensorflow()
+
+    def announce(run_dir: Path) -> None:
+        if not quiet:
+            typer.echo(f"training into {run_dir} (if killed: graphspec train --resume {run_dir})")
+
+    try:
+        from graphspec import run_dir as rd
+
+        if resume is not None:
+            if spec is not None or given or synthetic or data or val_data or out:
+                raise SpecErrors.single("--resume continues a run with the spec, overrides and data "
+                                        "it started with", hint="give only --resume RUN_DIR")
+            final = rd.interrupted_run(resume)
+            started = rd.read_json(rd.partial_path(final) / rd.OVERRIDES_FILE)
+            spec = rd.partial_path(final) / rd.SPEC_FILE
+            synthetic, kind = bool(started.get("synthetic")), started.get("kind")
+            data = Path(started["data"]) if started.get("data") else None
+            val_data = Path(started["val_data"]) if started.get("val_data") else None
+            out = final
+        elif spec is None:
+            raise SpecErrors.single("name the spec to train, or give --resume RUN_DIR")
+        loaded = load(spec, given)
+        if loaded.warnings and not quiet:
+            typer.echo(loaded.diagnostics.render(), err=True)
+        from graphspec.keras import train as training
+
+        source = training.DataSource(synthetic, kind=kind, data=data, val_data=val_data)
+        result = training.train(loaded, source, out=out, runs_root=runs_dir,
+                                verbose=0 if quiet else "auto", resume=resume is not None,
+                                announce=announce)
+    except SpecErrors as exc:
+        raise _fail(exc, debug) from None
+    except Exception as exc:
+        if debug:
+            raise
+        typer.echo(f"error: training failed: {' '.join(str(exc).split())[:600]}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    if not quiet:
+        typer.echo(" - ".join(f"{key}: {value:.4g}" for key, value in result.metrics.items()))
+        typer.echo(f"run saved in {result.run_dir}")
+
+
+@app.command()
+def expand(
+    spec: Annotated[Path, typer.Argument(help="The spec to expand.", show_default=False)],
+    overrides: SetOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Print the spec with blocks, repeats, params and overrides resolved (no TensorFlow).
+
+    The output is itself a spec that validates and builds to the same model.
+    """
+    from graphspec.spec.load import load
+
+    try:
+        loaded = load(spec, overrides or [])
+    except SpecErrors as exc:
+        raise _fail(exc, debug) from None
+    if loaded.warnings:
+        typer.echo(loaded.diagnostics.render(), err=True)
+    sys.stdout.write(loaded.expanded())
+
+
+SpecRefArgument = Annotated[str, typer.Argument(
+    help="A spec file, or REV:PATH in git (HEAD~1:specs/resnet50.yaml).", show_default=False)]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for tools.")]
+
+
+@app.command()
+def export(
+    source: Annotated[str, typer.Argument(
+        help="A .keras file, or applications.NAME for a keras.applications model.", show_default=False)],
+    args: Annotated[Optional[list[str]], typer.Option(
+        "--arg", "-a", metavar="NAME=VALUE",
+        help="An argument of the keras.applications constructor, as YAML (include_top=false, "
+             "input_shape=[96,96,3]); weights default to null. Repeatable.")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Write the spec here, nested specs beside it; else print it.")] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Write a Keras functional or Sequential model as a spec: nodes named after its layers,
+    only the arguments that differ from Keras's defaults."""
+    _quiet_tensorflow()
+    try:
+        from graphspec.keras.export import export_source
+
+        exported = export_source(source, args or [])
+        if output is None and exported.nested:
+            raise SpecErrors.single(f"'{source}' uses models as layers, which become spec files of "
+                                    "their own", hint="give --output FILE.yaml to write them beside it")
+    except SpecErrors as exc:
+        raise _fail(exc, debug) from None
+    if output is None:
+        sys.stdout.write(exported.to_yaml())
+        return
+    for path in exported.write(output):
+        typer.echo(f"wrote {path}", err=True)
+
+
+@app.command()
+def fingerprint(
+    spec: SpecRefArgument,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Print content hashes of the resolved spec: the architecture's and the training settings'.
+
+    Formatting, comments, docs, key order and blocks do not change them (no TensorFlow).
+    """
+    from graphspec.fingerprint import fingerprint as fingerprint_of
+    from graphspec.revision import load_spec
+
+    try:
+        result = fingerprint_of(load_spec(spec, overrides or []))
+    except SpecErrors as exc:
+        raise _fail(exc, debug) from None
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({"spec": spec, **result.as_dict()}, indent=2))
+    else:
+        typer.echo(f"architecture {result.architecture}\ntraining     {result.training}")
+
+
+@app.command()
+def diff(
+    old: SpecRefArgument,
+    new: SpecRefArgument,
+    params: Annotated[bool, typer.Option(
+        "--params", help="Build both models and count parameters per changed layer and in total.")] = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """What changed between two specs: layers, connections, inputs, outputs, losses, training.
+
+    Exit status 0 when they do not differ, 1 when they do, 2 on an error, like diff.
+    """
+    from graphspec.diff import diff as diff_specs
+    from graphspec.diff import render_json, render_text
+    from graphspec.revision import load_spec
+
+    if params:
+        _quiet_tensorflow()
+    try:
+        result = diff_specs(load_spec(old), load_spec(new), old, new, params=params)
+    except SpecErrors as exc:
+        raise _fail(exc, debug) from None
+    sys.stdout.write(render_json(result) if as_json else render_text(result))
+    raise typer.Exit(EXIT_FAILED if result.differ else EXIT_OK)
+
+
+@app.command("git-diff", hidden=True)
+def git_diff(
+    args: Annotated[list[str], typer.Argument(help="What git passes an external diff driver.")],
+) -> None:
+    """A git diff driver: `git config diff.graphspec.command "graphspec git-diff"`."""
+    from graphspec.diff import git_external_diff
+
+    sys.stdout.write(git_external_diff(args))
+
+
+@app.command()
+def tune(
+    spec: Annotated[Optional[Path], typer.Argument(
+        help="The spec whose `search:` section to run (optional with --resume).", show_default=False)] = None,
+    synthetic: Annotated[bool, typer.Option(
+        "--synthetic", help="Search on generated data, made once and shared by every trial.")] = False,
+    kind: Annotated[Optional[str], typer.Option(
+        "--kind", help="Synthetic targets: teacher (default) or random.", show_default=False)] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="Training arrays (.npz) keyed by input and output names.",
+        show_default=False)] = None,
+    val_data: Annotated[Optional[Path], typer.Option(
+        "--val-data", help="Validation arrays (.npz), keyed like --data.", show_default=False)] = None,
+    trials: Annotated[Optional[int], typer.Option(
+        "--trials", help="Finished trials the study should hold, all workers together (search.trials).",
+        min=1, show_default=False)] = None,
+    timeout: Annotated[Optional[str], typer.Option(
+        "--timeout", help="Time budget of this run: seconds, or 90s, 30m, 2h (search.timeout).",
+        show_default=False)] = None,
+    storage: Annotated[Optional[str], typer.Option(
+        "--storage", help="Where the study lives: a database URL (sqlite:///s.db, postgresql://...) or a "
+                          "journal file. Default: study.log in the tune folder.", show_default=False)] = None,
+    study_name: Annotated[Optional[str], typer.Option(
+        "--study-name", help="The study's name (search.study, else the spec's name).",
+        show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="The tune folder; an existing one is resumed or joined. "
+                      "Default: RUNS_DIR/<spec name>/tune-<timestamp>/.", show_default=False)] = None,
+    resume: Annotated[Optional[Path], typer.Option(
+        "--resume", help="Resume the tune in this folder, with the spec, overrides and data it was "
+                         "started with.", show_default=False)] = None,
+    runs_dir: Annotated[Path, typer.Option(
+        "--runs-dir", help="Where tune folders go when --out is not given.")] = Path("runs"),
+    overrides: SetOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Search hyperparameters with Optuna as the spec's `search:` section says: each trial trains
+    into its own run directory and is pruned when it falls behind; the study can be resumed and
+    shared by several workers. Writes best.yaml, trials.csv, history.png and importances.png."""
+    from graphspec.spec.search import timeout_seconds
+    from graphspec.tune import render, resume_settings
+    from graphspec.tune import tune as run_tune
+
+    _quiet_tensorflow()
+    try:
+        if resume is not None:
+            settings = resume_settings(resume)
+            if spec is not None and spec.resolve() != Path(settings["spec"]):
+                raise SpecErrors.single(f"{resume} is a tune of {settings['spec']}, not of {spec}")
+            if synthetic or data or val_data or overrides:
+                raise SpecErrors.single("--resume takes the data and overrides the tune started with",
+                                        hint="leave out --synthetic, --data, --val-data and --set")
+            spec, given = Path(settings["spec"]), settings["overrides"]
+            source = settings["source"]
+            synthetic, kind = bool(source.get("synthetic")), source.get("kind")
+            data = Path(source["data"]) if source.get("data") else None
+            val_data = Path(source["val_data"]) if source.get("val_data") else None
+            out, storage, study_name = resume, None, settings["study"]
+        elif spec is None:
+            raise SpecErrors.single("name the spec to tune, or give --resume DIR")
+        else:
+            given = list(overrides or [])
+        try:
+            budget = timeout_seconds(float(timeout) if timeout and timeout.replace(".", "", 1).isdigit()
+                                     else timeout)
+        except ValueError as exc:
+            raise SpecErrors.single(f"--timeout: {exc}") from None
+        from graphspec.keras.train import DataSource
+
+        result = run_tune(spec, DataSource(synthetic, kind, data, val_data), overrides=given, trials=trials,
+                          timeout=budget, storage=storage, study_name=study_name, out=out,
+                          runs_root=runs_dir, progress=not quiet)
+    except SpecErrors as exc:
+        raise _fail(exc, debug) from None
+    except Exception as exc:
+        if debug:
+            raise
+        typer.echo(f"error: tune failed: {' '.join(str(exc).split())[:600]}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    typer.echo(render(result))
+
+
+@app.command()
+def ensemble(
+    data: Annotated[Path, typer.Option(
+        "--data", help="Validation arrays (.npz) keyed by input and output names.", show_default=False)],
+    runs: Annotated[Optional[list[Path]], typer.Argument(
+        help="Run directories of trained models (each holds model.keras and spec.yaml).",
+        show_default=False)] = None,
+    study: Annotated[Optional[str], typer.Option(
+        "--study", help="Take members from a study: a tune folder, a database URL or a journal file.",
+        show_default=False)] = None,
+    study_name: Annotated[Optional[str], typer.Option(
+        "--study-name", help="The study in --study's storage (default: its only one).",
+        show_default=False)] = None,
+    top: Annotated[int, typer.Option("--top", help="With --study: its best K complete trials.", min=1)] = 5,
+    method: Annotated[str, typer.Option(
+        "--method", help="caruana (greedy forward selection with replacement) or nelder-mead.")] = "caruana",
+    holdout: Annotated[float, typer.Option(
+        "--holdout", help="Fraction of --data kept out of fitting the weights, to score on.",
+        min=0.05, max=0.95)] = 0.5,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the split of --data.")] = 0,
+    metric: Annotated[Optional[str], typer.Option(
+        "--metric", help="Score with this Keras metric or loss on each output (default: the members' "
+                         "losses, weighted as compiled).", show_default=False)] = None,
+    iterations: Annotated[int, typer.Option(
+        "--iterations", help="Rounds of greedy selection (caruana).", min=1)] = 50,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Where to write ensemble.keras and ensemble.json. "
+                      "Default: RUNS_DIR/<spec name>/ensemble-<timestamp>/.", show_default=False)] = None,
+    runs_dir: Annotated[Path, typer.Option(
+        "--runs-dir", help="Where ensemble folders go when --out is not given.")] = Path("runs"),
+    debug: DebugOption = False,
+) -> None:
+    """Average trained models' predictions with weights fitted on validation data; report each
+    member's score and the ensemble's on a held-out part, and save the ensemble as one .keras model."""
+    from graphspec.ensemble import EnsembleOptions, build_ensemble, members_from_study, render
+
+    _quiet_tensorflow()
+    try:
+        members = list(runs or [])
+        if study is not None:
+            members += members_from_study(study, study_name, top)
+        options = EnsembleOptions(method=method, holdout=holdout, seed=seed, metric=metric,
+                                  iterations=iterations)
+        result = build_ensemble(members, data, options, out=out, runs_root=runs_dir)
+    except SpecErrors as exc:
+        raise _fail(exc, debug) from None
+    except Exception as exc:
+        if debug:
+            raise
+        typer.echo(f"error: ensemble failed: {' '.join(str(exc).split())[:600]}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    typer.echo(render(result))
 
 
 def main() -> None:

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# As graphspec.keras does: TensorFlow 2.21's oneDNN kernels crash on strided 1x1 convolutions
+# (see graphspec/keras/__init__.py); a test module may import keras before graphspec.keras.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 ROOT = Path(__file__).resolve().parent.parent
 

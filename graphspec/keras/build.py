@@ -106,6 +106,8 @@ def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.
     if type_name.startswith(catalog.APPLICATION_PREFIX):
         constructor = getattr(keras.applications, type_name[len(catalog.APPLICATION_PREFIX):])
         return constructor(**kwargs)
+    if type_name in catalog.custom_layers() and not hasattr(keras.layers, type_name):
+        return catalog.custom_layers()[type_name][1](**kwargs)
     return getattr(keras.layers, type_name)(**kwargs)
 
 

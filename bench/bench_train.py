@@ -1,0 +1,157 @@
+"""Training on synthetic data, against plain Keras fitting the same samples from NumPy arrays.
+
+Throughput: one spec's model fitted from graphspec's synthetic `PyDataset` (batches generated
+as Keras asks for them) and, side by side in the same process, the same architecture fitted
+from the same samples held in memory as NumPy arrays (`model.fit(x, y)`). Epochs are timed by a
+callback: the second epoch of each two-epoch fit, after one untimed fit each for tracing. The
+two sides alternate fit by fit, and the ratio is the median of the pairs' ratios, so that load
+from other processes weighs on both sides of each ratio alike.
+
+Memory: `graphspec train --synthetic` run as a process with `--samples N` and `--samples 10N`;
+its peak resident memory (ru_maxrss of the child) must stay within 10%, since no sample is kept.
+
+Standalone: `.venv/bin/python bench/bench_train.py` prints the rows.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+# What graphspec.keras sets before TensorFlow loads (TensorFlow 2.21's oneDNN kernels crash on
+# strided 1x1 convolutions); this process imports keras first, so it is set here too.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from harness import ENV, GRAPHSPEC, ROOT, Row, not_measured  # noqa: E402
+
+SPEC = "specs/book_qa.yaml"
+SEQ_LEN = 100
+BATCH = 128
+SAMPLES = 2048          # per epoch, throughput
+PAIRS = 12              # timed epochs of each side, alternating
+MEMORY_SAMPLES = 8192   # and ten times as many
+COMMAND = "python bench/bench_train.py"
+
+
+def _epoch_timer():
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None) -> None:
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return EpochTimer()
+
+
+def throughput_row() -> Row:
+    import keras
+    import numpy as np
+
+    import graphspec
+    from graphspec.keras.data import synthetic_datasets
+
+    loaded = graphspec.load(ROOT / SPEC, [f"train.seq_len={SEQ_LEN}"])
+    keras.utils.set_random_seed(0)
+    synthetic_model, numpy_model = loaded.build(), loaded.build()
+    data, _ = synthetic_datasets(loaded, synthetic_model, kind="random", samples=SAMPLES,
+                                 batch_size=BATCH, validation_split=0.0, seed=0)
+    # The baseline fits exactly the samples the synthetic side generates, held in memory.
+    batches = [data[i] for i in range(len(data))]
+    x = {k: np.concatenate([b[0][k] for b in batches]) for k in batches[0][0]}
+    y = {k: np.concatenate([b[1][k] for b in batches]) for k in batches[0][1]}
+
+    def epoch(model: keras.Model, **fit_args) -> float:
+        """A steady epoch: the second of a fit, so that neither side pays for starting its
+        iterator (filling the prefetch buffer) inside the time."""
+        timer = _epoch_timer()
+        model.fit(epochs=2, callbacks=[timer], verbose=0, **fit_args)
+        return timer.seconds[1]
+
+    def synthetic() -> float:
+        return epoch(synthetic_model, x=data)
+
+    def from_numpy() -> float:
+        return epoch(numpy_model, x=x, y=y, batch_size=BATCH, shuffle=True)
+
+    synthetic(), from_numpy()  # tracing and first-run costs, on both sides
+    # Epochs alternate, in pairs whose order alternates too; each pair gives one ratio, so that
+    # load from other processes, which comes and goes, weighs on both sides of a ratio alike.
+    synthetic_epochs, numpy_epochs, ratios = [], [], []
+    for pair in range(PAIRS):
+        if pair % 2 == 0:
+            synthetic_epochs.append(synthetic())
+            numpy_epochs.append(from_numpy())
+        else:
+            numpy_epochs.append(from_numpy())
+            synthetic_epochs.append(synthetic())
+        ratios.append(numpy_epochs[-1] / synthetic_epochs[-1])
+    synthetic_rate = SAMPLES / statistics.median(synthetic_epochs)
+    numpy_rate = SAMPLES / statistics.median(numpy_epochs)
+    ratio = statistics.median(ratios)
+
+    def spread(epochs: list[float]) -> str:
+        return f"{SAMPLES / max(epochs):.0f}-{SAMPLES / min(epochs):.0f}, n={len(epochs)}"
+
+    return Row(f"synthetic training throughput, {Path(SPEC).name} (batch {BATCH}, seq {SEQ_LEN})",
+               f"{synthetic_rate:.0f} samples/s ({spread(synthetic_epochs)})",
+               f"plain Keras fit on NumPy arrays: {numpy_rate:.0f} samples/s ({spread(numpy_epochs)})",
+               ratio, ">= 0.95x", ratio >= 0.95, COMMAND,
+               note=f"median of {PAIRS} paired ratios, {min(ratios):.2f}-{max(ratios):.2f}")
+
+
+def _peak_memory(samples: int) -> int:
+    """Peak resident memory (bytes) of one `graphspec train --synthetic` process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = GRAPHSPEC + ["train", SPEC, "--synthetic", "--samples", str(samples), "--batch-size",
+                            str(BATCH), "--seq-len", str(SEQ_LEN), "--epochs", "1", "--seed", "0",
+                            "--quiet", "--out", str(Path(tmp) / "run")]
+        process = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        stderr = process.stderr.read()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{stderr[-2000:]}")
+    return usage.ru_maxrss * 1024  # kilobytes on Linux
+
+
+def memory_row() -> Row:
+    small, large = _peak_memory(MEMORY_SAMPLES), _peak_memory(MEMORY_SAMPLES * 10)
+    ratio = large / small
+    mib = 1024 * 1024
+    return Row(f"peak memory of `graphspec train --synthetic`, {Path(SPEC).name}",
+               f"--samples {MEMORY_SAMPLES * 10}: {large / mib:.0f} MiB",
+               f"--samples {MEMORY_SAMPLES}: {small / mib:.0f} MiB", ratio, "<= 1.10x", ratio <= 1.10,
+               COMMAND)
+
+
+def run() -> list[Row]:
+    if not (ROOT / SPEC).exists():
+        return [not_measured("synthetic training", ">= 0.95x", COMMAND, f"{SPEC} does not exist")]
+    return [throughput_row(), memory_row()]
+
+
+def main() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    print(f"{'measurement':<60} | {'measured':<40} | {'baseline':<70} | ratio | target   | met")
+    for row in run():
+        ratio = f"{row.ratio:.2f}" if row.ratio is not None else "-"
+        print(f"{row.name:<60} | {row.measured:<40} | {row.baseline:<70} | {ratio:<5} | "
+              f"{row.target:<8} | {row.verdict}" + (f" ({row.note})" if row.note else ""))
+
+
+if __name__ == "__main__":
+    main()

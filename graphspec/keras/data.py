@@ -1,0 +1,187 @@
+"""Training data as Keras takes it: synthetic batches made on demand, and .npz arrays checked.
+
+Synthetic data is a `keras.utils.PyDataset` of NumPy arrays, so it works on any Keras backend
+and memory does not grow with the number of samples: batch `i` is generated when Keras asks
+for it, from a random generator seeded by (seed, split, i), so every epoch sees the same
+samples, as it would from a file. What the values look like is decided in `graphspec.arrays`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+
+from graphspec import arrays as arr
+from graphspec.errors import Diagnostics, SpecErrors
+
+if TYPE_CHECKING:
+    from graphspec.spec.load import LoadedSpec
+
+RANDOM, TEACHER = "random", "teacher"
+# Independent random streams: training batches, validation batches, the teacher's calibration.
+_TRAIN_STREAM, _VALIDATION_STREAM, _CALIBRATION_STREAM = 0, 1, 2
+
+
+def output_shapes(model: keras.Model, input_shapes: dict[str, tuple]) -> dict[str, tuple]:
+    """Each output's per-sample shape when the inputs have these per-sample shapes.
+
+    Computed symbolically (nothing runs), so sequence outputs get their concrete lengths.
+    """
+    specs = {name: keras.KerasTensor((1,) + tuple(shape), dtype=model.input[name].dtype)
+             for name, shape in input_shapes.items()}
+    outputs = model.compute_output_spec(specs)
+    return {name: tuple(tensor.shape[1:]) for name, tensor in outputs.items()}
+
+
+def targets_of(loaded: LoadedSpec) -> dict[str, arr.Target]:
+    """The target kind of each output that has a loss."""
+    targets = {}
+    for name, output in loaded.spec.outputs.items():
+        target = arr.target_for(output.loss)
+        if target is not None:
+            targets[name] = target
+    return targets
+
+
+class SyntheticData(keras.utils.PyDataset):
+    """`samples` generated samples in batches: inputs by plan, targets random or from a teacher.
+
+    A teacher is a model with the same inputs and outputs, fixed and randomly initialised:
+    its predictions, made into targets that fit each loss, are a function the trained network
+    can learn, so a working training loop lowers the loss (noise targets cannot show that).
+    """
+
+    def __init__(self, plans: dict[str, arr.InputPlan], targets: dict[str, tuple[arr.Target, tuple]],
+                 samples: int, batch_size: int, seed: int, stream: int = _TRAIN_STREAM,
+                 teacher: Teacher | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.plans, self.targets = plans, targets
+        self.samples, self.batch_size = samples, batch_size
+        self.seed, self.stream, self.teacher = seed, stream, teacher
+
+    def __len__(self) -> int:
+        return math.ceil(self.samples / self.batch_size)
+
+    def inputs(self, index: int) -> dict[str, np.ndarray]:
+        """The inputs of batch `index` (the same every time it is asked for)."""
+        return self._batch(index)[0]
+
+    def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        return self._batch(index)
+
+    def _batch(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        count = min(self.batch_size, self.samples - index * self.batch_size)
+        rng = np.random.default_rng((self.seed, self.stream, index))
+        x = {name: plan.generate(rng, count) for name, plan in self.plans.items()}
+        if self.teacher is None:
+            y = {name: arr.random_target(target, shape, rng, count)
+                 for name, (target, shape) in self.targets.items()}
+        else:
+            y = self.teacher.targets(x)
+        return x, y
+
+
+class Teacher:
+    """A fixed, randomly initialised network with the student's inputs and outputs, and the
+    targets it gives: see `graphspec.arrays.teacher_calibration` for how they are made."""
+
+    def __init__(self, model: keras.Model, plans: dict[str, arr.InputPlan],
+                 targets: dict[str, tuple[arr.Target, tuple]], seed: int, calibration_samples: int = 256):
+        self.model, self.targets_of = model, targets
+        rng = np.random.default_rng((seed, _CALIBRATION_STREAM))
+        x = {name: plan.generate(rng, calibration_samples) for name, plan in plans.items()}
+        predictions = model.predict(x, batch_size=64, verbose=0)
+        self.calibration = {name: arr.teacher_calibration(target, predictions[name])
+                            for name, (target, _) in targets.items()}
+
+    def targets(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        predictions = self.model.predict_on_batch(x)
+        return {name: arr.teacher_target(target, predictions[name], self.calibration[name])
+                for name, (target, _) in self.targets_of.items()}
+
+
+def synthetic_datasets(loaded: LoadedSpec, model: keras.Model, *, kind: str, samples: int,
+                       batch_size: int, validation_split: float, seed: int,
+                       seq_len: int | None = None) -> tuple[SyntheticData, SyntheticData | None]:
+    """Training and validation datasets for `model` (the student, built from `loaded`).
+
+    `validation_split` of the samples are generated for validation, apart from the others.
+    A teacher is built from the same spec with fresh random weights.
+    """
+    if kind not in (RANDOM, TEACHER):
+        raise SpecErrors.single(f"unknown kind of synthetic data '{kind}'",
+                                hint=f"use '{RANDOM}' or '{TEACHER}'")
+    for name, target in targets_of(loaded).items():
+        if target.family == arr.OTHER:
+            raise SpecErrors.single(f"output '{name}': synthetic data cannot make targets for loss "
+                                    f"'{target.loss}'", loaded.location("outputs", name, "loss"),
+                                    hint="train it on arrays with --data FILE.npz",
+                                    sources=loaded.diagnostics.sources)
+    plans = arr.input_plans(loaded, seq_len)
+    shapes = output_shapes(model, {name: plan.shape for name, plan in plans.items()})
+    targets = {name: (target, shapes[name]) for name, target in targets_of(loaded).items()}
+    teacher = Teacher(loaded.build(compile=False), plans, targets, seed) if kind == TEACHER else None
+    validation = round(samples * validation_split) if validation_split else 0
+    if validation_split and validation == 0:
+        validation = 1
+    if validation >= samples:
+        raise SpecErrors.single(f"{samples} samples leave none for training after a validation split "
+                                f"of {validation_split}", loaded.location("train", "validation_split"),
+                                hint="raise train.samples (--samples)",
+                                sources=loaded.diagnostics.sources)
+    train = SyntheticData(plans, targets, samples - validation, batch_size, seed, _TRAIN_STREAM, teacher)
+    val = (SyntheticData(plans, targets, validation, batch_size, seed, _VALIDATION_STREAM, teacher)
+           if validation else None)
+    return train, val
+
+
+@dataclass
+class ArrayData:
+    """Arrays from .npz files, checked against the model: inputs and targets by name."""
+
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.x.values())))
+
+    def split(self, fraction: float) -> tuple[ArrayData, ArrayData | None]:
+        """The first samples for training and the last `fraction` for validation, as Keras's
+        own `validation_split` cuts them (before any shuffling)."""
+        if not fraction:
+            return self, None
+        cut = int(len(self) * (1 - fraction))
+        if cut <= 0 or cut >= len(self):
+            raise SpecErrors.single(f"a validation split of {fraction} leaves no samples on one side "
+                                    f"of {len(self)}")
+        head = ArrayData({k: v[:cut] for k, v in self.x.items()}, {k: v[:cut] for k, v in self.y.items()})
+        tail = ArrayData({k: v[cut:] for k, v in self.x.items()}, {k: v[cut:] for k, v in self.y.items()})
+        return head, tail
+
+
+def checked_arrays(arrays: dict[str, np.ndarray], file: str, loaded: LoadedSpec,
+                   model: keras.Model) -> ArrayData:
+    """The arrays of an .npz file (see `graphspec.arrays.load_arrays`) as inputs and targets of
+    `model`, built from `loaded`. Every problem is reported at once, naming the array, as
+    `SpecErrors`: a missing array, a wrong shape, dtype or sample count, an index past a
+    vocabulary. Arrays the model does not read are ignored."""
+    diagnostics = Diagnostics()
+    arr.check_inputs(arrays, file, loaded, diagnostics)
+    inputs = list(loaded.spec.inputs)
+    targets = targets_of(loaded)
+    if not diagnostics.errors:
+        shapes = output_shapes(model, {name: arrays[name].shape[1:] for name in inputs})
+        arr.check_targets(arrays, file, {n: (t, shapes[n]) for n, t in targets.items()}, diagnostics)
+    else:
+        for name in targets:
+            if name not in arrays:
+                diagnostics.error(f"data file {file} has no array '{name}' for output '{name}'")
+    arr.check_counts(arrays, file, inputs + list(targets), diagnostics)
+    diagnostics.raise_if_errors()
+    return ArrayData({name: arrays[name] for name in inputs}, {name: arrays[name] for name in targets})

@@ -1,0 +1,157 @@
+"""A training run: a spec, data (synthetic or .npz), callbacks, and a run directory.
+
+Everything that can be wrong with the input (a data file, an array, a callback) is found
+before `fit` starts, and a run that fails leaves no run directory behind (`graphspec.run_dir`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+
+from graphspec import arrays as arr
+from graphspec import run_dir as rd
+from graphspec.errors import SpecErrors
+from graphspec.fingerprint import fingerprint
+from graphspec.keras.build import build_model_and_tensors
+from graphspec.keras.callbacks import activation_tensors, build_callbacks
+from graphspec.keras.data import ArrayData, checked_arrays, synthetic_datasets
+from graphspec.keras.save import save_model
+
+if TYPE_CHECKING:
+    from graphspec.spec.load import LoadedSpec
+
+
+BACKUP_DIR = "backup"
+
+
+@dataclass
+class TrainResult:
+    """What a finished run left: its directory, per-epoch history, and last epoch's metrics."""
+
+    run_dir: Path
+    history: dict[str, list[float]]
+    model_path: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class DataSource:
+    """Where the training data comes from: `synthetic` (`kind` random or teacher), or files."""
+
+    synthetic: bool = False
+    kind: str | None = None
+    data: Path | None = None
+    val_data: Path | None = None
+
+    def describe(self) -> dict[str, Any]:
+        if self.synthetic:
+            return {"synthetic": True, "kind": self.kind}
+        return {"data": str(self.data), "val_data": str(self.val_data) if self.val_data else None}
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Writes the history after every epoch, so a resumed run keeps the epochs before its kill."""
+
+    def __init__(self, directory: Path, history: dict[str, list[float]]):
+        super().__init__()
+        self.directory = directory
+        self.history = history
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key, value in (logs or {}).items():
+            series = self.history.setdefault(key, [])
+            del series[epoch:]
+            series.append(float(value))
+        rd.write_history(self.directory, self.history)
+
+
+def train(loaded: LoadedSpec, source: DataSource, *, out: Path | None = None,
+          runs_root: Path = Path("runs"), verbose: int | str = "auto",
+          extra_callbacks: list[keras.callbacks.Callback] | None = None,
+          resume: bool = False, announce: Callable[[Path], None] | None = None) -> TrainResult:
+    """Train the model `loaded` describes, as its `train` section says, into a run directory.
+
+    `loaded.spec.train` already holds every override (flags are passed as `--set train.x=...`).
+    Synthetic data follows `source.kind` (default: `train.synthetic`); files are checked against
+    the model before training. Raises `SpecErrors` for bad input, with nothing written.
+    `extra_callbacks` run after the spec's own (`graphspec tune` reports each epoch through one).
+
+    Every run backs up its last completed epoch (weights, optimizer, epoch) in its folder; with
+    `resume=True`, `out` names a killed run (`rd.interrupted_run`) and training continues from
+    that backup to the same epoch count. `announce` is told the run directory before fitting.
+    """
+    settings = loaded.spec.train
+    if source.synthetic == (source.data is not None):
+        raise SpecErrors.single("say what to train on: --synthetic, or --data FILE.npz")
+    if source.val_data is not None and source.data is None:
+        raise SpecErrors.single("--val-data needs --data: synthetic runs make their own validation data")
+    if source.val_data is not None and settings.validation_split:
+        raise SpecErrors.single("give either --val-data or a validation split, not both",
+                                loaded.location("train", "validation_split"),
+                                hint="add --validation-split 0 to validate on --val-data",
+                                sources=loaded.diagnostics.sources)
+    # Files are read before TensorFlow builds anything, so a missing one fails at once.
+    files = {}
+    if source.data is not None:
+        files["data"] = arr.load_arrays(source.data)
+        if source.val_data is not None:
+            files["val"] = arr.load_arrays(source.val_data)
+
+    seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
+    keras.utils.set_random_seed(seed)
+    model, tensors = build_model_and_tensors(loaded)
+
+    if source.synthetic:
+        kind = source.kind or settings.synthetic
+        train_data, val_data = synthetic_datasets(
+            loaded, model, kind=kind, samples=settings.samples, batch_size=settings.batch_size,
+            validation_split=settings.validation_split, seed=seed)
+        source = DataSource(True, kind)
+        sample = val_data.inputs(0) if val_data is not None else None
+        fit_args: dict[str, Any] = {"x": train_data, "validation_data": val_data}
+    else:
+        arrays = checked_arrays(files["data"], str(source.data), loaded, model)
+        if "val" in files:
+            validation: ArrayData | None = checked_arrays(files["val"], str(source.val_data), loaded, model)
+        else:
+            arrays, validation = arrays.split(settings.validation_split)
+        sample = {k: v[:1] for k, v in validation.x.items()} if validation is not None else None
+        fit_args = {"x": arrays.x, "y": arrays.y, "batch_size": settings.batch_size,
+                    "validation_data": (validation.x, validation.y) if validation is not None else None}
+    if sample is not None:
+        sample = {k: np.asarray(v[:1]) for k, v in sample.items()}
+
+    final = rd.interrupted_run(out) if resume else rd.final_path(loaded.name, out, runs_root)
+    layer_nodes = [name for name in loaded.spec.layers if name in tensors]
+    if announce is not None:
+        announce(final)
+    with rd.RunDirectory(final, resume=resume) as run:
+        callbacks = build_callbacks(loaded, model, run.path, backup_root=final.parent,
+                                    validation_sample=sample,
+                                    tensors=activation_tensors(tensors, layer_nodes))
+        if not any(isinstance(c, keras.callbacks.BackupAndRestore) for c in callbacks):
+            # Keras keeps the previous backup while writing the next, so a kill mid-write
+            # still leaves one to resume from.
+            callbacks.insert(0, keras.callbacks.BackupAndRestore(str(run.path / BACKUP_DIR)))
+        epochs = EpochHistory(run.path, rd.read_history(run.path) if resume else {})
+        callbacks += [epochs, *(extra_callbacks or [])]
+        if not resume:
+            rd.write_spec(run.path, loaded, seed)
+            rd.write_json(run.path / rd.OVERRIDES_FILE,
+                          {"overrides": loaded.overrides, **source.describe()})
+            rd.write_json(run.path / "fingerprint.json", fingerprint(loaded).as_dict())
+        model.fit(epochs=settings.epochs, shuffle=settings.shuffle, callbacks=callbacks,
+                  verbose=verbose, **fit_args)
+        values = epochs.history
+        rd.write_history(run.path, values)
+        save_model(model, run.path / rd.MODEL_FILE)
+        where = run.commit()
+    metrics = {key: series[-1] for key, series in values.items() if series}
+    return TrainResult(where, values, where / rd.MODEL_FILE, metrics)

@@ -1,0 +1,180 @@
+"""The run directory of a training: where it goes, what it holds, and that it is never half-made.
+
+A run is written into a hidden folder beside its final place (`.NAME.partial`) and renamed there
+only when it has finished, so no half-made run ever stands where a finished one would. A run
+that fails is removed; one that is killed stays, with a backup of its last completed epoch, for
+`graphspec train --resume`. It holds:
+
+    spec.yaml        the resolved spec (params and overrides applied, the seed used); nested
+                     specs beside it in spec/, so `graphspec train spec.yaml` reruns it
+    overrides.json   the overrides and data given on the command line
+    fingerprint.json the architecture and training fingerprints (`graphspec fingerprint`)
+    model.keras      the final model
+    history.csv/.json  loss and metrics per epoch
+    ...              whatever the callbacks write (checkpoints, logs/, activations/)
+
+No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from graphspec.errors import SpecErrors
+
+if TYPE_CHECKING:
+    from graphspec.spec.load import LoadedSpec
+
+SPEC_FILE, OVERRIDES_FILE, MODEL_FILE = "spec.yaml", "overrides.json", "model.keras"
+HISTORY_CSV, HISTORY_JSON = "history.csv", "history.json"
+
+
+def final_path(spec_name: str, out: Path | None = None, runs_root: Path = Path("runs"),
+               now: datetime | None = None) -> Path:
+    """`out` if given (it must not hold files), else `runs_root/<spec name>/<timestamp>/`,
+    with `-2`, `-3`, ... added when two runs start in the same second."""
+    if out is not None:
+        out = Path(out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise SpecErrors.single(f"run directory {out} already exists and is not empty",
+                                    hint="name a new folder with --out, or leave --out out")
+        return out
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    base = Path(runs_root) / spec_name
+    path, count = base / stamp, 1
+    while path.exists():
+        count += 1
+        path = base / f"{stamp}-{count}"
+    return path
+
+
+def partial_path(final: Path) -> Path:
+    """Where a run is written until it finishes: a hidden folder beside its final place."""
+    return final.parent / f".{final.name}.partial"
+
+
+def interrupted_run(run: Path) -> Path:
+    """The final place of the interrupted run at `run` (its final path or its .partial folder)."""
+    run = Path(run)
+    final = run.parent / run.name[1:-len(".partial")] if (
+        run.name.startswith(".") and run.name.endswith(".partial")) else run
+    if not partial_path(final).is_dir():
+        if final.is_dir():
+            raise SpecErrors.single(f"run {final} finished: there is nothing to resume")
+        raise SpecErrors.single(f"no interrupted run at {run}",
+                                hint="--resume takes the run directory `graphspec train` printed when "
+                                     "it started")
+    return final
+
+
+class RunDirectory:
+    """A run directory being written: `path` is the hidden folder to write into; `commit()`
+    moves it to `final`. Leaving the `with` block on an error removes it; a kill (or Ctrl-C)
+    leaves it, so that `graphspec train --resume` can continue the run from its last epoch."""
+
+    def __init__(self, final: Path, resume: bool = False):
+        self.final = Path(final)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.path = partial_path(self.final)
+        if not resume:
+            if self.path.exists():
+                raise SpecErrors.single(f"an interrupted run is in {self.path}",
+                                        hint=f"resume it with --resume {self.final}, or remove it")
+            self.path.mkdir()
+        self.committed = False
+
+    def __enter__(self) -> RunDirectory:
+        return self
+
+    def __exit__(self, kind: type | None, *exc_info: Any) -> None:
+        if not self.committed and kind is not None and not issubclass(kind, KeyboardInterrupt):
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def commit(self) -> Path:
+        """Move the finished run to its final place and return that place."""
+        if self.final.is_dir() and not any(self.final.iterdir()):
+            self.final.rmdir()  # an empty --out folder made beforehand
+        os.replace(self.path, self.final)
+        self.committed = True
+        return self.final
+
+
+def resolved_documents(loaded: LoadedSpec, name: str = SPEC_FILE) -> dict[str, dict]:
+    """The resolved spec and its nested specs, as {relative file name: data}, each nested spec
+    written with its params applied and referred to by its new relative path."""
+    data = loaded.resolved()
+    documents = {name: data}
+    folder = Path(name).stem
+    for node, nested in loaded.nested.items():
+        relative = f"{folder}/{node}.yaml"
+        layer = data["layers"][node]
+        layer["spec"] = relative
+        layer.pop("params", None)
+        for inner_name, inner in resolved_documents(nested, f"{node}.yaml").items():
+            documents[str(Path(name).parent / folder / inner_name)] = inner
+    return documents
+
+
+def write_spec(directory: Path, loaded: LoadedSpec, seed: int | None) -> None:
+    """Write the resolved spec (with the seed the run used) and its nested specs."""
+    for relative, data in resolved_documents(loaded).items():
+        if relative == SPEC_FILE and seed is not None:
+            data.setdefault("train", {})["seed"] = seed
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        origin = loaded.path or "text"
+        header = f"# Resolved by graphspec from {origin}: params, overrides and seed applied.\n"
+        write_atomically(path, header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True,
+                                                         default_flow_style=None, width=100))
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomically(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: never a truncated file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def read_history(directory: Path) -> dict[str, list[float]]:
+    """The per-epoch history a run has written so far ({} when none)."""
+    path = directory / HISTORY_JSON
+    if not path.exists():
+        return {}
+    history = json.loads(path.read_text())
+    history.pop("epoch", None)
+    return history
+
+
+def write_history(directory: Path, history: dict[str, list[float]]) -> None:
+    """history.json ({metric: [value per epoch]}) and history.csv (a row per epoch)."""
+    epochs = len(next(iter(history.values()), []))
+    write_json(directory / HISTORY_JSON, {"epoch": list(range(epochs)), **history})
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["epoch", *history])
+    for epoch in range(epochs):
+        writer.writerow([epoch, *(values[epoch] for values in history.values())])
+    write_atomically(directory / HISTORY_CSV, rows.getvalue())
