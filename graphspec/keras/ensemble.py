@@ -1,0 +1,211 @@
+"""The Keras side of `graphspec ensemble`: members loaded from run directories and checked
+against each other, their predictions, scores computed from predictions, and the averaging model.
+
+The saved ensemble is a functional model of built-in layers only: each member nested whole as a
+layer, each output a `Rescaling` of every member's output by its weight, summed by `Add`. So
+`keras.models.load_model` loads it with no custom objects and no code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+
+from graphspec import arrays as arr
+from graphspec import run_dir as rd
+from graphspec.errors import SpecErrors
+from graphspec.keras.data import checked_arrays
+from graphspec.keras.save import save_model
+
+if TYPE_CHECKING:
+    from graphspec.spec.load import LoadedSpec
+
+# Metrics better when larger; any other metric, and every loss, is better when smaller.
+_LARGER_IS_BETTER = ("accuracy", "auc", "precision", "recall", "f1", "fbeta", "iou", "r2")
+# "accuracy" means what Keras's compile makes it mean for the output's loss.
+_ACCURACY_FOR_LOSS = {
+    "categorical_crossentropy": "categorical_accuracy",
+    "sparse_categorical_crossentropy": "sparse_categorical_accuracy",
+    "binary_crossentropy": "binary_accuracy",
+    "CategoricalCrossentropy": "categorical_accuracy",
+    "SparseCategoricalCrossentropy": "sparse_categorical_accuracy",
+    "BinaryCrossentropy": "binary_accuracy",
+}
+
+
+@dataclass
+class Member:
+    """A trained model from a run directory, with the spec it was trained from."""
+
+    run: Path
+    model: keras.Model
+    loaded: LoadedSpec
+
+
+def _signature(model: keras.Model) -> tuple[dict[str, Any], dict[str, Any]]:
+    inputs = {name: (tuple(t.shape[1:]), str(t.dtype)) for name, t in _named(model.input).items()}
+    outputs = {name: tuple(t.shape[1:]) for name, t in _named(model.output).items()}
+    return inputs, outputs
+
+
+def _named(tensors: Any) -> dict[str, Any]:
+    if isinstance(tensors, dict):
+        return dict(tensors)
+    raise SpecErrors.single("a member model has unnamed inputs or outputs; graphspec ensembles models "
+                            "it built (named inputs and outputs)")
+
+
+def load_members(runs: list[Path]) -> list[Member]:
+    """Load each run directory's model.keras and spec.yaml; every member must read the same inputs
+    (names, shapes, dtypes) and make the same outputs (names, shapes) as the first."""
+    import graphspec
+
+    members = []
+    for run in runs:
+        model_path, spec_path = run / rd.MODEL_FILE, run / rd.SPEC_FILE
+        for path in (model_path, spec_path):
+            if not path.is_file():
+                raise SpecErrors.single(f"{run} is not a run directory: it has no {path.name}",
+                                        hint="name folders that `graphspec train` or `graphspec tune` wrote")
+        try:
+            model = keras.models.load_model(model_path, compile=False)
+        except Exception as exc:
+            raise SpecErrors.single(f"cannot load {model_path}: {' '.join(str(exc).split())[:300]}") from None
+        members.append(Member(run, model, graphspec.load(spec_path)))
+    first_inputs, first_outputs = _signature(members[0].model)
+    for member in members[1:]:
+        inputs, outputs = _signature(member.model)
+        what = f"run {member.run}"
+        if sorted(outputs) != sorted(first_outputs):
+            raise SpecErrors.single(f"{what} has outputs ({', '.join(sorted(outputs))}), which do not match "
+                                    f"run {members[0].run}'s ({', '.join(sorted(first_outputs))})",
+                                    hint="an ensemble averages models that make the same outputs")
+        for name, shape in outputs.items():
+            if shape != first_outputs[name]:
+                raise SpecErrors.single(f"{what}: output '{name}' has shape {_shape(shape)}, and run "
+                                        f"{members[0].run}'s has {_shape(first_outputs[name])}")
+        if sorted(inputs) != sorted(first_inputs):
+            raise SpecErrors.single(f"{what} reads inputs ({', '.join(sorted(inputs))}), which do not match "
+                                    f"run {members[0].run}'s ({', '.join(sorted(first_inputs))})")
+        for name, (shape, dtype) in inputs.items():
+            if (shape, dtype) != first_inputs[name]:
+                raise SpecErrors.single(
+                    f"{what}: input '{name}' is {_shape(shape)} {dtype}, and run {members[0].run}'s is "
+                    f"{_shape(first_inputs[name][0])} {first_inputs[name][1]}")
+    return members
+
+
+def _shape(shape: tuple) -> str:
+    return "[" + ", ".join("null" if d is None else str(d) for d in shape) + "]"
+
+
+def data_for(member: Member, data: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The validation arrays, checked against the member's model: inputs and targets by name."""
+    checked = checked_arrays(arr.load_arrays(data), str(data), member.loaded, member.model)
+    return checked.x, checked.y
+
+
+def predictions(members: list[Member], x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every member's predictions, stacked per output: {output: array (members, samples, ...)}."""
+    made = [member.model.predict(x, batch_size=256, verbose=0) for member in members]
+    return {name: np.stack([np.asarray(p[name], dtype=np.float32) for p in made]) for name in made[0]}
+
+
+def average(stacked: dict[str, np.ndarray], weights: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The weighted average of the members' predictions on the samples `rows`."""
+    return {name: np.tensordot(np.asarray(weights, dtype=np.float32), values[:, rows], axes=1)
+            for name, values in stacked.items()}
+
+
+class Scorer:
+    """A score of predictions against targets: the members' losses as compiled (each output's
+    loss, weighted by its loss weight, summed), or one named metric or loss on every output
+    that has a loss (weighted the same way). `loss` is always lower-better; `value` is the score
+    as people read it."""
+
+    def __init__(self, loaded: LoadedSpec, metric: str | None):
+        outputs = {name: o for name, o in loaded.spec.outputs.items() if o.loss is not None}
+        self.weights = {name: o.weight for name, o in outputs.items()}
+        if metric is None:
+            self.name, self.goal = "loss", "minimize"
+            self.functions = {name: _loss(o.loss) for name, o in outputs.items()}
+            return
+        self.name = metric
+        self.goal = "maximize" if any(word in metric.lower() for word in _LARGER_IS_BETTER) else "minimize"
+        self.functions = {name: _metric(metric, o.loss) for name, o in outputs.items()}
+
+    def value(self, predicted: dict[str, np.ndarray], y: dict[str, np.ndarray], rows: np.ndarray) -> float:
+        total = 0.0
+        for name, function in self.functions.items():
+            total += self.weights[name] * function(y[name][rows], predicted[name])
+        return float(total)
+
+    def loss(self, predicted: dict[str, np.ndarray], y: dict[str, np.ndarray], rows: np.ndarray) -> float:
+        value = self.value(predicted, y, rows)
+        return -value if self.goal == "maximize" else value
+
+
+def _mean_of(function: Any) -> Any:
+    def mean(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        return float(keras.ops.convert_to_numpy(keras.ops.mean(function(y_true, y_pred))))
+
+    return mean
+
+
+def _loss(loss: Any) -> Any:
+    if isinstance(loss, str):
+        return _mean_of(keras.losses.get(loss))
+    return _mean_of(getattr(keras.losses, loss.type)(**loss.args))
+
+
+def _metric(name: str, loss: Any) -> Any:
+    if name in ("accuracy", "acc"):
+        loss_name = loss if isinstance(loss, str) else loss.type
+        name = _ACCURACY_FOR_LOSS.get(loss_name, "accuracy")
+    try:
+        found = keras.metrics.get(name)
+    except (ValueError, TypeError):
+        try:
+            found = keras.losses.get(name)
+        except (ValueError, TypeError):
+            raise SpecErrors.single(f"unknown metric '{name}'",
+                                    hint="name a Keras metric or loss: accuracy, mae, mse, ...") from None
+    if isinstance(found, keras.metrics.Metric):
+        def stateful(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+            found.reset_state()
+            found.update_state(y_true, y_pred)
+            return float(keras.ops.convert_to_numpy(found.result()))
+
+        return stateful
+    return _mean_of(found)
+
+
+def averaged_model(members: list[Member], weights: np.ndarray, name: str) -> keras.Model:
+    """One functional model: the members nested as layers, each output their weighted sum.
+    Members with weight 0 are left out."""
+    first = members[0].model
+    inputs = {key: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=key)
+              for key, t in _named(first.input).items()}
+    made = []
+    for i, (member, weight) in enumerate(zip(members, weights, strict=True)):
+        if weight <= 0:
+            continue
+        # A new functional model over the member's layers, named apart: two runs of one spec
+        # have the same model name, and the names of a model's layers must differ.
+        nested = keras.Model(member.model.input, member.model.output, name=f"member_{i}")
+        made.append((i, float(weight), nested(inputs)))
+    outputs = {}
+    for key in _named(first.output):
+        scaled = [keras.layers.Rescaling(scale=weight, name=f"{key}_weight_{i}")(out[key])
+                  for i, weight, out in made]
+        outputs[key] = (keras.layers.Add(name=key)(scaled) if len(scaled) > 1 else
+                        keras.layers.Identity(name=key)(scaled[0]))
+    return keras.Model(inputs, outputs, name=f"{name}_ensemble")
+
+
+def save(model: keras.Model, path: Path) -> None:
+    save_model(model, path)

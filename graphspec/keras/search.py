@@ -1,0 +1,119 @@
+"""The Keras side of `graphspec tune`: the data every trial shares, the metric check made before
+the first trial, and the callback through which a trial reports each epoch (and is pruned).
+
+Optuna is only touched through the `trial` object handed in (`report`, `should_prune`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+
+from graphspec import arrays as arr
+from graphspec.keras.data import checked_arrays, synthetic_datasets
+
+if TYPE_CHECKING:
+    from graphspec.spec.load import LoadedSpec
+
+
+class TrialReporter(keras.callbacks.Callback):
+    """Reports `metric` to an Optuna trial at each epoch's end and stops training when the trial's
+    pruner says so (`pruned` is then true). Also times the fit, less its own time, so a tune can
+    tell fitting from everything else a trial costs.
+
+    A metric missing from the logs stops training too; `missing` then lists what was logged.
+    """
+
+    def __init__(self, trial: Any, metric: str):
+        super().__init__()
+        self.trial, self.metric = trial, metric
+        self.values: list[float] = []
+        self.pruned = False
+        self.missing: list[str] | None = None
+        self.fit_seconds = 0.0
+        self._own = 0.0
+        self._start = 0.0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        start = time.perf_counter()
+        logs = logs or {}
+        if self.metric not in logs:
+            self.missing = sorted(logs)
+            self.model.stop_training = True
+            return
+        value = float(logs[self.metric])
+        self.values.append(value)
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            self.pruned = True
+            self.model.stop_training = True
+        self._own += time.perf_counter() - start
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.fit_seconds = time.perf_counter() - self._start - self._own
+
+
+def synthetic_arrays(loaded: LoadedSpec, *, kind: str, samples: int, seed: int,
+                     seq_len: int | None = None) -> dict[str, np.ndarray]:
+    """`samples` synthetic samples for `loaded`, keyed by input and output names, as an .npz holds.
+
+    Made once for a whole search, so every trial learns the same function from the same samples:
+    a teacher made per trial would have the trial's own architecture, and the trials' scores
+    could not be compared.
+    """
+    keras.utils.set_random_seed(seed)
+    model = loaded.build(compile=False)
+    batch = min(samples, 256)
+    data, _ = synthetic_datasets(loaded, model, kind=kind, samples=samples, batch_size=batch,
+                                 validation_split=0.0, seed=seed, seq_len=seq_len)
+    parts = [data[i] for i in range(len(data))]
+    arrays = {name: np.concatenate([x[name] for x, _ in parts]) for name in parts[0][0]}
+    arrays.update({name: np.concatenate([y[name] for _, y in parts]) for name in parts[0][1]})
+    keras.backend.clear_session(free_memory=False)
+    return arrays
+
+
+def save_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Write an .npz through a temporary file and a rename: workers starting together may all
+    write it, and none ever reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def reported_metrics(loaded: LoadedSpec, data: Path | dict[str, np.ndarray], validation: bool) -> list[str]:
+    """The metrics a fit of `loaded` on `data` (an .npz or its arrays) logs, found by evaluating
+    a few samples (with `val_` twins when there is validation data). Checks the data against the
+    model on the way."""
+    keras.utils.set_random_seed(0)
+    model = loaded.build()
+    found = data if isinstance(data, dict) else arr.load_arrays(data)
+    arrays = checked_arrays(found, "synthetic data" if isinstance(data, dict) else str(data), loaded, model)
+    count = min(len(arrays), 8)
+    logs = model.evaluate({k: v[:count] for k, v in arrays.x.items()},
+                          {k: v[:count] for k, v in arrays.y.items()},
+                          batch_size=count, verbose=0, return_dict=True)
+    keras.backend.clear_session(free_memory=False)
+    names = sorted(logs)
+    return names + [f"val_{name}" for name in names] if validation else names
+
+
+def fresh_session() -> None:
+    """Free the last trial's graph and layer-name counters before the next one builds."""
+    keras.backend.clear_session(free_memory=False)
+
