@@ -77,6 +77,20 @@ def test_model_checkpoint_saves_the_best_model_in_the_run_directory(trained):
     result, _ = trained
     best = keras.models.load_model(result.run_dir / "best.keras")
     assert best.count_params() == keras.models.load_model(result.model_path).count_params()
+    # Each checkpoint went through a temporary file renamed into place: none is left behind.
+    assert not [p.name for p in result.run_dir.iterdir() if ".partial" in p.name]
+
+
+def test_a_checkpoint_is_renamed_into_place_never_written_over_the_last(tmp_path):
+    from graphspec.keras.callbacks import AtomicModelCheckpoint, _temporary_sibling
+
+    assert _temporary_sibling(str(tmp_path / "best.keras")) == str(tmp_path / ".best.partial.keras")
+    assert _temporary_sibling("w/e3.weights.h5") == "w/.e3.partial.weights.h5"
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    checkpoint = AtomicModelCheckpoint(str(tmp_path / "m-{epoch}.keras"))
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"loss": 1.0})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-1.keras"]
 
 
 def test_csv_logger_writes_one_row_per_epoch_matching_the_history(trained):

@@ -9,6 +9,7 @@ Names and arguments were already checked without TensorFlow (`graphspec.spec.bui
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,28 @@ def _resolve(value: Any, base: Path) -> Any:
     return str(path if path.is_absolute() else base / path)
 
 
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that writes each checkpoint to a temporary file and renames it into place,
+    so a kill while saving never truncates the best checkpoint saved before."""
+
+    def _get_file_path(self, epoch: int, batch: int | None, logs: dict | None) -> str:
+        self._target = super()._get_file_path(epoch, batch, logs)
+        return _temporary_sibling(self._target)
+
+    def _save_model(self, epoch: int, batch: int | None, logs: dict | None) -> None:
+        super()._save_model(epoch, batch, logs)
+        written = _temporary_sibling(self._target)
+        if os.path.exists(written):
+            os.replace(written, self._target)
+
+
+def _temporary_sibling(path: str) -> str:
+    # Keras chooses the format by the ending (.keras, .weights.h5), so the ending is kept.
+    folder, name = os.path.split(path)
+    ending = ".weights.h5" if name.endswith(".weights.h5") else os.path.splitext(name)[1]
+    return os.path.join(folder, f".{name[: len(name) - len(ending)]}.partial{ending}")
+
+
 def build_callbacks(loaded: LoadedSpec, model: keras.Model, run_dir: Path, *, backup_root: Path,
                     validation_sample: dict[str, np.ndarray] | None = None,
                     tensors: dict[str, Any] | None = None) -> list[keras.callbacks.Callback]:
@@ -135,6 +158,8 @@ def build_callbacks(loaded: LoadedSpec, model: keras.Model, run_dir: Path, *, ba
                 rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
                 args["schedule"] = DeclarativeSchedule(args["schedule"], rate)
                 callback = keras.callbacks.LearningRateScheduler(**args)
+            elif spec.type == "ModelCheckpoint":
+                callback = AtomicModelCheckpoint(**args)
             else:
                 callback = getattr(keras.callbacks, spec.type)(**args)
         except SpecErrors:
