@@ -78,6 +78,19 @@ def _fail(exc: SpecErrors, debug: bool) -> typer.Exit:
     return typer.Exit(EXIT_INVALID)
 
 
+def _failure(exc: Exception, what: str, debug: bool) -> Exception:
+    """The exit for an exception out of a long-running command: invalid input is exit status 2
+    with its diagnostics; anything else (Keras failing mid-fit) one line and exit status 1."""
+    if isinstance(exc, typer.Exit):
+        return exc
+    if isinstance(exc, SpecErrors):
+        return _fail(exc, debug)
+    if debug:
+        return exc
+    typer.echo(f"error: {what} failed: {' '.join(str(exc).split())[:600]}", err=True)
+    return typer.Exit(EXIT_FAILED)
+
+
 def _quiet_tensorflow() -> None:
     # TensorFlow's C++ start-up chatter is not ours to show; Keras's own output is kept.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -284,13 +297,8 @@ def train(
         result = training.train(loaded, source, out=out, runs_root=runs_dir,
                                 verbose=0 if quiet else "auto", resume=resume is not None,
                                 announce=announce)
-    except SpecErrors as exc:
-        raise _fail(exc, debug) from None
     except Exception as exc:
-        if debug:
-            raise
-        typer.echo(f"error: training failed: {' '.join(str(exc).split())[:600]}", err=True)
-        raise typer.Exit(EXIT_FAILED) from None
+        raise _failure(exc, "training", debug) from None
     if not quiet:
         typer.echo(" - ".join(f"{key}: {value:.4g}" for key, value in result.metrics.items()))
         typer.echo(f"run saved in {result.run_dir}")
@@ -489,13 +497,8 @@ def tune(
         result = run_tune(spec, DataSource(synthetic, kind, data, val_data), overrides=given, trials=trials,
                           timeout=budget, storage=storage, study_name=study_name, out=out,
                           runs_root=runs_dir, progress=not quiet)
-    except SpecErrors as exc:
-        raise _fail(exc, debug) from None
     except Exception as exc:
-        if debug:
-            raise
-        typer.echo(f"error: tune failed: {' '.join(str(exc).split())[:600]}", err=True)
-        raise typer.Exit(EXIT_FAILED) from None
+        raise _failure(exc, "tune", debug) from None
     typer.echo(render(result))
 
 
@@ -543,13 +546,8 @@ def ensemble(
         options = EnsembleOptions(method=method, holdout=holdout, seed=seed, metric=metric,
                                   iterations=iterations)
         result = build_ensemble(members, data, options, out=out, runs_root=runs_dir)
-    except SpecErrors as exc:
-        raise _fail(exc, debug) from None
     except Exception as exc:
-        if debug:
-            raise
-        typer.echo(f"error: ensemble failed: {' '.join(str(exc).split())[:600]}", err=True)
-        raise typer.Exit(EXIT_FAILED) from None
+        raise _failure(exc, "ensemble", debug) from None
     typer.echo(render(result))
 
 
