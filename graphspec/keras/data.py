@@ -135,11 +135,7 @@ def synthetic_datasets(loaded: LoadedSpec, model: keras.Model, *, kind: str, sam
                                 f"of {validation_split}", loaded.location("train", "validation_split"),
                                 hint="raise train.samples (--samples)",
                                 sources=loaded.diagnostics.sources)
-    # Noise batches are made in a worker thread while the step before trains (NumPy releases the
-    # GIL); teacher batches call the teacher model, which stays on the training thread.
-    prefetch = {"workers": 2, "max_queue_size": 8} if teacher is None else {}
-    train = SyntheticData(plans, targets, samples - validation, batch_size, seed, _TRAIN_STREAM, teacher,
-                          **prefetch)
+    train = SyntheticData(plans, targets, samples - validation, batch_size, seed, _TRAIN_STREAM, teacher)
     val = (SyntheticData(plans, targets, validation, batch_size, seed, _VALIDATION_STREAM, teacher)
            if validation else None)
     return train, val
