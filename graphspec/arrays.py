@@ -129,9 +129,8 @@ def vocabulary_limit(loaded: LoadedSpec, input_name: str) -> tuple[str, int] | N
     found: list[tuple[str, int]] = []
     spec = loaded.spec
     for name, node in spec.layers.items():
-        root_name, root = name, node
-        while root.share is not None and root.share in spec.layers:
-            root_name, root = root.share, spec.layers[root.share]
+        root_name = spec.owner(name) or name
+        root = spec.layers[root_name]
         for position, (reference, where) in enumerate(node.references()):
             if reference != input_name:
                 continue

@@ -38,7 +38,7 @@ from graphspec.spec.model import REFERENCE
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
-    from graphspec.spec.model import LayerSpec, Spec, TypedObject
+    from graphspec.spec.model import LayerSpec, TypedObject
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".dot": "dot"}
 INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), "
@@ -86,15 +86,6 @@ class PlotOptions:
 def _quote(text: str) -> str:
     """A DOT string literal: pydot leaves keywords such as `node` or `graph` unquoted."""
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _root(spec: Spec, name: str) -> str:
-    """The node whose layer instance `name` calls: itself, or what it shares, transitively."""
-    seen = set()
-    while spec.layers[name].share is not None and name not in seen:
-        seen.add(name)
-        name = spec.layers[name].share
-    return name
 
 
 def _object_text(value: str | TypedObject) -> str:
@@ -152,7 +143,7 @@ class _Drawer:
         """Draw `loaded` into `base`, its ids prefixed with `scope`; return its interface."""
         spec, options = loaded.spec, self.options
         signatures = self.signatures(loaded)
-        roots = {name: _root(spec, name) for name in spec.layers}
+        roots = {name: spec.owner(name) or name for name in spec.layers}
         calls: dict[str, list[str]] = defaultdict(list)
         for name in spec.layers:
             calls[roots[name]].append(name)

@@ -221,12 +221,7 @@ class _Builder:
         self.tensors[name] = out
 
     def _nested_spec(self, name: str):
-        seen = name
-        node = self.spec.layers[seen]
-        while node.share is not None:
-            seen = node.share
-            node = self.spec.layers[seen]
-        return self.loaded.nested.get(seen) if node.spec is not None else None
+        return self.loaded.nested.get(self.spec.owner(name))
 
 
 def _object(value: Any, module: Any) -> Any:

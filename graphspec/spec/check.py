@@ -12,7 +12,7 @@ from typing import Any
 
 from graphspec.errors import Diagnostics, did_you_mean
 from graphspec.spec import catalog
-from graphspec.spec.model import NAME, REFERENCE, LayerSpec, Spec, TypedObject
+from graphspec.spec.model import NAME, REFERENCE, Spec, TypedObject
 from graphspec.spec.search import check_search
 from graphspec.spec.source import Positions
 
@@ -98,17 +98,6 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
         ctx.error(f"{what}: {type_name} needs argument '{arg}'", path, key=True)
 
 
-def _root_type(ctx: Context, name: str) -> LayerSpec | None:
-    """The node whose layer instance `name` uses: itself, or what it shares, transitively."""
-    seen = set()
-    node = ctx.spec.layers.get(name)
-    while node is not None and node.share is not None and name not in seen:
-        seen.add(name)
-        name = node.share
-        node = ctx.spec.layers.get(name)
-    return node
-
-
 def check_shares(ctx: Context) -> None:
     layers, inputs = ctx.spec.layers, ctx.spec.inputs
     for name, node in layers.items():
@@ -125,20 +114,18 @@ def check_shares(ctx: Context) -> None:
             ctx.error(f"layer '{name}' shares a layer and so cannot set constructor argument "
                       f"'{arg}'", ("layers", name, arg), key=True,
                       hint="arguments belong to the layer it shares")
-        elif _root_type(ctx, name) is None:
+        elif ctx.spec.owner(name) is None:
             ctx.error(f"layer '{name}' shares '{node.share}' in a circle", path)
 
 
 def _call_arguments(ctx: Context, name: str) -> list[str] | None:
     """Names a node's call accepts, or None when unknown (a nested spec's are its inputs)."""
-    root = _root_type(ctx, name)
-    if root is None:
+    owner = ctx.spec.owner(name)
+    if owner is None:
         return None
+    root = ctx.spec.layers[owner]
     if root.spec is not None:
-        for candidate, node in ctx.spec.layers.items():
-            if node is root and candidate in ctx.nested:
-                return ctx.nested[candidate][0] + ["training", "mask"]
-        return None
+        return ctx.nested[owner][0] + ["training", "mask"] if owner in ctx.nested else None
     entry = catalog.layer(root.type) if root.type else None
     return entry["call"] if entry else None
 
@@ -187,12 +174,7 @@ def _check_reference(ctx: Context, reference: Any, path: tuple, what: str, known
         return
     if index is None or index.lstrip("-").isdigit():
         return
-    nested_outputs = ctx.nested.get(target, (None, None))[1]
-    root = _root_type(ctx, target)
-    if root is not None and root.spec is not None:
-        for candidate, node in ctx.spec.layers.items():
-            if node is root and candidate in ctx.nested:
-                nested_outputs = ctx.nested[candidate][1]
+    nested_outputs = ctx.nested.get(ctx.spec.owner(target), (None, None))[1]
     if nested_outputs is None:
         ctx.error(f"{what} '{reference}': only a nested spec has named outputs; use an index",
                   path)

@@ -188,6 +188,17 @@ class Spec(_Strict):
     search: SearchSpec | None = Field(
         default=None, description="A hyperparameter search over this spec's values (graphspec tune).")
 
+    def owner(self, name: str) -> str | None:
+        """The layer node whose layer instance node `name` calls: itself, or the node it shares,
+        followed through shares of shares. None when the chain leaves the layers or circles."""
+        seen = set()
+        while name in self.layers and self.layers[name].share is not None:
+            if name in seen:
+                return None
+            seen.add(name)
+            name = self.layers[name].share
+        return name if name in self.layers else None
+
     @field_validator("name")
     @classmethod
     def _valid_name(cls, name: str) -> str:
