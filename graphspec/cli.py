@@ -15,6 +15,7 @@ import typer
 
 from graphspec import __version__
 from graphspec.errors import SpecErrors
+from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
 app = typer.Typer(
     name="graphspec",
@@ -37,7 +38,6 @@ DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks of i
 MaxParamsOption = Annotated[int, typer.Option(
     "--max-params", metavar="N",
     help="Refuse a model with more parameters than this, before allocating any weight.")]
-DEFAULT_MAX_PARAMS = 1_000_000_000
 
 
 def _version(value: bool) -> None:

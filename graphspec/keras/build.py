@@ -16,6 +16,7 @@ import networkx as nx
 from graphspec.errors import SpecErrors
 from graphspec.graph import build_order, output_nodes
 from graphspec.spec import catalog
+from graphspec.spec.load import DEFAULT_MAX_PARAMS
 from graphspec.spec.model import REFERENCE, LayerSpec
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 _MAX_MESSAGE = 400
 
 
-DEFAULT_MAX_PARAMS = 1_000_000_000
 
 
 def build_model(loaded: LoadedSpec, compile: bool = True,

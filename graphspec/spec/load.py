@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import networkx as nx
 
 MAX_NESTING = 16
+# More parameters than this is almost surely a typo (or an attack): --max-params raises it.
+DEFAULT_MAX_PARAMS = 1_000_000_000
 
 
 @dataclass
@@ -53,7 +55,7 @@ class LoadedSpec:
         """Where a value of the spec (`"layers", "dense", "units"`) is written."""
         return self.positions.of(tuple(path), key=key)
 
-    def build(self, compile: bool = True, max_params: int | None = 1_000_000_000) -> keras.Model:
+    def build(self, compile: bool = True, max_params: int | None = DEFAULT_MAX_PARAMS) -> keras.Model:
         """The Keras functional model this spec describes, compiled unless `compile=False`.
 
         Raises `SpecErrors` pointing at the node whose layer Keras refused, or at the largest
