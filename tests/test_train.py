@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import graphspec
 from graphspec import arrays
 from graphspec.cli import app
-from graphspec.keras.data import synthetic_datasets
+from graphspec.keras.data import fit_arguments, synthetic_datasets
 from graphspec.keras.train import DataSource, train
 
 runner = CliRunner()
@@ -129,6 +129,35 @@ def test_synthetic_data_is_a_pydataset_made_batch_by_batch_the_same_every_time()
     assert data[2][0]["text"].shape == (2, 7)  # the last batch holds what is left
     with pytest.raises(IndexError):
         data[3]
+
+
+def _batches_of(dataset) -> list[tuple[dict, dict]]:
+    return [tuple({k: np.asarray(v) for k, v in part.items()} for part in batch) for batch in dataset]
+
+
+def test_tensorflow_gets_synthetic_batches_with_a_fixed_batch_dimension_when_all_are_full():
+    # A batch dimension Keras would leave unknown makes TensorFlow's steps slower
+    # (bench/probe_batch_shape.py); arrays that split into full batches get it fixed, so must we.
+    overrides = QA_SMALL + ["train.seq_len=7"]
+    full = fit_arguments(_dataset("specs/book_qa.yaml", overrides, samples=8, batch=4), None, False)
+    partial = fit_arguments(_dataset("specs/book_qa.yaml", overrides, samples=10, batch=4), None, False)
+    assert full["x"].element_spec[0]["text"].shape.as_list() == [4, 7]
+    assert partial["x"].element_spec[0]["text"].shape.as_list() == [None, 7]
+    assert len(full["x"]) == 2 and len(partial["x"]) == 3  # Keras knows each epoch's steps
+
+
+def test_fit_gets_the_pydatasets_batches_in_order_or_shuffled_each_epoch():
+    data = _dataset("specs/book_qa.yaml", QA_SMALL, samples=40, batch=4)
+    expected = [data[i] for i in range(len(data))]
+    in_order = _batches_of(fit_arguments(data, None, shuffle=False)["x"])
+    for got, want in zip(in_order, expected, strict=True):
+        np.testing.assert_array_equal(got[0]["text"], want[0]["text"])
+        np.testing.assert_array_equal(got[1]["answer"], want[1]["answer"])
+    shuffled = fit_arguments(data, None, shuffle=True)["x"]
+    epochs = [[b[0]["text"].tobytes() for b in _batches_of(shuffled)] for _ in range(2)]
+    originals = [b[0]["text"].tobytes() for b in expected]
+    assert sorted(epochs[0]) == sorted(originals) and epochs[0] != originals
+    assert epochs[0] != epochs[1]  # a new order each epoch
 
 
 def test_integer_inputs_stay_inside_the_vocabulary_they_feed_or_their_range(write_spec):

@@ -9,6 +9,7 @@ samples, as it would from a file. What the values look like is decided in `graph
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +140,42 @@ def synthetic_datasets(loaded: LoadedSpec, model: keras.Model, *, kind: str, sam
     val = (SyntheticData(plans, targets, validation, batch_size, seed, _VALIDATION_STREAM, teacher)
            if validation else None)
     return train, val
+
+
+def fit_arguments(train: SyntheticData, validation: SyntheticData | None,
+                  shuffle: bool) -> dict[str, Any]:
+    """`model.fit`'s data arguments for synthetic batches, as it runs them fastest on the
+    running Keras backend; training batches come in a new random order each epoch when
+    `shuffle`, as Keras orders a PyDataset's.
+
+    On TensorFlow the batches go through a `tf.data.Dataset` whose batch dimension is fixed
+    when every batch is full. Keras reads a PyDataset with its batch dimension unknown, and
+    TensorFlow then runs a training step of a recurrent model 8-10% slower than with it
+    fixed, as `fit` on NumPy arrays has it (`bench/probe_batch_shape.py` shows it). Other
+    backends take the PyDatasets themselves.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return {"x": train, "validation_data": validation, "shuffle": shuffle}
+    return {"x": _tf_dataset(train, shuffle), "shuffle": False,
+            "validation_data": _tf_dataset(validation, False) if validation is not None else None}
+
+
+def _tf_dataset(data: SyntheticData, shuffle: bool) -> Any:
+    import tensorflow as tf
+
+    batch = data.batch_size if data.samples % data.batch_size == 0 else None
+    signature = keras.tree.map_structure(
+        lambda a: tf.TensorSpec((batch, *a.shape[1:]), tf.as_dtype(a.dtype)), data[0])
+
+    def batches():
+        order = list(range(len(data)))
+        if shuffle:
+            random.shuffle(order)  # as Keras shuffles a PyDataset, so one seed orders both alike
+        for index in order:
+            yield data[index]
+
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(data))).prefetch(tf.data.AUTOTUNE)
 
 
 @dataclass

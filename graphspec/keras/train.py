@@ -21,7 +21,7 @@ from graphspec.errors import SpecErrors
 from graphspec.fingerprint import fingerprint
 from graphspec.keras.build import build_model_and_tensors
 from graphspec.keras.callbacks import activation_tensors, build_callbacks
-from graphspec.keras.data import ArrayData, checked_arrays, synthetic_datasets
+from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, synthetic_datasets
 from graphspec.keras.save import save_model
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def train(loaded: LoadedSpec, source: DataSource, *, out: Path | None = None,
             validation_split=settings.validation_split, seed=seed)
         source = DataSource(True, kind)
         sample = val_data.inputs(0) if val_data is not None else None
-        fit_args: dict[str, Any] = {"x": train_data, "validation_data": val_data}
+        fit_args: dict[str, Any] = fit_arguments(train_data, val_data, settings.shuffle)
     else:
         arrays = checked_arrays(files["data"], str(source.data), loaded, model)
         if "val" in files:
@@ -124,6 +124,7 @@ def train(loaded: LoadedSpec, source: DataSource, *, out: Path | None = None,
             arrays, validation = arrays.split(settings.validation_split)
         sample = {k: v[:1] for k, v in validation.x.items()} if validation is not None else None
         fit_args = {"x": arrays.x, "y": arrays.y, "batch_size": settings.batch_size,
+                    "shuffle": settings.shuffle,
                     "validation_data": (validation.x, validation.y) if validation is not None else None}
     if sample is not None:
         sample = {k: np.asarray(v[:1]) for k, v in sample.items()}
@@ -147,7 +148,7 @@ def train(loaded: LoadedSpec, source: DataSource, *, out: Path | None = None,
             rd.write_json(run.path / rd.OVERRIDES_FILE,
                           {"overrides": loaded.overrides, **source.describe()})
             rd.write_json(run.path / "fingerprint.json", fingerprint(loaded).as_dict())
-        model.fit(epochs=settings.epochs, shuffle=settings.shuffle, callbacks=callbacks,
+        model.fit(epochs=settings.epochs, callbacks=callbacks,
                   verbose=verbose, **fit_args)
         values = epochs.history
         rd.write_history(run.path, values)
