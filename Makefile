@@ -34,6 +34,7 @@ demo: $(STAMP) graphviz
 
 test: $(STAMP) graphviz
 	$(BIN)/ruff check graphspec tests bench
+	$(BIN)/ruff format --check graphspec tests bench
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

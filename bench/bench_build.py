@@ -19,8 +19,14 @@ def run() -> list[Row]:
         path = ROOT / relative
         command = "python bench/run.py build"
         if not path.exists():
-            rows.append(not_measured(f"build {path.name}", "<= 1.10x model_from_json", command,
-                                     f"{relative} does not exist yet"))
+            rows.append(
+                not_measured(
+                    f"build {path.name}",
+                    "<= 1.10x model_from_json",
+                    command,
+                    f"{relative} does not exist yet",
+                )
+            )
             continue
         config = graphspec.load(path).build(compile=False).to_json()
 
@@ -41,6 +47,15 @@ def run() -> list[Row]:
 
         spec_timing, json_timing = Timing(spec_samples), Timing(json_samples)
         ratio = spec_timing.median / json_timing.median
-        rows.append(Row(f"build {path.name}", str(spec_timing), f"model_from_json: {json_timing}",
-                        ratio, "<= 1.10x", ratio <= 1.10, command))
+        rows.append(
+            Row(
+                f"build {path.name}",
+                str(spec_timing),
+                f"model_from_json: {json_timing}",
+                ratio,
+                "<= 1.10x",
+                ratio <= 1.10,
+                command,
+            )
+        )
     return rows

@@ -34,9 +34,9 @@ from harness import ENV, GRAPHSPEC, ROOT, Row, not_measured  # noqa: E402
 SPEC = "specs/book_qa.yaml"
 SEQ_LEN = 100
 BATCH = 128
-SAMPLES = 4096          # per epoch, throughput
-PAIRS = 12              # timed epochs of each side, alternating
-MEMORY_SAMPLES = 8192   # and ten times as many
+SAMPLES = 4096  # per epoch, throughput
+PAIRS = 12  # timed epochs of each side, alternating
+MEMORY_SAMPLES = 8192  # and ten times as many
 COMMAND = "python bench/bench_train.py"
 
 
@@ -67,8 +67,15 @@ def throughput_row() -> Row:
     loaded = graphspec.load(ROOT / SPEC, [f"train.seq_len={SEQ_LEN}"])
     keras.utils.set_random_seed(0)
     synthetic_model, numpy_model = loaded.build(), loaded.build()
-    data, _ = synthetic_datasets(loaded, synthetic_model, kind="random", samples=SAMPLES,
-                                 batch_size=BATCH, validation_split=0.0, seed=0)
+    data, _ = synthetic_datasets(
+        loaded,
+        synthetic_model,
+        kind="random",
+        samples=SAMPLES,
+        batch_size=BATCH,
+        validation_split=0.0,
+        seed=0,
+    )
     # The baseline fits exactly the samples the synthetic side generates, held in memory.
     batches = [data[i] for i in range(len(data))]
     x = {k: np.concatenate([b[0][k] for b in batches]) for k in batches[0][0]}
@@ -106,21 +113,42 @@ def throughput_row() -> Row:
     def spread(epochs: list[float]) -> str:
         return f"{SAMPLES / max(epochs):.0f}-{SAMPLES / min(epochs):.0f}, n={len(epochs)}"
 
-    return Row(f"synthetic training throughput, {Path(SPEC).name} (batch {BATCH}, seq {SEQ_LEN})",
-               f"{synthetic_rate:.0f} samples/s ({spread(synthetic_epochs)})",
-               f"plain Keras fit on NumPy arrays: {numpy_rate:.0f} samples/s ({spread(numpy_epochs)})",
-               ratio, ">= 0.95x", ratio >= 0.95, COMMAND,
-               note=f"median of {PAIRS} paired ratios, {min(ratios):.2f}-{max(ratios):.2f}")
+    return Row(
+        f"synthetic training throughput, {Path(SPEC).name} (batch {BATCH}, seq {SEQ_LEN})",
+        f"{synthetic_rate:.0f} samples/s ({spread(synthetic_epochs)})",
+        f"plain Keras fit on NumPy arrays: {numpy_rate:.0f} samples/s ({spread(numpy_epochs)})",
+        ratio,
+        ">= 0.95x",
+        ratio >= 0.95,
+        COMMAND,
+        note=f"median of {PAIRS} paired ratios, {min(ratios):.2f}-{max(ratios):.2f}",
+    )
 
 
 def _peak_memory(samples: int) -> int:
     """Peak resident memory (bytes) of one `graphspec train --synthetic` process."""
     with tempfile.TemporaryDirectory() as tmp:
-        args = GRAPHSPEC + ["train", SPEC, "--synthetic", "--samples", str(samples), "--batch-size",
-                            str(BATCH), "--seq-len", str(SEQ_LEN), "--epochs", "1", "--seed", "0",
-                            "--quiet", "--out", str(Path(tmp) / "run")]
-        process = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+        args = GRAPHSPEC + [
+            "train",
+            SPEC,
+            "--synthetic",
+            "--samples",
+            str(samples),
+            "--batch-size",
+            str(BATCH),
+            "--seq-len",
+            str(SEQ_LEN),
+            "--epochs",
+            "1",
+            "--seed",
+            "0",
+            "--quiet",
+            "--out",
+            str(Path(tmp) / "run"),
+        ]
+        process = subprocess.Popen(
+            args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         _, status, usage = os.wait4(process.pid, 0)
         stderr = process.stderr.read()
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -133,10 +161,15 @@ def memory_row() -> Row:
     small, large = _peak_memory(MEMORY_SAMPLES), _peak_memory(MEMORY_SAMPLES * 10)
     ratio = large / small
     mib = 1024 * 1024
-    return Row(f"peak memory of `graphspec train --synthetic`, {Path(SPEC).name}",
-               f"--samples {MEMORY_SAMPLES * 10}: {large / mib:.0f} MiB",
-               f"--samples {MEMORY_SAMPLES}: {small / mib:.0f} MiB", ratio, "<= 1.10x", ratio <= 1.10,
-               COMMAND)
+    return Row(
+        f"peak memory of `graphspec train --synthetic`, {Path(SPEC).name}",
+        f"--samples {MEMORY_SAMPLES * 10}: {large / mib:.0f} MiB",
+        f"--samples {MEMORY_SAMPLES}: {small / mib:.0f} MiB",
+        ratio,
+        "<= 1.10x",
+        ratio <= 1.10,
+        COMMAND,
+    )
 
 
 def run() -> list[Row]:
@@ -150,8 +183,10 @@ def main() -> None:
     print(f"{'measurement':<60} | {'measured':<40} | {'baseline':<70} | ratio | target   | met")
     for row in run():
         ratio = f"{row.ratio:.2f}" if row.ratio is not None else "-"
-        print(f"{row.name:<60} | {row.measured:<40} | {row.baseline:<70} | {ratio:<5} | "
-              f"{row.target:<8} | {row.verdict}" + (f" ({row.note})" if row.note else ""))
+        print(
+            f"{row.name:<60} | {row.measured:<40} | {row.baseline:<70} | {ratio:<5} | "
+            f"{row.target:<8} | {row.verdict}" + (f" ({row.note})" if row.note else "")
+        )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,14 @@ def run() -> list[Row]:
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "tune"
-        run_tune(ROOT / SPEC, DataSource(synthetic=True), overrides=["search.pruner=none", "search.seed=0"],
-                 trials=TRIALS, out=out, progress=False)
+        run_tune(
+            ROOT / SPEC,
+            DataSource(synthetic=True),
+            overrides=["search.pruner=none", "search.seed=0"],
+            trials=TRIALS,
+            out=out,
+            progress=False,
+        )
         import optuna
 
         study = optuna.load_study(study_name="mlp_search", storage=open_storage(str(out / "study.log")))
@@ -57,13 +63,23 @@ def run() -> list[Row]:
     shares = [(wall - fit) / wall for wall, fit in zip(walls, fits, strict=True)]
     share = statistics.median(shares)
     overheads = Timing([wall - fit for wall, fit in zip(walls, fits, strict=True)])
-    return [Row(name, f"{share:.1%} overhead: trial {Timing(walls)}, of which not fitting {overheads}",
-                f"fitting alone: {Timing(fits)}", statistics.median(walls) / statistics.median(fits),
-                target, share < TARGET, COMMAND,
-                note=f"median of {len(trials)} trials; overhead share {min(shares):.1%}-{max(shares):.1%}")]
+    return [
+        Row(
+            name,
+            f"{share:.1%} overhead: trial {Timing(walls)}, of which not fitting {overheads}",
+            f"fitting alone: {Timing(fits)}",
+            statistics.median(walls) / statistics.median(fits),
+            target,
+            share < TARGET,
+            COMMAND,
+            note=f"median of {len(trials)} trials; overhead share {min(shares):.1%}-{max(shares):.1%}",
+        )
+    ]
 
 
 if __name__ == "__main__":
     for row in run():
-        print(f"{row.name}: {row.measured} | baseline {row.baseline} | target {row.target} -> {row.verdict}"
-              + (f" ({row.note})" if row.note else ""))
+        print(
+            f"{row.name}: {row.measured} | baseline {row.baseline} | target {row.target} -> {row.verdict}"
+            + (f" ({row.note})" if row.note else "")
+        )

@@ -32,11 +32,17 @@ def run() -> list[Row]:
         relative = spec.relative_to(ROOT)
         timing = time_process(GRAPHSPEC + ["validate", str(relative)], repeats=7)
         speedup = tf_import.median / timing.median
-        rows.append(Row(
-            f"validate {relative.name}", str(timing), f"import tensorflow: {tf_import}",
-            speedup, "< 0.5 s and >= 6x faster than the import",
-            timing.median < 0.5 and speedup >= 6, f"graphspec validate {relative}",
-        ))
+        rows.append(
+            Row(
+                f"validate {relative.name}",
+                str(timing),
+                f"import tensorflow: {tf_import}",
+                speedup,
+                "< 0.5 s and >= 6x faster than the import",
+                timing.median < 0.5 and speedup >= 6,
+                f"graphspec validate {relative}",
+            )
+        )
     with tempfile.TemporaryDirectory() as tmp:
         timings = {}
         for nodes in (100, 1_000, 10_000):
@@ -45,11 +51,15 @@ def run() -> list[Row]:
             timings[nodes] = time_process(GRAPHSPEC + ["validate", str(path)], repeats=3)
         growth = timings[10_000].median / timings[1_000].median
         for nodes, timing in timings.items():
-            rows.append(Row(
-                f"validate generated {nodes:,}-node spec", str(timing),
-                f"1,000 nodes: {timings[1_000].median:.3f} s", timing.median / timings[1_000].median,
-                "10,000 nodes < 2 s and <= 12x 1,000 nodes" if nodes == 10_000 else "linear growth",
-                (timing.median < 2.0 and growth <= 12) if nodes == 10_000 else True,
-                "python bench/run.py validate",
-            ))
+            rows.append(
+                Row(
+                    f"validate generated {nodes:,}-node spec",
+                    str(timing),
+                    f"1,000 nodes: {timings[1_000].median:.3f} s",
+                    timing.median / timings[1_000].median,
+                    "10,000 nodes < 2 s and <= 12x 1,000 nodes" if nodes == 10_000 else "linear growth",
+                    (timing.median < 2.0 and growth <= 12) if nodes == 10_000 else True,
+                    "python bench/run.py validate",
+                )
+            )
     return rows

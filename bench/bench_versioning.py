@@ -30,25 +30,50 @@ def run() -> list[Row]:
     path = ROOT / SPEC
     if not path.exists():
         why = f"{SPEC} does not exist yet"
-        return [not_measured("fingerprint resnet50.yaml", TARGET, f"graphspec fingerprint {SPEC}", why),
-                not_measured("diff resnet50.yaml", TARGET, f"graphspec diff {SPEC} CHANGED", why)]
+        return [
+            not_measured("fingerprint resnet50.yaml", TARGET, f"graphspec fingerprint {SPEC}", why),
+            not_measured("diff resnet50.yaml", TARGET, f"graphspec diff {SPEC} CHANGED", why),
+        ]
     rows = []
     validate = time_process(GRAPHSPEC + ["validate", SPEC], repeats=7)
     baseline = f"validate: {validate}"
     fingerprint = time_process(GRAPHSPEC + ["fingerprint", SPEC], repeats=7)
-    rows.append(Row("fingerprint resnet50.yaml", str(fingerprint), baseline,
-                    fingerprint.median / validate.median, TARGET, fingerprint.median < 0.5,
-                    f"graphspec fingerprint {SPEC}"))
+    rows.append(
+        Row(
+            "fingerprint resnet50.yaml",
+            str(fingerprint),
+            baseline,
+            fingerprint.median / validate.median,
+            TARGET,
+            fingerprint.median < 0.5,
+            f"graphspec fingerprint {SPEC}",
+        )
+    )
     text = path.read_text()
     if CHANGE[0] not in text:
-        rows.append(not_measured("diff resnet50.yaml", TARGET, f"graphspec diff {SPEC} CHANGED",
-                                 f"'{CHANGE[0]}' is no longer in {SPEC}"))
+        rows.append(
+            not_measured(
+                "diff resnet50.yaml",
+                TARGET,
+                f"graphspec diff {SPEC} CHANGED",
+                f"'{CHANGE[0]}' is no longer in {SPEC}",
+            )
+        )
         return rows
     with tempfile.TemporaryDirectory() as tmp:
         changed = Path(tmp) / "resnet50.yaml"
         changed.write_text(text.replace(CHANGE[0], CHANGE[1], 1))
         diff = _time_diff(GRAPHSPEC + ["diff", SPEC, str(changed)])
-    rows.append(Row("diff resnet50.yaml (one stage one block shorter)", str(diff), baseline,
-                    diff.median / validate.median, TARGET, diff.median < 0.5,
-                    f"graphspec diff {SPEC} CHANGED", note="two specs loaded, one validated by the baseline"))
+    rows.append(
+        Row(
+            "diff resnet50.yaml (one stage one block shorter)",
+            str(diff),
+            baseline,
+            diff.median / validate.median,
+            TARGET,
+            diff.median < 0.5,
+            f"graphspec diff {SPEC} CHANGED",
+            note="two specs loaded, one validated by the baseline",
+        )
+    )
     return rows

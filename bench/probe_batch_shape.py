@@ -38,14 +38,23 @@ def main() -> None:
     loaded = graphspec.load(spec, [f"train.seq_len={SEQ_LEN}"])
     keras.utils.set_random_seed(0)
     models = {"fixed": loaded.build(), "unknown": loaded.build()}
-    data, _ = synthetic_datasets(loaded, models["fixed"], kind="random", samples=SAMPLES,
-                                 batch_size=BATCH, validation_split=0.0, seed=0)
+    data, _ = synthetic_datasets(
+        loaded,
+        models["fixed"],
+        kind="random",
+        samples=SAMPLES,
+        batch_size=BATCH,
+        validation_split=0.0,
+        seed=0,
+    )
     parts = [data[i] for i in range(len(data))]
     x = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
     y = {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]}
     slices = tf.data.Dataset.from_tensor_slices((x, y))
-    datasets = {"fixed": slices.batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE),
-                "unknown": slices.batch(BATCH).prefetch(tf.data.AUTOTUNE)}
+    datasets = {
+        "fixed": slices.batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE),
+        "unknown": slices.batch(BATCH).prefetch(tf.data.AUTOTUNE),
+    }
     steps: dict[str, list[float]] = {name: [] for name in models}
 
     class StepTimer(keras.callbacks.Callback):
@@ -63,19 +72,22 @@ def main() -> None:
     def fit(name: str, timed: bool) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "input ran out of data": the epoch's end
-            models[name].fit(datasets[name], epochs=2, verbose=0,
-                             callbacks=[StepTimer(name)] if timed else [])
+            models[name].fit(
+                datasets[name], epochs=2, verbose=0, callbacks=[StepTimer(name)] if timed else []
+            )
 
     for name in models:
         fit(name, timed=False)  # tracing
     for round_ in range(ROUNDS):
-        for name in (list(models) if round_ % 2 == 0 else list(models)[::-1]):
+        for name in list(models) if round_ % 2 == 0 else list(models)[::-1]:
             fit(name, timed=True)
     print(f"{Path(spec).name}, batch {BATCH}, element_spec batch dimension:")
     for name, dataset in datasets.items():
         shape = next(iter(dataset.element_spec[0].values())).shape
-        print(f"  {name:<8} {str(shape):<12} median step {1e3 * statistics.median(steps[name]):6.2f} ms"
-              f" (n={len(steps[name])})")
+        print(
+            f"  {name:<8} {str(shape):<12} median step {1e3 * statistics.median(steps[name]):6.2f} ms"
+            f" (n={len(steps[name])})"
+        )
     ratio = statistics.median(steps["unknown"]) / statistics.median(steps["fixed"])
     print(f"unknown / fixed: {ratio:.3f}")
 

@@ -40,8 +40,10 @@ def machine() -> str:
     except Exception:
         tf = keras = "not installed"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, TensorFlow {tf}, "
-            f"Keras {keras}, load average {load:.2f} at start")
+    return (
+        f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, TensorFlow {tf}, "
+        f"Keras {keras}, load average {load:.2f} at start"
+    )
 
 
 def _installed(name: str) -> bool:
@@ -69,8 +71,10 @@ def render(rows: list[Row], header: str) -> str:
     for row in rows:
         ratio = f"{row.ratio:.2f}" if row.ratio is not None else "-"
         verdict = row.verdict + (f" ({row.note})" if row.note else "")
-        lines.append(f"| {row.name} | {row.measured} | {row.baseline} | {ratio} | {row.target} | "
-                     f"{verdict} | `{row.command}` |")
+        lines.append(
+            f"| {row.name} | {row.measured} | {row.baseline} | {ratio} | {row.target} | "
+            f"{verdict} | `{row.command}` |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -87,8 +91,14 @@ def main(selected: list[str]) -> int:
             rows += importlib.import_module(name).run()
         except Exception as exc:
             traceback.print_exc()
-            rows.append(not_measured(name, "-", f"python bench/run.py {name.removeprefix('bench_')}",
-                                     f"failed: {type(exc).__name__}: {exc}"))
+            rows.append(
+                not_measured(
+                    name,
+                    "-",
+                    f"python bench/run.py {name.removeprefix('bench_')}",
+                    f"failed: {type(exc).__name__}: {exc}",
+                )
+            )
         print(f"  {time.perf_counter() - start:.1f} s", flush=True)
     text = render(rows, header)
     if not selected:

@@ -1,7 +1,7 @@
 """graphspec: declarative YAML specs compiled into Keras 3 functional models.
 
-    >>> import graphspec
-    >>> model = graphspec.load("specs/book_mlp.yaml").build()   # doctest: +SKIP
+>>> import graphspec
+>>> model = graphspec.load("specs/book_mlp.yaml").build()   # doctest: +SKIP
 """
 
 from graphspec.errors import Diagnostic, Location, SpecErrors

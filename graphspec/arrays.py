@@ -36,15 +36,34 @@ _VOCABULARY_ARGS = {"Embedding": "input_dim", "CategoryEncoding": "num_tokens"}
 # and `categorical_crossentropy` are one loss).
 ONE_HOT, SPARSE, BINARY, POSITIVE, REAL, OTHER = "one-hot", "sparse", "binary", "positive", "real", "other"
 _FAMILIES = {
-    ONE_HOT: {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge",
-              "categorical_generalized_cross_entropy", "kl_divergence", "kld"},
+    ONE_HOT: {
+        "categorical_crossentropy",
+        "categorical_focal_crossentropy",
+        "categorical_hinge",
+        "categorical_generalized_cross_entropy",
+        "kl_divergence",
+        "kld",
+    },
     SPARSE: {"sparse_categorical_crossentropy"},
-    BINARY: {"binary_crossentropy", "bce", "binary_focal_crossentropy", "hinge", "squared_hinge",
-             "dice", "tversky"},
-    POSITIVE: {"poisson", "mean_squared_logarithmic_error", "msle", "mean_absolute_percentage_error",
-               "mape"},
-    REAL: {"mean_squared_error", "mse", "mean_absolute_error", "mae", "huber", "log_cosh",
-           "cosine_similarity"},
+    BINARY: {
+        "binary_crossentropy",
+        "bce",
+        "binary_focal_crossentropy",
+        "hinge",
+        "squared_hinge",
+        "dice",
+        "tversky",
+    },
+    POSITIVE: {"poisson", "mean_squared_logarithmic_error", "msle", "mean_absolute_percentage_error", "mape"},
+    REAL: {
+        "mean_squared_error",
+        "mse",
+        "mean_absolute_error",
+        "mae",
+        "huber",
+        "log_cosh",
+        "cosine_similarity",
+    },
 }
 _LOSS_FAMILY = {name: family for family, names in _FAMILIES.items() for name in names}
 
@@ -164,8 +183,10 @@ def input_plans(loaded: LoadedSpec, seq_len: int | None = None) -> dict[str, Inp
         if kind == "string":
             raise SpecErrors.single(
                 f"input '{name}' has dtype {spec_input.dtype}: synthetic data cannot make it up",
-                loaded.location("inputs", name, "dtype"), hint="train on arrays with --data FILE.npz",
-                sources=loaded.diagnostics.sources)
+                loaded.location("inputs", name, "dtype"),
+                hint="train on arrays with --data FILE.npz",
+                sources=loaded.diagnostics.sources,
+            )
         if spec_input.range is not None:
             low, high = spec_input.range
         elif kind == "int":
@@ -181,8 +202,7 @@ def _one_hot(ids: np.ndarray, classes: int) -> np.ndarray:
     return out
 
 
-def random_target(target: Target, shape: tuple[int, ...], rng: np.random.Generator,
-                  count: int) -> np.ndarray:
+def random_target(target: Target, shape: tuple[int, ...], rng: np.random.Generator, count: int) -> np.ndarray:
     """Noise targets for an output of per-sample `shape` (the output's, not the target's),
     fitting its loss."""
     if target.family in (ONE_HOT, SPARSE):
@@ -252,14 +272,18 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise SpecErrors.single(f"no such data file: {path}")
     if not zipfile.is_zipfile(path):
-        raise SpecErrors.single(f"cannot read data file {path}: it is not an .npz archive",
-                                hint="write it with numpy.savez(path, input_name=array, ...)")
+        raise SpecErrors.single(
+            f"cannot read data file {path}: it is not an .npz archive",
+            hint="write it with numpy.savez(path, input_name=array, ...)",
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise SpecErrors.single(f"cannot read data file {path}: {exc}",
-                                hint="write it with numpy.savez(path, input_name=array, ...)") from None
+        raise SpecErrors.single(
+            f"cannot read data file {path}: {exc}",
+            hint="write it with numpy.savez(path, input_name=array, ...)",
+        ) from None
 
 
 def _shape_text(shape: tuple) -> str:
@@ -273,70 +297,93 @@ def _fits(actual: tuple, expected: tuple) -> bool:
     return all(e is None or a == e for a, e in zip(actual, expected, strict=True))
 
 
-def check_inputs(arrays: dict[str, np.ndarray], file: str, loaded: LoadedSpec,
-                 diagnostics: Diagnostics) -> None:
+def check_inputs(
+    arrays: dict[str, np.ndarray], file: str, loaded: LoadedSpec, diagnostics: Diagnostics
+) -> None:
     """Report, in `diagnostics`, each input array that is missing or has a wrong shape, dtype or
     value (an index past the vocabulary of the Embedding it feeds)."""
     for name, spec_input in loaded.spec.inputs.items():
         if name not in arrays:
-            diagnostics.error(f"data file {file} has no array '{name}' for input '{name}'",
-                              hint=did_you_mean(name, arrays) or _has(arrays))
+            diagnostics.error(
+                f"data file {file} has no array '{name}' for input '{name}'",
+                hint=did_you_mean(name, arrays) or _has(arrays),
+            )
             continue
         array = arrays[name]
         expected = tuple(spec_input.shape)
         if array.ndim == 0 or not _fits(array.shape[1:], expected):
-            diagnostics.error(f"array '{name}' in {file} has shape {tuple(array.shape)}; input '{name}' "
-                              f"takes {_shape_text(expected)}")
+            diagnostics.error(
+                f"array '{name}' in {file} has shape {tuple(array.shape)}; input '{name}' "
+                f"takes {_shape_text(expected)}"
+            )
             continue
         kind, actual = dtype_kind(spec_input.dtype), array.dtype
         if actual.kind not in "biuf":
-            diagnostics.error(f"array '{name}' in {file} has dtype {actual}; input '{name}' takes "
-                              f"{spec_input.dtype} numbers")
+            diagnostics.error(
+                f"array '{name}' in {file} has dtype {actual}; input '{name}' takes "
+                f"{spec_input.dtype} numbers"
+            )
         elif kind == "int" and actual.kind not in "biu":
-            diagnostics.error(f"array '{name}' in {file} has dtype {actual}; input '{name}' is "
-                              f"{spec_input.dtype} and takes integers")
+            diagnostics.error(
+                f"array '{name}' in {file} has dtype {actual}; input '{name}' is "
+                f"{spec_input.dtype} and takes integers"
+            )
         elif kind == "int" and array.size:
             limit = vocabulary_limit(loaded, name)
             if limit is not None and (array.max() >= limit[1] or array.min() < 0):
                 bad = array.max() if array.max() >= limit[1] else array.min()
-                diagnostics.error(f"array '{name}' in {file} holds {bad}; layer '{limit[0]}' takes "
-                                  f"indices from 0 to {limit[1] - 1}")
+                diagnostics.error(
+                    f"array '{name}' in {file} holds {bad}; layer '{limit[0]}' takes "
+                    f"indices from 0 to {limit[1] - 1}"
+                )
 
 
-def check_targets(arrays: dict[str, np.ndarray], file: str, expected: dict[str, tuple[Target, tuple]],
-                  diagnostics: Diagnostics) -> None:
+def check_targets(
+    arrays: dict[str, np.ndarray],
+    file: str,
+    expected: dict[str, tuple[Target, tuple]],
+    diagnostics: Diagnostics,
+) -> None:
     """Report each target array that is missing or does not fit its output's shape and loss.
 
     `expected` maps each output with a loss to its target kind and per-sample output shape.
     """
     for name, (target, output_shape) in expected.items():
         if name not in arrays:
-            diagnostics.error(f"data file {file} has no array '{name}' for output '{name}'",
-                              hint=did_you_mean(name, arrays) or _has(arrays))
+            diagnostics.error(
+                f"data file {file} has no array '{name}' for output '{name}'",
+                hint=did_you_mean(name, arrays) or _has(arrays),
+            )
             continue
         array = arrays[name]
         shape = target_shape(target, output_shape)
         if target.family == OTHER:  # no known shape: Keras checks it
             shape = tuple(array.shape[1:])
-        fits = array.ndim > 0 and (_fits(array.shape[1:], shape) or
-                                   (target.family == SPARSE and _fits(array.shape[1:], shape + (1,))))
+        fits = array.ndim > 0 and (
+            _fits(array.shape[1:], shape)
+            or (target.family == SPARSE and _fits(array.shape[1:], shape + (1,)))
+        )
         if not fits:
             what = "class ids" if target.family == SPARSE else "targets"
             takes = _shape_text(shape)
             if target.family == SPARSE:
                 takes += f" or {_shape_text(shape + (1,))}"
-            diagnostics.error(f"array '{name}' in {file} has shape {tuple(array.shape)}; output '{name}' "
-                              f"({target.family} {what}) takes {takes}")
+            diagnostics.error(
+                f"array '{name}' in {file} has shape {tuple(array.shape)}; output '{name}' "
+                f"({target.family} {what}) takes {takes}"
+            )
         elif array.dtype.kind not in "biuf":
-            diagnostics.error(f"array '{name}' in {file} has dtype {array.dtype}; output '{name}' takes "
-                              "numbers")
+            diagnostics.error(
+                f"array '{name}' in {file} has dtype {array.dtype}; output '{name}' takes numbers"
+            )
         elif target.family == SPARSE and array.dtype.kind not in "biu":
-            diagnostics.error(f"array '{name}' in {file} has dtype {array.dtype}; output '{name}' "
-                              "(sparse class ids) takes integers")
+            diagnostics.error(
+                f"array '{name}' in {file} has dtype {array.dtype}; output '{name}' "
+                "(sparse class ids) takes integers"
+            )
 
 
-def check_counts(arrays: dict[str, np.ndarray], file: str, names: list[str],
-                 diagnostics: Diagnostics) -> int:
+def check_counts(arrays: dict[str, np.ndarray], file: str, names: list[str], diagnostics: Diagnostics) -> int:
     """Report each of `names` whose sample count differs from the others'; return the count
     most of them have (the arrays that differ are the ones named)."""
     counts = {n: len(arrays[n]) for n in names if n in arrays and arrays[n].ndim > 0}

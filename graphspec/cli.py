@@ -30,14 +30,23 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 SetOption = Annotated[
     Optional[list[str]],
-    typer.Option("--set", "-s", metavar="NAME=VALUE",
-                 help="Override a param (units=64) or any value by path "
-                      "(layers.dense.units=64, compile.optimizer.learning_rate=0.01). Repeatable."),
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="NAME=VALUE",
+        help="Override a param (units=64) or any value by path "
+        "(layers.dense.units=64, compile.optimizer.learning_rate=0.01). Repeatable.",
+    ),
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
-MaxParamsOption = Annotated[int, typer.Option(
-    "--max-params", metavar="N",
-    help="Refuse a model with more parameters than this, before allocating any weight.")]
+MaxParamsOption = Annotated[
+    int,
+    typer.Option(
+        "--max-params",
+        metavar="N",
+        help="Refuse a model with more parameters than this, before allocating any weight.",
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -48,13 +57,19 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-    allow_custom: Annotated[Optional[list[str]], typer.Option(
-        "--allow-custom", metavar="MODULE",
-        help="Import MODULE (it runs its code) so that its Keras layers registered with "
-             "@keras.saving.register_keras_serializable can be used as types. Repeatable. "
-             "Only the command line can grant this, never a spec.")] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    allow_custom: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--allow-custom",
+            metavar="MODULE",
+            help="Import MODULE (it runs its code) so that its Keras layers registered with "
+            "@keras.saving.register_keras_serializable can be used as types. Repeatable. "
+            "Only the command line can grant this, never a spec.",
+        ),
+    ] = None,
 ) -> None:
     """Compile declarative YAML layer graphs into Keras 3 functional models."""
     if allow_custom:
@@ -117,8 +132,9 @@ def validate(
         if warnings and loaded.warnings:
             typer.echo(loaded.diagnostics.render(), err=True)
         spec = loaded.spec
-        typer.echo(f"{path}: ok ({len(spec.inputs)} inputs, {len(spec.layers)} layers, "
-                   f"{len(spec.outputs)} outputs)")
+        typer.echo(
+            f"{path}: ok ({len(spec.inputs)} inputs, {len(spec.layers)} layers, {len(spec.outputs)} outputs)"
+        )
     if failed:
         raise typer.Exit(EXIT_INVALID)
 
@@ -126,14 +142,18 @@ def validate(
 @app.command()
 def build(
     spec: Annotated[Path, typer.Argument(help="The spec to build.", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Save the compiled model here (.keras).")] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Save the compiled model here (.keras).")
+    ] = None,
     overrides: SetOption = None,
-    expand_nested: Annotated[bool, typer.Option(
-        help="Show the layers of nested models in the summary.")] = False,
+    expand_nested: Annotated[
+        bool, typer.Option(help="Show the layers of nested models in the summary.")
+    ] = False,
     max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
-    weights: Annotated[Optional[Path], typer.Option(
-        "--weights", help="Load weights from this .keras file, layer by layer, by name.")] = None,
+    weights: Annotated[
+        Optional[Path],
+        typer.Option("--weights", help="Load weights from this .keras file, layer by layer, by name."),
+    ] = None,
     debug: DebugOption = False,
 ) -> None:
     """Build the Keras model and print its summary: shapes, parameters per layer, totals."""
@@ -173,22 +193,34 @@ def schema() -> None:
 @app.command()
 def plot(
     spec: Annotated[Path, typer.Argument(help="The spec to draw.", show_default=False)],
-    output: Annotated[Path, typer.Option(
-        "--output", "-o", help="The file to write: .png, .svg, .pdf or .dot.", show_default=False)],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="The file to write: .png, .svg, .pdf or .dot.", show_default=False
+        ),
+    ],
     overrides: SetOption = None,
-    show_shapes: Annotated[bool, typer.Option(
-        "--show-shapes", help="Show each node's output shape (builds the model: TensorFlow).")] = False,
-    show_dtype: Annotated[bool, typer.Option(
-        "--show-dtype", help="Show each node's output dtype (builds the model: TensorFlow).")] = False,
-    show_activations: Annotated[bool, typer.Option(
-        "--show-activations", help="Show each layer's activation.")] = False,
-    show_trainable: Annotated[bool, typer.Option(
-        "--show-trainable", help="Mark layers that are not trainable.")] = False,
+    show_shapes: Annotated[
+        bool,
+        typer.Option("--show-shapes", help="Show each node's output shape (builds the model: TensorFlow)."),
+    ] = False,
+    show_dtype: Annotated[
+        bool,
+        typer.Option("--show-dtype", help="Show each node's output dtype (builds the model: TensorFlow)."),
+    ] = False,
+    show_activations: Annotated[
+        bool, typer.Option("--show-activations", help="Show each layer's activation.")
+    ] = False,
+    show_trainable: Annotated[
+        bool, typer.Option("--show-trainable", help="Mark layers that are not trainable.")
+    ] = False,
     layer_names: Annotated[bool, typer.Option(help="Show node names beside layer types.")] = True,
-    rankdir: Annotated[str, typer.Option(
-        "--rankdir", help="TB (top to bottom) or LR (left to right).")] = "TB",
-    expand_nested: Annotated[bool, typer.Option(
-        "--expand-nested", help="Draw the layers of nested specs, each spec as a cluster.")] = False,
+    rankdir: Annotated[
+        str, typer.Option("--rankdir", help="TB (top to bottom) or LR (left to right).")
+    ] = "TB",
+    expand_nested: Annotated[
+        bool, typer.Option("--expand-nested", help="Draw the layers of nested specs, each spec as a cluster.")
+    ] = False,
     outputs: Annotated[bool, typer.Option(help="Draw each named output with its loss and weight.")] = True,
     dpi: Annotated[int, typer.Option(help="Resolution of .png output.", min=1)] = 96,
     debug: DebugOption = False,
@@ -198,10 +230,17 @@ def plot(
     from graphspec.spec.load import load
 
     try:
-        options = PlotOptions(show_shapes=show_shapes, show_dtype=show_dtype,
-                              show_layer_names=layer_names, show_layer_activations=show_activations,
-                              show_trainable=show_trainable, rankdir=rankdir, expand_nested=expand_nested,
-                              show_outputs=outputs, dpi=dpi)
+        options = PlotOptions(
+            show_shapes=show_shapes,
+            show_dtype=show_dtype,
+            show_layer_names=layer_names,
+            show_layer_activations=show_activations,
+            show_trainable=show_trainable,
+            rankdir=rankdir,
+            expand_nested=expand_nested,
+            show_outputs=outputs,
+            dpi=dpi,
+        )
         if show_shapes or show_dtype:
             _quiet_tensorflow()
         loaded = load(spec, overrides or [])
@@ -218,43 +257,87 @@ def plot(
 
 @app.command()
 def train(
-    spec: Annotated[Optional[Path], typer.Argument(
-        help="The spec to train (not with --resume).", show_default=False)] = None,
-    synthetic: Annotated[bool, typer.Option(
-        "--synthetic", help="Train on generated data (see --kind).")] = False,
-    kind: Annotated[Optional[str], typer.Option(
-        "--kind", help="Synthetic targets: random (noise) or teacher (a fixed random copy of the "
-                       "network). Default: train.synthetic, else random.", show_default=False)] = None,
-    data: Annotated[Optional[Path], typer.Option(
-        "--data", help="Training arrays (.npz) keyed by input and output names.",
-        show_default=False)] = None,
-    val_data: Annotated[Optional[Path], typer.Option(
-        "--val-data", help="Validation arrays (.npz), keyed like --data.", show_default=False)] = None,
-    validation_split: Annotated[Optional[float], typer.Option(
-        "--validation-split", help="Fraction of samples kept for validation (train.validation_split).",
-        min=0.0, max=0.99, show_default=False)] = None,
-    epochs: Annotated[Optional[int], typer.Option(
-        "--epochs", help="train.epochs", min=1, show_default=False)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", help="train.batch_size", min=1, show_default=False)] = None,
-    samples: Annotated[Optional[int], typer.Option(
-        "--samples", help="Synthetic samples per epoch (train.samples).", min=1,
-        show_default=False)] = None,
-    seq_len: Annotated[Optional[int], typer.Option(
-        "--seq-len", help="Length of null dimensions in synthetic data, for inputs that set no "
-                          "seq_len (train.seq_len).", min=1, show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option(
-        "--seed", help="Seed of weights and synthetic data (train.seed).", show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option(
-        "--out", help="The run directory. Default: RUNS_DIR/<spec name>/<timestamp>/.",
-        show_default=False)] = None,
-    runs_dir: Annotated[Path, typer.Option(
-        "--runs-dir", help="Where run directories go when --out is not given.")] = Path("runs"),
+    spec: Annotated[
+        Optional[Path], typer.Argument(help="The spec to train (not with --resume).", show_default=False)
+    ] = None,
+    synthetic: Annotated[
+        bool, typer.Option("--synthetic", help="Train on generated data (see --kind).")
+    ] = False,
+    kind: Annotated[
+        Optional[str],
+        typer.Option(
+            "--kind",
+            help="Synthetic targets: random (noise) or teacher (a fixed random copy of the "
+            "network). Default: train.synthetic, else random.",
+            show_default=False,
+        ),
+    ] = None,
+    data: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--data", help="Training arrays (.npz) keyed by input and output names.", show_default=False
+        ),
+    ] = None,
+    val_data: Annotated[
+        Optional[Path],
+        typer.Option("--val-data", help="Validation arrays (.npz), keyed like --data.", show_default=False),
+    ] = None,
+    validation_split: Annotated[
+        Optional[float],
+        typer.Option(
+            "--validation-split",
+            help="Fraction of samples kept for validation (train.validation_split).",
+            min=0.0,
+            max=0.99,
+            show_default=False,
+        ),
+    ] = None,
+    epochs: Annotated[
+        Optional[int], typer.Option("--epochs", help="train.epochs", min=1, show_default=False)
+    ] = None,
+    batch_size: Annotated[
+        Optional[int], typer.Option("--batch-size", help="train.batch_size", min=1, show_default=False)
+    ] = None,
+    samples: Annotated[
+        Optional[int],
+        typer.Option(
+            "--samples", help="Synthetic samples per epoch (train.samples).", min=1, show_default=False
+        ),
+    ] = None,
+    seq_len: Annotated[
+        Optional[int],
+        typer.Option(
+            "--seq-len",
+            help="Length of null dimensions in synthetic data, for inputs that set no "
+            "seq_len (train.seq_len).",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        Optional[int],
+        typer.Option("--seed", help="Seed of weights and synthetic data (train.seed).", show_default=False),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out", help="The run directory. Default: RUNS_DIR/<spec name>/<timestamp>/.", show_default=False
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        Path, typer.Option("--runs-dir", help="Where run directories go when --out is not given.")
+    ] = Path("runs"),
     overrides: SetOption = None,
-    resume: Annotated[Optional[Path], typer.Option(
-        "--resume", metavar="RUN_DIR",
-        help="Continue a killed run from its last completed epoch, with the spec, overrides and "
-             "data it started with, to the same number of epochs.", show_default=False)] = None,
+    resume: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--resume",
+            metavar="RUN_DIR",
+            help="Continue a killed run from its last completed epoch, with the spec, overrides and "
+            "data it started with, to the same number of epochs.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing while training.")] = False,
     debug: DebugOption = False,
 ) -> None:
@@ -263,8 +346,15 @@ def train(
     from graphspec.spec.load import load
 
     # Flags are overrides of the spec's train section, recorded like --set ones.
-    flags = {"synthetic": kind, "validation_split": validation_split, "epochs": epochs,
-             "batch_size": batch_size, "samples": samples, "seq_len": seq_len, "seed": seed}
+    flags = {
+        "synthetic": kind,
+        "validation_split": validation_split,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "samples": samples,
+        "seq_len": seq_len,
+        "seed": seed,
+    }
     given = list(overrides or []) + [f"train.{k}={v}" for k, v in flags.items() if v is not None]
     _quiet_tensorflow()
 
@@ -277,8 +367,10 @@ def train(
 
         if resume is not None:
             if spec is not None or given or synthetic or data or val_data or out:
-                raise SpecErrors.single("--resume continues a run with the spec, overrides and data "
-                                        "it started with", hint="give only --resume RUN_DIR")
+                raise SpecErrors.single(
+                    "--resume continues a run with the spec, overrides and data it started with",
+                    hint="give only --resume RUN_DIR",
+                )
             final = rd.interrupted_run(resume)
             started = rd.read_json(rd.partial_path(final) / rd.OVERRIDES_FILE)
             spec = rd.partial_path(final) / rd.SPEC_FILE
@@ -294,9 +386,15 @@ def train(
         from graphspec.keras import train as training
 
         source = training.DataSource(synthetic, kind=kind, data=data, val_data=val_data)
-        result = training.train(loaded, source, out=out, runs_root=runs_dir,
-                                verbose=0 if quiet else "auto", resume=resume is not None,
-                                announce=announce)
+        result = training.train(
+            loaded,
+            source,
+            out=out,
+            runs_root=runs_dir,
+            verbose=0 if quiet else "auto",
+            resume=resume is not None,
+            announce=announce,
+        )
     except Exception as exc:
         raise _failure(exc, "training", debug) from None
     if not quiet:
@@ -325,21 +423,35 @@ def expand(
     sys.stdout.write(loaded.expanded())
 
 
-SpecRefArgument = Annotated[str, typer.Argument(
-    help="A spec file, or REV:PATH in git (HEAD~1:specs/resnet50.yaml).", show_default=False)]
+SpecRefArgument = Annotated[
+    str,
+    typer.Argument(help="A spec file, or REV:PATH in git (HEAD~1:specs/resnet50.yaml).", show_default=False),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for tools.")]
 
 
 @app.command()
 def export(
-    source: Annotated[str, typer.Argument(
-        help="A .keras file, or applications.NAME for a keras.applications model.", show_default=False)],
-    args: Annotated[Optional[list[str]], typer.Option(
-        "--arg", "-a", metavar="NAME=VALUE",
-        help="An argument of the keras.applications constructor, as YAML (include_top=false, "
-             "input_shape=[96,96,3]); weights default to null. Repeatable.")] = None,
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Write the spec here, nested specs beside it; else print it.")] = None,
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A .keras file, or applications.NAME for a keras.applications model.", show_default=False
+        ),
+    ],
+    args: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--arg",
+            "-a",
+            metavar="NAME=VALUE",
+            help="An argument of the keras.applications constructor, as YAML (include_top=false, "
+            "input_shape=[96,96,3]); weights default to null. Repeatable.",
+        ),
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Write the spec here, nested specs beside it; else print it."),
+    ] = None,
     debug: DebugOption = False,
 ) -> None:
     """Write a Keras functional or Sequential model as a spec: nodes named after its layers,
@@ -350,8 +462,10 @@ def export(
 
         exported = export_source(source, args or [])
         if output is None and exported.nested:
-            raise SpecErrors.single(f"'{source}' uses models as layers, which become spec files of "
-                                    "their own", hint="give --output FILE.yaml to write them beside it")
+            raise SpecErrors.single(
+                f"'{source}' uses models as layers, which become spec files of their own",
+                hint="give --output FILE.yaml to write them beside it",
+            )
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
     if output is None:
@@ -391,8 +505,12 @@ def fingerprint(
 def diff(
     old: SpecRefArgument,
     new: SpecRefArgument,
-    params: Annotated[bool, typer.Option(
-        "--params", help="Build both models and count parameters per changed layer and in total.")] = False,
+    params: Annotated[
+        bool,
+        typer.Option(
+            "--params", help="Build both models and count parameters per changed layer and in total."
+        ),
+    ] = False,
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -426,37 +544,82 @@ def git_diff(
 
 @app.command()
 def tune(
-    spec: Annotated[Optional[Path], typer.Argument(
-        help="The spec whose `search:` section to run (optional with --resume).", show_default=False)] = None,
-    synthetic: Annotated[bool, typer.Option(
-        "--synthetic", help="Search on generated data, made once and shared by every trial.")] = False,
-    kind: Annotated[Optional[str], typer.Option(
-        "--kind", help="Synthetic targets: teacher (default) or random.", show_default=False)] = None,
-    data: Annotated[Optional[Path], typer.Option(
-        "--data", help="Training arrays (.npz) keyed by input and output names.",
-        show_default=False)] = None,
-    val_data: Annotated[Optional[Path], typer.Option(
-        "--val-data", help="Validation arrays (.npz), keyed like --data.", show_default=False)] = None,
-    trials: Annotated[Optional[int], typer.Option(
-        "--trials", help="Finished trials the study should hold, all workers together (search.trials).",
-        min=1, show_default=False)] = None,
-    timeout: Annotated[Optional[str], typer.Option(
-        "--timeout", help="Time budget of this run: seconds, or 90s, 30m, 2h (search.timeout).",
-        show_default=False)] = None,
-    storage: Annotated[Optional[str], typer.Option(
-        "--storage", help="Where the study lives: a database URL (sqlite:///s.db, postgresql://...) or a "
-                          "journal file. Default: study.log in the tune folder.", show_default=False)] = None,
-    study_name: Annotated[Optional[str], typer.Option(
-        "--study-name", help="The study's name (search.study, else the spec's name).",
-        show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option(
-        "--out", help="The tune folder; an existing one is resumed or joined. "
-                      "Default: RUNS_DIR/<spec name>/tune-<timestamp>/.", show_default=False)] = None,
-    resume: Annotated[Optional[Path], typer.Option(
-        "--resume", help="Resume the tune in this folder, with the spec, overrides and data it was "
-                         "started with.", show_default=False)] = None,
-    runs_dir: Annotated[Path, typer.Option(
-        "--runs-dir", help="Where tune folders go when --out is not given.")] = Path("runs"),
+    spec: Annotated[
+        Optional[Path],
+        typer.Argument(
+            help="The spec whose `search:` section to run (optional with --resume).", show_default=False
+        ),
+    ] = None,
+    synthetic: Annotated[
+        bool,
+        typer.Option("--synthetic", help="Search on generated data, made once and shared by every trial."),
+    ] = False,
+    kind: Annotated[
+        Optional[str],
+        typer.Option("--kind", help="Synthetic targets: teacher (default) or random.", show_default=False),
+    ] = None,
+    data: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--data", help="Training arrays (.npz) keyed by input and output names.", show_default=False
+        ),
+    ] = None,
+    val_data: Annotated[
+        Optional[Path],
+        typer.Option("--val-data", help="Validation arrays (.npz), keyed like --data.", show_default=False),
+    ] = None,
+    trials: Annotated[
+        Optional[int],
+        typer.Option(
+            "--trials",
+            help="Finished trials the study should hold, all workers together (search.trials).",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        Optional[str],
+        typer.Option(
+            "--timeout",
+            help="Time budget of this run: seconds, or 90s, 30m, 2h (search.timeout).",
+            show_default=False,
+        ),
+    ] = None,
+    storage: Annotated[
+        Optional[str],
+        typer.Option(
+            "--storage",
+            help="Where the study lives: a database URL (sqlite:///s.db, postgresql://...) or a "
+            "journal file. Default: study.log in the tune folder.",
+            show_default=False,
+        ),
+    ] = None,
+    study_name: Annotated[
+        Optional[str],
+        typer.Option(
+            "--study-name", help="The study's name (search.study, else the spec's name).", show_default=False
+        ),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out",
+            help="The tune folder; an existing one is resumed or joined. "
+            "Default: RUNS_DIR/<spec name>/tune-<timestamp>/.",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--resume",
+            help="Resume the tune in this folder, with the spec, overrides and data it was started with.",
+            show_default=False,
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        Path, typer.Option("--runs-dir", help="Where tune folders go when --out is not given.")
+    ] = Path("runs"),
     overrides: SetOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     debug: DebugOption = False,
@@ -475,8 +638,10 @@ def tune(
             if spec is not None and spec.resolve() != Path(settings["spec"]):
                 raise SpecErrors.single(f"{resume} is a tune of {settings['spec']}, not of {spec}")
             if synthetic or data or val_data or overrides:
-                raise SpecErrors.single("--resume takes the data and overrides the tune started with",
-                                        hint="leave out --synthetic, --data, --val-data and --set")
+                raise SpecErrors.single(
+                    "--resume takes the data and overrides the tune started with",
+                    hint="leave out --synthetic, --data, --val-data and --set",
+                )
             spec, given = Path(settings["spec"]), settings["overrides"]
             source = settings["source"]
             synthetic, kind = bool(source.get("synthetic")), source.get("kind")
@@ -488,15 +653,25 @@ def tune(
         else:
             given = list(overrides or [])
         try:
-            budget = timeout_seconds(float(timeout) if timeout and timeout.replace(".", "", 1).isdigit()
-                                     else timeout)
+            budget = timeout_seconds(
+                float(timeout) if timeout and timeout.replace(".", "", 1).isdigit() else timeout
+            )
         except ValueError as exc:
             raise SpecErrors.single(f"--timeout: {exc}") from None
         from graphspec.keras.train import DataSource
 
-        result = run_tune(spec, DataSource(synthetic, kind, data, val_data), overrides=given, trials=trials,
-                          timeout=budget, storage=storage, study_name=study_name, out=out,
-                          runs_root=runs_dir, progress=not quiet)
+        result = run_tune(
+            spec,
+            DataSource(synthetic, kind, data, val_data),
+            overrides=given,
+            trials=trials,
+            timeout=budget,
+            storage=storage,
+            study_name=study_name,
+            out=out,
+            runs_root=runs_dir,
+            progress=not quiet,
+        )
     except Exception as exc:
         raise _failure(exc, "tune", debug) from None
     typer.echo(render(result))
@@ -504,34 +679,72 @@ def tune(
 
 @app.command()
 def ensemble(
-    data: Annotated[Path, typer.Option(
-        "--data", help="Validation arrays (.npz) keyed by input and output names.", show_default=False)],
-    runs: Annotated[Optional[list[Path]], typer.Argument(
-        help="Run directories of trained models (each holds model.keras and spec.yaml).",
-        show_default=False)] = None,
-    study: Annotated[Optional[str], typer.Option(
-        "--study", help="Take members from a study: a tune folder, a database URL or a journal file.",
-        show_default=False)] = None,
-    study_name: Annotated[Optional[str], typer.Option(
-        "--study-name", help="The study in --study's storage (default: its only one).",
-        show_default=False)] = None,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="Validation arrays (.npz) keyed by input and output names.", show_default=False
+        ),
+    ],
+    runs: Annotated[
+        Optional[list[Path]],
+        typer.Argument(
+            help="Run directories of trained models (each holds model.keras and spec.yaml).",
+            show_default=False,
+        ),
+    ] = None,
+    study: Annotated[
+        Optional[str],
+        typer.Option(
+            "--study",
+            help="Take members from a study: a tune folder, a database URL or a journal file.",
+            show_default=False,
+        ),
+    ] = None,
+    study_name: Annotated[
+        Optional[str],
+        typer.Option(
+            "--study-name", help="The study in --study's storage (default: its only one).", show_default=False
+        ),
+    ] = None,
     top: Annotated[int, typer.Option("--top", help="With --study: its best K complete trials.", min=1)] = 5,
-    method: Annotated[str, typer.Option(
-        "--method", help="caruana (greedy forward selection with replacement) or nelder-mead.")] = "caruana",
-    holdout: Annotated[float, typer.Option(
-        "--holdout", help="Fraction of --data kept out of fitting the weights, to score on.",
-        min=0.05, max=0.95)] = 0.5,
+    method: Annotated[
+        str,
+        typer.Option("--method", help="caruana (greedy forward selection with replacement) or nelder-mead."),
+    ] = "caruana",
+    holdout: Annotated[
+        float,
+        typer.Option(
+            "--holdout",
+            help="Fraction of --data kept out of fitting the weights, to score on.",
+            min=0.05,
+            max=0.95,
+        ),
+    ] = 0.5,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the split of --data.")] = 0,
-    metric: Annotated[Optional[str], typer.Option(
-        "--metric", help="Score with this Keras metric or loss on each output (default: the members' "
-                         "losses, weighted as compiled).", show_default=False)] = None,
-    iterations: Annotated[int, typer.Option(
-        "--iterations", help="Rounds of greedy selection (caruana).", min=1)] = 50,
-    out: Annotated[Optional[Path], typer.Option(
-        "--out", help="Where to write ensemble.keras and ensemble.json. "
-                      "Default: RUNS_DIR/<spec name>/ensemble-<timestamp>/.", show_default=False)] = None,
-    runs_dir: Annotated[Path, typer.Option(
-        "--runs-dir", help="Where ensemble folders go when --out is not given.")] = Path("runs"),
+    metric: Annotated[
+        Optional[str],
+        typer.Option(
+            "--metric",
+            help="Score with this Keras metric or loss on each output (default: the members' "
+            "losses, weighted as compiled).",
+            show_default=False,
+        ),
+    ] = None,
+    iterations: Annotated[
+        int, typer.Option("--iterations", help="Rounds of greedy selection (caruana).", min=1)
+    ] = 50,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out",
+            help="Where to write ensemble.keras and ensemble.json. "
+            "Default: RUNS_DIR/<spec name>/ensemble-<timestamp>/.",
+            show_default=False,
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        Path, typer.Option("--runs-dir", help="Where ensemble folders go when --out is not given.")
+    ] = Path("runs"),
     debug: DebugOption = False,
 ) -> None:
     """Average trained models' predictions with weights fitted on validation data; report each
@@ -543,8 +756,9 @@ def ensemble(
         members = list(runs or [])
         if study is not None:
             members += members_from_study(study, study_name, top)
-        options = EnsembleOptions(method=method, holdout=holdout, seed=seed, metric=metric,
-                                  iterations=iterations)
+        options = EnsembleOptions(
+            method=method, holdout=holdout, seed=seed, metric=metric, iterations=iterations
+        )
         result = build_ensemble(members, data, options, out=out, runs_root=runs_dir)
     except Exception as exc:
         raise _failure(exc, "ensemble", debug) from None

@@ -112,14 +112,26 @@ class SpecDiff:
         return data
 
 
-_SECTIONS = ("layers_added", "layers_removed", "layers_changed", "connections_changed",
-             "inputs_added", "inputs_removed", "inputs_changed", "outputs_added", "outputs_removed",
-             "outputs_changed", "losses_changed", "training_changed")
+_SECTIONS = (
+    "layers_added",
+    "layers_removed",
+    "layers_changed",
+    "connections_changed",
+    "inputs_added",
+    "inputs_removed",
+    "inputs_changed",
+    "outputs_added",
+    "outputs_removed",
+    "outputs_changed",
+    "losses_changed",
+    "training_changed",
+)
 _LOSS_FIELDS = ("loss", "weight", "metrics")
 
 
-def diff(old: LoadedSpec, new: LoadedSpec, old_name: str = "old", new_name: str = "new",
-         params: bool = False) -> SpecDiff:
+def diff(
+    old: LoadedSpec, new: LoadedSpec, old_name: str = "old", new_name: str = "new", params: bool = False
+) -> SpecDiff:
     """The differences from `old` to `new`, named `old_name` and `new_name` in renderings.
 
     With `params`, both models are built to count parameters per changed layer and in total.
@@ -142,11 +154,21 @@ def diff(old: LoadedSpec, new: LoadedSpec, old_name: str = "old", new_name: str 
         if changes:
             result.layers_changed.append(Changed(name, changes))
 
-    _compare_named(old_arch["inputs"], new_arch["inputs"], result.inputs_added, result.inputs_removed,
-                   result.inputs_changed)
+    _compare_named(
+        old_arch["inputs"],
+        new_arch["inputs"],
+        result.inputs_added,
+        result.inputs_removed,
+        result.inputs_changed,
+    )
     outputs_changed: list[Changed] = []
-    _compare_named(old_arch["outputs"], new_arch["outputs"], result.outputs_added, result.outputs_removed,
-                   outputs_changed)
+    _compare_named(
+        old_arch["outputs"],
+        new_arch["outputs"],
+        result.outputs_added,
+        result.outputs_removed,
+        outputs_changed,
+    )
     for item in outputs_changed:
         losses = [c for c in item.changes if c.key in _LOSS_FIELDS]
         others = [c for c in item.changes if c.key not in _LOSS_FIELDS]
@@ -253,8 +275,14 @@ def _params(old: LoadedSpec, new: LoadedSpec, result: SpecDiff) -> ParamsDiff:
     names = [e.name for e in result.layers_removed] + [c.name for c in result.layers_changed]
     names += [e.name for e in result.layers_added]
     names += [c.name for c in result.connections_changed if c.name not in names]
-    layers = [ParamCount(n, old_counts.get(n) if n in old.spec.layers else None,
-                         new_counts.get(n) if n in new.spec.layers else None) for n in names]
+    layers = [
+        ParamCount(
+            n,
+            old_counts.get(n) if n in old.spec.layers else None,
+            new_counts.get(n) if n in new.spec.layers else None,
+        )
+        for n in names
+    ]
     return ParamsDiff(layers, old_total, new_total)
 
 
@@ -280,15 +308,20 @@ def render_text(result: SpecDiff) -> str:
     section("layers added", [f"  + {e.name}: {_describe(e.value)}" for e in result.layers_added])
     section("layers removed", [f"  - {e.name}: {_describe(e.value)}" for e in result.layers_removed])
     section("layers changed", [f"  ~ {c.name}: {_changes(c.changes)}" for c in result.layers_changed])
-    section("connections changed", [f"  ~ {c.name}: in {_value(c.old)} -> {_value(c.new)}"
-                                    for c in result.connections_changed])
+    section(
+        "connections changed",
+        [f"  ~ {c.name}: in {_value(c.old)} -> {_value(c.new)}" for c in result.connections_changed],
+    )
     section("inputs added", [f"  + {e.name}: {_value(e.value)}" for e in result.inputs_added])
     section("inputs removed", [f"  - {e.name}: {_value(e.value)}" for e in result.inputs_removed])
     section("inputs changed", [f"  ~ {c.name}: {_changes(c.changes)}" for c in result.inputs_changed])
-    section("outputs added", [f"  + {e.name}: {_value(_compact_output(e.value))}"
-                              for e in result.outputs_added])
-    section("outputs removed", [f"  - {e.name}: {_value(_compact_output(e.value))}"
-                                for e in result.outputs_removed])
+    section(
+        "outputs added", [f"  + {e.name}: {_value(_compact_output(e.value))}" for e in result.outputs_added]
+    )
+    section(
+        "outputs removed",
+        [f"  - {e.name}: {_value(_compact_output(e.value))}" for e in result.outputs_removed],
+    )
     section("outputs changed", [f"  ~ {c.name}: {_changes(c.changes)}" for c in result.outputs_changed])
     section("losses changed", [f"  ~ {c.name}: {_changes(c.changes)}" for c in result.losses_changed])
     section("training changed", [f"  ~ {_change(c)}" for c in result.training_changed])
@@ -299,16 +332,17 @@ def render_text(result: SpecDiff) -> str:
         width = [max(len(r[i]) for r in rows) for i in range(4)]
         lines.append("parameters (before -> after):")
         for name, before, after, delta in rows:
-            lines.append(f"  {name.ljust(width[0])}  {before.rjust(width[1])} -> {after.rjust(width[2])}"
-                         f"  {delta}".rstrip())
+            lines.append(
+                f"  {name.ljust(width[0])}  {before.rjust(width[1])} -> {after.rjust(width[2])}"
+                f"  {delta}".rstrip()
+            )
     return "\n".join(lines) + "\n"
 
 
 def _value(value: Any) -> str:
     if value is None:
         return "null"
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 30,
-                          allow_unicode=True)
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 30, allow_unicode=True)
     return text.removesuffix("\n").removesuffix("\n...").strip()
 
 

@@ -90,9 +90,12 @@ def nelder_mead(score: Callable[[np.ndarray], float], members: int) -> np.ndarra
     start = np.zeros(members)
     # Unit steps: the default simplex around zero is too small to leave equal weights.
     simplex = np.vstack([start] + [np.eye(members)[i] for i in range(members)])
-    found = minimize(lambda z: score(softmax(z)), start, method="Nelder-Mead",
-                     options={"initial_simplex": simplex, "maxiter": 400 * members, "xatol": 1e-4,
-                              "fatol": 1e-8})
+    found = minimize(
+        lambda z: score(softmax(z)),
+        start,
+        method="Nelder-Mead",
+        options={"initial_simplex": simplex, "maxiter": 400 * members, "xatol": 1e-4, "fatol": 1e-8},
+    )
     weights = softmax(found.x)
     singles = [score(np.eye(members)[i]) for i in range(members)]
     if min(singles) < score(weights):
@@ -104,14 +107,22 @@ def split(count: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray
     """Sample indices for fitting the weights and for the held-out scores: a seeded shuffle."""
     held = int(round(count * holdout))
     if held < 1 or held >= count:
-        raise SpecErrors.single(f"a holdout of {holdout} of {count} samples leaves one part empty",
-                                hint="give more validation samples, or another --holdout")
+        raise SpecErrors.single(
+            f"a holdout of {holdout} of {count} samples leaves one part empty",
+            hint="give more validation samples, or another --holdout",
+        )
     order = np.random.default_rng(seed).permutation(count)
     return np.sort(order[held:]), np.sort(order[:held])
 
 
-def build_ensemble(runs: list[Path], data: Path, options: EnsembleOptions, *, out: Path | None = None,
-                   runs_root: Path = Path("runs")) -> EnsembleResult:
+def build_ensemble(
+    runs: list[Path],
+    data: Path,
+    options: EnsembleOptions,
+    *,
+    out: Path | None = None,
+    runs_root: Path = Path("runs"),
+) -> EnsembleResult:
     """Fit the ensemble of the models in `runs` (run directories) on `data` and save it.
 
     Raises `SpecErrors` (nothing written) for runs that are not run directories, members whose
@@ -123,8 +134,10 @@ def build_ensemble(runs: list[Path], data: Path, options: EnsembleOptions, *, ou
         raise SpecErrors.single(f"unknown method '{options.method}'", hint="use " + " or ".join(METHODS))
     runs = [Path(r) for r in runs]
     if len(runs) < 2:
-        raise SpecErrors.single(f"an ensemble needs at least two models, got {len(runs)}",
-                                hint="name run directories, or --study with --top 2 or more")
+        raise SpecErrors.single(
+            f"an ensemble needs at least two models, got {len(runs)}",
+            hint="name run directories, or --study with --top 2 or more",
+        )
     if len(set(r.resolve() for r in runs)) != len(runs):
         raise SpecErrors.single("a run directory is named twice")
     from graphspec.keras import ensemble as keras_ensemble
@@ -144,8 +157,9 @@ def build_ensemble(runs: list[Path], data: Path, options: EnsembleOptions, *, ou
     else:
         weights = nelder_mead(fit_score, len(members))
     eye = np.eye(len(members))
-    member_scores = [scorer.value(keras_ensemble.average(predictions, eye[i], held), y, held)
-                     for i in range(len(members))]
+    member_scores = [
+        scorer.value(keras_ensemble.average(predictions, eye[i], held), y, held) for i in range(len(members))
+    ]
     score = scorer.value(keras_ensemble.average(predictions, weights, held), y, held)
 
     name = members[0].loaded.name
@@ -157,16 +171,28 @@ def build_ensemble(runs: list[Path], data: Path, options: EnsembleOptions, *, ou
         record: dict[str, Any] = {
             "members": [str(r.resolve()) for r in runs],
             "weights": [float(w) for w in weights],
-            "method": options.method, "holdout": options.holdout, "seed": options.seed,
-            "data": str(Path(data).resolve()), "score": scorer.name, "goal": scorer.goal,
-            "held_out": {"members": member_scores, "ensemble": score,
-                         "samples": int(len(held))},
+            "method": options.method,
+            "holdout": options.holdout,
+            "seed": options.seed,
+            "data": str(Path(data).resolve()),
+            "score": scorer.name,
+            "goal": scorer.goal,
+            "held_out": {"members": member_scores, "ensemble": score, "samples": int(len(held))},
             "fit_samples": int(len(fit)),
         }
         (folder.path / ENSEMBLE_FILE).write_text(json.dumps(record, indent=2) + "\n")
         where = folder.commit()
-    return EnsembleResult(where, where / ENSEMBLE_MODEL, runs, [float(w) for w in weights], member_scores,
-                          score, scorer.name, scorer.goal, {"fit": int(len(fit)), "held_out": int(len(held))})
+    return EnsembleResult(
+        where,
+        where / ENSEMBLE_MODEL,
+        runs,
+        [float(w) for w in weights],
+        member_scores,
+        score,
+        scorer.name,
+        scorer.goal,
+        {"fit": int(len(fit)), "held_out": int(len(held))},
+    )
 
 
 def _default_folder(name: str, runs_root: Path) -> Path:
@@ -193,20 +219,24 @@ def members_from_study(study: str, study_name: str | None, top: int) -> list[Pat
         settings = resume_settings(folder)
         study, study_name = storage_location(settings, folder), study_name or settings["study"]
     elif "://" not in study and not folder.is_file():
-        raise SpecErrors.single(f"no such study storage: {study}",
-                                hint="give a tune folder, a database URL or a journal file")
+        raise SpecErrors.single(
+            f"no such study storage: {study}", hint="give a tune folder, a database URL or a journal file"
+        )
     storage = open_storage(study)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     names = optuna.get_all_study_names(storage)
     if study_name is None:
         if len(names) != 1:
-            raise SpecErrors.single(f"storage {study} holds {len(names)} studies: say which with "
-                                    "--study-name",
-                                    hint=("its studies: " + ", ".join(names)) if names else None)
+            raise SpecErrors.single(
+                f"storage {study} holds {len(names)} studies: say which with --study-name",
+                hint=("its studies: " + ", ".join(names)) if names else None,
+            )
         study_name = names[0]
     if study_name not in names:
-        raise SpecErrors.single(f"storage {study} holds no study '{study_name}'",
-                                hint=("its studies: " + ", ".join(names)) if names else None)
+        raise SpecErrors.single(
+            f"storage {study} holds no study '{study_name}'",
+            hint=("its studies: " + ", ".join(names)) if names else None,
+        )
     loaded = optuna.load_study(study_name=study_name, storage=storage)
     complete = [t for t in loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
     if not complete:
@@ -217,9 +247,11 @@ def members_from_study(study: str, study_name: str | None, top: int) -> list[Pat
     for trial in complete[:top]:
         run = trial.user_attrs.get("run_dir")
         if not run or not (Path(run) / "model.keras").is_file():
-            raise SpecErrors.single(f"trial {trial.number} of study '{study_name}' has no run directory here "
-                                    f"({run or 'none recorded'})",
-                                    hint="a trial's run directory is on the machine that ran it")
+            raise SpecErrors.single(
+                f"trial {trial.number} of study '{study_name}' has no run directory here "
+                f"({run or 'none recorded'})",
+                hint="a trial's run directory is on the machine that ran it",
+            )
         runs.append(Path(run))
     return runs
 
@@ -228,9 +260,11 @@ def render(result: EnsembleResult) -> str:
     """The held-out scores of each member and of the ensemble, and the weights, as a table."""
     better = "lower" if result.goal == "minimize" else "higher"
     width = max(len(str(r)) for r in result.members)
-    lines = [f"held-out {result.score_name} ({better} is better) on {result.samples['held_out']} samples; "
-             f"weights fitted on {result.samples['fit']}:",
-             f"  {'member'.ljust(width)}  {'weight':>7}  {'score':>10}"]
+    lines = [
+        f"held-out {result.score_name} ({better} is better) on {result.samples['held_out']} samples; "
+        f"weights fitted on {result.samples['fit']}:",
+        f"  {'member'.ljust(width)}  {'weight':>7}  {'score':>10}",
+    ]
     for run, weight, score in zip(result.members, result.weights, result.member_scores, strict=True):
         lines.append(f"  {str(run).ljust(width)}  {weight:7.3f}  {score:10.5g}")
     lines.append(f"  {'ensemble'.ljust(width)}  {sum(result.weights):7.3f}  {result.score:10.5g}")

@@ -50,8 +50,10 @@ class Diagnostic:
             source_lines = text.splitlines()
             if 0 < self.location.line <= len(source_lines):
                 # Control characters (a NUL, an escape sequence) are shown, never sent to the terminal.
-                source_line = "".join(c if c.isprintable() or c == "\t" else "\ufffd"
-                                      for c in source_lines[self.location.line - 1])
+                source_line = "".join(
+                    c if c.isprintable() or c == "\t" else "\ufffd"
+                    for c in source_lines[self.location.line - 1]
+                )
                 lines.append(f"  {source_line}")
                 width = max(1, min(self.location.length, len(source_line) - self.location.col + 1))
                 lines.append("  " + " " * (self.location.col - 1) + "^" + "~" * (width - 1))
@@ -60,8 +62,10 @@ class Diagnostic:
         for what, where in self.location.expansion if self.location else ():
             lines.append(f"  note: {what}, at {where}")
         if self.repeats:
-            lines.append(f"  note: and {self.repeats} more time{'s' if self.repeats != 1 else ''} where "
-                         "this block line is expanded")
+            lines.append(
+                f"  note: and {self.repeats} more time{'s' if self.repeats != 1 else ''} where "
+                "this block line is expanded"
+            )
         return "\n".join(lines)
 
 
@@ -85,8 +89,12 @@ class Diagnostics:
         # at its first expansion, with a count of the others.
         location = diagnostic.location
         if location is not None and location.expansion:
-            key = (diagnostic.severity, location, diagnostic.hint,
-                   _EXPANDED_NAME.sub("'*'", diagnostic.message))
+            key = (
+                diagnostic.severity,
+                location,
+                diagnostic.hint,
+                _EXPANDED_NAME.sub("'*'", diagnostic.message),
+            )
             if key in self._expanded:
                 index = self._expanded[key]
                 self.items[index] = replace(self.items[index], repeats=self.items[index].repeats + 1)
@@ -132,8 +140,13 @@ class SpecErrors(Exception):
         super().__init__(diagnostics.render(include_warnings=False))
 
     @classmethod
-    def single(cls, message: str, location: Location | None = None, hint: str | None = None,
-               sources: dict[str, str] | None = None) -> SpecErrors:
+    def single(
+        cls,
+        message: str,
+        location: Location | None = None,
+        hint: str | None = None,
+        sources: dict[str, str] | None = None,
+    ) -> SpecErrors:
         d = Diagnostics(sources=dict(sources or {}))
         d.error(message, location, hint)
         return cls(d)

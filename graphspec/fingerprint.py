@@ -75,8 +75,9 @@ def training_form(loaded: LoadedSpec) -> dict[str, Any]:
     return {
         "compile": spec.compile.model_dump(mode="json", by_alias=True),
         "train": spec.train.model_dump(mode="json", by_alias=True),
-        "data": {name: {k: getattr(i, k) for k in _DATA_FIELDS if k != "doc"}
-                 for name, i in spec.inputs.items()},
+        "data": {
+            name: {k: getattr(i, k) for k in _DATA_FIELDS if k != "doc"} for name, i in spec.inputs.items()
+        },
     }
 
 
@@ -95,8 +96,11 @@ def layer_form(loaded: LoadedSpec, name: str) -> dict[str, Any]:
         form["share"] = node.share
     elif node.spec is not None:
         nested = loaded.nested.get(name)
-        form["spec"] = ({**architecture_form(nested), "input_order": list(nested.spec.inputs)}
-                        if nested is not None else node.spec)
+        form["spec"] = (
+            {**architecture_form(nested), "input_order": list(nested.spec.inputs)}
+            if nested is not None
+            else node.spec
+        )
     return form
 
 

@@ -59,16 +59,23 @@ def check_cycles(ctx: Context, graph: nx.DiGraph) -> None:
         cycle = [first]
         for _, target in nx.find_cycle(graph.subgraph(component), source=first):
             cycle.append(target)
-        ctx.error("cycle: " + " -> ".join(cycle), ("layers", first), key=True,
-                  hint="a layer cannot read its own output, directly or through others")
+        ctx.error(
+            "cycle: " + " -> ".join(cycle),
+            ("layers", first),
+            key=True,
+            hint="a layer cannot read its own output, directly or through others",
+        )
 
 
 def check_outputs_reached(ctx: Context, graph: nx.DiGraph) -> None:
     inputs = set(ctx.spec.inputs)
     for name, target in zip(ctx.spec.outputs, output_nodes(ctx.spec), strict=False):
         if target in graph and not (nx.ancestors(graph, target) | {target}) & inputs:
-            ctx.error(f"output '{name}' is not reached from any input (graph disconnected)",
-                      ("outputs", name), key=True)
+            ctx.error(
+                f"output '{name}' is not reached from any input (graph disconnected)",
+                ("outputs", name),
+                key=True,
+            )
 
 
 def check_inputs_used(ctx: Context, graph: nx.DiGraph) -> None:
@@ -78,8 +85,12 @@ def check_inputs_used(ctx: Context, graph: nx.DiGraph) -> None:
             reached |= nx.ancestors(graph, target) | {target}
     for name in ctx.spec.inputs:
         if name not in reached:
-            ctx.error(f"input '{name}' reaches no output (graph disconnected)", ("inputs", name),
-                      key=True, hint="remove it, or connect it to a layer that leads to an output")
+            ctx.error(
+                f"input '{name}' reaches no output (graph disconnected)",
+                ("inputs", name),
+                key=True,
+                hint="remove it, or connect it to a layer that leads to an output",
+            )
 
 
 def check_dead_nodes(ctx: Context, graph: nx.DiGraph) -> None:
@@ -89,8 +100,9 @@ def check_dead_nodes(ctx: Context, graph: nx.DiGraph) -> None:
             needed |= nx.ancestors(graph, target) | {target}
     for name in ctx.spec.layers:
         if name not in needed:
-            ctx.warning(f"layer '{name}' leads to no output and will not be built", ("layers", name),
-                        key=True)
+            ctx.warning(
+                f"layer '{name}' leads to no output and will not be built", ("layers", name), key=True
+            )
 
 
 GRAPH_CHECKS: tuple[Callable[[Context, nx.DiGraph], None], ...] = (

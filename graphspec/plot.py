@@ -41,8 +41,10 @@ if TYPE_CHECKING:
     from graphspec.spec.model import LayerSpec, TypedObject
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".dot": "dot"}
-INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), "
-                "or write a .dot file, which needs none")
+INSTALL_HINT = (
+    "install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), "
+    "or write a .dot file, which needs none"
+)
 
 _FONT = "Helvetica"
 _STYLES = {
@@ -110,8 +112,13 @@ class _Interface:
 class _Drawer:
     def __init__(self, options: PlotOptions):
         self.options = options
-        self.graph = pydot.Dot(graph_type="digraph", rankdir=options.rankdir, dpi=str(options.dpi),
-                               fontname=_FONT, concentrate="false")
+        self.graph = pydot.Dot(
+            graph_type="digraph",
+            rankdir=options.rankdir,
+            dpi=str(options.dpi),
+            fontname=_FONT,
+            concentrate="false",
+        )
         self.graph.set_node_defaults(fontname=_FONT, fontsize="11")
         self.graph.set_edge_defaults(fontname=_FONT, fontsize="9")
         self.clusters = 0
@@ -169,9 +176,14 @@ class _Drawer:
                 label = f"{name}: spec {inner.name}"
                 if len(uses) > 1:
                     label += f" (shared: {', '.join(uses)})"
-                cluster = self.cluster(parent, label, style="filled,rounded", fillcolor="#f5f3ff",
-                                       color="#7c3aed" if len(uses) > 1 else "#a78bfa",
-                                       penwidth="2" if len(uses) > 1 else "1")
+                cluster = self.cluster(
+                    parent,
+                    label,
+                    style="filled,rounded",
+                    fillcolor="#f5f3ff",
+                    color="#7c3aed" if len(uses) > 1 else "#a78bfa",
+                    penwidth="2" if len(uses) > 1 else "1",
+                )
                 nested[name] = self.spec(inner, f"{scope}{name}/", cluster, top=False)
                 continue
             lines = self.layer_lines(loaded, name, node, uses, signatures)
@@ -187,8 +199,13 @@ class _Drawer:
             label = [target] if len(calls[root]) > 1 else []
             if root in nested:
                 outputs = nested[root].outputs
-                key = (next(iter(outputs)) if index is None else
-                       list(outputs)[int(index)] if index.lstrip("-").isdigit() else index)
+                key = (
+                    next(iter(outputs))
+                    if index is None
+                    else list(outputs)[int(index)]
+                    if index.lstrip("-").isdigit()
+                    else index
+                )
                 inner_id, inner_label = outputs[key]
                 return inner_id, label + ([inner_label] if inner_label else [])
             return scope + root, label + ([f"[{index}]"] if index is not None else [])
@@ -224,8 +241,9 @@ class _Drawer:
                 self.edge(source_id, output_id, interface.outputs[name][1], style="dashed")
         return interface
 
-    def layer_lines(self, loaded: LoadedSpec, name: str, node: LayerSpec, uses: list[str],
-                    signatures: dict) -> list[str]:
+    def layer_lines(
+        self, loaded: LoadedSpec, name: str, node: LayerSpec, uses: list[str], signatures: dict
+    ) -> list[str]:
         options = self.options
         kind = node.type or f"spec {loaded.nested[name].name if name in loaded.nested else node.spec}"
         lines = [name if options.show_layer_names else "", kind]
@@ -240,8 +258,15 @@ class _Drawer:
         if options.show_shapes or options.show_dtype:
             for use in uses:
                 for suffix, shape, dtype in signatures.get(use, []):
-                    text = " ".join(filter(None, [_shape_text(shape) if options.show_shapes else "",
-                                                  dtype if options.show_dtype else ""]))
+                    text = " ".join(
+                        filter(
+                            None,
+                            [
+                                _shape_text(shape) if options.show_shapes else "",
+                                dtype if options.show_dtype else "",
+                            ],
+                        )
+                    )
                     prefix = f"{use}{suffix}: " if len(uses) > 1 else (f"{suffix}: " if suffix else "")
                     lines.append(prefix + text)
         return lines
@@ -255,8 +280,9 @@ class _Drawer:
 
     # --- primitives ---------------------------------------------------------------------------
 
-    def node(self, parent: pydot.Graph, node_id: str, lines: list[str], kind: str,
-             shared: bool = False) -> None:
+    def node(
+        self, parent: pydot.Graph, node_id: str, lines: list[str], kind: str, shared: bool = False
+    ) -> None:
         text = "\n".join(line for line in lines if line)
         style = {**_STYLES[kind], **(_SHARED if shared else {})}
         parent.add_node(pydot.Node(_quote(node_id), label=_quote(text), **style))
@@ -284,8 +310,11 @@ def graphviz_dot() -> str:
     if not _DOT_PROGRAM:
         _DOT_PROGRAM.append(shutil.which("dot"))
     if _DOT_PROGRAM[0] is None:
-        raise PlotError("Graphviz's `dot` program is not installed; it renders .png, .svg and .pdf",
-                        INSTALL_HINT, exit_code=1)
+        raise PlotError(
+            "Graphviz's `dot` program is not installed; it renders .png, .svg and .pdf",
+            INSTALL_HINT,
+            exit_code=1,
+        )
     return _DOT_PROGRAM[0]
 
 
@@ -295,8 +324,10 @@ def write_plot(dot: pydot.Dot, path: Path) -> None:
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise PlotError(f"cannot tell the format of '{path}' from its extension",
-                        "end the file name in " + ", ".join(FORMATS))
+        raise PlotError(
+            f"cannot tell the format of '{path}' from its extension",
+            "end the file name in " + ", ".join(FORMATS),
+        )
     if fmt == "dot":
         data = dot.to_string().encode()
     else:
@@ -304,8 +335,9 @@ def write_plot(dot: pydot.Dot, path: Path) -> None:
         try:
             data = dot.create(format=fmt, prog=program)
         except Exception as exc:  # Graphviz's own error text is the useful part
-            raise PlotError(f"Graphviz could not render {path}: {' '.join(str(exc).split())[:400]}",
-                            exit_code=1) from None
+            raise PlotError(
+                f"Graphviz could not render {path}: {' '.join(str(exc).split())[:400]}", exit_code=1
+            ) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     try:

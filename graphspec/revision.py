@@ -43,8 +43,10 @@ def read_revision(name: str) -> tuple[str, Path]:
     """
     revision, _, path = name.partition(":")
     if not revision or not path:
-        raise SpecErrors.single(f"'{name}' is neither a file nor REV:PATH",
-                                hint="name a spec file, or a git revision and a path: HEAD~1:specs/a.yaml")
+        raise SpecErrors.single(
+            f"'{name}' is neither a file nor REV:PATH",
+            hint="name a spec file, or a git revision and a path: HEAD~1:specs/a.yaml",
+        )
     shown = _git(["show", name], name)
     try:
         text = shown.decode("utf-8")
@@ -66,7 +68,7 @@ def _git(args: list[str], name: str) -> bytes:
         raise SpecErrors.single(f"cannot read '{name}': git did not answer in {_GIT_TIMEOUT_S} s") from None
     if result.returncode != 0:
         lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = (lines[0] if lines else f"git exited with status {result.returncode}")
+        reason = lines[0] if lines else f"git exited with status {result.returncode}"
         reason = reason.removeprefix("fatal: ").removeprefix("error: ")
         raise SpecErrors.single(f"cannot read '{name}' from git: {reason}")
     return result.stdout

@@ -39,15 +39,18 @@ SPEC_FILE, OVERRIDES_FILE, MODEL_FILE = "spec.yaml", "overrides.json", "model.ke
 HISTORY_CSV, HISTORY_JSON = "history.csv", "history.json"
 
 
-def final_path(spec_name: str, out: Path | None = None, runs_root: Path = Path("runs"),
-               now: datetime | None = None) -> Path:
+def final_path(
+    spec_name: str, out: Path | None = None, runs_root: Path = Path("runs"), now: datetime | None = None
+) -> Path:
     """`out` if given (it must not hold files), else `runs_root/<spec name>/<timestamp>/`,
     with `-2`, `-3`, ... added when two runs start in the same second."""
     if out is not None:
         out = Path(out)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise SpecErrors.single(f"run directory {out} already exists and is not empty",
-                                    hint="name a new folder with --out, or leave --out out")
+            raise SpecErrors.single(
+                f"run directory {out} already exists and is not empty",
+                hint="name a new folder with --out, or leave --out out",
+            )
         return out
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     base = Path(runs_root) / spec_name
@@ -66,14 +69,18 @@ def partial_path(final: Path) -> Path:
 def interrupted_run(run: Path) -> Path:
     """The final place of the interrupted run at `run` (its final path or its .partial folder)."""
     run = Path(run)
-    final = run.parent / run.name[1:-len(".partial")] if (
-        run.name.startswith(".") and run.name.endswith(".partial")) else run
+    final = (
+        run.parent / run.name[1 : -len(".partial")]
+        if (run.name.startswith(".") and run.name.endswith(".partial"))
+        else run
+    )
     if not partial_path(final).is_dir():
         if final.is_dir():
             raise SpecErrors.single(f"run {final} finished: there is nothing to resume")
-        raise SpecErrors.single(f"no interrupted run at {run}",
-                                hint="--resume takes the run directory `graphspec train` printed when "
-                                     "it started")
+        raise SpecErrors.single(
+            f"no interrupted run at {run}",
+            hint="--resume takes the run directory `graphspec train` printed when it started",
+        )
     return final
 
 
@@ -88,8 +95,10 @@ class RunDirectory:
         self.path = partial_path(self.final)
         if not resume:
             if self.path.exists():
-                raise SpecErrors.single(f"an interrupted run is in {self.path}",
-                                        hint=f"resume it with --resume {self.final}, or remove it")
+                raise SpecErrors.single(
+                    f"an interrupted run is in {self.path}",
+                    hint=f"resume it with --resume {self.final}, or remove it",
+                )
             self.path.mkdir()
         self.committed = False
 
@@ -134,8 +143,11 @@ def write_spec(directory: Path, loaded: LoadedSpec, seed: int | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         origin = loaded.path or "text"
         header = f"# Resolved by graphspec from {origin}: params, overrides and seed applied.\n"
-        write_atomically(path, header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True,
-                                                         default_flow_style=None, width=100))
+        write_atomically(
+            path,
+            header
+            + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100),
+        )
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -83,10 +83,19 @@ class _TrialFailed(Exception):
     """A trial's training raised: the trial is marked failed and the search goes on."""
 
 
-def tune(spec_path: Path, source: DataSource, *, overrides: list[str] | None = None,
-         trials: int | None = None, timeout: float | None = None, storage: str | None = None,
-         study_name: str | None = None, out: Path | None = None, runs_root: Path = Path("runs"),
-         progress: bool = True) -> TuneResult:
+def tune(
+    spec_path: Path,
+    source: DataSource,
+    *,
+    overrides: list[str] | None = None,
+    trials: int | None = None,
+    timeout: float | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    out: Path | None = None,
+    runs_root: Path = Path("runs"),
+    progress: bool = True,
+) -> TuneResult:
     """Run (or resume, or join) the search `spec_path`'s `search:` section describes.
 
     `trials` is the number of finished (complete or pruned) trials the study should hold across
@@ -104,14 +113,18 @@ def tune(spec_path: Path, source: DataSource, *, overrides: list[str] | None = N
     loaded = load_text(text, str(spec_path), overrides, base=spec_path)
     search = loaded.spec.search
     if search is None:
-        raise SpecErrors.single(f"{spec_path} has no search section, so there is nothing to tune",
-                                hint="add `search:` with a metric and the params to vary (see the README)")
+        raise SpecErrors.single(
+            f"{spec_path} has no search section, so there is nothing to tune",
+            hint="add `search:` with a metric and the params to vary (see the README)",
+        )
     n_trials = trials if trials is not None else search.trials
     budget = timeout if timeout is not None else search_spec.timeout_seconds(search.timeout)
     if n_trials is None and budget is None:
-        raise SpecErrors.single("say how long to search: search.trials or search.timeout in the spec, "
-                                "or --trials or --timeout", loaded.location("search", key=True),
-                                sources=loaded.diagnostics.sources)
+        raise SpecErrors.single(
+            "say how long to search: search.trials or search.timeout in the spec, or --trials or --timeout",
+            loaded.location("search", key=True),
+            sources=loaded.diagnostics.sources,
+        )
     source = _checked_source(loaded, source)
 
     directory = _directory(loaded, out, runs_root)
@@ -137,15 +150,19 @@ def tune(spec_path: Path, source: DataSource, *, overrides: list[str] | None = N
     data, arrays = directory / DATA_FILE, None
     train = loaded.spec.train
     if source.synthetic and not data.exists():
-        arrays = keras_search.synthetic_arrays(loaded, kind=source.kind, samples=train.samples,
-                                               seed=settings["seed"], seq_len=train.seq_len)
+        arrays = keras_search.synthetic_arrays(
+            loaded, kind=source.kind, samples=train.samples, seed=settings["seed"], seq_len=train.seq_len
+        )
     validation = bool(train.validation_split) or source.val_data is not None
     probe = arrays if arrays is not None else (data if source.synthetic else source.data)
     reported = keras_search.reported_metrics(loaded, probe, validation)
     if search.metric not in reported:
-        raise SpecErrors.single(f"search.metric '{search.metric}' is not a metric this model logs",
-                                loaded.location("search", "metric"), sources=loaded.diagnostics.sources,
-                                hint="it logs: " + ", ".join(reported))
+        raise SpecErrors.single(
+            f"search.metric '{search.metric}' is not a metric this model logs",
+            loaded.location("search", "metric"),
+            sources=loaded.diagnostics.sources,
+            hint="it logs: " + ", ".join(reported),
+        )
 
     used_seed = settings["seed"]
     settings = _claim(directory, wanted, explicit)
@@ -153,8 +170,13 @@ def tune(spec_path: Path, source: DataSource, *, overrides: list[str] | None = N
     if source.synthetic:
         if not data.exists():
             if settings["seed"] != used_seed:  # another worker claimed the folder first, with its seed
-                arrays = keras_search.synthetic_arrays(loaded, kind=source.kind, samples=train.samples,
-                                                       seed=settings["seed"], seq_len=train.seq_len)
+                arrays = keras_search.synthetic_arrays(
+                    loaded,
+                    kind=source.kind,
+                    samples=train.samples,
+                    seed=settings["seed"],
+                    seq_len=train.seq_len,
+                )
             keras_search.save_arrays(arrays, data)
         trial_source = Source(data=data.resolve())
     if opened is None:
@@ -167,22 +189,50 @@ def tune(spec_path: Path, source: DataSource, *, overrides: list[str] | None = N
     lock = flock.WorkerLock(directory / WORKERS_DIR, WORKER) if flock.AVAILABLE else None
     try:
         _fail_dead_trials(study, opened, settings["study"], directory)
-        _optimize(study, loaded, text, spec_path, overrides, settings, trial_source, directory, n_trials,
-                  budget, progress)
+        _optimize(
+            study,
+            loaded,
+            text,
+            spec_path,
+            overrides,
+            settings,
+            trial_source,
+            directory,
+            n_trials,
+            budget,
+            progress,
+        )
     finally:
         if lock is not None:
             lock.release()
     return report(study, directory, settings, text, spec_path)
 
 
-def _optimize(study: optuna.Study, loaded: LoadedSpec, text: str, spec_path: Path, overrides: list[str],
-              settings: dict[str, Any], trial_source: DataSource, directory: Path, n_trials: int | None,
-              budget: float | None, progress: bool) -> None:
+def _optimize(
+    study: optuna.Study,
+    loaded: LoadedSpec,
+    text: str,
+    spec_path: Path,
+    overrides: list[str],
+    settings: dict[str, Any],
+    trial_source: DataSource,
+    directory: Path,
+    n_trials: int | None,
+    budget: float | None,
+    progress: bool,
+) -> None:
     """Run trials until the study holds `n_trials` finished ones or `budget` seconds have passed."""
     import optuna
 
-    objective = _Objective(text, spec_path, overrides + _seed_override(loaded, settings["seed"]),
-                           loaded, trial_source, directory, settings["study"])
+    objective = _Objective(
+        text,
+        spec_path,
+        overrides + _seed_override(loaded, settings["seed"]),
+        loaded,
+        trial_source,
+        directory,
+        settings["study"],
+    )
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     live = done + (optuna.trial.TrialState.RUNNING,)
     remaining = None if n_trials is None else max(0, n_trials - len(study.get_trials(False, states=live)))
@@ -193,8 +243,15 @@ def _optimize(study: optuna.Study, loaded: LoadedSpec, text: str, spec_path: Pat
         try:
             with warnings.catch_warnings():  # the progress bar is "experimental" in Optuna's words
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.optimize(objective, n_trials=remaining, timeout=budget, callbacks=callbacks,
-                               catch=(_TrialFailed,), show_progress_bar=progress, gc_after_trial=False)
+                study.optimize(
+                    objective,
+                    n_trials=remaining,
+                    timeout=budget,
+                    callbacks=callbacks,
+                    catch=(_TrialFailed,),
+                    show_progress_bar=progress,
+                    gc_after_trial=False,
+                )
         except SpecErrors as exc:
             number, values = objective.current
             exc.diagnostics.items.insert(0, _context(f"trial {number} failed, with {_values_text(values)}"))
@@ -223,19 +280,25 @@ def _checked_source(loaded: LoadedSpec, source: DataSource) -> DataSource:
     train = loaded.spec.train
     metric = loaded.spec.search.metric
     if metric.startswith("val_") and not train.validation_split and source.val_data is None:
-        raise SpecErrors.single(f"search.metric '{metric}' is measured on validation data, and this "
-                                "search has none", loaded.location("search", "metric"),
-                                hint="set train.validation_split (--set train.validation_split=0.2), "
-                                     "or give --val-data", sources=loaded.diagnostics.sources)
+        raise SpecErrors.single(
+            f"search.metric '{metric}' is measured on validation data, and this search has none",
+            loaded.location("search", "metric"),
+            hint="set train.validation_split (--set train.validation_split=0.2), or give --val-data",
+            sources=loaded.diagnostics.sources,
+        )
     if source.synthetic:
         # A search compares trials on one task: teacher targets by default, as random ones teach nothing.
         kind = source.kind or (train.synthetic if "synthetic" in train.model_fields_set else "teacher")
         if kind not in ("random", "teacher"):
-            raise SpecErrors.single(f"unknown kind of synthetic data '{kind}'",
-                                    hint="use 'random' or 'teacher'")
+            raise SpecErrors.single(
+                f"unknown kind of synthetic data '{kind}'", hint="use 'random' or 'teacher'"
+            )
         return replace(source, kind=kind)
-    return replace(source, data=Path(source.data).resolve(),
-                   val_data=Path(source.val_data).resolve() if source.val_data else None)
+    return replace(
+        source,
+        data=Path(source.data).resolve(),
+        val_data=Path(source.val_data).resolve() if source.val_data else None,
+    )
 
 
 def _directory(loaded: LoadedSpec, out: Path | None, runs_root: Path) -> Path:
@@ -244,8 +307,10 @@ def _directory(loaded: LoadedSpec, out: Path | None, runs_root: Path) -> Path:
         if out.exists() and not out.is_dir():
             raise SpecErrors.single(f"{out} is a file, not a tune folder")
         if out.is_dir() and any(out.iterdir()) and not (out / TUNE_FILE).exists():
-            raise SpecErrors.single(f"{out} is not empty and holds no tune ({TUNE_FILE})",
-                                    hint="name a new folder, or the folder of the tune to resume")
+            raise SpecErrors.single(
+                f"{out} is not empty and holds no tune ({TUNE_FILE})",
+                hint="name a new folder, or the folder of the tune to resume",
+            )
         return out
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(runs_root) / loaded.name
@@ -270,9 +335,11 @@ def _seed_override(loaded: LoadedSpec, seed: int) -> list[str]:
 
 def _digest(loaded: LoadedSpec, source: DataSource) -> str:
     """A hash of what makes trials comparable: the resolved spec, the search, the data."""
-    data = {"fingerprint": fingerprint(loaded).as_dict(),
-            "search": loaded.spec.search.model_dump(mode="json", exclude={"trials", "timeout", "storage"}),
-            "source": source.describe()}
+    data = {
+        "fingerprint": fingerprint(loaded).as_dict(),
+        "search": loaded.spec.search.model_dump(mode="json", exclude={"trials", "timeout", "storage"}),
+        "source": source.describe(),
+    }
     return "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -302,14 +369,17 @@ def _existing(directory: Path, wanted: dict[str, Any], explicit: dict[str, bool]
     if settings.get("digest") != wanted["digest"]:
         raise SpecErrors.single(
             f"{directory} holds a search of another spec, other overrides, search or data than this one",
-            hint="its trials could not be compared with these: start a new tune with another --out")
+            hint="its trials could not be compared with these: start a new tune with another --out",
+        )
     for key in ("storage", "study"):
         if explicit[key] and settings[key] != wanted[key]:
             held, given = settings[key], wanted[key]
             if key == "storage":
                 held, given = storage_location(settings, directory), storage_location(wanted, directory)
-            raise SpecErrors.single(f"{directory} holds a study in {key} '{_safe(held)}', not "
-                                    f"'{_safe(given)}'", hint=f"leave --{key} out to resume it")
+            raise SpecErrors.single(
+                f"{directory} holds a study in {key} '{_safe(held)}', not '{_safe(given)}'",
+                hint=f"leave --{key} out to resume it",
+            )
     return settings
 
 
@@ -358,9 +428,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path), lock))
     except Exception as exc:
         reason = " ".join(str(exc).split("\n")[0].split())[:300] or type(exc).__name__
-        raise SpecErrors.single(f"cannot open storage '{_safe(url)}': {reason}",
-                                hint="a database URL such as sqlite:///study.db or "
-                                     "postgresql://user@host/db, or the path of a journal file") from None
+        raise SpecErrors.single(
+            f"cannot open storage '{_safe(url)}': {reason}",
+            hint="a database URL such as sqlite:///study.db or "
+            "postgresql://user@host/db, or the path of a journal file",
+        ) from None
 
 
 def _study(loaded: LoadedSpec, storage: Any, name: str, seed: int) -> optuna.Study:
@@ -382,17 +454,26 @@ def _study(loaded: LoadedSpec, storage: Any, name: str, seed: int) -> optuna.Stu
             pruner_class = search_spec.PRUNERS[search_spec.method_name(search.pruner)][0]
             pruner = getattr(optuna.pruners, pruner_class)(**search_spec.method_args(search.pruner))
     except (TypeError, ValueError) as exc:
-        raise SpecErrors.single(f"Optuna refused it: {exc}", where,
-                                sources=loaded.diagnostics.sources) from None
+        raise SpecErrors.single(
+            f"Optuna refused it: {exc}", where, sources=loaded.diagnostics.sources
+        ) from None
     try:
-        study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner,
-                                    direction=search.goal, load_if_exists=True)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            sampler=sampler,
+            pruner=pruner,
+            direction=search.goal,
+            load_if_exists=True,
+        )
     except Exception as exc:
         raise SpecErrors.single(f"cannot create or load study '{name}': {exc}") from None
     if study.direction.name.lower() != search.goal:
-        raise SpecErrors.single(f"study '{name}' was made to {study.direction.name.lower()}, and the spec "
-                                f"says {search.goal}", loaded.location("search", "goal"),
-                                sources=loaded.diagnostics.sources)
+        raise SpecErrors.single(
+            f"study '{name}' was made to {study.direction.name.lower()}, and the spec says {search.goal}",
+            loaded.location("search", "goal"),
+            sources=loaded.diagnostics.sources,
+        )
     return study
 
 
@@ -415,8 +496,11 @@ def _fail_dead_trials(study: optuna.Study, storage: Any, name: str, directory: P
                 worker_host, _, pid = worker.rpartition(":")
                 alive = worker_host != host or not pid.isdigit() or _alive(int(pid))
         else:
-            alive = isinstance(storage, optuna.storages.RDBStorage) or not flock.AVAILABLE or bool(
-                [w for w in flock.live_workers(workers) if w != WORKER])
+            alive = (
+                isinstance(storage, optuna.storages.RDBStorage)
+                or not flock.AVAILABLE
+                or bool([w for w in flock.live_workers(workers) if w != WORKER])
+            )
         if alive:
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
@@ -442,8 +526,16 @@ def _alive(pid: int) -> bool:
 class _Objective:
     """One trial: the spec with the trial's values as overrides, trained into its run directory."""
 
-    def __init__(self, text: str, spec_path: Path, overrides: list[str], loaded: LoadedSpec,
-                 source: DataSource, directory: Path, study_name: str):
+    def __init__(
+        self,
+        text: str,
+        spec_path: Path,
+        overrides: list[str],
+        loaded: LoadedSpec,
+        source: DataSource,
+        directory: Path,
+        study_name: str,
+    ):
         self.text, self.spec_path, self.overrides = text, spec_path, overrides
         self.search = loaded.spec.search
         self.source, self.directory, self.study_name = source, directory, study_name
@@ -480,13 +572,22 @@ class _Objective:
             raise _TrialFailed(message) from exc
         if reporter.missing is not None:
             shutil.rmtree(result.run_dir, ignore_errors=True)
-            raise SpecErrors.single(f"search.metric '{self.search.metric}' is not logged by this trial's "
-                                    "model", hint="it logs: " + ", ".join(reporter.missing))
+            raise SpecErrors.single(
+                f"search.metric '{self.search.metric}' is not logged by this trial's model",
+                hint="it logs: " + ", ".join(reporter.missing),
+            )
         state = "pruned" if reporter.pruned else "complete"
         value = reporter.values[-1] if reporter.values else math.nan
-        record = {"study": self.study_name, "trial": trial.number, "state": state,
-                  "metric": self.search.metric, "value": value, "epochs": len(reporter.values),
-                  "params": values, "overrides": overrides}
+        record = {
+            "study": self.study_name,
+            "trial": trial.number,
+            "state": state,
+            "metric": self.search.metric,
+            "value": value,
+            "epochs": len(reporter.values),
+            "params": values,
+            "overrides": overrides,
+        }
         (result.run_dir / TRIAL_FILE).write_text(json.dumps(record, indent=2) + "\n")
         trial.set_user_attr("run_dir", str(result.run_dir.resolve()))
         trial.set_user_attr("fit_s", round(reporter.fit_seconds, 4))
@@ -503,20 +604,28 @@ def _suggest(trial: optuna.Trial, path: str, param: search_spec.SearchParam) -> 
     return trial.suggest_float(path, param.low, param.high, step=param.step, log=param.log)
 
 
-def report(study: optuna.Study, directory: Path, settings: dict[str, Any], text: str,
-           spec_path: Path) -> TuneResult:
+def report(
+    study: optuna.Study, directory: Path, settings: dict[str, Any], text: str, spec_path: Path
+) -> TuneResult:
     """Write the tune's results (trials.csv, best.yaml, pictures) and say what they are."""
     import optuna
 
     trials = study.get_trials(deepcopy=False)
     states = optuna.trial.TrialState
-    counts = {state.name.lower(): sum(t.state == state for t in trials)
-              for state in (states.COMPLETE, states.PRUNED, states.FAIL, states.RUNNING)}
+    counts = {
+        state.name.lower(): sum(t.state == state for t in trials)
+        for state in (states.COMPLETE, states.PRUNED, states.FAIL, states.RUNNING)
+    }
     loaded = load_text(text, str(spec_path), settings["overrides"], base=spec_path)
     search = loaded.spec.search
-    result = TuneResult(directory, settings["study"], _safe(storage_location(settings, directory)),
-                        search.metric, search.goal,
-                        counts)
+    result = TuneResult(
+        directory,
+        settings["study"],
+        _safe(storage_location(settings, directory)),
+        search.metric,
+        search.goal,
+        counts,
+    )
     _write_trials_csv(trials, list(search.params), directory / TRIALS_CSV)
     result.files.append(directory / TRIALS_CSV)
     complete = [t for t in trials if t.state == states.COMPLETE]
@@ -524,8 +633,10 @@ def report(study: optuna.Study, directory: Path, settings: dict[str, Any], text:
         best = study.best_trial
         result.best_number, result.best_value, result.best_params = best.number, best.value, dict(best.params)
         best_loaded = load_text(text, str(spec_path), best.user_attrs["overrides"], base=spec_path)
-        header = (f"# The best trial ({best.number}) of study '{settings['study']}': "
-                  f"{search.metric} = {best.value:.6g}. Written by graphspec tune.\n")
+        header = (
+            f"# The best trial ({best.number}) of study '{settings['study']}': "
+            f"{search.metric} = {best.value:.6g}. Written by graphspec tune.\n"
+        )
         (directory / BEST_SPEC).write_text(header + _standalone(best_loaded, spec_path, directory))
         result.best_spec = directory / BEST_SPEC
         result.files.append(result.best_spec)
@@ -547,33 +658,55 @@ def _standalone(loaded: LoadedSpec, spec_path: Path, directory: Path) -> str:
     from dataclasses import replace
 
     data = loaded.expansion.data
-    nested = [name for name, layer in data.get("layers", {}).items()
-              if isinstance(layer, dict) and "spec" in layer]
+    nested = [
+        name for name, layer in data.get("layers", {}).items() if isinstance(layer, dict) and "spec" in layer
+    ]
     if not nested:
         return loaded.expanded()
     data = {**data, "layers": dict(data["layers"])}
     for name in nested:
         target = (spec_path.parent / data["layers"][name]["spec"]).resolve()
-        data["layers"][name] = {**data["layers"][name],
-                                "spec": os.path.relpath(target, Path(directory).resolve())}
+        data["layers"][name] = {
+            **data["layers"][name],
+            "spec": os.path.relpath(target, Path(directory).resolve()),
+        }
     text = replace(loaded, expansion=replace(loaded.expansion, data=data)).expanded()
-    return text.replace("# Nested spec paths are relative to the folder of the original spec.\n",
-                        "# Nested spec paths are relative to this file's folder.\n")
+    return text.replace(
+        "# Nested spec paths are relative to the folder of the original spec.\n",
+        "# Nested spec paths are relative to this file's folder.\n",
+    )
 
 
 def _write_trials_csv(trials: list, params: list[str], path: Path) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["number", "state", "value", *params, "epochs", "duration_s", "fit_s", "worker",
-                         "run_dir"])
+        writer.writerow(
+            ["number", "state", "value", *params, "epochs", "duration_s", "fit_s", "worker", "run_dir"]
+        )
         for t in trials:
-            duration = ((t.datetime_complete - t.datetime_start).total_seconds()
-                        if t.datetime_complete and t.datetime_start else "")
-            value = t.value if t.value is not None else (
-                t.intermediate_values[t.last_step] if t.last_step is not None else "")
-            writer.writerow([t.number, t.state.name.lower(), value, *(t.params.get(p, "") for p in params),
-                             len(t.intermediate_values), duration, t.user_attrs.get("fit_s", ""),
-                             t.user_attrs.get("worker", ""), t.user_attrs.get("run_dir", "")])
+            duration = (
+                (t.datetime_complete - t.datetime_start).total_seconds()
+                if t.datetime_complete and t.datetime_start
+                else ""
+            )
+            value = (
+                t.value
+                if t.value is not None
+                else (t.intermediate_values[t.last_step] if t.last_step is not None else "")
+            )
+            writer.writerow(
+                [
+                    t.number,
+                    t.state.name.lower(),
+                    value,
+                    *(t.params.get(p, "") for p in params),
+                    len(t.intermediate_values),
+                    duration,
+                    t.user_attrs.get("fit_s", ""),
+                    t.user_attrs.get("worker", ""),
+                    t.user_attrs.get("run_dir", ""),
+                ]
+            )
 
 
 def _plot_history(trials: list, metric: str, goal: str, path: Path) -> Path:
@@ -596,8 +729,13 @@ def _plot_history(trials: list, metric: str, goal: str, path: Path) -> Path:
             line.append(best)
         axes.step([t.number for t in done], line, where="post", color="tab:red", label="best so far")
     if pruned:
-        axes.scatter([t.number for t in pruned], [t.intermediate_values[t.last_step] for t in pruned],
-                     marker="x", color="grey", label="pruned (last epoch)")
+        axes.scatter(
+            [t.number for t in pruned],
+            [t.intermediate_values[t.last_step] for t in pruned],
+            marker="x",
+            color="grey",
+            label="pruned (last epoch)",
+        )
     axes.set_xlabel("trial")
     axes.set_ylabel(metric)
     axes.set_title(f"Optimisation history ({goal})")
@@ -626,8 +764,10 @@ def resume_settings(directory: Path) -> dict[str, Any]:
     """The settings of the tune in `directory` (its tune.json), for `--resume DIR`."""
     path = Path(directory) / TUNE_FILE
     if not path.is_file():
-        raise SpecErrors.single(f"{directory} holds no tune ({TUNE_FILE} is missing)",
-                                hint="--resume takes the folder a tune wrote")
+        raise SpecErrors.single(
+            f"{directory} holds no tune ({TUNE_FILE} is missing)",
+            hint="--resume takes the folder a tune wrote",
+        )
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -644,4 +784,3 @@ def render(result: TuneResult) -> str:
     lines += [f"note: {note}" for note in result.notes]
     lines += [f"wrote {path}" for path in result.files]
     return "\n".join(lines)
-

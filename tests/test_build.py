@@ -91,7 +91,8 @@ outputs:
 
 
 def test_a_spec_file_is_used_as_a_layer(write_spec):
-    write_spec("""
+    write_spec(
+        """
         graphspec: 1
         name: encoder
         inputs:
@@ -100,8 +101,11 @@ def test_a_spec_file_is_used_as_a_layer(write_spec):
           hidden: {type: Dense, units: 5, in: tokens}
         outputs:
           hidden: {}
-        """, "encoder.yaml")
-    main = write_spec("""
+        """,
+        "encoder.yaml",
+    )
+    main = write_spec(
+        """
         graphspec: 1
         name: main
         inputs:
@@ -111,7 +115,9 @@ def test_a_spec_file_is_used_as_a_layer(write_spec):
           y: {type: Dense, units: 1, in: enc}
         outputs:
           y: {loss: mse}
-        """, "main.yaml")
+        """,
+        "main.yaml",
+    )
     model = graphspec.load(main).build()
     nested = model.get_layer("enc")
     assert isinstance(nested, keras.Model)
@@ -203,9 +209,7 @@ layers:
 outputs:
   y: {loss: mse}
 """)
-    assert [w.message for w in loaded.warnings] == [
-        "layer 'unused' leads to no output and will not be built"
-    ]
+    assert [w.message for w in loaded.warnings] == ["layer 'unused' leads to no output and will not be built"]
     assert "unused" not in [layer.name for layer in loaded.build().layers]
 
 

@@ -58,8 +58,10 @@ def _spec(write_spec, callbacks: str) -> Path:
 
 def _arrays(count: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {"x": rng.standard_normal((count, 4)).astype("float32"),
-            "y": np.eye(3, dtype="float32")[rng.integers(0, 3, count)]}
+    return {
+        "x": rng.standard_normal((count, 4)).astype("float32"),
+        "y": np.eye(3, dtype="float32")[rng.integers(0, 3, count)],
+    }
 
 
 @pytest.fixture
@@ -68,8 +70,12 @@ def trained(write_spec, tmp_path):
     np.savez(tmp_path / "train.npz", **_arrays(32, 1))
     np.savez(tmp_path / "val.npz", **_arrays(8, 2))
     loaded = graphspec.load(_spec(write_spec, EVERYTHING))
-    result = train(loaded, DataSource(data=tmp_path / "train.npz", val_data=tmp_path / "val.npz"),
-                   runs_root=tmp_path / "runs", verbose=0)
+    result = train(
+        loaded,
+        DataSource(data=tmp_path / "train.npz", val_data=tmp_path / "val.npz"),
+        runs_root=tmp_path / "runs",
+        verbose=0,
+    )
     return result, tmp_path
 
 
@@ -147,10 +153,16 @@ def test_backup_and_restore_keeps_its_backup_beside_the_run_directories(write_sp
 
 
 def test_early_stopping_and_reduce_lr_on_plateau_act_with_keras_arguments_verbatim(write_spec, tmp_path):
-    loaded = graphspec.load(_spec(write_spec, """
+    loaded = graphspec.load(
+        _spec(
+            write_spec,
+            """
         - {type: EarlyStopping, monitor: loss, patience: 2, min_delta: 1000.0}
         - {type: ReduceLROnPlateau, monitor: loss, patience: 0, factor: 0.5, min_delta: 1000.0}
-    """), ["train.epochs=10", "train.samples=16"])
+    """,
+        ),
+        ["train.epochs=10", "train.samples=16"],
+    )
     history = train(loaded, DataSource(synthetic=True), runs_root=tmp_path, verbose=0).history
     # Never "improving" by 1000 after the first epoch: training stops after two epochs without
     # improvement (patience 2), and the rate halves at the end of each (logged as the next begins).
@@ -158,16 +170,27 @@ def test_early_stopping_and_reduce_lr_on_plateau_act_with_keras_arguments_verbat
     assert history["learning_rate"] == pytest.approx([0.001, 0.001, 0.0005])
 
 
-@pytest.mark.parametrize("kind, keras_schedule", [
-    ({"type": "step", "decay_rate": 0.5, "decay_steps": 3},
-     keras.optimizers.schedules.ExponentialDecay(0.1, 3, 0.5, staircase=True)),
-    ({"type": "exponential", "decay_rate": 0.9, "decay_steps": 2},
-     keras.optimizers.schedules.ExponentialDecay(0.1, 2, 0.9)),
-    ({"type": "cosine", "decay_steps": 10, "alpha": 0.1},
-     keras.optimizers.schedules.CosineDecay(0.1, 10, alpha=0.1)),
-    ({"type": "cosine", "decay_steps": 10, "initial_learning_rate": 0.05},
-     keras.optimizers.schedules.CosineDecay(0.05, 10)),
-])
+@pytest.mark.parametrize(
+    "kind, keras_schedule",
+    [
+        (
+            {"type": "step", "decay_rate": 0.5, "decay_steps": 3},
+            keras.optimizers.schedules.ExponentialDecay(0.1, 3, 0.5, staircase=True),
+        ),
+        (
+            {"type": "exponential", "decay_rate": 0.9, "decay_steps": 2},
+            keras.optimizers.schedules.ExponentialDecay(0.1, 2, 0.9),
+        ),
+        (
+            {"type": "cosine", "decay_steps": 10, "alpha": 0.1},
+            keras.optimizers.schedules.CosineDecay(0.1, 10, alpha=0.1),
+        ),
+        (
+            {"type": "cosine", "decay_steps": 10, "initial_learning_rate": 0.05},
+            keras.optimizers.schedules.CosineDecay(0.05, 10),
+        ),
+    ],
+)
 def test_declarative_schedules_equal_keras_own_schedules_counted_in_epochs(kind, keras_schedule):
     schedule = DeclarativeSchedule(kind, default_rate=0.1)
     for epoch in range(14):
@@ -190,13 +213,15 @@ def test_a_callback_with_an_unknown_argument_is_named(write_spec):
         "    - {type: EarlyStopping, monitor: val_loss, patiense: 2}\n"
         "                                               ^~~~~~~~\n"
         "  hint: did you mean 'patience'?\n"
-        "1 error\n")
+        "1 error\n"
+    )
     assert _validate(write_spec, "- {type: ActivationLogger, directori: acts}") == (
         "spec.yaml:14:30: error: callback ActivationLogger has no argument 'directori'\n"
         "    - {type: ActivationLogger, directori: acts}\n"
         "                               ^~~~~~~~~\n"
         "  hint: did you mean 'directory'?\n"
-        "1 error\n")
+        "1 error\n"
+    )
 
 
 def test_schedules_are_checked_without_tensorflow(write_spec):
@@ -206,14 +231,16 @@ def test_schedules_are_checked_without_tensorflow(write_spec):
         "    - {type: LearningRateScheduler, schedule: step}\n"
         "                                              ^~~~\n"
         "  hint: schedule types: step, exponential, cosine\n"
-        "1 error\n")
+        "1 error\n"
+    )
     cosin = "- {type: LearningRateScheduler, schedule: {type: cosin, decay_steps: 5}}"
     assert _validate(write_spec, cosin) == (
         "spec.yaml:14:52: error: callback LearningRateScheduler: unknown schedule type 'cosin'\n"
         "    - {type: LearningRateScheduler, schedule: {type: cosin, decay_steps: 5}}\n"
         "                                                     ^~~~~\n"
         "  hint: did you mean 'cosine'?\n"
-        "1 error\n")
+        "1 error\n"
+    )
     line = "- {type: LearningRateScheduler, schedule: {type: step, decay_rate: fast, every: 2}}"
     assert _validate(write_spec, line) == (
         "spec.yaml:14:35: error: callback LearningRateScheduler: schedule 'step' needs argument "
@@ -228,7 +255,8 @@ def test_schedules_are_checked_without_tensorflow(write_spec):
         f"    {line}\n"
         "                                                                             ^~~~~\n"
         "  hint: its arguments: initial_learning_rate, decay_rate, decay_steps\n"
-        "3 errors\n")
+        "3 errors\n"
+    )
     code = textwrap.dedent("""
         import sys, graphspec
         try:
@@ -244,8 +272,9 @@ def test_schedules_are_checked_without_tensorflow(write_spec):
 
 def _train_fails(write_spec, tmp_path, callbacks: str, *args: str) -> str:
     runs = tmp_path / "runs"
-    result = runner.invoke(app, ["train", str(_spec(write_spec, callbacks)), "--synthetic", "--runs-dir",
-                                 str(runs), *args])
+    result = runner.invoke(
+        app, ["train", str(_spec(write_spec, callbacks)), "--synthetic", "--runs-dir", str(runs), *args]
+    )
     assert result.exit_code == 2, result.stdout + result.stderr
     assert not any(p.is_file() for p in runs.rglob("*")) and not any(runs.rglob(".*partial*"))
     return result.stderr.replace(str(tmp_path / "spec.yaml"), "spec.yaml")
@@ -258,7 +287,8 @@ def test_the_activation_logger_needs_validation_data(write_spec, tmp_path):
         "    - {type: ActivationLogger}\n"
         "      ^~~~~~~~~~~~~~~~~~~~~~~~\n"
         "  hint: set train.validation_split (--validation-split) or give --val-data\n"
-        "1 error\n")
+        "1 error\n"
+    )
 
 
 def test_a_callback_keras_refuses_fails_before_training_and_leaves_no_run(write_spec, tmp_path):
@@ -267,4 +297,5 @@ def test_a_callback_keras_refuses_fails_before_training_and_leaves_no_run(write_
         "support a factor >= 1.0. Received factor=1.5\n"
         "    - {type: ReduceLROnPlateau, factor: 1.5}\n"
         "      ^~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~\n"
-        "1 error\n")
+        "1 error\n"
+    )

@@ -94,7 +94,8 @@ def test_validate_never_imports_tensorflow_or_keras(tmp_path):
         (tmp_path / name / "__init__.py").write_text(f"raise ImportError('{name} was imported')")
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     specs = sorted(str(p) for p in Path("specs").glob("*.yaml"))
-    result = subprocess.run([sys.executable, "-m", "graphspec", "validate", *specs],
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "graphspec", "validate", *specs], capture_output=True, text=True, env=env
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(": ok (") == len(specs)

@@ -63,8 +63,10 @@ def test_a_custom_layer_is_unknown_unless_the_user_allows_it():
         graphspec.load(SPEC)
     (diagnostic,) = info.value.diagnostics.errors
     assert diagnostic.message == "layer 'g' has unknown type 'Gated'"
-    assert diagnostic.hint == ("for a layer of your own, register it with "
-                               "@keras.saving.register_keras_serializable and pass --allow-custom MODULE")
+    assert diagnostic.hint == (
+        "for a layer of your own, register it with "
+        "@keras.saving.register_keras_serializable and pass --allow-custom MODULE"
+    )
 
 
 def test_an_allowed_module_makes_its_registered_layers_usable(module):
@@ -94,8 +96,10 @@ def test_the_cli_flag_allows_a_module(module, write_spec):
 
 
 def test_a_module_that_cannot_be_imported_is_a_clear_error(write_spec):
-    result = CliRunner().invoke(app, ["--allow-custom", "no_such_module_xyz", "validate",
-                                      str(write_spec(SPEC))])
+    result = CliRunner().invoke(
+        app, ["--allow-custom", "no_such_module_xyz", "validate", str(write_spec(SPEC))]
+    )
     assert result.exit_code == 2
     assert result.stderr.startswith(
-        "error: --allow-custom no_such_module_xyz: cannot import it: ModuleNotFoundError:")
+        "error: --allow-custom no_such_module_xyz: cannot import it: ModuleNotFoundError:"
+    )

@@ -63,11 +63,20 @@ def test_every_kind_of_difference_is_reported():
     result = diff(spec(OLD), spec(NEW), "old.yaml", "new.yaml")
     assert result.differ
     assert result.layers_added == [Entry("drop", {"type": "Dropout", "rate": 0.5, "in": "h1"})]
-    assert result.layers_removed == [Entry("h2", {"type": "Dense", "units": 8, "in": "h1"}),
-                                     Entry("aux", {"type": "Dense", "units": 2, "in": "h1"})]
-    assert result.layers_changed == [Changed("h1", [
-        Change("units", 8, 16), Change("activation", "relu", "tanh"),
-        Change("use_bias", None, False, "added")])]
+    assert result.layers_removed == [
+        Entry("h2", {"type": "Dense", "units": 8, "in": "h1"}),
+        Entry("aux", {"type": "Dense", "units": 2, "in": "h1"}),
+    ]
+    assert result.layers_changed == [
+        Changed(
+            "h1",
+            [
+                Change("units", 8, 16),
+                Change("activation", "relu", "tanh"),
+                Change("use_bias", None, False, "added"),
+            ],
+        )
+    ]
     assert result.connections_changed == [Connection("cat", ["h2", "extra"], ["drop", "extra"])]
     assert result.inputs_changed == [Changed("x", [Change("shape", [4], [6])])]
     assert result.outputs_changed == [Changed("aux", [Change("from", None, "drop")])]
@@ -104,8 +113,9 @@ def test_inputs_and_outputs_added_and_removed():
     new = OLD.replace("extra: {shape: [2]}", "other: {shape: [2]}").replace("[h2, extra]", "[h2, other]")
     new = new.replace("  aux: {loss: mse, weight: 0.5}\n", "  h2: {}\n")
     result = diff(spec(OLD), spec(new))
-    assert result.inputs_added == [Entry("other", {"shape": [2], "dtype": "float32", "sparse": False,
-                                                   "batch_size": None})]
+    assert result.inputs_added == [
+        Entry("other", {"shape": [2], "dtype": "float32", "sparse": False, "batch_size": None})
+    ]
     assert [e.name for e in result.inputs_removed] == ["extra"]
     assert [e.name for e in result.outputs_added] == ["h2"]
     assert [e.name for e in result.outputs_removed] == ["aux"]
@@ -115,8 +125,9 @@ def test_inputs_and_outputs_added_and_removed():
 
 
 def test_the_same_model_written_differently_does_not_differ():
-    same = "# reformatted\n" + OLD.replace("{type: Dense, units: 8, in: h1}",
-                                          "{in: h1, units: 8, type: Dense}")
+    same = "# reformatted\n" + OLD.replace(
+        "{type: Dense, units: 8, in: h1}", "{in: h1, units: 8, type: Dense}"
+    )
     result = diff(spec(OLD), spec(same))
     assert not result.differ
     assert render_text(result) == ""
@@ -126,8 +137,13 @@ def test_params_counts_each_changed_layer_and_the_totals():
     result = diff(spec(OLD), spec(NEW), params=True)
     counts = {c.name: (c.old, c.new) for c in result.params.layers}
     # Dense(8) on 4 features: 4*8+8; Dense(16, no bias) on 6: 6*16. Dropout has none.
-    assert counts == {"h2": (8 * 8 + 8, None), "aux": (8 * 2 + 2, None), "h1": (4 * 8 + 8, 6 * 16),
-                      "drop": (None, 0), "cat": (0, 0)}
+    assert counts == {
+        "h2": (8 * 8 + 8, None),
+        "aux": (8 * 2 + 2, None),
+        "h1": (4 * 8 + 8, 6 * 16),
+        "drop": (None, 0),
+        "cat": (0, 0),
+    }
     old_total = (4 * 8 + 8) + (8 * 8 + 8) + (10 * 1 + 1) + (8 * 2 + 2)
     new_total = 6 * 16 + (18 * 1 + 1)  # the aux output is now the dropout's: no weights
     assert (result.params.total_old, result.params.total_new) == (old_total, new_total)
@@ -155,8 +171,12 @@ def test_cli_json_is_for_tools(write_spec):
     data = json.loads(result.stdout)
     assert data["differ"] is True
     assert data["old"] == str(old) and data["new"] == str(new)
-    assert data["layers_changed"][0]["changes"][0] == {"key": "units", "old": 8, "new": 16,
-                                                       "status": "changed"}
+    assert data["layers_changed"][0]["changes"][0] == {
+        "key": "units",
+        "old": 8,
+        "new": 16,
+        "status": "changed",
+    }
     assert data["connections_changed"] == [{"name": "cat", "old": ["h2", "extra"], "new": ["drop", "extra"]}]
     assert data["params"] is None
     same = runner.invoke(app, ["diff", str(old), str(old), "--json"])
@@ -167,8 +187,13 @@ def test_cli_json_is_for_tools(write_spec):
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-                          cwd=repo, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 @pytest.fixture
@@ -206,12 +231,14 @@ def test_fingerprint_of_a_revision_is_that_of_its_text(repo):
 def test_a_revision_that_does_not_exist_is_a_clear_error(repo):
     result = runner.invoke(app, ["diff", "HEAD~5:spec.yaml", "HEAD:spec.yaml"])
     assert result.exit_code == 2
-    assert result.stderr == ("error: cannot read 'HEAD~5:spec.yaml' from git: invalid object name "
-                             "'HEAD~5'.\n1 error\n")
+    assert result.stderr == (
+        "error: cannot read 'HEAD~5:spec.yaml' from git: invalid object name 'HEAD~5'.\n1 error\n"
+    )
     result = runner.invoke(app, ["diff", "HEAD:nope.yaml", "HEAD:spec.yaml"])
     assert result.exit_code == 2
-    assert result.stderr == ("error: cannot read 'HEAD:nope.yaml' from git: path 'nope.yaml' does not "
-                             "exist in 'HEAD'\n1 error\n")
+    assert result.stderr == (
+        "error: cannot read 'HEAD:nope.yaml' from git: path 'nope.yaml' does not exist in 'HEAD'\n1 error\n"
+    )
 
 
 def test_errors_in_a_revision_name_the_revision(repo):
@@ -242,26 +269,37 @@ def test_the_driver_tells_formatting_from_change(tmp_path):
     old.write_text(textwrap.dedent(OLD))
     new.write_text("# only a comment more\n" + textwrap.dedent(OLD))
     args = ["spec.yaml", str(old), "0" * 40, "100644", str(new), "1" * 40, "100644"]
-    assert git_external_diff(args) == ("diff --graphspec a/spec.yaml b/spec.yaml\n"
-                                       "no change to the resolved spec (only formatting, comments or docs)\n")
+    assert git_external_diff(args) == (
+        "diff --graphspec a/spec.yaml b/spec.yaml\n"
+        "no change to the resolved spec (only formatting, comments or docs)\n"
+    )
     assert git_external_diff(["spec.yaml", "/dev/null", ".", ".", str(new), ".", "."]).endswith(
-        "new spec spec.yaml\n")
+        "new spec spec.yaml\n"
+    )
     new.write_text("graphspec: 1\nname: [\n")
-    assert "\ncannot compare: b/spec.yaml:3:1: error: invalid YAML: did not find expected node content\n" \
+    assert (
+        "\ncannot compare: b/spec.yaml:3:1: error: invalid YAML: did not find expected node content\n"
         in git_external_diff(args)
+    )
 
 
 def test_resnet50_against_itself_with_one_change(tmp_path):
     text = Path("specs/resnet50.yaml").read_text()
     changed = tmp_path / "resnet50.yaml"
-    changed.write_text(text.replace("conv4:       {block: stage, filters: 256, expand: 1024, identities: 5",
-                                    "conv4:       {block: stage, filters: 256, expand: 1024, identities: 4"))
+    changed.write_text(
+        text.replace(
+            "conv4:       {block: stage, filters: 256, expand: 1024, identities: 5",
+            "conv4:       {block: stage, filters: 256, expand: 1024, identities: 4",
+        )
+    )
     result = diff(graphspec.load("specs/resnet50.yaml"), graphspec.load(changed))
-    assert [e.name for e in result.layers_removed][:3] == ["conv4.blocks.4.branch.conv1",
-                                                           "conv4.blocks.4.branch.bn1",
-                                                           "conv4.blocks.4.branch.relu1"]
+    assert [e.name for e in result.layers_removed][:3] == [
+        "conv4.blocks.4.branch.conv1",
+        "conv4.blocks.4.branch.bn1",
+        "conv4.blocks.4.branch.relu1",
+    ]
     assert len(result.layers_removed) == 10 and not result.layers_added  # 8 in the branch, add, out
-    assert result.connections_changed == [Connection("conv5.block1.conv0", "conv4.blocks.4.out",
-                                                     "conv4.blocks.3.out"),
-                                          Connection("conv5.block1.branch.conv1", "conv4.blocks.4.out",
-                                                     "conv4.blocks.3.out")]
+    assert result.connections_changed == [
+        Connection("conv5.block1.conv0", "conv4.blocks.4.out", "conv4.blocks.3.out"),
+        Connection("conv5.block1.branch.conv1", "conv4.blocks.4.out", "conv4.blocks.3.out"),
+    ]

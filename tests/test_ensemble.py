@@ -62,8 +62,20 @@ def members(tmp_path_factory):
 
 def _ensemble(members, method: str, out: Path, *extra: str):
     folder, runs = members
-    result = runner.invoke(app, ["ensemble", *map(str, runs), "--data", str(folder / "val.npz"),
-                                 "--method", method, "--out", str(out), *extra])
+    result = runner.invoke(
+        app,
+        [
+            "ensemble",
+            *map(str, runs),
+            "--data",
+            str(folder / "val.npz"),
+            "--method",
+            method,
+            "--out",
+            str(out),
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return result, json.loads((out / "ensemble.json").read_text())
 
@@ -92,14 +104,18 @@ def test_the_saved_ensemble_loads_in_plain_keras_and_predicts_the_weighted_avera
     x = np.load(folder / "val.npz")["x"][:50]
     np.save(tmp_path / "x.npy", x)
     # A fresh process that imports Keras only: no graphspec, no custom objects.
-    code = ("import sys, numpy as np, keras; m = keras.models.load_model(sys.argv[1]); "
-            "np.save(sys.argv[3], m.predict({'x': np.load(sys.argv[2])}, verbose=0)['probs'])")
+    code = (
+        "import sys, numpy as np, keras; m = keras.models.load_model(sys.argv[1]); "
+        "np.save(sys.argv[3], m.predict({'x': np.load(sys.argv[2])}, verbose=0)['probs'])"
+    )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     files = [str(tmp_path / "out" / "ensemble.keras"), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")]
     subprocess.run([sys.executable, "-c", code, *files], check=True, env=env, cwd=tmp_path)
     loaded = np.load(tmp_path / "y.npy")
-    expected = sum(w * keras.models.load_model(run / "model.keras").predict({"x": x}, verbose=0)["probs"]
-                   for w, run in zip(record["weights"], runs, strict=True))
+    expected = sum(
+        w * keras.models.load_model(run / "model.keras").predict({"x": x}, verbose=0)["probs"]
+        for w, run in zip(record["weights"], runs, strict=True)
+    )
     np.testing.assert_allclose(loaded, expected, atol=1e-5)
     in_process = keras.models.load_model(tmp_path / "out" / "ensemble.keras")
     np.testing.assert_allclose(in_process.predict({"x": x}, verbose=0)["probs"], loaded, atol=1e-6)
@@ -114,11 +130,14 @@ def test_members_come_from_the_best_trials_of_a_study(members, tmp_path):
         trial.set_user_attr("run_dir", str(run))
         study.tell(trial, value)
     assert ensemble.members_from_study(str(tmp_path / "study.log"), None, 2) == [runs[1], runs[0]]
-    result = runner.invoke(app, ["ensemble", "--study", str(tmp_path / "study.log"), "--study-name", "t",
-                                 "--data", "x.npz"])
+    result = runner.invoke(
+        app, ["ensemble", "--study", str(tmp_path / "study.log"), "--study-name", "t", "--data", "x.npz"]
+    )
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[:2] == [f"error: storage {tmp_path / 'study.log'} holds no study 't'",
-                                              "  hint: its studies: s"]
+    assert result.stderr.splitlines()[:2] == [
+        f"error: storage {tmp_path / 'study.log'} holds no study 't'",
+        "  hint: its studies: s",
+    ]
 
 
 def test_runs_whose_outputs_do_not_match_are_an_error(members, tmp_path):
@@ -127,11 +146,22 @@ def test_runs_whose_outputs_do_not_match_are_an_error(members, tmp_path):
     save_arrays(synthetic_arrays(other, kind="random", samples=32, seed=0), tmp_path / "three.npz")
     odd = train(other, DataSource(data=tmp_path / "three.npz"), out=tmp_path / "odd", verbose=0).run_dir
     keras.backend.clear_session()
-    result = runner.invoke(app, ["ensemble", str(runs[0]), str(odd), "--data", str(folder / "val.npz"),
-                                 "--out", str(tmp_path / "out")])
+    result = runner.invoke(
+        app,
+        [
+            "ensemble",
+            str(runs[0]),
+            str(odd),
+            "--data",
+            str(folder / "val.npz"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[0] == (f"error: run {odd}: output 'probs' has shape [3], and run "
-                                             f"{runs[0]}'s has [4]")
+    assert result.stderr.splitlines()[0] == (
+        f"error: run {odd}: output 'probs' has shape [3], and run {runs[0]}'s has [4]"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -145,8 +175,10 @@ def test_bad_input_is_named(members, tmp_path):
     for extra, message in cases:
         args = [str(runs[0]), str(runs[1])] + [a for a in extra if a.startswith("/")]
         options = [a for a in extra if not a.startswith("/")]
-        result = runner.invoke(app, ["ensemble", *args, "--data", str(folder / "val.npz"), *options,
-                                     "--out", str(tmp_path / "out")])
+        result = runner.invoke(
+            app,
+            ["ensemble", *args, "--data", str(folder / "val.npz"), *options, "--out", str(tmp_path / "out")],
+        )
         assert result.exit_code == 2, (extra, result.output)
         assert result.stderr.splitlines()[0] == message
         assert not (tmp_path / "out").exists()

@@ -33,9 +33,11 @@ from graphspec.keras.export import Export, export_model, export_source  # noqa: 
 from graphspec.keras.save import save_model  # noqa: E402
 from graphspec.keras.weights import load_weights_by_name  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`:UserWarning",
-                                        "ignore:Skipping variable loading for optimizer:UserWarning",
-                                        "ignore:.*does not support masking:UserWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Do not pass an `input_shape`:UserWarning",
+    "ignore:Skipping variable loading for optimizer:UserWarning",
+    "ignore:.*does not support masking:UserWarning",
+)
 runner = CliRunner()
 TOLERANCE = 1e-5
 
@@ -114,8 +116,9 @@ def rebuild(exported: Export, tmp_path: Path, overrides: list[str] | None = None
     return loaded.build()
 
 
-def assert_same_model(original: keras.Model, rebuilt: keras.Model, exported: Export,
-                      length: int = 300) -> None:
+def assert_same_model(
+    original: keras.Model, rebuilt: keras.Model, exported: Export, length: int = 300
+) -> None:
     """Same counts, classes and connections; the same outputs once weights are copied by name."""
     assert rebuilt.count_params() == original.count_params()
     assert topology(rebuilt) == topology(original)
@@ -169,10 +172,13 @@ def test_each_book_spec_survives_build_save_export(spec, tmp_path):
 # --- keras.applications -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, args", [
-    ("applications.ResNet50", ["include_top=false", "input_shape=[64, 64, 3]"]),
-    ("applications.MobileNetV2", ["include_top=false", "input_shape=[96, 96, 3]"]),
-])
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("applications.ResNet50", ["include_top=false", "input_shape=[64, 64, 3]"]),
+        ("applications.MobileNetV2", ["include_top=false", "input_shape=[96, 96, 3]"]),
+    ],
+)
 def test_applications_export_to_equal_specs(name, args, tmp_path):
     exported = export_source(name, args)
     keras.backend.clear_session()
@@ -188,8 +194,10 @@ def test_resnet50_with_its_top_has_the_papers_parameter_count(tmp_path):
     assert rebuilt.count_params() == 25_636_712
     assert rebuilt.count_params() == graphspec.load("specs/resnet50.yaml").build(compile=False).count_params()
     text = exported.to_yaml()
-    assert "\n  conv1_conv:  " in text and "{type: Conv2D, filters: 64, kernel_size: 7, strides: 2, " \
-        "in: conv1_pad}" in text
+    assert (
+        "\n  conv1_conv:  " in text
+        and "{type: Conv2D, filters: 64, kernel_size: 7, strides: 2, in: conv1_pad}" in text
+    )
 
 
 # --- what an export says ----------------------------------------------------------------------
@@ -198,10 +206,16 @@ def test_resnet50_with_its_top_has_the_papers_parameter_count(tmp_path):
 def test_only_arguments_that_differ_from_the_defaults_are_written():
     tokens = keras.Input((None,), dtype="int32", name="tokens")
     embedded = layers.Embedding(100, 8, mask_zero=True, name="embed")(tokens)
-    seq = layers.LSTM(4, return_sequences=True, name="lstm")(embedded)     # reads the mask
-    conv = layers.Conv1D(4, 3, padding="same", kernel_initializer="he_normal",
-                         kernel_regularizer=keras.regularizers.L2(0.02), name="conv")(embedded)
-    pooled = layers.MaxPooling1D(3, name="pool")(conv)                      # strides follow pool_size
+    seq = layers.LSTM(4, return_sequences=True, name="lstm")(embedded)  # reads the mask
+    conv = layers.Conv1D(
+        4,
+        3,
+        padding="same",
+        kernel_initializer="he_normal",
+        kernel_regularizer=keras.regularizers.L2(0.02),
+        name="conv",
+    )(embedded)
+    pooled = layers.MaxPooling1D(3, name="pool")(conv)  # strides follow pool_size
     last = layers.LSTM(4, name="last")(seq)
     dropped = layers.Dropout(0.25, name="drop")(last, training=True)
     merged = layers.Concatenate(name="merged")([dropped, layers.GlobalAveragePooling1D(name="gap")(pooled)])
@@ -255,8 +269,9 @@ def test_shared_layers_and_nested_models_stay_what_they_are(tmp_path):
     a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
     inner_in = keras.Input((4,), name="inner_in")
     encoder = keras.Model(inner_in, layers.Dense(3, name="inner")(inner_in), name="encoder")
-    head = keras.Sequential([keras.Input((3,), name="head_in"), layers.Dense(2, name="h1"),
-                             layers.ReLU(name="h2")], name="head")
+    head = keras.Sequential(
+        [keras.Input((3,), name="head_in"), layers.Dense(2, name="h1"), layers.ReLU(name="h2")], name="head"
+    )
     shared = layers.Dense(3, name="shared")
     total = layers.Add(name="sum")([encoder(a), encoder(b), shared(a), shared(b)])
     model = keras.Model({"a": a, "b": b}, {"head": head(total)}, name="parent")
@@ -270,7 +285,8 @@ def test_shared_layers_and_nested_models_stay_what_they_are(tmp_path):
         "head": {"spec": "parent.head.yaml", "in": "sum"},
     }
     assert sorted(exported.files()) == ["parent.encoder.yaml", "parent.head.yaml"]
-    assert exported.files()["parent.head.yaml"].endswith(textwrap.dedent("""\
+    assert exported.files()["parent.head.yaml"].endswith(
+        textwrap.dedent("""\
         inputs:
           head_in: {shape: [3]}
 
@@ -280,12 +296,14 @@ def test_shared_layers_and_nested_models_stay_what_they_are(tmp_path):
 
         outputs:
           h2: {}
-        """))
+        """)
+    )
     assert_same_model(model, rebuild(exported, tmp_path), exported)
 
 
 def test_a_nested_spec_with_named_inputs_and_outputs_comes_back(tmp_path):
-    (tmp_path / "enc.yaml").write_text(textwrap.dedent("""
+    (tmp_path / "enc.yaml").write_text(
+        textwrap.dedent("""
         graphspec: 1
         name: enc
         inputs: {a: {shape: [4]}, b: {shape: [3]}}
@@ -294,8 +312,10 @@ def test_a_nested_spec_with_named_inputs_and_outputs_comes_back(tmp_path):
           left:  {type: Dense, units: 2, in: cat}
           right: {type: Dense, units: 5, in: cat}
         outputs: {left: {}, right: {}}
-    """))
-    (tmp_path / "main.yaml").write_text(textwrap.dedent("""
+    """)
+    )
+    (tmp_path / "main.yaml").write_text(
+        textwrap.dedent("""
         graphspec: 1
         name: main
         inputs: {x: {shape: [4]}, y: {shape: [3]}}
@@ -305,7 +325,8 @@ def test_a_nested_spec_with_named_inputs_and_outputs_comes_back(tmp_path):
           both: {type: Concatenate, in: ["enc[left]", "enc[right]", "enc2[1]"]}
           out:  {type: Dense, units: 1, in: both}
         outputs: {out: {loss: mse}}
-    """))
+    """)
+    )
     original = graphspec.load(tmp_path / "main.yaml").build()
     exported = export_model(original)
     assert exported.spec["layers"]["enc_2"] == {"share": "enc", "in": {"a": "x", "b": "y"}}
@@ -330,15 +351,18 @@ def test_a_keras_ops_node_is_refused_by_name():
     assert message(exc) == (
         "error: 'add' is the keras.ops operation keras.ops.add (Add), not a layer: a spec can only "
         "hold layers\n  hint: write it as a layer (keras.layers has one for most operations: Add, "
-        "Multiply, Concatenate, Reshape, Activation, ...)")
+        "Multiply, Concatenate, Reshape, Activation, ...)"
+    )
 
 
 def test_a_lambda_layer_is_refused_by_name():
     model = keras.Sequential([keras.Input((3,)), layers.Lambda(lambda t: t * 2, name="double")])
     with pytest.raises(SpecErrors) as exc:
         export_model(model)
-    assert message(exc) == ("error: layer 'double' is a Lambda layer, which graphspec refuses: it runs "
-                            "Python code, and a spec cannot run code")
+    assert message(exc) == (
+        "error: layer 'double' is a Lambda layer, which graphspec refuses: it runs "
+        "Python code, and a spec cannot run code"
+    )
 
 
 @keras.saving.register_keras_serializable(package="graphspec_tests")
@@ -353,14 +377,18 @@ def test_a_custom_layer_is_refused_by_name(tmp_path):
     model = keras.Sequential([keras.Input((3,), name="x"), Scale(name="scale")])
     with pytest.raises(SpecErrors) as exc:
         export_model(model)
-    assert message(exc) == (f"error: layer 'scale' is of class '{__name__}.Scale', which is not a "
-                            "keras.layers class; a spec can only name Keras's own layers")
+    assert message(exc) == (
+        f"error: layer 'scale' is of class '{__name__}.Scale', which is not a "
+        "keras.layers class; a spec can only name Keras's own layers"
+    )
     path = tmp_path / "custom.keras"
     model.save(path)
     result = runner.invoke(app, ["export", str(path)])
     assert result.exit_code == 2
-    assert result.stderr == (f"error: {path}: layer 'scale' is of class 'graphspec_tests>Scale', which is "
-                             "not Keras's own; a spec can only name keras.layers classes\n1 error\n")
+    assert result.stderr == (
+        f"error: {path}: layer 'scale' is of class 'graphspec_tests>Scale', which is "
+        "not Keras's own; a spec can only name keras.layers classes\n1 error\n"
+    )
 
 
 def test_a_file_that_is_not_a_keras_model_is_a_clear_error(tmp_path):
@@ -368,15 +396,18 @@ def test_a_file_that_is_not_a_keras_model_is_a_clear_error(tmp_path):
     text.write_text("not a model")
     result = runner.invoke(app, ["export", str(text)])
     assert result.exit_code == 2
-    assert result.stderr == (f"error: {text} is not a Keras model file (.keras): it is not a zip archive\n"
-                             "  hint: save the model with model.save('model.keras')\n1 error\n")
+    assert result.stderr == (
+        f"error: {text} is not a Keras model file (.keras): it is not a zip archive\n"
+        "  hint: save the model with model.save('model.keras')\n1 error\n"
+    )
     empty = tmp_path / "empty.keras"
     with zipfile.ZipFile(empty, "w") as archive:
         archive.writestr("readme.txt", "hello")
     result = runner.invoke(app, ["export", str(empty)])
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: {empty} is not a Keras model file (.keras): it has no "
-                                    "readable config.json")
+    assert result.stderr.startswith(
+        f"error: {empty} is not a Keras model file (.keras): it has no readable config.json"
+    )
     result = runner.invoke(app, ["build", "specs/book_mlp.yaml", "--weights", str(text)])
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {text} is not a Keras model file (.keras)")
@@ -385,8 +416,9 @@ def test_a_file_that_is_not_a_keras_model_is_a_clear_error(tmp_path):
 def test_an_unknown_application_is_a_clear_error():
     result = runner.invoke(app, ["export", "applications.ResNet51"])
     assert result.exit_code == 2
-    assert result.stderr == ("error: keras.applications has no model 'ResNet51'\n"
-                             "  hint: did you mean 'ResNet50'?\n1 error\n")
+    assert result.stderr == (
+        "error: keras.applications has no model 'ResNet51'\n  hint: did you mean 'ResNet50'?\n1 error\n"
+    )
 
 
 # --- the commands ------------------------------------------------------------------------------
@@ -407,18 +439,26 @@ def test_export_then_build_with_weights_from_the_command_line(tmp_path):
     assert f"loaded weights of 3 layers from {saved}\n" in result.stdout
     again = keras.saving.load_model(tmp_path / "b.keras")
     x = np.random.default_rng(1).standard_normal((3, 64)).astype("float32")
-    np.testing.assert_allclose(np.asarray(again.predict({"x": x}, verbose=0)["probs"]),
-                               np.asarray(original.predict({"x": x}, verbose=0)["probs"]), atol=TOLERANCE)
+    np.testing.assert_allclose(
+        np.asarray(again.predict({"x": x}, verbose=0)["probs"]),
+        np.asarray(original.predict({"x": x}, verbose=0)["probs"]),
+        atol=TOLERANCE,
+    )
 
 
 def test_weights_that_do_not_fit_are_each_reported(tmp_path, write_spec):
     saved = tmp_path / "mlp.keras"
     save_model(graphspec.load("specs/book_mlp.yaml").build(), saved)
     probs = "probs:   {type: Dense, units: ${classes}, activation: softmax, in: hidden2}"
-    other = write_spec(Path("specs/book_mlp.yaml").read_text()
-                       .replace("hidden: 32", "hidden: 16")
-                       .replace(probs, "extra:   {type: Dense, units: 4, in: hidden2}\n  "
-                                + probs.replace("in: hidden2", "in: extra")))
+    other = write_spec(
+        Path("specs/book_mlp.yaml")
+        .read_text()
+        .replace("hidden: 32", "hidden: 16")
+        .replace(
+            probs,
+            "extra:   {type: Dense, units: 4, in: hidden2}\n  " + probs.replace("in: hidden2", "in: extra"),
+        )
+    )
     result = runner.invoke(app, ["build", str(other), "--weights", str(saved)])
     assert result.exit_code == 2
     assert result.stderr == (
@@ -428,22 +468,38 @@ def test_weights_that_do_not_fit_are_each_reported(tmp_path, write_spec):
         f"error: layer 'hidden2': weight 'bias' has shape (16,), but in {saved} it has shape (32,)\n"
         f"error: layer 'extra' has weights, but {saved} has no layer 'extra'\n"
         f"error: layer 'probs': weight 'kernel' has shape (4, 10), but in {saved} it has shape (32, 10)\n"
-        "6 errors\n")
+        "6 errors\n"
+    )
 
 
 def test_export_prints_a_spec_and_needs_a_file_for_nested_models(tmp_path):
-    result = runner.invoke(app, ["export", "applications.MobileNetV2", "--arg", "include_top=false",
-                                 "--arg", "input_shape=[32, 32, 3]", "--arg", "alpha=0.35"])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "applications.MobileNetV2",
+            "--arg",
+            "include_top=false",
+            "--arg",
+            "input_shape=[32, 32, 3]",
+            "--arg",
+            "alpha=0.35",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.startswith("# Exported from keras.applications.MobileNetV2(weights=None, "
-                                    "include_top=False, input_shape=(32, 32, 3), alpha=0.35) by "
-                                    "`graphspec export`.\ngraphspec: 1\nname: mobilenetv2_0.35_32\n")
+    assert result.stdout.startswith(
+        "# Exported from keras.applications.MobileNetV2(weights=None, "
+        "include_top=False, input_shape=(32, 32, 3), alpha=0.35) by "
+        "`graphspec export`.\ngraphspec: 1\nname: mobilenetv2_0.35_32\n"
+    )
     saved = tmp_path / "twin.keras"
     save_model(graphspec.load("specs/book_twin_camera.yaml", ["size=71"]).build(), saved)
     result = runner.invoke(app, ["export", str(saved)])
     assert result.exit_code == 2
-    assert result.stderr == (f"error: '{saved}' uses models as layers, which become spec files of their "
-                             "own\n  hint: give --output FILE.yaml to write them beside it\n1 error\n")
+    assert result.stderr == (
+        f"error: '{saved}' uses models as layers, which become spec files of their "
+        "own\n  hint: give --output FILE.yaml to write them beside it\n1 error\n"
+    )
     result = runner.invoke(app, ["export", str(saved), "--arg", "alpha=1"])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: --arg sets arguments of a keras.applications constructor;")

@@ -73,19 +73,24 @@ def test_key_order_formatting_comments_docs_and_name_change_nothing():
     assert hashes(SAME) == hashes(BASE)
 
 
-@pytest.mark.parametrize("old, new", [
-    ("units: ${width}, activation: relu", "units: ${width}, activation: tanh"),   # an argument
-    ("units: 1, in: cat", "units: 1, use_bias: false, in: cat"),                  # an added argument
-    ("out: {type: Dense, units: 1, in: cat}",                                     # a layer more
-     "mid: {type: ReLU, in: cat}\n  out: {type: Dense, units: 1, in: mid}"),
-    ("in: [h, y]}", "in: [y, h]}"),                                              # the order of inputs
-    ("x: {shape: [4]}", "x: {shape: [5]}"),                                       # an input's shape
-    ("x: {shape: [4]}", "x: {shape: [4], dtype: float16}"),                       # an input's dtype
-    ("out: {loss: mse}", "out: {loss: mae}"),                                     # an output's loss
-    ("out: {loss: mse}", "out: {loss: mse, weight: 0.5}"),                        # its weight
-    ("out: {loss: mse}", "out: {loss: mse}\n  cat: {from: cat}"),                 # an output more
-    ("Concatenate, in", "Concatenate, axis: 1, in"),                              # explicit default
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("units: ${width}, activation: relu", "units: ${width}, activation: tanh"),  # an argument
+        ("units: 1, in: cat", "units: 1, use_bias: false, in: cat"),  # an added argument
+        (
+            "out: {type: Dense, units: 1, in: cat}",  # a layer more
+            "mid: {type: ReLU, in: cat}\n  out: {type: Dense, units: 1, in: mid}",
+        ),
+        ("in: [h, y]}", "in: [y, h]}"),  # the order of inputs
+        ("x: {shape: [4]}", "x: {shape: [5]}"),  # an input's shape
+        ("x: {shape: [4]}", "x: {shape: [4], dtype: float16}"),  # an input's dtype
+        ("out: {loss: mse}", "out: {loss: mae}"),  # an output's loss
+        ("out: {loss: mse}", "out: {loss: mse, weight: 0.5}"),  # its weight
+        ("out: {loss: mse}", "out: {loss: mse}\n  cat: {from: cat}"),  # an output more
+        ("Concatenate, in", "Concatenate, axis: 1, in"),  # explicit default
+    ],
+)
 def test_a_change_to_the_model_changes_only_the_architecture_hash(old, new):
     assert old in BASE
     before, after = hashes(BASE), hashes(BASE.replace(old, new))
@@ -100,11 +105,14 @@ def test_params_and_overrides_count_by_their_values():
     assert hashes(BASE, ["layers.h.units=16"]) == hashes(BASE, ["width=16"])
 
 
-@pytest.mark.parametrize("old, new", [
-    ("epochs: 2", "epochs: 3"),
-    ("optimizer: rmsprop", "optimizer: {type: Adam, learning_rate: 0.01}"),
-    ("range: [0, 1]", "range: [0, 2]"),   # synthetic data, not the model
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("epochs: 2", "epochs: 3"),
+        ("optimizer: rmsprop", "optimizer: {type: Adam, learning_rate: 0.01}"),
+        ("range: [0, 1]", "range: [0, 2]"),  # synthetic data, not the model
+    ],
+)
 def test_a_change_to_training_changes_only_the_training_hash(old, new):
     assert old in BASE
     before, after = hashes(BASE), hashes(BASE.replace(old, new))
@@ -159,15 +167,18 @@ def test_resnet50_and_its_expansion_hash_the_same():
 
 
 def test_a_nested_spec_counts_by_its_contents(tmp_path):
-    (tmp_path / "enc.yaml").write_text(textwrap.dedent("""
+    (tmp_path / "enc.yaml").write_text(
+        textwrap.dedent("""
         graphspec: 1
         name: enc
         inputs: {a: {shape: [4]}}
         layers: {z: {type: Dense, units: 2, in: a}}
         outputs: {z: {}}
-    """))
+    """)
+    )
     main = tmp_path / "main.yaml"
-    main.write_text(textwrap.dedent("""
+    main.write_text(
+        textwrap.dedent("""
         graphspec: 1
         name: main
         inputs: {x: {shape: [4]}}
@@ -175,7 +186,8 @@ def test_a_nested_spec_counts_by_its_contents(tmp_path):
           enc: {spec: enc.yaml, in: x}
           out: {type: Dense, units: 1, in: enc}
         outputs: {out: {loss: mse}}
-    """))
+    """)
+    )
     before = fingerprint(graphspec.load(main))
     (tmp_path / "enc.yaml").write_text((tmp_path / "enc.yaml").read_text().replace("units: 2", "units: 3"))
     after = fingerprint(graphspec.load(main))
@@ -202,9 +214,11 @@ def test_the_cli_fails_with_exit_2_on_an_invalid_spec(write_spec):
 
 
 def test_fingerprint_does_not_import_tensorflow():
-    code = ("import sys, graphspec; from graphspec.fingerprint import fingerprint; "
-            "fingerprint(graphspec.load('specs/resnet50.yaml')); "
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    code = (
+        "import sys, graphspec; from graphspec.fingerprint import fingerprint; "
+        "fingerprint(graphspec.load('specs/resnet50.yaml')); "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout == "[]\n"
 

@@ -47,12 +47,18 @@ compile:
 """
 
 VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 10**13), st.floats(allow_nan=True),
-    st.text(max_size=12), st.sampled_from(["x", "h", "m", "y", "r[7]", "r[x]", "Dense", "${width}",
-                                           "${nope}", "[", "relu", "mse"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**13),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.sampled_from(["x", "h", "m", "y", "r[7]", "r[x]", "Dense", "${width}", "${nope}", "[", "relu", "mse"]),
     st.lists(st.sampled_from(["x", "h", "m", "y", "seq", "nope"]), max_size=3),
-    st.dictionaries(st.sampled_from(["type", "in", "units", "query", "share", "spec", "loss"]),
-                    st.sampled_from(["x", "Dense", 3, None, "h"]), max_size=3),
+    st.dictionaries(
+        st.sampled_from(["type", "in", "units", "query", "share", "spec", "loss"]),
+        st.sampled_from(["x", "Dense", 3, None, "h"]),
+        max_size=3,
+    ),
 )
 
 
@@ -85,8 +91,9 @@ def mutated_tree(draw, text: str):
         if action == "delete":
             del parent[key]
         elif action == "rename" and isinstance(parent, dict):
-            parent[draw(st.sampled_from(["type", "in", "unitz", "share", "x", "layers", "zz"]))] = (
-                parent.pop(key))
+            parent[draw(st.sampled_from(["type", "in", "unitz", "share", "x", "layers", "zz"]))] = parent.pop(
+                key
+            )
         elif action == "cycle" and isinstance(tree.get("layers"), dict) and tree["layers"]:
             names = list(tree["layers"])
             node = tree["layers"][draw(st.sampled_from(names))]
@@ -110,8 +117,9 @@ def _check(text: str, build: bool) -> None:
             assert diagnostic.message
 
 
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 
 
 @FUZZ
@@ -123,15 +131,19 @@ def test_mutated_specs_validate_or_fail_with_a_located_error(data):
 
 
 @FUZZ
-@given(text=st.sampled_from([SMALL] + [p.read_text() for p in SPECS]),
-       position=st.floats(0, 1), junk=st.binary(min_size=1, max_size=8))
+@given(
+    text=st.sampled_from([SMALL] + [p.read_text() for p in SPECS]),
+    position=st.floats(0, 1),
+    junk=st.binary(min_size=1, max_size=8),
+)
 def test_random_bytes_in_the_text_fail_with_a_located_error(text, position, junk):
     cut = int(len(text) * position)
     _check(text[:cut] + junk.decode("latin-1") + text[cut:], build=False)
 
 
-@settings(max_examples=BUILD_EXAMPLES, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=BUILD_EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 @given(data=st.data())
 def test_mutated_small_specs_build_or_fail_with_a_located_error(data):
     import keras

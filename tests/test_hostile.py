@@ -48,7 +48,8 @@ def test_a_billion_laughs_alias_bomb_fails_fast(tmp_path):
     result, seconds = _timed(path)
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0].endswith(
-        "error: document expands to more than 1,000,000 values (aliases included)")
+        "error: document expands to more than 1,000,000 values (aliases included)"
+    )
     assert seconds < 10
 
 
@@ -58,14 +59,19 @@ def test_flow_nesting_deep_enough_to_exhaust_the_stack_is_refused_before_parsing
     result, seconds = _timed(path)
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0] == (
-        f"{path}:1:1: error: values nest 100000 deep; a spec may nest at most 64")
+        f"{path}:1:1: error: values nest 100000 deep; a spec may nest at most 64"
+    )
     assert seconds < 10
 
 
 def test_block_nesting_is_limited(tmp_path):
     path = tmp_path / "deep.yaml"
-    path.write_text("graphspec: 1\nname: deep\ninputs:\n"
-                    + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(200)) + "  " * 201 + "x: 1\n")
+    path.write_text(
+        "graphspec: 1\nname: deep\ninputs:\n"
+        + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(200))
+        + "  " * 201
+        + "x: 1\n"
+    )
     result = validate(path)
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0] == f"{path}:68:131: error: values nest more than 64 deep"
@@ -73,8 +79,9 @@ def test_block_nesting_is_limited(tmp_path):
 
 def test_a_file_over_the_size_limit_is_refused_unread(tmp_path):
     path = tmp_path / "huge.yaml"
-    path.write_text("graphspec: 1\nname: huge\ndoc: \"" + "x" * 6_000_000 + "\"\n")
+    path.write_text('graphspec: 1\nname: huge\ndoc: "' + "x" * 6_000_000 + '"\n')
     result = validate(path)
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0] == (
-        f"{path}:1:1: error: file is 6,000,032 bytes; a spec may have at most 5,000,000")
+        f"{path}:1:1: error: file is 6,000,032 bytes; a spec may have at most 5,000,000"
+    )

@@ -47,8 +47,13 @@ def test_resnet50_is_keras_resnet50(resnet50):
 def test_resnet50_layers_are_named_after_their_blocks(resnet50):
     ours, _ = resnet50
     names = {layer.name for layer in ours.layers}
-    assert {"conv1_conv", "conv2.block1.conv0", "conv3.blocks.2.branch.conv3", "conv5.blocks.1.out",
-            "predictions"} <= names
+    assert {
+        "conv1_conv",
+        "conv2.block1.conv0",
+        "conv3.blocks.2.branch.conv3",
+        "conv5.blocks.1.out",
+        "predictions",
+    } <= names
     # Stage 2 keeps its resolution; stage 3's projection halves it.
     assert ours.get_layer("conv2.block1.out").output.shape == (None, 56, 56, 256)
     assert ours.get_layer("conv3.block1.out").output.shape == (None, 28, 28, 512)
@@ -62,8 +67,9 @@ def test_mobilenet_v2_is_keras_mobilenet_v2():
     assert ours.get_layer("conv_1.relu").output.shape == reference.get_layer("out_relu").output.shape
 
 
-def transformer_reference(vocab=20000, seq_len=200, dim=64, heads=4, key_dim=16, ff_dim=128, depth=2,
-                          dropout=0.1, classes=2) -> keras.Model:
+def transformer_reference(
+    vocab=20000, seq_len=200, dim=64, heads=4, key_dim=16, ff_dim=128, depth=2, dropout=0.1, classes=2
+) -> keras.Model:
     layers = keras.layers
     tokens = keras.Input((seq_len,), dtype="int32")
     positions = keras.Input((seq_len,), dtype="int32")

@@ -69,8 +69,10 @@ def _nodes(graph: pydot.Graph) -> dict[str, pydot.Node]:
 
 
 def _edges(graph: pydot.Dot) -> list[tuple[str, str, str]]:
-    return [(e.get_source().strip('"'), e.get_destination().strip('"'), (e.get("label") or "").strip('"'))
-            for e in graph.get_edges()]
+    return [
+        (e.get_source().strip('"'), e.get_destination().strip('"'), (e.get("label") or "").strip('"'))
+        for e in graph.get_edges()
+    ]
 
 
 def _clusters(graph: pydot.Graph) -> dict[str, pydot.Subgraph]:
@@ -108,7 +110,7 @@ def test_a_plot_without_shapes_does_not_import_tensorflow(tmp_path):
         import sys
         import graphspec
         from graphspec.plot import spec_to_dot, write_plot
-        write_plot(spec_to_dot(graphspec.load("specs/book_twin_camera.yaml")), {str(tmp_path / 'm.svg')!r})
+        write_plot(spec_to_dot(graphspec.load("specs/book_twin_camera.yaml")), {str(tmp_path / "m.svg")!r})
         heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
         print(heavy)
     """)
@@ -128,22 +130,29 @@ def test_a_shared_layer_is_drawn_once_with_an_edge_per_call():
     edges = _edges(dot)
     assert ("left", "left_output", "left_output") in edges
     assert ("right", "left_output", "right_output") in edges
-    assert [e for e in edges if e[1] == "merged"] == [("left_output", "merged", "left_output"),
-                                                      ("left_output", "merged", "right_output")]
+    assert [e for e in edges if e[1] == "merged"] == [
+        ("left_output", "merged", "left_output"),
+        ("left_output", "merged", "right_output"),
+    ]
 
 
 def test_each_named_output_is_drawn_with_its_loss_and_weight():
     nodes = _nodes(spec_to_dot(graphspec.load("specs/book_social_media.yaml")))
     assert nodes["age (output)"].get("label") == '"output age\\nloss: mse\\nweight: 0.25"'
-    assert nodes["income (output)"].get("label") == \
-        '"output income\\nloss: categorical_crossentropy\\nweight: 1"'
+    assert (
+        nodes["income (output)"].get("label")
+        == '"output income\\nloss: categorical_crossentropy\\nweight: 1"'
+    )
     assert nodes["gender (output)"].get("label") == '"output gender\\nloss: binary_crossentropy\\nweight: 10"'
     assert nodes["age (output)"].get("shape") == "note"
     wide = _nodes(spec_to_dot(graphspec.load("specs/book_wide_deep.yaml")))
-    assert wide["click (output)"].get("label") == \
-        '"output click\\nloss: binary_crossentropy\\nweight: 1\\nmetrics: accuracy, AUC"'
-    hidden = _nodes(spec_to_dot(graphspec.load("specs/book_social_media.yaml"),
-                                PlotOptions(show_outputs=False)))
+    assert (
+        wide["click (output)"].get("label")
+        == '"output click\\nloss: binary_crossentropy\\nweight: 1\\nmetrics: accuracy, AUC"'
+    )
+    hidden = _nodes(
+        spec_to_dot(graphspec.load("specs/book_social_media.yaml"), PlotOptions(show_outputs=False))
+    )
     assert "age (output)" not in hidden
 
 
@@ -185,12 +194,15 @@ def test_shapes_and_dtypes_are_those_of_the_built_model():
 
 def test_shapes_of_a_shared_layer_are_given_per_call():
     nodes = _nodes(spec_to_dot(graphspec.load("specs/book_siamese_lstm.yaml"), PlotOptions(show_shapes=True)))
-    assert nodes["left_output"].get("label") == \
-        '"left_output\\nLSTM\\nshared: 2 calls\\nleft_output: (None, 32)\\nright_output: (None, 32)"'
+    assert (
+        nodes["left_output"].get("label")
+        == '"left_output\\nLSTM\\nshared: 2 calls\\nleft_output: (None, 32)\\nright_output: (None, 32)"'
+    )
 
 
 def test_plot_model_options_activations_trainable_names_direction_dpi(write_spec):
-    loaded = graphspec.load(write_spec("""
+    loaded = graphspec.load(
+        write_spec("""
         graphspec: 1
         name: opts
         inputs: {x: {shape: [4]}}
@@ -198,9 +210,14 @@ def test_plot_model_options_activations_trainable_names_direction_dpi(write_spec
           h: {type: Dense, units: 3, activation: relu, trainable: false, in: x}
           y: {type: Dense, units: 1, in: h}
         outputs: {y: {loss: mse}}
-    """))
-    dot = spec_to_dot(loaded, PlotOptions(show_layer_activations=True, show_trainable=True, rankdir="LR",
-                                          dpi=200, show_layer_names=False))
+    """)
+    )
+    dot = spec_to_dot(
+        loaded,
+        PlotOptions(
+            show_layer_activations=True, show_trainable=True, rankdir="LR", dpi=200, show_layer_names=False
+        ),
+    )
     nodes = _nodes(dot)
     assert nodes["h"].get("label") == '"Dense\\nactivation: relu\\nfrozen (not trainable)"'
     assert nodes["y"].get("label") == '"Dense\\ntrainable"'
@@ -210,7 +227,8 @@ def test_plot_model_options_activations_trainable_names_direction_dpi(write_spec
 
 
 def test_a_layer_named_like_a_dot_keyword_is_still_a_node(write_spec, tmp_path):
-    loaded = graphspec.load(write_spec("""
+    loaded = graphspec.load(
+        write_spec("""
         graphspec: 1
         name: keywords
         inputs: {graph: {shape: [4]}}
@@ -218,7 +236,8 @@ def test_a_layer_named_like_a_dot_keyword_is_still_a_node(write_spec, tmp_path):
           node: {type: Dense, units: 3, in: graph}
           edge: {type: Dense, units: 1, in: node}
         outputs: {edge: {loss: mse}}
-    """))
+    """)
+    )
     write_plot(spec_to_dot(loaded), tmp_path / "k.dot")
     parsed = pydot.graph_from_dot_file(str(tmp_path / "k.dot"))[0]
     assert {"graph", "node", "edge", "edge (output)"} <= set(_nodes(parsed))
@@ -235,8 +254,10 @@ def test_cli_plot_writes_the_format_of_the_extension(tmp_path):
 def test_cli_plot_of_an_unknown_extension_is_an_error(tmp_path):
     result = runner.invoke(app, ["plot", "specs/book_qa.yaml", "-o", str(tmp_path / "qa.jpg")])
     assert result.exit_code == 2
-    assert result.stderr == (f"error: cannot tell the format of '{tmp_path / 'qa.jpg'}' from its extension\n"
-                             "  hint: end the file name in .png, .svg, .pdf, .dot\n")
+    assert result.stderr == (
+        f"error: cannot tell the format of '{tmp_path / 'qa.jpg'}' from its extension\n"
+        "  hint: end the file name in .png, .svg, .pdf, .dot\n"
+    )
     assert not (tmp_path / "qa.jpg").exists()
 
 
@@ -248,7 +269,8 @@ def test_without_graphviz_images_fail_with_an_install_hint_and_dot_still_works(t
     assert result.stderr == (
         "error: Graphviz's `dot` program is not installed; it renders .png, .svg and .pdf\n"
         "  hint: install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), "
-        "or write a .dot file, which needs none\n")
+        "or write a .dot file, which needs none\n"
+    )
     assert list(tmp_path.iterdir()) == []
     result = runner.invoke(app, ["plot", "specs/book_qa.yaml", "-o", str(tmp_path / "qa.dot")])
     assert result.exit_code == 0
@@ -265,9 +287,11 @@ def test_cli_plot_of_an_invalid_spec_reports_it(write_spec, tmp_path):
     """)
     result = runner.invoke(app, ["plot", str(path), "-o", str(tmp_path / "bad.svg")])
     assert result.exit_code == 2
-    assert result.stderr == (f"{path}:4:27: error: layer 'y': Dense has no argument 'unitz'\n"
-                             "  layers: {y: {type: Dense, unitz: 1, in: x}}\n"
-                             "                            ^~~~~\n"
-                             "  hint: did you mean 'units'?\n"
-                             "1 error\n")
+    assert result.stderr == (
+        f"{path}:4:27: error: layer 'y': Dense has no argument 'unitz'\n"
+        "  layers: {y: {type: Dense, unitz: 1, in: x}}\n"
+        "                            ^~~~~\n"
+        "  hint: did you mean 'units'?\n"
+        "1 error\n"
+    )
     assert not (tmp_path / "bad.svg").exists()

@@ -21,8 +21,13 @@ EPOCHS = 6
 
 def _train(*args: str) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, "-m", "graphspec", "train", *args, "--quiet"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "graphspec", "train", *args, "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _epochs_written(partial: Path) -> int:
@@ -35,8 +40,20 @@ def _epochs_written(partial: Path) -> int:
 def test_a_run_killed_mid_training_resumes_to_the_same_epoch_count(tmp_path):
     run = tmp_path / "run"
     partial = tmp_path / ".run.partial"
-    process = _train("specs/book_mlp.yaml", "--synthetic", "--epochs", str(EPOCHS), "--samples",
-                     "20000", "--batch-size", "16", "--seed", "3", "--out", str(run))
+    process = _train(
+        "specs/book_mlp.yaml",
+        "--synthetic",
+        "--epochs",
+        str(EPOCHS),
+        "--samples",
+        "20000",
+        "--batch-size",
+        "16",
+        "--seed",
+        "3",
+        "--out",
+        str(run),
+    )
     deadline = time.monotonic() + 240
     while _epochs_written(partial) < 2 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -73,7 +90,8 @@ def test_resume_takes_no_other_inputs(tmp_path):
     result = CliRunner().invoke(app, ["train", "specs/book_mlp.yaml", "--resume", str(tmp_path)])
     assert result.exit_code == 2
     assert result.stderr.startswith(
-        "error: --resume continues a run with the spec, overrides and data it started with\n")
+        "error: --resume continues a run with the spec, overrides and data it started with\n"
+    )
 
 
 @pytest.mark.parametrize("where", ["final", "partial"])

@@ -22,10 +22,18 @@ runner = CliRunner()
 SPECS = sorted(Path("specs").glob("*.yaml"))
 # Specs whose full size would not train in seconds on two cores: overrides that shrink them.
 # Any other spec with an image `size` param is trained at 32x32.
-SHRINK = {"book_twin_camera": ["size=71"],  # Xception's smallest input
-          "transformer_classifier": ["seq_len=16", "vocab=100"]}
-QUICK = ["train.samples=4", "train.batch_size=2", "train.epochs=1", "train.seq_len=8", "train.seed=0",
-         "compile.run_eagerly=true"]  # tracing a big train step takes longer than running two
+SHRINK = {
+    "book_twin_camera": ["size=71"],  # Xception's smallest input
+    "transformer_classifier": ["seq_len=16", "vocab=100"],
+}
+QUICK = [
+    "train.samples=4",
+    "train.batch_size=2",
+    "train.epochs=1",
+    "train.seq_len=8",
+    "train.seed=0",
+    "compile.run_eagerly=true",
+]  # tracing a big train step takes longer than running two
 
 QA_SMALL = ["text_vocab=50", "question_vocab=40", "answer_vocab=5"]
 
@@ -49,14 +57,18 @@ def test_every_spec_trains_one_short_epoch_on_synthetic_data(path, tmp_path):
 
     assert result.run_dir.parent == tmp_path / loaded.name
     assert {"spec.yaml", "overrides.json", "model.keras", "history.csv", "history.json"} <= _run_files(
-        result.run_dir)
+        result.run_dir
+    )
     assert len(result.history["loss"]) == 1 and math.isfinite(result.history["loss"][0])
     # The resolved spec reproduces the model: the same architecture, every override applied.
     again = graphspec.load(result.run_dir / "spec.yaml")
     assert again.spec.train.seed == 0 and again.spec.train.samples == 4
     assert again.resolved() == loaded.resolved()
     assert json.loads((result.run_dir / "overrides.json").read_text()) == {
-        "overrides": overrides, "synthetic": True, "kind": "random"}
+        "overrides": overrides,
+        "synthetic": True,
+        "kind": "random",
+    }
     # Nothing but the finished run is left behind.
     assert [p.name for p in (tmp_path / loaded.name).iterdir()] == [result.run_dir.name]
 
@@ -78,7 +90,8 @@ def test_the_final_model_is_saved_with_its_trained_weights(tmp_path):
 
 
 def test_a_run_directory_holds_nested_specs_so_its_spec_reruns(write_spec, tmp_path):
-    write_spec("""
+    write_spec(
+        """
         graphspec: 1
         name: encoder
         params: {width: 4}
@@ -87,8 +100,11 @@ def test_a_run_directory_holds_nested_specs_so_its_spec_reruns(write_spec, tmp_p
           embed: {type: Embedding, input_dim: 20, output_dim: 3, in: tokens}
           features: {type: LSTM, units: ${width}, in: embed}
         outputs: {features: {}}
-    """, "encoder.yaml")
-    path = write_spec("""
+    """,
+        "encoder.yaml",
+    )
+    path = write_spec(
+        """
         graphspec: 1
         name: pair
         inputs: {a: {shape: [null], dtype: int32}}
@@ -96,12 +112,29 @@ def test_a_run_directory_holds_nested_specs_so_its_spec_reruns(write_spec, tmp_p
           enc: {spec: encoder.yaml, params: {width: 6}, in: a}
           y: {type: Dense, units: 1, in: enc}
         outputs: {y: {loss: mse}}
-    """, "pair.yaml")
-    result = runner.invoke(app, ["train", str(path), "--synthetic", "--samples", "4", "--seq-len", "3",
-                                 "--out", str(tmp_path / "run"), "--quiet"])
+    """,
+        "pair.yaml",
+    )
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(path),
+            "--synthetic",
+            "--samples",
+            "4",
+            "--seq-len",
+            "3",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     assert yaml.safe_load((tmp_path / "run" / "spec.yaml").read_text())["layers"]["enc"] == {
-        "spec": "spec/enc.yaml", "in": "a"}
+        "spec": "spec/enc.yaml",
+        "in": "a",
+    }
     nested = yaml.safe_load((tmp_path / "run" / "spec" / "enc.yaml").read_text())
     assert nested["layers"]["features"]["units"] == 6  # the params it was used with, applied
     again = graphspec.load(tmp_path / "run" / "spec.yaml")
@@ -114,8 +147,9 @@ def test_a_run_directory_holds_nested_specs_so_its_spec_reruns(write_spec, tmp_p
 def _dataset(spec: str, overrides: list[str], kind: str = "random", samples: int = 10, batch: int = 4):
     loaded = graphspec.load(spec, overrides)
     model = loaded.build()
-    return synthetic_datasets(loaded, model, kind=kind, samples=samples, batch_size=batch,
-                              validation_split=0.0, seed=3)[0]
+    return synthetic_datasets(
+        loaded, model, kind=kind, samples=samples, batch_size=batch, validation_split=0.0, seed=3
+    )[0]
 
 
 def test_synthetic_data_is_a_pydataset_made_batch_by_batch_the_same_every_time():
@@ -164,14 +198,18 @@ def test_integer_inputs_stay_inside_the_vocabulary_they_feed_or_their_range(writ
     x, _ = _dataset("specs/book_qa.yaml", QA_SMALL, samples=400, batch=400)[0]
     assert x["text"].dtype == np.int32 and x["text"].min() == 0 and x["text"].max() == 49
     assert x["question"].max() == 39
-    write_spec("""
+    write_spec(
+        """
         graphspec: 1
         name: inner
         inputs: {ids: {shape: [3], dtype: int32}}
         layers: {embed: {type: Embedding, input_dim: 7, output_dim: 2, in: ids}}
         outputs: {embed: {}}
-    """, "inner.yaml")
-    path = write_spec("""
+    """,
+        "inner.yaml",
+    )
+    path = write_spec(
+        """
         graphspec: 1
         name: ranges
         inputs:
@@ -192,7 +230,9 @@ def test_integer_inputs_stay_inside_the_vocabulary_they_feed_or_their_range(writ
           y: {type: Dense, units: 1, in: merged}
           z: {type: Dense, units: 1, in: cast}
         outputs: {y: {loss: mse}, z: {loss: mse}}
-    """, "ranges.yaml")
+    """,
+        "ranges.yaml",
+    )
     x, _ = _dataset(str(path), [], samples=500, batch=500)[0]
     assert (x["shared_ids"].min(), x["shared_ids"].max()) == (0, 29)  # through the layer it shares
     assert (x["nested_ids"].min(), x["nested_ids"].max()) == (0, 6)  # through the nested spec
@@ -250,29 +290,41 @@ def test_teacher_mode_lowers_the_loss_on_unseen_samples_where_noise_cannot(tmp_p
 
 def test_teacher_mode_lowers_the_loss_of_a_multi_output_model(tmp_path):
     narrow = [f"layers.conv{i}.filters=16" for i in range(1, 6)] + [
-        "layers.embedded_posts.output_dim=16", "layers.hidden.units=32", "vocabulary_size=1000"]
-    history = _losses("specs/book_social_media.yaml", "teacher",
-                      narrow + ["train.epochs=8", "train.samples=768", "train.batch_size=32"], tmp_path)
+        "layers.embedded_posts.output_dim=16",
+        "layers.hidden.units=32",
+        "vocabulary_size=1000",
+    ]
+    history = _losses(
+        "specs/book_social_media.yaml",
+        "teacher",
+        narrow + ["train.epochs=8", "train.samples=768", "train.batch_size=32"],
+        tmp_path,
+    )
     assert history["loss"][-1] < 0.7 * history["loss"][0]
     assert history["gender_loss"][-1] < 0.7 * history["gender_loss"][0]
 
 
 def test_synthetic_data_refuses_a_loss_whose_targets_it_cannot_make(write_spec):
-    loaded = graphspec.load(write_spec("""
+    loaded = graphspec.load(
+        write_spec("""
         graphspec: 1
         name: ctc
         inputs: {x: {shape: [6, 4]}}
         layers: {y: {type: Dense, units: 3, in: x}}
         outputs: {y: {loss: ctc}}
-    """))
+    """)
+    )
     with pytest.raises(graphspec.SpecErrors) as error:
-        synthetic_datasets(loaded, loaded.build(), kind="random", samples=4, batch_size=2,
-                           validation_split=0, seed=0)
-    assert str(error.value) == (f"{loaded.path}:5:21: error: output 'y': synthetic data cannot make "
-                                "targets for loss 'ctc'\n"
-                                "  outputs: {y: {loss: ctc}}\n"
-                                "                      ^~~\n"
-                                "  hint: train it on arrays with --data FILE.npz")
+        synthetic_datasets(
+            loaded, loaded.build(), kind="random", samples=4, batch_size=2, validation_split=0, seed=0
+        )
+    assert str(error.value) == (
+        f"{loaded.path}:5:21: error: output 'y': synthetic data cannot make "
+        "targets for loss 'ctc'\n"
+        "  outputs: {y: {loss: ctc}}\n"
+        "                      ^~~\n"
+        "  hint: train it on arrays with --data FILE.npz"
+    )
 
 
 # --- .npz data ---------------------------------------------------------------------------------
@@ -280,8 +332,11 @@ def test_synthetic_data_refuses_a_loss_whose_targets_it_cannot_make(write_spec):
 
 def _qa_arrays(count: int, seq: int = 6) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    return {"text": rng.integers(0, 50, (count, seq)), "question": rng.integers(0, 40, (count, seq - 2)),
-            "answer": np.eye(5, dtype="float32")[rng.integers(0, 5, count)]}
+    return {
+        "text": rng.integers(0, 50, (count, seq)),
+        "question": rng.integers(0, 40, (count, seq - 2)),
+        "answer": np.eye(5, dtype="float32")[rng.integers(0, 5, count)],
+    }
 
 
 QA_SET = [a for item in QA_SMALL for a in ("--set", item)]
@@ -291,23 +346,54 @@ def test_training_on_npz_files_with_validation_data(tmp_path):
     np.savez(tmp_path / "train.npz", **_qa_arrays(12))
     np.savez(tmp_path / "val.npz", **_qa_arrays(4))
     data = str(tmp_path / "train.npz")
-    result = runner.invoke(app, ["train", "specs/book_qa.yaml", *QA_SET, "--data", data,
-                                 "--val-data", str(tmp_path / "val.npz"), "--epochs", "2",
-                                 "--batch-size", "4", "--out", str(tmp_path / "run"), "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "specs/book_qa.yaml",
+            *QA_SET,
+            "--data",
+            data,
+            "--val-data",
+            str(tmp_path / "val.npz"),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history["epoch"] == [0, 1] and len(history["val_loss"]) == 2
     recorded = json.loads((tmp_path / "run" / "overrides.json").read_text())
-    assert recorded == {"overrides": QA_SMALL + ["train.epochs=2", "train.batch_size=4"],
-                        "data": str(tmp_path / "train.npz"), "val_data": str(tmp_path / "val.npz")}
+    assert recorded == {
+        "overrides": QA_SMALL + ["train.epochs=2", "train.batch_size=4"],
+        "data": str(tmp_path / "train.npz"),
+        "val_data": str(tmp_path / "val.npz"),
+    }
 
 
 def test_training_on_an_npz_file_with_a_validation_split_prints_the_final_metrics(tmp_path):
     np.savez(tmp_path / "train.npz", **_qa_arrays(10))
     data = str(tmp_path / "train.npz")
-    result = runner.invoke(app, ["train", "specs/book_qa.yaml", *QA_SET, "--data", data,
-                                 "--validation-split", "0.2", "--runs-dir", str(tmp_path / "runs")])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "specs/book_qa.yaml",
+            *QA_SET,
+            "--data",
+            data,
+            "--validation-split",
+            "0.2",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     run = next((tmp_path / "runs" / "question_answering").iterdir())
     history = json.loads((run / "history.json").read_text())
@@ -332,15 +418,18 @@ def _bad(tmp_path: Path, *args: str, spec: str = "specs/book_qa.yaml") -> str:
 
 
 def test_a_missing_data_file_is_named(tmp_path):
-    assert _bad(tmp_path, "--data", str(tmp_path / "nope.npz")) == \
-        f"error: no such data file: {tmp_path / 'nope.npz'}\n1 error\n"
+    assert (
+        _bad(tmp_path, "--data", str(tmp_path / "nope.npz"))
+        == f"error: no such data file: {tmp_path / 'nope.npz'}\n1 error\n"
+    )
 
 
 def test_a_data_file_that_is_not_npz_is_named(tmp_path):
     (tmp_path / "d.npz").write_text("text,question\n")
     assert _bad(tmp_path, "--data", str(tmp_path / "d.npz")) == (
         f"error: cannot read data file {tmp_path / 'd.npz'}: it is not an .npz archive\n"
-        "  hint: write it with numpy.savez(path, input_name=array, ...)\n1 error\n")
+        "  hint: write it with numpy.savez(path, input_name=array, ...)\n1 error\n"
+    )
 
 
 def test_an_npz_without_a_needed_array_names_it(tmp_path):
@@ -349,12 +438,14 @@ def test_an_npz_without_a_needed_array_names_it(tmp_path):
     np.savez(tmp_path / "d.npz", **data, questoin=np.zeros((8, 4)))
     assert _bad(tmp_path, "--data", str(tmp_path / "d.npz")) == (
         f"error: data file {tmp_path / 'd.npz'} has no array 'question' for input 'question'\n"
-        "  hint: did you mean 'questoin'?\n1 error\n")
+        "  hint: did you mean 'questoin'?\n1 error\n"
+    )
     del data["answer"]
     np.savez(tmp_path / "d.npz", **data, question=np.zeros((8, 4), dtype="int32"))
     assert _bad(tmp_path, "--data", str(tmp_path / "d.npz")) == (
         f"error: data file {tmp_path / 'd.npz'} has no array 'answer' for output 'answer'\n"
-        "  hint: it holds: text, question\n1 error\n")
+        "  hint: it holds: text, question\n1 error\n"
+    )
 
 
 def test_wrong_dtypes_sample_counts_and_indices_are_all_named_at_once(tmp_path):
@@ -364,14 +455,16 @@ def test_wrong_dtypes_sample_counts_and_indices_are_all_named_at_once(tmp_path):
     assert _bad(tmp_path, "--data", str(file)) == (
         f"error: array 'question' in {file} has dtype float32; input 'question' is int32 and takes integers\n"
         f"error: array 'text' in {file} has 6 samples; the other arrays have 8\n"
-        "2 errors\n")
+        "2 errors\n"
+    )
     text = data["text"].copy()
     text[0, 0] = 50
     np.savez(file, **{**data, "text": text, "question": data["question"][:5]})
     assert _bad(tmp_path, "--data", str(file)) == (
         f"error: array 'text' in {file} holds 50; layer 'text_embed' takes indices from 0 to 49\n"
         f"error: array 'question' in {file} has 5 samples; the other arrays have 8\n"
-        "2 errors\n")
+        "2 errors\n"
+    )
 
 
 def test_wrong_shapes_of_inputs_and_targets_are_named(tmp_path):
@@ -379,41 +472,57 @@ def test_wrong_shapes_of_inputs_and_targets_are_named(tmp_path):
     data = _qa_arrays(8)
     np.savez(file, **{**data, "text": data["text"][:, :, None]})
     assert _bad(tmp_path, "--data", str(file)) == (
-        f"error: array 'text' in {file} has shape (8, 6, 1); input 'text' takes (N, ?)\n1 error\n")
+        f"error: array 'text' in {file} has shape (8, 6, 1); input 'text' takes (N, ?)\n1 error\n"
+    )
     np.savez(file, **{**data, "answer": np.zeros((8, 7), dtype="float32")})
     assert _bad(tmp_path, "--data", str(file)) == (
         f"error: array 'answer' in {file} has shape (8, 7); output 'answer' (one-hot targets) takes (N, 5)\n"
-        "1 error\n")
+        "1 error\n"
+    )
     sparse = ["--set", "outputs.answer.loss=sparse_categorical_crossentropy"]
     np.savez(file, **{**data, "answer": data["answer"].argmax(axis=1).astype("float32")})
     assert _bad(tmp_path, "--data", str(file), *sparse) == (
         f"error: array 'answer' in {file} has dtype float32; output 'answer' (sparse class ids) takes "
-        "integers\n1 error\n")
+        "integers\n1 error\n"
+    )
     np.savez(file, **data)
     assert _bad(tmp_path, "--data", str(file), *sparse) == (
         f"error: array 'answer' in {file} has shape (8, 5); output 'answer' (sparse class ids) takes (N) "
         "or (N, 1)\n"
-        "1 error\n")
+        "1 error\n"
+    )
 
 
 def test_what_to_train_on_must_be_said_once(tmp_path):
     assert _bad(tmp_path) == "error: say what to train on: --synthetic, or --data FILE.npz\n1 error\n"
     np.savez(tmp_path / "d.npz", **_qa_arrays(8))
-    assert _bad(tmp_path, "--synthetic", "--data", str(tmp_path / "d.npz")) == \
-        "error: say what to train on: --synthetic, or --data FILE.npz\n1 error\n"
-    assert _bad(tmp_path, "--synthetic", "--val-data", str(tmp_path / "d.npz")) == \
-        "error: --val-data needs --data: synthetic runs make their own validation data\n1 error\n"
+    assert (
+        _bad(tmp_path, "--synthetic", "--data", str(tmp_path / "d.npz"))
+        == "error: say what to train on: --synthetic, or --data FILE.npz\n1 error\n"
+    )
+    assert (
+        _bad(tmp_path, "--synthetic", "--val-data", str(tmp_path / "d.npz"))
+        == "error: --val-data needs --data: synthetic runs make their own validation data\n1 error\n"
+    )
 
 
 def test_validation_data_and_a_validation_split_exclude_each_other(tmp_path):
     np.savez(tmp_path / "d.npz", **_qa_arrays(8))
-    assert _bad(tmp_path, "--data", str(tmp_path / "d.npz"), "--val-data", str(tmp_path / "d.npz"),
-                "--validation-split", "0.5") == (
+    assert _bad(
+        tmp_path,
+        "--data",
+        str(tmp_path / "d.npz"),
+        "--val-data",
+        str(tmp_path / "d.npz"),
+        "--validation-split",
+        "0.5",
+    ) == (
         "--set:4:24: error: give either --val-data or a validation split, not both\n"
         "  train.validation_split=0.5\n"
         "                         ^~~\n"
         "  hint: add --validation-split 0 to validate on --val-data\n"
-        "1 error\n")
+        "1 error\n"
+    )
 
 
 def test_a_bad_flag_value_points_at_the_override(tmp_path):
@@ -421,15 +530,19 @@ def test_a_bad_flag_value_points_at_the_override(tmp_path):
         "--set:4:17: error: train.synthetic: should be 'random' or 'teacher'\n"
         "  train.synthetic=teachers\n"
         "                  ^~~~~~~~\n"
-        "1 error\n")
+        "1 error\n"
+    )
 
 
 def test_an_existing_out_directory_is_not_overwritten(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
-    result = runner.invoke(app, ["train", "specs/book_qa.yaml", *QA_SET, "--synthetic", "--out",
-                                 str(tmp_path / "out")])
+    result = runner.invoke(
+        app, ["train", "specs/book_qa.yaml", *QA_SET, "--synthetic", "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2
-    assert result.stderr == (f"error: run directory {tmp_path / 'out'} already exists and is not empty\n"
-                             "  hint: name a new folder with --out, or leave --out out\n1 error\n")
+    assert result.stderr == (
+        f"error: run directory {tmp_path / 'out'} already exists and is not empty\n"
+        "  hint: name a new folder with --out, or leave --out out\n1 error\n"
+    )
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]

@@ -80,9 +80,25 @@ def _finished(folder: Path) -> list[optuna.trial.FrozenTrial]:
 
 def _worker(spec: Path, folder: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, "-m", "graphspec", "tune", str(spec), "--synthetic", "--out",
-                             str(folder), "--quiet", *extra], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "graphspec",
+            "tune",
+            str(spec),
+            "--synthetic",
+            "--out",
+            str(folder),
+            "--quiet",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_a_search_beats_its_median_trial_prunes_and_reports(tmp_path):
@@ -113,7 +129,8 @@ def test_a_search_beats_its_median_trial_prunes_and_reports(tmp_path):
         resolved = graphspec.load(run / "spec.yaml").spec
         assert resolved.layers["h"].args["units"] == t.params["hidden"]
         assert resolved.compile.optimizer.args["learning_rate"] == pytest.approx(
-            t.params["compile.optimizer.learning_rate"])
+            t.params["compile.optimizer.learning_rate"]
+        )
         assert json.loads((run / "trial.json").read_text())["params"] == t.params
 
     # The best spec stands alone: no params or search left, the best values in place; it builds.
@@ -182,12 +199,23 @@ def test_two_workers_share_one_storage(tmp_path):
 
 def test_a_storage_that_cannot_be_opened_is_an_error_naming_it(tmp_path):
     spec, folder = _spec(tmp_path), tmp_path / "tune"
-    result = runner.invoke(app, ["tune", str(spec), "--synthetic", "--out", str(folder),
-                                 "--storage", "sqlite:////nonexistent/folder/study.db"])
+    result = runner.invoke(
+        app,
+        [
+            "tune",
+            str(spec),
+            "--synthetic",
+            "--out",
+            str(folder),
+            "--storage",
+            "sqlite:////nonexistent/folder/study.db",
+        ],
+    )
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0] == (
         "error: cannot open storage 'sqlite:////nonexistent/folder/study.db': "
-        "(sqlite3.OperationalError) unable to open database file")
+        "(sqlite3.OperationalError) unable to open database file"
+    )
     assert not folder.exists()
 
 
@@ -195,50 +223,86 @@ def test_a_metric_the_model_does_not_log_is_an_error_before_any_trial(tmp_path):
     # `val_auc_7` reads like a Keras metric name (`auc` with a counter), so only the model can
     # say it is not logged: it is asked before the study is made.
     spec = tmp_path / "auc.yaml"
-    spec.write_text(_spec(tmp_path).read_text().replace("metrics: [accuracy]", "metrics: [{type: AUC}]")
-                    .replace("metric: val_loss", "metric: val_auc_7\n  goal: maximize"))
+    spec.write_text(
+        _spec(tmp_path)
+        .read_text()
+        .replace("metrics: [accuracy]", "metrics: [{type: AUC}]")
+        .replace("metric: val_loss", "metric: val_auc_7\n  goal: maximize")
+    )
     folder = tmp_path / "tune"
     result = runner.invoke(app, ["tune", str(spec), "--synthetic", "--out", str(folder)])
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0] == (
-        f"{spec}:15:11: error: search.metric 'val_auc_7' is not a metric this model logs")
+        f"{spec}:15:11: error: search.metric 'val_auc_7' is not a metric this model logs"
+    )
     assert result.stderr.splitlines()[3] == "  hint: it logs: auc, loss, val_auc, val_loss"
     assert not folder.exists()
 
 
 def test_a_finished_study_is_left_intact_by_bad_input(tmp_path):
     spec, folder = _spec(tmp_path, epochs=2, pruner="none"), tmp_path / "tune"
-    assert runner.invoke(app, ["tune", str(spec), "--synthetic", "--out", str(folder), "--trials", "2",
-                               "-q"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["tune", str(spec), "--synthetic", "--out", str(folder), "--trials", "2", "-q"]
+        ).exit_code
+        == 0
+    )
     before = [(t.number, t.state, t.value) for t in _study(folder).get_trials()]
     settings = (folder / "tune.json").read_text()
 
     other = runner.invoke(app, ["tune", str(spec), "--synthetic", "--out", str(folder), "--set", "hidden=8"])
     assert other.exit_code == 2
     assert other.stderr.splitlines()[0] == (
-        f"error: {folder} holds a search of another spec, other overrides, search or data than this one")
-    storage = runner.invoke(app, ["tune", str(spec), "--synthetic", "--out", str(folder), "--storage",
-                                  str(tmp_path / "elsewhere.log")])
+        f"error: {folder} holds a search of another spec, other overrides, search or data than this one"
+    )
+    storage = runner.invoke(
+        app,
+        [
+            "tune",
+            str(spec),
+            "--synthetic",
+            "--out",
+            str(folder),
+            "--storage",
+            str(tmp_path / "elsewhere.log"),
+        ],
+    )
     assert storage.exit_code == 2
     assert storage.stderr.splitlines()[0] == (
         f"error: {folder} holds a study in storage '{folder / 'study.log'}', "
-        f"not '{tmp_path / 'elsewhere.log'}'")
-    val = runner.invoke(app, ["tune", str(spec), "--synthetic", "--set", "train.validation_split=0",
-                              "--runs-dir", str(tmp_path / "runs")])
+        f"not '{tmp_path / 'elsewhere.log'}'"
+    )
+    val = runner.invoke(
+        app,
+        [
+            "tune",
+            str(spec),
+            "--synthetic",
+            "--set",
+            "train.validation_split=0",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
     assert val.exit_code == 2
-    assert val.stderr.splitlines()[0] == (f"{spec}:15:11: error: search.metric 'val_loss' is measured on "
-                                          "validation data, and this search has none")
+    assert val.stderr.splitlines()[0] == (
+        f"{spec}:15:11: error: search.metric 'val_loss' is measured on "
+        "validation data, and this search has none"
+    )
     assert [(t.number, t.state, t.value) for t in _study(folder).get_trials()] == before
     assert (folder / "tune.json").read_text() == settings
 
 
-@pytest.mark.parametrize("sampler, pruner, classes", [
-    ("tpe", "median", ("TPESampler", "MedianPruner")),
-    ("random", "hyperband", ("RandomSampler", "HyperbandPruner")),
-    ("qmc", "none", ("QMCSampler", "NopPruner")),
-    ("cmaes", "{type: median, n_warmup_steps: 2}", ("CmaEsSampler", "MedianPruner")),
-    ("{type: tpe, n_startup_trials: 3}", "median", ("TPESampler", "MedianPruner")),
-])
+@pytest.mark.parametrize(
+    "sampler, pruner, classes",
+    [
+        ("tpe", "median", ("TPESampler", "MedianPruner")),
+        ("random", "hyperband", ("RandomSampler", "HyperbandPruner")),
+        ("qmc", "none", ("QMCSampler", "NopPruner")),
+        ("cmaes", "{type: median, n_warmup_steps: 2}", ("CmaEsSampler", "MedianPruner")),
+        ("{type: tpe, n_startup_trials: 3}", "median", ("TPESampler", "MedianPruner")),
+    ],
+)
 def test_samplers_and_pruners_by_name(tmp_path, sampler, pruner, classes):
     spec = _spec(tmp_path, pruner=pruner)
     spec.write_text(spec.read_text().replace("  seed: 0\n", f"  seed: 0\n  sampler: {sampler}\n"))
@@ -248,11 +312,15 @@ def test_samplers_and_pruners_by_name(tmp_path, sampler, pruner, classes):
 
 def test_a_grid_search_runs_each_combination_once(tmp_path):
     spec = _spec(tmp_path, epochs=1, pruner="none")
-    spec.write_text(spec.read_text().replace("  seed: 0\n", "  seed: 0\n  sampler: grid\n")
-                    .replace("{type: int, low: 4, high: 64, log: true}",
-                             "{type: int, low: 4, high: 8, step: 4}")
-                    .replace("{type: float, low: 1.0e-5, high: 3.0e-2, log: true}",
-                             "{type: categorical, choices: [0.001, 0.01]}"))
+    spec.write_text(
+        spec.read_text()
+        .replace("  seed: 0\n", "  seed: 0\n  sampler: grid\n")
+        .replace("{type: int, low: 4, high: 64, log: true}", "{type: int, low: 4, high: 8, step: 4}")
+        .replace(
+            "{type: float, low: 1.0e-5, high: 3.0e-2, log: true}",
+            "{type: categorical, choices: [0.001, 0.01]}",
+        )
+    )
     result = tune(spec, DataSource(synthetic=True), out=tmp_path / "tune", trials=10, progress=False)
     assert result.counts["complete"] == 4
     combinations = {tuple(t.params.values()) for t in _study(tmp_path / "tune").get_trials()}
@@ -270,10 +338,16 @@ layers: {code: {type: Dense, units: ${width}, activation: relu, in: x}}
 outputs: {code: {}}
 """)
     spec = tmp_path / "specs" / "outer.yaml"
-    spec.write_text(SPEC.replace("name: tiny", "name: outer").replace("EPOCHS", "1").replace("PRUNER", "none")
-                    .replace("  h: {type: Dense, units: ${hidden}, activation: relu, in: x}",
-                             "  h: {spec: encoder.yaml, params: {width: 12}, in: x}")
-                    .replace("    hidden: {type: int, low: 4, high: 64, log: true}\n", ""))
+    spec.write_text(
+        SPEC.replace("name: tiny", "name: outer")
+        .replace("EPOCHS", "1")
+        .replace("PRUNER", "none")
+        .replace(
+            "  h: {type: Dense, units: ${hidden}, activation: relu, in: x}",
+            "  h: {spec: encoder.yaml, params: {width: 12}, in: x}",
+        )
+        .replace("    hidden: {type: int, low: 4, high: 64, log: true}\n", "")
+    )
     tune(spec, DataSource(synthetic=True), out=tmp_path / "tune", trials=2, progress=False)
     best = graphspec.load(tmp_path / "tune" / "best.yaml")
     assert best.nested["h"].spec.layers["code"].args["units"] == 12

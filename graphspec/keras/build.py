@@ -25,10 +25,9 @@ if TYPE_CHECKING:
 _MAX_MESSAGE = 400
 
 
-
-
-def build_model(loaded: LoadedSpec, compile: bool = True,
-                max_params: int | None = DEFAULT_MAX_PARAMS) -> keras.Model:
+def build_model(
+    loaded: LoadedSpec, compile: bool = True, max_params: int | None = DEFAULT_MAX_PARAMS
+) -> keras.Model:
     """The functional model of `loaded`, with inputs and outputs as dicts named as in the spec."""
     return build_model_and_tensors(loaded, compile=compile, max_params=max_params)[0]
 
@@ -104,7 +103,7 @@ def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.
     if name is not None:
         kwargs["name"] = name
     if type_name.startswith(catalog.APPLICATION_PREFIX):
-        constructor = getattr(keras.applications, type_name[len(catalog.APPLICATION_PREFIX):])
+        constructor = getattr(keras.applications, type_name[len(catalog.APPLICATION_PREFIX) :])
         return constructor(**kwargs)
     if type_name in catalog.custom_layers() and not hasattr(keras.layers, type_name):
         return catalog.custom_layers()[type_name][1](**kwargs)
@@ -119,15 +118,19 @@ class _Builder:
         self.tensors: dict[str, Any] = {}
 
     def fail(self, node: str, message: str) -> SpecErrors:
-        return SpecErrors.single(message, self.loaded.location("layers", node, key=True),
-                                 sources=self.loaded.diagnostics.sources)
+        return SpecErrors.single(
+            message, self.loaded.location("layers", node, key=True), sources=self.loaded.diagnostics.sources
+        )
 
     def model(self) -> keras.Model:
         inputs = {}
         for name, spec_input in self.spec.inputs.items():
             inputs[name] = keras.Input(
-                shape=tuple(spec_input.shape), dtype=spec_input.dtype, name=name,
-                sparse=spec_input.sparse or None, batch_size=spec_input.batch_size,
+                shape=tuple(spec_input.shape),
+                dtype=spec_input.dtype,
+                name=name,
+                sparse=spec_input.sparse or None,
+                batch_size=spec_input.batch_size,
             )
         self.tensors.update(inputs)
         needed = set()
@@ -148,8 +151,9 @@ class _Builder:
         try:
             return keras.Model(inputs=inputs, outputs=outputs, name=self.spec.name)
         except Exception as exc:  # Keras's own graph checks, should ours have missed a case
-            raise SpecErrors.single(f"Keras refused the model: {_keras_message(exc)}",
-                                    sources=self.loaded.diagnostics.sources) from None
+            raise SpecErrors.single(
+                f"Keras refused the model: {_keras_message(exc)}", sources=self.loaded.diagnostics.sources
+            ) from None
 
     def instance(self, name: str) -> Any:
         """The layer instance a node calls: created once, shared by every node that shares it."""
@@ -177,8 +181,10 @@ class _Builder:
         if index is None:
             if isinstance(value, dict):
                 if len(value) != 1:
-                    raise self.fail(reader, f"'{reference}' has outputs {', '.join(value)}: pick one "
-                                            f"as '{reference}[NAME]'")
+                    raise self.fail(
+                        reader,
+                        f"'{reference}' has outputs {', '.join(value)}: pick one as '{reference}[NAME]'",
+                    )
                 return next(iter(value.values()))
             return value
         try:
@@ -189,8 +195,11 @@ class _Builder:
         except (IndexError, KeyError):
             pass
         count = len(value) if isinstance(value, (list, tuple, dict)) else 1
-        raise self.fail(reader, f"'{reference}' is out of range: '{match.group('node')}' gives "
-                                f"{count} output{'s' if count != 1 else ''}")
+        raise self.fail(
+            reader,
+            f"'{reference}' is out of range: '{match.group('node')}' gives "
+            f"{count} output{'s' if count != 1 else ''}",
+        )
 
     def call(self, name: str) -> None:
         node = self.spec.layers[name]
@@ -200,8 +209,10 @@ class _Builder:
         inbound = node.inbound
         try:
             if isinstance(inbound, dict):
-                args = {k: ([self.resolve(r, name) for r in v] if isinstance(v, list)
-                            else self.resolve(v, name)) for k, v in inbound.items()}
+                args = {
+                    k: ([self.resolve(r, name) for r in v] if isinstance(v, list) else self.resolve(v, name))
+                    for k, v in inbound.items()
+                }
                 if nested is not None:
                     out = layer(args, **call_kwargs)
                 else:
@@ -236,11 +247,15 @@ def compile_model(model: keras.Model, loaded: LoadedSpec) -> None:
     spec = loaded.spec
     losses = {n: _object(o.loss, keras.losses) for n, o in spec.outputs.items() if o.loss is not None}
     weights = {n: o.weight for n, o in spec.outputs.items() if o.loss is not None}
-    metrics = {n: [_object(m, keras.metrics) for m in o.metrics]
-               for n, o in spec.outputs.items() if o.metrics}
+    metrics = {
+        n: [_object(m, keras.metrics) for m in o.metrics] for n, o in spec.outputs.items() if o.metrics
+    }
     optimizer = spec.compile.optimizer
-    optimizer = keras.optimizers.get(optimizer) if isinstance(optimizer, str) else \
-        getattr(keras.optimizers, optimizer.type)(**optimizer.args)
+    optimizer = (
+        keras.optimizers.get(optimizer)
+        if isinstance(optimizer, str)
+        else getattr(keras.optimizers, optimizer.type)(**optimizer.args)
+    )
     try:
         model.compile(
             optimizer=optimizer,
@@ -252,6 +267,8 @@ def compile_model(model: keras.Model, loaded: LoadedSpec) -> None:
             run_eagerly=spec.compile.run_eagerly,
         )
     except Exception as exc:
-        raise SpecErrors.single(f"Keras refused to compile the model: {_keras_message(exc)}",
-                                loaded.location("outputs", key=True),
-                                sources=loaded.diagnostics.sources) from None
+        raise SpecErrors.single(
+            f"Keras refused to compile the model: {_keras_message(exc)}",
+            loaded.location("outputs", key=True),
+            sources=loaded.diagnostics.sources,
+        ) from None

@@ -65,8 +65,9 @@ class ActivationLogger(keras.callbacks.Callback):
     output of every layer called once is logged, as the book's version does.
     """
 
-    def __init__(self, directory: str | Path, sample: dict[str, np.ndarray],
-                 tensors: dict[str, Any] | None = None):
+    def __init__(
+        self, directory: str | Path, sample: dict[str, np.ndarray], tensors: dict[str, Any] | None = None
+    ):
         super().__init__()
         self.directory = Path(directory)
         self.sample = sample
@@ -77,23 +78,32 @@ class ActivationLogger(keras.callbacks.Callback):
         super().set_model(model)
         tensors = self.tensors
         if tensors is None:
-            tensors = {layer.name: layer.output for layer in model.layers
-                       if len(layer._inbound_nodes) == 1 and not isinstance(layer, keras.layers.InputLayer)}
+            tensors = {
+                layer.name: layer.output
+                for layer in model.layers
+                if len(layer._inbound_nodes) == 1 and not isinstance(layer, keras.layers.InputLayer)
+            }
         # A second model over the same layers: it sees the weights as training changes them.
         self._activations = keras.Model(model.input, tensors)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         activations = self._activations.predict_on_batch(self.sample)
         self.directory.mkdir(parents=True, exist_ok=True)
-        np.savez(self.directory / f"activations_at_epoch_{epoch}.npz",
-                 **{key: np.asarray(value) for key, value in activations.items()})
+        np.savez(
+            self.directory / f"activations_at_epoch_{epoch}.npz",
+            **{key: np.asarray(value) for key, value in activations.items()},
+        )
 
 
 def activation_tensors(tensors: dict[str, Any], names: list[str]) -> dict[str, Any]:
     """One symbolic tensor per key from the builder's node values: `node`, or `node[i]` /
     `node[name]` for a node with several outputs."""
-    return {name + suffix: tensor for name in names if name in tensors
-            for suffix, tensor in flatten(tensors[name])}
+    return {
+        name + suffix: tensor
+        for name in names
+        if name in tensors
+        for suffix, tensor in flatten(tensors[name])
+    }
 
 
 def _resolve(value: Any, base: Path) -> Any:
@@ -125,9 +135,15 @@ def _temporary_sibling(path: str) -> str:
     return os.path.join(folder, f".{name[: len(name) - len(ending)]}.partial{ending}")
 
 
-def build_callbacks(loaded: LoadedSpec, model: keras.Model, run_dir: Path, *, backup_root: Path,
-                    validation_sample: dict[str, np.ndarray] | None = None,
-                    tensors: dict[str, Any] | None = None) -> list[keras.callbacks.Callback]:
+def build_callbacks(
+    loaded: LoadedSpec,
+    model: keras.Model,
+    run_dir: Path,
+    *,
+    backup_root: Path,
+    validation_sample: dict[str, np.ndarray] | None = None,
+    tensors: dict[str, Any] | None = None,
+) -> list[keras.callbacks.Callback]:
     """The callbacks `loaded.spec.train.callbacks` describes, writing into `run_dir`.
 
     `backup_root` is where a relative BackupAndRestore `backup_dir` is taken from (it must
@@ -150,9 +166,11 @@ def build_callbacks(loaded: LoadedSpec, model: keras.Model, run_dir: Path, *, ba
                 if validation_sample is None:
                     raise SpecErrors.single(
                         "callback ActivationLogger logs activations on the first validation "
-                        "sample, and this run has no validation data", where,
+                        "sample, and this run has no validation data",
+                        where,
                         hint="set train.validation_split (--validation-split) or give --val-data",
-                        sources=loaded.diagnostics.sources)
+                        sources=loaded.diagnostics.sources,
+                    )
                 callback = ActivationLogger(args["directory"], validation_sample, tensors)
             elif spec.type == "LearningRateScheduler":
                 rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
@@ -168,7 +186,10 @@ def build_callbacks(loaded: LoadedSpec, model: keras.Model, run_dir: Path, *, ba
             message = " ".join(str(exc).split())
             if len(message) > _MAX_MESSAGE:
                 message = message[: _MAX_MESSAGE - 3] + "..."
-            raise SpecErrors.single(f"callback {spec.type}: Keras refused it: {message}", where,
-                                    sources=loaded.diagnostics.sources) from None
+            raise SpecErrors.single(
+                f"callback {spec.type}: Keras refused it: {message}",
+                where,
+                sources=loaded.diagnostics.sources,
+            ) from None
         callbacks.append(callback)
     return callbacks

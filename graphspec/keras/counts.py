@@ -15,6 +15,8 @@ def param_counts(loaded: LoadedSpec) -> tuple[dict[str, int], int]:
 
     model = build_model(loaded, compile=False)
     owned = {layer.name: layer.count_params() for layer in model.layers}
-    counts = {name: (0 if node.share is not None else owned.get(name, 0))
-              for name, node in loaded.spec.layers.items()}
+    counts = {
+        name: (0 if node.share is not None else owned.get(name, 0))
+        for name, node in loaded.spec.layers.items()
+    }
     return counts, model.count_params()

@@ -32,7 +32,8 @@ def allow_custom(modules: list[str]) -> list[str]:
             importlib.import_module(module)
         except Exception as exc:  # the user's module may fail in any way: report it, once
             raise SpecErrors.single(
-                f"--allow-custom {module}: cannot import it: {type(exc).__name__}: {exc}") from None
+                f"--allow-custom {module}: cannot import it: {type(exc).__name__}: {exc}"
+            ) from None
     added = []
     for registered, obj in keras.saving.get_custom_objects().items():
         if isinstance(obj, type) and issubclass(obj, keras.layers.Layer):

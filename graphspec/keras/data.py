@@ -32,8 +32,10 @@ def output_shapes(model: keras.Model, input_shapes: dict[str, tuple]) -> dict[st
 
     Computed symbolically (nothing runs), so sequence outputs get their concrete lengths.
     """
-    specs = {name: keras.KerasTensor((1,) + tuple(shape), dtype=model.input[name].dtype)
-             for name, shape in input_shapes.items()}
+    specs = {
+        name: keras.KerasTensor((1,) + tuple(shape), dtype=model.input[name].dtype)
+        for name, shape in input_shapes.items()
+    }
     outputs = model.compute_output_spec(specs)
     return {name: tuple(tensor.shape[1:]) for name, tensor in outputs.items()}
 
@@ -56,9 +58,17 @@ class SyntheticData(keras.utils.PyDataset):
     can learn, so a working training loop lowers the loss (noise targets cannot show that).
     """
 
-    def __init__(self, plans: dict[str, arr.InputPlan], targets: dict[str, tuple[arr.Target, tuple]],
-                 samples: int, batch_size: int, seed: int, stream: int = _TRAIN_STREAM,
-                 teacher: Teacher | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        plans: dict[str, arr.InputPlan],
+        targets: dict[str, tuple[arr.Target, tuple]],
+        samples: int,
+        batch_size: int,
+        seed: int,
+        stream: int = _TRAIN_STREAM,
+        teacher: Teacher | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.plans, self.targets = plans, targets
         self.samples, self.batch_size = samples, batch_size
@@ -81,8 +91,10 @@ class SyntheticData(keras.utils.PyDataset):
         rng = np.random.default_rng((self.seed, self.stream, index))
         x = {name: plan.generate(rng, count) for name, plan in self.plans.items()}
         if self.teacher is None:
-            y = {name: arr.random_target(target, shape, rng, count)
-                 for name, (target, shape) in self.targets.items()}
+            y = {
+                name: arr.random_target(target, shape, rng, count)
+                for name, (target, shape) in self.targets.items()
+            }
         else:
             y = self.teacher.targets(x)
         return x, y
@@ -92,38 +104,58 @@ class Teacher:
     """A fixed, randomly initialised network with the student's inputs and outputs, and the
     targets it gives: see `graphspec.arrays.teacher_calibration` for how they are made."""
 
-    def __init__(self, model: keras.Model, plans: dict[str, arr.InputPlan],
-                 targets: dict[str, tuple[arr.Target, tuple]], seed: int, calibration_samples: int = 256):
+    def __init__(
+        self,
+        model: keras.Model,
+        plans: dict[str, arr.InputPlan],
+        targets: dict[str, tuple[arr.Target, tuple]],
+        seed: int,
+        calibration_samples: int = 256,
+    ):
         self.model, self.targets_of = model, targets
         rng = np.random.default_rng((seed, _CALIBRATION_STREAM))
         x = {name: plan.generate(rng, calibration_samples) for name, plan in plans.items()}
         predictions = model.predict(x, batch_size=64, verbose=0)
-        self.calibration = {name: arr.teacher_calibration(target, predictions[name])
-                            for name, (target, _) in targets.items()}
+        self.calibration = {
+            name: arr.teacher_calibration(target, predictions[name]) for name, (target, _) in targets.items()
+        }
 
     def targets(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         predictions = self.model.predict_on_batch(x)
-        return {name: arr.teacher_target(target, predictions[name], self.calibration[name])
-                for name, (target, _) in self.targets_of.items()}
+        return {
+            name: arr.teacher_target(target, predictions[name], self.calibration[name])
+            for name, (target, _) in self.targets_of.items()
+        }
 
 
-def synthetic_datasets(loaded: LoadedSpec, model: keras.Model, *, kind: str, samples: int,
-                       batch_size: int, validation_split: float, seed: int,
-                       seq_len: int | None = None) -> tuple[SyntheticData, SyntheticData | None]:
+def synthetic_datasets(
+    loaded: LoadedSpec,
+    model: keras.Model,
+    *,
+    kind: str,
+    samples: int,
+    batch_size: int,
+    validation_split: float,
+    seed: int,
+    seq_len: int | None = None,
+) -> tuple[SyntheticData, SyntheticData | None]:
     """Training and validation datasets for `model` (the student, built from `loaded`).
 
     `validation_split` of the samples are generated for validation, apart from the others.
     A teacher is built from the same spec with fresh random weights.
     """
     if kind not in (RANDOM, TEACHER):
-        raise SpecErrors.single(f"unknown kind of synthetic data '{kind}'",
-                                hint=f"use '{RANDOM}' or '{TEACHER}'")
+        raise SpecErrors.single(
+            f"unknown kind of synthetic data '{kind}'", hint=f"use '{RANDOM}' or '{TEACHER}'"
+        )
     for name, target in targets_of(loaded).items():
         if target.family == arr.OTHER:
-            raise SpecErrors.single(f"output '{name}': synthetic data cannot make targets for loss "
-                                    f"'{target.loss}'", loaded.location("outputs", name, "loss"),
-                                    hint="train it on arrays with --data FILE.npz",
-                                    sources=loaded.diagnostics.sources)
+            raise SpecErrors.single(
+                f"output '{name}': synthetic data cannot make targets for loss '{target.loss}'",
+                loaded.location("outputs", name, "loss"),
+                hint="train it on arrays with --data FILE.npz",
+                sources=loaded.diagnostics.sources,
+            )
     plans = arr.input_plans(loaded, seq_len)
     shapes = output_shapes(model, {name: plan.shape for name, plan in plans.items()})
     targets = {name: (target, shapes[name]) for name, target in targets_of(loaded).items()}
@@ -132,18 +164,22 @@ def synthetic_datasets(loaded: LoadedSpec, model: keras.Model, *, kind: str, sam
     if validation_split and validation == 0:
         validation = 1
     if validation >= samples:
-        raise SpecErrors.single(f"{samples} samples leave none for training after a validation split "
-                                f"of {validation_split}", loaded.location("train", "validation_split"),
-                                hint="raise train.samples (--samples)",
-                                sources=loaded.diagnostics.sources)
+        raise SpecErrors.single(
+            f"{samples} samples leave none for training after a validation split of {validation_split}",
+            loaded.location("train", "validation_split"),
+            hint="raise train.samples (--samples)",
+            sources=loaded.diagnostics.sources,
+        )
     train = SyntheticData(plans, targets, samples - validation, batch_size, seed, _TRAIN_STREAM, teacher)
-    val = (SyntheticData(plans, targets, validation, batch_size, seed, _VALIDATION_STREAM, teacher)
-           if validation else None)
+    val = (
+        SyntheticData(plans, targets, validation, batch_size, seed, _VALIDATION_STREAM, teacher)
+        if validation
+        else None
+    )
     return train, val
 
 
-def fit_arguments(train: SyntheticData, validation: SyntheticData | None,
-                  shuffle: bool) -> dict[str, Any]:
+def fit_arguments(train: SyntheticData, validation: SyntheticData | None, shuffle: bool) -> dict[str, Any]:
     """`model.fit`'s data arguments for synthetic batches, as it runs them fastest on the
     running Keras backend; training batches come in a new random order each epoch when
     `shuffle`, as Keras orders a PyDataset's.
@@ -156,8 +192,11 @@ def fit_arguments(train: SyntheticData, validation: SyntheticData | None,
     """
     if keras.backend.backend() != "tensorflow":
         return {"x": train, "validation_data": validation, "shuffle": shuffle}
-    return {"x": _tf_dataset(train, shuffle), "shuffle": False,
-            "validation_data": _tf_dataset(validation, False) if validation is not None else None}
+    return {
+        "x": _tf_dataset(train, shuffle),
+        "shuffle": False,
+        "validation_data": _tf_dataset(validation, False) if validation is not None else None,
+    }
 
 
 def _tf_dataset(data: SyntheticData, shuffle: bool) -> Any:
@@ -165,7 +204,8 @@ def _tf_dataset(data: SyntheticData, shuffle: bool) -> Any:
 
     batch = data.batch_size if data.samples % data.batch_size == 0 else None
     signature = keras.tree.map_structure(
-        lambda a: tf.TensorSpec((batch, *a.shape[1:]), tf.as_dtype(a.dtype)), data[0])
+        lambda a: tf.TensorSpec((batch, *a.shape[1:]), tf.as_dtype(a.dtype)), data[0]
+    )
 
     def batches():
         order = list(range(len(data)))
@@ -195,15 +235,17 @@ class ArrayData:
             return self, None
         cut = int(len(self) * (1 - fraction))
         if cut <= 0 or cut >= len(self):
-            raise SpecErrors.single(f"a validation split of {fraction} leaves no samples on one side "
-                                    f"of {len(self)}")
+            raise SpecErrors.single(
+                f"a validation split of {fraction} leaves no samples on one side of {len(self)}"
+            )
         head = ArrayData({k: v[:cut] for k, v in self.x.items()}, {k: v[:cut] for k, v in self.y.items()})
         tail = ArrayData({k: v[cut:] for k, v in self.x.items()}, {k: v[cut:] for k, v in self.y.items()})
         return head, tail
 
 
-def checked_arrays(arrays: dict[str, np.ndarray], file: str, loaded: LoadedSpec,
-                   model: keras.Model) -> ArrayData:
+def checked_arrays(
+    arrays: dict[str, np.ndarray], file: str, loaded: LoadedSpec, model: keras.Model
+) -> ArrayData:
     """The arrays of an .npz file (see `graphspec.arrays.load_arrays`) as inputs and targets of
     `model`, built from `loaded`. Every problem is reported at once, naming the array, as
     `SpecErrors`: a missing array, a wrong shape, dtype or sample count, an index past a

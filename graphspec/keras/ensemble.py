@@ -55,8 +55,10 @@ def _signature(model: keras.Model) -> tuple[dict[str, Any], dict[str, Any]]:
 def _named(tensors: Any) -> dict[str, Any]:
     if isinstance(tensors, dict):
         return dict(tensors)
-    raise SpecErrors.single("a member model has unnamed inputs or outputs; graphspec ensembles models "
-                            "it built (named inputs and outputs)")
+    raise SpecErrors.single(
+        "a member model has unnamed inputs or outputs; graphspec ensembles models "
+        "it built (named inputs and outputs)"
+    )
 
 
 def load_members(runs: list[Path]) -> list[Member]:
@@ -69,8 +71,10 @@ def load_members(runs: list[Path]) -> list[Member]:
         model_path, spec_path = run / rd.MODEL_FILE, run / rd.SPEC_FILE
         for path in (model_path, spec_path):
             if not path.is_file():
-                raise SpecErrors.single(f"{run} is not a run directory: it has no {path.name}",
-                                        hint="name folders that `graphspec train` or `graphspec tune` wrote")
+                raise SpecErrors.single(
+                    f"{run} is not a run directory: it has no {path.name}",
+                    hint="name folders that `graphspec train` or `graphspec tune` wrote",
+                )
         try:
             model = keras.models.load_model(model_path, compile=False)
         except Exception as exc:
@@ -81,21 +85,28 @@ def load_members(runs: list[Path]) -> list[Member]:
         inputs, outputs = _signature(member.model)
         what = f"run {member.run}"
         if sorted(outputs) != sorted(first_outputs):
-            raise SpecErrors.single(f"{what} has outputs ({', '.join(sorted(outputs))}), which do not match "
-                                    f"run {members[0].run}'s ({', '.join(sorted(first_outputs))})",
-                                    hint="an ensemble averages models that make the same outputs")
+            raise SpecErrors.single(
+                f"{what} has outputs ({', '.join(sorted(outputs))}), which do not match "
+                f"run {members[0].run}'s ({', '.join(sorted(first_outputs))})",
+                hint="an ensemble averages models that make the same outputs",
+            )
         for name, shape in outputs.items():
             if shape != first_outputs[name]:
-                raise SpecErrors.single(f"{what}: output '{name}' has shape {_shape(shape)}, and run "
-                                        f"{members[0].run}'s has {_shape(first_outputs[name])}")
+                raise SpecErrors.single(
+                    f"{what}: output '{name}' has shape {_shape(shape)}, and run "
+                    f"{members[0].run}'s has {_shape(first_outputs[name])}"
+                )
         if sorted(inputs) != sorted(first_inputs):
-            raise SpecErrors.single(f"{what} reads inputs ({', '.join(sorted(inputs))}), which do not match "
-                                    f"run {members[0].run}'s ({', '.join(sorted(first_inputs))})")
+            raise SpecErrors.single(
+                f"{what} reads inputs ({', '.join(sorted(inputs))}), which do not match "
+                f"run {members[0].run}'s ({', '.join(sorted(first_inputs))})"
+            )
         for name, (shape, dtype) in inputs.items():
             if (shape, dtype) != first_inputs[name]:
                 raise SpecErrors.single(
                     f"{what}: input '{name}' is {_shape(shape)} {dtype}, and run {members[0].run}'s is "
-                    f"{_shape(first_inputs[name][0])} {first_inputs[name][1]}")
+                    f"{_shape(first_inputs[name][0])} {first_inputs[name][1]}"
+                )
     return members
 
 
@@ -117,8 +128,10 @@ def predictions(members: list[Member], x: dict[str, np.ndarray]) -> dict[str, np
 
 def average(stacked: dict[str, np.ndarray], weights: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
     """The weighted average of the members' predictions on the samples `rows`."""
-    return {name: np.tensordot(np.asarray(weights, dtype=np.float32), values[:, rows], axes=1)
-            for name, values in stacked.items()}
+    return {
+        name: np.tensordot(np.asarray(weights, dtype=np.float32), values[:, rows], axes=1)
+        for name, values in stacked.items()
+    }
 
 
 class Scorer:
@@ -172,9 +185,11 @@ def _metric(name: str, loss: Any) -> Any:
         try:
             found = keras.losses.get(name)
         except (ValueError, TypeError):
-            raise SpecErrors.single(f"unknown metric '{name}'",
-                                    hint="name a Keras metric or loss: accuracy, mae, mse, ...") from None
+            raise SpecErrors.single(
+                f"unknown metric '{name}'", hint="name a Keras metric or loss: accuracy, mae, mse, ..."
+            ) from None
     if isinstance(found, keras.metrics.Metric):
+
         def stateful(y_true: np.ndarray, y_pred: np.ndarray) -> float:
             found.reset_state()
             found.update_state(y_true, y_pred)
@@ -188,8 +203,9 @@ def averaged_model(members: list[Member], weights: np.ndarray, name: str) -> ker
     """One functional model: the members nested as layers, each output their weighted sum.
     Members with weight 0 are left out."""
     first = members[0].model
-    inputs = {key: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=key)
-              for key, t in _named(first.input).items()}
+    inputs = {
+        key: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=key) for key, t in _named(first.input).items()
+    }
     made = []
     for i, (member, weight) in enumerate(zip(members, weights, strict=True)):
         if weight <= 0:
@@ -200,10 +216,15 @@ def averaged_model(members: list[Member], weights: np.ndarray, name: str) -> ker
         made.append((i, float(weight), nested(inputs)))
     outputs = {}
     for key in _named(first.output):
-        scaled = [keras.layers.Rescaling(scale=weight, name=f"{key}_weight_{i}")(out[key])
-                  for i, weight, out in made]
-        outputs[key] = (keras.layers.Add(name=key)(scaled) if len(scaled) > 1 else
-                        keras.layers.Identity(name=key)(scaled[0]))
+        scaled = [
+            keras.layers.Rescaling(scale=weight, name=f"{key}_weight_{i}")(out[key])
+            for i, weight, out in made
+        ]
+        outputs[key] = (
+            keras.layers.Add(name=key)(scaled)
+            if len(scaled) > 1
+            else keras.layers.Identity(name=key)(scaled[0])
+        )
     return keras.Model(inputs, outputs, name=f"{name}_ensemble")
 
 

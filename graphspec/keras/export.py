@@ -97,14 +97,17 @@ def load_keras_file(path: Path) -> tuple[keras.Model, dict[str, Any]]:
     if not path.is_file():
         raise SpecErrors.single(f"no such file: {path}")
     if not zipfile.is_zipfile(path):
-        raise SpecErrors.single(f"{path} is not a Keras model file (.keras): it is not a zip archive",
-                                hint="save the model with model.save('model.keras')")
+        raise SpecErrors.single(
+            f"{path} is not a Keras model file (.keras): it is not a zip archive",
+            hint="save the model with model.save('model.keras')",
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read("config.json"))
     except (KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise SpecErrors.single(f"{path} is not a Keras model file (.keras): it has no readable "
-                                f"config.json ({exc})") from None
+        raise SpecErrors.single(
+            f"{path} is not a Keras model file (.keras): it has no readable config.json ({exc})"
+        ) from None
     _refuse_foreign_classes(config, path)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -121,13 +124,17 @@ def _refuse_foreign_classes(config: Any, path: Path) -> None:
         module, class_name = str(item.get("module") or ""), item.get("class_name")
         name = (item.get("config") or {}).get("name", "?")
         if class_name in catalog.UNSAFE_LAYERS:
-            raise SpecErrors.single(f"{path}: layer '{name}' is a {class_name} layer, which graphspec "
-                                    f"refuses: {catalog.UNSAFE_LAYERS[class_name]}, and a spec cannot "
-                                    "run code")
+            raise SpecErrors.single(
+                f"{path}: layer '{name}' is a {class_name} layer, which graphspec "
+                f"refuses: {catalog.UNSAFE_LAYERS[class_name]}, and a spec cannot "
+                "run code"
+            )
         if not module.startswith("keras") or item.get("registered_name") not in (None, class_name):
             registered = item.get("registered_name") or f"{module}.{class_name}"
-            raise SpecErrors.single(f"{path}: layer '{name}' is of class '{registered}', which is not "
-                                    "Keras's own; a spec can only name keras.layers classes")
+            raise SpecErrors.single(
+                f"{path}: layer '{name}' is of class '{registered}', which is not "
+                "Keras's own; a spec can only name keras.layers classes"
+            )
 
 
 def _walk_layers(config: Any):
@@ -147,20 +154,24 @@ def application(name: str, args: dict[str, Any]) -> keras.Model:
     if constructor_name not in catalog.catalog()["applications"]:
         from graphspec.errors import did_you_mean
 
-        raise SpecErrors.single(f"keras.applications has no model '{constructor_name}'",
-                                hint=did_you_mean(constructor_name, catalog.catalog()["applications"]))
+        raise SpecErrors.single(
+            f"keras.applications has no model '{constructor_name}'",
+            hint=did_you_mean(constructor_name, catalog.catalog()["applications"]),
+        )
     try:
         return getattr(keras.applications, constructor_name)(**{"weights": None, **args})
     except Exception as exc:
-        raise SpecErrors.single(f"keras.applications.{constructor_name} refused its arguments: "
-                                f"{_short(exc)}") from None
+        raise SpecErrors.single(
+            f"keras.applications.{constructor_name} refused its arguments: {_short(exc)}"
+        ) from None
 
 
 # ---------------------------------------------------------------- export
 
 
-def export_model(model: keras.Model, compile_config: dict[str, Any] | None = None,
-                 origin: str = "") -> Export:
+def export_model(
+    model: keras.Model, compile_config: dict[str, Any] | None = None, origin: str = ""
+) -> Export:
     """The spec of `model`. `compile_config` (as `model.get_compile_config()` gives it) adds
     losses, loss weights, metrics and the optimizer; by default the model's own, if compiled.
 
@@ -176,12 +187,16 @@ def _functional(model: keras.Model) -> Any:
     if isinstance(model, keras.Sequential):
         graph = getattr(model, "_functional", None)
         if graph is None:
-            raise SpecErrors.single(f"Sequential model '{model.name}' has no input shape, so it has no "
-                                    "graph yet", hint="start it with keras.Input(shape=...), or build it")
+            raise SpecErrors.single(
+                f"Sequential model '{model.name}' has no input shape, so it has no graph yet",
+                hint="start it with keras.Input(shape=...), or build it",
+            )
         return graph
     if not hasattr(model, "_nodes_by_depth"):
-        raise SpecErrors.single(f"model '{model.name}' is a subclassed model ({type(model).__name__}): "
-                                "only functional and Sequential models have a graph to export")
+        raise SpecErrors.single(
+            f"model '{model.name}' is a subclassed model ({type(model).__name__}): "
+            "only functional and Sequential models have a graph to export"
+        )
     return model
 
 
@@ -235,8 +250,9 @@ class _Exporter:
         calls = []
         for node in nodes:
             op = node.operation
-            if node.is_input or (isinstance(op, keras.layers.InputLayer)
-                                 and all(id(t) in input_ids for t in node.outputs)):
+            if node.is_input or (
+                isinstance(op, keras.layers.InputLayer) and all(id(t) in input_ids for t in node.outputs)
+            ):
                 continue
             calls.append(node)
         read = {make_node_key(*t._keras_history[:2]) for t in tree.flatten(graph._outputs_struct)}
@@ -257,8 +273,10 @@ class _Exporter:
                     continue  # a mask computation: Keras makes it again from the layers
                 raise SpecErrors.single(
                     f"'{op.name}' is the keras.ops operation {_op_name(op)}, not a layer: a spec can only "
-                    "hold layers", hint="write it as a layer (keras.layers has one for most operations: "
-                                        "Add, Multiply, Concatenate, Reshape, Activation, ...)")
+                    "hold layers",
+                    hint="write it as a layer (keras.layers has one for most operations: "
+                    "Add, Multiply, Concatenate, Reshape, Activation, ...)",
+                )
             if id(op) in self.first_call:
                 name = self._claim(op.name)  # the first call has the layer's name: this is NAME_2, ...
                 entry: dict[str, Any] = {"share": self.first_call[id(op)]}
@@ -282,9 +300,11 @@ class _Exporter:
 
     def _check_name(self, name: str, what: str) -> str:
         if not NAME.match(name):
-            raise SpecErrors.single(f"{what} '{name}' cannot be a node name: a node name is letters, "
-                                    "digits, '_', '.' and '-', starting with a letter or '_'",
-                                    hint="rename the layer in Keras before exporting")
+            raise SpecErrors.single(
+                f"{what} '{name}' cannot be a node name: a node name is letters, "
+                "digits, '_', '.' and '-', starting with a letter or '_'",
+                hint="rename the layer in Keras before exporting",
+            )
         return name
 
     def _explicit_arguments(self, node: Any) -> tuple[tuple, dict]:
@@ -296,8 +316,12 @@ class _Exporter:
             parameters = inspect.signature(op.call).parameters
         except (TypeError, ValueError):
             parameters = {}
-        names = [p for p in parameters if parameters[p].kind in (inspect.Parameter.POSITIONAL_ONLY,
-                                                                 inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        names = [
+            p
+            for p in parameters
+            if parameters[p].kind
+            in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        ]
         for key in list(kwargs):
             value = kwargs[key]
             if key == "mask" or key.endswith("_mask"):
@@ -319,8 +343,10 @@ class _Exporter:
         tensor_kwargs = {k: v for k, v in kwargs.items() if _has_tensor(v)}
         for value in list(args) + list(tensor_kwargs.values()):
             if _has_non_tensor(value):
-                raise SpecErrors.single(f"layer '{name}' is called with a value that is not a tensor "
-                                        f"among its tensors ({_short(value)}): a spec cannot write it")
+                raise SpecErrors.single(
+                    f"layer '{name}' is called with a value that is not a tensor "
+                    f"among its tensors ({_short(value)}): a spec cannot write it"
+                )
         entry: dict[str, Any] = {}
         if len(args) == 1 and not tensor_kwargs:
             inbound = self._refs(args[0], name, op)
@@ -330,8 +356,10 @@ class _Exporter:
             except (TypeError, ValueError):
                 parameters = []
             if len(args) > len(parameters):
-                raise SpecErrors.single(f"layer '{name}' is called with {len(args)} positional arguments, "
-                                        "more than its call names")
+                raise SpecErrors.single(
+                    f"layer '{name}' is called with {len(args)} positional arguments, "
+                    "more than its call names"
+                )
             inbound = {parameters[i]: self._refs(a, name, op, nested_ok=False) for i, a in enumerate(args)}
             inbound.update({k: self._refs(v, name, op, nested_ok=False) for k, v in tensor_kwargs.items()})
         entry["in"] = inbound
@@ -344,17 +372,24 @@ class _Exporter:
             return self._ref(value)
         if isinstance(value, (list, tuple)) and all(_is_tensor(v) for v in value):
             return [self._ref(v) for v in value]
-        if isinstance(value, dict) and nested_ok and _is_model(op) and \
-                all(_is_tensor(v) for v in value.values()):
+        if (
+            isinstance(value, dict)
+            and nested_ok
+            and _is_model(op)
+            and all(_is_tensor(v) for v in value.values())
+        ):
             return {k: self._ref(v) for k, v in value.items()}
-        raise SpecErrors.single(f"layer '{name}' reads its inputs in a structure a spec cannot write "
-                                f"({type(value).__name__} of tensors)")
+        raise SpecErrors.single(
+            f"layer '{name}' reads its inputs in a structure a spec cannot write "
+            f"({type(value).__name__} of tensors)"
+        )
 
     def _layer_entry(self, layer: Any, name: str) -> dict[str, Any]:
         if _is_model(layer):
             file = f"{self.spec_name}.{name}.yaml"
-            inner = _Exporter(layer, f"layer '{name}' of {self.origin or self.spec_name}",
-                              spec_name=_spec_name(layer.name))
+            inner = _Exporter(
+                layer, f"layer '{name}' of {self.origin or self.spec_name}", spec_name=_spec_name(layer.name)
+            )
             self.nested[file] = inner.export({})
             return {"spec": file}
         return {"type": layer_type(layer), **layer_arguments(layer)}
@@ -392,8 +427,9 @@ def _output_names(model: keras.Model) -> list[str]:
     names = []
     for tensor in tree.flatten(structure):
         op, _, index = tensor._keras_history
-        names.append(op.name if len(op._inbound_nodes[tensor._keras_history[1]].outputs) == 1
-                     else f"{op.name}_{index}")
+        names.append(
+            op.name if len(op._inbound_nodes[tensor._keras_history[1]].outputs) == 1 else f"{op.name}_{index}"
+        )
     return names
 
 
@@ -458,12 +494,16 @@ def layer_type(layer: Any) -> str:
     """The catalog name of a layer's class; refuses Lambda and classes not in keras.layers."""
     name = type(layer).__name__
     if name in catalog.UNSAFE_LAYERS:
-        raise SpecErrors.single(f"layer '{layer.name}' is a {name} layer, which graphspec refuses: "
-                                f"{catalog.UNSAFE_LAYERS[name]}, and a spec cannot run code")
+        raise SpecErrors.single(
+            f"layer '{layer.name}' is a {name} layer, which graphspec refuses: "
+            f"{catalog.UNSAFE_LAYERS[name]}, and a spec cannot run code"
+        )
     if catalog.layer(name) is None or getattr(keras.layers, name, None) is not type(layer):
         where = f"{type(layer).__module__}.{name}"
-        raise SpecErrors.single(f"layer '{layer.name}' is of class '{where}', which is not a keras.layers "
-                                "class; a spec can only name Keras's own layers")
+        raise SpecErrors.single(
+            f"layer '{layer.name}' is of class '{where}', which is not a keras.layers "
+            "class; a spec can only name Keras's own layers"
+        )
     return name
 
 
@@ -478,8 +518,11 @@ def layer_arguments(layer: Any) -> dict[str, Any]:
     config = layer.get_config()
     target = _normal(config)
     allowed = set(entry["args"])
-    values = {k: _spec_value(v, f"layer '{layer.name}': argument '{k}'") for k, v in config.items()
-              if k not in _IGNORED_CONFIG_KEYS and k in allowed}
+    values = {
+        k: _spec_value(v, f"layer '{layer.name}': argument '{k}'")
+        for k, v in config.items()
+        if k not in _IGNORED_CONFIG_KEYS and k in allowed
+    }
     args = {k: values[k] for k in entry["required"] if k in values}
     differing: list[str] = []
     # Add what differs until nothing more does: an argument can change another's default
@@ -499,8 +542,10 @@ def layer_arguments(layer: Any) -> dict[str, Any]:
     rebuilt = _normal(_rebuild(type_name, args, layer.name))
     if rebuilt != target:
         keys = sorted(k for k in set(rebuilt) | set(target) if rebuilt.get(k) != target.get(k))
-        raise SpecErrors.single(f"layer '{layer.name}' ({type_name}) cannot be written as a spec: rebuilt "
-                                f"from its arguments it differs in {', '.join(keys)}")
+        raise SpecErrors.single(
+            f"layer '{layer.name}' ({type_name}) cannot be written as a spec: rebuilt "
+            f"from its arguments it differs in {', '.join(keys)}"
+        )
     return {k: _compact(k, v) for k, v in args.items()}
 
 
@@ -510,8 +555,10 @@ def _rebuild(type_name: str, args: dict[str, Any], layer_name: str) -> dict[str,
     try:
         return make_layer(type_name, args, name=None).get_config()
     except Exception as exc:
-        raise SpecErrors.single(f"layer '{layer_name}' ({type_name}) cannot be rebuilt from the arguments "
-                                f"{sorted(args)}: {_short(exc)}") from None
+        raise SpecErrors.single(
+            f"layer '{layer_name}' ({type_name}) cannot be rebuilt from the arguments "
+            f"{sorted(args)}: {_short(exc)}"
+        ) from None
 
 
 def _normal(config: dict[str, Any]) -> dict[str, Any]:
@@ -548,8 +595,11 @@ def _spec_value(value: Any, what: str) -> Any:
             default = cls().get_config()
         except Exception:
             default = {}
-        args = {k: _spec_value(v, what) for k, v in config.items()
-                if k not in default or _normal_value(default[k]) != _normal_value(v)}
+        args = {
+            k: _spec_value(v, what)
+            for k, v in config.items()
+            if k not in default or _normal_value(default[k]) != _normal_value(v)
+        }
         return {"type": class_name, **args}
     if module == "keras.layers" and catalog.layer(class_name) is not None:
         inner = keras.layers.deserialize(value)
@@ -572,8 +622,12 @@ _TUPLE_ARGS = ("kernel_size", "strides", "pool_size", "dilation_rate")
 
 
 def _compact(key: str, value: Any) -> Any:
-    if key in _TUPLE_ARGS and isinstance(value, list) and value and \
-            all(isinstance(v, int) and v == value[0] for v in value):
+    if (
+        key in _TUPLE_ARGS
+        and isinstance(value, list)
+        and value
+        and all(isinstance(v, int) and v == value[0] for v in value)
+    ):
         return value[0]
     return value
 
@@ -599,8 +653,11 @@ def _object_spec(value: Any, module: Any, what: str) -> Any:
             default = cls().get_config()
         except Exception:
             default = {}
-        args = {k: _spec_value(v, what) for k, v in config.items()
-                if k not in default or _normal_value(default[k]) != _normal_value(v)}
+        args = {
+            k: _spec_value(v, what)
+            for k, v in config.items()
+            if k not in default or _normal_value(default[k]) != _normal_value(v)
+        }
         return {"type": value["class_name"], **args}
     raise SpecErrors.single(f"{what} is {_short(value)}, which a spec cannot write")
 
@@ -636,8 +693,9 @@ def _add_losses(outputs: dict[str, dict[str, Any]], config: dict[str, Any]) -> N
         found = metrics.get(name)
         if found:
             found = found if isinstance(found, (list, tuple)) else [found]
-            output["metrics"] = [_object_spec(m, keras.metrics, f"a metric of output '{name}'")
-                                 for m in found]
+            output["metrics"] = [
+                _object_spec(m, keras.metrics, f"a metric of output '{name}'") for m in found
+            ]
 
 
 def _compile_section(config: dict[str, Any]) -> dict[str, Any]:
@@ -683,8 +741,10 @@ def export_source(source: str, args: list[str] | None = None) -> Export:
         shown = ", ".join(f"{k}={v!r}" for k, v in {"weights": None, **kwargs}.items())
         return export_model(model, {}, origin=f"keras.{source}({shown})")
     if args:
-        raise SpecErrors.single("--arg sets arguments of a keras.applications constructor; "
-                                f"'{source}' is a file", hint="export applications.NAME --arg KEY=VALUE")
+        raise SpecErrors.single(
+            f"--arg sets arguments of a keras.applications constructor; '{source}' is a file",
+            hint="export applications.NAME --arg KEY=VALUE",
+        )
     model, compile_config = load_keras_file(Path(source))
     return export_model(model, compile_config, origin=source)
 

@@ -62,8 +62,9 @@ class TrialReporter(keras.callbacks.Callback):
         self.fit_seconds = time.perf_counter() - self._start - self._own
 
 
-def synthetic_arrays(loaded: LoadedSpec, *, kind: str, samples: int, seed: int,
-                     seq_len: int | None = None) -> dict[str, np.ndarray]:
+def synthetic_arrays(
+    loaded: LoadedSpec, *, kind: str, samples: int, seed: int, seq_len: int | None = None
+) -> dict[str, np.ndarray]:
     """`samples` synthetic samples for `loaded`, keyed by input and output names, as an .npz holds.
 
     Made once for a whole search, so every trial learns the same function from the same samples:
@@ -73,8 +74,16 @@ def synthetic_arrays(loaded: LoadedSpec, *, kind: str, samples: int, seed: int,
     keras.utils.set_random_seed(seed)
     model = loaded.build(compile=False)
     batch = min(samples, 256)
-    data, _ = synthetic_datasets(loaded, model, kind=kind, samples=samples, batch_size=batch,
-                                 validation_split=0.0, seed=seed, seq_len=seq_len)
+    data, _ = synthetic_datasets(
+        loaded,
+        model,
+        kind=kind,
+        samples=samples,
+        batch_size=batch,
+        validation_split=0.0,
+        seed=seed,
+        seq_len=seq_len,
+    )
     parts = [data[i] for i in range(len(data))]
     arrays = {name: np.concatenate([x[name] for x, _ in parts]) for name in parts[0][0]}
     arrays.update({name: np.concatenate([y[name] for _, y in parts]) for name in parts[0][1]})
@@ -105,9 +114,13 @@ def reported_metrics(loaded: LoadedSpec, data: Path | dict[str, np.ndarray], val
     found = data if isinstance(data, dict) else arr.load_arrays(data)
     arrays = checked_arrays(found, "synthetic data" if isinstance(data, dict) else str(data), loaded, model)
     count = min(len(arrays), 8)
-    logs = model.evaluate({k: v[:count] for k, v in arrays.x.items()},
-                          {k: v[:count] for k, v in arrays.y.items()},
-                          batch_size=count, verbose=0, return_dict=True)
+    logs = model.evaluate(
+        {k: v[:count] for k, v in arrays.x.items()},
+        {k: v[:count] for k, v in arrays.y.items()},
+        batch_size=count,
+        verbose=0,
+        return_dict=True,
+    )
     keras.backend.clear_session(free_memory=False)
     names = sorted(logs)
     return names + [f"val_{name}" for name in names] if validation else names
@@ -116,4 +129,3 @@ def reported_metrics(loaded: LoadedSpec, data: Path | dict[str, np.ndarray], val
 def fresh_session() -> None:
     """Free the last trial's graph and layer-name counters before the next one builds."""
     keras.backend.clear_session(free_memory=False)
-

@@ -26,5 +26,7 @@ def node_signatures(loaded: LoadedSpec) -> dict[str, list[Signature]]:
     """For each input and built layer node, the shape (batch axis first, None where unknown)
     and dtype of each tensor it outputs. Builds the model, so TensorFlow is imported."""
     _, tensors = build_model_and_tensors(loaded, compile=False)
-    return {name: [(suffix, tuple(tensor.shape), str(tensor.dtype)) for suffix, tensor in flatten(value)]
-            for name, value in tensors.items()}
+    return {
+        name: [(suffix, tuple(tensor.shape), str(tensor.dtype)) for suffix, tensor in flatten(value)]
+        for name, value in tensors.items()
+    }

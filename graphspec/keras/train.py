@@ -72,10 +72,17 @@ class EpochHistory(keras.callbacks.Callback):
         rd.write_history(self.directory, self.history)
 
 
-def train(loaded: LoadedSpec, source: DataSource, *, out: Path | None = None,
-          runs_root: Path = Path("runs"), verbose: int | str = "auto",
-          extra_callbacks: list[keras.callbacks.Callback] | None = None,
-          resume: bool = False, announce: Callable[[Path], None] | None = None) -> TrainResult:
+def train(
+    loaded: LoadedSpec,
+    source: DataSource,
+    *,
+    out: Path | None = None,
+    runs_root: Path = Path("runs"),
+    verbose: int | str = "auto",
+    extra_callbacks: list[keras.callbacks.Callback] | None = None,
+    resume: bool = False,
+    announce: Callable[[Path], None] | None = None,
+) -> TrainResult:
     """Train the model `loaded` describes, as its `train` section says, into a run directory.
 
     `loaded.spec.train` already holds every override (flags are passed as `--set train.x=...`).
@@ -93,10 +100,12 @@ def train(loaded: LoadedSpec, source: DataSource, *, out: Path | None = None,
     if source.val_data is not None and source.data is None:
         raise SpecErrors.single("--val-data needs --data: synthetic runs make their own validation data")
     if source.val_data is not None and settings.validation_split:
-        raise SpecErrors.single("give either --val-data or a validation split, not both",
-                                loaded.location("train", "validation_split"),
-                                hint="add --validation-split 0 to validate on --val-data",
-                                sources=loaded.diagnostics.sources)
+        raise SpecErrors.single(
+            "give either --val-data or a validation split, not both",
+            loaded.location("train", "validation_split"),
+            hint="add --validation-split 0 to validate on --val-data",
+            sources=loaded.diagnostics.sources,
+        )
     # Files are read before TensorFlow builds anything, so a missing one fails at once.
     files = {}
     if source.data is not None:
@@ -111,8 +120,14 @@ def train(loaded: LoadedSpec, source: DataSource, *, out: Path | None = None,
     if source.synthetic:
         kind = source.kind or settings.synthetic
         train_data, val_data = synthetic_datasets(
-            loaded, model, kind=kind, samples=settings.samples, batch_size=settings.batch_size,
-            validation_split=settings.validation_split, seed=seed)
+            loaded,
+            model,
+            kind=kind,
+            samples=settings.samples,
+            batch_size=settings.batch_size,
+            validation_split=settings.validation_split,
+            seed=seed,
+        )
         source = DataSource(True, kind)
         sample = val_data.inputs(0) if val_data is not None else None
         fit_args: dict[str, Any] = fit_arguments(train_data, val_data, settings.shuffle)
@@ -123,9 +138,13 @@ def train(loaded: LoadedSpec, source: DataSource, *, out: Path | None = None,
         else:
             arrays, validation = arrays.split(settings.validation_split)
         sample = {k: v[:1] for k, v in validation.x.items()} if validation is not None else None
-        fit_args = {"x": arrays.x, "y": arrays.y, "batch_size": settings.batch_size,
-                    "shuffle": settings.shuffle,
-                    "validation_data": (validation.x, validation.y) if validation is not None else None}
+        fit_args = {
+            "x": arrays.x,
+            "y": arrays.y,
+            "batch_size": settings.batch_size,
+            "shuffle": settings.shuffle,
+            "validation_data": (validation.x, validation.y) if validation is not None else None,
+        }
     if sample is not None:
         sample = {k: np.asarray(v[:1]) for k, v in sample.items()}
 
@@ -134,9 +153,14 @@ def train(loaded: LoadedSpec, source: DataSource, *, out: Path | None = None,
     if announce is not None:
         announce(final)
     with rd.RunDirectory(final, resume=resume) as run:
-        callbacks = build_callbacks(loaded, model, run.path, backup_root=final.parent,
-                                    validation_sample=sample,
-                                    tensors=activation_tensors(tensors, layer_nodes))
+        callbacks = build_callbacks(
+            loaded,
+            model,
+            run.path,
+            backup_root=final.parent,
+            validation_sample=sample,
+            tensors=activation_tensors(tensors, layer_nodes),
+        )
         if not any(isinstance(c, keras.callbacks.BackupAndRestore) for c in callbacks):
             # Keras keeps the previous backup while writing the next, so a kill mid-write
             # still leaves one to resume from.
@@ -145,11 +169,9 @@ def train(loaded: LoadedSpec, source: DataSource, *, out: Path | None = None,
         callbacks += [epochs, *(extra_callbacks or [])]
         if not resume:
             rd.write_spec(run.path, loaded, seed)
-            rd.write_json(run.path / rd.OVERRIDES_FILE,
-                          {"overrides": loaded.overrides, **source.describe()})
+            rd.write_json(run.path / rd.OVERRIDES_FILE, {"overrides": loaded.overrides, **source.describe()})
             rd.write_json(run.path / "fingerprint.json", fingerprint(loaded).as_dict())
-        model.fit(epochs=settings.epochs, callbacks=callbacks,
-                  verbose=verbose, **fit_args)
+        model.fit(epochs=settings.epochs, callbacks=callbacks, verbose=verbose, **fit_args)
         values = epochs.history
         rd.write_history(run.path, values)
         save_model(model, run.path / rd.MODEL_FILE)

@@ -43,8 +43,9 @@ def _layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
     return {layer.name: layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)}
 
 
-def _match(target: keras.Model, source: keras.Model, prefix: str, label: str,
-           pairs: list, diagnostics: Diagnostics) -> None:
+def _match(
+    target: keras.Model, source: keras.Model, prefix: str, label: str, pairs: list, diagnostics: Diagnostics
+) -> None:
     mine, theirs = _layers(target), _layers(source)
     for name, layer in mine.items():
         where = f"{prefix}{name}"
@@ -58,17 +59,26 @@ def _match(target: keras.Model, source: keras.Model, prefix: str, label: str,
             continue
         ours, source_weights = layer.weights, other.get_weights()
         if len(ours) != len(source_weights):
-            diagnostics.error(f"layer '{where}' has {len(ours)} weights, but in {label} it has "
-                              f"{len(source_weights)} ({type(layer).__name__} vs {type(other).__name__})")
+            diagnostics.error(
+                f"layer '{where}' has {len(ours)} weights, but in {label} it has "
+                f"{len(source_weights)} ({type(layer).__name__} vs {type(other).__name__})"
+            )
             continue
-        bad = [(v.path, tuple(v.shape), w.shape) for v, w in zip(ours, source_weights, strict=True)
-               if tuple(v.shape) != tuple(w.shape)]
+        bad = [
+            (v.path, tuple(v.shape), w.shape)
+            for v, w in zip(ours, source_weights, strict=True)
+            if tuple(v.shape) != tuple(w.shape)
+        ]
         for path, shape, theirs_shape in bad:
-            diagnostics.error(f"layer '{where}': weight '{path.split('/')[-1]}' has shape {shape}, but in "
-                              f"{label} it has shape {tuple(theirs_shape)}")
+            diagnostics.error(
+                f"layer '{where}': weight '{path.split('/')[-1]}' has shape {shape}, but in "
+                f"{label} it has shape {tuple(theirs_shape)}"
+            )
         if not bad and ours:
             pairs.append((layer, source_weights))
     for name, layer in theirs.items():
         if name not in mine and layer.weights:
-            diagnostics.error(f"{label} has weights for layer '{prefix}{name}', which the model built from "
-                              "the spec does not have")
+            diagnostics.error(
+                f"{label} has weights for layer '{prefix}{name}', which the model built from "
+                "the spec does not have"
+            )

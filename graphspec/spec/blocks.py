@@ -42,17 +42,17 @@ BLOCK_KEYS = ("doc", "params", "in", "layers", "out")
 LIBRARY_KEYS = ("graphspec", "doc", "include", "blocks")
 # Keys that make a node a layer; a use cannot have them.
 _LAYER_KINDS = ("type", "share", "spec")
-MAX_DEPTH = 16          # blocks using blocks, and files including files
-MAX_NODES = 100_000     # generated nodes: stops `repeat: 1000000000`
+MAX_DEPTH = 16  # blocks using blocks, and files including files
+MAX_NODES = 100_000  # generated nodes: stops `repeat: 1000000000`
 
 
 @dataclass(frozen=True)
 class Use:
     """One instance of a block: the node that uses it, and which copy when the use repeats."""
 
-    name: str                       # the use's full name: `stage2`, or `stage2.1.proj` inside a block
+    name: str  # the use's full name: `stage2`, or `stage2.1.proj` inside a block
     block: str
-    copy: int | None = None         # 0, 1, ... when the use has `repeat`
+    copy: int | None = None  # 0, 1, ... when the use has `repeat`
     repeat: int | None = None
     location: Location | None = None  # the use's key, in the file that writes it
 
@@ -116,8 +116,7 @@ def _is_use(node: Any) -> bool:
 
 def _local_name(name: Any) -> bool:
     # Local names are joined with dots into generated names, so they have no dots themselves.
-    return isinstance(name, str) and REFERENCE.match(name) is not None and "[" not in name \
-        and "." not in name
+    return isinstance(name, str) and REFERENCE.match(name) is not None and "[" not in name and "." not in name
 
 
 class _TooLarge(Exception):
@@ -132,14 +131,14 @@ _IN_PROGRESS = object()
 class _Block:
     name: str
     definition: dict
-    params: dict[str, Any]          # name -> default, or _REQUIRED
+    params: dict[str, Any]  # name -> default, or _REQUIRED
     inputs: list[str]
 
 
 @dataclass
 class _Instance:
     nodes: list[tuple[str, Any]]
-    outputs: list[tuple]            # per copy: (kind, names, references)
+    outputs: list[tuple]  # per copy: (kind, names, references)
     repeat: int | None
     block: str
 
@@ -148,11 +147,11 @@ class _Instance:
 class _Scope:
     """The layers of the spec, or of one instance of a block, being expanded."""
 
-    layers: dict[str, Any]          # local name -> node, block params substituted
-    source: Path                    # where `layers` is written: ("layers",) or ("blocks", B, "layers")
-    prefix: str                     # "" at the top, "stage2.1." inside an instance
+    layers: dict[str, Any]  # local name -> node, block params substituted
+    source: Path  # where `layers` is written: ("layers",) or ("blocks", B, "layers")
+    prefix: str  # "" at the top, "stage2.1." inside an instance
     env: dict[str, tuple[str, Location | None]]  # block input -> (reference, where the use gave it)
-    uses: tuple[Use, ...] = ()      # the instances this scope is inside, outermost first
+    uses: tuple[Use, ...] = ()  # the instances this scope is inside, outermost first
     block: str | None = None
     instances: dict[str, Any] = field(default_factory=dict)
     emitted: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
@@ -172,10 +171,10 @@ class _Expander:
         self.blocks: dict[str, _Block] = {}
         self.origins: dict[str, tuple[Use, ...]] = {}
         self.count = 0
-        self.failed = False   # a use was left unexpanded (its problem may have been reported earlier)
+        self.failed = False  # a use was left unexpanded (its problem may have been reported earlier)
         self._reported: set[tuple] = set()
         self._index: dict[tuple[str, str], list[tuple[Path, Location, bool]]] = {}
-        self._origin: dict[str, FilePath | None] = {}   # block -> the file defining it
+        self._origin: dict[str, FilePath | None] = {}  # block -> the file defining it
         self._included: set[FilePath] = set()
         self._include_failed = False
         self._sizes: dict[str, int] = {}
@@ -210,8 +209,11 @@ class _Expander:
         top = _Scope(layers, ("layers",), "", {})
         for name in layers:
             if _is_use(layers[name]) and name in (self.data.get("inputs") or {}):
-                self.error(f"layer '{name}' has the same name as an input", self.loc(top, ("layers", name),
-                           key=True), hint="every input and layer needs a name of its own")
+                self.error(
+                    f"layer '{name}' has the same name as an input",
+                    self.loc(top, ("layers", name), key=True),
+                    hint="every input and layer needs a name of its own",
+                )
         nodes = self._run_scope(top)
         self.data["layers"] = self._unique(nodes)
         self._rewrite_outputs(top)
@@ -221,8 +223,11 @@ class _Expander:
         result: dict[str, Any] = {}
         for name, node in nodes:
             if name in result:
-                self.error(f"two nodes are named '{name}'", self.positions.key_of(("layers", name)),
-                           hint="a use 'U' of a block makes nodes named 'U.LAYER': rename one of them")
+                self.error(
+                    f"two nodes are named '{name}'",
+                    self.positions.key_of(("layers", name)),
+                    hint="a use 'U' of a block makes nodes named 'U.LAYER': rename one of them",
+                )
                 continue
             result[name] = node
         return result
@@ -234,21 +239,31 @@ class _Expander:
         rewritten = {}
         for name, output in outputs.items():
             if isinstance(output, dict) and isinstance(output.get("from"), str):
-                output = {**output, "from": self._resolve(top, output["from"], ("outputs", name, "from"),
-                                                          f"output '{name}' is")}
-            elif name in top.layers and _is_use(top.layers[name]) and (output is None or
-                                                                      isinstance(output, dict)):
+                output = {
+                    **output,
+                    "from": self._resolve(
+                        top, output["from"], ("outputs", name, "from"), f"output '{name}' is"
+                    ),
+                }
+            elif (
+                name in top.layers
+                and _is_use(top.layers[name])
+                and (output is None or isinstance(output, dict))
+            ):
                 # The use is not a node: its output becomes the model output of the use's name.
-                output = {"from": self._resolve(top, name, ("outputs", name), f"output '{name}' is"),
-                          **(output or {})}
+                output = {
+                    "from": self._resolve(top, name, ("outputs", name), f"output '{name}' is"),
+                    **(output or {}),
+                }
                 self.positions.values[("outputs", name, "from")] = self.positions.key_of(("outputs", name))
             rewritten[name] = output
         self.data["outputs"] = rewritten
 
     # -- includes and definitions ----------------------------------------------------------
 
-    def _collect(self, data: dict, positions: Positions, base_dir: FilePath, chain: tuple,
-                 library: bool) -> None:
+    def _collect(
+        self, data: dict, positions: Positions, base_dir: FilePath, chain: tuple, library: bool
+    ) -> None:
         """Gather the blocks of `data` and of every file it includes, recursively."""
         blocks = data.get("blocks")
         if blocks is not None and not isinstance(blocks, dict):
@@ -289,7 +304,7 @@ class _Expander:
             self.error(f"include '{entry}' is this file itself", where)
             return
         if resolved in chain:
-            names = " -> ".join(os.path.basename(p) for p in chain[chain.index(resolved):])
+            names = " -> ".join(os.path.basename(p) for p in chain[chain.index(resolved) :])
             self.error(f"include '{entry}' includes itself: {names} -> {resolved.name}", where)
             return
         if len(chain) > MAX_DEPTH:
@@ -297,9 +312,12 @@ class _Expander:
             return
         if not resolved.is_file():
             candidates = [p.name for p in target.parent.glob("*.y*ml")] if target.parent.is_dir() else []
-            self.error(f"include '{entry}' does not exist", where,
-                       hint=did_you_mean(target.name, candidates) or
-                       f"paths are relative to the including file's folder ({base_dir})")
+            self.error(
+                f"include '{entry}' does not exist",
+                where,
+                hint=did_you_mean(target.name, candidates)
+                or f"paths are relative to the including file's folder ({base_dir})",
+            )
             return
         if resolved in self._included:
             return  # a diamond: two files include the same library
@@ -322,9 +340,11 @@ class _Expander:
             return
         for key in data:
             if key not in LIBRARY_KEYS:
-                self.error(f"an included file holds blocks; '{key}' is not allowed in it",
-                           source.positions.key_of((key,)),
-                           hint="allowed keys: " + ", ".join(LIBRARY_KEYS))
+                self.error(
+                    f"an included file holds blocks; '{key}' is not allowed in it",
+                    source.positions.key_of((key,)),
+                    hint="allowed keys: " + ", ".join(LIBRARY_KEYS),
+                )
         self._collect(data, source.positions, resolved.parent, chain + (resolved,), library=True)
 
     def _adopt(self, name: Any, definition: Any, positions: Positions, origin: FilePath | None) -> None:
@@ -332,8 +352,11 @@ class _Expander:
         if name in self.blocks:
             if self._origin.get(name) != origin:
                 other = self.positions.key_of(("blocks", name))
-                self.error(f"block '{name}' is defined twice", positions.key_of(("blocks", name)),
-                           hint=f"it is also defined at {other}; rename one of them" if other else None)
+                self.error(
+                    f"block '{name}' is defined twice",
+                    positions.key_of(("blocks", name)),
+                    hint=f"it is also defined at {other}; rename one of them" if other else None,
+                )
             return
         self.blocks[name] = _Block(name, definition, {}, [])
         self._origin[name] = origin
@@ -350,8 +373,11 @@ class _Expander:
         path = ("blocks", name)
         key_at = self.positions.key_of(path)
         if not _local_name(name):
-            self.error(f"'{name}' is not a valid block name: use letters, digits, '_' and '-', "
-                       "starting with a letter", key_at)
+            self.error(
+                f"'{name}' is not a valid block name: use letters, digits, '_' and '-', "
+                "starting with a letter",
+                key_at,
+            )
         if not isinstance(definition, dict):
             self.error(f"block '{name}' is a mapping with keys in, layers and out", self.positions.of(path))
             del self.blocks[name]
@@ -360,8 +386,11 @@ class _Expander:
         for key in definition:
             if key not in BLOCK_KEYS:
                 ok = False
-                self.error(f"unknown key '{key}' in block '{name}'", self.positions.key_of(path + (key,)),
-                           hint=did_you_mean(key, BLOCK_KEYS) or "allowed keys: " + ", ".join(BLOCK_KEYS))
+                self.error(
+                    f"unknown key '{key}' in block '{name}'",
+                    self.positions.key_of(path + (key,)),
+                    hint=did_you_mean(key, BLOCK_KEYS) or "allowed keys: " + ", ".join(BLOCK_KEYS),
+                )
         for key in ("in", "layers", "out"):
             if key not in definition:
                 ok = False
@@ -376,24 +405,32 @@ class _Expander:
             where = self.positions.key_of(path + ("layers", local))
             if not _local_name(local):
                 ok = False
-                self.error(f"'{local}' is not a valid layer name in a block: use letters, digits, '_' "
-                           "and '-', starting with a letter", where)
+                self.error(
+                    f"'{local}' is not a valid layer name in a block: use letters, digits, '_' "
+                    "and '-', starting with a letter",
+                    where,
+                )
             elif inputs is not None and local in inputs:
                 ok = False
-                self.error(f"layer '{local}' of block '{name}' has the same name as an input of the block",
-                           where)
+                self.error(
+                    f"layer '{local}' of block '{name}' has the same name as an input of the block", where
+                )
         out = definition.get("out")
         if "out" in definition and not _valid_out(out):
             ok = False
-            self.error(f"block '{name}': 'out' is a layer name, a list of them, or a mapping of output "
-                       "names to layers", self.positions.of(path + ("out",)))
+            self.error(
+                f"block '{name}': 'out' is a layer name, a list of them, or a mapping of output "
+                "names to layers",
+                self.positions.of(path + ("out",)),
+            )
         # Every ${name} in the body must be one of the block's params: checked once, here.
         dummy = {p: None for p in params or {}}
         for key in ("layers", "out"):
             if key in definition:
                 before = len(self.diagnostics.errors)
-                params_module.substitute(definition[key], dummy, self.positions, self.diagnostics,
-                                         path=path + (key,), skip=())
+                params_module.substitute(
+                    definition[key], dummy, self.positions, self.diagnostics, path=path + (key,), skip=()
+                )
                 ok = ok and len(self.diagnostics.errors) == before
         if not ok or params is None or inputs is None:
             del self.blocks[name]
@@ -405,22 +442,28 @@ class _Expander:
         if params is None:
             return {}
         if not isinstance(params, dict):
-            self.error(f"block '{block}': 'params' is a mapping of names to defaults",
-                       self.positions.of(path))
+            self.error(
+                f"block '{block}': 'params' is a mapping of names to defaults", self.positions.of(path)
+            )
             return None
         declared = {}
         for name, default in params.items():
             where = self.positions.key_of(path + (name,))
             if name in USE_KEYS:
-                self.error(f"block '{block}' cannot have a param named '{name}': a use's '{name}' means "
-                           "something else", where)
+                self.error(
+                    f"block '{block}' cannot have a param named '{name}': a use's '{name}' means "
+                    "something else",
+                    where,
+                )
                 return None
             if not _local_name(name):
                 self.error(f"'{name}' is not a valid param name", where)
                 return None
             if isinstance(default, str) and "${" in default:
-                self.error(f"block param '{name}' uses a param in its default; defaults are plain values",
-                           self.positions.of(path + (name,)))
+                self.error(
+                    f"block param '{name}' uses a param in its default; defaults are plain values",
+                    self.positions.of(path + (name,)),
+                )
                 return None
             declared[name] = _REQUIRED if default is None else default
         return declared
@@ -430,8 +473,10 @@ class _Expander:
         if inputs is None:
             return None
         if not isinstance(names, list) or not names or not all(_local_name(n) for n in names):
-            self.error(f"block '{block}': 'in' names the block's inputs: a name or a list of names",
-                       self.positions.of(("blocks", block, "in")))
+            self.error(
+                f"block '{block}': 'in' names the block's inputs: a name or a list of names",
+                self.positions.of(("blocks", block, "in")),
+            )
             return None
         if len(set(names)) != len(names):
             self.error(f"block '{block}' names an input twice", self.positions.of(("blocks", block, "in")))
@@ -467,11 +512,17 @@ class _Expander:
         node = dict(node)
         target = ("layers", name)
         if "in" in node:
-            node["in"] = self._inbound(scope, node["in"], target + ("in",), scope.source + (local, "in"),
-                                       f"{scope.what(local)} reads")
+            node["in"] = self._inbound(
+                scope,
+                node["in"],
+                target + ("in",),
+                scope.source + (local, "in"),
+                f"{scope.what(local)} reads",
+            )
         if isinstance(node.get("share"), str):
-            shared = self._resolve(scope, node["share"], scope.source + (local, "share"),
-                                   f"{scope.what(local)} shares")
+            shared = self._resolve(
+                scope, node["share"], scope.source + (local, "share"), f"{scope.what(local)} shares"
+            )
             match = REFERENCE.match(shared)
             node["share"] = match.group("node") if match else shared
         if scope.block is not None and isinstance(node.get("spec"), str):
@@ -493,11 +544,15 @@ class _Expander:
                 self.positions.values[target] = where
             return reference
         if isinstance(inbound, list):
-            return [self._inbound(scope, value, target + (i,), source + (i,), what)
-                    for i, value in enumerate(inbound)]
+            return [
+                self._inbound(scope, value, target + (i,), source + (i,), what)
+                for i, value in enumerate(inbound)
+            ]
         if isinstance(inbound, dict):
-            return {key: self._inbound(scope, value, target + (key,), source + (key,), what)
-                    for key, value in inbound.items()}
+            return {
+                key: self._inbound(scope, value, target + (key,), source + (key,), what)
+                for key, value in inbound.items()
+            }
         return inbound
 
     def _place(self, scope: _Scope, local: str, name: str) -> None:
@@ -509,28 +564,34 @@ class _Expander:
     def _count(self) -> None:
         self.count += 1
         if self.count > MAX_NODES:
-            self.diagnostics.error(f"blocks expand to more than {MAX_NODES:,} nodes",
-                                   self.positions.key_of(("layers",)),
-                                   hint="check the repeat counts")
+            self.diagnostics.error(
+                f"blocks expand to more than {MAX_NODES:,} nodes",
+                self.positions.key_of(("layers",)),
+                hint="check the repeat counts",
+            )
             raise _TooLarge
 
     def _resolve(self, scope: _Scope, reference: str, source: Path, what: str) -> str:
         return self._resolve_at(scope, reference, source, what)[0]
 
-    def _resolve_at(self, scope: _Scope, reference: Any, source: Path, what: str
-                    ) -> tuple[Any, Location | None]:
+    def _resolve_at(
+        self, scope: _Scope, reference: Any, source: Path, what: str
+    ) -> tuple[Any, Location | None]:
         """The global reference a reference in `scope` means, and where the use gave it."""
         match = REFERENCE.match(reference) if isinstance(reference, str) else None
         if match is None:
-            return reference, None   # reported as "not a reference" by the checks
+            return reference, None  # reported as "not a reference" by the checks
         target, index = match.group("node"), match.group("index")
         if target in scope.env:
             given, where = scope.env[target]
             if index is None:
                 return given, where
             if "[" in given:
-                self.error(f"{what} '{reference}', but block input '{target}' is '{given}', which "
-                           "cannot be indexed again", self.loc(scope, source))
+                self.error(
+                    f"{what} '{reference}', but block input '{target}' is '{given}', which "
+                    "cannot be indexed again",
+                    self.loc(scope, source),
+                )
                 return given, where
             return f"{given}[{index}]", where
         node = scope.layers.get(target)
@@ -547,24 +608,39 @@ class _Expander:
             if instance is None:
                 return reference, None
             if instance.repeat is None or int(tail) >= instance.repeat:
-                self.error(f"{what} '{reference}', but '{head}' has no copy {tail}", self.loc(scope, source),
-                           hint=f"it has copies 0 to {instance.repeat - 1}" if instance.repeat else
-                           "only a use with 'repeat' has numbered copies")
+                self.error(
+                    f"{what} '{reference}', but '{head}' has no copy {tail}",
+                    self.loc(scope, source),
+                    hint=f"it has copies 0 to {instance.repeat - 1}"
+                    if instance.repeat
+                    else "only a use with 'repeat' has numbered copies",
+                )
                 return reference, None
-            return self._pick(scope, target, instance.block, instance.outputs[int(tail)], index, source,
-                              what), None
+            return self._pick(
+                scope, target, instance.block, instance.outputs[int(tail)], index, source, what
+            ), None
         if scope.block is None:
-            return reference, None   # an input, a generated node, or an error the checks report
+            return reference, None  # an input, a generated node, or an error the checks report
         if _is_use(scope.layers.get(target.split(".")[0])):
-            return scope.prefix + reference, None   # a node inside a use in this block
+            return scope.prefix + reference, None  # a node inside a use in this block
         known = list(scope.env) + list(scope.layers)
-        self.error(f"{what} '{target}', which is neither an input of block '{scope.block}' nor one of its "
-                   "layers", self.loc(scope, source), hint=did_you_mean(target, known) or
-                   "a block reads only its inputs: " + ", ".join(scope.env))
+        self.error(
+            f"{what} '{target}', which is neither an input of block '{scope.block}' nor one of its layers",
+            self.loc(scope, source),
+            hint=did_you_mean(target, known) or "a block reads only its inputs: " + ", ".join(scope.env),
+        )
         return reference, None
 
-    def _pick(self, scope: _Scope, target: str, block: str, outputs: tuple, index: str | None,
-              source: Path, what: str) -> str:
+    def _pick(
+        self,
+        scope: _Scope,
+        target: str,
+        block: str,
+        outputs: tuple,
+        index: str | None,
+        source: Path,
+        what: str,
+    ) -> str:
         """One output of a block instance: `use`, `use[0]`, `use[name]`."""
         kind, names, references = outputs
         if kind == "single":
@@ -572,33 +648,43 @@ class _Expander:
             if index is None:
                 return only
             if "[" in only:
-                self.error(f"{what} '{target}[{index}]', but block '{block}' outputs '{only}', which "
-                           "cannot be indexed again", self.loc(scope, source))
+                self.error(
+                    f"{what} '{target}[{index}]', but block '{block}' outputs '{only}', which "
+                    "cannot be indexed again",
+                    self.loc(scope, source),
+                )
                 return only
             return f"{only}[{index}]"
         shown = names if names is not None else [str(i) for i in range(len(references))]
         if index is None:
             if len(references) == 1:
                 return references[0]
-            self.error(f"{what} '{target}', but block '{block}' has outputs {', '.join(shown)}: pick one "
-                       f"as '{target}[{shown[0]}]'", self.loc(scope, source))
+            self.error(
+                f"{what} '{target}', but block '{block}' has outputs {', '.join(shown)}: pick one "
+                f"as '{target}[{shown[0]}]'",
+                self.loc(scope, source),
+            )
             return references[0]
         if index.lstrip("-").isdigit() and -len(references) <= int(index) < len(references):
             return references[int(index)]
         if names is not None and index in names:
             return references[names.index(index)]
-        self.error(f"{what} '{target}[{index}]', but block '{block}' has no output '{index}'",
-                   self.loc(scope, source),
-                   hint=did_you_mean(index, shown) or "its outputs: " + ", ".join(shown))
+        self.error(
+            f"{what} '{target}[{index}]', but block '{block}' has no output '{index}'",
+            self.loc(scope, source),
+            hint=did_you_mean(index, shown) or "its outputs: " + ", ".join(shown),
+        )
         return references[0]
 
     def _instance(self, scope: _Scope, local: str) -> _Instance | None:
         """The expansion of the use `local` of `scope`, made once, when first needed."""
         done = scope.instances.get(local)
         if done is _IN_PROGRESS:
-            self.error(f"cycle: {scope.what(local)} reads its own output",
-                       self.loc(scope, scope.source + (local,), key=True),
-                       hint="a layer cannot read its own output, directly or through others")
+            self.error(
+                f"cycle: {scope.what(local)} reads its own output",
+                self.loc(scope, scope.source + (local,), key=True),
+                hint="a layer cannot read its own output, directly or through others",
+            )
             return None
         if local in scope.instances:
             return done
@@ -617,14 +703,17 @@ class _Expander:
         block = self.blocks.get(name) if isinstance(name, str) else None
         if block is None:
             if isinstance(name, str) and name in self._origin or self._include_failed:
-                return None   # its definition has errors, or may be in a file that failed: reported
-            self.error(f"{what} uses block '{name}', which is not defined",
-                       self.loc(scope, source + ("block",)), hint=did_you_mean(str(name), self.blocks) or
-                       "define it under 'blocks:', or include a file that does")
+                return None  # its definition has errors, or may be in a file that failed: reported
+            self.error(
+                f"{what} uses block '{name}', which is not defined",
+                self.loc(scope, source + ("block",)),
+                hint=did_you_mean(str(name), self.blocks)
+                or "define it under 'blocks:', or include a file that does",
+            )
             return None
         chain = [u.block for u in scope.uses]
         if name in chain:
-            cycle = " -> ".join(chain[chain.index(name):] + [name])
+            cycle = " -> ".join(chain[chain.index(name) :] + [name])
             self.error(f"block '{name}' uses itself: {cycle}", self.loc(scope, source + ("block",)))
             return None
         if len(chain) >= MAX_DEPTH:
@@ -634,8 +723,10 @@ class _Expander:
         for kind in _LAYER_KINDS:
             if kind in node:
                 ok = False
-                self.error(f"{what} uses a block, so it cannot also have '{kind}'",
-                           self.loc(scope, source + (kind,), key=True))
+                self.error(
+                    f"{what} uses a block, so it cannot also have '{kind}'",
+                    self.loc(scope, source + (kind,), key=True),
+                )
         repeat = self._repeat(scope, node, source)
         args = self._args(scope, local, node, block, repeat)
         feed = self._feed(scope, local, node, block)
@@ -643,8 +734,11 @@ class _Expander:
             return None
         estimate = len(args) * self._size(name, ())
         if self.count + estimate > MAX_NODES:
-            self.error(f"{what} expands to about {estimate:,} nodes; a spec may have at most {MAX_NODES:,}",
-                       self.loc(scope, source, key=True), hint="check the repeat counts")
+            self.error(
+                f"{what} expands to about {estimate:,} nodes; a spec may have at most {MAX_NODES:,}",
+                self.loc(scope, source, key=True),
+                hint="check the repeat counts",
+            )
             raise _TooLarge
         use_at = self.positions.key_of(source)
         nodes: list[tuple[str, Any]] = []
@@ -689,21 +783,25 @@ class _Expander:
         if "repeat" not in node:
             for key in ("first", "per_copy"):
                 if key in node:
-                    self.error(f"'{key}' applies to the copies of a use with 'repeat'",
-                               self.loc(scope, source + (key,), key=True))
+                    self.error(
+                        f"'{key}' applies to the copies of a use with 'repeat'",
+                        self.loc(scope, source + (key,), key=True),
+                    )
                     return False
             return None
         repeat = node["repeat"]
         if isinstance(repeat, str) and "${" in repeat:
-            return False   # an unknown param, reported where it is written
+            return False  # an unknown param, reported where it is written
         if not _positive_int(repeat):
-            self.error(f"repeat must be a positive integer, got {repeat!r}",
-                       self.loc(scope, source + ("repeat",)))
+            self.error(
+                f"repeat must be a positive integer, got {repeat!r}", self.loc(scope, source + ("repeat",))
+            )
             return False
         return repeat
 
-    def _args(self, scope: _Scope, local: str, node: dict, block: _Block, repeat: Any
-              ) -> list[dict[str, Any]] | None:
+    def _args(
+        self, scope: _Scope, local: str, node: dict, block: _Block, repeat: Any
+    ) -> list[dict[str, Any]] | None:
         """The block params of each copy: defaults, then the use's values, `first`, `per_copy`."""
         source = scope.source + (local,)
         copies = repeat if isinstance(repeat, int) and not isinstance(repeat, bool) else 1
@@ -712,9 +810,12 @@ class _Expander:
         def known(name: Any, path: Path) -> bool:
             if name in block.params:
                 return True
-            self.error(f"block '{block.name}' has no param '{name}'", self.loc(scope, path, key=True),
-                       hint=did_you_mean(str(name), block.params) or
-                       ("its params: " + ", ".join(block.params) if block.params else "it has no params"))
+            self.error(
+                f"block '{block.name}' has no param '{name}'",
+                self.loc(scope, path, key=True),
+                hint=did_you_mean(str(name), block.params)
+                or ("its params: " + ", ".join(block.params) if block.params else "it has no params"),
+            )
             return False
 
         given = {}
@@ -726,15 +827,19 @@ class _Expander:
                     ok = False
         first = node.get("first", {})
         if not isinstance(first, dict):
-            self.error("'first' is a mapping of params to their values in the first copy",
-                       self.loc(scope, source + ("first",)))
+            self.error(
+                "'first' is a mapping of params to their values in the first copy",
+                self.loc(scope, source + ("first",)),
+            )
             first, ok = {}, False
         for key in first:
             ok = known(key, source + ("first", key)) and ok
         per_copy = node.get("per_copy", {})
         if not isinstance(per_copy, dict):
-            self.error("'per_copy' is a mapping of params to lists of values, one per copy",
-                       self.loc(scope, source + ("per_copy",)))
+            self.error(
+                "'per_copy' is a mapping of params to lists of values, one per copy",
+                self.loc(scope, source + ("per_copy",)),
+            )
             per_copy, ok = {}, False
         for key, values in per_copy.items():
             path = source + ("per_copy", key)
@@ -742,39 +847,53 @@ class _Expander:
                 ok = False
             elif key in given:
                 ok = False
-                self.error(f"param '{key}' is given both for every copy and in 'per_copy'",
-                           self.loc(scope, path, key=True))
+                self.error(
+                    f"param '{key}' is given both for every copy and in 'per_copy'",
+                    self.loc(scope, path, key=True),
+                )
             elif not isinstance(values, list) or len(values) != copies:
                 ok = False
                 count = f"{len(values)} values" if isinstance(values, list) else "not a list"
-                self.error(f"per_copy '{key}' needs one value for each of the {copies} copies, got {count}",
-                           self.loc(scope, path))
+                self.error(
+                    f"per_copy '{key}' needs one value for each of the {copies} copies, got {count}",
+                    self.loc(scope, path),
+                )
         if not ok:
             return None
         args = []
         for copy in range(copies):
-            values = {**block.params, **given, **(first if copy == 0 else {}),
-                      **{k: v[copy] for k, v in per_copy.items()}}
+            values = {
+                **block.params,
+                **given,
+                **(first if copy == 0 else {}),
+                **{k: v[copy] for k, v in per_copy.items()},
+            }
             args.append(values)
         missing = [p for p in block.params if any(a[p] is _REQUIRED for a in args)]
         for param in missing:
             partly = param in first and copies > 1
             declared = self.positions.key_of(("blocks", block.name, "params", param))
-            self.error(f"{scope.what(local)} uses block '{block.name}' without its param '{param}'"
-                       + (" for copies after the first" if partly else ""),
-                       self.loc(scope, source, key=True), hint=f"'{param}' has no default (at {declared})")
+            self.error(
+                f"{scope.what(local)} uses block '{block.name}' without its param '{param}'"
+                + (" for copies after the first" if partly else ""),
+                self.loc(scope, source, key=True),
+                hint=f"'{param}' has no default (at {declared})",
+            )
         return None if missing else args
 
-    def _feed(self, scope: _Scope, local: str, node: dict, block: _Block
-              ) -> list[tuple[str, Location | None]] | None:
+    def _feed(
+        self, scope: _Scope, local: str, node: dict, block: _Block
+    ) -> list[tuple[str, Location | None]] | None:
         """What the use gives each input of the block: (global reference, where it is written)."""
         source = scope.source + (local,)
         what = scope.what(local)
         names = block.inputs
         if "in" not in node:
-            self.error(f"{'.'.join(map(str, source))} is missing required key 'in'",
-                       self.loc(scope, source, key=True),
-                       hint=f"block '{block.name}' reads {', '.join(names)}")
+            self.error(
+                f"{'.'.join(map(str, source))} is missing required key 'in'",
+                self.loc(scope, source, key=True),
+                hint=f"block '{block.name}' reads {', '.join(names)}",
+            )
             return None
         inbound = node["in"]
         if isinstance(inbound, dict):
@@ -782,56 +901,75 @@ class _Expander:
             for key in inbound:
                 if key not in names:
                     ok = False
-                    self.error(f"block '{block.name}' has no input '{key}'",
-                               self.loc(scope, source + ("in", key), key=True),
-                               hint=did_you_mean(str(key), names) or "its inputs: " + ", ".join(names))
+                    self.error(
+                        f"block '{block.name}' has no input '{key}'",
+                        self.loc(scope, source + ("in", key), key=True),
+                        hint=did_you_mean(str(key), names) or "its inputs: " + ", ".join(names),
+                    )
             for key in names:
                 if key not in inbound:
                     ok = False
-                    self.error(f"{what} gives block '{block.name}' no input '{key}'",
-                               self.loc(scope, source + ("in",)))
+                    self.error(
+                        f"{what} gives block '{block.name}' no input '{key}'",
+                        self.loc(scope, source + ("in",)),
+                    )
             if not ok:
                 return None
             given = [(inbound[n], source + ("in", n)) for n in names]
         else:
             values = inbound if isinstance(inbound, list) else [inbound]
-            paths = [source + ("in", i) for i in range(len(values))] if isinstance(inbound, list) \
+            paths = (
+                [source + ("in", i) for i in range(len(values))]
+                if isinstance(inbound, list)
                 else [source + ("in",)]
+            )
             if len(values) != len(names):
-                self.error(f"{what} gives {len(values)} input{'s' if len(values) != 1 else ''} to block "
-                           f"'{block.name}', which reads {len(names)}: {', '.join(names)}",
-                           self.loc(scope, source + ("in",)))
+                self.error(
+                    f"{what} gives {len(values)} input{'s' if len(values) != 1 else ''} to block "
+                    f"'{block.name}', which reads {len(names)}: {', '.join(names)}",
+                    self.loc(scope, source + ("in",)),
+                )
                 return None
             given = list(zip(values, paths, strict=True))
         feed = []
         for value, path in given:
             if not isinstance(value, str):
-                self.error(f"{what}: each input of a block is one reference, got {value!r}",
-                           self.loc(scope, path))
+                self.error(
+                    f"{what}: each input of a block is one reference, got {value!r}", self.loc(scope, path)
+                )
                 return None
             reference, where = self._resolve_at(scope, value, path, f"{what} reads")
             feed.append((reference, where or self.loc(scope, path)))
         return feed
 
-    def _instantiate(self, block: _Block, args: dict[str, Any], use: Use, env: dict, uses: tuple[Use, ...]
-                     ) -> tuple[list[tuple[str, Any]], tuple | None]:
+    def _instantiate(
+        self, block: _Block, args: dict[str, Any], use: Use, env: dict, uses: tuple[Use, ...]
+    ) -> tuple[list[tuple[str, Any]], tuple | None]:
         """One copy of `block`: its nodes, named under `use`, and its outputs."""
         path = ("blocks", block.name)
-        quiet = Diagnostics()   # every ${name} was checked when the block was defined
-        layers = params_module.substitute(block.definition["layers"], args, self.positions, quiet,
-                                          path=path + ("layers",), skip=())
-        out = params_module.substitute(block.definition["out"], args, self.positions, quiet,
-                                       path=path + ("out",), skip=())
+        quiet = Diagnostics()  # every ${name} was checked when the block was defined
+        layers = params_module.substitute(
+            block.definition["layers"], args, self.positions, quiet, path=path + ("layers",), skip=()
+        )
+        out = params_module.substitute(
+            block.definition["out"], args, self.positions, quiet, path=path + ("out",), skip=()
+        )
         scope = _Scope(layers, path + ("layers",), use.prefix, env, uses, block.name)
         nodes = self._run_scope(scope)
         what = f"block '{block.name}' outputs"
         if isinstance(out, str):
             return nodes, ("single", None, [self._resolve(scope, out, path + ("out",), what)])
         if isinstance(out, list):
-            return nodes, ("list", None, [self._resolve(scope, r, path + ("out", i), what)
-                                          for i, r in enumerate(out)])
-        return nodes, ("map", list(out), [self._resolve(scope, r, path + ("out", k), what)
-                                          for k, r in out.items()])
+            return nodes, (
+                "list",
+                None,
+                [self._resolve(scope, r, path + ("out", i), what) for i, r in enumerate(out)],
+            )
+        return nodes, (
+            "map",
+            list(out),
+            [self._resolve(scope, r, path + ("out", k), what) for k, r in out.items()],
+        )
 
     @staticmethod
     def _first(outputs: tuple) -> str:

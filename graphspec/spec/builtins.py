@@ -19,11 +19,15 @@ BUILTIN_CALLBACKS: dict[str, dict] = {
 # defaults to the optimizer's learning rate.
 SCHEDULES: dict[str, dict] = {
     # initial_learning_rate * decay_rate ** floor(epoch / decay_steps)
-    "step": {"args": ["initial_learning_rate", "decay_rate", "decay_steps"],
-             "required": ["decay_rate", "decay_steps"]},
+    "step": {
+        "args": ["initial_learning_rate", "decay_rate", "decay_steps"],
+        "required": ["decay_rate", "decay_steps"],
+    },
     # initial_learning_rate * decay_rate ** (epoch / decay_steps)
-    "exponential": {"args": ["initial_learning_rate", "decay_rate", "decay_steps"],
-                    "required": ["decay_rate"]},
+    "exponential": {
+        "args": ["initial_learning_rate", "decay_rate", "decay_steps"],
+        "required": ["decay_rate"],
+    },
     # Keras's CosineDecay: from initial_learning_rate down to alpha * it over decay_steps epochs.
     "cosine": {"args": ["initial_learning_rate", "decay_steps", "alpha"], "required": ["decay_steps"]},
 }
@@ -74,30 +78,46 @@ def schedule_problems(schedule: Any) -> list[Problem]:
     where = ("schedule",)
     kinds = ", ".join(SCHEDULES)
     if not isinstance(schedule, dict):
-        return [Problem("'schedule' is a description, not code: write "
-                        "{type: step, decay_rate: 0.5, decay_steps: 10}", where,
-                        f"schedule types: {kinds}")]
+        return [
+            Problem(
+                "'schedule' is a description, not code: write {type: step, decay_rate: 0.5, decay_steps: 10}",
+                where,
+                f"schedule types: {kinds}",
+            )
+        ]
     kind = schedule.get("type")
     if kind not in SCHEDULES:
         if kind is None:
             return [Problem("schedule needs a 'type'", where, f"schedule types: {kinds}", key=True)]
-        return [Problem(f"unknown schedule type '{kind}'", where + ("type",),
-                        did_you_mean(str(kind), SCHEDULES) or f"schedule types: {kinds}")]
+        return [
+            Problem(
+                f"unknown schedule type '{kind}'",
+                where + ("type",),
+                did_you_mean(str(kind), SCHEDULES) or f"schedule types: {kinds}",
+            )
+        ]
     entry = SCHEDULES[kind]
     problems = []
     for arg, value in schedule.items():
         if arg == "type":
             continue
         if arg not in entry["args"]:
-            problems.append(Problem(f"schedule '{kind}' has no argument '{arg}'", where + (arg,),
-                                    did_you_mean(arg, entry["args"]) or
-                                    "its arguments: " + ", ".join(entry["args"]), key=True))
+            problems.append(
+                Problem(
+                    f"schedule '{kind}' has no argument '{arg}'",
+                    where + (arg,),
+                    did_you_mean(arg, entry["args"]) or "its arguments: " + ", ".join(entry["args"]),
+                    key=True,
+                )
+            )
         elif arg in _NUMBERS and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            problems.append(Problem(f"schedule '{kind}': '{arg}' must be a number, got {value!r}",
-                                    where + (arg,)))
+            problems.append(
+                Problem(f"schedule '{kind}': '{arg}' must be a number, got {value!r}", where + (arg,))
+            )
         elif arg in _POSITIVE and value <= 0:
-            problems.append(Problem(f"schedule '{kind}': '{arg}' must be positive, got {value!r}",
-                                    where + (arg,)))
+            problems.append(
+                Problem(f"schedule '{kind}': '{arg}' must be positive, got {value!r}", where + (arg,))
+            )
     for arg in entry["required"]:
         if arg not in schedule:
             problems.append(Problem(f"schedule '{kind}' needs argument '{arg}'", where, key=True))

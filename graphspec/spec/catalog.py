@@ -50,7 +50,7 @@ def catalog() -> dict:
 def layer(type_name: str) -> dict | None:
     """Constructor and call arguments of a layer type (`Dense`, `applications.Xception`)."""
     if type_name.startswith(APPLICATION_PREFIX):
-        entry = catalog()["applications"].get(type_name[len(APPLICATION_PREFIX):])
+        entry = catalog()["applications"].get(type_name[len(APPLICATION_PREFIX) :])
         if entry is None:
             return None
         return {**entry, "call": ["inputs", "training", "mask"]}

@@ -39,12 +39,20 @@ def check_names(ctx: Context) -> None:
     for section in ("inputs", "layers", "outputs"):
         for name in getattr(spec, section):
             if not NAME.match(str(name)):
-                ctx.error(f"'{name}' is not a valid name: use letters, digits, '_', '.' and '-', "
-                          "starting with a letter", (section, name), key=True)
+                ctx.error(
+                    f"'{name}' is not a valid name: use letters, digits, '_', '.' and '-', "
+                    "starting with a letter",
+                    (section, name),
+                    key=True,
+                )
     for name in spec.inputs:
         if name in spec.layers:
-            ctx.error(f"layer '{name}' has the same name as an input", ("layers", name), key=True,
-                      hint="every input and layer needs a name of its own")
+            ctx.error(
+                f"layer '{name}' has the same name as an input",
+                ("layers", name),
+                key=True,
+                hint="every input and layer needs a name of its own",
+            )
 
 
 def check_layer_types(ctx: Context) -> None:
@@ -65,21 +73,27 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
         else:
             hint = did_you_mean(type_name, catalog.layer_names()) or (
                 "for a layer of your own, register it with @keras.saving.register_keras_serializable "
-                "and pass --allow-custom MODULE")
-        reason = (f": {catalog.UNSAFE_LAYERS[type_name]}, and a spec cannot run code"
-                  if type_name in catalog.UNSAFE_LAYERS else "")
+                "and pass --allow-custom MODULE"
+            )
+        reason = (
+            f": {catalog.UNSAFE_LAYERS[type_name]}, and a spec cannot run code"
+            if type_name in catalog.UNSAFE_LAYERS
+            else ""
+        )
         if "." in type_name and not type_name.startswith(catalog.APPLICATION_PREFIX):
             reason = ": a spec names Keras layers, never Python code by module path"
-        message = (f"{what} has type '{type_name}', which graphspec refuses{reason}" if reason else
-                   f"{what} has unknown type '{type_name}'")
+        message = (
+            f"{what} has type '{type_name}', which graphspec refuses{reason}"
+            if reason
+            else f"{what} has unknown type '{type_name}'"
+        )
         ctx.error(message, path + ("type",), hint=hint)
         return
     known = set(entry["args"])
     misspelt = set()
     for arg, value in args.items():
         if arg == "name":
-            ctx.error(f"{what} sets 'name': a node's name is its key in the spec",
-                      path + (arg,), key=True)
+            ctx.error(f"{what} sets 'name': a node's name is its key in the spec", path + (arg,), key=True)
         elif arg not in known:
             hint = did_you_mean(arg, known)
             if hint:
@@ -107,13 +121,19 @@ def check_shares(ctx: Context) -> None:
         if node.share in inputs:
             ctx.error(f"layer '{name}' shares '{node.share}', which is an input, not a layer", path)
         elif node.share not in layers:
-            ctx.error(f"layer '{name}' shares '{node.share}', which is not defined", path,
-                      hint=did_you_mean(node.share, layers))
+            ctx.error(
+                f"layer '{name}' shares '{node.share}', which is not defined",
+                path,
+                hint=did_you_mean(node.share, layers),
+            )
         elif node.args:
             arg = next(iter(node.args))
-            ctx.error(f"layer '{name}' shares a layer and so cannot set constructor argument "
-                      f"'{arg}'", ("layers", name, arg), key=True,
-                      hint="arguments belong to the layer it shares")
+            ctx.error(
+                f"layer '{name}' shares a layer and so cannot set constructor argument '{arg}'",
+                ("layers", name, arg),
+                key=True,
+                hint="arguments belong to the layer it shares",
+            )
         elif ctx.spec.owner(name) is None:
             ctx.error(f"layer '{name}' shares '{node.share}' in a circle", path)
 
@@ -138,53 +158,71 @@ def check_references(ctx: Context) -> None:
         if isinstance(node.inbound, dict) and call_args is not None:
             for arg in node.inbound:
                 if arg not in call_args:
-                    ctx.error(f"layer '{name}' passes '{arg}', which its call does not take",
-                              ("layers", name, "in", arg), key=True,
-                              hint=did_you_mean(arg, call_args) or "it takes: " + ", ".join(call_args))
+                    ctx.error(
+                        f"layer '{name}' passes '{arg}', which its call does not take",
+                        ("layers", name, "in", arg),
+                        key=True,
+                        hint=did_you_mean(arg, call_args) or "it takes: " + ", ".join(call_args),
+                    )
         if call_args is not None:
             for arg in node.call:
                 if arg not in call_args:
-                    ctx.error(f"layer '{name}' has call argument '{arg}', which its call does not take",
-                              ("layers", name, "call", arg), key=True, hint=did_you_mean(arg, call_args))
+                    ctx.error(
+                        f"layer '{name}' has call argument '{arg}', which its call does not take",
+                        ("layers", name, "call", arg),
+                        key=True,
+                        hint=did_you_mean(arg, call_args),
+                    )
         if node.inbound == [] or node.inbound == {}:
             ctx.error(f"layer '{name}' reads nothing", ("layers", name, "in"))
         for reference, where in node.references():
             _check_reference(ctx, reference, ("layers", name) + where, f"layer '{name}' reads", known)
     for name, output in spec.outputs.items():
         if output.source is not None:
-            _check_reference(ctx, output.source, ("outputs", name, "from"), f"output '{name}' is",
-                             known)
+            _check_reference(ctx, output.source, ("outputs", name, "from"), f"output '{name}' is", known)
         elif name not in spec.layers:
-            hint = (f"'{name}' is an input; an output must be computed by a layer"
-                    if name in spec.inputs else did_you_mean(name, spec.layers))
-            ctx.error(f"output '{name}' is not a layer", ("outputs", name), key=True,
-                      hint=hint or "name a layer, or say which with 'from:'")
+            hint = (
+                f"'{name}' is an input; an output must be computed by a layer"
+                if name in spec.inputs
+                else did_you_mean(name, spec.layers)
+            )
+            ctx.error(
+                f"output '{name}' is not a layer",
+                ("outputs", name),
+                key=True,
+                hint=hint or "name a layer, or say which with 'from:'",
+            )
 
 
 def _check_reference(ctx: Context, reference: Any, path: tuple, what: str, known: set[str]) -> None:
     match = REFERENCE.match(reference) if isinstance(reference, str) else None
     if match is None:
-        ctx.error(f"{what} '{reference}', which is not a reference", path,
-                  hint="write a node name, or NODE[INDEX] for one of several outputs")
+        ctx.error(
+            f"{what} '{reference}', which is not a reference",
+            path,
+            hint="write a node name, or NODE[INDEX] for one of several outputs",
+        )
         return
     target, index = match.group("node"), match.group("index")
     if target not in known:
-        ctx.error(f"{what} '{target}', which is not defined", path,
-                  hint=did_you_mean(target, sorted(known)))
+        ctx.error(f"{what} '{target}', which is not defined", path, hint=did_you_mean(target, sorted(known)))
         return
     if index is None or index.lstrip("-").isdigit():
         return
     nested_outputs = ctx.nested.get(ctx.spec.owner(target), (None, None))[1]
     if nested_outputs is None:
-        ctx.error(f"{what} '{reference}': only a nested spec has named outputs; use an index",
-                  path)
+        ctx.error(f"{what} '{reference}': only a nested spec has named outputs; use an index", path)
     elif index not in nested_outputs:
-        ctx.error(f"{what} '{reference}': '{target}' has no output '{index}'", path,
-                  hint=did_you_mean(index, nested_outputs) or "its outputs: " + ", ".join(nested_outputs))
+        ctx.error(
+            f"{what} '{reference}': '{target}' has no output '{index}'",
+            path,
+            hint=did_you_mean(index, nested_outputs) or "its outputs: " + ", ".join(nested_outputs),
+        )
 
 
-def _check_object(ctx: Context, value: str | TypedObject, path: tuple, kind: str,
-                  names: list[str], classes: dict[str, dict]) -> None:
+def _check_object(
+    ctx: Context, value: str | TypedObject, path: tuple, kind: str, names: list[str], classes: dict[str, dict]
+) -> None:
     """Check a loss, metric, optimizer or callback given by name or as `{type: ..., args}`."""
     if isinstance(value, str):
         if value not in names and value not in classes:
@@ -192,13 +230,18 @@ def _check_object(ctx: Context, value: str | TypedObject, path: tuple, kind: str
         return
     entry = classes.get(value.type)
     if entry is None:
-        ctx.error(f"unknown {kind} '{value.type}'", path + ("type",),
-                  hint=did_you_mean(value.type, list(classes)))
+        ctx.error(
+            f"unknown {kind} '{value.type}'", path + ("type",), hint=did_you_mean(value.type, list(classes))
+        )
         return
     for arg in value.args:
         if arg not in entry["args"]:
-            ctx.error(f"{kind} {value.type} has no argument '{arg}'", path + (arg,), key=True,
-                      hint=did_you_mean(arg, entry["args"]))
+            ctx.error(
+                f"{kind} {value.type} has no argument '{arg}'",
+                path + (arg,),
+                key=True,
+                hint=did_you_mean(arg, entry["args"]),
+            )
     for arg in entry["required"]:
         if arg not in value.args:
             ctx.error(f"{kind} {value.type} needs argument '{arg}'", path, key=True)
@@ -209,11 +252,13 @@ def check_compile(ctx: Context) -> None:
     losses, metrics = c["losses"], c["metrics"]
     for name, output in ctx.spec.outputs.items():
         if output.loss is not None:
-            _check_object(ctx, output.loss, ("outputs", name, "loss"), "loss", losses["names"],
-                          losses["classes"])
+            _check_object(
+                ctx, output.loss, ("outputs", name, "loss"), "loss", losses["names"], losses["classes"]
+            )
         for i, metric in enumerate(output.metrics):
-            _check_object(ctx, metric, ("outputs", name, "metrics", i), "metric", metrics["names"],
-                          metrics["classes"])
+            _check_object(
+                ctx, metric, ("outputs", name, "metrics", i), "metric", metrics["names"], metrics["classes"]
+            )
     optimizer = ctx.spec.compile.optimizer
     optimizers = c["optimizers"]
     lower = {n.lower(): n for n in optimizers}
@@ -230,8 +275,12 @@ def check_callbacks(ctx: Context) -> None:
         path = ("train", "callbacks", i)
         _check_object(ctx, callback, path, "callback", [], known)
         for problem in callback_problems(callback.type, callback.args):
-            ctx.error(f"callback {callback.type}: {problem.message}", path + problem.path,
-                      problem.hint, key=problem.key)
+            ctx.error(
+                f"callback {callback.type}: {problem.message}",
+                path + problem.path,
+                problem.hint,
+                key=problem.key,
+            )
 
 
 CHECKS: tuple[Callable[[Context], None], ...] = (

@@ -24,8 +24,10 @@ def expanded_yaml(loaded: LoadedSpec) -> str:
     data = loaded.expansion.data or loaded.resolved()
     origin = str(loaded.path) if loaded.path else "a spec"
     sets = "".join(f" --set {o}" for o in loaded.overrides)
-    comments = [f"Expanded from {origin} by `graphspec expand{sets}`:",
-                "blocks, repeats, params and overrides are resolved."]
+    comments = [
+        f"Expanded from {origin} by `graphspec expand{sets}`:",
+        "blocks, repeats, params and overrides are resolved.",
+    ]
     if any(node.spec for node in loaded.spec.layers.values()):
         comments.append("Nested spec paths are relative to the folder of the original spec.")
     return spec_yaml({k: v for k, v in data.items() if k not in RESOLVED_SECTIONS}, comments)

@@ -102,8 +102,9 @@ def load(source: str | Path, overrides: list[str] | dict[str, Any] | None = None
     return _load_text(str(source), "<string>", None, overrides or [], chain=())
 
 
-def load_text(text: str, file: str, overrides: list[str] | dict[str, Any] | None = None,
-              base: Path | None = None) -> LoadedSpec:
+def load_text(
+    text: str, file: str, overrides: list[str] | dict[str, Any] | None = None, base: Path | None = None
+) -> LoadedSpec:
     """Load YAML text that messages call `file` (`HEAD~1:specs/a.yaml`), as `load` would a file.
 
     Nested specs and included blocks are read relative to the folder of `base` (a path to the
@@ -128,8 +129,9 @@ def _load_text(text: str, file: str, path: Path | None, overrides, chain) -> Loa
     positions = source.positions
     data = source.data
     if not isinstance(data, dict):
-        diagnostics.error("a spec is a mapping with keys graphspec, name, inputs, layers and outputs",
-                          Location(file, 1, 1))
+        diagnostics.error(
+            "a spec is a mapping with keys graphspec, name, inputs, layers and outputs", Location(file, 1, 1)
+        )
         raise SpecErrors(diagnostics)
     data = dict(data)
     if overrides:
@@ -137,8 +139,9 @@ def _load_text(text: str, file: str, path: Path | None, overrides, chain) -> Loa
     params = data.get("params") if isinstance(data.get("params"), dict) else {}
     for name, value in params.items():
         if isinstance(value, str) and "${" in value:
-            diagnostics.error(f"param '{name}' uses another param; params are plain values",
-                              positions.of(("params", name)))
+            diagnostics.error(
+                f"param '{name}' uses another param; params are plain values", positions.of(("params", name))
+            )
     data = params_module.substitute(data, params, positions, diagnostics)
     expansion = expand_blocks(data, positions, diagnostics, path.parent if path else Path.cwd())
     if not expansion.complete:  # a half-expanded document would only add echoes of its errors
@@ -152,17 +155,29 @@ def _load_text(text: str, file: str, path: Path | None, overrides, chain) -> Loa
         raise SpecErrors(diagnostics) from None
 
     nested = _load_nested(spec, path, positions, diagnostics, chain)
-    ctx = Context(spec, positions, diagnostics,
-                  {n: (list(s.spec.inputs), list(s.spec.outputs)) for n, s in nested.items()})
+    ctx = Context(
+        spec,
+        positions,
+        diagnostics,
+        {n: (list(s.spec.inputs), list(s.spec.outputs)) for n, s in nested.items()},
+    )
     run_checks(ctx)
     diagnostics.raise_if_errors()
     from graphspec.graph import run_graph_checks
 
     graph = run_graph_checks(ctx)
     diagnostics.raise_if_errors()
-    return LoadedSpec(spec, source, positions, diagnostics, graph, path,
-                      list(overrides) if isinstance(overrides, list) else
-                      [f"{k}={v}" for k, v in overrides.items()], nested, expansion)
+    return LoadedSpec(
+        spec,
+        source,
+        positions,
+        diagnostics,
+        graph,
+        path,
+        list(overrides) if isinstance(overrides, list) else [f"{k}={v}" for k, v in overrides.items()],
+        nested,
+        expansion,
+    )
 
 
 def spec_path_problem(path: str) -> str | None:
@@ -176,8 +191,9 @@ def spec_path_problem(path: str) -> str | None:
     return None
 
 
-def _load_nested(spec: Spec, path: Path | None, positions: Positions, diagnostics: Diagnostics,
-                 chain: tuple[Path, ...]) -> dict[str, LoadedSpec]:
+def _load_nested(
+    spec: Spec, path: Path | None, positions: Positions, diagnostics: Diagnostics, chain: tuple[Path, ...]
+) -> dict[str, LoadedSpec]:
     """Load every `spec: file.yaml` node, relative to the including spec's folder."""
     nested = {}
     base = path.parent if path else Path.cwd()
@@ -191,15 +207,17 @@ def _load_nested(spec: Spec, path: Path | None, positions: Positions, diagnostic
             continue
         target = (base / node.spec).resolve()
         if target in chain:
-            diagnostics.error(f"layer '{name}' includes '{node.spec}', which includes this spec "
-                              "again", where)
+            diagnostics.error(f"layer '{name}' includes '{node.spec}', which includes this spec again", where)
             continue
         if len(chain) >= MAX_NESTING:
             diagnostics.error(f"specs nest more than {MAX_NESTING} deep", where)
             continue
         if not target.is_file():
-            diagnostics.error(f"layer '{name}' uses spec '{node.spec}', which does not exist", where,
-                              hint=f"paths are relative to the spec's folder ({base})")
+            diagnostics.error(
+                f"layer '{name}' uses spec '{node.spec}', which does not exist",
+                where,
+                hint=f"paths are relative to the spec's folder ({base})",
+            )
             continue
         try:
             nested[name] = _load_file(target, node.params, chain)
@@ -209,8 +227,9 @@ def _load_nested(spec: Spec, path: Path | None, positions: Positions, diagnostic
     return nested
 
 
-def _report_validation(exc: ValidationError, data: dict, positions: Positions,
-                       diagnostics: Diagnostics) -> None:
+def _report_validation(
+    exc: ValidationError, data: dict, positions: Positions, diagnostics: Diagnostics
+) -> None:
     """Turn pydantic's errors into diagnostics at the nearest recorded position.
 
     pydantic's locations include the names of union members and validators (`str`,
@@ -248,8 +267,11 @@ def _message(error: dict, path: tuple, value: Any) -> tuple[str, str | None, boo
 
         allowed = _allowed_keys(path[:-1], model)
         parent = ".".join(str(p) for p in path[:-1]) or "the spec"
-        return (f"unknown key '{path[-1]}' in {parent}", did_you_mean(path[-1], allowed) or
-                ("allowed keys: " + ", ".join(allowed) if allowed else None), True)
+        return (
+            f"unknown key '{path[-1]}' in {parent}",
+            did_you_mean(path[-1], allowed) or ("allowed keys: " + ", ".join(allowed) if allowed else None),
+            True,
+        )
     if kind == "literal_error" and path == ("graphspec",):
         return (f"unsupported format version {value!r}; this graphspec reads version 1", None, False)
     if path and path[-1] in _UNION_MESSAGES and kind not in ("missing", "extra_forbidden"):
@@ -257,9 +279,9 @@ def _message(error: dict, path: tuple, value: Any) -> tuple[str, str | None, boo
     message = error["msg"].replace("Input should be a valid ", "should be a ")
     message = message.replace("Input should be ", "should be ")
     if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+        message = message[len("Value error, ") :]
     elif message.startswith("Assertion failed, "):
-        message = message[len("Assertion failed, "):]
+        message = message[len("Assertion failed, ") :]
     else:
         message = message[0].lower() + message[1:]
     return f"{where}: {message}" if where else message, None, False
@@ -275,7 +297,9 @@ _UNION_MESSAGES = {
 
 def _allowed_keys(parent: tuple, model) -> list[str]:
     top = {
-        (): model.Spec, ("compile",): model.CompileSpec, ("train",): model.TrainSpec,
+        (): model.Spec,
+        ("compile",): model.CompileSpec,
+        ("train",): model.TrainSpec,
         ("search",): model.SearchSpec,
     }
     cls = top.get(parent)

@@ -84,7 +84,8 @@ class LayerSpec(BaseModel):
     repeat: int | None = Field(default=None, ge=1, description="Chain this many copies of the block.")
     first: dict[str, Any] | None = Field(default=None, description="Block params for the first copy only.")
     per_copy: dict[str, list[Any]] | None = Field(
-        default=None, description="Block params with one value per copy.")
+        default=None, description="Block params with one value per copy."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> LayerSpec:
@@ -120,7 +121,8 @@ class OutputSpec(_Strict):
     """A named model output with its loss, loss weight and metrics."""
 
     source: Reference | None = Field(
-        default=None, alias="from",
+        default=None,
+        alias="from",
         description="The tensor to output when it is not the node of the same name.",
     )
     loss: str | TypedObject | None = None
@@ -151,7 +153,8 @@ class TrainSpec(_Strict):
         description="Synthetic targets: random noise, or a fixed random copy of the network's outputs.",
     )
     seq_len: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="Length of null dimensions in synthetic data, for inputs that set no seq_len.",
     )
     seed: int | None = Field(default=None, description="Seeds weights and synthetic data.")
@@ -163,11 +166,13 @@ class BlockSpec(_Strict):
 
     doc: str | None = None
     params: dict[str, Any] | None = Field(
-        default=None, description="Param names and defaults; a param without a value must be given.")
+        default=None, description="Param names and defaults; a param without a value must be given."
+    )
     inbound: str | list[str] = Field(alias="in", description="The names of the block's inputs.")
     layers: dict[str, Any] = Field(min_length=1, description="Layers as in a spec; ${name} is a block param.")
     out: str | list[str] | dict[str, str] = Field(
-        description="What a use outputs: a layer, a list of layers, or output names mapped to layers.")
+        description="What a use outputs: a layer, a list of layers, or output names mapped to layers."
+    )
 
 
 class Spec(_Strict):
@@ -178,7 +183,8 @@ class Spec(_Strict):
     doc: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     include: str | list[str] = Field(
-        default_factory=list, description="Files whose blocks this spec uses, relative to it.")
+        default_factory=list, description="Files whose blocks this spec uses, relative to it."
+    )
     blocks: dict[str, BlockSpec] = Field(default_factory=dict)
     inputs: dict[str, InputSpec] = Field(min_length=1)
     layers: dict[str, LayerSpec] = Field(default_factory=dict)
@@ -186,7 +192,8 @@ class Spec(_Strict):
     compile: CompileSpec = Field(default_factory=CompileSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     search: SearchSpec | None = Field(
-        default=None, description="A hyperparameter search over this spec's values (graphspec tune).")
+        default=None, description="A hyperparameter search over this spec's values (graphspec tune)."
+    )
 
     def owner(self, name: str) -> str | None:
         """The layer node whose layer instance node `name` calls: itself, or the node it shares,

@@ -33,8 +33,9 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(data: dict, overrides: list[str] | dict[str, Any], positions: Positions,
-                    diagnostics: Diagnostics) -> None:
+def apply_overrides(
+    data: dict, overrides: list[str] | dict[str, Any], positions: Positions, diagnostics: Diagnostics
+) -> None:
     """Apply `name=value` overrides to `data` in place; problems go to `diagnostics`."""
     if isinstance(overrides, dict):
         items = [(str(k), v, f"{k}={v}") for k, v in overrides.items()]
@@ -52,17 +53,22 @@ def apply_overrides(data: dict, overrides: list[str] | dict[str, Any], positions
             continue
         path = tuple(key.split(".")) if "." in key else ("params", key)
         if path[0] == "params" and len(path) == 2 and path[1] not in params:
-            diagnostics.error(f"override sets param '{path[1]}', which the spec does not declare",
-                              where, hint=did_you_mean(path[1], params) or _declared(params))
+            diagnostics.error(
+                f"override sets param '{path[1]}', which the spec does not declare",
+                where,
+                hint=did_you_mean(path[1], params) or _declared(params),
+            )
             continue
         if path[0] in OPTIONAL_SECTIONS and len(path) > 1 and path[0] not in data:
             data[path[0]] = {}
         if not _set_path(data, path, value):
-            diagnostics.error(f"override path '{key}' points at nothing in the spec", where,
-                              hint=_path_hint(data, path))
+            diagnostics.error(
+                f"override path '{key}' points at nothing in the spec", where, hint=_path_hint(data, path)
+            )
             continue
-        positions.values[path] = Location(OVERRIDE_FILE, line_no, len(key) + 2,
-                                          max(1, len(text) - len(key) - 1))
+        positions.values[path] = Location(
+            OVERRIDE_FILE, line_no, len(key) + 2, max(1, len(text) - len(key) - 1)
+        )
 
 
 def _declared(params: dict) -> str:
@@ -113,20 +119,30 @@ def _path_hint(data: Any, path: Path) -> str | None:
     return None
 
 
-def substitute(data: Any, params: dict[str, Any], positions: Positions,
-               diagnostics: Diagnostics, path: Path = (), skip: tuple = _UNSUBSTITUTED) -> Any:
+def substitute(
+    data: Any,
+    params: dict[str, Any],
+    positions: Positions,
+    diagnostics: Diagnostics,
+    path: Path = (),
+    skip: tuple = _UNSUBSTITUTED,
+) -> Any:
     """`data` with every `${name}` replaced by its param's value.
 
     A string that is exactly `${name}` takes the param's value with its type (an int stays an
     int); a placeholder inside a longer string is replaced by its text.
     """
     if isinstance(data, dict):
-        return {k: (v if (not path and k in skip) else
-                    substitute(v, params, positions, diagnostics, path + (k,), skip))
-                for k, v in data.items()}
+        return {
+            k: (
+                v
+                if (not path and k in skip)
+                else substitute(v, params, positions, diagnostics, path + (k,), skip)
+            )
+            for k, v in data.items()
+        }
     if isinstance(data, list):
-        return [substitute(v, params, positions, diagnostics, path + (i,), skip)
-                for i, v in enumerate(data)]
+        return [substitute(v, params, positions, diagnostics, path + (i,), skip) for i, v in enumerate(data)]
     if not isinstance(data, str) or "${" not in data:
         return data
     whole = PLACEHOLDER.fullmatch(data)
@@ -135,10 +151,15 @@ def substitute(data: Any, params: dict[str, Any], positions: Positions,
         if name not in params:
             loc = positions.of(path)
             if loc is not None and loc.file != OVERRIDE_FILE:
-                loc = Location(loc.file, loc.line, loc.col + match.start() + _quote_offset(loc, data),
-                               len(match.group(0)))
-            diagnostics.error(f"'${{{name}}}' names no param", loc,
-                              hint=did_you_mean(name, params) or _declared(params))
+                loc = Location(
+                    loc.file,
+                    loc.line,
+                    loc.col + match.start() + _quote_offset(loc, data),
+                    len(match.group(0)),
+                )
+            diagnostics.error(
+                f"'${{{name}}}' names no param", loc, hint=did_you_mean(name, params) or _declared(params)
+            )
             return data
     if whole:
         return params[whole.group(1).strip()]

@@ -32,8 +32,9 @@ def json_schema() -> dict:
             "if": {"properties": {"type": {"const": name}}, "required": ["type"]},
             "then": {
                 "properties": {arg: {} for arg in catalog.layer(name)["args"]},
-                "required": [a for a in catalog.layer(name)["required"]
-                             if a not in catalog.LAYER_VALUED_ARGS],
+                "required": [
+                    a for a in catalog.layer(name)["required"] if a not in catalog.LAYER_VALUED_ARGS
+                ],
             },
         }
         for name in names

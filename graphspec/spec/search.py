@@ -35,23 +35,43 @@ if TYPE_CHECKING:
 # Our name -> (Optuna class, the constructor arguments a spec may pass, Optuna's own names).
 # The seed is `search.seed`; the grid sampler's grid is made from the params.
 SAMPLERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "tpe": ("TPESampler", ("n_startup_trials", "n_ei_candidates", "multivariate", "group",
-                           "constant_liar", "consider_endpoints", "prior_weight")),
+    "tpe": (
+        "TPESampler",
+        (
+            "n_startup_trials",
+            "n_ei_candidates",
+            "multivariate",
+            "group",
+            "constant_liar",
+            "consider_endpoints",
+            "prior_weight",
+        ),
+    ),
     "random": ("RandomSampler", ()),
     "grid": ("GridSampler", ()),
     "qmc": ("QMCSampler", ("qmc_type", "scramble")),
-    "cmaes": ("CmaEsSampler", ("n_startup_trials", "sigma0", "popsize", "use_separable_cma",
-                               "with_margin", "lr_adapt")),
+    "cmaes": (
+        "CmaEsSampler",
+        ("n_startup_trials", "sigma0", "popsize", "use_separable_cma", "with_margin", "lr_adapt"),
+    ),
 }
 PRUNERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "median": ("MedianPruner", ("n_startup_trials", "n_warmup_steps", "interval_steps", "n_min_trials")),
-    "hyperband": ("HyperbandPruner", ("min_resource", "max_resource", "reduction_factor",
-                                      "bootstrap_count")),
+    "hyperband": ("HyperbandPruner", ("min_resource", "max_resource", "reduction_factor", "bootstrap_count")),
     "none": ("NopPruner", ()),
 }
 # Metric names that are better when larger: `goal: minimize` on one of them is a warning.
-_LARGER_IS_BETTER = ("accuracy", "acc", "auc", "precision", "recall", "f1_score", "fbeta_score", "iou",
-                     "r2_score")
+_LARGER_IS_BETTER = (
+    "accuracy",
+    "acc",
+    "auc",
+    "precision",
+    "recall",
+    "f1_score",
+    "fbeta_score",
+    "iou",
+    "r2_score",
+)
 _DURATION = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>s|m|h|d)?\s*$")
 _UNITS = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -92,10 +112,13 @@ class SearchSpec(_Strict):
     pruner: str | Method = Field(default="median", description="median, hyperband or none.")
     trials: int | None = Field(default=None, ge=1, description="Finished trials the study should hold.")
     timeout: float | str | None = Field(
-        default=None, description="Time budget of one `graphspec tune`: seconds, or 90s, 30m, 2h.")
+        default=None, description="Time budget of one `graphspec tune`: seconds, or 90s, 30m, 2h."
+    )
     storage: str | None = Field(
-        default=None, description="Where the study lives: a database URL or a journal file; "
-                                  "default: study.log in the tune's folder.")
+        default=None,
+        description="Where the study lives: a database URL or a journal file; "
+        "default: study.log in the tune's folder.",
+    )
     study: str | None = Field(default=None, description="The study's name; default: the spec's name.")
     seed: int | None = Field(default=None, description="Seeds the sampler.")
     params: dict[str, SearchParam] = Field(min_length=1, description="Dotted path (as --set) -> range.")
@@ -142,8 +165,11 @@ def grid(search: SearchSpec) -> dict[str, list[Any]]:
         else:
             step = param.step if param.step is not None else 1
             count = int(round((param.high - param.low) / step)) + 1
-            values[path] = [param.low + i * step for i in range(count) if param.low + i * step <= param.high
-                            + 1e-12 * abs(param.high)]
+            values[path] = [
+                param.low + i * step
+                for i in range(count)
+                if param.low + i * step <= param.high + 1e-12 * abs(param.high)
+            ]
             if param.type == "int":
                 values[path] = [int(v) for v in values[path]]
     return values
@@ -206,19 +232,27 @@ def _check_method(ctx: Context, method: str | Method, table: dict, kind: str, wh
     name = method_name(method)
     if name not in table:
         classes = {cls.lower(): ours for ours, (cls, _) in table.items()}
-        hint = (f"write '{classes[name.lower()]}'" if name.lower() in classes else
-                did_you_mean(name, table) or "known: " + ", ".join(table))
-        ctx.error(f"unknown {kind} '{name}'", where if isinstance(method, str) else where + ("type",),
-                  hint=hint)
+        hint = (
+            f"write '{classes[name.lower()]}'"
+            if name.lower() in classes
+            else did_you_mean(name, table) or "known: " + ", ".join(table)
+        )
+        ctx.error(
+            f"unknown {kind} '{name}'", where if isinstance(method, str) else where + ("type",), hint=hint
+        )
         return
     allowed = table[name][1]
     for arg in method_args(method):
         if arg == "seed":
             ctx.error(f"{kind} {name}: the seed is search.seed", where + (arg,), key=True)
         elif arg not in allowed:
-            ctx.error(f"{kind} {name} has no argument '{arg}'", where + (arg,), key=True,
-                      hint=did_you_mean(arg, allowed) or
-                      ("it takes: " + ", ".join(allowed) if allowed else "it takes no arguments"))
+            ctx.error(
+                f"{kind} {name} has no argument '{arg}'",
+                where + (arg,),
+                key=True,
+                hint=did_you_mean(arg, allowed)
+                or ("it takes: " + ", ".join(allowed) if allowed else "it takes no arguments"),
+            )
 
 
 def _check_range(ctx: Context, path: str, param: SearchParam, where: tuple, grid_sampler: bool) -> None:
@@ -230,26 +264,39 @@ def _check_range(ctx: Context, path: str, param: SearchParam, where: tuple, grid
         if param.log:
             ctx.error(f"{what}: a categorical param has choices, not 'log'", where + ("log",), key=True)
         if not param.choices:
-            ctx.error(f"{what} needs 'choices'" if param.choices is None else f"{what}: choices are empty",
-                      where if param.choices is None else where + ("choices",), key=param.choices is None)
+            ctx.error(
+                f"{what} needs 'choices'" if param.choices is None else f"{what}: choices are empty",
+                where if param.choices is None else where + ("choices",),
+                key=param.choices is None,
+            )
         for i, choice in enumerate(param.choices or []):
             if not (choice is None or isinstance(choice, (bool, int, float, str))):
-                ctx.error(f"{what}: a choice must be a number, a string, true, false or null",
-                          where + ("choices", i))
+                ctx.error(
+                    f"{what}: a choice must be a number, a string, true, false or null",
+                    where + ("choices", i),
+                )
         return
     if param.choices is not None:
-        ctx.error(f"{what}: choices are for type categorical", where + ("choices",), key=True,
-                  hint=f"a {param.type} param takes low, high, step and log")
+        ctx.error(
+            f"{what}: choices are for type categorical",
+            where + ("choices",),
+            key=True,
+            hint=f"a {param.type} param takes low, high, step and log",
+        )
     missing = [key for key in ("low", "high") if getattr(param, key) is None]
     for key in missing:
         ctx.error(f"{what} needs '{key}'", where, key=True)
     numbers = ("low", "high", "step")
     if param.type == "int":
-        wrong = [k for k in numbers
-                 if getattr(param, k) is not None and not isinstance(getattr(param, k), int)]
+        wrong = [
+            k for k in numbers if getattr(param, k) is not None and not isinstance(getattr(param, k), int)
+        ]
         for key in wrong:
-            ctx.error(f"{what}: {key} of an int param must be an integer, got {getattr(param, key)}",
-                      where + (key,), hint="make the param type float")
+            ctx.error(
+                f"{what}: {key} of an int param must be an integer, got {getattr(param, key)}",
+                where + (key,),
+                hint="make the param type float",
+            )
         if wrong:
             return
     if missing:
@@ -267,11 +314,19 @@ def _check_range(ctx: Context, path: str, param: SearchParam, where: tuple, grid
         if param.low <= 0:
             ctx.error(f"{what}: a log scale needs low above 0, got {param.low}", where + ("low",))
         if param.step is not None and (param.type == "float" or param.step != 1):
-            ctx.error(f"{what}: a param cannot have both a step and a log scale", where + ("step",),
-                      key=True, hint="Optuna samples a log scale continuously")
+            ctx.error(
+                f"{what}: a param cannot have both a step and a log scale",
+                where + ("step",),
+                key=True,
+                hint="Optuna samples a log scale continuously",
+            )
     if grid_sampler and param.type == "float" and param.step is None:
-        ctx.error(f"{what}: the grid sampler needs a step for a float param", where, key=True,
-                  hint="give a step, or make it categorical")
+        ctx.error(
+            f"{what}: the grid sampler needs a step for a float param",
+            where,
+            key=True,
+            hint="give a step, or make it categorical",
+        )
 
 
 class _DocumentShape:
@@ -317,10 +372,17 @@ def _check_target(ctx: Context, path: str, param: SearchParam, where: tuple, sha
     spec = ctx.spec
     if parts[0] == "params" and len(parts) == 2:
         if parts[1] not in spec.params:
-            ctx.error(f"{what} sets param '{parts[1]}', which the spec does not declare", where, key=True,
-                      hint=did_you_mean(parts[1], spec.params) or
-                      ("declared params: " + ", ".join(spec.params) if spec.params else
-                       "the spec declares no params"))
+            ctx.error(
+                f"{what} sets param '{parts[1]}', which the spec does not declare",
+                where,
+                key=True,
+                hint=did_you_mean(parts[1], spec.params)
+                or (
+                    "declared params: " + ", ".join(spec.params)
+                    if spec.params
+                    else "the spec declares no params"
+                ),
+            )
         return
     if "" in parts or not shape.settable(parts):
         ctx.error(f"{what} points at nothing in the spec", where, key=True, hint=_path_hint(parts, shape))
@@ -329,28 +391,50 @@ def _check_target(ctx: Context, path: str, param: SearchParam, where: tuple, sha
         node = spec.layers[parts[1]]
         entry = catalog.layer(node.type) if node.type else None
         if node.share is not None:
-            ctx.error(f"{what}: layer '{parts[1]}' shares '{node.share}' and has no arguments of its own",
-                      where, key=True)
+            ctx.error(
+                f"{what}: layer '{parts[1]}' shares '{node.share}' and has no arguments of its own",
+                where,
+                key=True,
+            )
         elif entry is not None and parts[2] not in entry["args"] and parts[2] not in ("in", "call"):
-            ctx.error(f"{what}: {node.type} has no argument '{parts[2]}'", where, key=True,
-                      hint=did_you_mean(parts[2], entry["args"]))
+            ctx.error(
+                f"{what}: {node.type} has no argument '{parts[2]}'",
+                where,
+                key=True,
+                hint=did_you_mean(parts[2], entry["args"]),
+            )
     elif parts[:2] == ("compile", "optimizer") and len(parts) == 3:
         optimizer = spec.compile.optimizer
-        entry = (catalog.catalog()["optimizers"].get(optimizer.type)
-                 if isinstance(optimizer, TypedObject) else None)
+        entry = (
+            catalog.catalog()["optimizers"].get(optimizer.type)
+            if isinstance(optimizer, TypedObject)
+            else None
+        )
         if entry is not None and parts[2] not in entry["args"]:
-            ctx.error(f"{what}: optimizer {optimizer.type} has no argument '{parts[2]}'", where, key=True,
-                      hint=did_you_mean(parts[2], entry["args"]))
+            ctx.error(
+                f"{what}: optimizer {optimizer.type} has no argument '{parts[2]}'",
+                where,
+                key=True,
+                hint=did_you_mean(parts[2], entry["args"]),
+            )
     elif parts[0] in ("train", "compile") and len(parts) == 2:
         section = TrainSpec if parts[0] == "train" else CompileSpec
         if parts[1] not in section.model_fields:
-            ctx.error(f"{what}: {parts[0]} has no setting '{parts[1]}'", where, key=True,
-                      hint=did_you_mean(parts[1], section.model_fields))
+            ctx.error(
+                f"{what}: {parts[0]} has no setting '{parts[1]}'",
+                where,
+                key=True,
+                hint=did_you_mean(parts[1], section.model_fields),
+            )
             return
         annotation = str(section.model_fields[parts[1]].annotation)
         if param.type == "float" and "float" not in annotation:
-            ctx.error(f"{what}: {path} takes whole numbers, and a float param gives fractions", where,
-                      key=True, hint="make the param type int, or categorical")
+            ctx.error(
+                f"{what}: {path} takes whole numbers, and a float param gives fractions",
+                where,
+                key=True,
+                hint="make the param type int, or categorical",
+            )
             return
         for value in _sample_values(param):
             try:
@@ -374,8 +458,11 @@ def _path_hint(parts: tuple[str, ...], shape: _DocumentShape) -> str | None:
             node = node[key]
         elif isinstance(node, dict):
             names = [str(k) for k in node]
-            return did_you_mean(key, names) or (f"{'.'.join(parts[:parts.index(key)]) or 'the spec'} has: "
-                                                + ", ".join(names[:8]) + (", ..." if len(names) > 8 else ""))
+            return did_you_mean(key, names) or (
+                f"{'.'.join(parts[: parts.index(key)]) or 'the spec'} has: "
+                + ", ".join(names[:8])
+                + (", ..." if len(names) > 8 else "")
+            )
         else:
             if key == "optimizer" or parts[:2] == ("compile", "optimizer"):
                 return "write the optimizer as {type: NAME, ...} to search its arguments"
@@ -389,12 +476,17 @@ def _check_metric(ctx: Context, search: SearchSpec) -> None:
     patterns = reported_metrics(ctx.spec)
     if not metric_matches(search.metric, patterns):
         shown = [p.rstrip("*") for p in patterns]
-        ctx.error(f"search.metric '{search.metric}' is not a metric this model reports", ("search", "metric"),
-                  hint=did_you_mean(search.metric, shown + ["val_" + p for p in shown]) or
-                  "it reports: " + ", ".join(shown) + " (and val_ of each, with validation data)")
+        ctx.error(
+            f"search.metric '{search.metric}' is not a metric this model reports",
+            ("search", "metric"),
+            hint=did_you_mean(search.metric, shown + ["val_" + p for p in shown])
+            or "it reports: " + ", ".join(shown) + " (and val_ of each, with validation data)",
+        )
         return
     base = search.metric.removeprefix("val_")
     if search.goal == "minimize" and any(base == n or base.endswith("_" + n) for n in _LARGER_IS_BETTER):
-        ctx.warning(f"search.metric '{search.metric}' is better when larger, and goal is minimize",
-                    ("search", "goal") if "goal" in search.model_fields_set else ("search", "metric"),
-                    hint="set goal: maximize")
+        ctx.warning(
+            f"search.metric '{search.metric}' is better when larger, and goal is minimize",
+            ("search", "goal") if "goal" in search.model_fields_set else ("search", "metric"),
+            hint="set goal: maximize",
+        )

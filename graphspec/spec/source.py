@@ -123,19 +123,22 @@ def parse(text: str, file: str = "<string>") -> Source:
     sources = {file: text}
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
         raise SpecErrors.single(
-            f"file is {len(text.encode('utf-8', 'replace')):,} bytes; a spec may have at most "
-            f"{MAX_BYTES:,}",
+            f"file is {len(text.encode('utf-8', 'replace')):,} bytes; a spec may have at most {MAX_BYTES:,}",
             Location(file, 1, 1),
             sources=sources,
         )
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
-        raise SpecErrors.single("file contains a NUL byte: a spec is text", Location(file, line, 1),
-                                sources=sources)
+        raise SpecErrors.single(
+            "file contains a NUL byte: a spec is text", Location(file, line, 1), sources=sources
+        )
     depth = _max_flow_depth(text)
     if depth > MAX_DEPTH:
-        raise SpecErrors.single(f"values nest {depth} deep; a spec may nest at most {MAX_DEPTH}",
-                                Location(file, 1, 1), sources=sources)
+        raise SpecErrors.single(
+            f"values nest {depth} deep; a spec may nest at most {MAX_DEPTH}",
+            Location(file, 1, 1),
+            sources=sources,
+        )
     try:
         root = yaml.compose(_protect(text), Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -148,8 +151,11 @@ def parse(text: str, file: str = "<string>") -> Source:
             hint = f"{exc.context}, which starts at line {context.line + 1}, column {context.column + 1}"
         raise SpecErrors.single(f"invalid YAML: {message}", loc, hint=hint, sources=sources) from None
     except RecursionError:
-        raise SpecErrors.single(f"values nest too deep; a spec may nest at most {MAX_DEPTH}",
-                                Location(file, 1, 1), sources=sources) from None
+        raise SpecErrors.single(
+            f"values nest too deep; a spec may nest at most {MAX_DEPTH}",
+            Location(file, 1, 1),
+            sources=sources,
+        ) from None
     except yaml.YAMLError as exc:
         raise SpecErrors.single(f"invalid YAML: {exc}", Location(file, 1, 1), sources=sources) from None
     positions = Positions(file)
@@ -187,8 +193,11 @@ class _Converter:
     def convert(self, node: yaml.Node, path: Path) -> Any:
         self.visited += 1
         if len(path) > MAX_DEPTH:
-            raise SpecErrors.single(f"values nest more than {MAX_DEPTH} deep",
-                                    _location(self.file, node), sources=self.diagnostics.sources)
+            raise SpecErrors.single(
+                f"values nest more than {MAX_DEPTH} deep",
+                _location(self.file, node),
+                sources=self.diagnostics.sources,
+            )
         if self.visited > MAX_NODES:
             raise SpecErrors.single(
                 f"document expands to more than {MAX_NODES:,} values (aliases included)",
@@ -211,8 +220,9 @@ class _Converter:
         result: dict = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                self.diagnostics.error("YAML merge keys ('<<') are not supported in specs",
-                                       _location(self.file, key_node))
+                self.diagnostics.error(
+                    "YAML merge keys ('<<') are not supported in specs", _location(self.file, key_node)
+                )
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
                 self.diagnostics.error("a mapping key must be a plain name", _location(self.file, key_node))

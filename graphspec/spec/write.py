@@ -41,9 +41,16 @@ def spec_yaml(data: dict[str, Any], comments: list[str] = (), skip: tuple[str, .
             nested = isinstance(value, (dict, list))
             if nested:
                 lines.append("")
-            lines.append(yaml.dump({key: value}, Dumper=_Dumper, sort_keys=False, width=100,
-                                   allow_unicode=True,
-                                   default_flow_style=None if nested else False).rstrip())
+            lines.append(
+                yaml.dump(
+                    {key: value},
+                    Dumper=_Dumper,
+                    sort_keys=False,
+                    width=100,
+                    allow_unicode=True,
+                    default_flow_style=None if nested else False,
+                ).rstrip()
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -57,5 +64,6 @@ def flow(value: Any) -> str:
     """A value, collections included, as one line of YAML."""
     if not isinstance(value, (dict, list)):
         return scalar(value)
-    return yaml.dump(value, Dumper=_Dumper, default_flow_style=True, sort_keys=False, width=_WIDE,
-                     allow_unicode=True).strip()
+    return yaml.dump(
+        value, Dumper=_Dumper, default_flow_style=True, sort_keys=False, width=_WIDE, allow_unicode=True
+    ).strip()
