@@ -1,8 +1,10 @@
-"""What changed between two specs: layers, connections, inputs, outputs, losses, training.
+"""What changed between two specs: layers, connections, inputs, outputs, losses, training, search.
 
 Both specs are compared after params, overrides and blocks are resolved (`LoadedSpec.spec`), on
 the same canonical forms the fingerprint hashes (`graphspec/fingerprint.py`): two specs differ
-here exactly when one of their two fingerprints differs. Layers are matched by node name.
+here exactly when one of their two fingerprints differs or their `search:` sections do (a
+search is not part of what a run trains, so no fingerprint holds it). Layers are matched by
+node name.
 With `params=True` both models are built (TensorFlow is imported then, and only then) to
 count the parameters of each changed layer and of the whole model.
 """
@@ -98,6 +100,7 @@ class SpecDiff:
     outputs_changed: list[Changed] = field(default_factory=list)
     losses_changed: list[Changed] = field(default_factory=list)
     training_changed: list[Change] = field(default_factory=list)
+    search_changed: list[Change] = field(default_factory=list)
     params: ParamsDiff | None = None
 
     @property
@@ -125,6 +128,7 @@ _SECTIONS = (
     "outputs_changed",
     "losses_changed",
     "training_changed",
+    "search_changed",
 )
 _LOSS_FIELDS = ("loss", "weight", "metrics")
 
@@ -179,6 +183,7 @@ def diff(
 
     old_training, new_training = _training(old), _training(new)
     result.training_changed = _dict_changes(old_training, new_training)
+    result.search_changed = _dict_changes(_search(old), _search(new))
 
     if params:
         result.params = _params(old, new, result)
@@ -254,6 +259,19 @@ def _training(loaded: LoadedSpec) -> dict[str, Any]:
     return flat
 
 
+def _search(loaded: LoadedSpec) -> dict[str, Any]:
+    """search.* and search.params.PATH as one flat mapping, defaults filled in (settings) or
+    left out (a param's fields), so that writing a default out is no change."""
+    search = loaded.spec.search
+    if search is None:
+        return {}
+    data = search.model_dump(mode="json", exclude_none=True, exclude={"params"})
+    flat = {f"search.{k}": v for k, v in data.items()}
+    for path, param in search.params.items():
+        flat[f"search.params.{path}"] = param.model_dump(mode="json", exclude_defaults=True)
+    return flat
+
+
 def _dict_changes(old: dict, new: dict, prefix: str = "") -> list[Change]:
     changes = []
     for key, value in old.items():
@@ -325,6 +343,7 @@ def render_text(result: SpecDiff) -> str:
     section("outputs changed", [f"  ~ {c.name}: {_changes(c.changes)}" for c in result.outputs_changed])
     section("losses changed", [f"  ~ {c.name}: {_changes(c.changes)}" for c in result.losses_changed])
     section("training changed", [f"  ~ {_change(c)}" for c in result.training_changed])
+    section("search changed", [f"  ~ {_change(c)}" for c in result.search_changed])
     if result.params is not None:
         p = result.params
         rows = [(c.name, _count(c.old), _count(c.new), _delta(c.old, c.new)) for c in p.layers]

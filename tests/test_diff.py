@@ -133,6 +133,39 @@ def test_the_same_model_written_differently_does_not_differ():
     assert render_text(result) == ""
 
 
+SEARCHED = (
+    OLD.replace("units: 8, activation", "units: ${width}, activation")
+    + """
+params: {width: 8}
+search:
+  trials: 10
+  params:
+    params.width: {type: int, low: 4, high: 32}
+"""
+)
+
+
+def test_a_changed_search_is_a_difference():
+    changed = SEARCHED.replace("high: 32}", "high: 64, log: true}").replace(
+        "trials: 10", "trials: 10\n  sampler: random"
+    )
+    result = diff(spec(SEARCHED), spec(changed))
+    assert result.differ
+    assert render_text(result).splitlines()[2:] == [
+        "search changed (2):",
+        "  ~ search.sampler tpe -> random",
+        "  ~ search.params.params.width {type: int, low: 4, high: 32} -> "
+        "{type: int, low: 4, high: 64, log: true}",
+    ]
+
+
+def test_a_search_default_written_out_is_no_difference():
+    explicit = SEARCHED.replace("trials: 10", "trials: 10\n  metric: val_loss\n  goal: minimize").replace(
+        "high: 32}", "high: 32, log: false}"
+    )
+    assert not diff(spec(SEARCHED), spec(explicit)).differ
+
+
 def test_params_counts_each_changed_layer_and_the_totals():
     result = diff(spec(OLD), spec(NEW), params=True)
     counts = {c.name: (c.old, c.new) for c in result.params.layers}
