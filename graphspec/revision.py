@@ -2,8 +2,8 @@
 
 A name that is an existing file, or that has no ':', is a file. Otherwise it is `REV:PATH` as
 `git show` reads it (PATH from the repository's root, or from the current folder when it
-starts with `./` or `../`), and messages about the spec name it `REV:PATH`. Nested specs and
-included blocks of a revision are read from the working tree, beside the file PATH names.
+starts with `./` or `../`), and messages about the spec name it `REV:PATH`. Its nested specs
+and included blocks are read from the same revision, and named the same way.
 No TensorFlow here.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphspec.errors import SpecErrors
+from graphspec.spec.files import Files
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -32,12 +33,64 @@ def load_spec(name: str, overrides: list[str] | dict[str, Any] | None = None) ->
 
     if not is_revision(name):
         return load(Path(name), overrides)
-    text, base = read_revision(name)
-    return load_text(text, name, overrides, base=base)
+    text, base, root = read_revision(name)
+    files = RevisionFiles(name.partition(":")[0], root)
+    return load_text(text, name, overrides, base=base, files=files)
 
 
-def read_revision(name: str) -> tuple[str, Path]:
-    """The text of `REV:PATH` in git, and the working-tree path it stands for.
+class RevisionFiles(Files):
+    """The files of one git revision, found by their working-tree paths under `root` (the
+    repository's top level) and named `REV:PATH` with PATH from the top level."""
+
+    def __init__(self, revision: str, root: Path):
+        self.revision, self.root = revision, root.resolve()
+
+    def _object(self, path: Path) -> str | None:
+        try:
+            relative = path.resolve().relative_to(self.root)
+        except ValueError:
+            return None  # outside the repository: the revision has no such file
+        return f"{self.revision}:{relative.as_posix()}"
+
+    def _git(self, *args: str) -> subprocess.CompletedProcess | None:
+        try:
+            return subprocess.run(
+                ["git", "-C", str(self.root), *args], capture_output=True, timeout=_GIT_TIMEOUT_S
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+
+    def is_file(self, path: Path) -> bool:
+        name = self._object(path)
+        result = self._git("cat-file", "-t", name) if name else None
+        return result is not None and result.returncode == 0 and result.stdout.strip() == b"blob"
+
+    def read(self, path: Path) -> str:
+        name = self._object(path)
+        result = self._git("show", name) if name else None
+        if result is None or result.returncode != 0:
+            raise FileNotFoundError(f"{name or path} is not in git")
+        return result.stdout.decode("utf-8")
+
+    def name(self, path: Path, shown: str) -> str:
+        return self._object(path) or shown
+
+    def specs_in(self, folder: Path) -> list[str]:
+        try:
+            relative = folder.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return []
+        where = [] if relative == "." else ["--", relative + "/"]
+        result = self._git("ls-tree", "--name-only", self.revision, *where)
+        if result is None or result.returncode != 0:
+            return []
+        names = result.stdout.decode("utf-8", "replace").splitlines()
+        return sorted(Path(n).name for n in names if n.endswith((".yaml", ".yml")))
+
+
+def read_revision(name: str) -> tuple[str, Path, Path]:
+    """The text of `REV:PATH` in git, the working-tree path it stands for, and the repository's
+    top level.
 
     Raises `SpecErrors` with git's own reason when git, the revision or the path is missing.
     """
@@ -52,11 +105,9 @@ def read_revision(name: str) -> tuple[str, Path]:
         text = shown.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecErrors.single(f"{name} is not UTF-8 text") from None
-    if path.startswith(("./", "../")):
-        base = Path.cwd() / path
-    else:
-        base = Path(_git(["rev-parse", "--show-toplevel"], name).decode().strip()) / path
-    return text, base
+    root = Path(_git(["rev-parse", "--show-toplevel"], name).decode().strip())
+    base = Path.cwd() / path if path.startswith(("./", "../")) else root / path
+    return text, base, root
 
 
 def _git(args: list[str], name: str) -> bytes:

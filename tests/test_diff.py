@@ -253,6 +253,87 @@ def test_revisions_are_read_from_git(repo):
     assert runner.invoke(app, ["diff", "HEAD~1:spec.yaml", "HEAD~1:spec.yaml"]).exit_code == 0
 
 
+OUTER = """
+graphspec: 1
+name: outer
+include: lib/blocks.yaml
+inputs: {x: {shape: [4]}}
+layers:
+  enc: {spec: parts/enc.yaml, in: x}
+  head: {block: head, in: enc}
+outputs: {head: {loss: mse}}
+"""
+ENC = """
+graphspec: 1
+name: enc
+inputs: {x: {shape: [4]}}
+layers: {h: {type: Dense, units: UNITS, in: x}}
+outputs: {h: {}}
+"""
+BLOCKS = """
+blocks:
+  head:
+    in: x
+    layers: {out: {type: Dense, units: 1, activation: ACTIVATION, in: x}}
+    out: out
+"""
+
+
+@pytest.fixture
+def nested_repo(tmp_path, monkeypatch):
+    """outer.yaml, with a nested spec and an included block that change in the second commit."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "lib").mkdir()
+    git(tmp_path, "init", "-q")
+    for message, units, activation in (("old", 8, "linear"), ("new", 16, "sigmoid")):
+        (tmp_path / "outer.yaml").write_text(textwrap.dedent(OUTER))
+        (tmp_path / "parts" / "enc.yaml").write_text(textwrap.dedent(ENC).replace("UNITS", str(units)))
+        (tmp_path / "lib" / "blocks.yaml").write_text(
+            textwrap.dedent(BLOCKS).replace("ACTIVATION", activation)
+        )
+        git(tmp_path, "add", ".")
+        git(tmp_path, "commit", "-q", "-m", message)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_a_revision_reads_its_nested_specs_and_includes_from_the_same_revision(nested_repo):
+    result = runner.invoke(app, ["diff", "HEAD~1:outer.yaml", "HEAD:outer.yaml"])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[2] == "layers changed (2):"
+    assert lines[3].startswith("  ~ enc: spec parts/enc.yaml (architecture ")
+    assert lines[4] == "  ~ head.out: activation linear -> sigmoid"
+    assert runner.invoke(app, ["diff", "HEAD:outer.yaml", "outer.yaml"]).exit_code == 0
+    assert runner.invoke(app, ["diff", "HEAD~1:outer.yaml", "outer.yaml"]).exit_code == 1
+
+
+def test_errors_in_a_revisions_nested_files_name_them_in_that_revision(nested_repo):
+    def commit_then_mend(path: str, broken: str, good: str) -> None:
+        (nested_repo / path).write_text(broken)
+        git(nested_repo, "commit", "-q", "-a", "-m", f"break {path}")
+        (nested_repo / path).write_text(good)  # only the revision is broken
+
+    enc = (nested_repo / "parts" / "enc.yaml").read_text()
+    commit_then_mend("parts/enc.yaml", enc.replace("Dense", "Dens"), enc)
+    result = runner.invoke(app, ["fingerprint", "HEAD:outer.yaml"])
+    assert result.exit_code == 2
+    assert "HEAD:parts/enc.yaml:5:20: error: layer 'h' has unknown type 'Dens'\n" in result.stderr
+    assert runner.invoke(app, ["fingerprint", "outer.yaml"]).exit_code == 0
+
+    outer = (nested_repo / "outer.yaml").read_text()
+    commit_then_mend("outer.yaml", outer.replace("blocks.yaml", "block.yaml"), outer)
+    result = runner.invoke(app, ["fingerprint", "HEAD:outer.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[:2] == [
+        "HEAD:outer.yaml:4:10: error: include 'lib/block.yaml' does not exist",
+        "  include: lib/block.yaml",
+    ]
+    assert "  hint: did you mean 'blocks.yaml'?" in result.stderr.splitlines()
+
+
 def test_fingerprint_of_a_revision_is_that_of_its_text(repo):
     result = runner.invoke(app, ["fingerprint", "HEAD~1:spec.yaml", "--json"])
     assert result.exit_code == 0

@@ -32,6 +32,7 @@ from typing import Any
 
 from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
 from graphspec.spec import params as params_module
+from graphspec.spec.files import WORKING_TREE, Files
 from graphspec.spec.model import REFERENCE
 from graphspec.spec.source import Path, Positions, parse
 
@@ -86,8 +87,11 @@ class Expansion:
         return found
 
 
-def expand(data: Any, positions: Positions, diagnostics: Diagnostics, base_dir: FilePath) -> Expansion:
-    """`data` with every block use replaced by the block's layers, and includes merged.
+def expand(
+    data: Any, positions: Positions, diagnostics: Diagnostics, base_dir: FilePath, files: Files = WORKING_TREE
+) -> Expansion:
+    """`data` with every block use replaced by the block's layers, and includes merged (read
+    from `files`, relative to `base_dir`).
 
     Positions of generated values are added to `positions`; problems go to `diagnostics`.
     A document without blocks, includes and uses is returned as it is.
@@ -96,7 +100,7 @@ def expand(data: Any, positions: Positions, diagnostics: Diagnostics, base_dir: 
         return Expansion(data)
     before = len(diagnostics.errors)
     try:
-        expander = _Expander(data, positions, diagnostics, base_dir)
+        expander = _Expander(data, positions, diagnostics, base_dir, files)
         expansion = expander.run()
     except _TooLarge:
         return Expansion(data, complete=False)
@@ -161,8 +165,11 @@ class _Scope:
 
 
 class _Expander:
-    def __init__(self, data: dict, positions: Positions, diagnostics: Diagnostics, base_dir: FilePath):
+    def __init__(
+        self, data: dict, positions: Positions, diagnostics: Diagnostics, base_dir: FilePath, files: Files
+    ):
         self.data = dict(data)
+        self.files = files
         self.positions = positions
         self.diagnostics = diagnostics
         self.base_dir = base_dir
@@ -310,8 +317,8 @@ class _Expander:
         if len(chain) > MAX_DEPTH:
             self.error(f"includes nest more than {MAX_DEPTH} deep", where)
             return
-        if not resolved.is_file():
-            candidates = [p.name for p in target.parent.glob("*.y*ml")] if target.parent.is_dir() else []
+        if not self.files.is_file(resolved):
+            candidates = self.files.specs_in(target.parent)
             self.error(
                 f"include '{entry}' does not exist",
                 where,
@@ -322,9 +329,9 @@ class _Expander:
         if resolved in self._included:
             return  # a diamond: two files include the same library
         self._included.add(resolved)
-        file = os.path.normpath(str(target))
+        file = self.files.name(resolved, os.path.normpath(str(target)))
         try:
-            text = resolved.read_text(encoding="utf-8")
+            text = self.files.read(resolved)
             source = parse(text, file)
         except (OSError, UnicodeDecodeError) as exc:
             self.error(f"cannot read include '{entry}': {exc}", where)

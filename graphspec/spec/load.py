@@ -16,6 +16,7 @@ from graphspec.spec import params as params_module
 from graphspec.spec.blocks import Expansion, Use
 from graphspec.spec.blocks import expand as expand_blocks
 from graphspec.spec.check import Context, run_checks
+from graphspec.spec.files import WORKING_TREE, Files
 from graphspec.spec.model import Spec
 from graphspec.spec.source import Positions, Source, parse
 
@@ -98,32 +99,37 @@ def load(source: str | Path, overrides: list[str] | dict[str, Any] | None = None
     ('tiny', ['y'])
     """
     if isinstance(source, Path) or ("\n" not in str(source) and str(source).endswith((".yaml", ".yml"))):
-        return _load_file(Path(source), overrides or [], chain=())
-    return _load_text(str(source), "<string>", None, overrides or [], chain=())
+        return _load_file(Path(source), overrides or [], (), WORKING_TREE)
+    return _load_text(str(source), "<string>", None, overrides or [], (), WORKING_TREE)
 
 
 def load_text(
-    text: str, file: str, overrides: list[str] | dict[str, Any] | None = None, base: Path | None = None
+    text: str,
+    file: str,
+    overrides: list[str] | dict[str, Any] | None = None,
+    base: Path | None = None,
+    files: Files = WORKING_TREE,
 ) -> LoadedSpec:
     """Load YAML text that messages call `file` (`HEAD~1:specs/a.yaml`), as `load` would a file.
 
-    Nested specs and included blocks are read relative to the folder of `base` (a path to the
-    file the text stands for), or to the current folder.
+    Nested specs and included blocks are read from `files` (default: the disk), relative to
+    the folder of `base` (a path to the file the text stands for), or to the current folder.
     """
-    return _load_text(text, file, Path(base) if base else None, overrides or [], chain=())
+    return _load_text(text, file, Path(base) if base else None, overrides or [], (), files)
 
 
-def _load_file(path: Path, overrides, chain: tuple[Path, ...]) -> LoadedSpec:
+def _load_file(path: Path, overrides, chain: tuple[Path, ...], files: Files) -> LoadedSpec:
+    name = files.name(path, str(path))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = files.read(path)
     except FileNotFoundError:
-        raise SpecErrors.single(f"no such file: {path}") from None
+        raise SpecErrors.single(f"no such file: {name}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecErrors.single(f"cannot read {path}: {exc}") from None
-    return _load_text(text, str(path), path, overrides, chain + (path.resolve(),))
+        raise SpecErrors.single(f"cannot read {name}: {exc}") from None
+    return _load_text(text, name, path, overrides, chain + (path.resolve(),), files)
 
 
-def _load_text(text: str, file: str, path: Path | None, overrides, chain) -> LoadedSpec:
+def _load_text(text: str, file: str, path: Path | None, overrides, chain, files: Files) -> LoadedSpec:
     source = parse(text, file)
     diagnostics = source.diagnostics
     positions = source.positions
@@ -143,7 +149,7 @@ def _load_text(text: str, file: str, path: Path | None, overrides, chain) -> Loa
                 f"param '{name}' uses another param; params are plain values", positions.of(("params", name))
             )
     data = params_module.substitute(data, params, positions, diagnostics)
-    expansion = expand_blocks(data, positions, diagnostics, path.parent if path else Path.cwd())
+    expansion = expand_blocks(data, positions, diagnostics, path.parent if path else Path.cwd(), files)
     if not expansion.complete:  # a half-expanded document would only add echoes of its errors
         raise SpecErrors(diagnostics)
     data = expansion.data
@@ -154,7 +160,7 @@ def _load_text(text: str, file: str, path: Path | None, overrides, chain) -> Loa
         _report_validation(exc, data, positions, diagnostics)
         raise SpecErrors(diagnostics) from None
 
-    nested = _load_nested(spec, path, positions, diagnostics, chain)
+    nested = _load_nested(spec, path, positions, diagnostics, chain, files)
     ctx = Context(
         spec,
         positions,
@@ -192,7 +198,12 @@ def spec_path_problem(path: str) -> str | None:
 
 
 def _load_nested(
-    spec: Spec, path: Path | None, positions: Positions, diagnostics: Diagnostics, chain: tuple[Path, ...]
+    spec: Spec,
+    path: Path | None,
+    positions: Positions,
+    diagnostics: Diagnostics,
+    chain: tuple[Path, ...],
+    files: Files,
 ) -> dict[str, LoadedSpec]:
     """Load every `spec: file.yaml` node, relative to the including spec's folder."""
     nested = {}
@@ -212,7 +223,7 @@ def _load_nested(
         if len(chain) >= MAX_NESTING:
             diagnostics.error(f"specs nest more than {MAX_NESTING} deep", where)
             continue
-        if not target.is_file():
+        if not files.is_file(target):
             diagnostics.error(
                 f"layer '{name}' uses spec '{node.spec}', which does not exist",
                 where,
@@ -220,7 +231,7 @@ def _load_nested(
             )
             continue
         try:
-            nested[name] = _load_file(target, node.params, chain)
+            nested[name] = _load_file(target, node.params, chain, files)
         except SpecErrors as exc:
             diagnostics.error(f"layer '{name}' uses spec '{node.spec}', which is invalid", where)
             diagnostics.extend(exc.diagnostics)
