@@ -59,7 +59,6 @@ def _epoch_timer():
 
 def throughput_row() -> Row:
     import keras
-    import numpy as np
 
     import graphspec
     from graphspec.keras.data import fit_arguments, synthetic_datasets
@@ -76,10 +75,7 @@ def throughput_row() -> Row:
         validation_split=0.0,
         seed=0,
     )
-    # The baseline fits exactly the samples the synthetic side generates, held in memory.
-    batches = [data[i] for i in range(len(data))]
-    x = {k: np.concatenate([b[0][k] for b in batches]) for k in batches[0][0]}
-    y = {k: np.concatenate([b[1][k] for b in batches]) for k in batches[0][1]}
+    x, y = data.arrays()  # the baseline fits exactly the samples the synthetic side generates
 
     def epoch(model: keras.Model, **fit_args) -> float:
         """A steady epoch: the second of a fit, so that neither side pays for starting its

@@ -28,7 +28,6 @@ BATCH, SAMPLES, SEQ_LEN, ROUNDS = 128, 4096, 100, 6
 
 def main() -> None:
     import keras
-    import numpy as np
     import tensorflow as tf
 
     import graphspec
@@ -47,10 +46,7 @@ def main() -> None:
         validation_split=0.0,
         seed=0,
     )
-    parts = [data[i] for i in range(len(data))]
-    x = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
-    y = {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]}
-    slices = tf.data.Dataset.from_tensor_slices((x, y))
+    slices = tf.data.Dataset.from_tensor_slices(data.arrays())
     datasets = {
         "fixed": slices.batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE),
         "unknown": slices.batch(BATCH).prefetch(tf.data.AUTOTUNE),

@@ -165,6 +165,14 @@ def test_synthetic_data_is_a_pydataset_made_batch_by_batch_the_same_every_time()
         data[3]
 
 
+def test_synthetic_data_as_arrays_holds_every_batch_in_order():
+    data = _dataset("specs/book_qa.yaml", QA_SMALL + ["train.seq_len=7"])
+    x, y = data.arrays()
+    assert x["text"].shape == (10, 7) and y["answer"].shape == (10, 5)
+    np.testing.assert_array_equal(x["question"][8:], data[2][0]["question"])
+    np.testing.assert_array_equal(y["answer"][4:8], data[1][1]["answer"])
+
+
 def _batches_of(dataset) -> list[tuple[dict, dict]]:
     return [tuple({k: np.asarray(v) for k, v in part.items()} for part in batch) for batch in dataset]
 

@@ -81,6 +81,13 @@ class SyntheticData(keras.utils.PyDataset):
         """The inputs of batch `index` (the same every time it is asked for)."""
         return self._batch(index)[0]
 
+    def arrays(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Every sample at once, inputs and targets by name: what a file of them would hold."""
+        batches = [self._batch(i) for i in range(len(self))]
+        x = {name: np.concatenate([b[0][name] for b in batches]) for name in batches[0][0]}
+        y = {name: np.concatenate([b[1][name] for b in batches]) for name in batches[0][1]}
+        return x, y
+
     def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         return self._batch(index)
 

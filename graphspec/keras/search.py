@@ -84,9 +84,8 @@ def synthetic_arrays(
         seed=seed,
         seq_len=seq_len,
     )
-    parts = [data[i] for i in range(len(data))]
-    arrays = {name: np.concatenate([x[name] for x, _ in parts]) for name in parts[0][0]}
-    arrays.update({name: np.concatenate([y[name] for _, y in parts]) for name in parts[0][1]})
+    x, y = data.arrays()
+    arrays = {**x, **y}
     keras.backend.clear_session(free_memory=False)
     return arrays
 
