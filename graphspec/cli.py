@@ -38,6 +38,17 @@ SetOption = Annotated[
         "(layers.dense.units=64, compile.optimizer.learning_rate=0.01). Repeatable.",
     ),
 ]
+# train and tune read the same arrays.
+DataOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--data", help="Training arrays (.npz) keyed by input and output names.", show_default=False
+    ),
+]
+ValDataOption = Annotated[
+    Optional[Path],
+    typer.Option("--val-data", help="Validation arrays (.npz), keyed like --data.", show_default=False),
+]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
 MaxParamsOption = Annotated[
     int,
@@ -272,16 +283,8 @@ def train(
             show_default=False,
         ),
     ] = None,
-    data: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--data", help="Training arrays (.npz) keyed by input and output names.", show_default=False
-        ),
-    ] = None,
-    val_data: Annotated[
-        Optional[Path],
-        typer.Option("--val-data", help="Validation arrays (.npz), keyed like --data.", show_default=False),
-    ] = None,
+    data: DataOption = None,
+    val_data: ValDataOption = None,
     validation_split: Annotated[
         Optional[float],
         typer.Option(
@@ -558,16 +561,8 @@ def tune(
         Optional[str],
         typer.Option("--kind", help="Synthetic targets: teacher (default) or random.", show_default=False),
     ] = None,
-    data: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--data", help="Training arrays (.npz) keyed by input and output names.", show_default=False
-        ),
-    ] = None,
-    val_data: Annotated[
-        Optional[Path],
-        typer.Option("--val-data", help="Validation arrays (.npz), keyed like --data.", show_default=False),
-    ] = None,
+    data: DataOption = None,
+    val_data: ValDataOption = None,
     trials: Annotated[
         Optional[int],
         typer.Option(
