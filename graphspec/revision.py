@@ -95,7 +95,8 @@ def read_revision(name: str) -> tuple[str, Path, Path]:
     Raises `SpecErrors` with git's own reason when git, the revision or the path is missing.
     """
     revision, _, path = name.partition(":")
-    if not revision or not path:
+    # A revision starting with '-' would reach git as an option (`--output=...` writes a file).
+    if not revision or not path or revision.startswith("-"):
         raise SpecErrors.single(
             f"'{name}' is neither a file nor REV:PATH",
             hint="name a spec file, or a git revision and a path: HEAD~1:specs/a.yaml",

@@ -355,6 +355,15 @@ def test_a_revision_that_does_not_exist_is_a_clear_error(repo):
     )
 
 
+def test_a_revision_that_looks_like_an_option_is_refused(repo):
+    result = runner.invoke(app, ["fingerprint", "--", f"--output={repo / 'x'}:spec.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"error: '--output={repo / 'x'}:spec.yaml' is neither a file nor REV:PATH\n"
+    )
+    assert sorted(p.name for p in repo.iterdir()) == [".git", "spec.yaml"]  # git wrote no file
+
+
 def test_errors_in_a_revision_name_the_revision(repo):
     (repo / "spec.yaml").write_text(textwrap.dedent(NEW).replace("units: 16", "unitz: 16"))
     git(repo, "commit", "-q", "-a", "-m", "broken")
