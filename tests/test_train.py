@@ -188,6 +188,16 @@ def test_tensorflow_gets_synthetic_batches_with_a_fixed_batch_dimension_when_all
     assert len(full["x"]) == 2 and len(partial["x"]) == 3  # Keras knows each epoch's steps
 
 
+def test_other_backends_get_the_pydataset_itself(monkeypatch):
+    train, validation = (_dataset("specs/book_qa.yaml", QA_SMALL, samples=n) for n in (8, 4))
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    assert fit_arguments(train, validation, shuffle=True) == {
+        "x": train,
+        "validation_data": validation,
+        "shuffle": True,
+    }
+
+
 def test_fit_gets_the_pydatasets_batches_in_order_or_shuffled_each_epoch():
     data = _dataset("specs/book_qa.yaml", QA_SMALL, samples=40, batch=4)
     expected = [data[i] for i in range(len(data))]
