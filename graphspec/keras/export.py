@@ -591,20 +591,24 @@ def _spec_value(value: Any, what: str) -> Any:
     config = value.get("config") or {}
     if module in _KERAS_OBJECT_MODULES and getattr(_KERAS_OBJECT_MODULES[module], class_name, None):
         cls = getattr(_KERAS_OBJECT_MODULES[module], class_name)
-        try:
-            default = cls().get_config()
-        except Exception:
-            default = {}
-        args = {
-            k: _spec_value(v, what)
-            for k, v in config.items()
-            if k not in default or _normal_value(default[k]) != _normal_value(v)
-        }
-        return {"type": class_name, **args}
+        return {"type": class_name, **_non_default_args(cls, config, what)}
     if module == "keras.layers" and catalog.layer(class_name) is not None:
         inner = keras.layers.deserialize(value)
         return {"type": layer_type(inner), **layer_arguments(inner)}
     raise SpecErrors.single(f"{what} is a {module}.{class_name} object, which a spec cannot name")
+
+
+def _non_default_args(cls: type, config: dict[str, Any], what: str) -> dict[str, Any]:
+    """The entries of a Keras object's `config` that differ from those of `cls()`, as spec values."""
+    try:
+        default = cls().get_config()
+    except Exception:  # a class without defaults for every argument: keep them all
+        default = {}
+    return {
+        k: _spec_value(v, what)
+        for k, v in config.items()
+        if k not in default or _normal_value(default[k]) != _normal_value(v)
+    }
 
 
 def _short_float(value: float) -> float:
@@ -649,16 +653,7 @@ def _object_spec(value: Any, module: Any, what: str) -> Any:
         if cls is None or not str(value.get("module", "")).startswith("keras"):
             raise SpecErrors.single(f"{what} is '{value['class_name']}', which is not Keras's own")
         config = {k: v for k, v in (value.get("config") or {}).items() if k != "name"}
-        try:
-            default = cls().get_config()
-        except Exception:
-            default = {}
-        args = {
-            k: _spec_value(v, what)
-            for k, v in config.items()
-            if k not in default or _normal_value(default[k]) != _normal_value(v)
-        }
-        return {"type": value["class_name"], **args}
+        return {"type": value["class_name"], **_non_default_args(cls, config, what)}
     raise SpecErrors.single(f"{what} is {_short(value)}, which a spec cannot write")
 
 
