@@ -11,6 +11,7 @@ dtype or sample count is reported, naming the array, before any training starts.
 
 from __future__ import annotations
 
+import math
 import re
 import zipfile
 from dataclasses import dataclass
@@ -266,24 +267,129 @@ def target_shape(target: Target, output_shape: tuple) -> tuple:
 # --- .npz files --------------------------------------------------------------------------------
 
 
-def load_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an .npz file, by name. Raises `SpecErrors` naming the file it cannot read."""
+_NPZ_HINT = "write it with numpy.savez(path, input_name=array, ...)"
+
+
+@dataclass(frozen=True)
+class ArrayHeader:
+    """What an .npy header says of its array: shape and dtype, with the array's own `ndim`,
+    `size` and `len()`, so that the checks of arrays below take headers as well."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
+def read_headers(path: Path) -> dict[str, ArrayHeader]:
+    """The header of each array of an .npz file, by name, read without decompressing any data.
+
+    Raises `SpecErrors` naming the file and the array for a member that is not an .npy array,
+    an array of Python objects (reading one would need pickle), and an array whose header
+    does not account for exactly the bytes the archive records for it (a damaged or forged
+    file, whose header cannot be trusted to say how much reading it takes).
+    """
+    from numpy.lib import format as npy
+
     path = Path(path)
     if not path.is_file():
         raise SpecErrors.single(f"no such data file: {path}")
     if not zipfile.is_zipfile(path):
-        raise SpecErrors.single(
-            f"cannot read data file {path}: it is not an .npz archive",
-            hint="write it with numpy.savez(path, input_name=array, ...)",
-        )
+        raise SpecErrors.single(f"cannot read data file {path}: it is not an .npz archive", hint=_NPZ_HINT)
+    headers: dict[str, ArrayHeader] = {}
+    name = ""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.is_dir():
+                    continue
+                if not info.filename.endswith(".npy"):
+                    raise SpecErrors.single(
+                        f"data file {path} holds '{info.filename}', which is not a NumPy array (.npy)",
+                        hint=_NPZ_HINT,
+                    )
+                name = info.filename.removesuffix(".npy")
+                with archive.open(info) as member:
+                    version = npy.read_magic(member)
+                    if version == (1, 0):
+                        shape, _, dtype = npy.read_array_header_1_0(member)
+                    elif version == (2, 0):
+                        shape, _, dtype = npy.read_array_header_2_0(member)
+                    else:
+                        raise ValueError(f".npy format version {version[0]}.{version[1]} is not read")
+                    header_bytes = member.tell()
+                if dtype.hasobject:
+                    raise SpecErrors.single(
+                        f"array '{name}' in {path} has dtype {dtype}: arrays of Python objects are "
+                        "not read, since reading them would run pickle",
+                        hint="save arrays of numbers",
+                    )
+                data_bytes = math.prod(shape) * dtype.itemsize
+                if header_bytes + data_bytes != info.file_size:
+                    raise SpecErrors.single(
+                        f"array '{name}' in {path} has a header for {data_bytes:,} bytes of "
+                        f"{dtype} {tuple(shape)}, but the archive holds {info.file_size - header_bytes:,}: "
+                        "the file is damaged, or was not written by NumPy",
+                        hint=_NPZ_HINT,
+                    )
+                headers[name] = ArrayHeader(tuple(shape), dtype)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        which = f"array '{name}' in " if name else ""
+        raise SpecErrors.single(f"cannot read {which}data file {path}: {exc}", hint=_NPZ_HINT) from None
+    return headers
+
+
+def load_arrays(path: Path, loaded: LoadedSpec | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file, by name. Raises `SpecErrors` naming the file it cannot read.
+
+    Every header is checked before any array is read (see `read_headers`). Given the spec the
+    arrays are for, the inputs' arrays are checked from their headers as `check_inputs` checks
+    arrays (presence, shape, dtype), and the targets' for presence and a numeric dtype, before
+    any array is read; then only the arrays the spec reads are read.
+    """
+    path = Path(path)
+    headers = read_headers(path)
+    names = list(headers)
+    if loaded is not None:
+        diagnostics = Diagnostics()
+        check_inputs(headers, str(path), loaded, diagnostics)
+        targets = {n: target_for(o.loss) for n, o in loaded.spec.outputs.items() if o.loss is not None}
+        for name in targets:
+            _check_target_dtype(headers, str(path), name, diagnostics)
+        read = list(loaded.spec.inputs) + list(targets)
+        if diagnostics.errors:
+            # Named with the other problems the headers show; when there are none, the sample
+            # counts are checked after reading, with what only the values show (an index past
+            # a vocabulary), so that every problem is named at once.
+            check_counts(headers, str(path), read, diagnostics)
+            diagnostics.raise_if_errors()
+        names = [name for name in names if name in read]
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
+            return {name: archive[name] for name in names}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise SpecErrors.single(
-            f"cannot read data file {path}: {exc}",
-            hint="write it with numpy.savez(path, input_name=array, ...)",
-        ) from None
+        raise SpecErrors.single(f"cannot read data file {path}: {exc}", hint=_NPZ_HINT) from None
+
+
+def _check_target_dtype(arrays: dict[str, Any], file: str, name: str, diagnostics: Diagnostics) -> None:
+    if name not in arrays:
+        diagnostics.error(
+            f"data file {file} has no array '{name}' for output '{name}'",
+            hint=did_you_mean(name, arrays) or _has(arrays),
+        )
+    elif arrays[name].dtype.kind not in "biuf":
+        diagnostics.error(
+            f"array '{name}' in {file} has dtype {arrays[name].dtype}; output '{name}' takes numbers"
+        )
 
 
 def _shape_text(shape: tuple) -> str:
@@ -301,7 +407,8 @@ def check_inputs(
     arrays: dict[str, np.ndarray], file: str, loaded: LoadedSpec, diagnostics: Diagnostics
 ) -> None:
     """Report, in `diagnostics`, each input array that is missing or has a wrong shape, dtype or
-    value (an index past the vocabulary of the Embedding it feeds)."""
+    value (an index past the vocabulary of the Embedding it feeds). `arrays` may be headers
+    (`ArrayHeader`): all but the values are checked."""
     for name, spec_input in loaded.spec.inputs.items():
         if name not in arrays:
             diagnostics.error(
@@ -328,7 +435,7 @@ def check_inputs(
                 f"array '{name}' in {file} has dtype {actual}; input '{name}' is "
                 f"{spec_input.dtype} and takes integers"
             )
-        elif kind == "int" and array.size:
+        elif kind == "int" and isinstance(array, np.ndarray) and array.size:  # not a header
             limit = vocabulary_limit(loaded, name)
             if limit is not None and (array.max() >= limit[1] or array.min() < 0):
                 bad = array.max() if array.max() >= limit[1] else array.min()

@@ -6,6 +6,7 @@ traceback is shown only with `--debug`.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from graphspec import __version__
-from graphspec.errors import SpecErrors
+from graphspec.errors import SpecErrors, printable
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
 app = typer.Typer(
@@ -50,6 +51,16 @@ ValDataOption = Annotated[
     typer.Option("--val-data", help="Validation arrays (.npz), keyed like --data.", show_default=False),
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+RootOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--root",
+        metavar="DIR",
+        help="Let specs read nested specs and includes anywhere under DIR (default: the top "
+        "spec's folder). A spec never reads other files.",
+        show_default=False,
+    ),
+]
 MaxParamsOption = Annotated[
     int,
     typer.Option(
@@ -113,7 +124,7 @@ def _failure(exc: Exception, what: str, debug: bool) -> Exception:
         return _fail(exc, debug)
     if debug:
         return exc
-    typer.echo(f"error: {what} failed: {' '.join(str(exc).split())[:600]}", err=True)
+    typer.echo(f"error: {what} failed: {printable(' '.join(str(exc).split())[:600])}", err=True)
     return typer.Exit(EXIT_FAILED)
 
 
@@ -127,6 +138,7 @@ def validate(
     specs: Annotated[list[Path], typer.Argument(help="Spec files to check.", show_default=False)],
     overrides: SetOption = None,
     warnings: Annotated[bool, typer.Option(help="Show warnings as well as errors.")] = True,
+    root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Check specs without building them (no TensorFlow): exit 0 when all are valid, 2 if not."""
@@ -135,7 +147,7 @@ def validate(
     failed = 0
     for path in specs:
         try:
-            loaded = load(path, overrides or [])
+            loaded = load(path, overrides or [], root=root)
         except SpecErrors as exc:
             failed += 1
             _fail(exc, debug)
@@ -165,17 +177,22 @@ def build(
         Optional[Path],
         typer.Option("--weights", help="Load weights from this .keras file, layer by layer, by name."),
     ] = None,
+    root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Build the Keras model and print its summary: shapes, parameters per layer, totals."""
     from graphspec.spec.load import load
 
     if output is not None and output.suffix != ".keras":
-        typer.echo(f"error: --output must end in .keras, got '{output}'", err=True)
+        typer.echo(f"error: --output must end in .keras, got '{printable(str(output))}'", err=True)
         raise typer.Exit(EXIT_INVALID)
     _quiet_tensorflow()
     try:
-        loaded = load(spec, overrides or [])
+        if output is not None:
+            from graphspec.atomic import check_target
+
+            check_target(output)  # before the model is built, which can take long
+        loaded = load(spec, overrides or [], root=root)
         if loaded.warnings:
             typer.echo(loaded.diagnostics.render(), err=True)
         model = loaded.build(max_params=max_params)
@@ -189,8 +206,11 @@ def build(
     if output is not None:
         from graphspec.keras.save import save_model
 
-        save_model(model, output)
-        typer.echo(f"saved {output}")
+        try:
+            save_model(model, output)
+        except SpecErrors as exc:
+            raise _fail(exc, debug) from None
+        typer.echo(f"saved {printable(str(output))}")
 
 
 @app.command()
@@ -234,9 +254,11 @@ def plot(
     ] = False,
     outputs: Annotated[bool, typer.Option(help="Draw each named output with its loss and weight.")] = True,
     dpi: Annotated[int, typer.Option(help="Resolution of .png output.", min=1)] = 96,
+    root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Draw the spec's graph with Graphviz; the format follows the file's extension."""
+    from graphspec.atomic import check_target
     from graphspec.plot import PlotError, PlotOptions, spec_to_dot, write_plot
     from graphspec.spec.load import load
 
@@ -254,16 +276,17 @@ def plot(
         )
         if show_shapes or show_dtype:
             _quiet_tensorflow()
-        loaded = load(spec, overrides or [])
+        check_target(output)  # before the spec is drawn (and, with shapes, built)
+        loaded = load(spec, overrides or [], root=root)
         write_plot(spec_to_dot(loaded, options), output)
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
     except PlotError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {printable(str(exc))}", err=True)
         if exc.hint:
-            typer.echo(f"  hint: {exc.hint}", err=True)
+            typer.echo(f"  hint: {printable(exc.hint)}", err=True)
         raise typer.Exit(exc.exit_code) from None
-    typer.echo(f"wrote {output}")
+    typer.echo(f"wrote {printable(str(output))}")
 
 
 @app.command()
@@ -342,6 +365,7 @@ def train(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing while training.")] = False,
+    root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Train the model on synthetic data or .npz arrays; write a run directory with the resolved
@@ -375,7 +399,7 @@ def train(
                     hint="give only --resume RUN_DIR",
                 )
             final = rd.interrupted_run(resume)
-            started = rd.read_json(rd.partial_path(final) / rd.OVERRIDES_FILE)
+            started = rd.started_with(final)
             spec = rd.partial_path(final) / rd.SPEC_FILE
             synthetic, kind = bool(started.get("synthetic")), started.get("kind")
             data = Path(started["data"]) if started.get("data") else None
@@ -383,7 +407,7 @@ def train(
             out = final
         elif spec is None:
             raise SpecErrors.single("name the spec to train, or give --resume RUN_DIR")
-        loaded = load(spec, given)
+        loaded = load(spec, given, root=root)
         if loaded.warnings and not quiet:
             typer.echo(loaded.diagnostics.render(), err=True)
         from graphspec.keras import train as training
@@ -409,6 +433,7 @@ def train(
 def expand(
     spec: Annotated[Path, typer.Argument(help="The spec to expand.", show_default=False)],
     overrides: SetOption = None,
+    root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Print the spec with blocks, repeats, params and overrides resolved (no TensorFlow).
@@ -418,7 +443,7 @@ def expand(
     from graphspec.spec.load import load
 
     try:
-        loaded = load(spec, overrides or [])
+        loaded = load(spec, overrides or [], root=root)
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
     if loaded.warnings:
@@ -461,6 +486,10 @@ def export(
     only the arguments that differ from Keras's defaults."""
     _quiet_tensorflow()
     try:
+        if output is not None:
+            from graphspec.atomic import check_target
+
+            check_target(output)  # before the model is loaded
         from graphspec.keras.export import export_source
 
         exported = export_source(source, args or [])
@@ -469,13 +498,14 @@ def export(
                 f"'{source}' uses models as layers, which become spec files of their own",
                 hint="give --output FILE.yaml to write them beside it",
             )
+        if output is None:
+            sys.stdout.write(exported.to_yaml())
+            return
+        written = exported.write(output)
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
-    if output is None:
-        sys.stdout.write(exported.to_yaml())
-        return
-    for path in exported.write(output):
-        typer.echo(f"wrote {path}", err=True)
+    for path in written:
+        typer.echo(f"wrote {printable(str(path))}", err=True)
 
 
 @app.command()
@@ -483,6 +513,7 @@ def fingerprint(
     spec: SpecRefArgument,
     overrides: SetOption = None,
     as_json: JsonOption = False,
+    root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Print content hashes of the resolved spec: the architecture's and the training settings'.
@@ -493,7 +524,7 @@ def fingerprint(
     from graphspec.revision import load_spec
 
     try:
-        result = fingerprint_of(load_spec(spec, overrides or []))
+        result = fingerprint_of(load_spec(spec, overrides or [], root=root))
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
     if as_json:
@@ -515,6 +546,7 @@ def diff(
         ),
     ] = False,
     as_json: JsonOption = False,
+    root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
     """What changed between two specs: layers, connections, inputs, outputs, losses, training.
@@ -528,7 +560,7 @@ def diff(
     if params:
         _quiet_tensorflow()
     try:
-        result = diff_specs(load_spec(old), load_spec(new), old, new, params=params)
+        result = diff_specs(load_spec(old, root=root), load_spec(new, root=root), old, new, params=params)
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
     sys.stdout.write(render_json(result) if as_json else render_text(result))
@@ -617,6 +649,7 @@ def tune(
     ] = Path("runs"),
     overrides: SetOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Search hyperparameters with Optuna as the spec's `search:` section says: each trial trains
@@ -666,10 +699,11 @@ def tune(
             out=out,
             runs_root=runs_dir,
             progress=not quiet,
+            root=root,
         )
     except Exception as exc:
         raise _failure(exc, "tune", debug) from None
-    typer.echo(render(result))
+    typer.echo(printable(render(result)))
 
 
 @app.command()
@@ -757,9 +791,13 @@ def ensemble(
         result = build_ensemble(members, data, options, out=out, runs_root=runs_dir)
     except Exception as exc:
         raise _failure(exc, "ensemble", debug) from None
-    typer.echo(render(result))
+    typer.echo(printable(render(result)))
 
 
 def main() -> None:
     """Entry point of the `graphspec` console script."""
+    # A spec's data is many small, long-lived dicts and lists with no cycles: Python's cyclic
+    # collector, run every 700 allocations by default, spent a third of loading a 10,000-node
+    # spec walking them. A one-shot command collects rarely instead.
+    gc.set_threshold(50_000, 20, 100)
     app()

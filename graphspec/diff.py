@@ -420,7 +420,7 @@ def git_external_diff(args: list[str]) -> str:
     """
     from pathlib import Path
 
-    from graphspec.errors import SpecErrors
+    from graphspec.errors import SpecErrors, printable
     from graphspec.spec.load import load_text
 
     if len(args) == 1:
@@ -437,7 +437,7 @@ def git_external_diff(args: list[str]) -> str:
         old = load_text(Path(old_file).read_text(encoding="utf-8"), f"a/{path}", base=Path(path))
         new = load_text(Path(new_file).read_text(encoding="utf-8"), f"b/{path}", base=Path(path))
     except (SpecErrors, OSError, UnicodeDecodeError) as exc:
-        text = exc.diagnostics.render() if isinstance(exc, SpecErrors) else str(exc)
+        text = exc.diagnostics.render() if isinstance(exc, SpecErrors) else printable(str(exc))
         return header + f"cannot compare: {text}\n"
     result = diff(old, new, f"a/{path}", f"b/{path}")
     if not result.differ:

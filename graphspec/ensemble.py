@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from graphspec import atomic
 from graphspec.errors import SpecErrors
 
 METHODS = ("caruana", "nelder-mead")
@@ -180,7 +181,7 @@ def build_ensemble(
             "held_out": {"members": member_scores, "ensemble": score, "samples": int(len(held))},
             "fit_samples": int(len(fit)),
         }
-        (folder.path / ENSEMBLE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        atomic.write_text(folder.path / ENSEMBLE_FILE, json.dumps(record, indent=2) + "\n")
         where = folder.commit()
     return EnsembleResult(
         where,

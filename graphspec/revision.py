@@ -27,15 +27,18 @@ def is_revision(name: str) -> bool:
     return ":" in name and not Path(name).exists()
 
 
-def load_spec(name: str, overrides: list[str] | dict[str, Any] | None = None) -> LoadedSpec:
-    """Load the spec a file path or a `REV:PATH` names. Raises `SpecErrors` when it cannot."""
+def load_spec(
+    name: str, overrides: list[str] | dict[str, Any] | None = None, root: Path | None = None
+) -> LoadedSpec:
+    """Load the spec a file path or a `REV:PATH` names, reading nested specs and includes only
+    under `root` (default: its folder). Raises `SpecErrors` when it cannot."""
     from graphspec.spec.load import load, load_text
 
     if not is_revision(name):
-        return load(Path(name), overrides)
+        return load(Path(name), overrides, root=root)
     text, base, root = read_revision(name)
     files = RevisionFiles(name.partition(":")[0], root)
-    return load_text(text, name, overrides, base=base, files=files)
+    return load_text(text, name, overrides, base=base, files=files, root=root)
 
 
 class RevisionFiles(Files):

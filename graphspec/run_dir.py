@@ -23,14 +23,14 @@ import io
 import json
 import os
 import shutil
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from graphspec.errors import SpecErrors
+from graphspec import atomic
+from graphspec.errors import Location, SpecErrors
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -91,7 +91,6 @@ class RunDirectory:
 
     def __init__(self, final: Path, resume: bool = False):
         self.final = Path(final)
-        self.final.parent.mkdir(parents=True, exist_ok=True)
         self.path = partial_path(self.final)
         if not resume:
             if self.path.exists():
@@ -99,7 +98,15 @@ class RunDirectory:
                     f"an interrupted run is in {self.path}",
                     hint=f"resume it with --resume {self.final}, or remove it",
                 )
-            self.path.mkdir()
+            reason = atomic.unwritable(self.path)
+            try:
+                if reason is None:
+                    self.final.parent.mkdir(parents=True, exist_ok=True)
+                    self.path.mkdir()
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+            if reason is not None:
+                raise SpecErrors.single(f"cannot create run directory {self.final}: {reason}")
         self.committed = False
 
     def __enter__(self) -> RunDirectory:
@@ -135,19 +142,21 @@ def resolved_documents(loaded: LoadedSpec, name: str = SPEC_FILE) -> dict[str, d
 
 
 def write_spec(directory: Path, loaded: LoadedSpec, seed: int | None) -> None:
-    """Write the resolved spec (with the seed the run used) and its nested specs."""
+    """Write the resolved spec (with the seed the run used) and its nested specs beside it, so
+    that it validates and builds on its own, under its folder as the policy's root."""
+    origin = loaded.path or "text"
+    header = f"# Resolved by graphspec from {origin}: params, overrides and seed applied.\n"
     for relative, data in resolved_documents(loaded).items():
         if relative == SPEC_FILE and seed is not None:
             data.setdefault("train", {})["seed"] = seed
-        path = directory / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        origin = loaded.path or "text"
-        header = f"# Resolved by graphspec from {origin}: params, overrides and seed applied.\n"
-        write_atomically(
-            path,
-            header
-            + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100),
-        )
+        write_atomically(directory / relative, spec_text(data, header))
+
+
+def spec_text(data: dict, header: str) -> str:
+    """A resolved spec document as YAML, under a comment saying where it came from."""
+    return header + yaml.safe_dump(
+        data, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100
+    )
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -156,18 +165,111 @@ def write_json(path: Path, data: Any) -> None:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file and a rename: never a truncated file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    atomic.write_text(path, text)
+
+
+def read_json(path: Path, hint: str | None = None) -> Any:
+    """The JSON in `path`; `SpecErrors` naming the file when it is missing or unreadable, and at
+    its line and column when it is not JSON."""
+    return _parse_json(path, hint)[1]
+
+
+def _parse_json(path: Path, hint: str | None) -> tuple[str, Any]:
+    text = _read_text(path, hint)
     try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return text, json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecErrors.single(
+            f"{Path(path).name} is damaged: invalid JSON: {exc.msg}",
+            Location(str(path), exc.lineno, exc.colno),
+            hint=hint,
+            sources={str(path): text},
+        ) from None
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+def read_record(path: Path, fields: dict[str, Any], hint: str | None = None) -> dict[str, Any]:
+    """The JSON object in `path`, checked to hold `fields` (see `record_problem`); `SpecErrors`
+    at the place it is broken, or at the key that is wrong."""
+    text, data = _parse_json(path, hint)
+    problem = record_problem(data, fields)
+    if problem is not None:
+        key, message = problem
+        at = text.find(json.dumps(key)) if key else -1
+        line = text.count("\n", 0, at) + 1 if at >= 0 else 1
+        col = at - text.rfind("\n", 0, at) if at >= 0 else 1
+        raise SpecErrors.single(
+            f"{Path(path).name} is damaged: {message}",
+            Location(str(path), line, col, len(json.dumps(key)) if at >= 0 else 1),
+            hint=hint,
+            sources={str(path): text},
+        )
+    return data
+
+
+_KINDS = {
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "int": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "strings": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v)),
+}
+# What a run records of its data (`DataSource.describe()`), in overrides.json and a tune's tune.json.
+SOURCE_FIELDS = {"synthetic": "bool?", "kind": "str?", "data": "str?", "val_data": "str?"}
+_STARTED_FIELDS = {"overrides": "strings", **SOURCE_FIELDS}
+
+
+def record_problem(data: Any, fields: dict[str, Any], prefix: str = "") -> tuple[str, str] | None:
+    """The first way `data` is not an object holding `fields` ({key: kind, or {nested fields}};
+    kinds are str, int, bool and strings, and one ending in '?' may be null or missing), as
+    (the key, what is wrong); None when it holds them."""
+    if not isinstance(data, dict):
+        where = f"'{prefix.rstrip('.')}'" if prefix else "it"
+        return prefix.rstrip(".").rpartition(".")[2], f"{where} should be a JSON object"
+    for key, kind in fields.items():
+        name = prefix + key
+        if isinstance(kind, dict):
+            found = (
+                record_problem(data[key], kind, name + ".") if key in data else (key, f"'{name}' is missing")
+            )
+            if found is not None:
+                return found
+            continue
+        what, fits = _KINDS[kind.rstrip("?")]
+        value = data.get(key)
+        if value is None and kind.endswith("?"):
+            continue
+        if key not in data:
+            return key, f"'{name}' is missing"
+        if not fits(value):
+            return key, f"'{name}' should be {what}"
+    return None
+
+
+def started_with(final: Path) -> dict[str, Any]:
+    """What the interrupted run at `final` was started with: its overrides.json (the overrides
+    and data), once it and the run's spec.yaml are known to be there and whole. `SpecErrors`
+    naming the file, and the place in it, that is missing or damaged."""
+    partial = partial_path(final)
+    hint = f"this run cannot be resumed: train it again, and remove {partial}"
+    if not (partial / SPEC_FILE).is_file():
+        raise SpecErrors.single(f"{partial / SPEC_FILE} is missing", hint=hint)
+    started = read_record(partial / OVERRIDES_FILE, _STARTED_FIELDS, hint)
+    if not started.get("synthetic") and not started.get("data"):
+        raise SpecErrors.single(
+            f"{OVERRIDES_FILE} is damaged: it names neither synthetic data nor a data file",
+            Location(str(partial / OVERRIDES_FILE), 1, 1),
+            hint=hint,
+        )
+    return started
+
+
+def _read_text(path: Path, hint: str | None) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecErrors.single(f"{path} is missing", hint=hint) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise SpecErrors.single(f"cannot read {path}: {reason or exc}", hint=hint) from None
 
 
 def read_history(directory: Path) -> dict[str, list[float]]:
@@ -175,7 +277,11 @@ def read_history(directory: Path) -> dict[str, list[float]]:
     path = directory / HISTORY_JSON
     if not path.exists():
         return {}
-    history = json.loads(path.read_text())
+    history = read_json(path, hint="this run cannot be resumed: train it again")
+    if not isinstance(history, dict):
+        raise SpecErrors.single(
+            f"{HISTORY_JSON} is damaged: it should be a JSON object", Location(str(path), 1, 1)
+        )
     history.pop("epoch", None)
     return history
 

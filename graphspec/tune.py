@@ -8,6 +8,7 @@ A tune lives in one folder (`runs/<spec name>/tune-<timestamp>/`, or `--out`):
     trials/0007/     each trial's run directory, as `graphspec train` writes it, plus trial.json
     workers/         a lock file per running worker, so a resumed tune knows whose trials died
     best.yaml        the best trial's spec, fully resolved: it validates and builds on its own
+                     (its nested specs beside it in best/)
     trials.csv       one row per trial
     history.png, importances.png
 
@@ -24,12 +25,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import math
 import os
 import re
 import secrets
 import shutil
 import socket
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -37,9 +40,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from graphspec import flock
-from graphspec.errors import Diagnostic, SpecErrors
+from graphspec import atomic, flock
+from graphspec import run_dir as rd
+from graphspec.errors import Diagnostic, SpecErrors, printable
 from graphspec.fingerprint import fingerprint
+from graphspec.policy import Policy
 from graphspec.spec import search as search_spec
 from graphspec.spec.load import load_text
 
@@ -52,6 +57,16 @@ if TYPE_CHECKING:
 TUNE_FILE, STUDY_FILE, DATA_FILE, TRIALS_DIR = "tune.json", "study.log", "data.npz", "trials"
 WORKERS_DIR = "workers"  # a lock per running worker: see graphspec.flock
 BEST_SPEC, TRIALS_CSV, TRIAL_FILE = "best.yaml", "trials.csv", "trial.json"
+# What tune.json holds, checked whole before any of it is used.
+TUNE_FIELDS = {
+    "spec": "str",
+    "overrides": "strings",
+    "source": rd.SOURCE_FIELDS,
+    "storage": "str",
+    "study": "str",
+    "seed": "int",
+    "digest": "str",
+}
 HISTORY_PNG, IMPORTANCES_PNG = "history.png", "importances.png"
 # A trial is run by a worker: host and process id, so that a resumed tune on the same host can
 # tell a trial whose process died (it fails it) from one another live process is running.
@@ -95,22 +110,29 @@ def tune(
     out: Path | None = None,
     runs_root: Path = Path("runs"),
     progress: bool = True,
+    root: Path | None = None,
 ) -> TuneResult:
     """Run (or resume, or join) the search `spec_path`'s `search:` section describes.
 
     `trials` is the number of finished (complete or pruned) trials the study should hold across
-    every worker; `timeout` bounds this call in seconds. Both default to the spec's. Bad input
+    every worker; `timeout` bounds this call in seconds. Both default to the spec's. Nested
+    specs and includes are read only under `root` (default: the spec's folder). Bad input
     (no search section, a storage that cannot be opened, a metric the model does not log, data
     that does not fit) raises `SpecErrors` before the study is touched.
     """
     spec_path = Path(spec_path)
     overrides = list(overrides or [])
+    # `--resume` takes the spec's path from tune.json, which anyone who can write the tune
+    # folder could have changed: it is read only if it is a spec.
+    refused = Policy(root).for_spec(spec_path).file_refusal(spec_path)
+    if refused is not None:
+        raise SpecErrors.single(f"cannot read {spec_path}: {refused.message}", hint=refused.hint)
     try:
         text = spec_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecErrors.single(f"cannot read {spec_path}: {exc.strerror or exc}") from None
     # Every trial loads this text, never the file again: an edit during a search changes nothing.
-    loaded = load_text(text, str(spec_path), overrides, base=spec_path)
+    loaded = load_text(text, str(spec_path), overrides, base=spec_path, root=root)
     search = loaded.spec.search
     if search is None:
         raise SpecErrors.single(
@@ -132,14 +154,16 @@ def tune(
         "spec": str(spec_path.resolve()),
         "overrides": overrides,
         "source": source.describe(),
-        "storage": _storage_setting(storage or search.storage),
+        # A spec's storage is a file in the tune folder (checked when it was loaded).
+        "storage": _storage_setting(storage) if storage is not None else search.storage or STUDY_FILE,
         "study": study_name or search.study or loaded.name,
         "seed": _seed(loaded),
         "digest": _digest(loaded, source),
     }
     explicit = {"storage": storage is not None, "study": study_name is not None}
     settings = _existing(directory, wanted, explicit) or wanted
-    journal = settings["storage"] == STUDY_FILE  # made in the tune folder, once it exists
+    # A relative journal lies in the tune folder, and is made there once the folder exists.
+    journal = "://" not in settings["storage"] and not Path(settings["storage"]).is_absolute()
     # Everything that can be wrong is found before anything is written: a storage that cannot be
     # opened, data that does not fit, a metric the model does not log.
     opened = None if journal else open_storage(storage_location(settings, directory))
@@ -165,27 +189,35 @@ def tune(
         )
 
     used_seed = settings["seed"]
+    fresh = not directory.exists()
     settings = _claim(directory, wanted, explicit)
-    trial_source = source
-    if source.synthetic:
-        if not data.exists():
-            if settings["seed"] != used_seed:  # another worker claimed the folder first, with its seed
-                arrays = keras_search.synthetic_arrays(
-                    loaded,
-                    kind=source.kind,
-                    samples=train.samples,
-                    seed=settings["seed"],
-                    seq_len=train.seq_len,
-                )
-            keras_search.save_arrays(arrays, data)
-        trial_source = Source(data=data.resolve())
-    if opened is None:
-        opened = open_storage(storage_location(settings, directory))
+    try:
+        trial_source = source
+        if source.synthetic:
+            if not data.exists():
+                if settings["seed"] != used_seed:  # another worker claimed the folder first, with its seed
+                    arrays = keras_search.synthetic_arrays(
+                        loaded,
+                        kind=source.kind,
+                        samples=train.samples,
+                        seed=settings["seed"],
+                        seq_len=train.seq_len,
+                    )
+                keras_search.save_arrays(arrays, data)
+            trial_source = Source(data=data.resolve())
+        if opened is None:
+            opened = open_storage(storage_location(settings, directory))
 
-    import optuna
+        import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _study(loaded, opened, settings["study"], settings["seed"])
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = _study(loaded, opened, settings["study"], settings["seed"])
+    except BaseException:
+        # A tune that fails before its study starts leaves nothing behind (not tune.json, not
+        # data.npz) in a folder it made.
+        if fresh:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
     lock = flock.WorkerLock(directory / WORKERS_DIR, WORKER) if flock.AVAILABLE else None
     try:
         _fail_dead_trials(study, opened, settings["study"], directory)
@@ -201,11 +233,12 @@ def tune(
             n_trials,
             budget,
             progress,
+            root,
         )
     finally:
         if lock is not None:
             lock.release()
-    return report(study, directory, settings, text, spec_path)
+    return report(study, directory, settings, text, spec_path, root)
 
 
 def _optimize(
@@ -220,6 +253,7 @@ def _optimize(
     n_trials: int | None,
     budget: float | None,
     progress: bool,
+    root: Path | None,
 ) -> None:
     """Run trials until the study holds `n_trials` finished ones or `budget` seconds have passed."""
     import optuna
@@ -232,6 +266,7 @@ def _optimize(
         trial_source,
         directory,
         settings["study"],
+        root,
     )
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     live = done + (optuna.trial.TrialState.RUNNING,)
@@ -240,6 +275,10 @@ def _optimize(
         # Stop once the study holds enough trials, other workers' running ones counted: they
         # will finish, and running one more here would only overshoot.
         callbacks = [optuna.study.MaxTrialsCallback(n_trials, states=live)] if n_trials else []
+        callbacks.append(_report_failed)
+        # Optuna reports a failed trial with its traceback; graphspec's one line replaces it.
+        optuna_logger = logging.getLogger("optuna.study._optimize")
+        optuna_logger.addFilter(_OPTUNA_FAILURES)
         try:
             with warnings.catch_warnings():  # the progress bar is "experimental" in Optuna's words
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -256,6 +295,30 @@ def _optimize(
             number, values = objective.current
             exc.diagnostics.items.insert(0, _context(f"trial {number} failed, with {_values_text(values)}"))
             raise SpecErrors(exc.diagnostics) from None
+        finally:
+            optuna_logger.removeFilter(_OPTUNA_FAILURES)
+
+
+class _OptunaFailures(logging.Filter):
+    """Drops Optuna's messages about a failed trial (one comes with a traceback)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not re.match(r"Trial \d+ failed with ", record.getMessage())
+
+
+_OPTUNA_FAILURES = _OptunaFailures()
+
+
+def _report_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """One line on stderr for a trial of this worker that failed: its values and why."""
+    import optuna
+    from tqdm import tqdm
+
+    if trial.state != optuna.trial.TrialState.FAIL:
+        return
+    reason = trial.user_attrs.get("error") or "its result was not a number"
+    line = f"warning: trial {trial.number} failed, with {_values_text(trial.params)}: {reason}"
+    tqdm.write(printable(line, newlines=False), file=sys.stderr)  # above the progress bar, if any
 
 
 def _context(message: str) -> Diagnostic:
@@ -343,11 +406,9 @@ def _digest(loaded: LoadedSpec, source: DataSource) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def _storage_setting(storage: str | None) -> str:
-    """What tune.json records: a database URL as given, a journal file's absolute path, or
-    `study.log` for the default journal inside the tune folder (so the folder can move)."""
-    if storage is None:
-        return STUDY_FILE
+def _storage_setting(storage: str) -> str:
+    """What tune.json records for a `--storage`: a database URL as given, or a journal file's
+    absolute path (a spec's storage, relative to the tune folder, is recorded as written)."""
     return storage if "://" in storage else str(Path(storage).resolve())
 
 
@@ -362,10 +423,7 @@ def _existing(directory: Path, wanted: dict[str, Any], explicit: dict[str, bool]
     path = directory / TUNE_FILE
     if not path.exists():
         return None
-    try:
-        settings = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise SpecErrors.single(f"cannot read {path}: {exc}") from None
+    settings = rd.read_record(path, TUNE_FIELDS, hint=f"start a new tune with another --out, or mend {path}")
     if settings.get("digest") != wanted["digest"]:
         raise SpecErrors.single(
             f"{directory} holds a search of another spec, other overrides, search or data than this one",
@@ -393,6 +451,7 @@ def _claim(directory: Path, wanted: dict[str, Any], explicit: dict[str, bool]) -
     path = directory / TUNE_FILE
     if not path.exists():
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tune.", suffix=".json")
+        os.fchmod(fd, 0o666 & ~atomic.umask())  # mkstemp's 0600 would hide it from colleagues
         with os.fdopen(fd, "w") as handle:
             handle.write(json.dumps(wanted, indent=2) + "\n")
         try:
@@ -535,8 +594,9 @@ class _Objective:
         source: DataSource,
         directory: Path,
         study_name: str,
+        root: Path | None,
     ):
-        self.text, self.spec_path, self.overrides = text, spec_path, overrides
+        self.text, self.spec_path, self.overrides, self.root = text, spec_path, overrides, root
         self.search = loaded.spec.search
         self.source, self.directory, self.study_name = source, directory, study_name
         self.current: tuple[int, dict[str, Any]] = (-1, {})
@@ -552,7 +612,7 @@ class _Objective:
         overrides = self.overrides + [f"{path}={json.dumps(value)}" for path, value in values.items()]
         trial.set_user_attr("worker", WORKER)
         trial.set_user_attr("overrides", overrides)
-        loaded = load_text(self.text, str(self.spec_path), overrides, base=self.spec_path)
+        loaded = load_text(self.text, str(self.spec_path), overrides, base=self.spec_path, root=self.root)
         keras_search.fresh_session()
         reporter = keras_search.TrialReporter(trial, self.search.metric)
         out = self.directory / TRIALS_DIR / f"{trial.number:04d}"
@@ -588,7 +648,7 @@ class _Objective:
             "params": values,
             "overrides": overrides,
         }
-        (result.run_dir / TRIAL_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        atomic.write_text(result.run_dir / TRIAL_FILE, json.dumps(record, indent=2) + "\n")
         trial.set_user_attr("run_dir", str(result.run_dir.resolve()))
         trial.set_user_attr("fit_s", round(reporter.fit_seconds, 4))
         if reporter.pruned:
@@ -605,7 +665,12 @@ def _suggest(trial: optuna.Trial, path: str, param: search_spec.SearchParam) -> 
 
 
 def report(
-    study: optuna.Study, directory: Path, settings: dict[str, Any], text: str, spec_path: Path
+    study: optuna.Study,
+    directory: Path,
+    settings: dict[str, Any],
+    text: str,
+    spec_path: Path,
+    root: Path | None = None,
 ) -> TuneResult:
     """Write the tune's results (trials.csv, best.yaml, pictures) and say what they are."""
     import optuna
@@ -616,7 +681,7 @@ def report(
         state.name.lower(): sum(t.state == state for t in trials)
         for state in (states.COMPLETE, states.PRUNED, states.FAIL, states.RUNNING)
     }
-    loaded = load_text(text, str(spec_path), settings["overrides"], base=spec_path)
+    loaded = load_text(text, str(spec_path), settings["overrides"], base=spec_path, root=root)
     search = loaded.spec.search
     result = TuneResult(
         directory,
@@ -632,12 +697,12 @@ def report(
     if complete:
         best = study.best_trial
         result.best_number, result.best_value, result.best_params = best.number, best.value, dict(best.params)
-        best_loaded = load_text(text, str(spec_path), best.user_attrs["overrides"], base=spec_path)
+        best_loaded = load_text(text, str(spec_path), best.user_attrs["overrides"], base=spec_path, root=root)
         header = (
             f"# The best trial ({best.number}) of study '{settings['study']}': "
             f"{search.metric} = {best.value:.6g}. Written by graphspec tune.\n"
         )
-        (directory / BEST_SPEC).write_text(header + _standalone(best_loaded, spec_path, directory))
+        _write_best(best_loaded, directory, header)
         result.best_spec = directory / BEST_SPEC
         result.files.append(result.best_spec)
     else:
@@ -652,33 +717,32 @@ def report(
     return result
 
 
-def _standalone(loaded: LoadedSpec, spec_path: Path, directory: Path) -> str:
-    """The expanded spec, with nested spec paths made relative to `directory`, where it is written
-    (they are relative to the original spec's folder)."""
+def _write_best(loaded: LoadedSpec, directory: Path, header: str) -> None:
+    """best.yaml: the expanded spec, with each nested spec written resolved beside it (in
+    best/), so that it validates and builds on its own, its folder being the policy's root."""
     from dataclasses import replace
 
+    documents = rd.resolved_documents(loaded, BEST_SPEC)
     data = loaded.expansion.data
-    nested = [
-        name for name, layer in data.get("layers", {}).items() if isinstance(layer, dict) and "spec" in layer
-    ]
-    if not nested:
-        return loaded.expanded()
-    data = {**data, "layers": dict(data["layers"])}
-    for name in nested:
-        target = (spec_path.parent / data["layers"][name]["spec"]).resolve()
-        data["layers"][name] = {
-            **data["layers"][name],
-            "spec": os.path.relpath(target, Path(directory).resolve()),
-        }
+    if loaded.nested:
+        layers = dict(data["layers"])
+        for node in loaded.nested:
+            layer = {k: v for k, v in layers[node].items() if k != "params"}
+            layers[node] = {**layer, "spec": documents[BEST_SPEC]["layers"][node]["spec"]}
+        data = {**data, "layers": layers}
     text = replace(loaded, expansion=replace(loaded.expansion, data=data)).expanded()
-    return text.replace(
+    text = text.replace(
         "# Nested spec paths are relative to the folder of the original spec.\n",
         "# Nested spec paths are relative to this file's folder.\n",
     )
+    for relative, document in documents.items():
+        if relative != BEST_SPEC:
+            rd.write_atomically(directory / relative, rd.spec_text(document, header))
+    rd.write_atomically(directory / BEST_SPEC, header + text)
 
 
 def _write_trials_csv(trials: list, params: list[str], path: Path) -> None:
-    with open(path, "w", newline="") as handle:
+    with atomic.replacing(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
             ["number", "state", "value", *params, "epochs", "duration_s", "fit_s", "worker", "run_dir"]
@@ -742,7 +806,8 @@ def _plot_history(trials: list, metric: str, goal: str, path: Path) -> Path:
     if done or pruned:
         axes.legend()
     figure.tight_layout()
-    figure.savefig(path)
+    with atomic.replacing(path) as temporary:
+        figure.savefig(temporary)
     return path
 
 
@@ -756,7 +821,8 @@ def _plot_importances(importances: dict[str, float], metric: str, path: Path) ->
     axes.set_xlabel(f"importance for {metric}")
     axes.set_title("Parameter importances")
     figure.tight_layout()
-    figure.savefig(path)
+    with atomic.replacing(path) as temporary:
+        figure.savefig(temporary)
     return path
 
 
@@ -768,10 +834,9 @@ def resume_settings(directory: Path) -> dict[str, Any]:
             f"{directory} holds no tune ({TUNE_FILE} is missing)",
             hint="--resume takes the folder a tune wrote",
         )
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise SpecErrors.single(f"cannot read {path}: {exc}") from None
+    # Checked whole before any of it is used: a damaged file is an error at its place in it.
+    hint = f"this tune cannot be resumed: start a new one, or mend {path}"
+    return rd.read_record(path, TUNE_FIELDS, hint=hint)
 
 
 def render(result: TuneResult) -> str:

@@ -88,10 +88,11 @@ def test_model_checkpoint_saves_the_best_model_in_the_run_directory(trained):
 
 
 def test_a_checkpoint_is_renamed_into_place_never_written_over_the_last(tmp_path):
-    from graphspec.keras.callbacks import AtomicModelCheckpoint, _temporary_sibling
+    from graphspec.atomic import partial_path
+    from graphspec.keras.callbacks import AtomicModelCheckpoint
 
-    assert _temporary_sibling(str(tmp_path / "best.keras")) == str(tmp_path / ".best.partial.keras")
-    assert _temporary_sibling("w/e3.weights.h5") == "w/.e3.partial.weights.h5"
+    assert partial_path(tmp_path / "best.keras") == tmp_path / ".best.partial.keras"
+    assert partial_path("w/e3.weights.h5") == Path("w/.e3.partial.weights.h5")
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     checkpoint = AtomicModelCheckpoint(str(tmp_path / "m-{epoch}.keras"))
     checkpoint.set_model(model)
@@ -142,14 +143,15 @@ def test_activation_logger_saves_every_layers_activations_on_the_first_validatio
         assert not np.allclose(first["y"], expected["y"])  # saved as training went, not at the end
 
 
-def test_backup_and_restore_keeps_its_backup_beside_the_run_directories(write_spec, tmp_path):
+def test_backup_and_restore_keeps_its_backup_inside_the_run_directory(write_spec, tmp_path):
     loaded = graphspec.load(_spec(write_spec, "- {type: BackupAndRestore, backup_dir: backup}"))
     model = loaded.build()
     run_dir = tmp_path / "runs" / "cbtest" / "20250101-000000"
-    (callback,) = build_callbacks(loaded, model, run_dir, backup_root=run_dir.parent)
+    run_dir.mkdir(parents=True)
+    (callback,) = build_callbacks(loaded, model, run_dir)
     assert isinstance(callback, keras.callbacks.BackupAndRestore)
-    # A rerun after a crash gets a new run directory; the backup must outlive this one.
-    assert Path(callback.backup_dir) == tmp_path / "runs" / "cbtest" / "backup"
+    # Keras deletes this folder when training ends: it must be the run's own.
+    assert Path(callback.backup_dir) == run_dir.resolve() / "backup"
 
 
 def test_early_stopping_and_reduce_lr_on_plateau_act_with_keras_arguments_verbatim(write_spec, tmp_path):

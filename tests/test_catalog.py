@@ -32,3 +32,31 @@ def test_applications_are_offered_with_their_prefix():
     entry = catalog.layer("applications.Xception")
     assert "include_top" in entry["args"] and "weights" in entry["args"]
     assert "input_tensor" not in entry["args"]
+
+
+def test_every_path_url_or_code_argument_of_the_installed_keras_is_classified():
+    assert catalog_gen.unclassified() == [], (
+        "classify these in graphspec.policy.CAPABILITIES, then run `make catalog`"
+    )
+
+
+def test_an_argument_a_new_keras_adds_that_looks_like_a_path_is_reported_until_classified(monkeypatch):
+    class Uploader(keras.callbacks.Callback):
+        def __init__(self, upload_url="https://example.com", cache_dir=None, patience=1):
+            super().__init__()
+
+    monkeypatch.setattr(keras.callbacks, "Uploader", Uploader, raising=False)
+    assert catalog_gen.unclassified() == [
+        ("callbacks", "Uploader", "upload_url"),
+        ("callbacks", "Uploader", "cache_dir"),
+    ]
+
+
+def test_the_catalog_records_what_each_argument_can_do():
+    callbacks = catalog.catalog()["callbacks"]
+    assert callbacks["CSVLogger"]["capabilities"] == {"filename": "write"}
+    assert callbacks["RemoteMonitor"]["refused"] == {"argument": "root", "capability": "network"}
+    assert catalog.layer("StringLookup")["capabilities"] == {"vocabulary": "read"}
+    assert catalog.layer("Lambda")["refused"] == {"argument": "function", "capability": "code"}
+    assert catalog.layer("applications.ResNet50")["safe_defaults"] == {"weights": None}
+    assert "capabilities" not in catalog.layer("Dense")

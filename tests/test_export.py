@@ -355,13 +355,13 @@ def test_a_keras_ops_node_is_refused_by_name():
     )
 
 
-def test_a_lambda_layer_is_refused_by_name():
+def test_a_lambda_layer_is_refused_for_what_it_does():
     model = keras.Sequential([keras.Input((3,)), layers.Lambda(lambda t: t * 2, name="double")])
     with pytest.raises(SpecErrors) as exc:
         export_model(model)
     assert message(exc) == (
-        "error: layer 'double' is a Lambda layer, which graphspec refuses: it runs "
-        "Python code, and a spec cannot run code"
+        "error: layer 'double' is a Lambda layer, which graphspec refuses: its argument "
+        "'function' runs code, and a spec cannot run code"
     )
 
 

@@ -100,6 +100,11 @@ def _argument(name: str, value: Any) -> Any:
 def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.layers.Layer:
     """A Keras layer (or keras.applications model) from its catalog name and arguments."""
     kwargs = {k: _argument(k, v) for k, v in args.items()}
+    # Where Keras's default would download or read (applications' weights='imagenet'), the
+    # policy's safe value is passed instead: a spec never reaches the network.
+    entry = catalog.layer(type_name) or {}
+    for arg, value in entry.get("safe_defaults", {}).items():
+        kwargs.setdefault(arg, value)
     if name is not None:
         kwargs["name"] = name
     if type_name.startswith(catalog.APPLICATION_PREFIX):

@@ -16,16 +16,15 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
+from graphspec import atomic, policy
 from graphspec.errors import SpecErrors
 from graphspec.keras.shapes import flatten
-from graphspec.spec.builtins import PATH_ARGS
+from graphspec.spec import catalog
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
 
 _MAX_MESSAGE = 400
-# Where a callback writes when the spec names no path, relative to the run directory.
-_DEFAULT_PATHS = {"TensorBoard": "logs", "ActivationLogger": "activations"}
 
 
 class DeclarativeSchedule:
@@ -88,11 +87,8 @@ class ActivationLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         activations = self._activations.predict_on_batch(self.sample)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        np.savez(
-            self.directory / f"activations_at_epoch_{epoch}.npz",
-            **{key: np.asarray(value) for key, value in activations.items()},
-        )
+        with atomic.replacing(self.directory / f"activations_at_epoch_{epoch}.npz") as temporary:
+            np.savez(temporary, **{key: np.asarray(value) for key, value in activations.items()})
 
 
 def activation_tensors(tensors: dict[str, Any], names: list[str]) -> dict[str, Any]:
@@ -106,11 +102,31 @@ def activation_tensors(tensors: dict[str, Any], names: list[str]) -> dict[str, A
     }
 
 
-def _resolve(value: Any, base: Path) -> Any:
-    if not isinstance(value, (str, Path)):
-        return value
-    path = Path(value)
-    return str(path if path.is_absolute() else base / path)
+def _confined_paths(loaded: LoadedSpec, index: int, run_dir: Path) -> dict[str, Any]:
+    """The arguments of callback `index`, with every path it writes (its WRITE arguments by the
+    catalog, and their Keras defaults) made absolute inside `run_dir`.
+
+    Validation already refused paths that lead out by their text; this checks again with
+    symlinks followed, so that nothing met at run time can lead a write (or BackupAndRestore's
+    deletion of its folder) outside the run.
+    """
+    spec = loaded.spec.train.callbacks[index]
+    args = dict(spec.args)
+    entry = catalog.callback(spec.type) or {}
+    defaults = entry.get("resource_defaults", {})
+    for arg, kind in entry.get("capabilities", {}).items():
+        value = args.get(arg, defaults.get(arg))
+        if kind != policy.WRITE or value is None:
+            continue
+        try:
+            args[arg] = str(policy.confined(str(value), run_dir))
+        except policy.OutsideRun as exc:
+            raise SpecErrors.single(
+                f"callback {spec.type}: argument '{arg}': {exc}",
+                loaded.location("train", "callbacks", index, arg),
+                sources=loaded.diagnostics.sources,
+            ) from None
+    return args
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
@@ -119,20 +135,13 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def _get_file_path(self, epoch: int, batch: int | None, logs: dict | None) -> str:
         self._target = super()._get_file_path(epoch, batch, logs)
-        return _temporary_sibling(self._target)
+        return str(atomic.partial_path(self._target))
 
     def _save_model(self, epoch: int, batch: int | None, logs: dict | None) -> None:
         super()._save_model(epoch, batch, logs)
-        written = _temporary_sibling(self._target)
+        written = str(atomic.partial_path(self._target))
         if os.path.exists(written):
             os.replace(written, self._target)
-
-
-def _temporary_sibling(path: str) -> str:
-    # Keras chooses the format by the ending (.keras, .weights.h5), so the ending is kept.
-    folder, name = os.path.split(path)
-    ending = ".weights.h5" if name.endswith(".weights.h5") else os.path.splitext(name)[1]
-    return os.path.join(folder, f".{name[: len(name) - len(ending)]}.partial{ending}")
 
 
 def build_callbacks(
@@ -140,27 +149,20 @@ def build_callbacks(
     model: keras.Model,
     run_dir: Path,
     *,
-    backup_root: Path,
     validation_sample: dict[str, np.ndarray] | None = None,
     tensors: dict[str, Any] | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The callbacks `loaded.spec.train.callbacks` describes, writing into `run_dir`.
 
-    `backup_root` is where a relative BackupAndRestore `backup_dir` is taken from (it must
-    outlive one run directory). ActivationLogger needs `validation_sample`. A callback Keras
+    Every path a callback writes lies in `run_dir`: BackupAndRestore's `backup_dir` too, so
+    the folder it deletes when training ends is inside the run (`graphspec train --resume`
+    finds it there after a kill). ActivationLogger needs `validation_sample`. A callback Keras
     refuses, or one that cannot run, is a `SpecErrors` at its line in the spec.
     """
     callbacks = []
     for i, spec in enumerate(loaded.spec.train.callbacks):
-        args = dict(spec.args)
-        path_arg = PATH_ARGS.get(spec.type)
-        if path_arg is not None:
-            if path_arg not in args and spec.type in _DEFAULT_PATHS:
-                args[path_arg] = _DEFAULT_PATHS[spec.type]
-            if path_arg in args:
-                base = backup_root if spec.type == "BackupAndRestore" else run_dir
-                args[path_arg] = _resolve(args[path_arg], base)
         where = loaded.location("train", "callbacks", i)
+        args = _confined_paths(loaded, i, run_dir)
         try:
             if spec.type == "ActivationLogger":
                 if validation_sample is None:

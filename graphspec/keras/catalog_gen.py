@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from graphspec import policy
 
 CATALOG_PATH = Path(__file__).resolve().parent.parent / "spec" / "catalog.json"
 
@@ -22,23 +25,70 @@ _BASE_LAYER_ARGS = ["activity_regularizer", "autocast", "dtype", "trainable"]
 
 def _parameters(func: Any) -> tuple[list[str], list[str], bool]:
     """Named parameters of `func`, those without default, and whether it takes **kwargs."""
+    defaults, var_kw = _defaults(func)
+    names = list(defaults)
+    return names, [n for n in names if defaults[n] is _REQUIRED], var_kw
+
+
+_REQUIRED = object()
+
+
+def _defaults(func: Any) -> tuple[dict[str, Any], bool]:
+    """Each named parameter of `func` with its default (`_REQUIRED` if none), and whether it
+    takes **kwargs."""
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError):
-        return [], [], True
-    names, required, var_kw = [], [], False
+        return {}, True
+    defaults, var_kw = {}, False
     for p in signature.parameters.values():
         if p.name == "self":
             continue
         if p.kind is p.VAR_KEYWORD:
             var_kw = True
-        elif p.kind is p.VAR_POSITIONAL:
+        elif p.kind is not p.VAR_POSITIONAL:
+            defaults[p.name] = _REQUIRED if p.default is p.empty else p.default
+    return defaults, var_kw
+
+
+def _capabilities(section: str, name: str, func: Any) -> dict:
+    """What the arguments of `func` (class `name` of catalog `section`) can do, for the catalog:
+    `capabilities` (argument -> read, write, network or code; plain data is left out),
+    `resource_defaults` (Keras's default of such an argument, where it has one),
+    `safe_defaults` (what graphspec passes instead of a default that would read, reach or run)
+    and `refused` (the argument that makes the class unusable from a spec, whatever it says).
+    """
+    defaults, _ = _defaults(func)
+    found: dict[str, Any] = {}
+    for arg, default in defaults.items():
+        kind = policy.capability(section, name, arg)
+        if kind in (None, policy.DATA):
             continue
-        else:
-            names.append(p.name)
-            if p.default is p.empty:
-                required.append(p.name)
-    return names, required, var_kw
+        found.setdefault("capabilities", {})[arg] = kind
+        if default is not _REQUIRED and default is not None:
+            found.setdefault("resource_defaults", {})[arg] = default
+        if kind == policy.WRITE:
+            continue
+        replaced, value = policy.safe_default(section, name, arg)
+        if replaced:
+            found.setdefault("safe_defaults", {})[arg] = value
+        elif default is not None and "refused" not in found:
+            # Required, or a default that reads, reaches or runs something: no value a spec
+            # could give makes this class safe.
+            found["refused"] = {"argument": arg, "capability": kind}
+    return found
+
+
+def unclassified() -> list[tuple[str, str, str]]:
+    """Arguments of the installed Keras that look like paths, addresses or code (by name or
+    default) and that `graphspec.policy.CAPABILITIES` does not classify."""
+    missing = []
+    for section, name, func in _catalogued():
+        for arg, default in _defaults(func)[0].items():
+            value = None if default is _REQUIRED else default
+            if policy.looks_like_resource(arg, value) and policy.capability(section, name, arg) is None:
+                missing.append((section, name, arg))
+    return missing
 
 
 def _classes(module: Any, base: type) -> dict[str, type]:
@@ -62,9 +112,50 @@ def _layer_entry(cls: type) -> dict:
     }
 
 
-def _class_args(cls: type) -> dict:
-    args, required, var_kw = _parameters(cls.__init__)
-    return {"args": sorted(a for a in args if a != "name"), "required": sorted(required)}
+def _class_args(constructor: Any, left_out: tuple[str, ...] = ("name",)) -> dict:
+    args, required, _ = _parameters(constructor)
+    return {"args": sorted(a for a in args if a not in left_out), "required": sorted(required)}
+
+
+# Base classes and wrappers no spec names.
+_LEFT_OUT = {
+    "layers": ("Layer", "InputLayer"),
+    "optimizers": ("Optimizer", "LossScaleOptimizer", "MultiOptimizer", "OptimizerMap"),
+    "losses": ("Loss", "LossFunctionWrapper"),
+    "metrics": ("Metric", "MeanMetricWrapper"),
+    "callbacks": ("Callback", "CallbackList", "History", "ProgbarLogger", "LambdaCallback"),
+}
+
+
+def _catalogued() -> Iterator[tuple[str, str, Any]]:
+    """(section, name, constructor) of every class or function the catalog describes."""
+    import keras
+
+    for name, cls in sorted(_classes(keras.layers, keras.layers.Layer).items()):
+        # An alias (AvgPool2D) is listed under its canonical name only.
+        if name not in _LEFT_OUT["layers"] and not _is_alias(keras.layers, name, cls):
+            yield "layers", name, cls
+    for name in sorted(dir(keras.applications)):
+        obj = getattr(keras.applications, name)
+        if name[0].isupper() and callable(obj):
+            yield "applications", name, obj
+    for section, module, base in (
+        ("optimizers", keras.optimizers, keras.optimizers.Optimizer),
+        ("losses", keras.losses, keras.losses.Loss),
+        ("metrics", keras.metrics, keras.metrics.Metric),
+        ("callbacks", keras.callbacks, keras.callbacks.Callback),
+    ):
+        for name, cls in sorted(_classes(module, base).items()):
+            if name not in _LEFT_OUT[section]:
+                yield section, name, cls
+
+
+def _is_alias(module: Any, name: str, cls: type) -> bool:
+    return cls.__name__ != name and hasattr(module, cls.__name__)
+
+
+def _constructor(obj: Any) -> Any:
+    return obj.__init__ if inspect.isclass(obj) else obj
 
 
 def generate() -> dict:
@@ -73,61 +164,36 @@ def generate() -> dict:
     from keras.src import losses as losses_module
     from keras.src import metrics as metrics_module
 
-    layers, aliases = {}, {}
-    for name, cls in sorted(_classes(keras.layers, keras.layers.Layer).items()):
-        if name in ("Layer", "InputLayer"):
-            continue
-        if cls.__name__ != name and hasattr(keras.layers, cls.__name__):
-            aliases[name] = cls.__name__
-            continue
-        layers[name] = _layer_entry(cls)
-
-    applications = {}
-    for name in sorted(dir(keras.applications)):
-        obj = getattr(keras.applications, name)
-        if name[0].isupper() and callable(obj):
-            args, required, _ = _parameters(obj)
-            applications[name] = {
-                "args": sorted(a for a in args if a not in ("name", "input_tensor")),
-                "required": sorted(required),
-            }
-
-    optimizers = {
-        name: _class_args(cls)
-        for name, cls in sorted(_classes(keras.optimizers, keras.optimizers.Optimizer).items())
-        if name not in ("Optimizer", "LossScaleOptimizer", "MultiOptimizer", "OptimizerMap")
-    }
-    loss_classes = {
-        name: _class_args(cls)
-        for name, cls in sorted(_classes(keras.losses, keras.losses.Loss).items())
-        if name not in ("Loss", "LossFunctionWrapper")
-    }
-    metric_classes = {
-        name: _class_args(cls)
-        for name, cls in sorted(_classes(keras.metrics, keras.metrics.Metric).items())
-        if name not in ("Metric", "MeanMetricWrapper")
-    }
-    callbacks = {
-        name: _class_args(cls)
-        for name, cls in sorted(_classes(keras.callbacks, keras.callbacks.Callback).items())
-        if name not in ("Callback", "CallbackList", "History", "ProgbarLogger", "LambdaCallback")
+    sections: dict[str, dict] = {name: {} for name in ("layers", "applications", *_LEFT_OUT)}
+    for section, name, obj in _catalogued():
+        if section == "layers":
+            entry = _layer_entry(obj)
+        elif section == "applications":
+            entry = _class_args(obj, ("name", "input_tensor"))
+        else:
+            entry = _class_args(obj.__init__)
+        sections[section][name] = {**entry, **_capabilities(section, name, _constructor(obj))}
+    aliases = {
+        name: cls.__name__
+        for name, cls in sorted(_classes(keras.layers, keras.layers.Layer).items())
+        if _is_alias(keras.layers, name, cls)
     }
     # Every string `keras.losses.get` / `keras.metrics.get` resolves, functions and classes.
-    loss_names = sorted(n for n in losses_module.ALL_OBJECTS_DICT if n not in ("Loss", "LossFunctionWrapper"))
+    loss_names = sorted(n for n in losses_module.ALL_OBJECTS_DICT if n not in _LEFT_OUT["losses"])
     # compile() understands these strings itself, beyond the registered metrics.
     metric_names = sorted(
-        {n for n in metrics_module.ALL_OBJECTS_DICT if n not in ("Metric", "MeanMetricWrapper")}
+        {n for n in metrics_module.ALL_OBJECTS_DICT if n not in _LEFT_OUT["metrics"]}
         | {"accuracy", "acc", "crossentropy", "ce"}
     )
     return {
         "keras_version": keras.__version__,
-        "layers": layers,
+        "layers": sections["layers"],
         "layer_aliases": aliases,
-        "applications": applications,
-        "optimizers": optimizers,
-        "losses": {"names": loss_names, "classes": loss_classes},
-        "metrics": {"names": metric_names, "classes": metric_classes},
-        "callbacks": callbacks,
+        "applications": sections["applications"],
+        "optimizers": sections["optimizers"],
+        "losses": {"names": loss_names, "classes": sections["losses"]},
+        "metrics": {"names": metric_names, "classes": sections["metrics"]},
+        "callbacks": sections["callbacks"],
     }
 
 

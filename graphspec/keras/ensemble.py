@@ -116,7 +116,7 @@ def _shape(shape: tuple) -> str:
 
 def data_for(member: Member, data: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The validation arrays, checked against the member's model: inputs and targets by name."""
-    checked = checked_arrays(arr.load_arrays(data), str(data), member.loaded, member.model)
+    checked = checked_arrays(arr.load_arrays(data, member.loaded), str(data), member.loaded, member.model)
     return checked.x, checked.y
 
 

@@ -36,9 +36,10 @@ import yaml
 from keras.src import tree
 from keras.src.ops.function import make_node_key
 
+from graphspec import atomic
 from graphspec.errors import SpecErrors
 from graphspec.spec import catalog
-from graphspec.spec.model import NAME
+from graphspec.spec.model import MAX_NAME, NAME
 from graphspec.spec.source import _Loader
 from graphspec.spec.write import spec_yaml
 
@@ -73,15 +74,18 @@ class Export:
         return found
 
     def write(self, path: Path) -> list[Path]:
-        """Write the spec to `path` and its nested specs beside it; the paths written."""
+        """Write the spec to `path` and its nested specs beside it, each whole or not at all
+        (`graphspec.atomic`); the paths written. `SpecErrors` when one cannot be written: all are
+        checked before any is written."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        written = [path]
-        path.write_text(self.to_yaml(), encoding="utf-8")
-        for name, text in self.files().items():
-            (path.parent / name).write_text(text, encoding="utf-8")
-            written.append(path.parent / name)
-        return written
+        files = {path.parent / name: text for name, text in self.files().items()}
+        for target in (path, *files):
+            atomic.check_target(target)
+        # The spec last: it never stands without the nested specs it names.
+        for target, text in files.items():
+            atomic.write_text(target, text)
+        atomic.write_text(path, self.to_yaml())
+        return [path, *files]
 
 
 # ---------------------------------------------------------------- sources
@@ -123,11 +127,10 @@ def _refuse_foreign_classes(config: Any, path: Path) -> None:
     for item in _walk_layers(config):
         module, class_name = str(item.get("module") or ""), item.get("class_name")
         name = (item.get("config") or {}).get("name", "?")
-        if class_name in catalog.UNSAFE_LAYERS:
+        refused = catalog.refusal(class_name) if isinstance(class_name, str) else None
+        if refused is not None:
             raise SpecErrors.single(
-                f"{path}: layer '{name}' is a {class_name} layer, which graphspec "
-                f"refuses: {catalog.UNSAFE_LAYERS[class_name]}, and a spec cannot "
-                "run code"
+                f"{path}: layer '{name}' is a {class_name} layer, which graphspec refuses: {refused.message}"
             )
         if not module.startswith("keras") or item.get("registered_name") not in (None, class_name):
             registered = item.get("registered_name") or f"{module}.{class_name}"
@@ -470,8 +473,9 @@ def _op_name(op: Any) -> str:
 
 
 def _spec_name(name: str) -> str:
-    cleaned = re.sub(r"[^\w.\-]", "_", name)
-    return cleaned if re.match(r"^[A-Za-z_]", cleaned) else f"model_{cleaned}"
+    # A spec's name is ASCII (it names run folders); Keras allows any name.
+    cleaned = re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:MAX_NAME]
+    return cleaned if re.match(r"^[A-Za-z_]", cleaned) else f"model_{cleaned}"[:MAX_NAME]
 
 
 def _input(tensor: Any) -> dict[str, Any]:
@@ -493,10 +497,10 @@ def _input(tensor: Any) -> dict[str, Any]:
 def layer_type(layer: Any) -> str:
     """The catalog name of a layer's class; refuses Lambda and classes not in keras.layers."""
     name = type(layer).__name__
-    if name in catalog.UNSAFE_LAYERS:
+    refused = catalog.refusal(name)
+    if refused is not None:
         raise SpecErrors.single(
-            f"layer '{layer.name}' is a {name} layer, which graphspec refuses: "
-            f"{catalog.UNSAFE_LAYERS[name]}, and a spec cannot run code"
+            f"layer '{layer.name}' is a {name} layer, which graphspec refuses: {refused.message}"
         )
     if catalog.layer(name) is None or getattr(keras.layers, name, None) is not type(layer):
         where = f"{type(layer).__module__}.{name}"

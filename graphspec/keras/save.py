@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import keras
 
+from graphspec import atomic
+
 
 def save_model(model: keras.Model, path: Path) -> None:
-    """Save `model` to `path` (.keras) through a temporary file in the same folder and a rename.
+    """Save `model` to `path` (.keras) through `.NAME.partial.keras` in the same folder and a
+    rename (see `graphspec.atomic`); `SpecErrors` when it cannot be written there.
 
     An untrained compiled model's optimizer is built first: `load_model` builds it while
     compiling, and would warn that the saved one lacks its variables.
@@ -19,12 +20,5 @@ def save_model(model: keras.Model, path: Path) -> None:
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic.replacing(path) as temporary:
+        model.save(temporary)

@@ -6,8 +6,6 @@ Optuna is only touched through the `trial` object handed in (`report`, `should_p
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +14,7 @@ import keras
 import numpy as np
 
 from graphspec import arrays as arr
+from graphspec import atomic
 from graphspec.keras.data import checked_arrays, synthetic_datasets
 
 if TYPE_CHECKING:
@@ -91,17 +90,10 @@ def synthetic_arrays(
 
 
 def save_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
-    """Write an .npz through a temporary file and a rename: workers starting together may all
-    write it, and none ever reads half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write an .npz whole or not at all: workers starting together may all write it, and none
+    ever reads half a file."""
+    with atomic.replacing(path) as temporary:
+        np.savez(temporary, **arrays)
 
 
 def reported_metrics(loaded: LoadedSpec, data: Path | dict[str, np.ndarray], validation: bool) -> list[str]:
@@ -110,7 +102,7 @@ def reported_metrics(loaded: LoadedSpec, data: Path | dict[str, np.ndarray], val
     model on the way."""
     keras.utils.set_random_seed(0)
     model = loaded.build()
-    found = data if isinstance(data, dict) else arr.load_arrays(data)
+    found = data if isinstance(data, dict) else arr.load_arrays(data, loaded)
     arrays = checked_arrays(found, "synthetic data" if isinstance(data, dict) else str(data), loaded, model)
     count = min(len(arrays), 8)
     logs = model.evaluate(

@@ -109,9 +109,9 @@ def train(
     # Files are read before TensorFlow builds anything, so a missing one fails at once.
     files = {}
     if source.data is not None:
-        files["data"] = arr.load_arrays(source.data)
+        files["data"] = arr.load_arrays(source.data, loaded)
         if source.val_data is not None:
-            files["val"] = arr.load_arrays(source.val_data)
+            files["val"] = arr.load_arrays(source.val_data, loaded)
 
     seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
     keras.utils.set_random_seed(seed)
@@ -157,7 +157,6 @@ def train(
             loaded,
             model,
             run.path,
-            backup_root=final.parent,
             validation_sample=sample,
             tensors=activation_tensors(tensors, layer_nodes),
         )

@@ -31,6 +31,7 @@ from pathlib import Path as FilePath
 from typing import Any
 
 from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
+from graphspec.policy import Policy
 from graphspec.spec import params as params_module
 from graphspec.spec.files import WORKING_TREE, Files
 from graphspec.spec.model import REFERENCE
@@ -88,10 +89,15 @@ class Expansion:
 
 
 def expand(
-    data: Any, positions: Positions, diagnostics: Diagnostics, base_dir: FilePath, files: Files = WORKING_TREE
+    data: Any,
+    positions: Positions,
+    diagnostics: Diagnostics,
+    base_dir: FilePath,
+    files: Files = WORKING_TREE,
+    policy: Policy | None = None,
 ) -> Expansion:
     """`data` with every block use replaced by the block's layers, and includes merged (read
-    from `files`, relative to `base_dir`).
+    from `files`, relative to `base_dir`, as `policy` allows: by default under `base_dir`).
 
     Positions of generated values are added to `positions`; problems go to `diagnostics`.
     A document without blocks, includes and uses is returned as it is.
@@ -100,7 +106,8 @@ def expand(
         return Expansion(data)
     before = len(diagnostics.errors)
     try:
-        expander = _Expander(data, positions, diagnostics, base_dir, files)
+        policy = policy or Policy(base_dir).for_spec(base_dir / "spec.yaml")
+        expander = _Expander(data, positions, diagnostics, base_dir, files, policy)
         expansion = expander.run()
     except _TooLarge:
         return Expansion(data, complete=False)
@@ -166,10 +173,17 @@ class _Scope:
 
 class _Expander:
     def __init__(
-        self, data: dict, positions: Positions, diagnostics: Diagnostics, base_dir: FilePath, files: Files
+        self,
+        data: dict,
+        positions: Positions,
+        diagnostics: Diagnostics,
+        base_dir: FilePath,
+        files: Files,
+        policy: Policy,
     ):
         self.data = dict(data)
         self.files = files
+        self.policy = policy
         self.positions = positions
         self.diagnostics = diagnostics
         self.base_dir = base_dir
@@ -185,6 +199,9 @@ class _Expander:
         self._included: set[FilePath] = set()
         self._include_failed = False
         self._sizes: dict[str, int] = {}
+        # What block params add to the document, over every instance: a large param value
+        # copied into each copy of a repeated block is refused before it is copied.
+        self.budget = params_module.Budget(diagnostics)
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -306,6 +323,10 @@ class _Expander:
             self.error("an include is the path of a YAML file with blocks", where)
             return
         target = base_dir / entry
+        refused = self.policy.spec_refusal(entry, target)
+        if refused is not None:
+            self.error(f"include '{entry}': {refused.message}", where, hint=refused.hint)
+            return
         resolved = target.resolve()
         if chain and resolved == chain[-1]:
             self.error(f"include '{entry}' is this file itself", where)
@@ -564,9 +585,13 @@ class _Expander:
 
     def _place(self, scope: _Scope, local: str, name: str) -> None:
         notes = _notes(scope.uses)
-        for rest, location, is_key in self._index.get((scope.block, local), ()):
+        for rest, at, is_key in self._index.get((scope.block, local), ()):
             table = self.positions.keys if is_key else self.positions.values
-            table[("layers", name) + rest] = replace(location, expansion=notes + location.expansion)
+            # Made field by field: `dataclasses.replace` costs several times more, once per
+            # value of every expanded node.
+            table[("layers", name) + rest] = Location(
+                at.file, at.line, at.col, at.length, notes + at.expansion
+            )
 
     def _count(self) -> None:
         self.count += 1
@@ -735,18 +760,21 @@ class _Expander:
                     self.loc(scope, source + (kind,), key=True),
                 )
         repeat = self._repeat(scope, node, source)
+        if repeat is not False:
+            # Before `_args`, which makes one mapping per copy: `repeat: 1000000000` is refused
+            # from its estimate, not after a billion mappings.
+            estimate = (repeat or 1) * self._size(name, ())
+            if self.count + estimate > MAX_NODES:
+                self.error(
+                    f"{what} expands to about {estimate:,} nodes; a spec may have at most {MAX_NODES:,}",
+                    self.loc(scope, source, key=True),
+                    hint="check the repeat counts",
+                )
+                raise _TooLarge
         args = self._args(scope, local, node, block, repeat)
         feed = self._feed(scope, local, node, block)
         if not ok or repeat is False or args is None or feed is None:
             return None
-        estimate = len(args) * self._size(name, ())
-        if self.count + estimate > MAX_NODES:
-            self.error(
-                f"{what} expands to about {estimate:,} nodes; a spec may have at most {MAX_NODES:,}",
-                self.loc(scope, source, key=True),
-                hint="check the repeat counts",
-            )
-            raise _TooLarge
         use_at = self.positions.key_of(source)
         nodes: list[tuple[str, Any]] = []
         outputs = []
@@ -955,11 +983,24 @@ class _Expander:
         """One copy of `block`: its nodes, named under `use`, and its outputs."""
         path = ("blocks", block.name)
         quiet = Diagnostics()  # every ${name} was checked when the block was defined
+        self.budget.notes = _notes(uses)
         layers = params_module.substitute(
-            block.definition["layers"], args, self.positions, quiet, path=path + ("layers",), skip=()
+            block.definition["layers"],
+            args,
+            self.positions,
+            quiet,
+            path=path + ("layers",),
+            skip=(),
+            budget=self.budget,
         )
         out = params_module.substitute(
-            block.definition["out"], args, self.positions, quiet, path=path + ("out",), skip=()
+            block.definition["out"],
+            args,
+            self.positions,
+            quiet,
+            path=path + ("out",),
+            skip=(),
+            budget=self.budget,
         )
         scope = _Scope(layers, path + ("layers",), use.prefix, env, uses, block.name)
         nodes = self._run_scope(scope)

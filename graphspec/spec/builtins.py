@@ -10,7 +10,12 @@ from typing import Any, NamedTuple
 BUILTIN_CALLBACKS: dict[str, dict] = {
     # The book's custom callback: every layer's activations on the first validation sample,
     # saved as .npz at each epoch's end (in `directory`, relative to the run directory).
-    "ActivationLogger": {"args": ["directory"], "required": []},
+    "ActivationLogger": {
+        "args": ["directory"],
+        "required": [],
+        "capabilities": {"directory": "write"},
+        "resource_defaults": {"directory": "activations"},
+    },
 }
 
 # Declarative learning-rate schedules for LearningRateScheduler's `schedule`, which in Keras is
@@ -35,17 +40,6 @@ SCHEDULES: dict[str, dict] = {
 # Arguments that must be numbers, and the ones of those that must be positive.
 _NUMBERS = {"initial_learning_rate", "decay_rate", "decay_steps", "alpha"}
 _POSITIVE = {"initial_learning_rate", "decay_rate", "decay_steps"}
-
-# Callback arguments that name a file or folder: relative paths are taken from the run directory
-# (BackupAndRestore's from the folder holding the run directories, so that a rerun after a
-# crash, which gets a new run directory, finds the backup and resumes).
-PATH_ARGS: dict[str, str] = {
-    "ModelCheckpoint": "filepath",
-    "CSVLogger": "filename",
-    "TensorBoard": "log_dir",
-    "BackupAndRestore": "backup_dir",
-    "ActivationLogger": "directory",
-}
 
 
 class Problem(NamedTuple):

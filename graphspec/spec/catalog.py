@@ -11,18 +11,11 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from graphspec.policy import Refusal, class_refusal
+
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
 
 APPLICATION_PREFIX = "applications."
-
-# Layers that run arbitrary code or load foreign objects: a spec is data, so they are refused.
-UNSAFE_LAYERS = {
-    "Lambda": "it runs Python code",
-    "TFSMLayer": "it loads a TensorFlow SavedModel from disk",
-    "TorchModuleWrapper": "it wraps arbitrary PyTorch code",
-    "JaxLayer": "it wraps arbitrary JAX code",
-    "FlaxLayer": "it wraps arbitrary Flax code",
-}
 
 # Layer arguments whose value is itself a layer, written as a nested `{type: ..., ...}`.
 LAYER_VALUED_ARGS = ("layer", "backward_layer")
@@ -58,6 +51,19 @@ def layer(type_name: str) -> dict | None:
     if entry is None and type_name in _CUSTOM:
         return _CUSTOM[type_name][0]
     return entry
+
+
+def refusal(type_name: str) -> Refusal | None:
+    """Why a spec can never use the layer `type_name` (it runs code, reads a file, ...), or None."""
+    entry = layer(type_name)
+    return class_refusal(entry) if entry is not None else None
+
+
+def callback(type_name: str) -> dict | None:
+    """Arguments and capabilities of a callback: Keras's, or one of graphspec's own."""
+    from graphspec.spec.builtins import BUILTIN_CALLBACKS
+
+    return catalog()["callbacks"].get(type_name) or BUILTIN_CALLBACKS.get(type_name)
 
 
 def layer_names() -> list[str]:

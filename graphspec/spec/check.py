@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphspec.errors import Diagnostics, did_you_mean
+from graphspec import policy
+from graphspec.errors import Diagnostics, Suggestion, did_you_mean
 from graphspec.spec import catalog
 from graphspec.spec.model import NAME, REFERENCE, Spec, TypedObject
 from graphspec.spec.search import check_search
@@ -63,31 +64,31 @@ def check_layer_types(ctx: Context) -> None:
 
 def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple, what: str) -> None:
     """Check one `{type: ..., args...}` layer, nested layer arguments included."""
-    entry = None if type_name in catalog.UNSAFE_LAYERS else catalog.layer(type_name)
+    entry = catalog.layer(type_name)
     if entry is None:
         aliases = catalog.catalog()["layer_aliases"]
         if type_name in aliases:
             hint = f"write '{aliases[type_name]}', the canonical name of this Keras class"
-        elif type_name in catalog.UNSAFE_LAYERS:
-            hint = None
         else:
             hint = did_you_mean(type_name, catalog.layer_names()) or (
                 "for a layer of your own, register it with @keras.saving.register_keras_serializable "
                 "and pass --allow-custom MODULE"
             )
-        reason = (
-            f": {catalog.UNSAFE_LAYERS[type_name]}, and a spec cannot run code"
-            if type_name in catalog.UNSAFE_LAYERS
-            else ""
-        )
         if "." in type_name and not type_name.startswith(catalog.APPLICATION_PREFIX):
-            reason = ": a spec names Keras layers, never Python code by module path"
-        message = (
-            f"{what} has type '{type_name}', which graphspec refuses{reason}"
-            if reason
-            else f"{what} has unknown type '{type_name}'"
+            ctx.error(
+                f"{what} has type '{type_name}', which graphspec refuses: a spec names Keras "
+                "layers, never Python code by module path",
+                path + ("type",),
+                hint=hint,
+            )
+        else:
+            ctx.error(f"{what} has unknown type '{type_name}'", path + ("type",), hint=hint)
+        return
+    refused = policy.class_refusal(entry)
+    if refused is not None:
+        ctx.error(
+            f"{what} has type '{type_name}', which graphspec refuses: {refused.message}", path + ("type",)
         )
-        ctx.error(message, path + ("type",), hint=hint)
         return
     known = set(entry["args"])
     misspelt = set()
@@ -99,6 +100,10 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
             if hint:
                 misspelt.add(hint.split("'")[1])
             ctx.error(f"{what}: {type_name} has no argument '{arg}'", path + (arg,), key=True, hint=hint)
+        elif refused := policy.argument_refusal(entry, arg, value):
+            ctx.error(f"{what}: {type_name}'s {refused.message}", path + (arg,), hint=refused.hint)
+        elif found := _foreign_object(value, path + (arg,)):
+            ctx.error(f"{what}: {found[1]}", found[0], hint=_OBJECT_HINT, key=found[2])
         elif arg in catalog.LAYER_VALUED_ARGS and isinstance(value, dict):
             inner = dict(value)
             inner_type = inner.pop("type", None)
@@ -110,6 +115,33 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
     missing = [a for a in entry["required"] if a not in args and a not in misspelt]
     for arg in missing:
         ctx.error(f"{what}: {type_name} needs argument '{arg}'", path, key=True)
+
+
+# Keys of Keras's own serialized form, through which a config names any class of any module.
+_SERIALIZED_KEYS = ("class_name", "module", "registered_name")
+_OBJECT_HINT = "write a Keras object as {type: NAME, ...arguments}, e.g. {type: GlorotUniform, seed: 0}"
+
+
+def _foreign_object(value: Any, path: tuple) -> tuple[tuple, str, bool] | None:
+    """Where an argument's value names a class other than by a Keras name, why that is refused,
+    and whether the key is to blame (not its value); None when it does not.
+
+    A nested object is `{type: Name, ...}`: Keras's serialized form (`class_name`, `module`) and
+    a `type` written as a module path could name any class of any module."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if found := _foreign_object(item, path + (i,)):
+                return found
+    if not isinstance(value, dict):
+        return None
+    for key, item in value.items():
+        if key in _SERIALIZED_KEYS:
+            return path + (key,), f"'{key}' is Keras's serialized form, which a spec does not use", True
+        if key == "type" and isinstance(item, str) and "." in item and not item.startswith("applications."):
+            return path + (key,), f"type '{item}' is a module path; a spec names Keras objects only", False
+        if found := _foreign_object(item, path + (key,)):
+            return found
+    return None
 
 
 def check_shares(ctx: Context) -> None:
@@ -205,7 +237,7 @@ def _check_reference(ctx: Context, reference: Any, path: tuple, what: str, known
         return
     target, index = match.group("node"), match.group("index")
     if target not in known:
-        ctx.error(f"{what} '{target}', which is not defined", path, hint=did_you_mean(target, sorted(known)))
+        ctx.error(f"{what} '{target}', which is not defined", path, hint=Suggestion(target, known))
         return
     if index is None or index.lstrip("-").isdigit():
         return
@@ -234,7 +266,11 @@ def _check_object(
             f"unknown {kind} '{value.type}'", path + ("type",), hint=did_you_mean(value.type, list(classes))
         )
         return
-    for arg in value.args:
+    refused = policy.class_refusal(entry)
+    if refused is not None:
+        ctx.error(f"{kind} {value.type} is refused: {refused.message}", path + ("type",))
+        return
+    for arg, arg_value in value.args.items():
         if arg not in entry["args"]:
             ctx.error(
                 f"{kind} {value.type} has no argument '{arg}'",
@@ -242,6 +278,8 @@ def _check_object(
                 key=True,
                 hint=did_you_mean(arg, entry["args"]),
             )
+        elif refused := policy.argument_refusal(entry, arg, arg_value):
+            ctx.error(f"{kind} {value.type}: {refused.message}", path + (arg,), hint=refused.hint)
     for arg in entry["required"]:
         if arg not in value.args:
             ctx.error(f"{kind} {value.type} needs argument '{arg}'", path, key=True)

@@ -5,6 +5,7 @@ Nothing here imports TensorFlow: `LoadedSpec.build()` imports the Keras builder 
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
+from graphspec.policy import Policy
 from graphspec.spec import params as params_module
 from graphspec.spec.blocks import Expansion, Use
 from graphspec.spec.blocks import expand as expand_blocks
@@ -82,11 +84,14 @@ class LoadedSpec:
         return self.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
-def load(source: str | Path, overrides: list[str] | dict[str, Any] | None = None) -> LoadedSpec:
+def load(
+    source: str | Path, overrides: list[str] | dict[str, Any] | None = None, *, root: Path | None = None
+) -> LoadedSpec:
     """Load and check a spec from a path or from YAML text.
 
     `overrides` are `--set` values: `["units=64", "layers.dense.activation=tanh"]` or a dict.
-    Raises `SpecErrors` with every problem found.
+    Nested specs and includes are read only under `root` (default: the spec's folder; see
+    `graphspec.policy`). Raises `SpecErrors` with every problem found.
 
     >>> spec = load('''
     ... graphspec: 1
@@ -99,8 +104,10 @@ def load(source: str | Path, overrides: list[str] | dict[str, Any] | None = None
     ('tiny', ['y'])
     """
     if isinstance(source, Path) or ("\n" not in str(source) and str(source).endswith((".yaml", ".yml"))):
-        return _load_file(Path(source), overrides or [], (), WORKING_TREE)
-    return _load_text(str(source), "<string>", None, overrides or [], (), WORKING_TREE)
+        path = Path(source)
+        return _load_file(path, overrides or [], (), WORKING_TREE, Policy(root).for_spec(path))
+    policy = Policy(root).for_spec(Path.cwd() / "<string>")
+    return _load_text(str(source), "<string>", None, overrides or [], (), WORKING_TREE, policy)
 
 
 def load_text(
@@ -109,27 +116,36 @@ def load_text(
     overrides: list[str] | dict[str, Any] | None = None,
     base: Path | None = None,
     files: Files = WORKING_TREE,
+    root: Path | None = None,
 ) -> LoadedSpec:
     """Load YAML text that messages call `file` (`HEAD~1:specs/a.yaml`), as `load` would a file.
 
     Nested specs and included blocks are read from `files` (default: the disk), relative to
-    the folder of `base` (a path to the file the text stands for), or to the current folder.
+    the folder of `base` (a path to the file the text stands for), or to the current folder,
+    and only under `root` (default: that folder).
     """
-    return _load_text(text, file, Path(base) if base else None, overrides or [], (), files)
+    base = Path(base) if base else None
+    policy = Policy(root).for_spec(base or Path.cwd() / "<string>")
+    return _load_text(text, file, base, overrides or [], (), files, policy)
 
 
-def _load_file(path: Path, overrides, chain: tuple[Path, ...], files: Files) -> LoadedSpec:
+def _load_file(path: Path, overrides, chain: tuple[Path, ...], files: Files, policy: Policy) -> LoadedSpec:
     name = files.name(path, str(path))
+    refused = policy.file_refusal(path)
+    if refused is not None:
+        raise SpecErrors.single(f"cannot read {name}: {refused.message}", hint=refused.hint)
     try:
         text = files.read(path)
     except FileNotFoundError:
         raise SpecErrors.single(f"no such file: {name}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecErrors.single(f"cannot read {name}: {exc}") from None
-    return _load_text(text, name, path, overrides, chain + (path.resolve(),), files)
+    return _load_text(text, name, path, overrides, chain + (path.resolve(),), files, policy)
 
 
-def _load_text(text: str, file: str, path: Path | None, overrides, chain, files: Files) -> LoadedSpec:
+def _load_text(
+    text: str, file: str, path: Path | None, overrides, chain, files: Files, policy: Policy
+) -> LoadedSpec:
     source = parse(text, file)
     diagnostics = source.diagnostics
     positions = source.positions
@@ -149,7 +165,9 @@ def _load_text(text: str, file: str, path: Path | None, overrides, chain, files:
                 f"param '{name}' uses another param; params are plain values", positions.of(("params", name))
             )
     data = params_module.substitute(data, params, positions, diagnostics)
-    expansion = expand_blocks(data, positions, diagnostics, path.parent if path else Path.cwd(), files)
+    expansion = expand_blocks(
+        data, positions, diagnostics, path.parent if path else Path.cwd(), files, policy
+    )
     if not expansion.complete:  # a half-expanded document would only add echoes of its errors
         raise SpecErrors(diagnostics)
     data = expansion.data
@@ -160,7 +178,7 @@ def _load_text(text: str, file: str, path: Path | None, overrides, chain, files:
         _report_validation(exc, data, positions, diagnostics)
         raise SpecErrors(diagnostics) from None
 
-    nested = _load_nested(spec, path, positions, diagnostics, chain, files)
+    nested = _load_nested(spec, path, positions, diagnostics, chain, files, policy)
     ctx = Context(
         spec,
         positions,
@@ -186,17 +204,6 @@ def _load_text(text: str, file: str, path: Path | None, overrides, chain, files:
     )
 
 
-def spec_path_problem(path: str) -> str | None:
-    """Why a spec may not read `path`, or None. A spec reads only other specs, by relative path:
-    an absolute path or a non-YAML file would let a shared spec make graphspec read, and print
-    in its error messages, any file of the machine."""
-    if Path(path).is_absolute() or path.startswith("~"):
-        return "paths in a spec are relative to the spec's folder"
-    if not path.endswith((".yaml", ".yml")):
-        return "a spec can only read other specs (.yaml or .yml files)"
-    return None
-
-
 def _load_nested(
     spec: Spec,
     path: Path | None,
@@ -204,17 +211,21 @@ def _load_nested(
     diagnostics: Diagnostics,
     chain: tuple[Path, ...],
     files: Files,
+    policy: Policy,
 ) -> dict[str, LoadedSpec]:
-    """Load every `spec: file.yaml` node, relative to the including spec's folder."""
+    """Load every `spec: file.yaml` node, relative to the including spec's folder, as `policy`
+    allows."""
     nested = {}
     base = path.parent if path else Path.cwd()
     for name, node in spec.layers.items():
         if node.spec is None:
             continue
         where = positions.of(("layers", name, "spec"))
-        problem = spec_path_problem(node.spec)
-        if problem:
-            diagnostics.error(f"layer '{name}' uses spec '{node.spec}': {problem}", where)
+        refused = policy.spec_refusal(node.spec, base / node.spec)
+        if refused:
+            diagnostics.error(
+                f"layer '{name}' uses spec '{node.spec}': {refused.message}", where, refused.hint
+            )
             continue
         target = (base / node.spec).resolve()
         if target in chain:
@@ -231,11 +242,95 @@ def _load_nested(
             )
             continue
         try:
-            nested[name] = _load_file(target, node.params, chain, files)
+            nested[name] = _load_nested_file(target, node.params, chain, files, policy, positions)
         except SpecErrors as exc:
             diagnostics.error(f"layer '{name}' uses spec '{node.spec}', which is invalid", where)
             diagnostics.extend(exc.diagnostics)
+    _check_node_count(spec, nested, positions, diagnostics)
     return nested
+
+
+@dataclass
+class _NestedLoads:
+    """The nested specs loaded during one top-level load, and their node totals."""
+
+    owner: Positions  # the top-level spec's: a load of another spec starts afresh
+    loading: int = 0  # nested loads in progress: 0 while the top-level spec's layers are read
+    # (file, depth, params) -> the spec, or the errors that made it invalid
+    results: dict[tuple, LoadedSpec | SpecErrors] = field(default_factory=dict)
+    # id(spec) -> (the spec, kept alive so that its id is not reused, its node total)
+    totals: dict[int, tuple[LoadedSpec, int]] = field(default_factory=dict)
+
+
+_NESTED_LOADS: ContextVar[_NestedLoads | None] = ContextVar("graphspec_nested_loads", default=None)
+
+
+def _load_nested_file(
+    target: Path, params: dict, chain: tuple[Path, ...], files: Files, policy: Policy, owner: Positions
+) -> LoadedSpec:
+    """`_load_file` for a nested spec, loaded once per file, params and depth within one load.
+
+    A spec that uses another 4 times, which uses the next 4 times, and so on, reads each file
+    once, not 4^depth times. What a nested spec loads to depends on its file, params and depth
+    only (a cycle fails wherever it is met). An invalid one raises its errors the first time
+    and empty `SpecErrors` after that, so that they are reported once.
+    """
+    loads = _NESTED_LOADS.get()
+    if loads is None or (loads.loading == 0 and loads.owner is not owner):
+        loads = _NestedLoads(owner)
+        _NESTED_LOADS.set(loads)
+    key = (target, len(chain), repr(params))
+    done = loads.results.get(key)
+    if isinstance(done, SpecErrors):
+        raise SpecErrors(Diagnostics())
+    if done is not None:
+        return done
+    loads.loading += 1
+    try:
+        loads.results[key] = _load_file(target, params, chain, files, policy)
+    except SpecErrors as exc:
+        loads.results[key] = exc
+        raise
+    finally:
+        loads.loading -= 1
+    return loads.results[key]
+
+
+def _node_total(loaded: LoadedSpec, totals: dict[int, tuple[LoadedSpec, int]]) -> int:
+    """How many nodes `loaded` stands for: its layers, a nested spec's counted at each use."""
+    if id(loaded) not in totals:
+        total = sum(
+            _node_total(loaded.nested[name], totals) if name in loaded.nested else 1
+            for name in loaded.spec.layers
+        )
+        totals[id(loaded)] = (loaded, total)
+    return totals[id(loaded)][1]
+
+
+def _check_node_count(
+    spec: Spec, nested: dict[str, LoadedSpec], positions: Positions, diagnostics: Diagnostics
+) -> None:
+    """Refuse, at the `spec:` line that passes it, a spec whose nodes pass the limit of
+    `blocks.MAX_NODES` when each nested spec's nodes count at each of its uses."""
+    from graphspec.spec.blocks import MAX_NODES
+
+    loads = _NESTED_LOADS.get()
+    if loads is not None and loads.loading == 0:
+        _NESTED_LOADS.set(None)  # the top-level spec's nested specs are all loaded: let go
+    if not nested:
+        return
+    totals = loads.totals if loads is not None else {}
+    count = 0
+    for name, node in spec.layers.items():
+        count += _node_total(nested[name], totals) if name in nested else 1
+        if count > MAX_NODES and name in nested:
+            diagnostics.error(
+                f"layer '{name}' uses spec '{node.spec}' of {_node_total(nested[name], totals):,} "
+                f"nodes, which brings this spec to {count:,}; a spec may have at most "
+                f"{MAX_NODES:,} nodes, each nested spec's counted at each use",
+                positions.of(("layers", name, "spec")),
+            )
+            return
 
 
 def _report_validation(

@@ -19,6 +19,14 @@ FORMAT_VERSION = 1
 # by output name: `lstm`, `lstm[1]`, `encoder[features]`.
 REFERENCE = re.compile(r"^(?P<node>[A-Za-z_][\w.\-]*)(?:\[(?P<index>[^\]\[]+)\])?$")
 NAME = re.compile(r"^[A-Za-z_][\w.\-]*$")
+# A spec's name names its run and tune folders (runs/NAME/...): plain ASCII and short, so that it
+# is a file name on every system.
+SPEC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+MAX_NAME = 100
+# Bounds on training's counts: a few zeros too many make a run that never ends, or one that fails
+# deep inside Keras without saying where. Seeds are what NumPy and Keras accept.
+MAX_EPOCHS, MAX_BATCH_SIZE, MAX_SAMPLES, MAX_SEQ_LEN = 1_000_000, 1_000_000, 1_000_000_000, 1_000_000
+MAX_SEED = 2**32 - 1
 
 Reference = str
 Inbound = Union[Reference, list[Reference], dict[str, Union[Reference, list[Reference]]]]
@@ -39,7 +47,7 @@ class InputSpec(_Strict):
         default=None, description="Value range for synthetic data: [low, high)."
     )
     seq_len: int | None = Field(
-        default=None, description="Length used for null dimensions in synthetic data."
+        default=None, ge=1, le=MAX_SEQ_LEN, description="Length used for null dimensions in synthetic data."
     )
     doc: str | None = None
 
@@ -143,11 +151,11 @@ class CompileSpec(_Strict):
 class TrainSpec(_Strict):
     """Training settings: every value can be overridden from the command line."""
 
-    epochs: int = Field(default=1, ge=1)
-    batch_size: int = Field(default=32, ge=1)
+    epochs: int = Field(default=1, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(default=32, ge=1, le=MAX_BATCH_SIZE)
     validation_split: float = Field(default=0.0, ge=0.0, lt=1.0)
     shuffle: bool = True
-    samples: int = Field(default=256, ge=1, description="Synthetic samples per epoch.")
+    samples: int = Field(default=256, ge=1, le=MAX_SAMPLES, description="Synthetic samples per epoch.")
     synthetic: Literal["random", "teacher"] = Field(
         default="random",
         description="Synthetic targets: random noise, or a fixed random copy of the network's outputs.",
@@ -155,9 +163,10 @@ class TrainSpec(_Strict):
     seq_len: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_SEQ_LEN,
         description="Length of null dimensions in synthetic data, for inputs that set no seq_len.",
     )
-    seed: int | None = Field(default=None, description="Seeds weights and synthetic data.")
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="Seeds weights and synthetic data.")
     callbacks: list[TypedObject] = Field(default_factory=list)
 
 
@@ -209,6 +218,10 @@ class Spec(_Strict):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, name: str) -> str:
-        if not NAME.match(name):
-            raise ValueError("a spec name is letters, digits, '_', '.' and '-', starting with a letter")
+        if len(name) > MAX_NAME:
+            raise ValueError(f"a spec name is at most {MAX_NAME} characters; this one has {len(name):,}")
+        if not SPEC_NAME.match(name):
+            raise ValueError(
+                "a spec name is ASCII letters, digits, '_', '.' and '-', starting with a letter or '_'"
+            )
         return name

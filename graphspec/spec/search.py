@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from graphspec import policy
 from graphspec.errors import did_you_mean
 from graphspec.spec.params import OPTIONAL_SECTIONS, settable
 
@@ -116,8 +117,8 @@ class SearchSpec(_Strict):
     )
     storage: str | None = Field(
         default=None,
-        description="Where the study lives: a database URL or a journal file; "
-        "default: study.log in the tune's folder.",
+        description="The study's journal file, relative to the tune's folder (default: study.log); "
+        "a database URL is given on the command line (--storage).",
     )
     study: str | None = Field(default=None, description="The study's name; default: the spec's name.")
     seed: int | None = Field(default=None, description="Seeds the sampler.")
@@ -219,6 +220,7 @@ def check_search(ctx: Context) -> None:
         timeout_seconds(search.timeout)
     except ValueError as exc:
         ctx.error(f"search.timeout: {exc}", ("search", "timeout"))
+    _check_storage(ctx, search.storage)
     grid_sampler = method_name(search.sampler) == "grid"
     shape = _DocumentShape(ctx)
     for path, param in search.params.items():
@@ -226,6 +228,21 @@ def check_search(ctx: Context) -> None:
         _check_range(ctx, path, param, where, grid_sampler)
         _check_target(ctx, path, param, where, shape)
     _check_metric(ctx, search)
+
+
+def _check_storage(ctx: Context, storage: str | None) -> None:
+    """A spec's storage is a journal file inside the tune folder: a database URL (which reaches
+    a server) or a path elsewhere (which writes there) comes only from the command line."""
+    if storage is None:
+        return
+    if "://" in storage:
+        ctx.error(
+            "search.storage: a database URL reaches a server, and a spec never opens a connection",
+            ("search", "storage"),
+            hint="give the URL on the command line: graphspec tune SPEC --storage URL",
+        )
+    elif refused := policy.written_path_refusal(storage, "the tune folder"):
+        ctx.error(f"search.storage: {refused.message}", ("search", "storage"), hint=refused.hint)
 
 
 def _check_method(ctx: Context, method: str | Method, table: dict, kind: str, where: tuple) -> None:

@@ -19,9 +19,10 @@ from graphspec.errors import Diagnostics, Location, SpecErrors
 Path = tuple  # keys and list indices from the document root to a value
 
 MAX_BYTES = 5_000_000
-MAX_NODES = 1_000_000  # values visited, aliases counted each time: stops "billion laughs"
+MAX_NODES = 1_000_000  # values after aliases are expanded: stops "billion laughs"
 MAX_DEPTH = 64  # nesting of mappings and lists; a real spec needs about 6
 
+_STR = "tag:yaml.org,2002:str"
 _STANDARD_TAGS = {
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
@@ -114,16 +115,39 @@ def _location(file: str, node: yaml.Node) -> Location:
     return Location(file, start.line + 1, start.column + 1, max(1, length))
 
 
+class InvalidYAML(SpecErrors):
+    """The text is not YAML at all (a syntax error), as opposed to YAML that breaks a limit."""
+
+
 def parse(text: str, file: str = "<string>") -> Source:
     """Parse YAML text into plain data with positions.
 
-    Raises `SpecErrors` when the text is not YAML at all; other problems are collected in the
+    Raises `SpecErrors` when the text is not YAML at all (`InvalidYAML`) or breaks a limit
+    (size, NUL byte, nesting, aliases expanding past MAX_NODES values, a recursive alias);
+    every limit is checked before the work it bounds. Other problems are collected in the
     returned source's `diagnostics`.
     """
     sources = {file: text}
-    if len(text.encode("utf-8", "replace")) > MAX_BYTES:
+    _check_text(text, file, sources)
+    root = _compose(text, file, sources)
+    positions = Positions(file)
+    diagnostics = Diagnostics(sources=sources)
+    if root is None:
+        return Source(file, text, None, positions, diagnostics)
+    # Without an anchor (&) and an alias (*) no node is shared, and the converter's own count
+    # bounds the work: the walk over the node graph is only for documents that may need it.
+    if "&" in text and "*" in text:
+        _check_expansion(root, file, sources)
+    data = _Converter(file, positions, diagnostics).convert(root, ())
+    return Source(file, text, data, positions, diagnostics)
+
+
+def _check_text(text: str, file: str, sources: dict[str, str]) -> None:
+    """The limits checked on the text itself, before the YAML parser sees it."""
+    size = len(text.encode("utf-8", "replace"))
+    if size > MAX_BYTES:
         raise SpecErrors.single(
-            f"file is {len(text.encode('utf-8', 'replace')):,} bytes; a spec may have at most {MAX_BYTES:,}",
+            f"file is {size:,} bytes; a spec may have at most {MAX_BYTES:,}",
             Location(file, 1, 1),
             sources=sources,
         )
@@ -139,8 +163,12 @@ def parse(text: str, file: str = "<string>") -> Source:
             Location(file, 1, 1),
             sources=sources,
         )
+
+
+def _compose(text: str, file: str, sources: dict[str, str]) -> yaml.Node | None:
+    """The YAML node graph of `text`: an alias is the very node its anchor names, not a copy."""
     try:
-        root = yaml.compose(_protect(text), Loader=_Loader)
+        return yaml.compose(_protect(text), Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else None
@@ -149,7 +177,7 @@ def parse(text: str, file: str = "<string>") -> Source:
         if exc.problem and exc.context and exc.context_mark and exc.context_mark is not mark:
             context = exc.context_mark
             hint = f"{exc.context}, which starts at line {context.line + 1}, column {context.column + 1}"
-        raise SpecErrors.single(f"invalid YAML: {message}", loc, hint=hint, sources=sources) from None
+        raise InvalidYAML.single(f"invalid YAML: {message}", loc, hint=hint, sources=sources) from None
     except RecursionError:
         raise SpecErrors.single(
             f"values nest too deep; a spec may nest at most {MAX_DEPTH}",
@@ -157,13 +185,80 @@ def parse(text: str, file: str = "<string>") -> Source:
             sources=sources,
         ) from None
     except yaml.YAMLError as exc:
-        raise SpecErrors.single(f"invalid YAML: {exc}", Location(file, 1, 1), sources=sources) from None
-    positions = Positions(file)
-    diagnostics = Diagnostics(sources=sources)
-    if root is None:
-        return Source(file, text, None, positions, diagnostics)
-    data = _Converter(file, positions, diagnostics).convert(root, ())
-    return Source(file, text, data, positions, diagnostics)
+        raise InvalidYAML.single(f"invalid YAML: {exc}", Location(file, 1, 1), sources=sources) from None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    """The nodes `_Converter` visits under `node`: items of a list, values of a mapping."""
+    if node.tag not in _STANDARD_TAGS:
+        return []  # converted to None, its contents never visited
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [
+            value
+            for key, value in node.value
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge"
+        ]
+    return []
+
+
+def _check_expansion(root: yaml.Node, file: str, sources: dict[str, str]) -> None:
+    """Refuse a document whose aliases expand it past MAX_NODES values, or that contains itself.
+
+    Each distinct node's expanded size is computed once (an alias is the node it names), so a
+    "billion laughs" costs the size of its text, not of its expansion. The error is at the
+    value whose visit, in document order, would pass the limit.
+    """
+    sizes: dict[int, int] = {}
+    entered: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # depth-first, without recursion: block nesting is not bounded before this
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            total = 1 + sum(sizes[id(child)] for child in _children(node))
+            sizes[key] = min(total, MAX_NODES + 1)  # past the limit, how far past is moot
+            continue
+        if key in sizes:
+            continue
+        if key in entered:  # entered and not finished: it is its own descendant
+            raise SpecErrors.single(
+                "this value contains an alias to itself; a spec's values cannot be recursive",
+                _location(file, node),
+                sources=sources,
+            )
+        entered.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    if sizes[id(root)] <= MAX_NODES:
+        return
+    # Walk down, in the order the converter visits values, to the one it would pass the limit
+    # in: at each level, the child whose values, added to those before it, pass MAX_NODES. The
+    # walk stops at an alias, whose node is written elsewhere (at its anchor): the error is at
+    # the value that holds the alias.
+    node, visited = root, 0
+    while visited < MAX_NODES:
+        visited += 1
+        crossing, alias = None, False
+        written = node.start_mark.index  # where the text of the children read so far ends
+        for child in _children(node):
+            # An alias names a node written earlier: before this one, or in an earlier child.
+            alias = child.start_mark.index < written
+            written = written if alias else child.end_mark.index
+            if visited + sizes[id(child)] > MAX_NODES:
+                crossing = child
+                break
+            visited += sizes[id(child)]
+        if crossing is None or alias:
+            break
+        node = crossing
+    raise SpecErrors.single(
+        f"document expands to more than {MAX_NODES:,} values (aliases included)",
+        _location(file, node),
+        hint="a spec this large is almost certainly an alias bomb",
+        sources=sources,
+    )
 
 
 def _max_flow_depth(text: str) -> int:
@@ -198,6 +293,8 @@ class _Converter:
                 _location(self.file, node),
                 sources=self.diagnostics.sources,
             )
+        # A document without aliases is counted here as it is converted; `_check_expansion`
+        # has refused one whose aliases pass the limit before any of it was converted.
         if self.visited > MAX_NODES:
             raise SpecErrors.single(
                 f"document expands to more than {MAX_NODES:,} values (aliases included)",
@@ -213,7 +310,8 @@ class _Converter:
             )
             return None
         if isinstance(node, yaml.ScalarNode):
-            value = self.constructor.construct_object(node)
+            # A string is its text: the constructor, which would return the same, is skipped.
+            value = node.value if node.tag == _STR else self.constructor.construct_object(node)
             return _unprotect(value) if isinstance(value, str) and _OPEN in value else value
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
@@ -227,7 +325,7 @@ class _Converter:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.diagnostics.error("a mapping key must be a plain name", _location(self.file, key_node))
                 continue
-            key = self.constructor.construct_object(key_node)
+            key = key_node.value if key_node.tag == _STR else self.constructor.construct_object(key_node)
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 key = str(key_node.value)
             if key in result:

@@ -1,0 +1,272 @@
+"""What a spec may make graphspec do: the one capability policy every reader and writer asks.
+
+A spec is data from someone else: a pull request, a model zoo, a colleague. By default it may
+
+- read other specs (`.yaml`/`.yml` files) under the *root*: the top spec's folder, or the folder
+  `--root DIR` names on the command line. Symlinks are resolved before the check, so a link
+  cannot lead out;
+- write inside the run (or tune) directory of the command, by relative paths only;
+
+and nothing else: no other file is read, no connection opened, nothing downloaded, no code run.
+Keras arguments are known by what they can do (`CAPABILITIES`, recorded per argument in the
+catalog by `graphspec/keras/catalog_gen.py`), not by their names, so every argument goes through
+the same rule. Paths a user passes on the command line (`--data`, `--out`, `--weights`,
+`--storage`) are the user's and are not the spec's to ask for. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+# What an argument of a Keras class can do with its value. Plain data is the default.
+DATA = "data"  # a value, nothing more
+READ = "read"  # a string is the path of a file that is read (a list is the data itself)
+WRITE = "write"  # a path that is written, and may be deleted (BackupAndRestore deletes its folder)
+NETWORK = "network"  # an address that is reached, or a name that makes Keras download
+CODE = "code"  # Python code, or a file of it, that is run
+
+# Every argument of a Keras class (and of graphspec's own callbacks) that names a file, a folder or
+# an address, or holds code, by what it can do; every other argument is plain data. Keys are
+# (catalog section, class, argument), with class "*" for every class of the section. Arguments
+# whose names look like a path or an address (`RESOURCE_LIKE`) but hold plain data are listed as
+# DATA, so that the catalog's test fails on any such argument a new Keras adds until it is
+# classified here (`graphspec/keras/catalog_gen.py` records the classification in the catalog).
+CAPABILITIES: dict[tuple[str, str, str], str] = {
+    ("callbacks", "ActivationLogger", "directory"): WRITE,
+    ("callbacks", "BackupAndRestore", "backup_dir"): WRITE,
+    ("callbacks", "BackupAndRestore", "delete_checkpoint"): DATA,
+    ("callbacks", "BackupAndRestore", "double_checkpoint"): DATA,
+    ("callbacks", "BackupAndRestore", "save_freq"): DATA,
+    ("callbacks", "CSVLogger", "filename"): WRITE,
+    ("callbacks", "EarlyStopping", "restore_best_weights"): DATA,
+    ("callbacks", "ModelCheckpoint", "filepath"): WRITE,
+    ("callbacks", "ModelCheckpoint", "save_best_only"): DATA,
+    ("callbacks", "ModelCheckpoint", "save_freq"): DATA,
+    ("callbacks", "ModelCheckpoint", "save_weights_only"): DATA,
+    ("callbacks", "OrbaxCheckpoint", "directory"): WRITE,
+    ("callbacks", "OrbaxCheckpoint", "save_best_only"): DATA,
+    ("callbacks", "OrbaxCheckpoint", "save_freq"): DATA,
+    ("callbacks", "OrbaxCheckpoint", "save_on_background"): DATA,
+    ("callbacks", "OrbaxCheckpoint", "save_weights_only"): DATA,
+    ("callbacks", "RemoteMonitor", "path"): NETWORK,
+    ("callbacks", "RemoteMonitor", "root"): NETWORK,
+    ("callbacks", "TensorBoard", "embeddings_metadata"): READ,
+    ("callbacks", "TensorBoard", "log_dir"): WRITE,
+    ("callbacks", "TensorBoard", "profile_batch"): DATA,
+    ("layers", "Bidirectional", "weights"): DATA,
+    ("layers", "Embedding", "weights"): DATA,
+    ("layers", "FlaxLayer", "module"): CODE,
+    ("layers", "IntegerLookup", "idf_weights"): DATA,
+    ("layers", "IntegerLookup", "vocabulary"): READ,
+    ("layers", "IntegerLookup", "vocabulary_dtype"): DATA,
+    ("layers", "JaxLayer", "call_fn"): CODE,
+    ("layers", "JaxLayer", "init_fn"): CODE,
+    ("layers", "Lambda", "function"): CODE,
+    ("layers", "ReversibleEmbedding", "tie_weights"): DATA,
+    ("layers", "StringLookup", "idf_weights"): DATA,
+    ("layers", "StringLookup", "vocabulary"): READ,
+    ("layers", "TFSMLayer", "call_endpoint"): DATA,
+    ("layers", "TFSMLayer", "call_training_endpoint"): DATA,
+    ("layers", "TFSMLayer", "filepath"): CODE,
+    ("layers", "TextVectorization", "idf_weights"): DATA,
+    ("layers", "TextVectorization", "vocabulary"): READ,
+    ("layers", "TorchModuleWrapper", "module"): CODE,
+    ("metrics", "AUC", "label_weights"): DATA,
+    # 'imagenet' (the default) downloads; a path is read.
+    ("applications", "*", "weights"): NETWORK,
+}
+
+# Where Keras's default of a READ, NETWORK or CODE argument would use it, graphspec passes this
+# value instead when the spec gives none; a class with such a default and no entry here is refused.
+SAFE_DEFAULTS: dict[tuple[str, str, str], Any] = {("applications", "*", "weights"): None}
+
+# Names of arguments that may be paths, addresses or code, whatever class they belong to.
+RESOURCE_LIKE = re.compile(
+    r"path|dir|file|url|uri|root|host|address|endpoint|vocab|weights|metadata|module|function"
+    r"|_fn$|^fn$|load|save|export|checkpoint|backup|cache|storage|asset|download",
+    re.IGNORECASE,
+)
+
+
+def looks_like_resource(argument: str, default: Any) -> bool:
+    """Whether an argument's name or default suggests a path, an address or code."""
+    if RESOURCE_LIKE.search(argument):
+        return True
+    return isinstance(default, str) and ("/" in default or "://" in default or default.startswith("~"))
+
+
+def capability(section: str, cls: str, argument: str) -> str | None:
+    """What `argument` of `section`'s class `cls` can do, or None when it is not classified."""
+    return CAPABILITIES.get((section, cls, argument), CAPABILITIES.get((section, "*", argument)))
+
+
+def safe_default(section: str, cls: str, argument: str) -> tuple[bool, Any]:
+    """(True, value) when graphspec replaces Keras's default of `argument` with `value`."""
+    for key in ((section, cls, argument), (section, "*", argument)):
+        if key in SAFE_DEFAULTS:
+            return True, SAFE_DEFAULTS[key]
+    return False, None
+
+
+# What each capability means in a message.
+_REFUSALS = {
+    READ: ("reads a file", "a spec reads no file but other specs"),
+    NETWORK: ("reaches the network", "a spec never opens a connection or downloads"),
+    CODE: ("runs code", "a spec cannot run code"),
+}
+# What to write instead of a refused argument, by argument name.
+_INSTEAD = {
+    "vocabulary": "write the vocabulary inline, as a list",
+    "weights": "leave 'weights' out (graphspec passes null); pretrained weights come from the "
+    "command line: graphspec build SPEC --weights FILE.keras",
+    "embeddings_metadata": "leave it out; TensorBoard's projector works without it",
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a spec may not do something, and what would allow it."""
+
+    message: str
+    hint: str | None = None
+
+
+def refusal(capability: str, what: str, hint: str | None = None) -> Refusal:
+    """The refusal of `what` (`"argument 'vocabulary'"`), which would use `capability`."""
+    does, rule = _REFUSALS[capability]
+    return Refusal(f"{what} {does}, and {rule}", hint)
+
+
+def class_refusal(entry: dict) -> Refusal | None:
+    """Why a catalog class cannot be used from a spec at all, or None.
+
+    A class is refused when an argument it cannot do without (a required one, or one whose
+    Keras default graphspec has no safe replacement for) reads a file, reaches the network or
+    runs code.
+    """
+    refused = entry.get("refused")
+    if refused is None:
+        return None
+    return refusal(refused["capability"], f"its argument '{refused['argument']}'")
+
+
+def argument_refusal(entry: dict, argument: str, value: Any) -> Refusal | None:
+    """Why a spec may not give `value` to `argument` of the catalog class `entry`, or None.
+
+    Null is always allowed. A path to write must stay in the run directory; a READ argument
+    takes its data inline (a list), never a path; NETWORK and CODE arguments take nothing else.
+    """
+    kind = entry.get("capabilities", {}).get(argument)
+    if kind is None or value is None:
+        return None
+    if kind == WRITE:
+        refused = written_path_refusal(value)
+        return Refusal(f"argument '{argument}': {refused.message}", refused.hint) if refused else None
+    if kind == READ and isinstance(value, list):
+        return None
+    if kind == NETWORK and isinstance(value, str) and "/" in value and "://" not in value:
+        kind = READ  # a name (weights: imagenet) is downloaded; a path is read
+    return refusal(kind, f"argument '{argument}'", _INSTEAD.get(argument))
+
+
+def resolved(path: Path) -> Path:
+    """`path` made absolute with every symlink followed (the file it really is)."""
+    return Path(os.path.realpath(path))
+
+
+def is_within(path: Path, folder: Path) -> bool:
+    """Whether `path` lies in `folder` (both already resolved)."""
+    return path == folder or folder in path.parents
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the specs of one command may read: other specs under `root`.
+
+    `root=None` means the folder of the top spec, fixed when the top spec is opened
+    (`for_spec`); a `--root DIR` on the command line widens it, e.g. to the repository.
+    """
+
+    root: Path | None = None
+
+    def for_spec(self, spec_path: Path) -> Policy:
+        """This policy with its root fixed: the given root, else `spec_path`'s folder."""
+        root = self.root if self.root is not None else Path(spec_path).parent
+        return Policy(resolved(Path(root)))
+
+    def spec_refusal(self, written: str, target: Path) -> Refusal | None:
+        """Why a spec may not read the spec it writes as `written`, found at `target`; None if it may.
+
+        Only `.yaml`/`.yml` files under the root are specs, judged after symlinks are followed.
+        """
+        if PurePosixPath(written).is_absolute() or Path(written).is_absolute() or written.startswith("~"):
+            return Refusal("paths in a spec are relative to the spec's folder")
+        if not written.endswith(SPEC_SUFFIXES):
+            return Refusal("a spec can only read other specs (.yaml or .yml files)")
+        return self.file_refusal(target)
+
+    def file_refusal(self, target: Path) -> Refusal | None:
+        """Why the spec file at `target` may not be read (outside the root, or not a `.yaml` or
+        `.yml` file, once links are followed); None if it may."""
+        real = resolved(target)
+        root = self.root if self.root is not None else resolved(Path(target).parent)
+        shown = os.path.normpath(target)
+        if not is_within(real, root):
+            link = f" is a link to {real}, which" if real != Path(os.path.abspath(shown)) else ""
+            return Refusal(
+                f"{shown}{link} is outside the root folder {root}",
+                f"a spec reads only specs under its root; run again with --root DIR to allow "
+                f"specs under DIR (now: {root})",
+            )
+        if not real.name.endswith(SPEC_SUFFIXES):
+            what = f"{shown} is a link to {real}, which" if real != Path(os.path.abspath(shown)) else shown
+            return Refusal(f"{what} is not a spec", "specs are .yaml or .yml files")
+        return None
+
+
+def written_path_refusal(value: Any, folder: str = "the run directory") -> Refusal | None:
+    """Why a path a spec gives for a file or folder to write is refused; None if it may be written.
+
+    It must be relative and stay in `folder` (the run directory, or the tune folder): no
+    absolute path, no `~`, no `..` that leads out. That folder is made new by graphspec, so
+    nothing in it was placed by the spec.
+    """
+    if value is None:
+        return None
+    example = f"write a path relative to {folder}, such as 'logs' or 'checkpoints/best.keras'"
+    if not isinstance(value, str) or not value.strip():
+        return Refusal(f"a path to write must be a relative path, got {value!r}")
+    if Path(value).is_absolute() or PurePosixPath(value).is_absolute() or value.startswith("~"):
+        return Refusal(f"'{value}' is an absolute path; a spec writes only inside {folder}", example)
+    normal = os.path.normpath(value)
+    if normal == ".." or normal.startswith(".." + os.sep) or normal.startswith("../"):
+        return Refusal(f"'{value}' leads out of {folder}; a spec writes only inside it", example)
+    if normal == ".":
+        return Refusal(f"'{value}' is {folder} itself; name a file or folder inside it", example)
+    return None
+
+
+class OutsideRun(Exception):
+    """A path to write resolved outside the run directory (a symlink met at run time)."""
+
+
+def confined(value: str, folder: Path) -> Path:
+    """The absolute path a spec's relative `value` names inside `folder`.
+
+    Checked again here, after symlinks are followed, because the check at validation is of the
+    text; raises `OutsideRun` when the path would lead out of `folder`.
+    """
+    refused = written_path_refusal(value)
+    if refused is not None:
+        raise OutsideRun(refused.message)
+    root = resolved(folder)
+    target = resolved(root / value)
+    if not is_within(target, root) or target == root:
+        raise OutsideRun(f"'{value}' resolves to {target}, outside the run directory {root}")
+    return target
