@@ -545,13 +545,15 @@ def diff(
             "--params", help="Build both models and count parameters per changed layer and in total."
         ),
     ] = False,
+    overrides: SetOption = None,
     as_json: JsonOption = False,
     root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
     """What changed between two specs: layers, connections, inputs, outputs, losses, training.
 
-    Exit status 0 when they do not differ, 1 when they do, 2 on an error, like diff.
+    `--set` applies to both. Exit status 0 when they do not differ, 1 when they do, 2 on an
+    error, like diff.
     """
     from graphspec.diff import diff as diff_specs
     from graphspec.diff import render_json, render_text
@@ -560,7 +562,10 @@ def diff(
     if params:
         _quiet_tensorflow()
     try:
-        result = diff_specs(load_spec(old, root=root), load_spec(new, root=root), old, new, params=params)
+        given = overrides or []
+        result = diff_specs(
+            load_spec(old, given, root=root), load_spec(new, given, root=root), old, new, params=params
+        )
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
     sys.stdout.write(render_json(result) if as_json else render_text(result))

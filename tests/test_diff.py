@@ -197,6 +197,21 @@ def test_cli_exit_status_is_like_diff(write_spec):
     assert missing.stderr == f"error: no such file: {old.parent / 'nope.yaml'}\n1 error\n"
 
 
+def test_set_applies_to_both_specs_of_a_diff():
+    same = runner.invoke(
+        app, ["diff", "specs/mlp_search.yaml", "specs/mlp_search.yaml", "--set", "hidden=24"]
+    )
+    assert (same.exit_code, same.stdout) == (0, "")
+    narrower = runner.invoke(
+        app, ["diff", "specs/mlp_search.yaml", "specs/book_mlp.yaml", "--set", "hidden=24"]
+    )
+    assert narrower.exit_code == 1
+    assert "layers changed" not in narrower.stdout  # both were given 24 units
+    unknown = runner.invoke(app, ["diff", "specs/mlp_search.yaml", "specs/book_mlp.yaml", "--set", "nope=1"])
+    assert unknown.exit_code == 2
+    assert "override sets param 'nope', which the spec does not declare" in unknown.stderr
+
+
 def test_cli_json_is_for_tools(write_spec):
     old, new = write_spec(OLD, "old.yaml"), write_spec(NEW, "new.yaml")
     result = runner.invoke(app, ["diff", str(old), str(new), "--json"])
