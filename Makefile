@@ -7,12 +7,12 @@ STAMP   = $(VENV)/.installed
 # `pip install -e '.[tensorflow]' 'tensorflow[and-cuda]'` instead (see the README).
 TF_EXTRA ?= tensorflow-cpu
 
-.PHONY: demo test lint bench catalog schema graphviz clean
+.PHONY: demo test lint bench catalog schema graphviz clean demo-pythons check-upgrade
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[$(TF_EXTRA),test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),test]'
 	touch $(STAMP)
 
 # Graphviz's `dot` renders plots. Installed with apt-get where we are root on Debian; elsewhere
@@ -51,5 +51,20 @@ catalog: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/graphspec schema > schemas/graphspec.schema.json
 
+# `make demo` on the lowest and the highest Python that pyproject.toml claims, each in a
+# virtualenv of its own: the claim is what installs and runs.
+demo-pythons:
+	$(MAKE) demo PYTHON=python3.11 VENV=.venv-3.11
+	$(MAKE) demo PYTHON=python3.13 VENV=.venv-3.13
+
+# The newest Keras and TensorFlow in a throwaway virtualenv: what their catalog changes against
+# the committed one (a new Keras needs `make catalog` and a new pin in constraints.txt).
+check-upgrade:
+	rm -rf .venv-upgrade
+	$(PYTHON) -m venv .venv-upgrade
+	.venv-upgrade/bin/pip install -q --upgrade pip
+	.venv-upgrade/bin/pip install -q --upgrade -e . keras tensorflow-cpu tensorboard
+	.venv-upgrade/bin/python -m graphspec.keras.catalog_gen --compare
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache runs
+	rm -rf $(VENV) .venv-3.11 .venv-3.13 .venv-upgrade .pytest_cache .ruff_cache runs

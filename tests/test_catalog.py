@@ -60,3 +60,14 @@ def test_the_catalog_records_what_each_argument_can_do():
     assert catalog.layer("Lambda")["refused"] == {"argument": "function", "capability": "code"}
     assert catalog.layer("applications.ResNet50")["safe_defaults"] == {"weights": None}
     assert "capabilities" not in catalog.layer("Dense")
+
+
+def test_a_keras_other_than_the_catalogs_is_warned_about(monkeypatch):
+    monkeypatch.setitem(catalog.catalog(), "keras_version", "3.0.0")
+    assert catalog.stale_warning(keras.__version__) == (
+        f"warning: graphspec checks specs against the arguments of Keras 3.0.0, and Keras "
+        f"{keras.__version__} is installed: run `make catalog` to check against it, or install the "
+        "tested version (pip install -c constraints.txt -e .)"
+    )
+    monkeypatch.setitem(catalog.catalog(), "keras_version", keras.__version__)
+    assert catalog.stale_warning(keras.__version__) is None

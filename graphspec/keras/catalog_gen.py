@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,10 +202,49 @@ def render(catalog: dict) -> str:
     return json.dumps(catalog, indent=1, sort_keys=True) + "\n"
 
 
-def main() -> None:
+def compare(old: dict, new: dict) -> list[str]:
+    """What changed from catalog `old` to catalog `new`, a line each: classes added or removed,
+    and the arguments, required arguments and capabilities of each class kept."""
+    lines = []
+    if old.get("keras_version") != new.get("keras_version"):
+        lines.append(f"keras_version: {old.get('keras_version')} -> {new.get('keras_version')}")
+    for section in ("layers", "applications", "optimizers", "losses", "metrics", "callbacks"):
+        before, after = _classes_of(old, section), _classes_of(new, section)
+        for name in sorted(after.keys() - before.keys()):
+            lines.append(f"{section}: + {name}")
+        for name in sorted(before.keys() - after.keys()):
+            lines.append(f"{section}: - {name}")
+        for name in sorted(before.keys() & after.keys()):
+            for key in ("args", "required", "call", "capabilities", "refused", "safe_defaults"):
+                was, now = before[name].get(key), after[name].get(key)
+                if was != now:
+                    lines.append(f"{section}: ~ {name}.{key}: {was} -> {now}")
+    return lines
+
+
+def _classes_of(catalog: dict, section: str) -> dict:
+    entries = catalog.get(section, {})
+    return entries.get("classes", {}) if section in ("losses", "metrics") else entries
+
+
+def main(argv: list[str]) -> int:
+    """`--compare` prints what the installed Keras changes in the committed catalog (and exits 1
+    when anything does); otherwise the catalog is rewritten."""
+    if "--compare" in argv:
+        changes = compare(json.loads(CATALOG_PATH.read_text()), generate())
+        unknown = unclassified()
+        for line in changes:
+            print(line)
+        for section, name, arg in unknown:
+            print(
+                f"{section}: {name}.{arg} looks like a path, address or code: classify it in graphspec.policy"
+            )
+        print(f"{len(changes)} change(s) to the catalog, {len(unknown)} unclassified argument(s)")
+        return 1 if changes or unknown else 0
     CATALOG_PATH.write_text(render(generate()))
     print(f"wrote {CATALOG_PATH}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

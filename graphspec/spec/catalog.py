@@ -53,6 +53,19 @@ def layer(type_name: str) -> dict | None:
     return entry
 
 
+def stale_warning(installed_keras: str) -> str | None:
+    """A warning when the catalog was generated from another Keras than `installed_keras`: specs
+    would be checked against that version's arguments, which may differ. None when they agree."""
+    generated = catalog()["keras_version"]
+    if installed_keras == generated:
+        return None
+    return (
+        f"warning: graphspec checks specs against the arguments of Keras {generated}, and Keras "
+        f"{installed_keras} is installed: run `make catalog` to check against it, or install the "
+        f"tested version (pip install -c constraints.txt -e .)"
+    )
+
+
 def refusal(type_name: str) -> Refusal | None:
     """Why a spec can never use the layer `type_name` (it runs code, reads a file, ...), or None."""
     entry = layer(type_name)
