@@ -7,7 +7,7 @@ STAMP   = $(VENV)/.installed
 # `pip install -e '.[tensorflow]' 'tensorflow[and-cuda]'` instead (see the README).
 TF_EXTRA ?= tensorflow-cpu
 
-.PHONY: demo test lint bench catalog schema graphviz clean demo-pythons check-upgrade
+.PHONY: demo test test-backends lint bench catalog schema graphviz chromium postgresql clean demo-pythons check-upgrade
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,23 @@ graphviz:
 	    (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) || echo "note: could not install graphviz"; \
 	  else echo "note: Graphviz's dot is not installed; plots to .png/.svg/.pdf need it"; fi; }
 
+# Chromium opens the pages `graphspec view` writes in the tests (headless). Installed with apt-get
+# where we are root on Debian; elsewhere those tests are skipped, saying why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "note: could not install chromium"; \
+	  else echo "note: Chromium is not installed; the tests of model pages in a browser will be skipped"; fi; }
+
+# PostgreSQL, for the test of `graphspec tune` workers sharing a database (the test starts its
+# own server in a temporary folder). Installed with apt-get where we are root on Debian;
+# elsewhere that test is skipped, saying why.
+postgresql:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) || echo "note: could not install postgresql"; \
+	  else echo "note: PostgreSQL is not installed; the test of tune on PostgreSQL will be skipped"; fi; }
+
 # The whole path on the book's three-headed model: check, build, draw, train briefly on
 # synthetic data whose targets come from a fixed random copy of the network.
 demo: $(STAMP) graphviz
@@ -32,10 +49,18 @@ demo: $(STAMP) graphviz
 	$(BIN)/graphspec train specs/book_social_media.yaml --synthetic --kind teacher --samples 256 \
 	  --epochs 2 --runs-dir runs/demo
 
-test: $(STAMP) graphviz
+test: $(STAMP) graphviz chromium postgresql
 	$(BIN)/ruff check graphspec tests bench
 	$(BIN)/ruff format --check graphspec tests bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=tests/test_backends.py
+
+# JAX and PyTorch in the same .venv, at constraints.txt's versions, then the tests that run on
+# them (each backend in subprocesses). Not part of `make test`, which leaves test_backends.py out
+# even where they are installed, to stay under 15 minutes: PyPI's torch wheel brings 3 GB of
+# CUDA libraries (about 5 minutes to install on 2 cores) and the subset takes about 8 more.
+test-backends: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,torch,test]'
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests/test_backends.py tests/test_distributed.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check graphspec tests bench

@@ -10,6 +10,9 @@ of load from outside, which on a shared machine lasts about as long as an epoch,
 epoch's time but few steps' medians. Whole-epoch rates and the median of the epochs' paired
 ratios are reported beside it.
 
+Every backend installed besides TensorFlow (JAX, PyTorch) gets the throughput row as well,
+measured in a subprocess with KERAS_BACKEND set, since Keras picks its backend at import.
+
 Memory: `graphspec train --synthetic` run as a process with `--samples N` and `--samples 10N`;
 its peak resident memory (ru_maxrss of the child) must stay within 10%, since no sample is kept.
 
@@ -18,6 +21,8 @@ Standalone: `.venv/bin/python bench/bench_train.py` prints the rows.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import statistics
 import subprocess
@@ -40,6 +45,7 @@ SAMPLES = 4096  # per epoch, throughput
 PAIRS = 12  # timed epochs of each side, alternating
 MEMORY_SAMPLES = 8192  # and ten times as many
 COMMAND = "python bench/bench_train.py"
+OTHER_BACKENDS = ("jax", "torch")
 
 
 def _timer():
@@ -69,7 +75,7 @@ def _timer():
     return Timer()
 
 
-def throughput_row() -> Row:
+def throughput_row(pairs: int = PAIRS) -> Row:
     import keras
 
     import graphspec
@@ -106,7 +112,7 @@ def throughput_row() -> Row:
     # Fits alternate, in pairs whose order alternates too, so that load from other processes,
     # which comes and goes, weighs on both sides alike.
     sides: dict[str, tuple[list[float], list[float]]] = {"synthetic": ([], []), "numpy": ([], [])}
-    for pair in range(PAIRS):
+    for pair in range(pairs):
         order = [("synthetic", synthetic), ("numpy", from_numpy)]
         for side, fit in order if pair % 2 == 0 else order[::-1]:
             seconds, steps = fit()
@@ -124,13 +130,16 @@ def throughput_row() -> Row:
         )
 
     return Row(
-        f"synthetic training throughput, {Path(SPEC).name} (batch {BATCH}, seq {SEQ_LEN})",
+        f"synthetic training throughput, {Path(SPEC).name} (batch {BATCH}, seq {SEQ_LEN}), "
+        f"{keras.backend.backend()}",
         rates(synthetic_epochs, synthetic_steps),
         f"plain Keras fit on NumPy arrays: {rates(numpy_epochs, numpy_steps)}",
         ratio,
         ">= 0.95x",
         ratio >= 0.95,
-        COMMAND,
+        COMMAND
+        if keras.backend.backend() == "tensorflow"
+        else f"KERAS_BACKEND={keras.backend.backend()} {COMMAND}",
         note=f"ratio of median steps; whole epochs' paired ratios: median {statistics.median(paired):.2f}, "
         f"{min(paired):.2f}-{max(paired):.2f}",
     )
@@ -183,10 +192,29 @@ def memory_row() -> Row:
     )
 
 
+def backend_row(backend: str) -> Row:
+    """The throughput row on `backend`, measured in a process of its own; "not measured" where
+    the backend is not installed or the measurement fails."""
+    name = f"synthetic training throughput, {Path(SPEC).name}, {backend}"
+    command = f"KERAS_BACKEND={backend} {COMMAND}"
+    if importlib.util.find_spec(backend) is None:
+        return not_measured(name, ">= 0.95x", command, f"{backend} is not installed (make test-backends)")
+    result = subprocess.run(
+        [sys.executable, __file__, "--throughput-json"],
+        cwd=ROOT,
+        env={**ENV, "KERAS_BACKEND": backend},
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        return not_measured(name, ">= 0.95x", command, f"failed: {result.stderr.strip()[-300:]}")
+    return Row(**json.loads(result.stdout.splitlines()[-1]))
+
+
 def run() -> list[Row]:
     if not (ROOT / SPEC).exists():
         return [not_measured("synthetic training", ">= 0.95x", COMMAND, f"{SPEC} does not exist")]
-    return [throughput_row(), memory_row()]
+    return [throughput_row(), *(backend_row(b) for b in OTHER_BACKENDS), memory_row()]
 
 
 def main() -> None:
@@ -201,4 +229,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--throughput-json"]:
+        # One backend's row for `backend_row`: fewer pairs, as each backend adds its own minutes.
+        row = throughput_row(pairs=PAIRS // 2)
+        print(json.dumps({k: v for k, v in vars(row).items()}))
+    else:
+        main()

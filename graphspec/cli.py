@@ -222,6 +222,42 @@ def schema() -> None:
 
 
 @app.command()
+def fmt(
+    files: Annotated[list[Path], typer.Argument(help="Spec or block files to rewrite in place.")],
+    check: Annotated[
+        bool, typer.Option("--check", help="Change nothing; exit 1 when a file would change.")
+    ] = False,
+) -> None:
+    """Quote each `${...}` written unquoted inside {...} or [...], which only graphspec reads, so
+    that every YAML tool reads the file. Comments and layout are kept; files are replaced whole."""
+    from graphspec import atomic
+    from graphspec.spec.source import requote, unquoted_placeholders
+
+    would_change = False
+    for path in files:
+        name = printable(str(path))
+        try:
+            text = path.read_bytes().decode("utf-8")  # bytes: line endings stay as they are
+        except (OSError, UnicodeDecodeError) as exc:
+            typer.echo(f"{name}: cannot read: {exc}", err=True)
+            raise typer.Exit(EXIT_FAILED) from None
+        count = len(unquoted_placeholders(text))
+        if not count:
+            continue
+        would_change = True
+        if check:
+            typer.echo(f"{name}: would quote {count} value{'s' if count > 1 else ''}")
+            continue
+        try:
+            atomic.write_text(path, requote(text))
+        except SpecErrors as exc:
+            raise _fail(exc, False) from None
+        typer.echo(f"{name}: quoted {count} value{'s' if count > 1 else ''}")
+    if check and would_change:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
 def plot(
     spec: Annotated[Path, typer.Argument(help="The spec to draw.", show_default=False)],
     output: Annotated[
@@ -254,15 +290,43 @@ def plot(
     ] = False,
     outputs: Annotated[bool, typer.Option(help="Draw each named output with its loss and weight.")] = True,
     dpi: Annotated[int, typer.Option(help="Resolution of .png output.", min=1)] = 96,
+    collapse: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--collapse/--no-collapse",
+            help="Fold each block, repeat and nested spec into one node. Default: folded past 120 nodes.",
+            show_default=False,
+        ),
+    ] = None,
+    depth: Annotated[
+        int, typer.Option("--depth", metavar="N", help="With --collapse: unfold N levels of blocks.", min=0)
+    ] = 0,
+    start: Annotated[
+        Optional[str],
+        typer.Option("--from", metavar="NODE", help="Draw only what lies after NODE.", show_default=False),
+    ] = None,
+    end: Annotated[
+        Optional[str],
+        typer.Option("--to", metavar="NODE", help="Draw only what lies before NODE.", show_default=False),
+    ] = None,
     root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Draw the spec's graph with Graphviz; the format follows the file's extension."""
     from graphspec.atomic import check_target
-    from graphspec.plot import PlotError, PlotOptions, spec_to_dot, write_plot
+    from graphspec.plot import PlotError, PlotOptions, should_collapse, spec_to_dot, write_plot
     from graphspec.spec.load import load
 
     try:
+        check_target(output)  # before the spec is drawn (and, with shapes, built)
+        loaded = load(spec, overrides or [], root=root)
+        if collapse is None and start is None and end is None and should_collapse(loaded):
+            collapse = True
+            typer.echo(
+                f"note: {len(loaded.spec.layers):,} layers: blocks drawn folded (--no-collapse "
+                "draws every layer, --depth N unfolds N levels)",
+                err=True,
+            )
         options = PlotOptions(
             show_shapes=show_shapes,
             show_dtype=show_dtype,
@@ -273,11 +337,13 @@ def plot(
             expand_nested=expand_nested,
             show_outputs=outputs,
             dpi=dpi,
+            collapse=bool(collapse),
+            depth=depth,
+            start=start,
+            end=end,
         )
         if show_shapes or show_dtype:
             _quiet_tensorflow()
-        check_target(output)  # before the spec is drawn (and, with shapes, built)
-        loaded = load(spec, overrides or [], root=root)
         write_plot(spec_to_dot(loaded, options), output)
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
@@ -286,6 +352,41 @@ def plot(
         if exc.hint:
             typer.echo(f"  hint: {printable(exc.hint)}", err=True)
         raise typer.Exit(exc.exit_code) from None
+    typer.echo(f"wrote {printable(str(output))}")
+
+
+@app.command()
+def view(
+    spec: Annotated[Path, typer.Argument(help="The spec to show.", show_default=False)],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The page to write (.html).", show_default=False)
+    ],
+    overrides: SetOption = None,
+    shapes: Annotated[
+        bool,
+        typer.Option(
+            "--shapes", help="Show output shapes and parameter counts (builds the model: TensorFlow)."
+        ),
+    ] = False,
+    root: RootOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Write the spec as one self-contained HTML page: blocks folded and unfolded by a click,
+    search, pan and zoom, and each node's arguments and YAML lines. Opens from disk, offline."""
+    from graphspec.atomic import check_target, write_text
+    from graphspec.spec.load import load
+    from graphspec.view import page_data, render_page
+
+    if shapes:
+        _quiet_tensorflow()
+    try:
+        check_target(output)  # before the spec is loaded (and, with shapes, built)
+        loaded = load(spec, overrides or [], root=root)
+        if loaded.warnings:
+            typer.echo(loaded.diagnostics.render(), err=True)
+        write_text(output, render_page(page_data(loaded, shapes=shapes)))
+    except SpecErrors as exc:
+        raise _fail(exc, debug) from None
     typer.echo(f"wrote {printable(str(output))}")
 
 
@@ -364,7 +465,22 @@ def train(
             show_default=False,
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing while training.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Print nothing while training; then only the final metrics and the run."
+        ),
+    ] = False,
+    devices: Annotated[
+        Optional[str],
+        typer.Option(
+            "--devices",
+            metavar="N|all",
+            help="Replicate the model over N local devices (or all) and split each batch between "
+            "them (JAX, TensorFlow).",
+            show_default=False,
+        ),
+    ] = None,
     root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -421,12 +537,13 @@ def train(
             verbose=0 if quiet else "auto",
             resume=resume is not None,
             announce=announce,
+            devices=devices,
         )
     except Exception as exc:
         raise _failure(exc, "training", debug) from None
-    if not quiet:
-        typer.echo(" - ".join(f"{key}: {value:.4g}" for key, value in result.metrics.items()))
-        typer.echo(f"run saved in {result.run_dir}")
+    # Even quiet, a run says where it went and how it ended: scripts read both.
+    typer.echo(" - ".join(f"{key}: {value:.4g}" for key, value in result.metrics.items()))
+    typer.echo(f"run saved in {result.run_dir}")
 
 
 @app.command()
@@ -547,6 +664,15 @@ def diff(
     ] = False,
     overrides: SetOption = None,
     as_json: JsonOption = False,
+    html: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--html",
+            metavar="FILE",
+            help="Also write the two specs as one page, nodes marked added, removed or changed.",
+            show_default=False,
+        ),
+    ] = None,
     root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -563,9 +689,17 @@ def diff(
         _quiet_tensorflow()
     try:
         given = overrides or []
-        result = diff_specs(
-            load_spec(old, given, root=root), load_spec(new, given, root=root), old, new, params=params
-        )
+        if html is not None:
+            from graphspec.atomic import check_target
+
+            check_target(html)
+        before, after = load_spec(old, given, root=root), load_spec(new, given, root=root)
+        result = diff_specs(before, after, old, new, params=params)
+        if html is not None:
+            from graphspec.atomic import write_text
+            from graphspec.view import diff_page_data, render_page
+
+            write_text(html, render_page(diff_page_data(before, after, result)))
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
     sys.stdout.write(render_json(result) if as_json else render_text(result))

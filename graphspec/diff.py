@@ -195,6 +195,8 @@ def _entry(loaded: LoadedSpec, name: str) -> dict[str, Any]:
     value: dict[str, Any] = {}
     if node.type is not None:
         value = {"type": node.type, **node.args}
+    elif node.op is not None:
+        value = {"op": node.op, **node.args}
     elif node.share is not None:
         value = {"share": node.share}
     else:
@@ -208,15 +210,15 @@ def _entry(loaded: LoadedSpec, name: str) -> dict[str, Any]:
 def _layer_changes(old: LoadedSpec, new: LoadedSpec, name: str, before: dict, after: dict) -> list[Change]:
     a, b = old.spec.layers[name], new.spec.layers[name]
     changes: list[Change] = []
-    kind_a = "type" if a.type else "share" if a.share else "spec"
-    kind_b = "type" if b.type else "share" if b.share else "spec"
+    kind_a = "type" if a.type else "op" if a.op else "share" if a.share else "spec"
+    kind_b = "type" if b.type else "op" if b.op else "share" if b.share else "spec"
     if kind_a != kind_b:
         changes.append(Change(kind_a, getattr(a, kind_a), None, REMOVED))
         changes.append(Change(kind_b, None, getattr(b, kind_b), ADDED))
         changes += _dict_changes(a.args, b.args)
-    elif kind_a == "type":
-        if a.type != b.type:
-            changes.append(Change("type", a.type, b.type))
+    elif kind_a in ("type", "op"):  # an op node changes as a layer does: its name, its arguments
+        if getattr(a, kind_a) != getattr(b, kind_a):
+            changes.append(Change(kind_a, getattr(a, kind_a), getattr(b, kind_a)))
         changes += _dict_changes(a.args, b.args)
     elif kind_a == "share":
         if a.share != b.share:
@@ -382,8 +384,8 @@ def _describe(node: dict[str, Any]) -> str:
     node = dict(node)
     inbound = node.pop("in")
     call = node.pop("call", None)
-    if "type" in node:
-        kind = node.pop("type")
+    if "type" in node or "op" in node:
+        kind = node.pop("type", None) or "ops." + node.pop("op")
         what = f"{kind}({', '.join(f'{k}={_value(v)}' for k, v in node.items())})"
     elif "share" in node:
         what = f"shares {node['share']}"

@@ -6,9 +6,10 @@ or with writing a layer inline instead of through a block, as long as the result
 their names and arguments are the same. It changes with anything that changes the model:
 
 - architecture: the inputs (shape, dtype, sparse, batch_size), every layer node (its type and
-  constructor arguments, what it shares, the nested spec it uses, what it reads, its call
-  arguments) and the outputs (which tensor, loss, loss weight, metrics). A nested spec
-  (`spec: file.yaml`) counts by its own canonical architecture, not by its file name.
+  constructor arguments, an op node's function and arguments, what it shares, the nested spec
+  it uses, what it reads, its call arguments) and the outputs (which tensor, loss, loss weight,
+  metrics). A nested spec (`spec: file.yaml`) counts by its own canonical architecture, not by
+  its file name.
 - training: `compile`, `train`, and the inputs' synthetic-data settings (range, seq_len).
 
 Not hashed: `name`, `doc`, `params` (only their substituted values count), block definitions,
@@ -91,6 +92,9 @@ def layer_form(loaded: LoadedSpec, name: str) -> dict[str, Any]:
     form: dict[str, Any] = {"in": node.inbound, "call": node.call}
     if node.type is not None:
         form["type"] = node.type
+        form["args"] = node.args
+    elif node.op is not None:
+        form["op"] = node.op
         form["args"] = node.args
     elif node.share is not None:
         form["share"] = node.share

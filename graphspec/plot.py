@@ -8,7 +8,10 @@ unless shapes or dtypes are asked for), and what it leaves out:
   with the call (the node name) it belongs to;
 - nested specs as clusters (with `expand_nested`), a shared nested spec drawn once;
 - block and repeat structure: node names with dots (`stage2.1.conv`, as blocks expand) are
-  grouped into nested clusters by prefix (`stage2` around `stage2.0`, `stage2.1`, ...).
+  grouped into nested clusters by prefix (`stage2` around `stage2.0`, `stage2.1`, ...);
+- with `collapse`, each block, repeat and nested spec below `depth` levels as one node
+  (`stage2 ×3`), so that a large network draws at a readable size; with `start`/`end`, only
+  the part between two nodes.
 
 >>> from graphspec.spec.load import load
 >>> spec = load('''
@@ -50,6 +53,7 @@ _STYLES = {
     "layer": {"shape": "box", "style": "filled", "fillcolor": "#f8fafc"},
     "model": {"shape": "box3d", "style": "filled", "fillcolor": "#ede9fe"},
     "output": {"shape": "note", "style": "filled", "fillcolor": "#dcfce7"},
+    "folded": {"shape": "box3d", "style": "filled", "fillcolor": "#fefce8", "color": "#ca8a04"},
 }
 # A shared layer: a double border and a colour of its own, whatever its shape.
 _SHARED = {"fillcolor": "#fef3c7", "peripheries": "2"}
@@ -77,10 +81,19 @@ class PlotOptions:
     expand_nested: bool = False
     dpi: int = 96
     show_outputs: bool = True
+    # Fold dotted groups (blocks, repeats, their copies) deeper than `depth` levels into one node
+    # each: depth 0 draws `stage2` as one node, depth 1 draws it as a cluster of folded copies.
+    collapse: bool = False
+    depth: int = 0
+    # Draw only what is downstream of `start` and upstream of `end` (either may be None).
+    start: str | None = None
+    end: str | None = None
 
     def __post_init__(self) -> None:
         if self.rankdir not in ("TB", "LR"):
             raise PlotError(f"rankdir must be TB or LR, got '{self.rankdir}'")
+        if self.depth < 0:
+            raise PlotError(f"depth must be 0 or more, got {self.depth}")
 
 
 def _quote(text: str) -> str:
@@ -121,6 +134,7 @@ class _Drawer:
         self.graph.set_node_defaults(fontname=_FONT, fontsize="11", **_STYLES["layer"])
         self.graph.set_edge_defaults(fontname=_FONT, fontsize="9")
         self.clusters = 0
+        self.drawn_edges: set[tuple[str, str]] = set()
 
     # --- containers ---------------------------------------------------------------------------
 
@@ -159,8 +173,19 @@ class _Drawer:
         names = _children([*spec.inputs, *spec.layers])
         groups: dict[str, pydot.Graph] = {}
         nested: dict[str, _Interface] = {}
+        # Only the top-level spec is cut (--from/--to) and folded (--collapse).
+        keep = _between(loaded, options.start, options.end) if top else None
+        fold = top and options.collapse
+        folded: dict[str, list[str]] = defaultdict(list)
+
+        def shown(name: str) -> str:
+            """The drawn node that stands for `name`: its folded group, or itself."""
+            parts = name.split(".")
+            return ".".join(parts[: options.depth + 1]) if fold and len(parts) > options.depth + 1 else name
 
         for name, spec_input in spec.inputs.items():
+            if keep is not None and name not in keep:
+                continue
             lines = [name if options.show_layer_names else "", "Input"]
             if options.show_shapes:
                 lines.append(_shape_text((None, *spec_input.shape)))
@@ -169,6 +194,14 @@ class _Drawer:
             self.node(self.container(base, groups, names, name), scope + name, lines, "input")
 
         for name, node in spec.layers.items():
+            if keep is not None and name not in keep:
+                continue
+            if shown(name) != name:
+                folded[shown(name)].append(name)
+                continue
+            if fold and node.spec is not None:
+                folded[name].append(name)  # a nested spec is one node, whatever --expand-nested says
+                continue
             if roots[name] != name:
                 continue
             parent = self.container(base, groups, names, name)
@@ -192,11 +225,22 @@ class _Drawer:
             is_model = node.spec is not None or (node.type or "").startswith("applications.")
             self.node(parent, scope + name, lines, "model" if is_model else "layer", shared=len(uses) > 1)
 
+        uses = loaded.expansion.uses() if folded else {}
+        for group, members in folded.items():
+            self.node(
+                self.container(base, groups, names, group),
+                scope + group,
+                _folded_lines(loaded, group, members, names, uses),
+                "folded",
+            )
+
         def source(reference: str) -> tuple[str, list[str]]:
             match = REFERENCE.match(reference)
             target, index = match.group("node"), match.group("index")
             if target in spec.inputs:
                 return scope + target, []
+            if shown(target) in folded:
+                return scope + shown(target), []
             root = roots[target]
             label = [target] if len(calls[root]) > 1 else []
             if root in nested:
@@ -213,15 +257,24 @@ class _Drawer:
             return scope + root, label + ([f"[{index}]"] if index is not None else [])
 
         for name, node in spec.layers.items():
+            if keep is not None and name not in keep:
+                continue
             root = roots[name]
             label = [name] if len(calls[root]) > 1 else []
             inputs = list(loaded.nested[root].spec.inputs) if root in nested else []
             for position, (reference, where) in enumerate(node.references()):
+                if keep is not None and REFERENCE.match(reference).group("node") not in keep:
+                    continue
                 source_id, source_label = source(reference)
+                if shown(name) in folded:
+                    self.edge(source_id, scope + shown(name), " → ".join(source_label), once=True)
+                    continue
                 key = where[1] if len(where) > 1 and isinstance(where[1], str) else None
                 if root in nested:
                     inner = key if key is not None else inputs[min(position, len(inputs) - 1)]
                     target_id = nested[root].inputs[inner]
+                elif shown(root) in folded:  # a call of a layer whose owner is folded away
+                    target_id = scope + shown(root)
                 else:
                     target_id = scope + root
                 parts = source_label + ([key] if key is not None and root not in nested else []) + label
@@ -229,6 +282,8 @@ class _Drawer:
 
         interface = _Interface({name: scope + name for name in spec.inputs})
         for name, output in spec.outputs.items():
+            if keep is not None and REFERENCE.match(output.source or name).group("node") not in keep:
+                continue
             source_id, source_label = source(output.source or name)
             interface.outputs[name] = (source_id, " ".join(source_label))
             if top and options.show_outputs:
@@ -247,7 +302,10 @@ class _Drawer:
         self, loaded: LoadedSpec, name: str, node: LayerSpec, uses: list[str], signatures: dict
     ) -> list[str]:
         options = self.options
-        kind = node.type or f"spec {loaded.nested[name].name if name in loaded.nested else node.spec}"
+        if node.op is not None:
+            kind = f"op {node.op}"  # a keras.ops function: drawn like a layer, named as such
+        else:
+            kind = node.type or f"spec {loaded.nested[name].name if name in loaded.nested else node.spec}"
         lines = [name if options.show_layer_names else "", kind]
         if len(uses) > 1:
             lines.append(f"shared: {len(uses)} calls")
@@ -255,7 +313,7 @@ class _Drawer:
         if options.show_layer_activations and activation is not None:
             shown = activation.get("type") if isinstance(activation, dict) else activation
             lines.append(f"activation: {shown}")
-        if options.show_trainable:
+        if options.show_trainable and node.op is None:  # an op has no weights
             lines.append("trainable" if node.args.get("trainable", True) else "frozen (not trainable)")
         if options.show_shapes or options.show_dtype:
             for use in uses:
@@ -289,9 +347,64 @@ class _Drawer:
         style = {**(_STYLES[kind] if kind != "layer" else {}), **(_SHARED if shared else {})}
         parent.add_node(pydot.Node(_quote(node_id), label=_quote(text), **style))
 
-    def edge(self, source: str, target: str, label: str = "", **style: str) -> None:
+    def edge(self, source: str, target: str, label: str = "", once: bool = False, **style: str) -> None:
+        """An edge; with `once`, none between a pair already joined, nor from a node to itself
+        (the edges of a folded group's inside)."""
+        if once:
+            if source == target or (source, target) in self.drawn_edges:
+                return
+            self.drawn_edges.add((source, target))
         attributes = {"label": _quote(label)} if label else {}
         self.graph.add_edge(pydot.Edge(_quote(source), _quote(target), **attributes, **style))
+
+
+def _folded_lines(
+    loaded: LoadedSpec, group: str, members: list[str], names: dict[str, set[str]], uses: dict
+) -> list[str]:
+    """The label of a folded group: its name (`stage2 ×3`), what it is, how many layers."""
+    if members == [group]:  # a nested spec
+        inner = loaded.nested.get(group)
+        return [group, f"spec {inner.name if inner else loaded.spec.layers[group].spec}"]
+    inside = names.get(group, set())
+    repeat = all(c.isdigit() for c in inside)
+    use = uses.get(group) or uses.get(f"{group}.0")
+    what = f"block {use.block}" if use is not None else "group"
+    count = f"{len(members)} layer{'s' if len(members) != 1 else ''}"
+    return [group + (f" ×{len(inside)}" if repeat else ""), f"{what} · {count}"]
+
+
+def _between(loaded: LoadedSpec, start: str | None, end: str | None) -> set[str] | None:
+    """The nodes downstream of `start` and upstream of `end`, both included; None for all.
+    `PlotError` for a name that is not a node, or when `end` is not reached from `start`."""
+    if start is None and end is None:
+        return None
+    import networkx as nx
+
+    from graphspec.errors import did_you_mean
+
+    graph = loaded.graph
+
+    def members(flag: str, name: str) -> set[str]:
+        # A block use, repeat or copy (`stage2`, `stage2.1`) stands for every node in it.
+        found = {name} if name in graph else {n for n in graph if n.startswith(name + ".")}
+        if not found:
+            groups = _children(list(graph))
+            raise PlotError(
+                f"{flag}: '{name}' is not a node or a block of {loaded.name}",
+                did_you_mean(name, [*graph, *groups]),
+            )
+        return found
+
+    keep = set(graph)
+    if start is not None:
+        starts = members("--from", start)
+        keep &= set().union(*(nx.descendants(graph, n) for n in starts)) | starts
+    if end is not None:
+        ends = members("--to", end)
+        keep &= set().union(*(nx.ancestors(graph, n) for n in ends)) | ends
+    if not keep:
+        raise PlotError(f"'{end}' is not reached from '{start}': nothing lies between them")
+    return keep
 
 
 def _children(names: list[str]) -> dict[str, set[str]]:
@@ -305,6 +418,20 @@ def _children(names: list[str]) -> dict[str, set[str]]:
         for depth in range(1, len(parts)):
             children[".".join(parts[:depth])].add(parts[depth])
     return children
+
+
+# Past this many nodes, `graphspec plot` folds blocks unless told not to (`--no-collapse`):
+# a 176-layer ResNet-50 drawn whole is a strip too long to read.
+AUTO_COLLAPSE = 120
+
+
+def should_collapse(loaded: LoadedSpec) -> bool:
+    """Whether a plot of `loaded` is folded by default: more than `AUTO_COLLAPSE` nodes, some
+    of them in blocks, repeats or nested specs to fold."""
+    spec = loaded.spec
+    if len(spec.inputs) + len(spec.layers) <= AUTO_COLLAPSE:
+        return False
+    return any("." in name or node.spec is not None for name, node in spec.layers.items())
 
 
 def spec_to_dot(loaded: LoadedSpec, options: PlotOptions | None = None) -> pydot.Dot:

@@ -306,3 +306,116 @@ outputs:
     model = graphspec.load(text).build(max_params=110)
     assert model.count_params() == 110
     assert all(v.value is not None for v in model.variables)
+
+
+MC_DROPOUT = """
+graphspec: 1
+name: mc_dropout
+inputs:
+  x: {shape: [64]}
+layers:
+  drop: {type: Dropout, rate: 0.5, in: x, call: {training: true}}
+outputs:
+  drop: {loss: mse}
+"""
+
+
+def test_call_training_true_holds_in_predict_so_two_predicts_differ():
+    model = build(MC_DROPOUT)
+    ones = np.ones((4, 64), "float32")
+    first, second = (model.predict({"x": ones}, verbose=0)["drop"] for _ in range(2))
+    # Keras's predict passes training=False to every layer; the node's own true must win.
+    assert 0.2 < (first == 0).mean() < 0.8
+    assert not np.array_equal(first, second)
+
+
+def test_call_training_true_holds_in_evaluate():
+    model = build(MC_DROPOUT.replace("rate: 0.5", "rate: 0.9"))
+    ones = np.ones((8, 64), "float32")
+    # In inference mode Dropout is the identity and the loss is 0; dropping 90% of the units is not.
+    assert model.evaluate({"x": ones}, {"drop": ones}, verbose=0) > 0.5
+
+
+def test_call_training_false_keeps_a_layer_in_inference_mode_during_fit():
+    model = build("""
+graphspec: 1
+name: frozen_bn
+inputs:
+  x: {shape: [3]}
+layers:
+  bn: {type: BatchNormalization, in: x, call: {training: false}}
+  y: {type: Dense, units: 1, in: bn}
+outputs:
+  y: {loss: mse}
+""")
+    x = keras.Input((3,))
+    reference = keras.Model(x, keras.layers.Dense(1)(keras.layers.BatchNormalization()(x, training=False)))
+    assert model.count_params() == reference.count_params()
+    data = np.full((16, 3), 5.0, "float32")
+    model.fit({"x": data}, {"y": np.ones((16, 1))}, epochs=1, batch_size=8, verbose=0)
+    bn = model.get_layer("bn")
+    # In training mode the moving mean would move towards 5 and the batch would be normalised.
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(bn.moving_mean), np.zeros(3))
+    gamma, beta = (keras.ops.convert_to_numpy(w) for w in (bn.gamma, bn.beta))
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in model.get_layer("y").weights)
+    # Normalised with the moving statistics (mean 0, variance 1), not the batch's.
+    expected = (data / np.sqrt(1 + bn.epsilon) * gamma + beta) @ kernel + bias
+    out = keras.ops.convert_to_numpy(model({"x": data}, training=True)["y"])
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_call_training_does_not_leak_to_the_layers_after_it_in_a_plain_call():
+    model = build("""
+graphspec: 1
+name: no_leak
+inputs:
+  x: {shape: [3]}
+layers:
+  drop: {type: Dropout, rate: 0.5, in: x, call: {training: true}}
+  bn: {type: BatchNormalization, in: drop}
+outputs:
+  bn: {loss: mse}
+""")
+    model({"x": np.full((4, 3), 5.0, "float32")})
+    # A plain call is in inference mode: the BatchNormalization after the dropout must not learn.
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.get_layer("bn").moving_mean), np.zeros(3))
+
+
+def test_a_saved_mc_dropout_model_loads_and_honour_call_training_restores_it(tmp_path):
+    from graphspec.keras.build import honour_call_training
+
+    path = tmp_path / "mc.keras"
+    build(MC_DROPOUT).save(path)
+    loaded = honour_call_training(keras.models.load_model(path))
+    ones = np.ones((4, 64), "float32")
+    first, second = (loaded.predict({"x": ones}, verbose=0)["drop"] for _ in range(2))
+    assert not np.array_equal(first, second)
+
+
+def test_a_shared_layer_whose_calls_disagree_on_training_is_refused():
+    with pytest.raises(SpecErrors) as info:
+        graphspec.load("""
+graphspec: 1
+name: disagree
+inputs:
+  x: {shape: [4]}
+layers:
+  a: {type: Dropout, rate: 0.5, in: x, call: {training: true}}
+  b: {share: a, in: a}
+outputs:
+  b: {loss: mse}
+""")
+    (diagnostic,) = info.value.diagnostics.errors
+    assert str(diagnostic.location) == "<string>:8:3"
+    assert diagnostic.message == (
+        "layer 'b' calls the same layer as 'a', which fixes 'training' in its call; "
+        "every call of a shared layer fixes it, or none does"
+    )
+
+
+def test_call_training_that_is_not_true_or_false_is_refused():
+    with pytest.raises(SpecErrors) as info:
+        graphspec.load(MC_DROPOUT.replace("training: true", "training: sometimes"))
+    (diagnostic,) = info.value.diagnostics.errors
+    assert str(diagnostic.location) == "<string>:7:60"
+    assert diagnostic.message == "layer 'drop' has call argument 'training' 'sometimes'; it is true or false"

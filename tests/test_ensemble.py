@@ -30,8 +30,8 @@ params: {hidden: 16, classes: 4}
 inputs:
   x: {shape: [12]}
 layers:
-  h: {type: Dense, units: ${hidden}, activation: relu, in: x}
-  probs: {type: Dense, units: ${classes}, activation: softmax, in: h}
+  h: {type: Dense, units: "${hidden}", activation: relu, in: x}
+  probs: {type: Dense, units: "${classes}", activation: softmax, in: h}
 outputs:
   probs: {loss: categorical_crossentropy, metrics: [accuracy]}
 compile:

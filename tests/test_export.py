@@ -343,15 +343,16 @@ def message(exc: pytest.ExceptionInfo) -> str:
     return exc.value.diagnostics.render()
 
 
-def test_a_keras_ops_node_is_refused_by_name():
-    x = keras.Input((4,), name="x")
-    y = keras.ops.add(layers.Dense(2, name="dense")(x), 1.0)
+def test_a_keras_ops_operation_the_catalog_does_not_list_is_refused_by_name():
+    x = keras.Input((4, 4, 3), name="x")
+    y = keras.ops.image.rgb_to_grayscale(layers.Dense(3, name="dense")(x))
     with pytest.raises(SpecErrors) as exc:
         export_model(keras.Model(x, y))
+    op = keras.Model(x, y).operations[-1]
     assert message(exc) == (
-        "error: 'add' is the keras.ops operation keras.ops.add (Add), not a layer: a spec can only "
-        "hold layers\n  hint: write it as a layer (keras.layers has one for most operations: Add, "
-        "Multiply, Concatenate, Reshape, Activation, ...)"
+        f"error: '{op.name}' is the keras.ops operation keras.ops.r_g_b_to_grayscale (RGBToGrayscale), "
+        "which a spec cannot hold: it is not among the catalog's ops\n  hint: write it as a layer "
+        "(keras.layers has one for most operations: Add, Multiply, Concatenate, Reshape, Activation, ...)"
     )
 
 
@@ -449,7 +450,7 @@ def test_export_then_build_with_weights_from_the_command_line(tmp_path):
 def test_weights_that_do_not_fit_are_each_reported(tmp_path, write_spec):
     saved = tmp_path / "mlp.keras"
     save_model(graphspec.load("specs/book_mlp.yaml").build(), saved)
-    probs = "probs:   {type: Dense, units: ${classes}, activation: softmax, in: hidden2}"
+    probs = 'probs:   {type: Dense, units: "${classes}", activation: softmax, in: hidden2}'
     other = write_spec(
         Path("specs/book_mlp.yaml")
         .read_text()

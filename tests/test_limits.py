@@ -304,7 +304,7 @@ def test_a_plot_of_2000_block_copies_groups_them_in_one_cluster(tmp_path, write_
         """
     )
     out = tmp_path / "copies.dot"
-    result = run("plot", path, "-o", out)
+    result = run("plot", path, "-o", out, "--no-collapse")
     assert result.exit_code == 0, result.output
     dot = out.read_text()
     assert dot.count('label="r ×2000"') == 1

@@ -295,3 +295,68 @@ def test_cli_plot_of_an_invalid_spec_reports_it(write_spec, tmp_path):
         "1 error\n"
     )
     assert not (tmp_path / "bad.svg").exists()
+
+
+# --- plots that scale: folding and parts ---------------------------------------------------------
+
+
+def _drawn(loaded, **options) -> set[str]:
+    return set(_nodes(spec_to_dot(loaded, PlotOptions(**options))))
+
+
+def test_collapse_draws_each_block_of_resnet50_as_one_node():
+    loaded = graphspec.load("specs/resnet50.yaml")
+    drawn = _drawn(loaded, collapse=True)
+    assert {"conv2", "conv3", "conv4", "conv5", "pool1_pool", "avg_pool"} <= drawn
+    assert not [n for n in drawn if "." in n]
+    text = spec_to_dot(loaded, PlotOptions(collapse=True)).to_string()
+    assert '"conv2" [label="conv2\\nblock stage · 32 layers"' in text
+    assert '"pool1_pool" -> "conv2";' in text and '"conv2" -> "conv3";' in text
+
+
+def test_collapse_depth_unfolds_that_many_levels():
+    drawn = _drawn(graphspec.load("specs/resnet50.yaml"), collapse=True, depth=1)
+    assert {"conv2.block1", "conv2.blocks", "conv5.blocks"} <= drawn and "conv2" not in drawn
+    labels = _clusters(
+        spec_to_dot(graphspec.load("specs/resnet50.yaml"), PlotOptions(collapse=True, depth=1))
+    )
+    assert "conv2" in labels
+
+
+def test_collapse_folds_repeats_and_nested_specs(pair):
+    drawn = _drawn(pair, collapse=True, expand_nested=True)
+    assert {"stage1", "enc_a", "merged", "score"} <= drawn
+    assert not [n for n in drawn if n.startswith(("stage1.", "enc_a/"))]
+
+
+def test_from_and_to_draw_only_the_part_between_them():
+    loaded = graphspec.load("specs/resnet50.yaml")
+    drawn = _drawn(loaded, start="conv3.block1.add", end="conv3.blocks.0.add")
+    assert drawn == {
+        "conv3.block1.add",
+        "conv3.block1.out",
+        *(n for n in loaded.spec.layers if n.startswith("conv3.blocks.0.branch.")),
+        "conv3.blocks.0.add",
+    }
+    part = _drawn(loaded, collapse=True, start="conv3", end="conv4")
+    assert part == {"conv3", "conv4"}
+
+
+def test_from_an_unknown_node_is_an_error_with_a_hint():
+    with pytest.raises(PlotError, match="--from: 'avg_pol' is not a node or a block") as caught:
+        spec_to_dot(graphspec.load("specs/resnet50.yaml"), PlotOptions(start="avg_pol"))
+    assert caught.value.hint == "did you mean 'avg_pool'?"
+
+
+def test_cli_plot_folds_a_large_block_spec_by_default_and_says_so(tmp_path):
+    result = runner.invoke(app, ["plot", "specs/resnet50.yaml", "-o", str(tmp_path / "r.dot")])
+    assert result.exit_code == 0, result.output
+    assert "blocks drawn folded (--no-collapse draws every layer" in result.stderr
+    assert '"conv2" [label=' in (tmp_path / "r.dot").read_text()
+    whole = runner.invoke(
+        app, ["plot", "specs/resnet50.yaml", "--no-collapse", "-o", str(tmp_path / "w.dot")]
+    )
+    assert whole.exit_code == 0 and "folded" not in whole.stderr
+    assert '"conv2.block1.add" [label=' in (tmp_path / "w.dot").read_text()
+    small = runner.invoke(app, ["plot", "specs/book_mlp.yaml", "-o", str(tmp_path / "m.dot")])
+    assert small.exit_code == 0 and "folded" not in small.stderr

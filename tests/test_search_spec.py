@@ -21,7 +21,7 @@ params: {hidden: 16}
 inputs:
   x: {shape: [8]}
 layers:
-  h: {type: Dense, units: ${hidden}, activation: relu, in: x}
+  h: {type: Dense, units: "${hidden}", activation: relu, in: x}
   probs: {type: Dense, units: 3, activation: softmax, in: h}
 outputs:
   probs: {loss: categorical_crossentropy, metrics: [accuracy]}

@@ -33,7 +33,7 @@ params: {hidden: 16}
 inputs:
   x: {shape: [16]}
 layers:
-  h: {type: Dense, units: ${hidden}, activation: relu, in: x}
+  h: {type: Dense, units: "${hidden}", activation: relu, in: x}
   probs: {type: Dense, units: 4, activation: softmax, in: h}
 outputs:
   probs: {loss: categorical_crossentropy, metrics: [accuracy]}
@@ -343,7 +343,7 @@ outputs: {code: {}}
         .replace("EPOCHS", "1")
         .replace("PRUNER", "none")
         .replace(
-            "  h: {type: Dense, units: ${hidden}, activation: relu, in: x}",
+            '  h: {type: Dense, units: "${hidden}", activation: relu, in: x}',
             "  h: {spec: encoder.yaml, params: {width: 12}, in: x}",
         )
         .replace("    hidden: {type: int, low: 4, high: 64, log: true}\n", "")

@@ -15,7 +15,7 @@ import networkx as nx
 
 from graphspec.errors import SpecErrors
 from graphspec.graph import build_order, output_nodes
-from graphspec.spec import catalog
+from graphspec.spec import catalog, ops
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 from graphspec.spec.model import REFERENCE, LayerSpec
 
@@ -115,6 +115,32 @@ def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.
     return getattr(keras.layers, type_name)(**kwargs)
 
 
+def make_operation(op_name: str, values: dict[str, Any], name: str) -> Any:
+    """`keras.ops.OP_NAME` called on `values` (its parameters by name, tensors and arguments
+    alike), as the operation instance Keras saves, named `name`.
+
+    The function itself would make the same operation but name it after the function (`add_3`);
+    making the class the catalog records, with the constructor's parameters, and calling it with
+    the others, is what `keras.models.load_model` does with a saved one.
+    """
+    import importlib
+    import inspect
+
+    entry = ops.op(op_name)
+    cls = getattr(importlib.import_module(entry["module"]), entry["class"])
+    operation = cls(**{k: v for k, v in values.items() if k in entry["init"]}, name=name)
+    call = {k: v for k, v in values.items() if k not in entry["init"]}
+    positional: list[Any] = []
+    for parameter in list(inspect.signature(operation.call).parameters.values()):
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            positional += list(call.pop(parameter.name, []))
+        elif parameter.kind is parameter.POSITIONAL_OR_KEYWORD and parameter.name in call:
+            positional.append(call.pop(parameter.name))
+        else:
+            break
+    return operation(*positional, **call)
+
+
 class _Builder:
     def __init__(self, loaded: LoadedSpec):
         self.loaded = loaded
@@ -154,11 +180,15 @@ class _Builder:
                 # as the output keeps the output's name, its loss and its metrics matched.
                 outputs[name] = keras.layers.Identity(name=name)(tensor)
         try:
-            return keras.Model(inputs=inputs, outputs=outputs, name=self.spec.name)
+            model = keras.Model(inputs=inputs, outputs=outputs, name=self.spec.name)
         except Exception as exc:  # Keras's own graph checks, should ours have missed a case
             raise SpecErrors.single(
                 f"Keras refused the model: {_keras_message(exc)}", sources=self.loaded.diagnostics.sources
             ) from None
+        for name, node in self.spec.layers.items():
+            if "training" in node.call and name in self.instances:
+                fix_training(self.instances[name])
+        return model
 
     def instance(self, name: str) -> Any:
         """The layer instance a node calls: created once, shared by every node that shares it."""
@@ -208,6 +238,9 @@ class _Builder:
 
     def call(self, name: str) -> None:
         node = self.spec.layers[name]
+        if node.op is not None:
+            self.tensors[name] = self.call_op(name, node)
+            return
         layer = self.instance(name)
         call_kwargs = dict(node.call)
         nested = self._nested_spec(name)
@@ -236,8 +269,63 @@ class _Builder:
             raise self.fail(name, f"layer '{name}' ({kind}): {_keras_message(exc)}") from None
         self.tensors[name] = out
 
+    def call_op(self, name: str, node: LayerSpec) -> Any:
+        """The tensor of an op node: the operation Keras saves for `keras.ops.NAME`, named as the
+        node, called on the node's operands (`make_operation`)."""
+        entry = ops.op(node.op)
+        filled, _ = ops.operands(entry, node.args, node.inbound)
+        operands = {
+            param: [self.resolve(r, name) for r in ref] if isinstance(ref, list) else self.resolve(ref, name)
+            for param, ref in filled.items()
+        }
+        try:
+            return make_operation(node.op, {**node.args, **operands}, name)
+        except Exception as exc:
+            raise self.fail(name, f"op node '{name}' ({node.op}): {_keras_message(exc)}") from None
+
     def _nested_spec(self, name: str):
         return self.loaded.nested.get(self.spec.owner(name))
+
+
+def fix_training(layer: Any) -> None:
+    """Make every call of `layer` keep the `training` its own call was given, whatever the
+    model's call says: `fit`, `predict`, `evaluate` and a plain call alike.
+
+    Keras's functional call hands the outer `training` (True in `fit`, False in `predict` and
+    `evaluate`) to each operation that lists it among its `_call_context_args`, over the value
+    the node was called with (`operation_fn` in keras/src/models/functional.py), so a node's
+    `call: {training: true}` would hold only in a plain call. A layer with no call-context
+    arguments takes `training` from its node's own arguments alone, and, unlike a layer
+    given `training` explicitly, does not pass it on to the layers called after it in a plain
+    call. The attribute is not part of the layer's config: `honour_call_training` sets it
+    again on a model loaded from a file. Every call of the layer must then give `training`
+    (`graphspec.spec.check` refuses a shared layer whose calls disagree).
+    """
+    layer._call_context_args = set()
+
+
+def honour_call_training(model: keras.Model) -> keras.Model:
+    """`model`, with `fix_training` applied to every layer whose every call was given a
+    `training` other than its call's default: what a spec's `call: {training: ...}` leaves in
+    a saved model. Nested functional models are walked too. Returns `model`.
+
+    Keras records the `training` it fills in from the call's default (Dropout's False) beside
+    what the caller gave, so a call that gives the default is indistinguishable from one that
+    gives nothing, and is left to Keras.
+    """
+    import inspect
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth"):
+            honour_call_training(layer)
+        parameter = inspect.signature(layer.call).parameters.get("training")
+        nodes = layer._inbound_nodes
+        if parameter is None or not nodes:
+            continue
+        given = [n.arguments.kwargs.get("training", parameter.default) for n in nodes]
+        if all(isinstance(g, bool) and g is not parameter.default for g in given):
+            fix_training(layer)
+    return model
 
 
 def _object(value: Any, module: Any) -> Any:

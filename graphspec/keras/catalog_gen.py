@@ -159,6 +159,80 @@ def _constructor(obj: Any) -> Any:
     return obj.__init__ if inspect.isclass(obj) else obj
 
 
+# keras.ops functions a spec may not use as nodes, though Keras builds an operation for each:
+# they take Python callables (code), make a tensor from no tensor (a node that reads no tensor is
+# taken by Keras's functional graph for an input, and its output is "not connected to inputs"),
+# or return memory that was never written.
+_CALLABLE_PARAMETERS = {"f", "fn", "function", "body", "body_fun", "cond", "true_fn", "false_fn", "branches"}
+_OPS_LEFT_OUT = {
+    "arange": "makes a tensor from no tensor",
+    "full": "makes a tensor from no tensor",
+    "geomspace": "makes a tensor from no tensor",
+    "linspace": "makes a tensor from no tensor",
+    "logspace": "makes a tensor from no tensor",
+    "empty_like": "returns uninitialised memory",
+    "convert_to_tensor": "converts Python data, which a spec does not hold",
+}
+
+
+def _ops() -> Iterator[tuple[str, Any, type]]:
+    """(name, function, operation class) of each `keras.ops` function a spec may use as a node.
+
+    A function is listed when Keras builds one `Operation` subclass for it (the class Keras
+    saves in a model file and loads back) and every parameter of the function is either a
+    parameter of that class's constructor or of its `call`, never both: then a spec's node
+    says exactly what the saved operation holds, and `export` can write it back.
+    """
+    import keras
+    from keras.src.ops.operation import Operation
+
+    for name in sorted(dir(keras.ops)):
+        function = getattr(keras.ops, name)
+        if name.startswith("_") or not inspect.isfunction(function) or name in _OPS_LEFT_OUT:
+            continue
+        module = inspect.getmodule(function)
+        wanted = name.replace("_", "").lower()
+        classes = [
+            cls
+            for cls_name, cls in vars(module).items()
+            if inspect.isclass(cls)
+            and issubclass(cls, Operation)
+            and cls_name.replace("_", "").lower() == wanted
+        ]
+        if len(classes) != 1:
+            continue
+        cls = classes[0]
+        parameters = _signature_names(function)
+        init, call = _signature_names(cls.__init__) - {"name"}, _signature_names(cls.call)
+        if parameters & _CALLABLE_PARAMETERS or parameters != init | call or init & call:
+            continue
+        yield name, function, cls
+
+
+def _signature_names(func: Any) -> set[str]:
+    parameters = inspect.signature(func).parameters.values()
+    return {p.name for p in parameters if p.name != "self" and p.kind is not p.VAR_KEYWORD}
+
+
+def _op_entry(function: Any, cls: type) -> dict:
+    """An op's catalog entry: the function's parameters in order (the spec's arguments and
+    operands), which of them the operation's constructor takes (the rest go to its call), the
+    variadic one, and the class Keras saves."""
+    parameters = [p for p in inspect.signature(function).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    init = _signature_names(cls.__init__) - {"name"}
+    entry = {
+        "args": [p.name for p in parameters],
+        "required": [p.name for p in parameters if p.default is p.empty and p.kind is not p.VAR_POSITIONAL],
+        "init": [p.name for p in parameters if p.name in init],
+        "class": cls.__name__,
+        "module": cls.__module__,
+    }
+    variadic = [p.name for p in parameters if p.kind is p.VAR_POSITIONAL]
+    if variadic:
+        entry["variadic"] = variadic[0]
+    return entry
+
+
 def generate() -> dict:
     """The catalog of the installed Keras, as plain JSON-ready data."""
     import keras
@@ -195,6 +269,7 @@ def generate() -> dict:
         "losses": {"names": loss_names, "classes": sections["losses"]},
         "metrics": {"names": metric_names, "classes": sections["metrics"]},
         "callbacks": sections["callbacks"],
+        "ops": {name: _op_entry(function, cls) for name, function, cls in _ops()},
     }
 
 

@@ -214,12 +214,24 @@ def _tf_dataset(data: SyntheticData, shuffle: bool) -> Any:
         lambda a: tf.TensorSpec((batch, *a.shape[1:]), tf.as_dtype(a.dtype)), data[0]
     )
 
-    def batches():
-        order = list(range(len(data)))
+    # A new order is drawn only once a pass has been read to its end: a distribution strategy
+    # starts a pass to inspect the data and abandons it, and the epochs' orders must not shift
+    # for it (the single-device and the replicated run see the same batches).
+    count = len(data)
+    current: dict[str, list[int]] = {}
+
+    def reorder() -> None:
+        order = list(range(count))
         if shuffle:
             random.shuffle(order)  # as Keras shuffles a PyDataset, so one seed orders both alike
-        for index in order:
+        current["order"] = order
+
+    reorder()
+
+    def batches():
+        for index in current["order"]:
             yield data[index]
+        reorder()
 
     dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
     return dataset.apply(tf.data.experimental.assert_cardinality(len(data))).prefetch(tf.data.AUTOTUNE)

@@ -18,6 +18,7 @@ import numpy as np
 from graphspec import arrays as arr
 from graphspec import run_dir as rd
 from graphspec.errors import SpecErrors
+from graphspec.keras.build import honour_call_training
 from graphspec.keras.data import checked_arrays
 from graphspec.keras.save import save_model
 
@@ -76,7 +77,8 @@ def load_members(runs: list[Path]) -> list[Member]:
                     hint="name folders that `graphspec train` or `graphspec tune` wrote",
                 )
         try:
-            model = keras.models.load_model(model_path, compile=False)
+            # A node's `call: {training: ...}` is in the file but not what makes predict honour it.
+            model = honour_call_training(keras.models.load_model(model_path, compile=False))
         except Exception as exc:
             raise SpecErrors.single(f"cannot load {model_path}: {' '.join(str(exc).split())[:300]}") from None
         members.append(Member(run, model, graphspec.load(spec_path)))

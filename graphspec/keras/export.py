@@ -13,7 +13,8 @@ What the spec says, and how:
   written as a nested spec of its own, `PARENT.NODE.yaml`, used with `spec:`.
 - masks that Keras computes itself (an `Embedding(mask_zero=True)` or a `Masking` layer feeding
   the next layer) are left to Keras, which computes them again when the spec is built; any other
-  `keras.ops` operation in the graph is refused, naming it: a spec holds layers only.
+  `keras.ops` operation in the graph is an op node (`{op: add, in: [a, b]}`) when the catalog
+  lists its function, and is refused, naming it, when it does not.
 - Lambda layers and classes that are not Keras's own are refused, naming the layer.
 - inputs come with shape, dtype, sparse and batch size; outputs keep their names and, when the
   model was compiled, their losses, loss weights and metrics, and the optimizer.
@@ -274,12 +275,10 @@ class _Exporter:
             if not isinstance(op, keras.layers.Layer):
                 if key not in read:
                     continue  # a mask computation: Keras makes it again from the layers
-                raise SpecErrors.single(
-                    f"'{op.name}' is the keras.ops operation {_op_name(op)}, not a layer: a spec can only "
-                    "hold layers",
-                    hint="write it as a layer (keras.layers has one for most operations: "
-                    "Add, Multiply, Concatenate, Reshape, Activation, ...)",
-                )
+                name = self._claim(self._check_name(op.name, "operation"))
+                self.names[key] = name
+                layers[name] = self._op_node(op, name, *explicit[id(node)])
+                continue
             if id(op) in self.first_call:
                 name = self._claim(op.name)  # the first call has the layer's name: this is NAME_2, ...
                 entry: dict[str, Any] = {"share": self.first_call[id(op)]}
@@ -369,6 +368,57 @@ class _Exporter:
         if call:
             entry["call"] = call
         return entry
+
+    def _op_node(self, op: Any, name: str, args: tuple, kwargs: dict) -> dict[str, Any]:
+        """An op node, `{op: NAME, ARG: VALUE, in: ...}`, for a call of a keras.ops operation:
+        its constructor's config and the call's values that are not tensors as arguments
+        (defaults left out), its tensors as `in` (`graphspec.spec.ops` fills them back)."""
+        found = _catalog_op(op)
+        if found is None:
+            raise SpecErrors.single(
+                f"'{op.name}' is the keras.ops operation {_op_name(op)}, which a spec cannot hold: "
+                "it is not among the catalog's ops",
+                hint="write it as a layer (keras.layers has one for most operations: "
+                "Add, Multiply, Concatenate, Reshape, Activation, ...)",
+            )
+        op_name, entry = found
+        values: dict[str, Any] = {}
+        init = inspect.signature(type(op).__init__).parameters
+        for key, value in op.get_config().items():
+            if key in entry["init"] and not (key in init and _same(value, init[key].default)):
+                values[key] = _plain(value)
+        call = inspect.signature(op.call).parameters
+        given = dict(kwargs)
+        positional = list(args)
+        for parameter in call.values():
+            if not positional:
+                break
+            if parameter.kind is parameter.VAR_POSITIONAL:
+                given[parameter.name], positional = positional, []
+            else:
+                given[parameter.name] = positional.pop(0)
+        tensors: dict[str, Any] = {}
+        for key, value in given.items():
+            if _has_tensor(value):
+                if _has_non_tensor(value):
+                    raise SpecErrors.single(
+                        f"op '{name}' is called with a value that mixes tensors and other values "
+                        f"({_short(value)}): a spec cannot write it"
+                    )
+                tensors[key] = self._ref(value) if _is_tensor(value) else [self._ref(v) for v in value]
+            elif not (key in call and _same(value, call[key].default)):
+                values[key] = _plain(value)
+        free = [p for p in entry["args"] if p not in values]
+        in_order = list(tensors) == free[: len(tensors)] and all(
+            isinstance(ref, str) or key == entry.get("variadic") for key, ref in tensors.items()
+        )
+        if in_order and len(tensors) == 1 and isinstance(next(iter(tensors.values())), str):
+            inbound: Any = next(iter(tensors.values()))
+        elif in_order:
+            inbound = [r for ref in tensors.values() for r in (ref if isinstance(ref, list) else [ref])]
+        else:
+            inbound = {k: tensors[k] for k in entry["args"] if k in tensors}
+        return {"op": op_name, **values, "in": inbound}
 
     def _refs(self, value: Any, name: str, op: Any, nested_ok: bool = True) -> Any:
         if _is_tensor(value):
@@ -462,6 +512,14 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b) and type(a) is type(b)
     except Exception:
         return False
+
+
+def _catalog_op(op: Any) -> tuple[str, dict] | None:
+    """The name and catalog entry of the keras.ops function whose operation `op` is, or None."""
+    for name, entry in catalog.catalog().get("ops", {}).items():
+        if entry["class"] == type(op).__name__ and entry["module"] == type(op).__module__:
+            return name, entry
+    return None
 
 
 def _op_name(op: Any) -> str:

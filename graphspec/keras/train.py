@@ -22,6 +22,7 @@ from graphspec.fingerprint import fingerprint
 from graphspec.keras.build import build_model_and_tensors
 from graphspec.keras.callbacks import activation_tensors, build_callbacks
 from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, synthetic_datasets
+from graphspec.keras.distribute import check_batches, device_count, replicated
 from graphspec.keras.save import save_model
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ def train(
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
     resume: bool = False,
     announce: Callable[[Path], None] | None = None,
+    devices: str | None = None,
 ) -> TrainResult:
     """Train the model `loaded` describes, as its `train` section says, into a run directory.
 
@@ -93,6 +95,8 @@ def train(
     Every run backs up its last completed epoch (weights, optimizer, epoch) in its folder; with
     `resume=True`, `out` names a killed run (`rd.interrupted_run`) and training continues from
     that backup to the same epoch count. `announce` is told the run directory before fitting.
+    `devices` (a count or `all`) replicates the model over that many local devices and splits
+    each batch between them (`graphspec.keras.distribute`).
     """
     settings = loaded.spec.train
     if source.synthetic == (source.data is not None):
@@ -113,9 +117,44 @@ def train(
         if source.val_data is not None:
             files["val"] = arr.load_arrays(source.val_data, loaded)
 
+    replicas = device_count(devices)
+    with replicated(replicas) as scope:
+        return _train(
+            loaded,
+            source,
+            files,
+            settings,
+            replicas,
+            scope,
+            out,
+            runs_root,
+            verbose,
+            extra_callbacks,
+            resume,
+            announce,
+        )
+
+
+def _train(
+    loaded: LoadedSpec,
+    source: DataSource,
+    files: dict[str, dict[str, np.ndarray]],
+    settings: Any,
+    replicas: int,
+    scope: Callable[[], Any],
+    out: Path | None,
+    runs_root: Path,
+    verbose: int | str,
+    extra_callbacks: list[keras.callbacks.Callback] | None,
+    resume: bool,
+    announce: Callable[[Path], None] | None,
+) -> TrainResult:
+    """`train` once its arguments are checked: the model is built and compiled in `scope`,
+    which replicates it over `replicas` devices."""
     seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
     keras.utils.set_random_seed(seed)
-    model, tensors = build_model_and_tensors(loaded)
+    with scope():
+        model, tensors = build_model_and_tensors(loaded)
 
     if source.synthetic:
         kind = source.kind or settings.synthetic
@@ -129,6 +168,8 @@ def train(
             seed=seed,
         )
         source = DataSource(True, kind)
+        counts = {"training": train_data.samples, "validation": val_data.samples if val_data else 0}
+        check_batches(replicas, settings.batch_size, counts)
         sample = val_data.inputs(0) if val_data is not None else None
         fit_args: dict[str, Any] = fit_arguments(train_data, val_data, settings.shuffle)
     else:
@@ -137,6 +178,8 @@ def train(
             validation: ArrayData | None = checked_arrays(files["val"], str(source.val_data), loaded, model)
         else:
             arrays, validation = arrays.split(settings.validation_split)
+        counts = {"training": len(arrays), "validation": len(validation) if validation is not None else 0}
+        check_batches(replicas, settings.batch_size, counts)
         sample = {k: v[:1] for k, v in validation.x.items()} if validation is not None else None
         fit_args = {
             "x": arrays.x,

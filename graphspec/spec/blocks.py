@@ -6,7 +6,7 @@
         params: {filters, kernel: 3, strides: 1}   # a param without a value must be given
         in: x                                       # or [x, skip]
         layers:
-          conv: {type: Conv2D, filters: ${filters}, kernel_size: ${kernel}, strides: ${strides},
+          conv: {type: Conv2D, filters: "${filters}", kernel_size: "${kernel}", strides: "${strides}",
                  padding: same, in: x}
           bn:   {type: BatchNormalization, in: conv}
         out: bn                                     # or [a, b], or {main: a, skip: b}
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path as FilePath
 from typing import Any
 
-from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
+from graphspec.errors import Diagnostic, Diagnostics, Location, SpecErrors, did_you_mean
 from graphspec.policy import Policy
 from graphspec.spec import params as params_module
 from graphspec.spec.files import WORKING_TREE, Files
@@ -39,11 +39,13 @@ from graphspec.spec.source import Path, Positions, parse
 
 # Keys of a use that are not the block's params.
 USE_KEYS = ("block", "repeat", "first", "per_copy", "in", "doc")
+# The name of a copy's index in a block's expressions (`${copy}`); no param may take it.
+COPY = "copy"
 BLOCK_KEYS = ("doc", "params", "in", "layers", "out")
 # What an included file may hold: it is a library of blocks, not a model.
 LIBRARY_KEYS = ("graphspec", "doc", "include", "blocks")
 # Keys that make a node a layer; a use cannot have them.
-_LAYER_KINDS = ("type", "share", "spec")
+_LAYER_KINDS = ("type", "share", "spec", "op")
 MAX_DEPTH = 16  # blocks using blocks, and files including files
 MAX_NODES = 100_000  # generated nodes: stops `repeat: 1000000000`
 
@@ -78,6 +80,8 @@ class Expansion:
     origins: dict[str, tuple[Use, ...]] = field(default_factory=dict)
     # False when expansion reported errors: `data` is then only partly expanded
     complete: bool = True
+    # Warnings for old, unquoted `${name}` in included files, shown when the spec is valid
+    unquoted: list[Diagnostic] = field(default_factory=list)
 
     def uses(self) -> dict[str, Use]:
         """Every block instance by its name prefix without the trailing dot (`stage2.1`)."""
@@ -95,9 +99,11 @@ def expand(
     base_dir: FilePath,
     files: Files = WORKING_TREE,
     policy: Policy | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Expansion:
     """`data` with every block use replaced by the block's layers, and includes merged (read
     from `files`, relative to `base_dir`, as `policy` allows: by default under `base_dir`).
+    `params` are the spec's params, computed: what a top-level use's `per_copy` expressions read.
 
     Positions of generated values are added to `positions`; problems go to `diagnostics`.
     A document without blocks, includes and uses is returned as it is.
@@ -107,11 +113,12 @@ def expand(
     before = len(diagnostics.errors)
     try:
         policy = policy or Policy(base_dir).for_spec(base_dir / "spec.yaml")
-        expander = _Expander(data, positions, diagnostics, base_dir, files, policy)
+        expander = _Expander(data, positions, diagnostics, base_dir, files, policy, params or {})
         expansion = expander.run()
     except _TooLarge:
         return Expansion(data, complete=False)
     expansion.complete = len(diagnostics.errors) == before and not expander.failed
+    expansion.unquoted = expander.unquoted
     return expansion
 
 
@@ -135,6 +142,7 @@ class _TooLarge(Exception):
 
 
 _REQUIRED = object()
+_FAILED = object()  # an expression whose error has been reported
 _IN_PROGRESS = object()
 
 
@@ -162,6 +170,9 @@ class _Scope:
     source: Path  # where `layers` is written: ("layers",) or ("blocks", B, "layers")
     prefix: str  # "" at the top, "stage2.1." inside an instance
     env: dict[str, tuple[str, Location | None]]  # block input -> (reference, where the use gave it)
+    # What `${...}` reads here: the spec's params at the top, the copy's params (and `copy`)
+    # inside an instance. A use's `per_copy` expressions are evaluated over these.
+    params: dict[str, Any] = field(default_factory=dict)
     uses: tuple[Use, ...] = ()  # the instances this scope is inside, outermost first
     block: str | None = None
     instances: dict[str, Any] = field(default_factory=dict)
@@ -180,8 +191,10 @@ class _Expander:
         base_dir: FilePath,
         files: Files,
         policy: Policy,
+        params: dict[str, Any],
     ):
         self.data = dict(data)
+        self.params = params
         self.files = files
         self.policy = policy
         self.positions = positions
@@ -197,6 +210,7 @@ class _Expander:
         self._index: dict[tuple[str, str], list[tuple[Path, Location, bool]]] = {}
         self._origin: dict[str, FilePath | None] = {}  # block -> the file defining it
         self._included: set[FilePath] = set()
+        self.unquoted: list[Diagnostic] = []
         self._include_failed = False
         self._sizes: dict[str, int] = {}
         # What block params add to the document, over every instance: a large param value
@@ -230,7 +244,7 @@ class _Expander:
         layers = self.data.get("layers")
         if not isinstance(layers, dict):
             return Expansion(self.data, self.origins)
-        top = _Scope(layers, ("layers",), "", {})
+        top = _Scope(layers, ("layers",), "", {}, self.params)
         for name in layers:
             if _is_use(layers[name]) and name in (self.data.get("inputs") or {}):
                 self.error(
@@ -362,6 +376,7 @@ class _Expander:
             return
         self.diagnostics.sources[file] = text
         self.diagnostics.extend(source.diagnostics)
+        self.unquoted += source.unquoted
         data = source.data
         if not isinstance(data, dict):
             self.error(f"include '{entry}' is not a mapping with 'blocks'", where)
@@ -451,13 +466,20 @@ class _Expander:
                 "names to layers",
                 self.positions.of(path + ("out",)),
             )
-        # Every ${name} in the body must be one of the block's params: checked once, here.
-        dummy = {p: None for p in params or {}}
-        for key in ("layers", "out"):
-            if key in definition:
+        # Every ${...} in the body and the defaults parses and reads only the block's params and
+        # `copy`: checked once, here; values are computed for each copy of each use.
+        names = {p: None for p in params or {}} | {COPY: 0}
+        for key in ("layers", "out", "params"):
+            if isinstance(definition.get(key), (dict, list, str)):
                 before = len(self.diagnostics.errors)
                 params_module.substitute(
-                    definition[key], dummy, self.positions, self.diagnostics, path=path + (key,), skip=()
+                    definition[key],
+                    names,
+                    self.positions,
+                    self.diagnostics,
+                    path=path + (key,),
+                    skip=(),
+                    check_only=True,
                 )
                 ok = ok and len(self.diagnostics.errors) == before
         if not ok or params is None or inputs is None:
@@ -477,21 +499,19 @@ class _Expander:
         declared = {}
         for name, default in params.items():
             where = self.positions.key_of(path + (name,))
-            if name in USE_KEYS:
+            if name in USE_KEYS or name == COPY:
                 self.error(
-                    f"block '{block}' cannot have a param named '{name}': a use's '{name}' means "
-                    "something else",
+                    f"block '{block}' cannot have a param named '{name}': "
+                    + (
+                        "${copy} is the index of the copy"
+                        if name == COPY
+                        else f"a use's '{name}' means something else"
+                    ),
                     where,
                 )
                 return None
             if not _local_name(name):
                 self.error(f"'{name}' is not a valid param name", where)
-                return None
-            if isinstance(default, str) and "${" in default:
-                self.error(
-                    f"block param '{name}' uses a param in its default; defaults are plain values",
-                    self.positions.of(path + (name,)),
-                )
                 return None
             declared[name] = _REQUIRED if default is None else default
         return declared
@@ -870,6 +890,7 @@ class _Expander:
         for key in first:
             ok = known(key, source + ("first", key)) and ok
         per_copy = node.get("per_copy", {})
+        per_copy = dict(per_copy) if isinstance(per_copy, dict) else per_copy
         if not isinstance(per_copy, dict):
             self.error(
                 "'per_copy' is a mapping of params to lists of values, one per copy",
@@ -886,12 +907,24 @@ class _Expander:
                     f"param '{key}' is given both for every copy and in 'per_copy'",
                     self.loc(scope, path, key=True),
                 )
+            elif isinstance(values, str) and "${" in values:
+                # One expression for every copy, of `${copy}` and the params of the scope.
+                computed = [
+                    self._substitute(scope, values, {**scope.params, COPY: copy}, path)
+                    for copy in range(copies)
+                ]
+                if any(value is _FAILED for value in computed):
+                    ok = False
+                per_copy[key] = computed
             elif not isinstance(values, list) or len(values) != copies:
                 ok = False
                 count = f"{len(values)} values" if isinstance(values, list) else "not a list"
                 self.error(
                     f"per_copy '{key}' needs one value for each of the {copies} copies, got {count}",
                     self.loc(scope, path),
+                    hint='or one expression of the copy\'s index, as "${64 * 2 ** copy}"'
+                    if not isinstance(values, list)
+                    else None,
                 )
         if not ok:
             return None
@@ -977,32 +1010,40 @@ class _Expander:
             feed.append((reference, where or self.loc(scope, path)))
         return feed
 
+    def _substitute(self, scope: _Scope, value: Any, names: dict[str, Any], path: Path) -> Any:
+        """`value` (written at `path`) with its `${...}` computed over `names`, or _FAILED; an
+        error is reported with notes naming the uses `scope` is inside."""
+        found = Diagnostics()
+        result = params_module.substitute(
+            value, names, self.positions, found, path=path, skip=(), budget=self.budget
+        )
+        for problem in found.errors:
+            self.error(problem.message, _noted(problem.location, scope.uses), problem.hint)
+        return _FAILED if found.errors else result
+
     def _instantiate(
         self, block: _Block, args: dict[str, Any], use: Use, env: dict, uses: tuple[Use, ...]
     ) -> tuple[list[tuple[str, Any]], tuple | None]:
         """One copy of `block`: its nodes, named under `use`, and its outputs."""
         path = ("blocks", block.name)
-        quiet = Diagnostics()  # every ${name} was checked when the block was defined
         self.budget.notes = _notes(uses)
-        layers = params_module.substitute(
-            block.definition["layers"],
-            args,
-            self.positions,
-            quiet,
-            path=path + ("layers",),
-            skip=(),
-            budget=self.budget,
+        # Names were checked when the block was defined; values (a division by zero, a string
+        # where a number goes) can only be checked here, copy by copy.
+        inside = _Scope({}, path + ("layers",), use.prefix, env, {}, uses, block.name)
+        found = Diagnostics()
+        names = params_module.resolve_params(
+            args, self.positions, found, path + ("params",), self.budget, {COPY: use.copy or 0}
         )
-        out = params_module.substitute(
-            block.definition["out"],
-            args,
-            self.positions,
-            quiet,
-            path=path + ("out",),
-            skip=(),
-            budget=self.budget,
-        )
-        scope = _Scope(layers, path + ("layers",), use.prefix, env, uses, block.name)
+        for problem in found.errors:
+            self.error(problem.message, _noted(problem.location, uses), problem.hint)
+        if names is None:
+            return [], None
+        names[COPY] = use.copy or 0
+        layers = self._substitute(inside, block.definition["layers"], names, path + ("layers",))
+        out = self._substitute(inside, block.definition["out"], names, path + ("out",))
+        if layers is _FAILED or out is _FAILED:
+            return [], None
+        scope = _Scope(layers, path + ("layers",), use.prefix, env, names, uses, block.name)
         nodes = self._run_scope(scope)
         what = f"block '{block.name}' outputs"
         if isinstance(out, str):
@@ -1036,6 +1077,11 @@ def _valid_out(out: Any) -> bool:
     if isinstance(out, dict):
         return bool(out) and all(_local_name(k) and isinstance(r, str) for k, r in out.items())
     return False
+
+
+def _noted(location: Location | None, uses: tuple[Use, ...]) -> Location | None:
+    notes = _notes(uses)
+    return replace(location, expansion=notes + location.expansion) if location and notes else location
 
 
 def _notes(uses: tuple[Use, ...]) -> tuple[tuple[str, Location], ...]:

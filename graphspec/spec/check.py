@@ -6,14 +6,15 @@ Graph-shaped checks (cycles, reachability) are in `graphspec/graph.py`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from graphspec import policy
 from graphspec.errors import Diagnostics, Suggestion, did_you_mean
-from graphspec.spec import catalog
-from graphspec.spec.model import NAME, REFERENCE, Spec, TypedObject
+from graphspec.spec import catalog, ops
+from graphspec.spec.model import NAME, REFERENCE, LayerSpec, Spec, TypedObject
 from graphspec.spec.search import check_search
 from graphspec.spec.source import Positions
 
@@ -60,6 +61,34 @@ def check_layer_types(ctx: Context) -> None:
     for name, node in ctx.spec.layers.items():
         if node.type is not None:
             _check_typed(ctx, node.type, node.args, ("layers", name), f"layer '{name}'")
+        elif node.op is not None:
+            _check_op(ctx, name, node)
+
+
+def _check_op(ctx: Context, name: str, node: LayerSpec) -> None:
+    """Check an op node's function, its arguments and what `in` gives it (`graphspec.spec.ops`)."""
+    path = ("layers", name)
+    entry = ops.op(node.op)
+    if entry is None:
+        ctx.error(
+            f"op node '{name}' names '{node.op}', which is not a keras.ops function a spec can use",
+            path + ("op",),
+            hint=did_you_mean(node.op, ops.op_names())
+            or "ops are keras.ops functions of tensors; see the catalog's 'ops' section",
+        )
+        return
+    for arg, value in node.args.items():
+        if found := _foreign_object(value, path + (arg,)):
+            ctx.error(f"op node '{name}': {found[1]}", found[0], hint=_OBJECT_HINT, key=found[2])
+    if node.call:
+        ctx.error(
+            f"op node '{name}' has call arguments; an op takes its arguments as keys of the node",
+            path + ("call",),
+            key=True,
+        )
+    for problem in ops.operands(entry, node.args, node.inbound)[1]:
+        what = f"op node '{name}': {node.op} {problem.message}"
+        ctx.error(what, path + problem.path, problem.hint, problem.key)
 
 
 def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple, what: str) -> None:
@@ -97,7 +126,10 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
             ctx.error(f"{what} sets 'name': a node's name is its key in the spec", path + (arg,), key=True)
         elif arg not in known:
             hint = did_you_mean(arg, known)
-            if hint:
+            if arg in entry.get("call", ()):  # e.g. MultiHeadAttention's use_causal_mask
+                shown = value if isinstance(value, str) else json.dumps(value)
+                hint = f"'{arg}' is an argument of the layer's call: write it under call: {{{arg}: {shown}}}"
+            elif hint:
                 misspelt.add(hint.split("'")[1])
             ctx.error(f"{what}: {type_name} has no argument '{arg}'", path + (arg,), key=True, hint=hint)
         elif refused := policy.argument_refusal(entry, arg, value):
@@ -157,6 +189,12 @@ def check_shares(ctx: Context) -> None:
                 f"layer '{name}' shares '{node.share}', which is not defined",
                 path,
                 hint=did_you_mean(node.share, layers),
+            )
+        elif layers[node.share].op is not None:
+            ctx.error(
+                f"layer '{name}' shares '{node.share}', which is an op: it has no layer to share",
+                path,
+                hint=f"write the op again: {{op: {layers[node.share].op}, ...}}",
             )
         elif node.args:
             arg = next(iter(node.args))
@@ -223,6 +261,37 @@ def check_references(ctx: Context) -> None:
                 ("outputs", name),
                 key=True,
                 hint=hint or "name a layer, or say which with 'from:'",
+            )
+
+
+def check_call_training(ctx: Context) -> None:
+    """`call: {training: ...}` is true or false, and holds for every call of a layer instance.
+
+    The builder makes a layer with a fixed `training` deaf to the model's own (see
+    `graphspec.keras.build.fix_training`), which is a property of the layer, not of one call: a
+    shared layer whose calls disagree on fixing it could not be built as written.
+    """
+    fixed_by_owner: dict[str, dict[bool, str]] = {}
+    for name, node in ctx.spec.layers.items():
+        fixed = "training" in node.call
+        if fixed and not isinstance(node.call["training"], bool):
+            ctx.error(
+                f"layer '{name}' has call argument 'training' {node.call['training']!r}; it is true or false",
+                ("layers", name, "call", "training"),
+                hint="true keeps the layer in training mode (Monte-Carlo dropout), false in inference mode",
+            )
+        owner = ctx.spec.owner(name)
+        if owner is not None:
+            fixed_by_owner.setdefault(owner, {}).setdefault(fixed, name)
+    for calls in fixed_by_owner.values():
+        if len(calls) == 2:
+            with_it, without = calls[True], calls[False]
+            ctx.error(
+                f"layer '{without}' calls the same layer as '{with_it}', which fixes 'training' in its "
+                "call; every call of a shared layer fixes it, or none does",
+                ("layers", without),
+                key=True,
+                hint=f"add call: {{training: ...}} to '{without}' too",
             )
 
 
@@ -326,6 +395,7 @@ CHECKS: tuple[Callable[[Context], None], ...] = (
     check_layer_types,
     check_shares,
     check_references,
+    check_call_training,
     check_compile,
     check_callbacks,
     check_search,

@@ -159,14 +159,13 @@ def _load_text(
     if overrides:
         params_module.apply_overrides(data, overrides, positions, diagnostics)
     params = data.get("params") if isinstance(data.get("params"), dict) else {}
-    for name, value in params.items():
-        if isinstance(value, str) and "${" in value:
-            diagnostics.error(
-                f"param '{name}' uses another param; params are plain values", positions.of(("params", name))
-            )
-    data = params_module.substitute(data, params, positions, diagnostics)
+    resolved = params_module.resolve_params(params, positions, diagnostics)
+    if resolved is None:  # a param that could not be computed would only echo its error
+        raise SpecErrors(diagnostics)
+    unused = _unused_params(data, params)
+    data = params_module.substitute(data, resolved, positions, diagnostics)
     expansion = expand_blocks(
-        data, positions, diagnostics, path.parent if path else Path.cwd(), files, policy
+        data, positions, diagnostics, path.parent if path else Path.cwd(), files, policy, resolved
     )
     if not expansion.complete:  # a half-expanded document would only add echoes of its errors
         raise SpecErrors(diagnostics)
@@ -191,6 +190,16 @@ def _load_text(
 
     graph = run_graph_checks(ctx)
     diagnostics.raise_if_errors()
+    # Style is told only to a valid spec: among errors it is noise, and a misspelt name may be
+    # an unused param's one use.
+    for warning in source.unquoted + expansion.unquoted:
+        diagnostics.warning(warning.message, warning.location, warning.hint)
+    for name in unused:
+        diagnostics.warning(
+            f"param '{name}' is declared but never used",
+            positions.key_of(("params", name)),
+            hint=f"use it as ${{{name}}}, or remove it",
+        )
     return LoadedSpec(
         spec,
         source,
@@ -202,6 +211,17 @@ def _load_text(
         nested,
         expansion,
     )
+
+
+def _unused_params(data: dict, params: dict) -> list[str]:
+    """The declared params that no `${...}` of the spec reads (a `--set` of one is no use): a
+    typo, or a leftover. Block bodies read their own params, not these."""
+    used = params_module.referenced_names(
+        [value for key, value in data.items() if key not in ("params", "blocks", "include")]
+    )
+    for name, value in params.items():
+        used |= params_module.referenced_names(value) - {name}
+    return [name for name in params if name not in used]
 
 
 def _load_nested(

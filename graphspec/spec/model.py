@@ -72,9 +72,11 @@ class TypedObject(BaseModel):
 
 
 class LayerSpec(BaseModel):
-    """One node of the graph: a Keras layer, a shared layer, a nested spec or a block use.
+    """One node of the graph: a Keras layer, a shared layer, a nested spec, a keras.ops function
+    or a block use.
 
-    Keys other than the ones declared here are the layer's constructor arguments, verbatim.
+    Keys other than the ones declared here are the layer's constructor arguments (an op's
+    arguments), verbatim.
     """
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -82,6 +84,9 @@ class LayerSpec(BaseModel):
     type: str | None = Field(default=None, description="A keras.layers class name, or applications.NAME.")
     share: str | None = Field(default=None, description="Reuse another node's layer instance (its weights).")
     spec: str | None = Field(default=None, description="Another spec file, used as a layer.")
+    op: str | None = Field(
+        default=None, description="A keras.ops function: tensors from 'in', its other arguments as keys."
+    )
     inbound: Inbound = Field(alias="in", description="What the node reads.")
     call: dict[str, Any] = Field(default_factory=dict, description="Call-time arguments, e.g. training.")
     params: dict[str, Any] = Field(default_factory=dict, description="Params of a nested spec.")
@@ -91,23 +96,24 @@ class LayerSpec(BaseModel):
     block: str | None = Field(default=None, description="Use a block: its layers replace this node.")
     repeat: int | None = Field(default=None, ge=1, description="Chain this many copies of the block.")
     first: dict[str, Any] | None = Field(default=None, description="Block params for the first copy only.")
-    per_copy: dict[str, list[Any]] | None = Field(
-        default=None, description="Block params with one value per copy."
+    per_copy: dict[str, list[Any] | str] | None = Field(
+        default=None,
+        description="Block params with one value per copy, or an expression of ${copy} for each.",
     )
 
     @model_validator(mode="after")
     def _one_kind(self) -> LayerSpec:
-        kinds = [k for k in ("type", "share", "spec") if getattr(self, k) is not None]
+        kinds = [k for k in ("type", "share", "spec", "op") if getattr(self, k) is not None]
         if len(kinds) != 1:
             found = " and ".join(f"'{k}'" for k in kinds) or "none"
-            raise ValueError(f"a layer needs exactly one of 'type', 'share' or 'spec' (found {found})")
+            raise ValueError(f"a layer needs exactly one of 'type', 'share', 'spec' or 'op' (found {found})")
         if self.params and self.spec is None:
             raise ValueError("'params' is only for a nested spec ('spec: file.yaml')")
         return self
 
     @property
     def args(self) -> dict[str, Any]:
-        """The Keras constructor arguments."""
+        """The Keras constructor arguments (an op node's: the function's non-tensor arguments)."""
         return dict(self.model_extra or {})
 
     def references(self) -> list[tuple[Reference, tuple]]:

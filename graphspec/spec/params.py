@@ -1,7 +1,8 @@
-"""`${name}` params and command-line overrides (`--set name=value`, `--set layers.x.units=64`).
+"""`${...}` params and command-line overrides (`--set name=value`, `--set layers.x.units=64`).
 
-Overrides are applied to the raw document before params are substituted, so an override may
-itself use `${name}`. Each override is its own line of a pseudo-file named `--set`, so an error
+A `${...}` holds a param's name or an expression over params (expr.py); params may use each
+other. Overrides are applied to the raw document before params are substituted, so an override
+may itself use `${name}`. Each override is its own line of a pseudo-file named `--set`, so an error
 in one points at it like an error in the spec points at its line.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
+from graphspec.spec import expr
 from graphspec.spec.source import MAX_NODES, InvalidYAML, Path, Positions, Source, parse
 
 OVERRIDE_FILE = "--set"
@@ -246,49 +248,229 @@ def substitute(
     path: Path = (),
     skip: tuple = _UNSUBSTITUTED,
     budget: Budget | None = None,
+    check_only: bool = False,
 ) -> Any:
-    """`data` with every `${name}` replaced by its param's value.
+    """`data` with every `${expression}` replaced by its value over `params`.
 
-    A string that is exactly `${name}` takes the param's value with its type (an int stays an
-    int); a placeholder inside a longer string is replaced by its text. What substitution adds
-    is counted against `budget` (a new one, over `diagnostics`, when None): past it,
-    `SpecErrors` is raised.
+    A string that is exactly `${...}` takes the value with its type (`${width}` of an int is
+    an int, `${width * 4}` too); one inside a longer string is replaced by its text. Errors
+    (syntax, an unknown name, a value an operator cannot take) go to `diagnostics` at the
+    column of the offending sub-expression, and leave the string as it was. What substitution
+    adds is counted against `budget` (a new one, over `diagnostics`, when None): past it,
+    `SpecErrors` is raised. With `check_only`, expressions are parsed and their names checked
+    against `params`, and nothing is evaluated.
+
+    The string values of a block use's `per_copy` are left as they are: they are evaluated for
+    each copy, with `${copy}`, when the use is expanded (blocks.py).
     """
     if budget is None:
         budget = Budget(diagnostics)
     if isinstance(data, dict):
-        return {
-            k: (
-                v
-                if (not path and k in skip)
-                else substitute(v, params, positions, diagnostics, path + (k,), skip, budget)
-            )
-            for k, v in data.items()
-        }
+        result = {}
+        for k, v in data.items():
+            if not path and k in skip:
+                result[k] = v
+            elif k == "per_copy" and "block" in data and isinstance(v, dict):
+                result[k] = _substitute_per_copy(
+                    v, params, positions, diagnostics, path + (k,), budget, check_only
+                )
+            else:
+                result[k] = substitute(
+                    v, params, positions, diagnostics, path + (k,), skip, budget, check_only
+                )
+        return result
     if isinstance(data, list):
         return [
-            substitute(v, params, positions, diagnostics, path + (i,), skip, budget)
+            substitute(v, params, positions, diagnostics, path + (i,), skip, budget, check_only)
             for i, v in enumerate(data)
         ]
     if not isinstance(data, str) or "${" not in data:
         return data
-    whole = PLACEHOLDER.fullmatch(data)
-    for match in PLACEHOLDER.finditer(data):
-        name = match.group(1).strip()
-        if name not in params:
+    return _substitute_string(data, params, positions, diagnostics, path, budget, check_only)
+
+
+def _substitute_per_copy(
+    per_copy: dict,
+    params: dict,
+    positions: Positions,
+    diagnostics: Diagnostics,
+    path: Path,
+    budget,
+    check_only,
+) -> dict:
+    """A use's `per_copy` with its lists substituted and its expressions left for each copy."""
+    return {
+        k: v
+        if isinstance(v, str)
+        else substitute(v, params, positions, diagnostics, path + (k,), (), budget, check_only)
+        for k, v in per_copy.items()
+    }
+
+
+def _substitute_string(
+    data: str,
+    params: dict[str, Any],
+    positions: Positions,
+    diagnostics: Diagnostics,
+    path: Path,
+    budget: Budget,
+    check_only: bool,
+) -> Any:
+    matches = list(PLACEHOLDER.finditer(data))
+    parsed: list[expr.Expression | str] = []
+    for match in matches:
+        if match.group(1).strip() in params:
+            # A bare name, looked up as written: names such as `my-param`, which the format
+            # has always allowed, are not Python names.
+            parsed.append(match.group(1).strip())
+            continue
+        try:
+            expression = expr.parse(match.group(1))
+        except expr.ExprError as exc:
+            diagnostics.error(exc.message, _expression_location(positions, path, data, match, exc), exc.hint)
+            return data
+        for name, offset, length in expression.names():
+            if name in params:
+                continue
+            bare = expression.text.strip() == name
+            location = (
+                _placeholder_location(positions, path, data, match)
+                if bare
+                else _expression_location(positions, path, data, match, expr.ExprError("", offset, length))
+            )
             diagnostics.error(
-                f"'${{{name}}}' names no param",
-                _placeholder_location(positions, path, data, match),
+                f"'${{{name}}}' names no param" if bare else f"'{name}' names no param",
+                location,
                 hint=did_you_mean(name, params) or _declared(params),
             )
             return data
-    for match in PLACEHOLDER.finditer(data):
-        name = match.group(1).strip()
-        if not budget.take(params[name]):
-            budget.refuse(name, params[name], _placeholder_location(positions, path, data, match))
-    if whole:
-        return params[whole.group(1).strip()]
-    return PLACEHOLDER.sub(lambda m: str(params[m.group(1).strip()]), data)
+        parsed.append(expression)
+    if check_only:
+        return data
+    values = []
+    for match, expression in zip(matches, parsed, strict=True):
+        try:
+            value = params[expression] if isinstance(expression, str) else expr.evaluate(expression, params)
+        except expr.ExprError as exc:
+            diagnostics.error(exc.message, _expression_location(positions, path, data, match, exc), exc.hint)
+            return data
+        if not budget.take(value):
+            budget.refuse(match.group(1).strip(), value, _placeholder_location(positions, path, data, match))
+        values.append(value)
+    if len(matches) == 1 and matches[0].group(0) == data:
+        return values[0]
+    pieces, end = [], 0
+    for match, value in zip(matches, values, strict=True):
+        pieces += [data[end : match.start()], str(value)]
+        end = match.end()
+    return "".join(pieces) + data[end:]
+
+
+def referenced_names(data: Any) -> set[str]:
+    """Every name the `${...}` expressions in `data` (strings, nested in lists and mappings)
+    read; expressions that do not parse are skipped (substitution reports them)."""
+    found: set[str] = set()
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and "${" in node:
+            for match in PLACEHOLDER.finditer(node):
+                found.add(match.group(1).strip())  # a bare name, however it is spelt
+                try:
+                    found.update(name for name, _, _ in expr.parse(match.group(1)).names())
+                except expr.ExprError:
+                    continue
+    return found
+
+
+def _has_placeholder(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and "${" in node:
+            return True
+    return False
+
+
+def resolve_params(
+    params: dict[str, Any],
+    positions: Positions,
+    diagnostics: Diagnostics,
+    path: Path = ("params",),
+    budget: Budget | None = None,
+    given: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """`params` with the expressions in their values computed: a param may use others, written
+    in any order. `given` are names every param may read besides the others (`copy`).
+
+    Returns None when a param could not be computed (a cycle, or an error in an expression);
+    the problem is in `diagnostics`.
+    """
+    budget = budget if budget is not None else Budget(diagnostics)
+    given = given or {}
+    resolved: dict[str, Any] = {}
+    failed: set[str] = set()
+    before = len(diagnostics.errors)
+
+    names = {**params, **given}  # what expressions read: each param replaced once computed
+
+    def compute(name: str, uses: list[str]) -> None:
+        if any(other in failed for other in uses):
+            failed.add(name)
+            return
+        errors = len(diagnostics.errors)
+        resolved[name] = substitute(params[name], names, positions, diagnostics, path + (name,), (), budget)
+        names[name] = resolved[name]
+        if len(diagnostics.errors) > errors:
+            failed.add(name)
+
+    # Depth first, without recursion (a chain of params may be long): a param is computed once
+    # every param it uses is; one met again while its own uses are pending closes a cycle.
+    for first in params:
+        stack: list[tuple[str, list[str] | None]] = [(first, None)]
+        chain: list[str] = []
+        on_chain: set[str] = set()  # chain's names, for a test in constant time
+        while stack:
+            name, uses = stack.pop()
+            if uses is not None:  # its uses are done
+                on_chain.discard(chain.pop())
+                if name not in failed:
+                    compute(name, uses)
+                continue
+            if name in resolved or name in failed:
+                continue
+            if name in on_chain:
+                cycle = " -> ".join(chain[chain.index(name) :] + [name])
+                diagnostics.error(f"params form a cycle: {cycle}", positions.of(path + (name,)))
+                failed.update(chain[chain.index(name) :])
+                continue
+            if not _has_placeholder(params[name]):  # most values: kept as they are, not copied
+                resolved[name] = params[name]
+                continue
+            uses = [n for n in sorted(referenced_names(params[name])) if n in params and n not in given]
+            chain.append(name)
+            on_chain.add(name)
+            stack.append((name, uses))
+            stack.extend((other, None) for other in reversed(uses))
+    return None if len(diagnostics.errors) > before else resolved
+
+
+def _expression_location(
+    positions: Positions, path: Path, value: str, match: re.Match, error: expr.ExprError
+) -> Location | None:
+    """Where the sub-expression `error` points at, inside the placeholder `match` of `value`."""
+    loc = _placeholder_location(positions, path, value, match)
+    if loc is None or loc.file == OVERRIDE_FILE:
+        return loc
+    return replace(loc, col=loc.col + 2 + error.offset, length=error.length)
 
 
 def _placeholder_location(positions: Positions, path: Path, value: str, match: re.Match) -> Location | None:

@@ -8,11 +8,21 @@ completes `units:` after `type: Dense`.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from graphspec.spec import catalog
 from graphspec.spec.model import Spec
 
 SCHEMA_ID = "https://graphspec.dev/schemas/graphspec.schema.json"
+# A value computed by an expression is a string until params are substituted, so wherever the
+# format takes a number or a boolean the schema also takes a `${...}` string.
+EXPRESSION = {
+    "type": "string",
+    "pattern": r"\$\{[^}]*\}",
+    "description": "A param or an expression: ${width}, ${width * 4} (docs/format.md).",
+}
+_COMPUTED_TYPES = ("integer", "number", "boolean")
+_KEPT_OUTSIDE = ("default", "description", "title")
 
 
 def json_schema() -> dict:
@@ -39,7 +49,22 @@ def json_schema() -> dict:
         }
         for name in names
     ]
-    return schema
+    schema["$defs"]["Expression"] = dict(EXPRESSION)
+    return _computable(schema)
+
+
+def _computable(node: Any) -> Any:
+    """`node` with each schema of a number or a boolean widened to also take an expression."""
+    if isinstance(node, list):
+        return [_computable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _computable(value) for key, value in node.items()}
+    if node.get("type") in _COMPUTED_TYPES:
+        inner = {k: v for k, v in node.items() if k not in _KEPT_OUTSIDE}
+        outer = {k: v for k, v in node.items() if k in _KEPT_OUTSIDE}
+        return {**outer, "anyOf": [inner, {"$ref": "#/$defs/Expression"}]}
+    return node
 
 
 def render() -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from graphspec.errors import Diagnostics, Location, SpecErrors
+from graphspec.errors import Diagnostic, Diagnostics, Location, SpecErrors
 
 Path = tuple  # keys and list indices from the document root to a value
 
@@ -34,9 +34,12 @@ _STANDARD_TAGS = {
 }
 
 
-# YAML forbids `{` and `}` in plain scalars inside flow mappings, yet `{units: ${width}}` is how
-# people write specs. Before parsing, each `${name}` becomes `$⦃name⦄` (same length, so columns
-# stay true), and every string is turned back after parsing.
+# YAML forbids `{` and `}` in plain scalars inside flow collections, so the format's spelling
+# there is quoted: `{units: "${width}"}` (docs/format.md). Specs written before that say
+# `{units: ${width}}`, which no other YAML tool reads: they still load, with a warning. Before
+# parsing, each `${name}` becomes `$⦃name⦄` (same length, so columns stay true), and every
+# string is turned back after parsing. Expressions (`${width * 4}`) are not protected: they
+# were never written unquoted, and a `,` in one would split a flow collection anyway.
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][\w.\-]*)\}")
 _OPEN, _CLOSE = "\u2983", "\u2984"
 
@@ -100,6 +103,8 @@ class Source:
 
     `diagnostics` holds problems that do not stop reading (a duplicate key keeps its first
     value, a forbidden tag reads as null), so later checks still report everything else.
+    `unquoted` holds the warnings for each old, unquoted `${name}` in a flow collection: the
+    loader shows them only for a spec without errors, where they are not noise.
     """
 
     file: str
@@ -107,6 +112,7 @@ class Source:
     data: Any
     positions: Positions
     diagnostics: Diagnostics
+    unquoted: list[Diagnostic] = field(default_factory=list)
 
 
 def _location(file: str, node: yaml.Node) -> Location:
@@ -138,8 +144,49 @@ def parse(text: str, file: str = "<string>") -> Source:
     # bounds the work: the walk over the node graph is only for documents that may need it.
     if "&" in text and "*" in text:
         _check_expansion(root, file, sources)
-    data = _Converter(file, positions, diagnostics).convert(root, ())
-    return Source(file, text, data, positions, diagnostics)
+    converter = _Converter(file, positions, diagnostics)
+    data = converter.convert(root, ())
+    return Source(file, text, data, positions, diagnostics, converter.unquoted)
+
+
+def unquoted_placeholders(text: str) -> list[tuple[int, int]]:
+    """Where the old, unquoted `${name}` scalars inside flow collections are written in `text`:
+    (start, end) character offsets of each whole scalar, in document order. Text that is not
+    YAML has none."""
+    try:
+        root = yaml.compose(_protect(text), Loader=_Loader)
+    except (yaml.YAMLError, RecursionError):
+        return []
+    found, stack = [], [(root, False)]
+    while stack:
+        node, in_flow = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            if _unquoted_in_flow(node, in_flow):
+                found.append((node.start_mark.index, node.end_mark.index))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((child, node.flow_style) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend([(key, node.flow_style), (value, node.flow_style)])
+    return sorted(set(found))
+
+
+def requote(text: str) -> str:
+    """`text` with each old, unquoted `${name}` scalar in a flow collection double-quoted, and
+    nothing else changed (comments, spacing, order): what `graphspec fmt` writes.
+
+    >>> requote("layers: {h: {units: ${width}, in: x}}  # hidden\\n")
+    'layers: {h: {units: "${width}", in: x}}  # hidden\\n'
+    """
+    for start, end in reversed(unquoted_placeholders(text)):
+        scalar = text[start:end]
+        quoted = '"' + scalar.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        text = text[:start] + quoted + text[end:]
+    return text
+
+
+def _unquoted_in_flow(node: yaml.ScalarNode, in_flow: bool) -> bool:
+    return bool(in_flow) and not node.style and _OPEN in node.value  # libyaml says "" for plain
 
 
 def _check_text(text: str, file: str, sources: dict[str, str]) -> None:
@@ -177,6 +224,8 @@ def _compose(text: str, file: str, sources: dict[str, str]) -> yaml.Node | None:
         if exc.problem and exc.context and exc.context_mark and exc.context_mark is not mark:
             context = exc.context_mark
             hint = f"{exc.context}, which starts at line {context.line + 1}, column {context.column + 1}"
+        if mark is not None:
+            hint = _quoting_hint(text, mark, exc.context_mark if exc.context else None) or hint
         raise InvalidYAML.single(f"invalid YAML: {message}", loc, hint=hint, sources=sources) from None
     except RecursionError:
         raise SpecErrors.single(
@@ -186,6 +235,38 @@ def _compose(text: str, file: str, sources: dict[str, str]) -> yaml.Node | None:
         ) from None
     except yaml.YAMLError as exc:
         raise InvalidYAML.single(f"invalid YAML: {exc}", Location(file, 1, 1), sources=sources) from None
+
+
+_INDEXED = re.compile(r"[A-Za-z_][\w.\-]*\[[^\]\[,]*\]")
+
+
+def _quoting_hint(text: str, mark: yaml.Mark, context: yaml.Mark | None) -> str | None:
+    """The fix for the two syntax errors a spec's author most often meets: `${...}` and
+    `node[1]` written unquoted inside a flow collection, where YAML reads `{` and `[` as the
+    start of another collection."""
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    col = mark.column
+    start = line.rfind("${", 0, col + 2)
+    if start != -1 and start >= col - 1:
+        end = line.find("}", start)
+        written = line[start : end + 1] if end != -1 else line[start:]
+        return f'inside {{...}} or [...], quote a value with ${{...}}: "{written}"'
+    if line[col : col + 1] != "[" or not re.search(r"[\w.\-]$", line[:col]):
+        return None
+    if context is None or context.line != mark.line or line[context.column : context.column + 1] != "[":
+        return None
+    depth, end = 0, None
+    for i in range(context.column, len(line)):
+        depth += {"[": 1, "]": -1}.get(line[i], 0)
+        if depth == 0:
+            end = i
+            break
+    if end is None:
+        return None
+    items = [item.strip() for item in line[context.column + 1 : end].split(",")]
+    quoted = ", ".join(f'"{item}"' if _INDEXED.fullmatch(item) else item for item in items)
+    return f"quote each reference, as '[' starts a list: [{quoted}]"
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -284,8 +365,9 @@ class _Converter:
         self.diagnostics = diagnostics
         self.visited = 0
         self.constructor = _Loader("")
+        self.unquoted: list[Diagnostic] = []
 
-    def convert(self, node: yaml.Node, path: Path) -> Any:
+    def convert(self, node: yaml.Node, path: Path, in_flow: bool = False) -> Any:
         self.visited += 1
         if len(path) > MAX_DEPTH:
             raise SpecErrors.single(
@@ -312,9 +394,13 @@ class _Converter:
         if isinstance(node, yaml.ScalarNode):
             # A string is its text: the constructor, which would return the same, is skipped.
             value = node.value if node.tag == _STR else self.constructor.construct_object(node)
-            return _unprotect(value) if isinstance(value, str) and _OPEN in value else value
+            if isinstance(value, str) and _OPEN in value:
+                value = _unprotect(value)
+                if _unquoted_in_flow(node, in_flow):
+                    self._unquoted(node, value)
+            return value
         if isinstance(node, yaml.SequenceNode):
-            return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+            return [self.convert(item, path + (i,), node.flow_style) for i, item in enumerate(node.value)]
         result: dict = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -334,5 +420,17 @@ class _Converter:
                 self.diagnostics.error(f"duplicate key '{key}'{where}", _location(self.file, key_node))
                 continue
             self.positions.keys[path + (key,)] = _location(self.file, key_node)
-            result[key] = self.convert(value_node, path + (key,))
+            result[key] = self.convert(value_node, path + (key,), node.flow_style)
         return result
+
+    def _unquoted(self, node: yaml.ScalarNode, value: str) -> None:
+        quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        self.unquoted.append(
+            Diagnostic(
+                f"'{value}' unquoted inside {{...}} or [...] is not standard YAML: other tools "
+                "cannot read this file",
+                _location(self.file, node),
+                f"quote it: {quoted} (graphspec fmt FILE quotes every one)",
+                severity="warning",
+            )
+        )
