@@ -26,6 +26,7 @@ SHRINK = {
     "book_twin_camera": ["size=71"],  # Xception's smallest input
     "transformer_classifier": ["seq_len=16", "vocab=100"],
     "gpt2_small": ["vocab=97", "context=16", "layers=2", "heads=2", "width=32"],
+    "efficientnet": ["resolution=32"],
 }
 QUICK = [
     "train.samples=4",
