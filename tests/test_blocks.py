@@ -483,3 +483,22 @@ def test_a_bad_input_exits_with_status_2(write_spec):
     assert result.exit_code == 2
     assert result.stderr.startswith(f"{path}:14:31: error: repeat must be a positive integer, got -1\n")
     assert result.stdout == ""
+
+
+def test_a_block_use_beside_inputs_that_are_not_a_mapping_is_an_error_at_inputs(write_spec):
+    # Found by tests/test_fuzz.py: the expander looked names up in `inputs` before validation.
+    path = write_spec(
+        """
+        graphspec: 1
+        name: fz
+        blocks:
+          b: {in: x, layers: {d: {type: Dense, units: 4, in: x}}, out: d}
+        inputs: true
+        layers:
+          r: {block: b, in: x}
+        outputs: {r: {loss: mse}}
+        """
+    )
+    with pytest.raises(SpecErrors) as exc:
+        graphspec.load(path)
+    assert str(exc.value).splitlines()[0] == f"{path}:5:9: error: inputs: should be a dictionary"

@@ -245,8 +245,10 @@ class _Expander:
         if not isinstance(layers, dict):
             return Expansion(self.data, self.origins)
         top = _Scope(layers, ("layers",), "", {}, self.params)
+        inputs = self.data.get("inputs")
+        inputs = inputs if isinstance(inputs, dict) else {}  # a wrong type is reported by validation
         for name in layers:
-            if _is_use(layers[name]) and name in (self.data.get("inputs") or {}):
+            if _is_use(layers[name]) and name in inputs:
                 self.error(
                     f"layer '{name}' has the same name as an input",
                     self.loc(top, ("layers", name), key=True),
