@@ -411,6 +411,12 @@ class _Converter:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.diagnostics.error("a mapping key must be a plain name", _location(self.file, key_node))
                 continue
+            if key_node.tag not in _STANDARD_TAGS:  # a key is data too: no constructor is called
+                self.diagnostics.error(
+                    f"YAML tag '{key_node.tag}' is not allowed: a spec is data and cannot construct objects",
+                    _location(self.file, key_node),
+                )
+                continue
             key = key_node.value if key_node.tag == _STR else self.constructor.construct_object(key_node)
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 key = str(key_node.value)
