@@ -9,6 +9,7 @@ in one points at it like an error in the spec points at its line.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -366,38 +367,35 @@ def _substitute_string(
     return "".join(pieces) + data[end:]
 
 
+def _strings(data: Any) -> Iterator[str]:
+    """Every string in `data`, nested in lists and mappings, walked without recursion."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            yield node
+
+
 def referenced_names(data: Any) -> set[str]:
     """Every name the `${...}` expressions in `data` (strings, nested in lists and mappings)
     read; expressions that do not parse are skipped (substitution reports them)."""
     found: set[str] = set()
-    stack = [data]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, str) and "${" in node:
-            for match in PLACEHOLDER.finditer(node):
-                found.add(match.group(1).strip())  # a bare name, however it is spelt
-                try:
-                    found.update(name for name, _, _ in expr.parse(match.group(1)).names())
-                except expr.ExprError:
-                    continue
+    for text in _strings(data):
+        for match in PLACEHOLDER.finditer(text):
+            found.add(match.group(1).strip())  # a bare name, however it is spelt
+            try:
+                found.update(name for name, _, _ in expr.parse(match.group(1)).names())
+            except expr.ExprError:
+                continue
     return found
 
 
 def _has_placeholder(data: Any) -> bool:
-    stack = [data]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, str) and "${" in node:
-            return True
-    return False
+    return any("${" in text for text in _strings(data))
 
 
 def resolve_params(
