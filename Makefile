@@ -78,9 +78,12 @@ schema: $(STAMP)
 
 # `make demo` on the lowest and the highest Python that pyproject.toml claims, each in a
 # virtualenv of its own: the claim is what installs and runs.
+# With pyenv, make both visible: PYENV_VERSION=3.11.7:3.13.0 make demo-pythons
+PYTHON_LOWEST  ?= python3.11
+PYTHON_HIGHEST ?= python3.13
 demo-pythons:
-	$(MAKE) demo PYTHON=python3.11 VENV=.venv-3.11
-	$(MAKE) demo PYTHON=python3.13 VENV=.venv-3.13
+	$(MAKE) demo PYTHON=$(PYTHON_LOWEST) VENV=.venv-3.11
+	$(MAKE) demo PYTHON=$(PYTHON_HIGHEST) VENV=.venv-3.13
 
 # The newest Keras and TensorFlow in a throwaway virtualenv: what their catalog changes against
 # the committed one (a new Keras needs `make catalog` and a new pin in constraints.txt).

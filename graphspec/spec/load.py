@@ -80,8 +80,13 @@ class LoadedSpec:
         return expanded_yaml(self)
 
     def resolved(self) -> dict:
-        """The spec's data after params and overrides, as plain YAML-ready data."""
-        return self.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        """The spec's data after params and overrides, as plain YAML-ready data that loads on
+        its own: blocks are already expanded into its layers, so their definitions and the
+        files that held them (`include`) are left out."""
+        data = self.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        data.pop("include", None)
+        data.pop("blocks", None)
+        return data
 
 
 def load(
