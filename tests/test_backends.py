@@ -147,3 +147,75 @@ def test_a_killed_run_resumes_to_the_same_epoch_count(backend, tmp_path):
     history = json.loads((run / "history.json").read_text())
     assert history["epoch"] == list(range(epochs))
     assert not partial.exists()
+
+
+# --- Without TensorFlow: JAX alone -----------------------------------------------------------
+
+needs_jax = pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="jax is not installed: make test-backends installs it"
+)
+
+TENSORBOARD_SPEC = """\
+graphspec: 1
+name: logged
+inputs:
+  x: {shape: [8]}
+layers:
+  y: {type: Dense, units: 1, in: x}
+outputs:
+  y: {loss: mse}
+train:
+  callbacks:
+    - {type: CSVLogger, filename: log.csv}
+    - {type: TensorBoard, log_dir: logs}
+"""
+
+
+def _without_tensorflow(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`graphspec` on JAX in a Python where `import tensorflow` fails, as it does where only
+    the jax extra is installed: a sitecustomize marks the module missing before anything runs."""
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text("import sys\nsys.modules['tensorflow'] = None\n")
+    env = _env("jax")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "graphspec", *args], env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+@needs_jax
+def test_training_on_jax_needs_no_tensorflow(tmp_path):
+    args = ["specs/book_mlp.yaml", "--synthetic", "--kind", "teacher", "--samples", "64", "--epochs", "1"]
+    result = _without_tensorflow(tmp_path, "train", *args, "--quiet", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "model.keras").is_file()
+
+
+@needs_jax
+def test_a_callback_that_needs_tensorflow_is_refused_without_it(tmp_path):
+    spec = tmp_path / "logged.yaml"
+    spec.write_text(TENSORBOARD_SPEC)
+    runs = tmp_path / "runs"
+    result = _without_tensorflow(
+        tmp_path,
+        "train",
+        str(spec),
+        "--synthetic",
+        "--samples",
+        "64",
+        "--epochs",
+        "1",
+        "--runs-dir",
+        str(runs),
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"{spec}:12:7: error: callback TensorBoard writes its event files with TensorFlow's "
+        "tf.summary, and TensorFlow is not installed (the Keras backend is jax)\n"
+        "      - {type: TensorBoard, log_dir: logs}\n"
+        "        ^~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~\n"
+        "  hint: install TensorFlow beside it (pip install tensorflow-cpu), or log with CSVLogger\n"
+        "1 error\n"
+    )
+    assert not runs.exists()

@@ -1,8 +1,10 @@
-"""`graphspec train --devices N`: data parallel training gives the single-device run's loss.
+"""`graphspec train --devices N` and multi-process runs: data parallel training gives the
+single-device run's loss.
 
 Each run is a subprocess, since the backend and the number of virtual CPU devices are fixed
-when the process starts: JAX gets four host devices from XLA_FLAGS, TensorFlow four logical
-CPUs from `tf.config.set_logical_device_configuration` before anything else touches it.
+when the process starts: JAX gets four host devices from XLA_FLAGS (two per process in a
+multi-process run), TensorFlow four logical CPUs from `tf.config.set_logical_device_configuration`
+before anything else touches it.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -53,29 +58,73 @@ needs_jax = pytest.mark.skipif(
 )
 
 
-def _run(backend: str, *args: str) -> subprocess.CompletedProcess:
+def _command(backend: str, *args: str, devices: int = 4) -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     launcher = ["-c", TF_LAUNCHER] if backend == "tensorflow" else ["-m", "graphspec"]
-    return subprocess.run(
-        [sys.executable, *launcher, "train", *args], env=env, capture_output=True, text=True, timeout=600
-    )
+    return {"args": [sys.executable, *launcher, "train", *args], "env": env, "text": True}
+
+
+def _run(backend: str, *args: str, devices: int = 4) -> subprocess.CompletedProcess:
+    return subprocess.run(**_command(backend, *args, devices=devices), capture_output=True, timeout=600)
+
+
+def _run_together(*commands: list[str], devices: int = 2) -> list[subprocess.CompletedProcess]:
+    """Each of `commands` (train's arguments) as a JAX process of its own, all at once, as
+    the processes of a multi-process run are started."""
+    processes = [
+        subprocess.Popen(
+            **_command("jax", *args, devices=devices), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for args in commands
+    ]
+    try:
+        outputs = [process.communicate(timeout=600) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return [
+        subprocess.CompletedProcess(process.args, process.returncode, out, err)
+        for process, (out, err) in zip(processes, outputs, strict=True)
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _final_loss(run: Path) -> float:
     return json.loads((run / "history.json").read_text())["loss"][-1]
 
 
+@pytest.fixture(scope="module")
+def single_device_loss(tmp_path_factory) -> Callable[[str], float]:
+    """The final loss of the run on one device, per backend, trained when first asked for."""
+    losses: dict[str, float] = {}
+
+    def loss(backend: str) -> float:
+        if backend not in losses:
+            folder = tmp_path_factory.mktemp(f"single-{backend}")
+            (folder / "tiny.yaml").write_text(SPEC)
+            result = _run(backend, str(folder / "tiny.yaml"), *ARGS, "--out", str(folder / "one"))
+            assert result.returncode == 0, result.stderr
+            losses[backend] = _final_loss(folder / "one")
+        return losses[backend]
+
+    return loss
+
+
 @pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=needs_jax)])
-def test_four_devices_reach_the_single_device_loss(tmp_path, backend):
+def test_four_devices_reach_the_single_device_loss(tmp_path, backend, single_device_loss):
     spec = tmp_path / "tiny.yaml"
     spec.write_text(SPEC)
-    single = _run(backend, str(spec), *ARGS, "--out", str(tmp_path / "one"))
-    assert single.returncode == 0, single.stderr
     replicated = _run(backend, str(spec), *ARGS, "--devices", "4", "--out", str(tmp_path / "four"))
     assert replicated.returncode == 0, replicated.stderr
-    one, four = _final_loss(tmp_path / "one"), _final_loss(tmp_path / "four")
-    assert four == pytest.approx(one, rel=1e-3)
+    assert _final_loss(tmp_path / "four") == pytest.approx(single_device_loss(backend), rel=1e-3)
 
 
 @needs_jax
@@ -140,3 +189,203 @@ def test_devices_takes_a_number_or_all(tmp_path):
     result = CliRunner().invoke(app, ["train", str(spec), *ARGS, "--devices", "two"])
     assert result.exit_code == 2
     assert result.stderr == "error: --devices takes a positive number or 'all'; got 'two'\n1 error\n"
+
+
+# --- More than one process: 2 processes x 2 virtual CPU devices on 127.0.0.1 --------------------
+
+
+def _cluster(port: int, process_id: int, processes: int = 2) -> list[str]:
+    return [
+        "--coordinator",
+        f"127.0.0.1:{port}",
+        "--num-processes",
+        str(processes),
+        "--process-id",
+        str(process_id),
+    ]
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory) -> tuple[Path, list[subprocess.CompletedProcess]]:
+    """A run of the tiny spec by two processes, each asked to write its own run directory: the
+    folder they ran in, and how each ended."""
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed: make test-backends installs it")
+    folder = tmp_path_factory.mktemp("two-processes")
+    (folder / "tiny.yaml").write_text(SPEC)
+    port = _free_port()
+    results = _run_together(
+        *[
+            [str(folder / "tiny.yaml"), *ARGS, *_cluster(port, i), "--out", str(folder / f"run{i}")]
+            for i in (0, 1)
+        ]
+    )
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    return folder, results
+
+
+@needs_jax
+def test_two_processes_reach_the_single_device_loss(two_processes, single_device_loss):
+    folder, _ = two_processes
+    assert _final_loss(folder / "run0") == pytest.approx(single_device_loss("jax"), rel=1e-3)
+
+
+@needs_jax
+def test_only_process_0_writes_a_run_directory(two_processes):
+    folder, results = two_processes
+    assert sorted(p.name for p in folder.iterdir()) == ["run0", "tiny.yaml"]
+    assert results[0].stdout.splitlines()[-1] == f"run saved in {folder / 'run0'}"
+    assert results[1].stdout.splitlines()[-1] == "trained with the other processes; process 0 saves the run"
+
+
+@needs_jax
+def test_a_batch_the_processes_devices_cannot_split_is_refused_by_each(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SPEC)
+    port = _free_port()
+    results = _run_together(
+        *[
+            [str(spec), *ARGS, "--batch-size", "30", *_cluster(port, i), "--out", str(tmp_path / f"r{i}")]
+            for i in (0, 1)
+        ]
+    )
+    for result in results:
+        assert result.returncode == 2
+        assert result.stderr.endswith(
+            "error: 2 processes with 4 devices in all: a batch of 30 does not split evenly over 4 devices\n"
+            "  hint: use a batch size that is a multiple of 4\n"
+            "1 error\n"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
+@needs_jax
+def test_a_coordinator_that_cannot_be_reached_is_an_error_after_the_timeout(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SPEC)
+    port = _free_port()  # nothing listens there
+    result = _run(
+        "jax",
+        str(spec),
+        *ARGS,
+        *_cluster(port, 1),
+        "--join-timeout",
+        "2",
+        "--out",
+        str(tmp_path / "r"),
+        devices=2,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: --coordinator 127.0.0.1:{port}: process 0 could not be reached within 2 s "
+        "(Connection refused)\n"
+        "  hint: start process 0 there (it listens on that port), or give more time with --join-timeout\n"
+        "1 error\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
+# Checked before the backend is: these run in the test process, on TensorFlow.
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (_cluster(1234, 2), "--process-id 2 is out of range: 2 processes are numbered 0 to 1"),
+        (_cluster(1234, -1), "--process-id -1 is out of range: 2 processes are numbered 0 to 1"),
+        (_cluster(1234, 0, processes=0), "--num-processes takes a number of at least 1; got 0"),
+        (
+            ["--coordinator", "10.0.0.1", "--num-processes", "2", "--process-id", "0"],
+            "--coordinator takes HOST:PORT, process 0's address and a free port; got '10.0.0.1'",
+        ),
+        (
+            ["--coordinator", "10.0.0.1:99999", "--num-processes", "2", "--process-id", "0"],
+            "--coordinator takes HOST:PORT, process 0's address and a free port; got '10.0.0.1:99999'",
+        ),
+        (
+            ["--process-id", "1"],
+            "a multi-process run needs --coordinator, --num-processes and --process-id together; "
+            "--coordinator and --num-processes are missing",
+        ),
+        (
+            ["--distributed", "--num-processes", "2"],
+            "--distributed finds the coordinator and the processes in the cluster environment; "
+            "--num-processes would name them again",
+        ),
+    ],
+    ids=[
+        "id-past-the-end",
+        "negative-id",
+        "no-processes",
+        "no-port",
+        "port-too-high",
+        "partial",
+        "both-ways",
+    ],
+)
+def test_bad_cluster_options_are_refused_before_connecting(tmp_path, options, message):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SPEC)
+    result = CliRunner().invoke(app, ["train", str(spec), *ARGS, *options, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {message}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
+def test_a_multi_process_run_needs_the_jax_backend(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SPEC)
+    result = CliRunner().invoke(
+        app, ["train", str(spec), *ARGS, *_cluster(1234, 0), "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: a multi-process run uses JAX's distributed runtime; the Keras backend here is tensorflow\n"
+        "  hint: run every process with KERAS_BACKEND=jax (pip install -e '.[jax]')\n"
+        "1 error\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
+# Each process of a multi-process run feeds its part of every batch: together, the parts are
+# the batch a single process trains on (in the test process: no JAX needed).
+
+
+@pytest.mark.parametrize("kind", ["random", "teacher"])
+def test_the_processes_parts_of_a_synthetic_batch_make_the_whole_batch(tmp_path, kind):
+    import keras
+    import numpy as np
+
+    from graphspec.keras.data import synthetic_datasets
+    from graphspec.keras.distribute import Processes
+    from graphspec.spec.load import load
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SPEC)
+    loaded = load(spec, [])
+    model = loaded.build()
+    settings = {"kind": kind, "samples": 72, "batch_size": 32, "validation_split": 0, "seed": 4}
+
+    def datasets(processes: Processes | None) -> Any:
+        keras.utils.set_random_seed(4)  # as `train` seeds every process: the teachers are alike
+        return synthetic_datasets(loaded, model, **settings, processes=processes)[0]
+
+    whole, parts = datasets(None), [datasets(Processes(i, 2, 4)) for i in (0, 1)]
+    for index in range(len(whole)):  # 32, 32, then the last batch of 8
+        x, y = whole[index]
+        (x0, y0), (x1, y1) = parts[0][index], parts[1][index]
+        assert len(x0["x"]) == len(x["x"]) // 2
+        np.testing.assert_array_equal(np.concatenate([x0["x"], x1["x"]]), x["x"])
+        np.testing.assert_allclose(np.concatenate([y0["y"], y1["y"]]), y["y"], rtol=1e-6)
+
+
+def test_the_processes_parts_of_an_array_batch_make_the_whole_batch():
+    import numpy as np
+
+    from graphspec.keras.distribute import ProcessBatches, Processes
+
+    x, y = {"x": np.arange(40).reshape(20, 2)}, {"y": np.arange(20)}
+    parts = [ProcessBatches(x, y, 8, Processes(i, 2, 4)) for i in (0, 1)]
+    assert len(parts[0]) == 3  # 8, 8, then the last batch of 4
+    fed = [np.concatenate([parts[0][i][1]["y"], parts[1][i][1]["y"]]) for i in range(3)]
+    assert [batch.tolist() for batch in fed] == [list(range(0, 8)), list(range(8, 16)), list(range(16, 20))]
+    assert parts[1][2][0]["x"].tolist() == [[36, 37], [38, 39]]

@@ -8,6 +8,7 @@ Names and arguments were already checked without TensorFlow (`graphspec.spec.bui
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from pathlib import Path
@@ -16,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from graphspec import atomic, policy
-from graphspec.errors import SpecErrors
+from graphspec import archive, atomic, policy
+from graphspec.errors import Diagnostics, SpecErrors
 from graphspec.keras.shapes import flatten
 from graphspec.spec import catalog
 
@@ -131,7 +132,10 @@ def _confined_paths(loaded: LoadedSpec, index: int, run_dir: Path) -> dict[str, 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint that writes each checkpoint to a temporary file and renames it into place,
-    so a kill while saving never truncates the best checkpoint saved before."""
+    so a kill while saving never truncates the best checkpoint saved before. A whole-model
+    checkpoint (.keras) carries the spec, as `graphspec.keras.save.save_model` writes it."""
+
+    spec_members: dict[str, bytes] = {}  # set per instance by `build_callbacks`, never changed in place
 
     def _get_file_path(self, epoch: int, batch: int | None, logs: dict | None) -> str:
         self._target = super()._get_file_path(epoch, batch, logs)
@@ -141,7 +145,31 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         super()._save_model(epoch, batch, logs)
         written = str(atomic.partial_path(self._target))
         if os.path.exists(written):
+            if self.spec_members and written.endswith(".keras") and not self.save_weights_only:
+                archive.append(Path(written), self.spec_members)
             os.replace(written, self._target)
+
+
+# Callbacks that Keras runs with TensorFlow whatever the backend: TensorBoard's event files are
+# written by `tf.summary`.
+NEEDS_TENSORFLOW = {"TensorBoard": "writes its event files with TensorFlow's tf.summary"}
+
+
+def check_tensorflow(loaded: LoadedSpec) -> None:
+    """Refuse, before anything is built or written, a callback that needs TensorFlow on a
+    backend that runs without it, when TensorFlow is not installed: a `SpecErrors` at its line."""
+    if keras.backend.backend() == "tensorflow" or importlib.util.find_spec("tensorflow") is not None:
+        return
+    diagnostics = Diagnostics(sources=dict(loaded.diagnostics.sources))
+    for i, spec in enumerate(loaded.spec.train.callbacks):
+        if spec.type in NEEDS_TENSORFLOW:
+            diagnostics.error(
+                f"callback {spec.type} {NEEDS_TENSORFLOW[spec.type]}, and TensorFlow is not "
+                f"installed (the Keras backend is {keras.backend.backend()})",
+                loaded.location("train", "callbacks", i),
+                "install TensorFlow beside it (pip install tensorflow-cpu), or log with CSVLogger",
+            )
+    diagnostics.raise_if_errors()
 
 
 def build_callbacks(
@@ -151,16 +179,21 @@ def build_callbacks(
     *,
     validation_sample: dict[str, np.ndarray] | None = None,
     tensors: dict[str, Any] | None = None,
+    writing: bool = True,
 ) -> list[keras.callbacks.Callback]:
     """The callbacks `loaded.spec.train.callbacks` describes, writing into `run_dir`.
 
     Every path a callback writes lies in `run_dir`: BackupAndRestore's `backup_dir` too, so
     the folder it deletes when training ends is inside the run (`graphspec train --resume`
     finds it there after a kill). ActivationLogger needs `validation_sample`. A callback Keras
-    refuses, or one that cannot run, is a `SpecErrors` at its line in the spec.
+    refuses, or one that cannot run, is a `SpecErrors` at its line in the spec. Without
+    `writing` (the processes of a multi-process run other than process 0), only the callbacks
+    that neither write nor reach the network are made: those that steer training.
     """
     callbacks = []
     for i, spec in enumerate(loaded.spec.train.callbacks):
+        if not writing and (catalog.callback(spec.type) or {}).get("capabilities"):
+            continue
         where = loaded.location("train", "callbacks", i)
         args = _confined_paths(loaded, i, run_dir)
         try:
@@ -180,6 +213,7 @@ def build_callbacks(
                 callback = keras.callbacks.LearningRateScheduler(**args)
             elif spec.type == "ModelCheckpoint":
                 callback = AtomicModelCheckpoint(**args)
+                callback.spec_members = archive.members(loaded)
             else:
                 callback = getattr(keras.callbacks, spec.type)(**args)
         except SpecErrors:

@@ -18,6 +18,8 @@ import numpy as np
 
 from graphspec import arrays as arr
 from graphspec.errors import Diagnostics, SpecErrors
+from graphspec.keras.build import by_name
+from graphspec.keras.distribute import Processes, local, part
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -67,12 +69,15 @@ class SyntheticData(keras.utils.PyDataset):
         seed: int,
         stream: int = _TRAIN_STREAM,
         teacher: Teacher | None = None,
+        processes: Processes | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.plans, self.targets = plans, targets
         self.samples, self.batch_size = samples, batch_size
         self.seed, self.stream, self.teacher = seed, stream, teacher
+        # In a multi-process run, each process makes every batch and keeps its part of it.
+        self.processes = processes if processes is not None and processes.count > 1 else None
 
     def __len__(self) -> int:
         return math.ceil(self.samples / self.batch_size)
@@ -97,14 +102,15 @@ class SyntheticData(keras.utils.PyDataset):
         count = min(self.batch_size, self.samples - index * self.batch_size)
         rng = np.random.default_rng((self.seed, self.stream, index))
         x = {name: plan.generate(rng, count) for name, plan in self.plans.items()}
+        rows = part(count, self.processes) if self.processes is not None else slice(None)
         if self.teacher is None:
             y = {
-                name: arr.random_target(target, shape, rng, count)
+                name: arr.random_target(target, shape, rng, count)[rows]
                 for name, (target, shape) in self.targets.items()
             }
-        else:
-            y = self.teacher.targets(x)
-        return x, y
+            return {name: a[rows] for name, a in x.items()}, y
+        x = {name: a[rows] for name, a in x.items()}
+        return x, self.teacher.targets(x)
 
 
 class Teacher:
@@ -122,13 +128,15 @@ class Teacher:
         self.model, self.targets_of = model, targets
         rng = np.random.default_rng((seed, _CALIBRATION_STREAM))
         x = {name: plan.generate(rng, calibration_samples) for name, plan in plans.items()}
-        predictions = model.predict(x, batch_size=64, verbose=0)
+        with local():
+            predictions = model.predict(x, batch_size=64, verbose=0)
         self.calibration = {
             name: arr.teacher_calibration(target, predictions[name]) for name, (target, _) in targets.items()
         }
 
     def targets(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        predictions = self.model.predict_on_batch(x)
+        with local():
+            predictions = self.model.predict_on_batch(x)
         return {
             name: arr.teacher_target(target, predictions[name], self.calibration[name])
             for name, (target, _) in self.targets_of.items()
@@ -145,11 +153,14 @@ def synthetic_datasets(
     validation_split: float,
     seed: int,
     seq_len: int | None = None,
+    processes: Processes | None = None,
 ) -> tuple[SyntheticData, SyntheticData | None]:
     """Training and validation datasets for `model` (the student, built from `loaded`).
 
     `validation_split` of the samples are generated for validation, apart from the others.
-    A teacher is built from the same spec with fresh random weights.
+    A teacher is built from the same spec with fresh random weights, outside any distribution:
+    each process runs its own. In a multi-process run (`processes`), every batch holds this
+    process's part of the samples alone.
     """
     if kind not in (RANDOM, TEACHER):
         raise SpecErrors.single(
@@ -166,7 +177,12 @@ def synthetic_datasets(
     plans = arr.input_plans(loaded, seq_len)
     shapes = output_shapes(model, {name: plan.shape for name, plan in plans.items()})
     targets = {name: (target, shapes[name]) for name, target in targets_of(loaded).items()}
-    teacher = Teacher(loaded.build(compile=False), plans, targets, seed) if kind == TEACHER else None
+    if kind == TEACHER:
+        with local():
+            network = by_name(loaded.build(compile=False), loaded, compile=False)
+            teacher = Teacher(network, plans, targets, seed)
+    else:
+        teacher = None
     validation = round(samples * validation_split) if validation_split else 0
     if validation_split and validation == 0:
         validation = 1
@@ -177,9 +193,11 @@ def synthetic_datasets(
             hint="raise train.samples (--samples)",
             sources=loaded.diagnostics.sources,
         )
-    train = SyntheticData(plans, targets, samples - validation, batch_size, seed, _TRAIN_STREAM, teacher)
+    train = SyntheticData(
+        plans, targets, samples - validation, batch_size, seed, _TRAIN_STREAM, teacher, processes
+    )
     val = (
-        SyntheticData(plans, targets, validation, batch_size, seed, _VALIDATION_STREAM, teacher)
+        SyntheticData(plans, targets, validation, batch_size, seed, _VALIDATION_STREAM, teacher, processes)
         if validation
         else None
     )
