@@ -1,9 +1,12 @@
-"""Specs named by a file path or by a git revision: `specs/a.yaml`, `HEAD~1:specs/a.yaml`.
+"""Specs named by a file path, by a git revision or by a model file: `specs/a.yaml`,
+`HEAD~1:specs/a.yaml`, `runs/a/model.keras`.
 
 A name that is an existing file, or that has no ':', is a file. Otherwise it is `REV:PATH` as
 `git show` reads it (PATH from the repository's root, or from the current folder when it
 starts with `./` or `../`), and messages about the spec name it `REV:PATH`. Its nested specs
 and included blocks are read from the same revision, and named the same way.
+A `.keras` file written by graphspec stands for the spec it was built from, which it carries
+(`graphspec.archive`): its files are read from the archive and named `MODEL.keras:NAME`.
 No TensorFlow here.
 """
 
@@ -31,9 +34,17 @@ def load_spec(
     name: str, overrides: list[str] | dict[str, Any] | None = None, root: Path | None = None
 ) -> LoadedSpec:
     """Load the spec a file path or a `REV:PATH` names, reading nested specs and includes only
-    under `root` (default: its folder). Raises `SpecErrors` when it cannot."""
+    under `root` (default: its folder), or the spec a graphspec `.keras` file carries, with the
+    overrides it was built with and then `overrides`. Raises `SpecErrors` when it cannot (a
+    `.keras` file not written by graphspec carries no spec)."""
     from graphspec.spec.load import load, load_text
 
+    if not is_revision(name) and name.endswith(".keras"):
+        from graphspec.archive import load_embedded
+
+        if isinstance(overrides, dict):
+            overrides = [f"{key}={value}" for key, value in overrides.items()]
+        return load_embedded(Path(name), overrides)
     if not is_revision(name):
         return load(Path(name), overrides, root=root)
     text, base, root = read_revision(name)
