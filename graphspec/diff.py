@@ -3,8 +3,10 @@
 Both specs are compared after params, overrides and blocks are resolved (`LoadedSpec.spec`), on
 the same canonical forms the fingerprint hashes (`graphspec/fingerprint.py`): two specs differ
 here exactly when one of their two fingerprints differs or their `search:` sections do (a
-search is not part of what a run trains, so no fingerprint holds it). Layers are matched by
-node name.
+search is not part of what a run trains, so no fingerprint holds it). So an argument added or
+removed at its Keras default, or respelled (`kernel_size: 3` for `[3, 3]`), is no change; what
+is shown for a change is what each spec writes. Layers are matched by node name, and a
+`share:` node by the call it is (its name is not part of the model).
 With `params=True` both models are built (TensorFlow is imported then, and only then) to
 count the parameters of each changed layer and of the whole model.
 """
@@ -17,10 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from graphspec.fingerprint import architecture_form, canonical_json, training_form
+from graphspec.fingerprint import (
+    architecture_form,
+    canonical_json,
+    layer_nodes,
+    model_form,
+    node_names,
+    training_form,
+)
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
+    from graphspec.spec.model import LayerSpec
 
 ADDED, REMOVED, CHANGED = "added", "removed", "changed"
 _UNSET = "(unset)"
@@ -99,6 +109,7 @@ class SpecDiff:
     outputs_removed: list[Entry] = field(default_factory=list)
     outputs_changed: list[Changed] = field(default_factory=list)
     losses_changed: list[Changed] = field(default_factory=list)
+    model_changed: list[Change] = field(default_factory=list)
     training_changed: list[Change] = field(default_factory=list)
     search_changed: list[Change] = field(default_factory=list)
     params: ParamsDiff | None = None
@@ -127,6 +138,7 @@ _SECTIONS = (
     "outputs_removed",
     "outputs_changed",
     "losses_changed",
+    "model_changed",
     "training_changed",
     "search_changed",
 )
@@ -138,23 +150,32 @@ def diff(
 ) -> SpecDiff:
     """The differences from `old` to `new`, named `old_name` and `new_name` in renderings.
 
-    With `params`, both models are built to count parameters per changed layer and in total.
+    Values are compared in the fingerprint's canonical form, so an argument added or removed
+    at its Keras default, or written in another spelling Keras reads the same, is no change;
+    what is shown is what each spec writes. With `params`, both models are built to count
+    parameters per changed layer and in total.
     """
     result = SpecDiff(old_name, new_name)
-    a, b = old.spec, new.spec
-    old_arch, new_arch = architecture_form(old), architecture_form(new)
+    # An output read with `from` is an Identity layer of the built model (`layer_nodes`); it is
+    # shown as one only against a spec that writes that layer out, and as an output otherwise.
+    old_identities = _identities(old, new)
+    new_identities = _identities(new, old)
+    old_arch, new_arch = architecture_form(old, old_identities), architecture_form(new, new_identities)
+    old_layers, new_layers = layer_nodes(old, old_identities), layer_nodes(new, new_identities)
+    old_keys, new_keys = node_names(old, old_layers), node_names(new, new_layers)
+    pairs, removed, added = _match_layers(old_keys, new_keys, list(new_layers))
 
-    for name in a.layers:
-        if name not in b.layers:
-            result.layers_removed.append(Entry(name, _entry(old, name)))
-    for name in b.layers:
-        if name not in a.layers:
-            result.layers_added.append(Entry(name, _entry(new, name)))
-            continue
-        before, after = old_arch["layers"][name], new_arch["layers"][name]
+    for name in removed:
+        result.layers_removed.append(Entry(name, _entry(old_layers[name])))
+    for name in added:
+        result.layers_added.append(Entry(name, _entry(new_layers[name])))
+    for old_node, name in pairs:
+        before, after = old_arch["layers"][old_keys[old_node]], new_arch["layers"][new_keys[name]]
         if before["in"] != after["in"]:
-            result.connections_changed.append(Connection(name, before["in"], after["in"]))
-        changes = _layer_changes(old, new, name, before, after)
+            result.connections_changed.append(
+                Connection(name, old_layers[old_node].inbound, new_layers[name].inbound)
+            )
+        changes = _layer_changes(old_layers[old_node], new_layers[name], before, after)
         if changes:
             result.layers_changed.append(Changed(name, changes))
 
@@ -166,13 +187,7 @@ def diff(
         result.inputs_changed,
     )
     outputs_changed: list[Changed] = []
-    _compare_named(
-        old_arch["outputs"],
-        new_arch["outputs"],
-        result.outputs_added,
-        result.outputs_removed,
-        outputs_changed,
-    )
+    _compare_outputs(old, new, old_arch["outputs"], new_arch["outputs"], result, outputs_changed)
     for item in outputs_changed:
         losses = [c for c in item.changes if c.key in _LOSS_FIELDS]
         others = [c for c in item.changes if c.key not in _LOSS_FIELDS]
@@ -180,6 +195,7 @@ def diff(
             result.losses_changed.append(Changed(item.name, losses))
         if others:
             result.outputs_changed.append(Changed(item.name, others))
+    result.model_changed = _dict_changes(model_form(old), model_form(new))
 
     old_training, new_training = _training(old), _training(new)
     result.training_changed = _dict_changes(old_training, new_training)
@@ -190,8 +206,39 @@ def diff(
     return result
 
 
-def _entry(loaded: LoadedSpec, name: str) -> dict[str, Any]:
-    node = loaded.spec.layers[name]
+def _identities(loaded: LoadedSpec, other: LoadedSpec) -> set[str]:
+    """The outputs of `loaded` read with `from` that `other` writes as the Identity layer
+    they build."""
+    layers = other.spec.layers
+    return {
+        n
+        for n, o in loaded.spec.outputs.items()
+        if o.source is not None and n in layers and layers[n].type == "Identity"
+    }
+
+
+def _match_layers(
+    old_keys: dict[str, str], new_keys: dict[str, str], new_order: list[str]
+) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """Layer nodes paired (old name, new name) in the new spec's order, then those only in the
+    old spec and only in the new. Nodes pair by their name in the canonical form (`node_names`):
+    by name, and a `share:` node by the call it is, whatever it is called. A node left unpaired
+    pairs with one of the same name on the other side (a share node reading something else)."""
+    new_by_key = {key: name for name, key in new_keys.items()}
+    old_key_set = set(old_keys.values())
+    pairs = [(name, new_by_key[key]) for name, key in old_keys.items() if key in new_by_key]
+    removed = [name for name, key in old_keys.items() if key not in new_by_key]
+    added = [name for name, key in new_keys.items() if key not in old_key_set]
+    for name in [n for n in removed if n in added]:
+        pairs.append((name, name))
+        removed.remove(name)
+        added.remove(name)
+    order = {name: i for i, name in enumerate(new_order)}
+    pairs.sort(key=lambda pair: order[pair[1]])
+    return pairs, removed, added
+
+
+def _entry(node: LayerSpec) -> dict[str, Any]:
     value: dict[str, Any] = {}
     if node.type is not None:
         value = {"type": node.type, **node.args}
@@ -207,8 +254,7 @@ def _entry(loaded: LoadedSpec, name: str) -> dict[str, Any]:
     return value
 
 
-def _layer_changes(old: LoadedSpec, new: LoadedSpec, name: str, before: dict, after: dict) -> list[Change]:
-    a, b = old.spec.layers[name], new.spec.layers[name]
+def _layer_changes(a: LayerSpec, b: LayerSpec, before: dict, after: dict) -> list[Change]:
     changes: list[Change] = []
     kind_a = "type" if a.type else "op" if a.op else "share" if a.share else "spec"
     kind_b = "type" if b.type else "op" if b.op else "share" if b.share else "spec"
@@ -219,9 +265,9 @@ def _layer_changes(old: LoadedSpec, new: LoadedSpec, name: str, before: dict, af
     elif kind_a in ("type", "op"):  # an op node changes as a layer does: its name, its arguments
         if getattr(a, kind_a) != getattr(b, kind_a):
             changes.append(Change(kind_a, getattr(a, kind_a), getattr(b, kind_a)))
-        changes += _dict_changes(a.args, b.args)
+        changes += _arg_changes(a.args, b.args, before["args"], after["args"])
     elif kind_a == "share":
-        if a.share != b.share:
+        if before["share"] != after["share"]:
             changes.append(Change("share", a.share, b.share))
     elif before["spec"] != after["spec"]:
         # The nested spec's own architecture changed (or the file it names did).
@@ -232,10 +278,49 @@ def _layer_changes(old: LoadedSpec, new: LoadedSpec, name: str, before: dict, af
     return changes
 
 
+def _arg_changes(old: dict, new: dict, old_form: dict, new_form: dict) -> list[Change]:
+    """The arguments whose canonical values (`old_form`, `new_form`: defaults left out) differ,
+    shown as each spec writes them: an argument added or removed at its default is no change."""
+    changes = []
+    for key in list(old_form) + [k for k in new_form if k not in old_form]:
+        if canonical_json(old_form.get(key, _UNSET)) == canonical_json(new_form.get(key, _UNSET)):
+            continue
+        status = ADDED if key not in old else REMOVED if key not in new else CHANGED
+        changes.append(Change(key, old.get(key), new.get(key), status))
+    return changes
+
+
 def _short(form: Any) -> str:
     import hashlib
 
     return "architecture " + hashlib.sha256(canonical_json(form).encode()).hexdigest()[:12]
+
+
+def _compare_outputs(
+    old: LoadedSpec, new: LoadedSpec, old_form: dict, new_form: dict, result: SpecDiff, changed: list
+) -> None:
+    """Outputs compared in canonical form (`from` is the tensor, however named), shown as written."""
+    for name in old_form:
+        if name not in new_form:
+            result.outputs_removed.append(Entry(name, _raw_output(old, name)))
+    for name in new_form:
+        if name not in old_form:
+            result.outputs_added.append(Entry(name, _raw_output(new, name)))
+            continue
+        before, after = _raw_output(old, name), _raw_output(new, name)
+        changes = [
+            Change(key, before.get(key), after.get(key))
+            for key in old_form[name]
+            if canonical_json(old_form[name][key]) != canonical_json(new_form[name].get(key))
+        ]
+        if changes:
+            changed.append(Changed(name, changes))
+
+
+def _raw_output(loaded: LoadedSpec, name: str) -> dict[str, Any]:
+    data = loaded.spec.outputs[name].model_dump(mode="json", by_alias=True)
+    data.pop("doc", None)
+    return data
 
 
 def _compare_named(old: dict, new: dict, added: list, removed: list, changed: list) -> None:
@@ -344,6 +429,7 @@ def render_text(result: SpecDiff) -> str:
     )
     section("outputs changed", [f"  ~ {c.name}: {_changes(c.changes)}" for c in result.outputs_changed])
     section("losses changed", [f"  ~ {c.name}: {_changes(c.changes)}" for c in result.losses_changed])
+    section("model changed", [f"  ~ {_change(c)}" for c in result.model_changed])
     section("training changed", [f"  ~ {_change(c)}" for c in result.training_changed])
     section("search changed", [f"  ~ {_change(c)}" for c in result.search_changed])
     if result.params is not None:

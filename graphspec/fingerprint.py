@@ -1,35 +1,53 @@
 """Content hashes of a spec: one for the architecture, one for the training settings.
 
-The hash is taken of a canonical form of the *resolved* spec (params, overrides and blocks
-applied: `LoadedSpec.spec`), so it does not change with key order, formatting, comments, docs,
-or with writing a layer inline instead of through a block, as long as the resulting nodes,
-their names and arguments are the same. It changes with anything that changes the model:
+The architecture hash identifies the model a spec builds. It is taken of a canonical form of
+the *resolved* spec (params, overrides and blocks applied: `LoadedSpec.spec`), so it does not
+change with how the spec is written:
 
-- architecture: the inputs (shape, dtype, sparse, batch_size), every layer node (its type and
-  constructor arguments, an op node's function and arguments, what it shares, the nested spec
-  it uses, what it reads, its call arguments) and the outputs (which tensor, loss, loss weight,
-  metrics). A nested spec (`spec: file.yaml`) counts by its own canonical architecture, not by
-  its file name.
-- training: `compile`, `train`, and the inputs' synthetic-data settings (range, seq_len).
+- key order, formatting, comments, docs, the spec's `name`, writing a layer inline or through a
+  block, or a nested spec's file name (it counts by its own canonical architecture);
+- an argument written at the value Keras would use anyway (`use_bias: true`, `strides: 1`), or
+  in another spelling Keras reads the same (`kernel_size: 3` and `[3, 3]` for Conv2D, `axis: [-1]`
+  and `-1` for LayerNormalization, `glorot_uniform` and `{type: GlorotUniform}`): defaults come
+  from the catalog, and `graphspec/spec/defaults.py` lists the equivalences and what it does not
+  normalize;
+- the name of a `share:` node (a layer's second call has no name in Keras: it is identified by
+  the layer it calls, what it reads and its call arguments);
+- `out: {from: h}` against the Identity layer the build adds for it, written out
+  (`out: {type: Identity, in: h}` with `out: {}`); an op node's operands given by position or by
+  parameter; a nested spec's inputs given as a list (in its inputs' order) or by name.
+
+It changes with anything that changes the built model: the inputs (shape, dtype, sparse,
+optional, batch_size), every layer node's name, type and arguments that differ from the
+defaults, an op node's function and arguments, what each node reads and shares, its call
+arguments, a nested spec's contents, the outputs (which tensor, loss, loss weight, metrics),
+and the model's input and output `structure` and `trainable: false`. Hashes made under another
+`SCHEME` are not comparable: changing the canonical form is a format change.
+
+The training hash covers `compile` (the optimizer with its defaults left out, the same way),
+`train`, and the inputs' synthetic-data settings (range, seq_len).
 
 Not hashed: `name`, `doc`, `params` (only their substituted values count), block definitions,
-`include`. The hash is of the spec, not of Keras's config: writing a Keras default explicitly
-(`use_bias: true`) changes it. No TensorFlow here.
+`include`. No TensorFlow here: Keras's defaults are read from the catalog.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from graphspec.spec import defaults
+from graphspec.spec.model import REFERENCE
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
     from graphspec.spec.model import InputSpec, LayerSpec, OutputSpec
 
 # Changing what goes into the canonical form changes every hash: say so by changing this.
-SCHEME = "graphspec-fingerprint/1"
+SCHEME = "graphspec-fingerprint/2"
 # Input fields that only say how synthetic data is made: training, not architecture.
 _DATA_FIELDS = ("range", "seq_len", "doc")
 
@@ -60,21 +78,61 @@ def fingerprint(loaded: LoadedSpec) -> Fingerprint:
     return Fingerprint(_hash(architecture_form(loaded)), _hash(training_form(loaded)))
 
 
-def architecture_form(loaded: LoadedSpec) -> dict[str, Any]:
-    """The canonical data the architecture hash is taken of (JSON-ready, order-free)."""
+def architecture_form(loaded: LoadedSpec, identities: Collection[str] | None = None) -> dict[str, Any]:
+    """The canonical data the architecture hash is taken of (JSON-ready, order-free).
+
+    Layer nodes are those of `layer_nodes(loaded, identities)`, keyed by `node_names`: their own
+    names, but a `share:` node's identity (see there). Every reference (`in`, an output's
+    tensor) names nodes that way.
+    """
     spec = loaded.spec
-    return {
+    layers = layer_nodes(loaded, identities)
+    names = node_names(loaded, layers)
+    form = {
         "inputs": {name: _input(i) for name, i in spec.inputs.items()},
-        "layers": {name: layer_form(loaded, name) for name in spec.layers},
-        "outputs": {name: _output(o) for name, o in spec.outputs.items()},
+        "layers": {names[name]: layer_form(loaded, name, names, layers) for name in layers},
+        "outputs": {
+            name: _output(name, o, names, name in layers and name not in spec.layers)
+            for name, o in spec.outputs.items()
+        },
     }
+    form.update(model_form(loaded))
+    return form
+
+
+def layer_nodes(loaded: LoadedSpec, identities: Collection[str] | None = None) -> dict[str, LayerSpec]:
+    """The spec's layer nodes, and the Identity layer the build adds for an output read with
+    `from` (named as the output: `out: {from: h}` is `out: {type: Identity, in: h}`), for the
+    outputs named in `identities` (by default every such output)."""
+    from graphspec.spec.model import LayerSpec
+
+    layers = dict(loaded.spec.layers)
+    for name, output in loaded.spec.outputs.items():
+        if output.source is not None and name not in layers and (identities is None or name in identities):
+            layers[name] = LayerSpec.model_validate({"type": "Identity", "in": output.source})
+    return layers
+
+
+def model_form(loaded: LoadedSpec) -> dict[str, Any]:
+    """The model-wide settings that change the model, where a spec gives them: the structure of
+    its inputs and outputs (when not dicts by name) and `trainable: false`."""
+    spec = loaded.spec
+    found: dict[str, Any] = {}
+    structure = getattr(spec, "structure", None)
+    if structure is not None:
+        found["structure"] = structure.model_dump(mode="json", exclude_none=True)
+    if getattr(spec, "trainable", True) is not True:
+        found["trainable"] = spec.trainable
+    return found
 
 
 def training_form(loaded: LoadedSpec) -> dict[str, Any]:
     """The canonical data the training hash is taken of: compile, train and synthetic data."""
     spec = loaded.spec
+    compile_form = spec.compile.model_dump(mode="json", by_alias=True)
+    compile_form["optimizer"] = defaults.optimizer(compile_form.get("optimizer"))
     return {
-        "compile": spec.compile.model_dump(mode="json", by_alias=True),
+        "compile": compile_form,
         "train": spec.train.model_dump(mode="json", by_alias=True),
         "data": {
             name: {k: getattr(i, k) for k in _DATA_FIELDS if k != "doc"} for name, i in spec.inputs.items()
@@ -82,30 +140,133 @@ def training_form(loaded: LoadedSpec) -> dict[str, Any]:
     }
 
 
-def layer_form(loaded: LoadedSpec, name: str) -> dict[str, Any]:
+def layer_form(
+    loaded: LoadedSpec,
+    name: str,
+    names: dict[str, str] | None = None,
+    layers: dict[str, LayerSpec] | None = None,
+) -> dict[str, Any]:
     """One layer node's canonical form: what it is, what it reads, how it is called.
 
-    A nested spec is replaced by its own canonical architecture, and by the order of its
-    inputs, which is how a parent's `in: [a, b]` is matched to them.
+    Arguments equal to Keras's defaults are left out and the rest spelled one way
+    (`graphspec.spec.defaults`); references name nodes as `names` does (`node_names`). A
+    nested spec is replaced by its own canonical architecture, and what it reads by a mapping
+    of its inputs (`in: [a, b]` is matched to them in order, as the build does).
     """
-    node: LayerSpec = loaded.spec.layers[name]
-    form: dict[str, Any] = {"in": node.inbound, "call": node.call}
+    layers = layer_nodes(loaded) if layers is None else layers
+    names = node_names(loaded, layers) if names is None else names
+    node = layers[name]
+    form: dict[str, Any] = {"in": _rename(node.inbound, names), "call": node.call}
     if node.type is not None:
         form["type"] = node.type
-        form["args"] = node.args
+        form["args"] = defaults.layer_args(node.type, node.args)
     elif node.op is not None:
         form["op"] = node.op
-        form["args"] = node.args
+        form["args"] = defaults.op_args(node.op, node.args)
+        form["in"] = _rename(_operands(node), names)
     elif node.share is not None:
-        form["share"] = node.share
+        form["share"] = names[_shared_layer(layers, name)]
     elif node.spec is not None:
         nested = loaded.nested.get(name)
-        form["spec"] = (
-            {**architecture_form(nested), "input_order": list(nested.spec.inputs)}
-            if nested is not None
-            else node.spec
-        )
+        form["spec"] = architecture_form(nested) if nested is not None else node.spec
+        if nested is not None:  # `in: [a, b]` is matched to the nested spec's inputs in order
+            form["in"] = _rename(_by_input(node.inbound, list(nested.spec.inputs)), names)
     return form
+
+
+def _by_input(inbound: Any, order: list[str]) -> Any:
+    """A nested spec node's `in` as a mapping of its inputs, as the build passes it."""
+    if isinstance(inbound, str):
+        return {order[0]: inbound} if order else inbound
+    if isinstance(inbound, list):
+        return dict(zip(order, inbound, strict=False))
+    return inbound
+
+
+def node_names(loaded: LoadedSpec, layers: dict[str, LayerSpec] | None = None) -> dict[str, str]:
+    """Each layer node's name in the canonical form: its own, except for a `share:` node.
+
+    A share node is a further call of another node's layer; Keras gives that call no name of its
+    own, so an exported model names it anew (`embed_2`). It is identified instead by what it is:
+    the layer it calls, what it reads (named this same way) and its call arguments, as
+    `LAYER@CALL-HASH` (`embed@3f2a...`); identical calls of one layer are numbered in spec order.
+    """
+    layers = layer_nodes(loaded) if layers is None else layers
+    inputs = loaded.spec.inputs
+    names = {name: name for name, node in layers.items() if node.share is None}
+    pending = [name for name, node in layers.items() if node.share is not None]
+    taken: set[str] = set(names)
+    while pending:
+        ready = [
+            n
+            for n in pending
+            if all(_node_of(r) in names or _node_of(r) in inputs for r in _references(layers[n].inbound))
+        ]
+        if not ready:  # references to nothing, or a cycle: checks report those; keep the names
+            names.update({n: n for n in pending})
+            break
+        for name in ready:
+            node = layers[name]
+            identity = canonical_json([_rename(node.inbound, names), node.call])
+            base = f"{_shared_layer(layers, name)}@{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+            canonical, count = base, 1
+            while canonical in taken:
+                count += 1
+                canonical = f"{base}#{count}"
+            taken.add(canonical)
+            names[name] = canonical
+        pending = [n for n in pending if n not in ready]
+    return names
+
+
+def _shared_layer(layers: dict[str, LayerSpec], name: str) -> str:
+    """The node whose layer a share node calls, through shares of shares."""
+    seen = {name}
+    while layers[name].share is not None and layers[name].share in layers and layers[name].share not in seen:
+        name = layers[name].share
+        seen.add(name)
+    return name
+
+
+def _operands(node: LayerSpec) -> Any:
+    """An op node's `in` as parameter -> reference, however it was written (by position or name)."""
+    from graphspec.spec import ops
+
+    entry = ops.op(node.op)
+    if entry is None:
+        return node.inbound
+    filled, problems = ops.operands(entry, node.args, node.inbound)
+    return node.inbound if problems else filled
+
+
+def _references(inbound: Any) -> list[str]:
+    if isinstance(inbound, str):
+        return [inbound]
+    if isinstance(inbound, list):
+        return [r for item in inbound for r in _references(item)]
+    if isinstance(inbound, dict):
+        return [r for item in inbound.values() for r in _references(item)]
+    return []
+
+
+def _node_of(reference: str) -> str:
+    match = REFERENCE.match(reference)
+    return match.group("node") if match else reference
+
+
+def _rename(inbound: Any, names: dict[str, str]) -> Any:
+    """`inbound` with every reference's node named as `names` says (`a[0]` keeps its index)."""
+    if isinstance(inbound, str):
+        match = REFERENCE.match(inbound)
+        if not match or match.group("node") not in names:
+            return inbound
+        index = match.group("index")
+        return names[match.group("node")] + (f"[{index}]" if index is not None else "")
+    if isinstance(inbound, list):
+        return [_rename(item, names) for item in inbound]
+    if isinstance(inbound, dict):
+        return {key: _rename(item, names) for key, item in inbound.items()}
+    return inbound
 
 
 def canonical_json(data: Any) -> str:
@@ -123,7 +284,11 @@ def _input(spec_input: InputSpec) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in _DATA_FIELDS}
 
 
-def _output(output: OutputSpec) -> dict[str, Any]:
+def _output(name: str, output: OutputSpec, names: dict[str, str], identity: bool) -> dict[str, Any]:
+    """An output's canonical form: the tensor it is, named as `node_names` does (the node of its
+    own name, which is the Identity layer of `layer_nodes` where `identity`), its loss, weight
+    and metrics."""
     data = output.model_dump(mode="json", by_alias=True)
     data.pop("doc", None)
+    data["from"] = _rename(output.source if output.source is not None and not identity else name, names)
     return data

@@ -113,8 +113,8 @@ def test_inputs_and_outputs_added_and_removed():
     new = OLD.replace("extra: {shape: [2]}", "other: {shape: [2]}").replace("[h2, extra]", "[h2, other]")
     new = new.replace("  aux: {loss: mse, weight: 0.5}\n", "  h2: {}\n")
     result = diff(spec(OLD), spec(new))
-    assert result.inputs_added == [
-        Entry("other", {"shape": [2], "dtype": "float32", "sparse": False, "batch_size": None})
+    assert [(e.name, e.value["shape"], e.value["dtype"]) for e in result.inputs_added] == [
+        ("other", [2], "float32")
     ]
     assert [e.name for e in result.inputs_removed] == ["extra"]
     assert [e.name for e in result.outputs_added] == ["h2"]
@@ -441,3 +441,65 @@ def test_resnet50_against_itself_with_one_change(tmp_path):
         Connection("conv5.block1.conv0", "conv4.blocks.4.out", "conv4.blocks.3.out"),
         Connection("conv5.block1.branch.conv1", "conv4.blocks.4.out", "conv4.blocks.3.out"),
     ]
+
+
+# --- Keras's defaults and other spellings of the same model -----------------------------------
+
+
+def test_an_argument_added_at_its_keras_default_is_no_change():
+    explicit = OLD.replace(
+        "h2:  {type: Dense, units: 8, in: h1}",
+        "h2:  {type: Dense, units: 8, use_bias: true, activation: linear,"
+        " kernel_initializer: GlorotUniform, in: h1}",
+    )
+    assert explicit != OLD
+    result = diff(spec(OLD), spec(explicit))
+    assert not result.differ
+    assert render_text(result) == ""
+
+
+def test_an_argument_changed_from_its_default_written_out_shows_both_values():
+    explicit = OLD.replace(
+        "{type: Dense, units: 8, in: h1}", "{type: Dense, units: 8, use_bias: true, in: h1}"
+    )
+    changed = OLD.replace(
+        "{type: Dense, units: 8, in: h1}", "{type: Dense, units: 8, use_bias: false, in: h1}"
+    )
+    assert diff(spec(explicit), spec(changed)).layers_changed == [
+        Changed("h2", [Change("use_bias", True, False)])
+    ]
+    # Left out, a value other than the default is removed; written back at the default, it is
+    # a change from that value to the default's.
+    assert diff(spec(changed), spec(OLD)).layers_changed == [
+        Changed("h2", [Change("use_bias", False, None, "removed")])
+    ]
+
+
+def test_a_share_node_renamed_is_no_change():
+    shared = """
+    graphspec: 1
+    name: shared
+    inputs: {a: {shape: [4]}, b: {shape: [4]}, c: {shape: [4]}}
+    layers:
+      left:  {type: Dense, units: 3, in: a}
+      right: {share: left, in: b}
+      both:  {type: Concatenate, in: [left, right, c]}
+    outputs: {both: {loss: mse}}
+    """
+    renamed = shared.replace("right: {share", "left_2: {share").replace("[left, right,", "[left, left_2,")
+    assert not diff(spec(shared), spec(renamed)).differ
+    # A share node of the same name reading something else is that node, changed.
+    other = shared.replace("{share: left, in: b}", "{share: left, in: c}").replace("right, c]", "right, b]")
+    assert diff(spec(shared), spec(other)).connections_changed == [
+        Connection("right", "b", "c"),
+        Connection("both", ["left", "right", "c"], ["left", "right", "b"]),
+    ]
+
+
+def test_an_output_read_with_from_against_its_identity_layer_written_out_is_no_change():
+    written = NEW.replace("aux: {loss: mse, weight: 0.5, from: drop}", "aux: {loss: mse, weight: 0.5}")
+    written = written.replace(
+        "  out:  {type: Dense", "  aux:  {type: Identity, in: drop}\n  out:  {type: Dense"
+    )
+    assert not diff(spec(NEW), spec(written)).differ
+    assert not diff(spec(written), spec(NEW)).differ

@@ -87,7 +87,7 @@ def test_key_order_formatting_comments_docs_and_name_change_nothing():
         ("x: {shape: [4]}", "x: {shape: [4], dtype: float16}"),  # an input's dtype
         ("out: {loss: mse}", "out: {loss: mae}"),  # an output's loss
         ("out: {loss: mse}", "out: {loss: mse, weight: 0.5}"),  # its weight
-        ("out: {loss: mse}", "out: {loss: mse}\n  cat: {from: cat}"),  # an output more
+        ("out: {loss: mse}", "out: {loss: mse}\n  joined: {from: cat}"),  # an output more
         ("Concatenate, in", "Concatenate, axis: 1, in"),  # explicit default
     ],
 )
@@ -234,3 +234,230 @@ def test_a_training_run_records_the_fingerprint(tmp_path):
     # The resolved spec the run keeps is the same architecture.
     kept = graphspec.load(result.run_dir / "spec.yaml")
     assert fingerprint(kept).architecture == recorded["architecture"]
+
+
+# --- Keras's defaults ------------------------------------------------------------------------
+
+ONE_LAYER = """
+graphspec: 1
+name: one
+inputs: {x: {shape: SHAPE}}
+layers:
+  y: LAYER
+outputs: {y: {loss: mse}}
+"""
+
+# (input shape, a layer as one spec writes it, the same layer as another writes it): each pair
+# builds the same Keras layer, so both must hash the same.
+SAME_LAYER = [
+    ([4], "{type: Dense, units: 2, in: x}", "{type: Dense, units: 2, use_bias: true, in: x}"),
+    ([4], "{type: Dense, units: 2, in: x}", "{type: Dense, units: 2, activation: linear, in: x}"),
+    ([4], "{type: Dense, units: 2, in: x}", "{type: Dense, units: 2, activation: null, in: x}"),
+    (
+        [4],
+        "{type: Dense, units: 2, in: x}",
+        "{type: Dense, units: 2, kernel_initializer: GlorotUniform, in: x}",
+    ),
+    (
+        [4],
+        "{type: Dense, units: 2, kernel_initializer: glorot_uniform, in: x}",
+        "{type: Dense, units: 2, kernel_initializer: {type: GlorotUniform, seed: null}, in: x}",
+    ),
+    (
+        [4],
+        "{type: Dense, units: 2, kernel_regularizer: l2, in: x}",
+        "{type: Dense, units: 2, kernel_regularizer: {type: L2, l2: 0.01}, in: x}",
+    ),
+    (
+        [4],
+        "{type: Dense, units: 2, activation: swish, in: x}",
+        "{type: Dense, units: 2, activation: silu, in: x}",
+    ),
+    (
+        [4],
+        "{type: Dropout, rate: 0.5, in: x}",
+        "{type: Dropout, rate: 0.5, seed: null, noise_shape: null, in: x}",
+    ),
+    (
+        [8, 8, 3],
+        "{type: Conv2D, filters: 2, kernel_size: 3, in: x}",
+        "{type: Conv2D, filters: 2, kernel_size: [3, 3], in: x}",
+    ),
+    (
+        [8, 8, 3],
+        "{type: Conv2D, filters: 2, kernel_size: 3, in: x}",
+        "{type: Conv2D, filters: 2, kernel_size: 3, strides: 1, dilation_rate: [1, 1], padding: valid,"
+        " in: x}",
+    ),
+    (
+        [8, 3],
+        "{type: Conv1D, filters: 2, kernel_size: 3, in: x}",
+        "{type: Conv1D, filters: 2, kernel_size: [3], in: x}",
+    ),
+    ([8, 8, 3], "{type: MaxPooling2D, in: x}", "{type: MaxPooling2D, pool_size: 2, strides: 2, in: x}"),
+    ([8, 8, 3], "{type: ZeroPadding2D, in: x}", "{type: ZeroPadding2D, padding: [[1, 1], [1, 1]], in: x}"),
+    (
+        [8, 8, 3],
+        "{type: ZeroPadding2D, padding: [1, 2], in: x}",
+        "{type: ZeroPadding2D, padding: [[1, 1], [2, 2]], in: x}",
+    ),
+    ([5, 4], "{type: LayerNormalization, in: x}", "{type: LayerNormalization, axis: [-1], in: x}"),
+    ([5, 4], "{type: LayerNormalization, in: x}", "{type: LayerNormalization, epsilon: 1.0e-3, in: x}"),
+    ([4], "{type: ReLU, in: x}", "{type: ReLU, threshold: 0, in: x}"),  # 0 is the default 0.0
+]
+
+
+def one_layer(shape: list[int], layer: str) -> str:
+    return ONE_LAYER.replace("SHAPE", str(shape)).replace("LAYER", layer)
+
+
+@pytest.mark.parametrize("shape, written, other", SAME_LAYER)
+def test_an_argument_at_its_keras_default_or_spelled_otherwise_changes_nothing(shape, written, other):
+    assert hashes(one_layer(shape, written)) == hashes(one_layer(shape, other))
+
+
+@pytest.mark.parametrize("shape, written, other", SAME_LAYER)
+def test_what_the_fingerprint_calls_the_same_keras_builds_the_same(shape, written, other):
+    # The table of defaults and spellings, checked against Keras: both layers, built on the same
+    # input, have the same config.
+    keras = pytest.importorskip("keras")
+    configs = []
+    for text in (written, other):
+        model = load_text(textwrap.dedent(one_layer(shape, text)), "<test>").build(compile=False)
+        layer = model.get_layer("y")
+        configs.append(keras.saving.serialize_keras_object(layer)["config"])
+    assert configs[0] == configs[1]
+
+
+@pytest.mark.parametrize(
+    "shape, written, other",
+    [
+        ([4], "{type: Dense, units: 2, in: x}", "{type: Dense, units: 2, use_bias: false, in: x}"),
+        ([4], "{type: Dense, units: 2, in: x}", "{type: Dense, units: 2, activation: relu, in: x}"),
+        (
+            [4],
+            "{type: Dense, units: 2, in: x}",
+            "{type: Dense, units: 2, kernel_initializer: he_normal, in: x}",
+        ),
+        (
+            [4],
+            "{type: Dense, units: 2, kernel_initializer: glorot_uniform, in: x}",
+            "{type: Dense, units: 2, kernel_initializer: {type: GlorotUniform, seed: 1}, in: x}",
+        ),
+        ([4], "{type: Dense, units: 2, in: x}", "{type: Dense, units: 2, kernel_regularizer: l1, in: x}"),
+        (
+            [8, 8, 3],
+            "{type: Conv2D, filters: 2, kernel_size: 3, in: x}",
+            "{type: Conv2D, filters: 2, kernel_size: [3, 1], in: x}",
+        ),
+        (
+            [8, 8, 3],
+            "{type: Conv2D, filters: 2, kernel_size: 3, in: x}",
+            "{type: Conv2D, filters: 2, kernel_size: 3, strides: 2, in: x}",
+        ),
+        ([8, 8, 3], "{type: MaxPooling2D, in: x}", "{type: MaxPooling2D, pool_size: 2, strides: 1, in: x}"),
+        (
+            [8, 8, 3],
+            "{type: ZeroPadding2D, in: x}",
+            "{type: ZeroPadding2D, padding: [[1, 0], [1, 1]], in: x}",
+        ),
+        ([5, 4], "{type: LayerNormalization, in: x}", "{type: LayerNormalization, axis: [-2, -1], in: x}"),
+        ([5, 4], "{type: LayerNormalization, in: x}", "{type: LayerNormalization, epsilon: 1.0e-5, in: x}"),
+        # What Keras derives from the input's shape is not a default: written, it counts.
+        (
+            [5, 4],
+            "{type: MultiHeadAttention, num_heads: 2, key_dim: 2, in: {query: x, value: x}}",
+            "{type: MultiHeadAttention, num_heads: 2, key_dim: 2, attention_axes: [1],"
+            " in: {query: x, value: x}}",
+        ),
+    ],
+)
+def test_an_argument_other_than_its_default_changes_the_architecture(shape, written, other):
+    assert hashes(one_layer(shape, written)).architecture != hashes(one_layer(shape, other)).architecture
+
+
+def test_an_op_argument_at_its_default_changes_nothing():
+    base = """
+    graphspec: 1
+    name: ops
+    inputs: {x: {shape: [4]}}
+    layers:
+      total: {op: cumsum, in: x}
+    outputs: {total: {loss: mse}}
+    """
+    assert hashes(base) == hashes(base.replace("{op: cumsum, in: x}", "{op: cumsum, axis: null, in: {x: x}}"))
+    assert (
+        hashes(base).architecture
+        != hashes(base.replace("{op: cumsum, in: x}", "{op: cumsum, axis: 1, in: x}")).architecture
+    )
+
+
+def test_an_optimizer_at_its_defaults_changes_nothing():
+    assert hashes(BASE) == hashes(
+        BASE.replace("optimizer: rmsprop", "optimizer: {type: RMSprop, learning_rate: 0.001}")
+    )
+    assert (
+        hashes(BASE).training
+        != hashes(
+            BASE.replace("optimizer: rmsprop", "optimizer: {type: RMSprop, learning_rate: 0.01}")
+        ).training
+    )
+
+
+SHARED = """
+graphspec: 1
+name: shared
+inputs: {a: {shape: [4]}, b: {shape: [4]}}
+layers:
+  left:  {type: Dense, units: 3, in: a}
+  right: {share: left, in: b}
+  both:  {type: Concatenate, in: [left, right]}
+outputs:
+  both: {loss: mse}
+"""
+
+
+def test_a_share_node_counts_by_the_call_it_is_not_by_its_name():
+    # Keras gives a layer's second call no name: an exported model calls it `left_2`.
+    renamed = SHARED.replace("right: {share", "left_2: {share").replace("[left, right]", "[left, left_2]")
+    assert hashes(renamed) == hashes(SHARED)
+    # What it reads is what it is.
+    swapped = SHARED.replace("{type: Dense, units: 3, in: a}", "{type: Dense, units: 3, in: b}")
+    swapped = swapped.replace("{share: left, in: b}", "{share: left, in: a}")
+    assert hashes(swapped).architecture != hashes(SHARED).architecture
+
+
+def test_an_output_read_with_from_is_the_identity_layer_the_build_adds():
+    # `out: {from: h}` builds an Identity layer named `out`: written out, it is the same model.
+    written = BASE.replace("out: {loss: mse}", "out: {loss: mse}\n  joined: {from: cat}")
+    explicit = BASE.replace("out: {loss: mse}", "out: {loss: mse}\n  joined: {}")
+    explicit = explicit.replace(
+        "  out: {type: Dense", "  joined: {type: Identity, in: cat}\n  out: {type: Dense"
+    )
+    assert hashes(written) == hashes(explicit)
+    # Not an Identity layer: another model.
+    other = explicit.replace("joined: {type: Identity", "joined: {type: ReLU")
+    assert hashes(other).architecture != hashes(written).architecture
+
+
+def test_the_scheme_is_in_every_hash():
+    from graphspec import fingerprint as module
+
+    assert module.SCHEME == "graphspec-fingerprint/2"
+    form = module.architecture_form(load_text(textwrap.dedent(BASE), "<test>"))
+    text = module.SCHEME + "\n" + module.canonical_json(form)
+    assert hashes(BASE).architecture == "sha256:" + __import__("hashlib").sha256(text.encode()).hexdigest()
+
+
+def test_an_argument_whose_default_the_catalog_does_not_record_always_counts(monkeypatch):
+    # catalog_gen leaves out a default that is not plain data: such an argument is never
+    # taken for its default, whatever its value.
+    from graphspec.spec import catalog
+
+    entry = catalog.layer("Dense")
+    without = {**entry, "defaults": {k: v for k, v in entry["defaults"].items() if k != "use_bias"}}
+    monkeypatch.setattr(catalog, "layer", lambda name: without if name == "Dense" else None)
+    written = one_layer([4], "{type: Dense, units: 2, use_bias: true, in: x}")
+    assert (
+        hashes(written).architecture != hashes(one_layer([4], "{type: Dense, units: 2, in: x}")).architecture
+    )
