@@ -83,8 +83,9 @@ def check_inputs_used(ctx: Context, graph: nx.DiGraph) -> None:
     for target in output_nodes(ctx.spec):
         if target in graph:
             reached |= nx.ancestors(graph, target) | {target}
-    for name in ctx.spec.inputs:
-        if name not in reached:
+    for name, spec_input in ctx.spec.inputs.items():
+        # An optional input may be read by nothing: the model is called with None for it.
+        if name not in reached and not spec_input.optional:
             ctx.error(
                 f"input '{name}' reaches no output (graph disconnected)",
                 ("inputs", name),

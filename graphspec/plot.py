@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import pydot
 
+from graphspec.spec import catalog
 from graphspec.spec.model import REFERENCE
 
 if TYPE_CHECKING:
@@ -222,7 +223,7 @@ class _Drawer:
                 nested[name] = self.spec(inner, f"{scope}{name}/", cluster, top=False)
                 continue
             lines = self.layer_lines(loaded, name, node, uses, signatures)
-            is_model = node.spec is not None or (node.type or "").startswith("applications.")
+            is_model = node.spec is not None or catalog.is_application(node.type or "")
             self.node(parent, scope + name, lines, "model" if is_model else "layer", shared=len(uses) > 1)
 
         uses = loaded.expansion.uses() if folded else {}

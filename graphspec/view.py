@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from graphspec.spec import catalog
 from graphspec.spec.model import REFERENCE
 
 if TYPE_CHECKING:
@@ -227,7 +228,7 @@ class _Collector:
                 kind, type_ = "layer", kind_node.type or f"spec {kind_node.spec}"
             else:
                 kind, type_ = "layer", f"spec {node.spec}"
-            if type_.startswith(("applications.", "spec ")):
+            if type_.startswith("spec ") or catalog.is_application(type_):
                 kind = "model"
             self.node(
                 loaded,

@@ -244,6 +244,8 @@ def test_only_arguments_that_differ_from_the_defaults_are_written():
         outputs:
           out: {loss: categorical_crossentropy, metrics: [acc]}
 
+        structure: {inputs: tokens, outputs: out}
+
         compile:
           optimizer: {type: Adam, learning_rate: 0.0005}
         """)  # noqa: E501
@@ -260,7 +262,7 @@ def test_the_mask_keras_computes_comes_back_when_the_spec_is_built(tmp_path):
     # Padding (zeros) at the end changes nothing only where the mask reaches the LSTM.
     data = np.array([[3, 5, 7, 0, 0], [3, 5, 7, 9, 0]], dtype="int32")
     short = np.array([[3, 5, 7], [3, 5, 7]], dtype="int32")
-    result = np.asarray(rebuilt.predict({"tokens": data}, verbose=0)["lstm"])
+    result = np.asarray(rebuilt.predict(data, verbose=0))  # one tensor in and out, as the model
     np.testing.assert_allclose(result[0], np.asarray(model.predict(short, verbose=0))[0], atol=TOLERANCE)
     np.testing.assert_allclose(result, np.asarray(model.predict(data, verbose=0)), atol=TOLERANCE)
 
@@ -296,6 +298,8 @@ def test_shared_layers_and_nested_models_stay_what_they_are(tmp_path):
 
         outputs:
           h2: {}
+
+        structure: {inputs: head_in, outputs: h2}
         """)
     )
     assert_same_model(model, rebuild(exported, tmp_path), exported)

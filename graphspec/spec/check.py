@@ -55,6 +55,16 @@ def check_names(ctx: Context) -> None:
                 key=True,
                 hint="every input and layer needs a name of its own",
             )
+    # An output with `from` is an Identity layer named as the output: its name must be free.
+    for name, output in spec.outputs.items():
+        if output.source is not None and (name in spec.inputs or name in spec.layers):
+            taken = "an input" if name in spec.inputs else "a layer"
+            ctx.error(
+                f"output '{name}' (from '{output.source}') has the same name as {taken}",
+                ("outputs", name),
+                key=True,
+                hint="an output read with 'from' becomes a layer named as the output: rename it",
+            )
 
 
 def check_layer_types(ctx: Context) -> None:
@@ -136,7 +146,7 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
             ctx.error(f"{what}: {type_name}'s {refused.message}", path + (arg,), hint=refused.hint)
         elif found := _foreign_object(value, path + (arg,)):
             ctx.error(f"{what}: {found[1]}", found[0], hint=_OBJECT_HINT, key=found[2])
-        elif arg in catalog.LAYER_VALUED_ARGS and isinstance(value, dict):
+        elif (arg in catalog.LAYER_VALUED_ARGS or _layer_activation(arg, value)) and isinstance(value, dict):
             inner = dict(value)
             inner_type = inner.pop("type", None)
             if not isinstance(inner_type, str):
@@ -147,6 +157,11 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
     missing = [a for a in entry["required"] if a not in args and a not in misspelt]
     for arg in missing:
         ctx.error(f"{what}: {type_name} needs argument '{arg}'", path, key=True)
+
+
+def _layer_activation(arg: str, value: Any) -> bool:
+    """A layer given as an activation (`activation: {type: ReLU}`), checked as a nested layer."""
+    return (arg == "activation" or arg.endswith("_activation")) and isinstance(value, dict)
 
 
 # Keys of Keras's own serialized form, through which a config names any class of any module.
@@ -390,8 +405,48 @@ def check_callbacks(ctx: Context) -> None:
             )
 
 
+def check_structure(ctx: Context) -> None:
+    """`structure.inputs` and `structure.outputs` name each input (output) exactly once."""
+    structure = ctx.spec.structure
+    if structure is None:
+        return
+    for section in ("inputs", "outputs"):
+        value = getattr(structure, section)
+        if value is None:
+            continue
+        known = getattr(ctx.spec, section)
+        seen: set[str] = set()
+        for name, path in structure_leaves(value, ("structure", section)):
+            if name not in known:
+                ctx.error(
+                    f"structure.{section} names '{name}', which is not one of the spec's {section}",
+                    path,
+                    did_you_mean(name, list(known)),
+                )
+            elif name in seen:
+                ctx.error(f"structure.{section} names '{name}' twice", path)
+            seen.add(name)
+        missing = [n for n in known if n not in seen]
+        if missing:
+            ctx.error(
+                f"structure.{section} leaves out {', '.join(repr(n) for n in missing)}: "
+                f"it names every one of the spec's {section}",
+                ("structure", section),
+                key=True,
+            )
+
+
+def structure_leaves(value: Any, path: tuple = ()) -> list[tuple[str, tuple]]:
+    """The names in a structure of names, with the path of each, in the order written."""
+    if isinstance(value, str):
+        return [(value, path)]
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    return [leaf for key, item in items for leaf in structure_leaves(item, (*path, key))]
+
+
 CHECKS: tuple[Callable[[Context], None], ...] = (
     check_names,
+    check_structure,
     check_layer_types,
     check_shares,
     check_references,

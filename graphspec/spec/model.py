@@ -10,6 +10,7 @@ import re
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import TypeAliasType
 
 from graphspec.spec.search import SearchSpec
 
@@ -29,6 +30,8 @@ MAX_EPOCHS, MAX_BATCH_SIZE, MAX_SAMPLES, MAX_SEQ_LEN = 1_000_000, 1_000_000, 1_0
 MAX_SEED = 2**32 - 1
 
 Reference = str
+# A structure of names: a name, a list of structures, or a mapping of keys to structures.
+Nested = TypeAliasType("Nested", Union[str, list["Nested"], dict[str, "Nested"]])
 Inbound = Union[Reference, list[Reference], dict[str, Union[Reference, list[Reference]]]]
 
 
@@ -42,6 +45,9 @@ class InputSpec(_Strict):
     shape: list[int | None] = Field(description="Shape without the batch axis; null for any length.")
     dtype: str = "float32"
     sparse: bool = False
+    optional: bool = Field(
+        default=False, description="The model may be called with None for this input (Keras's optional)."
+    )
     batch_size: int | None = None
     range: tuple[float, float] | None = Field(
         default=None, description="Value range for synthetic data: [low, high)."
@@ -190,6 +196,22 @@ class BlockSpec(_Strict):
     )
 
 
+class StructureSpec(_Strict):
+    """How the Keras model takes its inputs and gives its outputs, when not as a dict by name.
+
+    Each is a nested value of names (of inputs, of outputs): one name for a single tensor, a list
+    for a list, a mapping for a dict, nested as deep as the model's own structure. Every input
+    (output) appears exactly once.
+    """
+
+    inputs: Nested | None = Field(
+        default=None, description="The model's inputs: a name, a list or a mapping of names, nested."
+    )
+    outputs: Nested | None = Field(
+        default=None, description="The model's outputs: a name, a list or a mapping of names, nested."
+    )
+
+
 class Spec(_Strict):
     """A whole graphspec document."""
 
@@ -204,6 +226,11 @@ class Spec(_Strict):
     inputs: dict[str, InputSpec] = Field(min_length=1)
     layers: dict[str, LayerSpec] = Field(default_factory=dict)
     outputs: dict[str, OutputSpec] = Field(min_length=1)
+    structure: StructureSpec | None = Field(
+        default=None,
+        description="The structure of the model's inputs and outputs; default: dicts keyed by name.",
+    )
+    trainable: bool = Field(default=True, description="False freezes the whole model (Keras's trainable).")
     compile: CompileSpec = Field(default_factory=CompileSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     search: SearchSpec | None = Field(

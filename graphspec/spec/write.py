@@ -11,7 +11,18 @@ import yaml
 
 from graphspec.spec.source import _Loader
 
-SECTION_ORDER = ("graphspec", "name", "doc", "inputs", "layers", "outputs", "compile", "train")
+SECTION_ORDER = (
+    "graphspec",
+    "name",
+    "doc",
+    "inputs",
+    "layers",
+    "outputs",
+    "structure",
+    "trainable",
+    "compile",
+    "train",
+)
 _ONE_PER_LINE = ("inputs", "layers", "outputs")
 _MAX_ALIGN = 32
 _WIDE = 1 << 30
