@@ -175,8 +175,22 @@ def build(
     max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
     weights: Annotated[
         Optional[Path],
-        typer.Option("--weights", help="Load weights from this .keras file, layer by layer, by name."),
+        typer.Option(
+            "--weights",
+            metavar="F.keras|RUN_DIR",
+            help="Load weights from this .keras file (or a run directory's model), layer by layer, "
+            "by name; every layer must fit, unless --partial.",
+            show_default=False,
+        ),
     ] = None,
+    partial: Annotated[
+        bool,
+        typer.Option(
+            "--partial",
+            help="With --weights: copy the layers whose name and weight shapes match, leave the "
+            "others as built, and print what was copied, shape-mismatched, new and unused.",
+        ),
+    ] = False,
     root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -186,7 +200,10 @@ def build(
     if output is not None and output.suffix != ".keras":
         typer.echo(f"error: --output must end in .keras, got '{printable(str(output))}'", err=True)
         raise typer.Exit(EXIT_INVALID)
+    if partial and weights is None:
+        raise _fail(SpecErrors.single("--partial says how to load --weights, which is not given"), debug)
     _quiet_tensorflow()
+    report = None
     try:
         if output is not None:
             from graphspec.atomic import check_target
@@ -197,17 +214,21 @@ def build(
             typer.echo(loaded.diagnostics.render(), err=True)
         model = loaded.build(max_params=max_params)
         if weights is not None:
-            from graphspec.keras.weights import load_weights_by_name
+            from graphspec.keras.weights import copy_matching_weights
 
-            typer.echo(f"loaded weights of {load_weights_by_name(model, weights)} layers from {weights}")
+            report = copy_matching_weights(model, weights, partial=partial)
+            if not partial:
+                typer.echo(f"loaded weights of {len(report.copied)} layers from {printable(str(weights))}")
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
     model.summary(expand_nested=expand_nested)
+    if partial and report is not None:
+        typer.echo(printable(report.table()))  # after the summary, where it is read
     if output is not None:
         from graphspec.keras.save import save_model
 
         try:
-            save_model(model, output)
+            save_model(model, output, loaded)
         except SpecErrors as exc:
             raise _fail(exc, debug) from None
         typer.echo(f"saved {printable(str(output))}")
@@ -455,6 +476,17 @@ def train(
         Path, typer.Option("--runs-dir", help="Where run directories go when --out is not given.")
     ] = Path("runs"),
     overrides: SetOption = None,
+    init_from: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--init-from",
+            metavar="RUN_DIR|F.keras",
+            help="Start from the weights of this run's model (or .keras file): every layer whose "
+            "name and weight shapes match is copied, the others start as built. Prints what was "
+            "copied.",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[
         Optional[Path],
         typer.Option(
@@ -478,6 +510,48 @@ def train(
             metavar="N|all",
             help="Replicate the model over N local devices (or all) and split each batch between "
             "them (JAX, TensorFlow).",
+            show_default=False,
+        ),
+    ] = None,
+    coordinator: Annotated[
+        Optional[str],
+        typer.Option(
+            "--coordinator",
+            metavar="HOST:PORT",
+            help="Train as one process of a multi-process run (JAX): process 0's address and a free "
+            "port, the same on every process. With --num-processes and --process-id.",
+            show_default=False,
+        ),
+    ] = None,
+    num_processes: Annotated[
+        Optional[int],
+        typer.Option(
+            "--num-processes", metavar="N", help="How many processes the run has.", show_default=False
+        ),
+    ] = None,
+    process_id: Annotated[
+        Optional[int],
+        typer.Option(
+            "--process-id",
+            metavar="I",
+            help="This process's number, 0 to N-1; process 0 writes the run directory.",
+            show_default=False,
+        ),
+    ] = None,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Join a multi-process run whose processes the cluster manager (SLURM, Open MPI) "
+            "describes, as jax.distributed.initialize detects them.",
+        ),
+    ] = False,
+    join_timeout: Annotated[
+        Optional[int],
+        typer.Option(
+            "--join-timeout",
+            metavar="SECONDS",
+            help="How long a multi-process run waits for all its processes. Default: 60.",
             show_default=False,
         ),
     ] = None,
@@ -507,7 +581,16 @@ def train(
 
     try:
         from graphspec import run_dir as rd
+        from graphspec.keras.distribute import cluster_options
 
+        # Checked before the spec is loaded, and before any process connects to another.
+        cluster = cluster_options(coordinator, num_processes, process_id, distributed, join_timeout)
+
+        if init_from is not None and resume is not None:
+            raise SpecErrors.single(
+                "--resume continues a run from its own weights; --init-from starts a new one",
+                hint="give only --resume RUN_DIR",
+            )
         if resume is not None:
             if spec is not None or given or synthetic or data or val_data or out:
                 raise SpecErrors.single(
@@ -526,6 +609,7 @@ def train(
         loaded = load(spec, given, root=root)
         if loaded.warnings and not quiet:
             typer.echo(loaded.diagnostics.render(), err=True)
+        on_built = _init_from(init_from, quiet) if init_from is not None else None
         from graphspec.keras import train as training
 
         source = training.DataSource(synthetic, kind=kind, data=data, val_data=val_data)
@@ -538,12 +622,35 @@ def train(
             resume=resume is not None,
             announce=announce,
             devices=devices,
+            on_built=on_built,
+            cluster=cluster,
         )
     except Exception as exc:
         raise _failure(exc, "training", debug) from None
     # Even quiet, a run says where it went and how it ended: scripts read both.
     typer.echo(" - ".join(f"{key}: {value:.4g}" for key, value in result.metrics.items()))
-    typer.echo(f"run saved in {result.run_dir}")
+    if result.run_dir is None:
+        typer.echo("trained with the other processes; process 0 saves the run")
+    else:
+        typer.echo(f"run saved in {result.run_dir}")
+
+
+def _init_from(path: Path, quiet: bool):
+    """For `train --init-from`: the source model, read now (a missing or foreign file fails
+    before anything is built), and the hook that copies its matching weights into the built
+    model and prints the table (nothing with -q: a quiet run prints only how it ended)."""
+    from graphspec.keras.weights import copy_matching_weights, open_source
+
+    source, label = open_source(path)
+
+    def initialize(model) -> None:
+        nonlocal source
+        report = copy_matching_weights(model, source, partial=True, label=label)
+        source = None  # not held through training
+        if not quiet:
+            typer.echo(printable(report.table()))
+
+    return initialize
 
 
 @app.command()
@@ -570,7 +677,11 @@ def expand(
 
 SpecRefArgument = Annotated[
     str,
-    typer.Argument(help="A spec file, or REV:PATH in git (HEAD~1:specs/resnet50.yaml).", show_default=False),
+    typer.Argument(
+        help="A spec file, REV:PATH in git (HEAD~1:specs/resnet50.yaml), or a .keras file graphspec "
+        "wrote (the spec it was built from).",
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for tools.")]
 
@@ -597,10 +708,19 @@ def export(
         Optional[Path],
         typer.Option("--output", "-o", help="Write the spec here, nested specs beside it; else print it."),
     ] = None,
+    reconstruct: Annotated[
+        bool,
+        typer.Option(
+            "--reconstruct",
+            help="Export the model itself even when graphspec wrote the file, which then carries "
+            "the spec files it was built from (those are what export gives without this).",
+        ),
+    ] = False,
     debug: DebugOption = False,
 ) -> None:
     """Write a Keras functional or Sequential model as a spec: nodes named after its layers,
-    only the arguments that differ from Keras's defaults."""
+    only the arguments that differ from Keras's defaults. A .keras file graphspec wrote gives
+    back the spec files it was built from, byte for byte."""
     _quiet_tensorflow()
     try:
         if output is not None:
@@ -609,10 +729,15 @@ def export(
             check_target(output)  # before the model is loaded
         from graphspec.keras.export import export_source
 
-        exported = export_source(source, args or [])
+        exported = export_source(source, args or [], recorded=not reconstruct)
+        for note in getattr(exported, "notes", ()):
+            typer.echo(f"note: {printable(note)}", err=True)
         if output is None and exported.nested:
+            reason = getattr(
+                exported, "files_reason", "uses models as layers, which become spec files of their own"
+            )
             raise SpecErrors.single(
-                f"'{source}' uses models as layers, which become spec files of their own",
+                f"'{source}' {reason}",
                 hint="give --output FILE.yaml to write them beside it",
             )
         if output is None:

@@ -11,7 +11,7 @@ and nothing else: no other file is read, no connection opened, nothing downloade
 Keras arguments are known by what they can do (`CAPABILITIES`, recorded per argument in the
 catalog by `graphspec/keras/catalog_gen.py`), not by their names, so every argument goes through
 the same rule. Paths a user passes on the command line (`--data`, `--out`, `--weights`,
-`--storage`) are the user's and are not the spec's to ask for. No TensorFlow here.
+`--init-from`, `--storage`) are the user's and are not the spec's to ask for. No TensorFlow here.
 """
 
 from __future__ import annotations

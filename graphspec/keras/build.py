@@ -90,11 +90,36 @@ def _argument(name: str, value: Any) -> Any:
     if isinstance(value, dict) and isinstance(value.get("type"), str):
         inner = dict(value)
         type_name = inner.pop("type")
-        if name in catalog.LAYER_VALUED_ARGS:
+        if name in catalog.LAYER_VALUED_ARGS or layer_activation(name, value):
             return make_layer(type_name, inner, name=None)
         # Initializers, regularizers and constraints: Keras's own deserializer takes this form.
-        return {"class_name": type_name, "config": inner}
+        return {"class_name": type_name, "config": {**_object_defaults(type_name), **inner}}
     return value
+
+
+def _object_defaults(type_name: str) -> dict[str, Any]:
+    """The config of a Keras initializer, regularizer or constraint built without arguments
+    ({} when there is none): a spec leaves defaults out, and some classes' `from_config` needs
+    them all (`Constant` reads its `value`)."""
+    for module in (keras.initializers, keras.regularizers, keras.constraints):
+        cls = getattr(module, type_name, None)
+        if isinstance(cls, type):
+            try:
+                return cls().get_config()
+            except Exception:  # a class with a required argument: the spec gives it
+                return {}
+    return {}
+
+
+def layer_activation(arg: str, value: Any) -> bool:
+    """Whether `value` is a layer given as an activation (`activation: {type: ReLU}`): Keras
+    takes any callable there, and keras.activations has functions only, no classes."""
+    return (
+        (arg == "activation" or arg.endswith("_activation"))
+        and isinstance(value, dict)
+        and isinstance(value.get("type"), str)
+        and catalog.layer(value["type"]) is not None
+    )
 
 
 def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.layers.Layer:
@@ -107,6 +132,11 @@ def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.
         kwargs.setdefault(arg, value)
     if name is not None:
         kwargs["name"] = name
+    if "module" in entry and "class" in entry:
+        # A layer keras.applications defines for its models: the class the catalog records.
+        import importlib
+
+        return getattr(importlib.import_module(entry["module"]), entry["class"])(**kwargs)
     if type_name.startswith(catalog.APPLICATION_PREFIX):
         constructor = getattr(keras.applications, type_name[len(catalog.APPLICATION_PREFIX) :])
         return constructor(**kwargs)
@@ -162,6 +192,7 @@ class _Builder:
                 name=name,
                 sparse=spec_input.sparse or None,
                 batch_size=spec_input.batch_size,
+                optional=spec_input.optional,
             )
         self.tensors.update(inputs)
         needed = set()
@@ -179,8 +210,15 @@ class _Builder:
                 # Keras names an output after the layer that makes it; an Identity layer named
                 # as the output keeps the output's name, its loss and its metrics matched.
                 outputs[name] = keras.layers.Identity(name=name)(tensor)
+        structure = self.spec.structure
+        if structure is not None and structure.inputs is not None:
+            inputs = arrange(structure.inputs, inputs)
+        if structure is not None and structure.outputs is not None:
+            outputs = arrange(structure.outputs, outputs)
         try:
-            model = keras.Model(inputs=inputs, outputs=outputs, name=self.spec.name)
+            model = keras.Model(
+                inputs=inputs, outputs=outputs, name=self.spec.name, trainable=self.spec.trainable
+            )
         except Exception as exc:  # Keras's own graph checks, should ours have missed a case
             raise SpecErrors.single(
                 f"Keras refused the model: {_keras_message(exc)}", sources=self.loaded.diagnostics.sources
@@ -252,14 +290,15 @@ class _Builder:
                     for k, v in inbound.items()
                 }
                 if nested is not None:
-                    out = layer(args, **call_kwargs)
+                    out = layer(_nested_inputs(nested.spec, args), **call_kwargs)
                 else:
                     out = layer(**args, **call_kwargs)
             else:
                 refs = inbound if isinstance(inbound, list) else [inbound]
                 tensors = [self.resolve(r, name) for r in refs]
                 if nested is not None:
-                    out = layer(dict(zip(nested.spec.inputs, tensors, strict=False)), **call_kwargs)
+                    by_name = dict(zip(nested.spec.inputs, tensors, strict=False))
+                    out = layer(_nested_inputs(nested.spec, by_name), **call_kwargs)
                 else:
                     out = layer(tensors if isinstance(inbound, list) else tensors[0], **call_kwargs)
         except SpecErrors:
@@ -267,6 +306,8 @@ class _Builder:
         except Exception as exc:
             kind = node.type or (f"shares {node.share}" if node.share else f"spec {node.spec}")
             raise self.fail(name, f"layer '{name}' ({kind}): {_keras_message(exc)}") from None
+        if nested is not None:
+            out = _nested_outputs(nested.spec, out)
         self.tensors[name] = out
 
     def call_op(self, name: str, node: LayerSpec) -> Any:
@@ -285,6 +326,32 @@ class _Builder:
 
     def _nested_spec(self, name: str):
         return self.loaded.nested.get(self.spec.owner(name))
+
+
+def arrange(structure: Any, by_name: dict[str, Any]) -> Any:
+    """`structure` (a name, a list or a mapping of names, nested) with each name replaced by
+    its value in `by_name`: the model's inputs or outputs in the structure the spec gives."""
+    if isinstance(structure, str):
+        return by_name[structure]
+    if isinstance(structure, dict):
+        return {key: arrange(value, by_name) for key, value in structure.items()}
+    return [arrange(value, by_name) for value in structure]
+
+
+def _nested_inputs(spec: Any, by_name: dict[str, Any]) -> Any:
+    """A nested spec's inputs, by name, in the structure its model takes them."""
+    if spec.structure is not None and spec.structure.inputs is not None:
+        return arrange(spec.structure.inputs, by_name)
+    return by_name
+
+
+def _nested_outputs(spec: Any, out: Any) -> Any:
+    """A nested spec's outputs as a dict by output name, whatever structure its model gives:
+    what `NODE[NAME]` and `NODE[INDEX]` pick from."""
+    if spec.structure is None or spec.structure.outputs is None:
+        return out
+    names = keras.tree.flatten(spec.structure.outputs)
+    return dict(zip(names, keras.tree.flatten(out), strict=True))
 
 
 def fix_training(layer: Any) -> None:
@@ -335,14 +402,50 @@ def _object(value: Any, module: Any) -> Any:
     return getattr(module, value.type)(**value.args)
 
 
-def compile_model(model: keras.Model, loaded: LoadedSpec) -> None:
-    """Compile with each output's loss, loss weight and metrics, as the spec says."""
+def _structured(structure: Any, values: dict[str, Any], missing: Any = None) -> Any:
+    """Per-output `values` in the outputs' structure (`missing` where an output has none);
+    None when no output has one."""
+    if not values:
+        return None
+    return arrange(structure, {name: values.get(name, missing) for name in keras.tree.flatten(structure)})
+
+
+def by_name(model: keras.Model, loaded: LoadedSpec, compile: bool = True) -> keras.Model:
+    """`model`, built from `loaded`, as a twin that takes and gives dicts by the spec's input
+    and output names (compiled as the spec says, with `compile`): the same layers, so the same
+    weights.
+    Training feeds data and names losses and metrics by those names, whatever `structure:` the
+    spec gives its model; a spec without one gets `model` itself."""
+    structure = loaded.spec.structure
+    if structure is None:
+        return model
+    inputs, outputs = model.input, model.output
+    # keras.tree flattens a mapping in key order, the names and the tensors alike.
+    if structure.inputs is not None:
+        inputs = dict(zip(keras.tree.flatten(structure.inputs), keras.tree.flatten(inputs), strict=True))
+    if structure.outputs is not None:
+        outputs = dict(zip(keras.tree.flatten(structure.outputs), keras.tree.flatten(outputs), strict=True))
+    twin = keras.Model(inputs=inputs, outputs=outputs, name=model.name, trainable=model.trainable)
+    if compile:
+        compile_model(twin, loaded, structured=False)
+    return twin
+
+
+def compile_model(model: keras.Model, loaded: LoadedSpec, structured: bool = True) -> None:
+    """Compile with each output's loss, loss weight and metrics, as the spec says: given in the
+    outputs' `structure:` when `structured`, else by output name."""
     spec = loaded.spec
     losses = {n: _object(o.loss, keras.losses) for n, o in spec.outputs.items() if o.loss is not None}
     weights = {n: o.weight for n, o in spec.outputs.items() if o.loss is not None}
     metrics = {
         n: [_object(m, keras.metrics) for m in o.metrics] for n, o in spec.outputs.items() if o.metrics
     }
+    if structured and spec.structure is not None and spec.structure.outputs is not None:
+        # Keras matches a dict of losses against the keys of dict outputs: with another
+        # structure, each setting is given in the outputs' own structure.
+        losses = _structured(spec.structure.outputs, losses)
+        weights = _structured(spec.structure.outputs, weights, 1.0) if weights else None
+        metrics = _structured(spec.structure.outputs, metrics)
     optimizer = spec.compile.optimizer
     optimizer = (
         keras.optimizers.get(optimizer)

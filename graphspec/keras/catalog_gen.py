@@ -103,19 +103,108 @@ def _classes(module: Any, base: type) -> dict[str, type]:
 
 def _layer_entry(cls: type) -> dict:
     args, required, var_kw = _parameters(cls.__init__)
+    defaults = _json_defaults(_defaults(cls.__init__)[0])
     if var_kw:
         args = args + [a for a in _BASE_LAYER_ARGS if a not in args]
+        # What the base class gives the arguments it takes through **kwargs.
+        base = _json_defaults(_defaults(_base_layer_init())[0])
+        defaults.update({a: v for a, v in base.items() if a in _BASE_LAYER_ARGS and a not in defaults})
     call_args, _, _ = _parameters(cls.call)
     return {
         "args": sorted(a for a in args if a != "name"),
         "required": sorted(a for a in required if a != "name"),
         "call": call_args,
+        "defaults": {k: v for k, v in sorted(defaults.items()) if k != "name"},
     }
+
+
+def _base_layer_init() -> Any:
+    import keras
+
+    return keras.layers.Layer.__init__
 
 
 def _class_args(constructor: Any, left_out: tuple[str, ...] = ("name",)) -> dict:
     args, required, _ = _parameters(constructor)
-    return {"args": sorted(a for a in args if a not in left_out), "required": sorted(required)}
+    defaults = _json_defaults(_defaults(constructor)[0])
+    return {
+        "args": sorted(a for a in args if a not in left_out),
+        "required": sorted(required),
+        "defaults": {k: v for k, v in sorted(defaults.items()) if k not in left_out},
+    }
+
+
+def _json_defaults(defaults: dict[str, Any]) -> dict[str, Any]:
+    """The defaults of `_defaults` that are plain data, as JSON values (tuples as lists).
+
+    A default that is not plain data (an object, a function, a non-finite float) is left out,
+    and so is a required argument: the fingerprint (`graphspec/spec/defaults.py`) drops an
+    argument only where the catalog records its default, so such an argument always counts.
+    """
+    found = {}
+    for name, value in defaults.items():
+        if value is _REQUIRED:
+            continue
+        plain = _json_value(value)
+        if plain is not _OPAQUE:
+            found[name] = plain
+    return found
+
+
+_OPAQUE = object()
+
+
+def _json_value(value: Any) -> Any:
+    """`value` as JSON data, or `_OPAQUE` when it is not plain data."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else _OPAQUE
+    if isinstance(value, (list, tuple)):
+        items = [_json_value(v) for v in value]
+        return _OPAQUE if any(v is _OPAQUE for v in items) else items
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        items = {k: _json_value(v) for k, v in value.items()}
+        return _OPAQUE if any(v is _OPAQUE for v in items.values()) else items
+    return _OPAQUE
+
+
+# Keras objects a layer argument names by string or by `{type: Class, ...}`: initializers,
+# regularizers and constraints. The catalog records which class each accepted name means and
+# each class's defaults, so that `glorot_uniform` and `{type: GlorotUniform}` hash the same.
+_OBJECT_MODULES = ("initializers", "regularizers", "constraints")
+
+
+def _objects() -> dict:
+    import importlib
+
+    found = {}
+    for section in _OBJECT_MODULES:
+        module = importlib.import_module(f"keras.src.{section}")
+        base = {"initializers": "Initializer", "regularizers": "Regularizer", "constraints": "Constraint"}
+        names, classes = {}, {}
+        for name, cls in sorted(module.ALL_OBJECTS_DICT.items()):
+            if not inspect.isclass(cls) or cls.__name__ == base[section]:
+                continue
+            public = getattr(importlib.import_module(f"keras.{section}"), cls.__name__, None)
+            canonical = cls.__name__ if public is cls else name
+            names[name] = canonical
+            classes[canonical] = {"defaults": _json_defaults(_defaults(cls.__init__)[0])}
+        found[section] = {"names": names, "classes": dict(sorted(classes.items()))}
+    return found
+
+
+def _activation_aliases() -> dict[str, str]:
+    """Activation names Keras saves under another name, the same function (`swish` -> `silu`)."""
+    import keras
+    from keras.src import activations
+
+    aliases = {}
+    for name, function in sorted(activations.ALL_OBJECTS_DICT.items()):
+        saved = keras.activations.serialize(function)
+        if isinstance(saved, str) and saved != name:
+            aliases[name] = saved
+    return aliases
 
 
 # Base classes and wrappers no spec names.
@@ -149,6 +238,31 @@ def _catalogued() -> Iterator[tuple[str, str, Any]]:
         for name, cls in sorted(_classes(module, base).items()):
             if name not in _LEFT_OUT[section]:
                 yield section, name, cls
+
+
+def application_layers() -> dict[str, type]:
+    """The layer classes keras.applications defines for its own models, by their spec name
+    `applications.MODULE.CLASS` (`applications.convnext.LayerScale`): Keras's own code, which
+    its applications use and save, though keras.layers does not export them."""
+    import importlib
+    import pkgutil
+
+    import keras
+    from keras.src import applications
+
+    found = {}
+    for info in sorted(pkgutil.iter_modules(applications.__path__), key=lambda i: i.name):
+        if info.name.endswith("_test"):
+            continue
+        module = importlib.import_module(f"{applications.__name__}.{info.name}")
+        for name, cls in sorted(vars(module).items()):
+            if (
+                inspect.isclass(cls)
+                and issubclass(cls, keras.layers.Layer)
+                and cls.__module__ == module.__name__
+            ):
+                found[f"applications.{info.name}.{name}"] = cls
+    return found
 
 
 def _is_alias(module: Any, name: str, cls: type) -> bool:
@@ -220,9 +334,11 @@ def _op_entry(function: Any, cls: type) -> dict:
     variadic one, and the class Keras saves."""
     parameters = [p for p in inspect.signature(function).parameters.values() if p.kind is not p.VAR_KEYWORD]
     init = _signature_names(cls.__init__) - {"name"}
+    defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
     entry = {
         "args": [p.name for p in parameters],
         "required": [p.name for p in parameters if p.default is p.empty and p.kind is not p.VAR_POSITIONAL],
+        "defaults": _json_defaults(defaults),
         "init": [p.name for p in parameters if p.name in init],
         "class": cls.__name__,
         "module": cls.__module__,
@@ -260,16 +376,29 @@ def generate() -> dict:
         {n for n in metrics_module.ALL_OBJECTS_DICT if n not in _LEFT_OUT["metrics"]}
         | {"accuracy", "acc", "crossentropy", "ce"}
     )
+    # Read like layers, built from the class the entry names (never from a spec's text).
+    helpers = {
+        name: {
+            **_layer_entry(cls),
+            **_capabilities("layers", name, cls.__init__),
+            "module": cls.__module__,
+            "class": cls.__name__,
+        }
+        for name, cls in application_layers().items()
+    }
     return {
         "keras_version": keras.__version__,
         "layers": sections["layers"],
         "layer_aliases": aliases,
         "applications": sections["applications"],
+        "application_layers": helpers,
         "optimizers": sections["optimizers"],
         "losses": {"names": loss_names, "classes": sections["losses"]},
         "metrics": {"names": metric_names, "classes": sections["metrics"]},
         "callbacks": sections["callbacks"],
         "ops": {name: _op_entry(function, cls) for name, function, cls in _ops()},
+        "objects": _objects(),
+        "activation_aliases": _activation_aliases(),
     }
 
 
@@ -283,14 +412,22 @@ def compare(old: dict, new: dict) -> list[str]:
     lines = []
     if old.get("keras_version") != new.get("keras_version"):
         lines.append(f"keras_version: {old.get('keras_version')} -> {new.get('keras_version')}")
-    for section in ("layers", "applications", "optimizers", "losses", "metrics", "callbacks"):
+    for section in (
+        "layers",
+        "application_layers",
+        "applications",
+        "optimizers",
+        "losses",
+        "metrics",
+        "callbacks",
+    ):
         before, after = _classes_of(old, section), _classes_of(new, section)
         for name in sorted(after.keys() - before.keys()):
             lines.append(f"{section}: + {name}")
         for name in sorted(before.keys() - after.keys()):
             lines.append(f"{section}: - {name}")
         for name in sorted(before.keys() & after.keys()):
-            for key in ("args", "required", "call", "capabilities", "refused", "safe_defaults"):
+            for key in ("args", "required", "call", "defaults", "capabilities", "refused", "safe_defaults"):
                 was, now = before[name].get(key), after[name].get(key)
                 if was != now:
                     lines.append(f"{section}: ~ {name}.{key}: {was} -> {now}")

@@ -16,8 +16,13 @@ What the spec says, and how:
   `keras.ops` operation in the graph is an op node (`{op: add, in: [a, b]}`) when the catalog
   lists its function, and is refused, naming it, when it does not.
 - Lambda layers and classes that are not Keras's own are refused, naming the layer.
-- inputs come with shape, dtype, sparse and batch size; outputs keep their names and, when the
-  model was compiled, their losses, loss weights and metrics, and the optimizer.
+- inputs come with shape, dtype, sparse, batch size and whether they are optional; outputs keep
+  their names and, when the model was compiled, their losses, loss weights and metrics, and the
+  optimizer. How the model takes its inputs and gives its outputs (a list in its order, a single
+  tensor, dicts nested to any depth) is written as `structure:` wherever it is not a dict by
+  name; a frozen model says `trainable: false`; a layer's dtype policy is its `dtype`.
+- nothing is dropped silently: what a spec cannot hold (a model inside TimeDistributed, an input
+  that nothing reads) is refused, naming it.
 
 TensorFlow is imported: this module reads live Keras objects.
 """
@@ -37,6 +42,7 @@ import yaml
 from keras.src import tree
 from keras.src.ops.function import make_node_key
 
+from graphspec import archive as spec_archive
 from graphspec import atomic
 from graphspec.errors import SpecErrors
 from graphspec.spec import catalog
@@ -214,6 +220,7 @@ class _Exporter:
         self.used_names: set[str] = set()
         self.first_call: dict[int, str] = {}  # id(layer) -> node name of its first call
         self.nested: dict[str, Export] = {}
+        self.nested_outputs: dict[int, list[str]] = {}  # id(model) -> its spec's output names
 
     # -- naming
     def _claim(self, wanted: str) -> str:
@@ -231,26 +238,66 @@ class _Exporter:
         if len(outputs) == 1:
             return name
         if _is_model(op):
-            return f"{name}[{_output_names(op)[tensor_index]}]"
+            if id(op) not in self.nested_outputs:
+                self.nested_outputs[id(op)] = _output_names(op)
+            return f"{name}[{self.nested_outputs[id(op)][tensor_index]}]"
         return f"{name}[{tensor_index}]"
 
     # -- the walk
     def export(self, compile_config: dict[str, Any]) -> Export:
+        inputs, kept = self._walk()
+        layers: dict[str, dict[str, Any]] = {}
+        for node, name, (args, kwargs) in kept:
+            op = node.operation
+            if not isinstance(op, keras.layers.Layer):
+                layers[name] = self._op_node(op, name, args, kwargs)
+                continue
+            if self.first_call[id(op)] != name:
+                entry: dict[str, Any] = {"share": self.first_call[id(op)]}
+            else:
+                entry = self._layer_entry(op, name)
+            entry.update(self._inbound(op, name, args, kwargs))
+            layers[name] = entry
+
+        spec: dict[str, Any] = {"graphspec": 1, "name": self.spec_name}
+        spec["inputs"] = inputs
+        spec["layers"] = layers
+        outputs, output_structure = self._outputs(compile_config)
+        spec["outputs"] = outputs
+        self.flat_output_names = _flat_names(outputs, output_structure)
+        structure = {}
+        input_structure = self._input_structure()
+        if input_structure is not None:
+            structure["inputs"] = input_structure
+        if output_structure is not None:
+            structure["outputs"] = output_structure
+        if structure:
+            spec["structure"] = structure
+        if not self.model.trainable:
+            spec["trainable"] = False
+        compile_section = _compile_section(compile_config)
+        if compile_section:
+            spec["compile"] = compile_section
+        return Export(spec, self.nested, self.origin)
+
+    def _walk(self) -> tuple[dict[str, Any], list[tuple[Any, str, tuple[tuple, dict]]]]:
+        """Name the inputs and the calls a spec keeps; the inputs' specs, and each kept call
+        with its node name and its explicit arguments, producers before readers."""
         graph = self.graph
         nodes = []
         for depth in sorted(graph._nodes_by_depth, reverse=True):
             nodes += graph._nodes_by_depth[depth]
         inputs = {}
         input_ids = {id(t) for t in graph.inputs}
+        input_keys = {}
         for tensor in tree.flatten(graph._inputs_struct):
             op = tensor._keras_history[0]
             name = self._check_name(op.name, "input")
             self.used_names.add(name)
             self.names[make_node_key(op, 0)] = name
+            input_keys[make_node_key(op, 0)] = name
             inputs[name] = _input(tensor)
 
-        # Which (operation, call) pairs are read by a kept call or are outputs; operations that
-        # only compute masks Keras re-creates on its own are then left out.
         calls = []
         for node in nodes:
             op = node.operation
@@ -259,46 +306,71 @@ class _Exporter:
             ):
                 continue
             calls.append(node)
+        # Which calls are kept: every layer's, and an operation's only when a kept call or an
+        # output reads it. Operations that compute masks Keras re-creates on its own (those of
+        # an Embedding(mask_zero=True) or a Masking layer, read only by the implicit `mask` of
+        # the next layer, which `_explicit_arguments` leaves out) are then dropped with all
+        # the operations that feed only them: readers are walked before what they read.
         read = {make_node_key(*t._keras_history[:2]) for t in tree.flatten(graph._outputs_struct)}
         explicit: dict[int, tuple[tuple, dict]] = {}
-        for node in calls:
-            args, kwargs = self._explicit_arguments(node)
-            explicit[id(node)] = (args, kwargs)
-            for tensor in tree.flatten((args, kwargs)):
+        kept_ids = set()
+        for node in reversed(calls):
+            op = node.operation
+            key = make_node_key(op, op._inbound_nodes.index(node))
+            if not isinstance(op, keras.layers.Layer) and key not in read:
+                continue
+            kept_ids.add(id(node))
+            explicit[id(node)] = self._explicit_arguments(node)
+            for tensor in tree.flatten(explicit[id(node)]):
                 if _is_tensor(tensor):
                     read.add(make_node_key(*tensor._keras_history[:2]))
+        for key, name in input_keys.items():
+            if key not in read and not inputs[name].get("optional"):
+                raise SpecErrors.single(
+                    f"input '{name}' is read by no layer and is no output: a spec's inputs each "
+                    "lead to an output",
+                    hint="leave it out of the model's inputs, or make it Input(optional=True)",
+                )
 
-        layers: dict[str, dict[str, Any]] = {}
+        kept = []
         for node in calls:
+            if id(node) not in kept_ids:
+                continue
             op = node.operation
             key = make_node_key(op, op._inbound_nodes.index(node))
             if not isinstance(op, keras.layers.Layer):
-                if key not in read:
-                    continue  # a mask computation: Keras makes it again from the layers
                 name = self._claim(self._check_name(op.name, "operation"))
-                self.names[key] = name
-                layers[name] = self._op_node(op, name, *explicit[id(node)])
-                continue
-            if id(op) in self.first_call:
-                name = self._claim(op.name)  # the first call has the layer's name: this is NAME_2, ...
-                entry: dict[str, Any] = {"share": self.first_call[id(op)]}
+            elif id(op) in self.first_call:
+                # The first call has the layer's name: this is NAME_2, ..., or the output it is.
+                name = self._claim(self._further_call_name(node, op))
             else:
                 name = self._claim(self._check_name(op.name, "layer"))
                 self.first_call[id(op)] = name
-                entry = self._layer_entry(op, name)
             self.names[key] = name
-            args, kwargs = explicit[id(node)]
-            entry.update(self._inbound(op, name, args, kwargs))
-            layers[name] = entry
+            kept.append((node, name, explicit[id(node)]))
+        return inputs, kept
 
-        spec: dict[str, Any] = {"graphspec": 1, "name": self.spec_name}
-        spec["inputs"] = inputs
-        spec["layers"] = layers
-        spec["outputs"] = self._outputs(compile_config)
-        compile_section = _compile_section(compile_config)
-        if compile_section:
-            spec["compile"] = compile_section
-        return Export(spec, self.nested, self.origin)
+    def _further_call_name(self, node: Any, op: Any) -> str:
+        """The name for a further call of a layer: Keras gives it none. When the call is an output
+        of the model, keyed by a name no input or layer has, it is named as the output, as the
+        spec that built it named it (then the output needs no Identity layer of its own)."""
+        structure = self.graph._outputs_struct
+        if isinstance(structure, dict) and len(node.outputs) == 1:
+            taken = {layer.name for layer in self.graph.layers} | self.used_names
+            for key, tensor in structure.items():
+                named = isinstance(key, str) and NAME.match(key) and key not in taken
+                if tensor is node.outputs[0] and named:
+                    return key
+        return op.name
+
+    def _input_structure(self) -> Any:
+        """The model's inputs as a structure of input names, or None when they are a dict of
+        the inputs by their own names (a spec's default)."""
+        structure = self.graph._inputs_struct
+        names = tree.map_structure(lambda t: self.names[make_node_key(t._keras_history[0], 0)], structure)
+        if isinstance(names, dict) and all(k == v for k, v in names.items()):
+            return None
+        return _as_data(names)
 
     def _check_name(self, name: str, what: str) -> str:
         if not NAME.match(name):
@@ -431,7 +503,13 @@ class _Exporter:
             and _is_model(op)
             and all(_is_tensor(v) for v in value.values())
         ):
-            return {k: self._ref(v) for k, v in value.items()}
+            # A nested spec reads a dict by its input names, which may not be the model's keys.
+            struct = _functional(op)._inputs_struct
+            names = {
+                k: struct[k]._keras_history[0].name if isinstance(struct, dict) and k in struct else k
+                for k in value
+            }
+            return {names[k]: self._ref(v) for k, v in value.items()}
         raise SpecErrors.single(
             f"layer '{name}' reads its inputs in a structure a spec cannot write "
             f"({type(value).__name__} of tensors)"
@@ -444,28 +522,57 @@ class _Exporter:
                 layer, f"layer '{name}' of {self.origin or self.spec_name}", spec_name=_spec_name(layer.name)
             )
             self.nested[file] = inner.export({})
+            self.nested_outputs[id(layer)] = inner.flat_output_names
             return {"spec": file}
         return {"type": layer_type(layer), **layer_arguments(layer)}
 
-    def _outputs(self, compile_config: dict[str, Any]) -> dict[str, Any]:
+    def _outputs(self, compile_config: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """The spec's outputs, and their structure (None where it is the default, a dict of
+        the outputs by name).
+
+        An output is named after the dict key it has in the model, or else after the node it
+        reads; a name a node already has (an output keyed like an input) or one a spec cannot
+        write (a key '1') gets another, and the structure keeps the model's own key.
+        """
         structure = self.graph._outputs_struct
         tensors = tree.flatten(structure)
-        if isinstance(structure, dict):
-            keys = sorted(structure)  # tree.flatten's order
-        else:
-            keys = [None] * len(tensors)
+        flat_dict = isinstance(structure, dict) and all(_is_tensor(v) for v in structure.values())
+        keys = sorted(structure) if flat_dict else [None] * len(tensors)  # tree.flatten's order
         outputs: dict[str, dict[str, Any]] = {}
+        names: list[str] = []
         for key, tensor in zip(keys, tensors, strict=True):
             ref = self._ref(tensor)
-            name = key if key is not None else (ref if "[" not in ref else ref.replace("[", "_").rstrip("]"))
-            name = self._check_name(name, "output")
-            if name in outputs:
-                name = f"{name}_{len(outputs) + 1}"
-            outputs[name] = {} if ref == name else {"from": ref}
-        if isinstance(structure, dict):  # keep the model's own order of outputs
-            outputs = {k: outputs[k] for k in structure if k in outputs} | outputs
+            wanted = key if isinstance(key, str) and NAME.match(key) else ref.replace("[", "_").rstrip("]")
+            if wanted == ref and ref not in outputs:
+                name = ref  # the node's own tensor: no Identity layer needed
+                outputs[name] = {}
+            else:
+                name = self._claim(self._check_name(wanted, "output"))
+                outputs[name] = {"from": ref}
+            names.append(name)
+        shaped = tree.pack_sequence_as(structure, names)
+        if flat_dict:
+            outputs = {shaped[k]: outputs[shaped[k]] for k in structure}  # the model's own order
+        by_key = dict(zip(keys, names, strict=True)) if flat_dict else {}
+        compile_config = _by_output_name(compile_config, by_key)
+        for setting in ("loss", "loss_weights", "metrics"):
+            value = compile_config.get(setting)
+            unknown = [k for k in value if k not in outputs] if _is_per_output_dict(value) else []
+            if unknown:
+                raise SpecErrors.single(
+                    f"the model was compiled with a {setting} for '{unknown[0]}', which is not one "
+                    f"of its outputs as a spec names them ({', '.join(outputs)})",
+                    hint="compile it with one value per output, in a list or by output name",
+                )
         _add_losses(outputs, compile_config)
-        return outputs
+        if flat_dict and all(k == v for k, v in shaped.items()):
+            return outputs, None
+        return outputs, _as_data(shaped)
+
+    def output_names(self) -> list[str]:
+        """The names the spec of this model gives its outputs, in Keras's flat order."""
+        self._walk()
+        return _flat_names(*self._outputs({}))
 
 
 def _is_model(op: Any) -> bool:
@@ -474,16 +581,38 @@ def _is_model(op: Any) -> bool:
 
 def _output_names(model: keras.Model) -> list[str]:
     """Names of a nested model's outputs in flat order: as its exported spec names them."""
-    structure = _functional(model)._outputs_struct
+    return _Exporter(model, "").output_names()
+
+
+def _flat_names(outputs: dict[str, Any], structure: Any) -> list[str]:
+    """Output names in Keras's flat order: the structure's, or a dict's (sorted keys)."""
+    return tree.flatten(structure if structure is not None else {name: name for name in outputs})
+
+
+def _as_data(structure: Any) -> Any:
+    """A structure of names as YAML data: tuples as lists."""
+    if isinstance(structure, (list, tuple)):
+        return [_as_data(v) for v in structure]
     if isinstance(structure, dict):
-        return sorted(structure)
-    names = []
-    for tensor in tree.flatten(structure):
-        op, _, index = tensor._keras_history
-        names.append(
-            op.name if len(op._inbound_nodes[tensor._keras_history[1]].outputs) == 1 else f"{op.name}_{index}"
-        )
-    return names
+        return {k: _as_data(v) for k, v in structure.items()}
+    return structure
+
+
+def _is_per_output_dict(value: Any) -> bool:
+    return isinstance(value, dict) and "class_name" not in value
+
+
+def _by_output_name(config: dict[str, Any], by_key: dict[str, str]) -> dict[str, Any]:
+    """A compile config whose per-output dicts (losses, loss weights, metrics) are keyed by
+    the spec's output names rather than the model's output keys."""
+    if not by_key or not config:
+        return config
+    renamed = dict(config)
+    for setting in ("loss", "loss_weights", "metrics"):
+        value = config.get(setting)
+        if _is_per_output_dict(value):
+            renamed[setting] = {by_key.get(k, k): v for k, v in value.items()}
+    return renamed
 
 
 def _is_tensor(value: Any) -> bool:
@@ -546,6 +675,8 @@ def _input(tensor: Any) -> dict[str, Any]:
         data["sparse"] = True
     if shape and shape[0] is not None:
         data["batch_size"] = shape[0]
+    if getattr(tensor._keras_history[0], "optional", False):
+        data["optional"] = True
     return data
 
 
@@ -553,13 +684,17 @@ def _input(tensor: Any) -> dict[str, Any]:
 
 
 def layer_type(layer: Any) -> str:
-    """The catalog name of a layer's class; refuses Lambda and classes not in keras.layers."""
+    """The catalog name of a layer's class (`Dense`, or `applications.convnext.LayerScale` for
+    a layer keras.applications defines); refuses Lambda and any other class."""
     name = type(layer).__name__
     refused = catalog.refusal(name)
     if refused is not None:
         raise SpecErrors.single(
             f"layer '{layer.name}' is a {name} layer, which graphspec refuses: {refused.message}"
         )
+    helper = catalog.application_layer(type(layer))
+    if helper is not None:  # Keras's own, defined by keras.applications for its models
+        return helper
     if catalog.layer(name) is None or getattr(keras.layers, name, None) is not type(layer):
         where = f"{type(layer).__module__}.{name}"
         raise SpecErrors.single(
@@ -599,7 +734,11 @@ def layer_arguments(layer: Any) -> dict[str, Any]:
     # Leave out what the others imply (MaxPooling2D's strides follow its pool_size).
     for key in differing:
         trial = {k: v for k, v in args.items() if k != key}
-        if _normal(_rebuild(type_name, trial, layer.name)) == target:
+        try:
+            implied = _normal(_rebuild(type_name, trial, layer.name)) == target
+        except SpecErrors:  # the others need it (Normalization's mean needs its variance)
+            implied = False
+        if implied:
             args = trial
     rebuilt = _normal(_rebuild(type_name, args, layer.name))
     if rebuilt != target:
@@ -608,7 +747,30 @@ def layer_arguments(layer: Any) -> dict[str, Any]:
             f"layer '{layer.name}' ({type_name}) cannot be written as a spec: rebuilt "
             f"from its arguments it differs in {', '.join(keys)}"
         )
-    return {k: _compact(k, v) for k, v in args.items()}
+    for key, value in args.items():
+        count = _numbers(value)
+        if count > MAX_ARRAY_VALUES:
+            raise SpecErrors.single(
+                f"layer '{layer.name}' ({type_name}) cannot be written as a spec: its argument "
+                f"'{key}' is an array of {count:,} numbers, and a spec holds none over {MAX_ARRAY_VALUES:,}",
+                hint="adapt() the Normalization rather than passing it mean and variance: its "
+                "statistics are then weights, which `build --weights` copies"
+                if type_name == "Normalization"
+                else None,
+            )
+    return _without_built_defaults(layer, type_name, {k: _compact(k, v) for k, v in args.items()})
+
+
+# The most numbers one argument may hold: a spec is read by people, and a Normalization's
+# per-channel mean and variance (3 values, or a few hundred features) are all it needs.
+MAX_ARRAY_VALUES = 1024
+
+
+def _numbers(value: Any) -> int:
+    """How many numbers a (nested) list argument holds; 0 for anything else."""
+    if isinstance(value, list):
+        return sum(_numbers(v) if isinstance(v, list) else isinstance(v, (int, float)) for v in value)
+    return 0
 
 
 def _rebuild(type_name: str, args: dict[str, Any], layer_name: str) -> dict[str, Any]:
@@ -628,11 +790,19 @@ def _normal(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _normal_value(value: Any) -> Any:
-    """Config values compared as data: tuples as lists, no names of nested layers or objects."""
+    """Config values compared as data: tuples as lists, no names of nested layers or objects,
+    floats as `_spec_value` writes them (3291.890625, a float32, is written 3291.8906)."""
     if isinstance(value, (list, tuple)):
         return [_normal_value(v) for v in value]
     if isinstance(value, dict):
-        return {k: _normal_value(v) for k, v in value.items() if k != "name"}
+        if str(value.get("class_name", "")).endswith("DTypePolicy"):
+            # A dtype policy is its name (mixed_float16): that name is no layer's name to drop.
+            return (value.get("config") or {}).get("name")
+        # A nested layer's build_config says only whether it was built yet (a Bidirectional's
+        # LSTM is, once called), not what it is.
+        return {k: _normal_value(v) for k, v in value.items() if k not in ("name", "build_config")}
+    if isinstance(value, float):
+        return _short_float(value)
     return value
 
 
@@ -655,8 +825,21 @@ def _spec_value(value: Any, what: str) -> Any:
         cls = getattr(_KERAS_OBJECT_MODULES[module], class_name)
         return {"type": class_name, **_non_default_args(cls, config, what)}
     if module == "keras.layers" and catalog.layer(class_name) is not None:
-        inner = keras.layers.deserialize(value)
+        config = dict(config)
+        forced = config.get("return_sequences")
+        if "zero_output_for_mask" in config and config["zero_output_for_mask"] == forced:
+            # What Bidirectional sets on the layers it wraps (keras/src/layers/rnn/bidirectional.py)
+            # and sets again when rebuilt; the wrapper's own rebuild still checks its whole config.
+            config["zero_output_for_mask"] = False
+        inner = keras.layers.deserialize({**value, "config": config})
         return {"type": layer_type(inner), **layer_arguments(inner)}
+    if class_name in ("Functional", "Sequential", "Model"):
+        name = config.get("name", "?")
+        raise SpecErrors.single(
+            f"{what} is the model '{name}' ({class_name}): a spec writes a layer held as an "
+            "argument as one nested {type: ...} layer, never a model",
+            hint="wrap the model's layers one by one instead (TimeDistributed(Dense(...)), ...)",
+        )
     raise SpecErrors.single(f"{what} is a {module}.{class_name} object, which a spec cannot name")
 
 
@@ -696,6 +879,75 @@ def _compact(key: str, value: Any) -> Any:
     ):
         return value[0]
     return value
+
+
+def _without_built_defaults(layer: Any, type_name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """`args` less those Keras derives itself when the layer is built on the same inputs.
+
+    Some layers rewrite an argument when built: LayerNormalization's `axis=-1` becomes `[-1]`,
+    MultiHeadAttention's `attention_axes=None` becomes `[1]` on a sequence. The config of a
+    built layer then differs from that of an unbuilt one made without the argument, though the
+    argument is Keras's default: a layer of the same class is made from the required arguments
+    and built on the same input shapes, and an argument is left out where the layer made
+    without it, built so, has the same config.
+    """
+    required = set((catalog.layer(type_name) or {}).get("required", []))
+    build_config = layer.get_build_config() if getattr(layer, "built", False) else None
+    if not build_config or not any(k not in required for k in args):
+        return args
+    target = _normal(layer.get_config())
+    base = {k: v for k, v in args.items() if k in required}
+    derived = _derived_arguments(type_name, base, build_config)
+    for key in [k for k in args if k in derived and k not in required]:
+        trial = {k: v for k, v in args.items() if k != key}
+        try:
+            if _normal(_built(type_name, trial, build_config)) == target:
+                args = trial
+        except Exception:
+            continue
+    return args
+
+
+# (type, required arguments, build config) -> the arguments building such a layer rewrites.
+_DERIVED: dict[str, frozenset[str]] = {}
+
+
+def _derived_arguments(type_name: str, base: dict[str, Any], build_config: dict[str, Any]) -> frozenset[str]:
+    """The config keys that building a `type_name` layer made from `base` on `build_config`'s
+    shapes changes: the only arguments `_without_built_defaults` need try (most layers: none)."""
+    key = json.dumps([type_name, base, build_config], sort_keys=True, default=str)
+    if key not in _DERIVED:
+        try:
+            plain = _normal(_unbuilt_config(type_name, base))
+            built = _normal(_built(type_name, base, build_config))
+            _DERIVED[key] = frozenset(k for k in set(plain) | set(built) if plain.get(k) != built.get(k))
+        except Exception:  # a layer that cannot be made or built from these alone: try nothing
+            _DERIVED[key] = frozenset()
+    return _DERIVED[key]
+
+
+def _unbuilt_config(type_name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The config of an unbuilt layer made from `args`."""
+    from graphspec.keras.build import make_layer
+
+    return make_layer(type_name, args, name=None).get_config()
+
+
+def _built(type_name: str, args: dict[str, Any], build_config: dict[str, Any]) -> dict[str, Any]:
+    """The config of a layer made from `args` and built as `build_config` says."""
+    from keras.src.backend.common import global_state
+
+    from graphspec.keras.build import make_layer
+
+    rebuilt = make_layer(type_name, args, name=None)
+    # Only the config is wanted: the weights are declared, never initialized (and forgotten).
+    pending = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            rebuilt.build_from_config(build_config)
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", pending)
+    return rebuilt.get_config()
 
 
 def _short(value: Any) -> str:
@@ -789,9 +1041,13 @@ def _plain(value: Any) -> Any:
 # ---------------------------------------------------------------- the command's source
 
 
-def export_source(source: str, args: list[str] | None = None) -> Export:
+def export_source(
+    source: str, args: list[str] | None = None, recorded: bool = True
+) -> Export | spec_archive.SourceExport:
     """Export a .keras file, or `applications.NAME` built with `args` (`KEY=VALUE`, values read
-    as YAML: `include_top=false`, `input_shape=[96,96,3]`). Raises `SpecErrors` on bad input."""
+    as YAML: `include_top=false`, `input_shape=[96,96,3]`). A .keras file graphspec wrote gives
+    the spec files it carries, as they were (`graphspec.archive`), unless `recorded` is false:
+    then its model is exported like any other. Raises `SpecErrors` on bad input."""
     if source.startswith(catalog.APPLICATION_PREFIX):
         kwargs = parse_arguments(args or [])
         model = application(source, kwargs)
@@ -802,6 +1058,10 @@ def export_source(source: str, args: list[str] | None = None) -> Export:
             f"--arg sets arguments of a keras.applications constructor; '{source}' is a file",
             hint="export applications.NAME --arg KEY=VALUE",
         )
+    # A model graphspec saved carries the spec it was built from: that, exactly, is its export.
+    carried = spec_archive.exported(Path(source)) if recorded else None
+    if carried is not None:
+        return carried
     model, compile_config = load_keras_file(Path(source))
     return export_model(model, compile_config, origin=source)
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from graphspec import arrays as arr
 from graphspec import atomic
+from graphspec.keras.build import by_name
 from graphspec.keras.data import checked_arrays, synthetic_datasets
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def synthetic_arrays(
     could not be compared.
     """
     keras.utils.set_random_seed(seed)
-    model = loaded.build(compile=False)
+    model = by_name(loaded.build(compile=False), loaded, compile=False)
     batch = min(samples, 256)
     data, _ = synthetic_datasets(
         loaded,
@@ -101,7 +102,7 @@ def reported_metrics(loaded: LoadedSpec, data: Path | dict[str, np.ndarray], val
     a few samples (with `val_` twins when there is validation data). Checks the data against the
     model on the way."""
     keras.utils.set_random_seed(0)
-    model = loaded.build()
+    model = by_name(loaded.build(), loaded)
     found = data if isinstance(data, dict) else arr.load_arrays(data, loaded)
     arrays = checked_arrays(found, "synthetic data" if isinstance(data, dict) else str(data), loaded, model)
     count = min(len(arrays), 8)

@@ -19,10 +19,23 @@ from graphspec import arrays as arr
 from graphspec import run_dir as rd
 from graphspec.errors import SpecErrors
 from graphspec.fingerprint import fingerprint
-from graphspec.keras.build import build_model_and_tensors
-from graphspec.keras.callbacks import activation_tensors, build_callbacks
+from graphspec.keras.build import build_model_and_tensors, by_name
+from graphspec.keras.callbacks import activation_tensors, build_callbacks, check_tensorflow
 from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, synthetic_datasets
-from graphspec.keras.distribute import check_batches, device_count, replicated
+from graphspec.keras.distribute import (
+    Cluster,
+    ProcessBatches,
+    Processes,
+    across_processes,
+    check_batches,
+    check_cluster_run,
+    device_count,
+    join,
+    local,
+    replicated,
+    same_seed,
+    saving_alone,
+)
 from graphspec.keras.save import save_model
 
 if TYPE_CHECKING:
@@ -34,11 +47,12 @@ BACKUP_DIR = "backup"
 
 @dataclass
 class TrainResult:
-    """What a finished run left: its directory, per-epoch history, and last epoch's metrics."""
+    """What a finished run left: its directory, per-epoch history, and last epoch's metrics.
+    A process of a multi-process run other than process 0 leaves no directory (None)."""
 
-    run_dir: Path
+    run_dir: Path | None
     history: dict[str, list[float]]
-    model_path: Path
+    model_path: Path | None
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -60,7 +74,7 @@ class DataSource:
 class EpochHistory(keras.callbacks.Callback):
     """Writes the history after every epoch, so a resumed run keeps the epochs before its kill."""
 
-    def __init__(self, directory: Path, history: dict[str, list[float]]):
+    def __init__(self, directory: Path | None, history: dict[str, list[float]]):
         super().__init__()
         self.directory = directory
         self.history = history
@@ -70,7 +84,8 @@ class EpochHistory(keras.callbacks.Callback):
             series = self.history.setdefault(key, [])
             del series[epoch:]
             series.append(float(value))
-        rd.write_history(self.directory, self.history)
+        if self.directory is not None:  # None: a multi-process run's process other than 0
+            rd.write_history(self.directory, self.history)
 
 
 def train(
@@ -84,6 +99,8 @@ def train(
     resume: bool = False,
     announce: Callable[[Path], None] | None = None,
     devices: str | None = None,
+    on_built: Callable[[keras.Model], None] | None = None,
+    cluster: Cluster | None = None,
 ) -> TrainResult:
     """Train the model `loaded` describes, as its `train` section says, into a run directory.
 
@@ -96,7 +113,11 @@ def train(
     `resume=True`, `out` names a killed run (`rd.interrupted_run`) and training continues from
     that backup to the same epoch count. `announce` is told the run directory before fitting.
     `devices` (a count or `all`) replicates the model over that many local devices and splits
-    each batch between them (`graphspec.keras.distribute`).
+    each batch between them (`graphspec.keras.distribute`). `on_built` is given the model once
+    it is built, before any data is made or the run directory exists (`train --init-from` copies
+    weights into it then); a `SpecErrors` it raises ends the run with nothing written.
+    `cluster` makes this process one of a multi-process run (JAX): it joins the others, trains
+    on its part of each batch, and writes the run directory only if it is process 0.
     """
     settings = loaded.spec.train
     if source.synthetic == (source.data is not None):
@@ -110,6 +131,7 @@ def train(
             hint="add --validation-split 0 to validate on --val-data",
             sources=loaded.diagnostics.sources,
         )
+    check_tensorflow(loaded)
     # Files are read before TensorFlow builds anything, so a missing one fails at once.
     files = {}
     if source.data is not None:
@@ -117,8 +139,17 @@ def train(
         if source.val_data is not None:
             files["val"] = arr.load_arrays(source.val_data, loaded)
 
-    replicas = device_count(devices)
-    with replicated(replicas) as scope:
+    if cluster is not None:
+        check_cluster_run(cluster, [c.type for c in settings.callbacks], devices, resume)
+        if cluster.process_id == 0 and out is not None:
+            rd.final_path(loaded.name, out)  # a used --out is refused before the others wait
+        processes = join(cluster)
+        check_batches(processes.devices, settings.batch_size, {}, processes)  # before building
+        replicas, context = processes.devices, across_processes()
+    else:
+        processes, replicas = Processes(), device_count(devices)
+        context = replicated(replicas)
+    with context as scope:
         return _train(
             loaded,
             source,
@@ -132,6 +163,8 @@ def train(
             extra_callbacks,
             resume,
             announce,
+            on_built=on_built,
+            processes=processes,
         )
 
 
@@ -148,13 +181,22 @@ def _train(
     extra_callbacks: list[keras.callbacks.Callback] | None,
     resume: bool,
     announce: Callable[[Path], None] | None,
+    on_built: Callable[[keras.Model], None] | None = None,
+    processes: Processes | None = None,
 ) -> TrainResult:
     """`train` once its arguments are checked: the model is built and compiled in `scope`,
-    which replicates it over `replicas` devices."""
+    which replicates it over `replicas` devices (of every process in `processes`)."""
+    processes = processes or Processes()
     seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
+    seed = same_seed(seed, processes)
     keras.utils.set_random_seed(seed)
     with scope():
-        model, tensors = build_model_and_tensors(loaded)
+        built, tensors = build_model_and_tensors(loaded)
+        if on_built is not None:
+            on_built(built)
+        # A spec with `structure:` trains through a twin that takes dicts by name (the same
+        # layers and weights); the run keeps the model in the spec's structure.
+        model = by_name(built, loaded)
 
     if source.synthetic:
         kind = source.kind or settings.synthetic
@@ -166,10 +208,11 @@ def _train(
             batch_size=settings.batch_size,
             validation_split=settings.validation_split,
             seed=seed,
+            processes=processes,
         )
         source = DataSource(True, kind)
         counts = {"training": train_data.samples, "validation": val_data.samples if val_data else 0}
-        check_batches(replicas, settings.batch_size, counts)
+        check_batches(replicas, settings.batch_size, counts, processes)
         sample = val_data.inputs(0) if val_data is not None else None
         fit_args: dict[str, Any] = fit_arguments(train_data, val_data, settings.shuffle)
     else:
@@ -179,7 +222,7 @@ def _train(
         else:
             arrays, validation = arrays.split(settings.validation_split)
         counts = {"training": len(arrays), "validation": len(validation) if validation is not None else 0}
-        check_batches(replicas, settings.batch_size, counts)
+        check_batches(replicas, settings.batch_size, counts, processes)
         sample = {k: v[:1] for k, v in validation.x.items()} if validation is not None else None
         fit_args = {
             "x": arrays.x,
@@ -188,8 +231,13 @@ def _train(
             "shuffle": settings.shuffle,
             "validation_data": (validation.x, validation.y) if validation is not None else None,
         }
+        if processes.count > 1:
+            fit_args = _process_batches(arrays, validation, settings, processes)
     if sample is not None:
         sample = {k: np.asarray(v[:1]) for k, v in sample.items()}
+
+    if not processes.writes:
+        return _follow(loaded, model, settings.epochs, fit_args, extra_callbacks)
 
     final = rd.interrupted_run(out) if resume else rd.final_path(loaded.name, out, runs_root)
     layer_nodes = [name for name in loaded.spec.layers if name in tensors]
@@ -207,6 +255,8 @@ def _train(
             # Keras keeps the previous backup while writing the next, so a kill mid-write
             # still leaves one to resume from.
             callbacks.insert(0, keras.callbacks.BackupAndRestore(str(run.path / BACKUP_DIR)))
+        if processes.count > 1:
+            callbacks = saving_alone(callbacks)
         epochs = EpochHistory(run.path, rd.read_history(run.path) if resume else {})
         callbacks += [epochs, *(extra_callbacks or [])]
         if not resume:
@@ -216,7 +266,41 @@ def _train(
         model.fit(epochs=settings.epochs, callbacks=callbacks, verbose=verbose, **fit_args)
         values = epochs.history
         rd.write_history(run.path, values)
-        save_model(model, run.path / rd.MODEL_FILE)
+        with local():  # a multi-process run saves on process 0 alone (`saving_alone`)
+            save_model(built, run.path / rd.MODEL_FILE, loaded)
         where = run.commit()
     metrics = {key: series[-1] for key, series in values.items() if series}
     return TrainResult(where, values, where / rd.MODEL_FILE, metrics)
+
+
+def _process_batches(
+    arrays: ArrayData, validation: ArrayData | None, settings: Any, processes: Processes
+) -> dict[str, Any]:
+    """`fit`'s data arguments for .npz arrays in a multi-process run: this process's part of
+    every batch."""
+    return {
+        "x": ProcessBatches(arrays.x, arrays.y, settings.batch_size, processes),
+        "shuffle": settings.shuffle,
+        "validation_data": (
+            ProcessBatches(validation.x, validation.y, settings.batch_size, processes)
+            if validation is not None
+            else None
+        ),
+    }
+
+
+def _follow(
+    loaded: LoadedSpec,
+    model: keras.Model,
+    epochs: int,
+    fit_args: dict[str, Any],
+    extra_callbacks: list[keras.callbacks.Callback] | None,
+) -> TrainResult:
+    """Training on a process of a multi-process run other than process 0: in step with it,
+    with the callbacks that steer training (early stopping, learning rates) and none that
+    write. Its history is process 0's: the metrics are computed over every process."""
+    callbacks = build_callbacks(loaded, model, Path.cwd(), writing=False)
+    history = EpochHistory(None, {})
+    model.fit(epochs=epochs, callbacks=[*callbacks, history, *(extra_callbacks or [])], verbose=0, **fit_args)
+    metrics = {key: series[-1] for key, series in history.history.items() if series}
+    return TrainResult(None, history.history, None, metrics)

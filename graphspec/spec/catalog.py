@@ -41,7 +41,11 @@ def catalog() -> dict:
 
 
 def layer(type_name: str) -> dict | None:
-    """Constructor and call arguments of a layer type (`Dense`, `applications.Xception`)."""
+    """Constructor and call arguments of a layer type (`Dense`, `applications.Xception`, or a
+    layer keras.applications defines for its models, `applications.convnext.LayerScale`)."""
+    helper = catalog().get("application_layers", {}).get(type_name)
+    if helper is not None:
+        return helper
     if type_name.startswith(APPLICATION_PREFIX):
         entry = catalog()["applications"].get(type_name[len(APPLICATION_PREFIX) :])
         if entry is None:
@@ -66,6 +70,23 @@ def stale_warning(installed_keras: str) -> str | None:
     )
 
 
+def is_application(type_name: str) -> bool:
+    """Whether `type_name` is a keras.applications model (`applications.Xception`), not a layer."""
+    return (
+        type_name.startswith(APPLICATION_PREFIX)
+        and type_name[len(APPLICATION_PREFIX) :] in catalog()["applications"]
+    )
+
+
+def application_layer(cls: type) -> str | None:
+    """The spec name of a layer class keras.applications defines for its models
+    (`applications.convnext.LayerScale`), or None when `cls` is not one."""
+    for name, entry in catalog().get("application_layers", {}).items():
+        if entry["class"] == cls.__name__ and entry["module"] == cls.__module__:
+            return name
+    return None
+
+
 def refusal(type_name: str) -> Refusal | None:
     """Why a spec can never use the layer `type_name` (it runs code, reads a file, ...), or None."""
     entry = layer(type_name)
@@ -81,4 +102,9 @@ def callback(type_name: str) -> dict | None:
 
 def layer_names() -> list[str]:
     c = catalog()
-    return list(c["layers"]) + [APPLICATION_PREFIX + n for n in c["applications"]] + list(_CUSTOM)
+    return (
+        list(c["layers"])
+        + [APPLICATION_PREFIX + n for n in c["applications"]]
+        + list(c.get("application_layers", {}))
+        + list(_CUSTOM)
+    )
