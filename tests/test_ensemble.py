@@ -201,3 +201,47 @@ def test_nelder_mead_finds_non_negative_weights_summing_to_one():
     weights = ensemble.nelder_mead(lambda w: float(np.sum((w - target) ** 2)), 3)
     assert weights.sum() == pytest.approx(1.0) and np.all(weights >= 0)
     np.testing.assert_allclose(weights, target, atol=1e-3)
+
+
+def test_members_whose_spec_gives_a_structure_are_averaged_by_output_name(tmp_path):
+    spec = tmp_path / "listed.yaml"
+    spec.write_text(
+        SPEC.replace("train: {epochs: 6, batch_size: 32}", "train: {epochs: 2, batch_size: 32}")
+        + "structure: {inputs: [x], outputs: probs}\n"
+    )
+    arrays = synthetic_arrays(graphspec.load(spec), kind="teacher", samples=200, seed=5)
+    save_arrays(arrays, tmp_path / "data.npz")
+    runs = []
+    for seed in (1, 2):
+        keras.backend.clear_session()
+        loaded = graphspec.load(spec, [f"train.seed={seed}"])
+        runs.append(
+            train(loaded, DataSource(data=tmp_path / "data.npz"), out=tmp_path / f"r{seed}", verbose=0)
+        )
+    # Each run keeps its model in the spec's structure: a list in, one tensor out.
+    saved = keras.models.load_model(runs[0].model_path)
+    assert np.asarray(saved.predict([arrays["x"][:3]], verbose=0)).shape == (3, 4)
+    result = runner.invoke(
+        app,
+        [
+            "ensemble",
+            *(str(r.run_dir) for r in runs),
+            "--data",
+            str(tmp_path / "data.npz"),
+            "--out",
+            str(tmp_path / "e"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    from graphspec.keras.ensemble import load_members
+
+    members = load_members([r.run_dir for r in runs])
+    weights = json.loads((tmp_path / "e" / "ensemble.json").read_text())["weights"]
+    averaged = keras.models.load_model(tmp_path / "e" / "ensemble.keras").predict(
+        {"x": arrays["x"][:3]}, verbose=0
+    )
+    expected = sum(
+        w * m.model.predict({"x": arrays["x"][:3]}, verbose=0)["probs"]
+        for w, m in zip(weights, members, strict=True)
+    )
+    np.testing.assert_allclose(averaged["probs"], expected, rtol=1e-5, atol=1e-6)

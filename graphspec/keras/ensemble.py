@@ -18,7 +18,7 @@ import numpy as np
 from graphspec import arrays as arr
 from graphspec import run_dir as rd
 from graphspec.errors import SpecErrors
-from graphspec.keras.build import honour_call_training
+from graphspec.keras.build import by_name, honour_call_training
 from graphspec.keras.data import checked_arrays
 from graphspec.keras.save import save_model
 
@@ -81,7 +81,10 @@ def load_members(runs: list[Path]) -> list[Member]:
             model = honour_call_training(keras.models.load_model(model_path, compile=False))
         except Exception as exc:
             raise SpecErrors.single(f"cannot load {model_path}: {' '.join(str(exc).split())[:300]}") from None
-        members.append(Member(run, model, graphspec.load(spec_path)))
+        loaded = graphspec.load(spec_path)
+        # An ensemble averages outputs by name: a member with `structure:` joins as its twin
+        # that takes and gives dicts by name (the same layers).
+        members.append(Member(run, by_name(model, loaded, compile=False), loaded))
     first_inputs, first_outputs = _signature(members[0].model)
     for member in members[1:]:
         inputs, outputs = _signature(member.model)
