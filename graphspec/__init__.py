@@ -7,5 +7,5 @@
 from graphspec.errors import Diagnostic, Location, SpecErrors
 from graphspec.spec.load import LoadedSpec, load
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["Diagnostic", "LoadedSpec", "Location", "SpecErrors", "load", "__version__"]

@@ -12,7 +12,7 @@ A `.keras` file is a zip archive. Keras writes `config.json`, `metadata.json` an
 
     manifest.json = {
       "format": "graphspec-archive/1",
-      "graphspec": "0.1.0",                    the version that wrote it
+      "graphspec": "0.2.0",                    the version that wrote it
       "spec": "specs/a.yaml",                  the top spec, a NAME of "files"
       "files": {"specs/a.yaml": {"bytes": 412, "sha256": "<hex>"}, ...},
       "exact": true,                           false: "files" are the resolved spec, the
