@@ -125,7 +125,7 @@ def test_a_keras_test_model_export_cannot_write_is_refused_with_the_reason(case)
 
 def test_the_corpus_is_large_and_mostly_exported():
     assert len(CASES) >= 50
-    assert len(REFUSED) <= 4
+    assert len(REFUSED) <= 3
 
 
 # --- what used to be lost silently --------------------------------------------------------------

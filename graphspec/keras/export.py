@@ -29,6 +29,7 @@ TensorFlow is imported: this module reads live Keras objects.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -695,13 +696,29 @@ def layer_type(layer: Any) -> str:
     helper = catalog.application_layer(type(layer))
     if helper is not None:  # Keras's own, defined by keras.applications for its models
         return helper
+    if getattr(keras.layers, name, None) is not type(layer):
+        # keras.layers may export a class under another name (GroupQueryAttention is the class
+        # GroupedQueryAttention): the spec uses the public name.
+        name = _public_layer_names().get(type(layer), name)
     if catalog.layer(name) is None or getattr(keras.layers, name, None) is not type(layer):
+        name = type(layer).__name__
         where = f"{type(layer).__module__}.{name}"
         raise SpecErrors.single(
             f"layer '{layer.name}' is of class '{where}', which is not a keras.layers "
             "class; a spec can only name Keras's own layers"
         )
     return name
+
+
+@functools.cache
+def _public_layer_names() -> dict[type, str]:
+    """Each class keras.layers exports, by the name it exports it under (the first, sorted)."""
+    names: dict[type, str] = {}
+    for public in sorted(dir(keras.layers)):
+        value = getattr(keras.layers, public)
+        if isinstance(value, type):
+            names.setdefault(value, public)
+    return names
 
 
 def layer_arguments(layer: Any) -> dict[str, Any]:
