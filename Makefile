@@ -7,12 +7,12 @@ STAMP   = $(VENV)/.installed
 # `pip install -e '.[tensorflow]' 'tensorflow[and-cuda]'` instead (see the README).
 TF_EXTRA ?= tensorflow-cpu
 
-.PHONY: demo test test-backends lint bench catalog schema graphviz chromium postgresql clean demo-pythons check-upgrade
+.PHONY: demo test test-torch test-backends lint bench catalog schema graphviz chromium postgresql clean demo-pythons check-upgrade
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,test]'
 	touch $(STAMP)
 
 # Graphviz's `dot` renders plots. Installed with apt-get where we are root on Debian; elsewhere
@@ -52,15 +52,18 @@ demo: $(STAMP) graphviz
 test: $(STAMP) graphviz chromium postgresql
 	$(BIN)/ruff check graphspec tests bench
 	$(BIN)/ruff format --check graphspec tests bench
-	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=tests/test_backends.py
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-# JAX and PyTorch in the same .venv, at constraints.txt's versions, then the tests that run on
-# them (each backend in subprocesses). Not part of `make test`, which leaves test_backends.py out
-# even where they are installed, to stay under 15 minutes: PyPI's torch wheel brings 3 GB of
-# CUDA libraries (about 5 minutes to install on 2 cores) and the subset takes about 8 more.
-test-backends: $(STAMP)
+# `make test` installs JAX beside TensorFlow and runs the backend subset, the data parallel and
+# the multi-process tests on it; PyTorch's subset runs here, after it, in the same .venv: PyPI's
+# torch wheel brings 3 GB of CUDA libraries (about 5 minutes to install on 2 cores), which would
+# take `make test` past 15 minutes. .ci/run runs both.
+test-torch: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,torch,test]'
-	$(BIN)/python -m pytest -n 2 --dist loadfile tests/test_backends.py tests/test_distributed.py
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests/test_backends.py tests/test_distributed.py -k torch
+
+# The old name of test-torch.
+test-backends: test-torch
 
 lint: $(STAMP)
 	$(BIN)/ruff check graphspec tests bench

@@ -198,7 +198,12 @@ def backend_row(backend: str) -> Row:
     name = f"synthetic training throughput, {Path(SPEC).name}, {backend}"
     command = f"KERAS_BACKEND={backend} {COMMAND}"
     if importlib.util.find_spec(backend) is None:
-        return not_measured(name, ">= 0.95x", command, f"{backend} is not installed (make test-backends)")
+        return not_measured(
+            name,
+            ">= 0.95x",
+            command,
+            f"{backend} is not installed (make test installs jax, make test-torch torch)",
+        )
     result = subprocess.run(
         [sys.executable, __file__, "--throughput-json"],
         cwd=ROOT,

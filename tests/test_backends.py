@@ -3,7 +3,7 @@ counts, training lowers the loss, a run's model reloads, and a killed run resume
 
 Keras picks its backend at import, so everything on another backend runs in a subprocess with
 KERAS_BACKEND set, as a user would run it. A backend that is not installed is skipped, saying
-so: `make test-backends` installs both.
+so: `make test` installs JAX, and `make test-torch` PyTorch.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ BACKENDS = [
         name,
         marks=pytest.mark.skipif(
             importlib.util.find_spec(name) is None,
-            reason=f"{name} is not installed: make test-backends installs it",
+            reason=f"{name} is not installed: make test installs jax, make test-torch torch",
         ),
     )
     for name in ("jax", "torch")
@@ -152,7 +152,7 @@ def test_a_killed_run_resumes_to_the_same_epoch_count(backend, tmp_path):
 # --- Without TensorFlow: JAX alone -----------------------------------------------------------
 
 needs_jax = pytest.mark.skipif(
-    importlib.util.find_spec("jax") is None, reason="jax is not installed: make test-backends installs it"
+    importlib.util.find_spec("jax") is None, reason="jax is not installed: make test installs it"
 )
 
 TENSORBOARD_SPEC = """\

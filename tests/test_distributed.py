@@ -54,7 +54,7 @@ main()
 """
 
 needs_jax = pytest.mark.skipif(
-    importlib.util.find_spec("jax") is None, reason="JAX is not installed: make test-backends installs it"
+    importlib.util.find_spec("jax") is None, reason="JAX is not installed: make test installs it"
 )
 
 
@@ -156,7 +156,7 @@ def test_a_batch_the_devices_cannot_split_is_refused(tmp_path):
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None, reason="torch is not installed: make test-backends installs it"
+    importlib.util.find_spec("torch") is None, reason="torch is not installed: make test-torch installs it"
 )
 def test_torch_refuses_more_than_one_device(tmp_path):
     spec = tmp_path / "tiny.yaml"
@@ -210,7 +210,7 @@ def two_processes(tmp_path_factory) -> tuple[Path, list[subprocess.CompletedProc
     """A run of the tiny spec by two processes, each asked to write its own run directory: the
     folder they ran in, and how each ended."""
     if importlib.util.find_spec("jax") is None:
-        pytest.skip("JAX is not installed: make test-backends installs it")
+        pytest.skip("JAX is not installed: make test installs it")
     folder = tmp_path_factory.mktemp("two-processes")
     (folder / "tiny.yaml").write_text(SPEC)
     port = _free_port()
