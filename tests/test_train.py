@@ -143,6 +143,38 @@ def test_a_run_directory_holds_nested_specs_so_its_spec_reruns(write_spec, tmp_p
     assert again.build().count_params() == graphspec.load(path).build().count_params()
 
 
+def test_a_run_of_a_spec_with_included_blocks_keeps_a_spec_that_loads_on_its_own(write_spec, tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "dense.yaml").write_text(
+        "blocks:\n  dense:\n    params: {units}\n    in: x\n"
+        '    layers: {d: {type: Dense, units: "${units}", in: x}}\n    out: d\n'
+    )
+    path = write_spec(
+        """
+        graphspec: 1
+        name: included
+        include: lib/dense.yaml
+        inputs: {x: {shape: [3]}}
+        layers:
+          h: {block: dense, units: 5, in: x}
+          y: {type: Dense, units: 1, in: h}
+        outputs: {y: {loss: mse}}
+    """
+    )
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", str(path), "--synthetic", "--samples", "8", "--out", str(run), "-q"]
+    )
+    assert result.exit_code == 0, result.stderr
+    # Blocks are expanded into the run's spec, which neither includes nor defines them again.
+    written = yaml.safe_load((run / "spec.yaml").read_text())
+    assert "include" not in written and "blocks" not in written
+    assert (
+        graphspec.load(run / "spec.yaml").build().count_params()
+        == graphspec.load(path).build().count_params()
+    )
+
+
 # --- synthetic data ----------------------------------------------------------------------------
 
 
