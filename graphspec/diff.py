@@ -126,7 +126,8 @@ class SpecDiff:
         return data
 
 
-_SECTIONS = (
+# The sections that say the model itself differs; training and search follow.
+ARCHITECTURE_SECTIONS = (
     "layers_added",
     "layers_removed",
     "layers_changed",
@@ -139,9 +140,8 @@ _SECTIONS = (
     "outputs_changed",
     "losses_changed",
     "model_changed",
-    "training_changed",
-    "search_changed",
 )
+_SECTIONS = (*ARCHITECTURE_SECTIONS, "training_changed", "search_changed")
 _LOSS_FIELDS = ("loss", "weight", "metrics")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import graphspec
-from graphspec.diff import SpecDiff, diff, render_text
+from graphspec.diff import ARCHITECTURE_SECTIONS, SpecDiff, diff, render_text
 from graphspec.fingerprint import fingerprint
 
 keras = pytest.importorskip("keras")
@@ -67,25 +67,10 @@ NOT_YET = {
 
 SPECS = sorted(Path("specs").glob("*.yaml"))
 
-_ARCHITECTURE_SECTIONS = (
-    "layers_added",
-    "layers_removed",
-    "layers_changed",
-    "connections_changed",
-    "inputs_added",
-    "inputs_removed",
-    "inputs_changed",
-    "outputs_added",
-    "outputs_removed",
-    "outputs_changed",
-    "losses_changed",
-    "model_changed",
-)
-
 
 def architecture_changes(result: SpecDiff) -> dict[str, list]:
     """The sections of a diff that say the model differs (not training or search)."""
-    return {name: getattr(result, name) for name in _ARCHITECTURE_SECTIONS if getattr(result, name, None)}
+    return {name: getattr(result, name) for name in ARCHITECTURE_SECTIONS if getattr(result, name, None)}
 
 
 def round_trip(loaded: graphspec.LoadedSpec, folder: Path) -> graphspec.LoadedSpec:
