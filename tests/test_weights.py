@@ -277,6 +277,11 @@ def test_strict_weights_still_refuse_a_model_that_does_not_fit(tmp_path, write_s
         f"layer 'head': weight 'kernel' has shape (8, 6), but in {saved} it has shape (8, 4)",
         f"layer 'head': weight 'bias' has shape (6,), but in {saved} it has shape (4,)",
     ]
+    # The last error says how to carry over what fits.
+    assert [d.hint for d in caught.value.diagnostics.errors] == [
+        None,
+        "--partial copies what fits (1 layer) and lists the rest",
+    ]
     # Nothing copied, not even the layer that fits.
     assert all(
         np.array_equal(a, b) for a, b in zip(model.get_layer("hidden").get_weights(), hidden, strict=True)

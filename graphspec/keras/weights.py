@@ -256,29 +256,35 @@ def load_weights_by_name(model: keras.Model, source: Path | keras.Model) -> int:
 
 
 def _raise_unless_all_fit(report: WeightsReport) -> None:
-    diagnostics = Diagnostics()
     label = report.source
+    messages = []
     for layer in report.layers:
         where = layer.name
         if layer.status == NEW:
-            diagnostics.error(f"layer '{where}' has weights, but {label} has no layer '{where}'")
+            messages.append(f"layer '{where}' has weights, but {label} has no layer '{where}'")
         elif layer.status == UNUSED:
-            diagnostics.error(
+            messages.append(
                 f"{label} has weights for layer '{where}', which the model built from the spec does not have"
             )
         elif layer.status == MISMATCHED and any(s.spec is None or s.source is None for s in layer.shapes):
             ours = sum(s.spec is not None for s in layer.shapes)
             theirs = sum(s.source is not None for s in layer.shapes)
-            diagnostics.error(
+            messages.append(
                 f"layer '{where}' has {ours} weights, but in {label} it has {theirs} "
                 f"({layer.kind} vs {layer.source_kind})"
             )
         elif layer.status == MISMATCHED:
-            for s in layer.differences:
-                diagnostics.error(
-                    f"layer '{where}': weight '{s.name}' has shape {s.spec}, "
-                    f"but in {label} it has shape {s.source}"
-                )
+            messages.extend(
+                f"layer '{where}': weight '{s.name}' has shape {s.spec}, "
+                f"but in {label} it has shape {s.source}"
+                for s in layer.differences
+            )
+    diagnostics = Diagnostics()
+    for number, message in enumerate(messages, 1):
+        # After an edit some layers usually still fit: say once how to carry those over.
+        last = number == len(messages) and report.copied
+        hint = f"--partial copies what fits ({_count(report.copied, 'layer')}) and lists the rest"
+        diagnostics.error(message, hint=hint if last else None)
     diagnostics.raise_if_errors()
 
 
