@@ -389,3 +389,22 @@ def test_the_processes_parts_of_an_array_batch_make_the_whole_batch():
     fed = [np.concatenate([parts[0][i][1]["y"], parts[1][i][1]["y"]]) for i in range(3)]
     assert [batch.tolist() for batch in fed] == [list(range(0, 8)), list(range(8, 16)), list(range(16, 20))]
     assert parts[1][2][0]["x"].tolist() == [[36, 37], [38, 39]]
+
+
+@pytest.mark.parametrize(
+    ("greeting", "problem"),
+    [
+        ("{hello} 3 5", "process id 5 is not one of 1..2"),
+        ("{hello} 3 0", "process id 0 is not one of 1..2"),
+        ("{hello} 4 2", "process 0 was started with --num-processes 3, not 4"),
+        ("{hello} 3 1", "process 1 has already joined: each process needs an id of its own"),
+        ("GET / HTTP/1.1", "not a graphspec process"),
+    ],
+)
+def test_process_0_refuses_a_greeting_that_does_not_fit(greeting, problem):
+    from graphspec.keras.distribute import _HELLO, Cluster, _greeting
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall((greeting.format(hello=_HELLO) + "\n").encode())
+        assert _greeting(ours, Cluster("127.0.0.1:8476", 3, 0), {1: None}) == (problem, -1)

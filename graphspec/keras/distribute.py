@@ -398,6 +398,8 @@ def _greeting(connection: socket.socket, cluster: Cluster, joined: dict) -> tupl
     count, process_id = int(words[1]), int(words[2])
     if count != cluster.num_processes:
         return f"process 0 was started with --num-processes {cluster.num_processes}, not {count}", -1
+    if not 0 < process_id < cluster.num_processes:
+        return f"process id {process_id} is not one of 1..{cluster.num_processes - 1}", -1
     if process_id in joined:
         return f"process {process_id} has already joined: each process needs an id of its own", -1
     return None, process_id
