@@ -518,6 +518,9 @@ class _Exporter:
 
     def _layer_entry(self, layer: Any, name: str) -> dict[str, Any]:
         if _is_model(layer):
+            application = _as_application(layer)
+            if application is not None:
+                return application
             file = f"{self.spec_name}.{name}.yaml"
             inner = _Exporter(
                 layer, f"layer '{name}' of {self.origin or self.spec_name}", spec_name=_spec_name(layer.name)
@@ -574,6 +577,66 @@ class _Exporter:
         """The names the spec of this model gives its outputs, in Keras's flat order."""
         self._walk()
         return _flat_names(*self._outputs({}))
+
+
+def _as_application(model: keras.Model) -> dict[str, Any] | None:
+    """A model used as a layer that is a keras.applications model, as the node that builds it
+    (`{type: applications.NAME, ...}`), or None.
+
+    Candidates are the constructors whose name the model's name contains (Keras names its
+    models after them: `xception`, `resnet50`; graphspec after the node, `xception_base`), each
+    tried with and without its top; one is taken only when the graph it builds is the model's,
+    layer for layer (classes, configs, connections; automatic names aside), so a look-alike is
+    written as the nested spec of its graph.
+    """
+    lowered = model.name.lower()
+    candidates = sorted(
+        (name for name in catalog.catalog()["applications"] if name.lower() in lowered),
+        key=len,
+        reverse=True,
+    )
+    if not candidates or len(model.inputs) != 1 or len(model.outputs) != 1:
+        return None
+    wanted = _anonymous(model.get_config())
+    input_shape = list(model.inputs[0].shape[1:])
+    last = model.layers[-1]
+    tops: list[dict[str, Any]] = [{"include_top": False}, {"include_top": False, "pooling": "avg"}]
+    tops.append({"include_top": False, "pooling": "max"})
+    if isinstance(last, keras.layers.Dense):
+        activation = keras.activations.serialize(last.activation)
+        tops.insert(0, {"include_top": True, "classes": last.units, "classifier_activation": activation})
+    # Without `input_shape` first: a base without its top takes any image size by default.
+    tries = [(top, shape) for top in tops for shape in ({}, {"input_shape": input_shape})]
+    for name in candidates:
+        constructor = getattr(keras.applications, name)
+        for top, shape in tries:
+            args = {**shape, **top}
+            try:
+                candidate = constructor(weights=None, name=model.name, **args)
+            except Exception:  # a shape or a top this constructor does not take
+                continue
+            if _anonymous(candidate.get_config()) == wanted:
+                defaults = catalog.catalog()["applications"][name].get("defaults", {})
+                written = {k: v for k, v in args.items() if defaults.get(k, object()) != v}
+                return {"type": catalog.APPLICATION_PREFIX + name, **written}
+    return None
+
+
+def _anonymous(config: dict[str, Any]) -> str:
+    """A functional model's config as text with every layer's name replaced by its position:
+    the graph, whatever Keras's name counters stood at when it was built."""
+    index = {layer["name"]: f"#{i}" for i, layer in enumerate(config.get("layers", []))}
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "name" or not isinstance(v, str)}
+        if isinstance(value, (list, tuple)):
+            return [strip(v) for v in value]
+        if isinstance(value, str) and value in index:
+            return index[value]
+        return value
+
+    return json.dumps(strip({k: v for k, v in config.items() if k != "name"}), sort_keys=True, default=str)
 
 
 def _is_model(op: Any) -> bool:

@@ -16,6 +16,7 @@ In both, nothing is copied unless the whole plan is accepted.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -307,6 +308,29 @@ def _layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
     return {layer.name: layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)}
 
 
+def _paired(mine: dict[str, keras.layers.Layer], theirs: dict[str, keras.layers.Layer]) -> dict:
+    """`theirs` by our layers' names where the two models differ only in the names Keras made
+    up (`conv2d_3` against `conv2d_7`): the same classes in the same order, every other name
+    equal. A keras.applications model built in another session is such a twin; anything else
+    is matched by name alone."""
+    if mine.keys() == theirs.keys() or len(mine) != len(theirs):
+        return theirs
+    paired = {}
+    for (name, layer), (other_name, other) in zip(mine.items(), theirs.items(), strict=True):
+        same_name = name == other_name
+        if type(layer) is not type(other) or not (same_name or (_made_up(layer) and _made_up(other))):
+            return theirs
+        paired[name] = other
+    return paired
+
+
+def _made_up(layer: keras.layers.Layer) -> bool:
+    """Whether the layer's name is one Keras gives a layer nobody named: `conv2d`, `conv2d_7`."""
+    from keras.src.utils.naming import to_snake_case
+
+    return re.fullmatch(re.escape(to_snake_case(type(layer).__name__)) + r"(_\d+)?", layer.name) is not None
+
+
 def _params(layer: keras.layers.Layer) -> int:
     return sum(int(np.prod(v.shape)) for v in layer.weights)
 
@@ -324,7 +348,7 @@ def _match(
     found: list[LayerWeights],
     pairs: list[tuple[keras.layers.Layer, list[np.ndarray]]],
 ) -> None:
-    mine, theirs = _layers(target), _layers(source)
+    mine, theirs = _layers(target), _paired(_layers(target), _layers(source))
     for name, layer in mine.items():
         where = f"{prefix}{name}"
         kind = type(layer).__name__
