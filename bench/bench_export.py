@@ -56,6 +56,9 @@ def round_trip(name: str) -> dict:
     from graphspec.keras.export import application, export_model
     from graphspec.keras.weights import load_weights_by_name
 
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fixtures.applications import perturb_state  # the tests' own, so both check the same
+
     result: dict = {"name": name, "args": arguments(name), "exported": False, "rebuilt": False}
     start = time.perf_counter()
     original = application(f"applications.{name}", arguments(name))
@@ -96,24 +99,6 @@ def round_trip(name: str) -> dict:
     )
     result["same_params"] = rebuilt.count_params() == original.count_params()
     return result
-
-
-def perturb_state(model) -> None:
-    """Give `model`'s non-trainable float weights (BatchNormalization's moving statistics, an
-    adaptable Normalization's mean and variance) random values that no initializer gives,
-    so that outputs agree only if they are copied too, not just the trainable weights."""
-    import keras
-    import numpy as np
-
-    rng = np.random.default_rng(1)
-    for variable in model.non_trainable_weights:
-        if "float" in str(variable.dtype):
-            # Variances stay positive; means straddle 0, so that ReLUs neither die nor all pass.
-            low, high = (0.5, 1.5) if variable.path.endswith("variance") else (-0.5, 0.5)
-            variable.assign(rng.uniform(low, high, tuple(variable.shape)).astype(str(variable.dtype)))
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.Normalization):
-            layer.finalize_state()  # it computes with a copy of its mean and variance
 
 
 def _row(result: dict) -> Row:

@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from fixtures.applications import perturb_state  # noqa: E402
 from keras.src.applications import convnext, inception_resnet_v2  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
@@ -67,20 +68,6 @@ def round_trip(original: keras.Model, tmp_path: Path) -> tuple[str, float]:
         float(np.max(np.abs(np.asarray(a) - np.asarray(e)))) for a, e in zip(actual, expected, strict=True)
     )
     return exported.to_yaml() + "".join(nested.to_yaml() for nested in exported.nested.values()), difference
-
-
-def perturb_state(model: keras.Model) -> None:
-    """Give `model`'s non-trainable float weights (moving statistics, a Normalization's mean and
-    variance) values no initializer gives, so outputs agree only if they are copied too."""
-    rng = np.random.default_rng(1)
-    for variable in model.non_trainable_weights:
-        if "float" in str(variable.dtype):
-            # Variances stay positive; means straddle 0, so that ReLUs neither die nor all pass.
-            low, high = (0.5, 1.5) if variable.path.endswith("variance") else (-0.5, 0.5)
-            variable.assign(rng.uniform(low, high, tuple(variable.shape)).astype(str(variable.dtype)))
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.Normalization):
-            layer.finalize_state()  # it computes with a copy of its mean and variance
 
 
 def small(size: int, **args) -> dict:
