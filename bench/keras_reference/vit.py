@@ -1,13 +1,9 @@
-"""ViT (Dosovitskiy et al., 2020) in Keras 3: ViT-B/16 at the defaults (86,567,656 parameters)."""
+"""ViT (Dosovitskiy et al., 2020) in Keras 3: ViT-B/16 at the defaults (86,567,656 parameters).
+The other sizes by params: Ti is dim=192, heads=3, mlp=768; S is dim=384, heads=6, mlp=1536.
+"""
 
 import keras
 from keras import layers, ops
-
-VARIANTS = {
-    "Ti": dict(dim=192, depth=12, heads=3, mlp=768),
-    "S": dict(dim=384, depth=12, heads=6, mlp=1536),
-    "B": dict(dim=768, depth=12, heads=12, mlp=3072),
-}
 
 
 class ClassTokenAndPositions(layers.Layer):
