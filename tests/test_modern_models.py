@@ -157,8 +157,9 @@ def test_the_spec_is_the_keras_model(name):
     batch = sample(keras_model, params)
     expected = named_outputs(keras_model, keras_model.predict(feed(keras_model, batch), verbose=0))
     got = named_outputs(spec_model, spec_model.predict(feed(spec_model, batch), verbose=0))
-    if set(got) != set(expected):  # outputs named otherwise: compare them in order
+    if not set(expected) <= set(got):  # outputs named otherwise: compare them in order
         expected, got = dict(enumerate(expected.values())), dict(enumerate(got.values()))
+    # A spec may give more outputs than the reference (CLIP's transposed logits, for its loss).
     for key, value in expected.items():
         assert got[key].shape == value.shape, key
         np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-5, err_msg=str(key))
