@@ -64,13 +64,11 @@ def spec_path(name: str) -> Path:
     return path
 
 
-def shared_params(name: str, path: Path) -> dict:
-    """The tiny params the spec declares (the others keep both sides' defaults)."""
+def shared_params(name: str, path: Path) -> tuple[dict, list[str]]:
+    """The tiny params the spec declares (the others keep both sides' defaults), and the others."""
     declared = graphspec.load(path).spec.params
     left_out = sorted(set(TINY[name]) - set(declared))
-    if left_out:
-        print(f"specs/{name}.yaml declares no {', '.join(left_out)}: both sides keep their defaults")
-    return {key: value for key, value in TINY[name].items() if key in declared}
+    return {key: value for key, value in TINY[name].items() if key in declared}, left_out
 
 
 def copy_weights(source, target) -> None:
@@ -146,11 +144,16 @@ def trainable(model) -> int:
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_the_spec_is_the_keras_model(name):
     path = spec_path(name)
-    params = shared_params(name, path)
+    params, left_out = shared_params(name, path)
     keras_model = reference(name).build(**params)
     spec_model = graphspec.load(path, params).build(compile=False)
     assert spec_model.count_params() == keras_model.count_params()
     assert trainable(spec_model) == trainable(keras_model)
+    if left_out:
+        # At its default sizes (specs/unet.yaml before its depth param: 31M weights) the
+        # comparison of outputs would take half a minute.
+        print(f"specs/{name}.yaml declares no {', '.join(left_out)}: parameters compared, outputs not")
+        return
 
     perturb(keras_model)
     copy_weights(keras_model, spec_model)
