@@ -13,6 +13,8 @@ import pytest
 
 import graphspec
 from graphspec import SpecErrors
+from graphspec.diff import diff
+from graphspec.fingerprint import fingerprint
 
 ADD = """
 blocks:
@@ -92,3 +94,166 @@ BAD_COPIES = {
 def test_a_bad_per_copy_input_is_an_error_at_its_column(case, write_spec):
     layers, expected = BAD_COPIES[case]
     assert errors(spec(layers + "\nout: {type: Dense, units: 1, in: dec}"), write_spec) == [expected]
+
+
+# -- implicit `in`, chains, a block's implicit `out` ---------------------------------------------
+
+IMPLICIT = """
+graphspec: 1
+name: t
+inputs:
+  image: {shape: [8, 8, 3]}
+blocks:
+  cbr:
+    params: {filters}
+    in: x
+    layers:
+      body: [{type: Conv2D, filters: "${filters}", kernel_size: 3, padding: same},
+             {type: BatchNormalization}, {type: ReLU}, {type: Conv2D, filters: "${filters}", kernel_size: 1}]
+      act:  {type: ReLU}
+layers:
+  stem:  [{type: Conv2D, filters: 4, kernel_size: 3}, {type: BatchNormalization}, {type: ReLU}]
+  stage: {block: cbr, repeat: 2, filters: 8}
+  pool:  {type: GlobalAveragePooling2D}
+  out:   {type: Dense, units: 2}
+outputs:
+  out:  {loss: mse}
+  stem: {}
+"""
+
+EXPLICIT = """
+graphspec: 1
+name: t
+inputs:
+  image: {shape: [8, 8, 3]}
+layers:
+  stem.conv2d:              {type: Conv2D, filters: 4, kernel_size: 3, in: image}
+  stem.batch_normalization: {type: BatchNormalization, in: stem.conv2d}
+  stem.re_lu:               {type: ReLU, in: stem.batch_normalization}
+  pool:                     {type: GlobalAveragePooling2D, in: stem.re_lu}
+  out:                      {type: Dense, units: 2, in: pool}
+outputs:
+  out: {loss: mse}
+"""
+
+
+def test_chains_and_implicit_in_are_the_explicit_spelling():
+    implicit = graphspec.load(IMPLICIT)
+    layers = implicit.spec.layers
+    assert list(layers)[:4] == [
+        "stem.conv2d",
+        "stem.batch_normalization",
+        "stem.re_lu",
+        "stage.0.body.conv2d",
+    ]
+    # Keras's auto-naming: a type met again in a chain gets `_1`.
+    assert layers["stage.1.body.conv2d_1"].inbound == "stage.1.body.re_lu"
+    # No `in`: the node before (a chain is its last element, a use its output); the first
+    # node of a block reads the block's first input, and copies chain.
+    assert layers["stage.0.body.conv2d"].inbound == "stem.re_lu"
+    assert layers["stage.1.body.conv2d"].inbound == "stage.0.act"
+    assert layers["pool"].inbound == "stage.1.act"
+    assert implicit.spec.outputs["stem"].source == "stem.re_lu"
+    # `graphspec expand` prints every `in`, and loads back to the same spec.
+    expanded = implicit.expanded()
+    nodes = expanded.split("layers:\n")[1].split("\n\n")[0].splitlines()
+    assert len(nodes) == 15 and all(", in: " in line for line in nodes)
+    again = graphspec.load(expanded)
+    assert again.spec.layers == layers
+    assert not diff(implicit, again).differ
+    assert fingerprint(implicit) == fingerprint(again)
+
+
+def test_the_implicit_and_the_explicit_spelling_have_one_fingerprint():
+    implicit = """
+graphspec: 1
+name: t
+inputs:
+  image: {shape: [8, 8, 3]}
+layers:
+  stem: [{type: Conv2D, filters: 4, kernel_size: 3}, {type: BatchNormalization}, {type: ReLU}]
+  pool: {type: GlobalAveragePooling2D}
+  out:  {type: Dense, units: 2}
+outputs:
+  out: {loss: mse}
+"""
+    ours, theirs = graphspec.load(implicit), graphspec.load(EXPLICIT)
+    assert fingerprint(ours) == fingerprint(theirs)
+    assert not diff(ours, theirs).differ
+
+
+def test_a_chain_builds_the_layers_keras_would():
+    import keras
+
+    model = graphspec.load(IMPLICIT).build(compile=False)
+    layers = keras.layers
+    image = keras.Input((8, 8, 3))
+    x = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(4, 3)(image)))
+    stem = x
+    for _ in range(2):
+        x = layers.Conv2D(8, 3, padding="same")(x)
+        x = layers.Conv2D(8, 1)(layers.ReLU()(layers.BatchNormalization()(x)))
+        x = layers.ReLU()(x)
+    reference = keras.Model(image, [layers.Dense(2)(layers.GlobalAveragePooling2D()(x)), stem])
+    assert model.count_params() == reference.count_params()
+    assert model.get_layer("stage.1.body.conv2d_1").output.shape == (None, 6, 6, 8)
+
+
+TWO_INPUTS = "graphspec: 1\nname: t\ninputs:\n  a: {shape: [8]}\n  b: {shape: [8]}\nlayers:\n"
+BAD_CHAINS = {
+    "a first layer without in, and two inputs": (
+        "  first: {type: Dense, units: 2}",
+        (
+            "7:3",
+            "layer 'first' has no 'in' and no layer before it to read: the first layer reads the "
+            "spec's input only when there is exactly one, and there are 2 (a, b)",
+            "say what it reads with 'in'",
+        ),
+    ),
+    "an empty chain": ("  c: []", ("7:6", "chain 'c' has no layers", None)),
+    "an element that is not a mapping": (
+        "  c: [{type: Dense, units: 2, in: a}, 3]",
+        ("7:39", "each layer of chain 'c' is a mapping, as a layer is", None),
+    ),
+    "in on a later element": (
+        "  c: [{type: Dense, units: 2, in: a}, {type: ReLU, in: b}]",
+        (
+            "7:52",
+            "only the first layer of chain 'c' may have 'in': each other one reads the layer before it",
+            "end the chain here and start a node of its own",
+        ),
+    ),
+    "an error inside an element": (
+        "  c: [{type: Dense, units: 2, in: a}, {type: Dense, unit: 3}]",
+        ("7:53", "layer 'c.dense_1': Dense has no argument 'unit'", "did you mean 'units'?"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CHAINS))
+def test_a_bad_chain_is_an_error_at_its_column(case, write_spec):
+    layers, expected = BAD_CHAINS[case]
+    text = TWO_INPUTS + layers + "\n  out: {type: Dense, units: 1, in: a}\noutputs:\n  out: {loss: mse}\n"
+    assert errors(text, write_spec) == [expected]
+
+
+def test_a_block_without_out_outputs_its_last_layer():
+    layers = graphspec.load(
+        spec(
+            """
+        two: {block: dense, in: v}
+        out: {type: Dense, units: 1}
+    """,
+            blocks="""
+blocks:
+  dense:
+    in: x
+    layers:
+      hidden: {type: Dense, units: 4}
+      tail:   [{type: Dense, units: 4}, {type: ReLU}]
+""",
+        )
+    ).spec.layers
+    assert layers["two.hidden"].inbound == "v"
+    assert layers["two.tail.dense"].inbound == "two.hidden"
+    assert layers["out"].inbound == "two.tail.re_lu"

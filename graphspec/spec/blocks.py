@@ -32,6 +32,7 @@ from typing import Any
 
 from graphspec.errors import Diagnostic, Diagnostics, Location, SpecErrors, did_you_mean
 from graphspec.policy import Policy
+from graphspec.spec import chains
 from graphspec.spec import params as params_module
 from graphspec.spec.files import WORKING_TREE, Files
 from graphspec.spec.model import REFERENCE
@@ -436,19 +437,26 @@ class _Expander:
                     self.positions.key_of(path + (key,)),
                     hint=did_you_mean(key, BLOCK_KEYS) or "allowed keys: " + ", ".join(BLOCK_KEYS),
                 )
+        inputs = self._declared_inputs(name, definition.get("in"))
+        # Chains, implicit `in` and an implicit `out` (chains.py) made explicit first.
+        definition, generated = chains.desugar_block(
+            name, definition, inputs or [], self.positions, self.diagnostics
+        )
+        blocks = self.data.get("blocks")
+        if isinstance(blocks, dict) and name in blocks:
+            self.data["blocks"] = {**blocks, name: definition}  # what validation sees
         for key in ("in", "layers", "out"):
             if key not in definition:
                 ok = False
                 self.error(f"blocks.{name} is missing required key '{key}'", key_at)
         params = self._declared_params(name, definition.get("params"))
-        inputs = self._declared_inputs(name, definition.get("in"))
         layers = definition.get("layers")
         if "layers" in definition and (not isinstance(layers, dict) or not layers):
             ok = False
             self.error(f"block '{name}' needs at least one layer", self.positions.of(path + ("layers",)))
         for local in layers if isinstance(layers, dict) else ():
             where = self.positions.key_of(path + ("layers", local))
-            if not _local_name(local):
+            if not _local_name(local) and local not in generated:
                 ok = False
                 self.error(
                     f"'{local}' is not a valid layer name in a block: use letters, digits, '_' "
