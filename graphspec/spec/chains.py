@@ -25,13 +25,12 @@ import re
 from typing import Any
 
 from graphspec.errors import Diagnostics
+from graphspec.spec import math
 from graphspec.spec.model import REFERENCE
 from graphspec.spec.source import Path, Positions
 
 # Node kinds, in the order a chain element's name is taken from them.
 _KINDS = ("type", "op", "block", "share", "spec", "weight", "range", "random", "math")
-# Nodes that need no `in`: a `math` node's expression names what it reads.
-_NO_IMPLICIT_IN = ("math",)
 
 
 def snake_case(name: str) -> str:
@@ -74,7 +73,10 @@ class Desugarer:
         """`layers` (written at `source`) with implicit `in` filled in and chains flattened,
         and what each chain's name now means (its last element). `first` is what the first node
         reads without `in`; when None, `no_first` says why there is nothing to read."""
-        if not any(isinstance(n, list) or (isinstance(n, dict) and "in" not in n) for n in layers.values()):
+        if not any(
+            isinstance(n, list) or (isinstance(n, dict) and ("in" not in n or "math" in n))
+            for n in layers.values()
+        ):
             return layers, {}
         result: dict[str, Any] = {}
         chains: dict[str, str] = {}
@@ -87,7 +89,9 @@ class Desugarer:
                     chains[str(local)] = last
                 previous = str(local)
                 continue
-            if isinstance(node, dict) and "in" not in node and not any(k in node for k in _NO_IMPLICIT_IN):
+            if isinstance(node, dict) and "math" in node:
+                node = math.with_references(node, path, self.positions, self.diagnostics)
+            elif isinstance(node, dict) and "in" not in node:
                 node = self._implicit(node, path, previous, no_first, key=True)
             result[local] = node
             previous = str(local)
@@ -137,7 +141,9 @@ class Desugarer:
                     hint="end the chain here and start a node of its own",
                 )
                 return None
-            if "in" not in element and not any(k in element for k in _NO_IMPLICIT_IN):
+            if "math" in element:
+                element = math.with_references(element, target, self.positions, self.diagnostics)
+            elif "in" not in element:
                 reads = name if name is not None else previous
                 element = self._implicit(element, target, reads, no_first, key=False)
             result[new] = element

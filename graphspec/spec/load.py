@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
 from graphspec.policy import Policy
-from graphspec.spec import chains
+from graphspec.spec import chains, math
 from graphspec.spec import params as params_module
 from graphspec.spec.blocks import Expansion, Use
 from graphspec.spec.blocks import expand as expand_blocks
@@ -180,6 +180,12 @@ def _load_text(
     if not expansion.complete:  # a half-expanded document would only add echoes of its errors
         raise SpecErrors(diagnostics)
     data = expansion.data
+    if isinstance(data.get("layers"), dict):
+        # `math:` nodes become op nodes (math.py): what every later stage, and expand, sees.
+        data = {**data, "layers": math.desugar(data["layers"], positions, diagnostics, expansion.origins)}
+        expansion.data = data
+        if len(diagnostics.errors) > before:
+            raise SpecErrors(diagnostics)
 
     try:
         spec = Spec.model_validate(data)
