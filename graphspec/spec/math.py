@@ -257,7 +257,7 @@ class _Desugarer:
             if keyword.arg not in params:
                 raise expr.ExprError(
                     f"{function}() has no argument '{keyword.arg}'",
-                    *expression.span(keyword.value),
+                    *expression.span(keyword),
                     hint=did_you_mean(keyword.arg, params) or "it takes: " + ", ".join(params),
                 )
             if keyword.arg in keywords or keyword.arg in dict(given):
