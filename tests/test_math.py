@@ -154,3 +154,36 @@ def test_a_bad_expression_is_an_error_at_its_column(case, write_spec):
     layer, expected = BAD_MATH[case]
     text = HEAD + "  " + layer + "\noutputs:\n  m: {loss: mse}\n"
     assert errors(text, write_spec) == [expected]
+
+
+def test_math_nodes_that_expand_past_the_node_limit_are_refused(write_spec):
+    # 510 copies of a 199-operation expression: each math node counts once before expansion.
+    expression = "+".join(["(" + "+".join(["x"] * 10) + ")"] * 20)
+    text = f"""
+graphspec: 1
+name: t
+inputs:
+  v: {{shape: [4]}}
+blocks:
+  sum:
+    in: x
+    layers:
+      s: {{math: "{expression}"}}
+layers:
+  many: {{block: sum, repeat: 510, in: v}}
+outputs:
+  many: {{loss: mse}}
+"""
+    assert errors(text, write_spec) == [
+        (
+            "9:7",
+            "math nodes expand to about 102,000 nodes; a spec may have at most 100,000",
+            "check the repeat counts of the blocks that hold them",
+        )
+    ]
+
+
+def test_a_math_expression_nested_too_deep_is_refused(write_spec):
+    text = HEAD + '  m: {math: "' + "+".join(["a"] * 120) + '"}\noutputs:\n  m: {loss: mse}\n'
+    ((where, message, hint),) = errors(text, write_spec)
+    assert (where[:2], message, hint) == ("7:", "an expression nests at most 100 deep", None)

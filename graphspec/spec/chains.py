@@ -62,6 +62,7 @@ class Desugarer:
         self.positions = positions
         self.diagnostics = diagnostics
         self.failed = False
+        self._under: dict[Path, list] | None = None
 
     def error(self, message: str, location: Any, hint: str | None = None) -> None:
         self.failed = True
@@ -154,10 +155,16 @@ class Desugarer:
         """Copy the positions under `old` to `new`: a chain element becomes a named node."""
         n = len(old)
         element = self.positions.values.get(old)
-        for table in (self.positions.values, self.positions.keys):
-            for path, location in list(table.items()):
-                if path[:n] == old and len(path) > n:
-                    table[new + path[n:]] = location
+        if self._under is None:
+            # Positions under each chain element, gathered once: not a walk of every position
+            # for every element.
+            self._under = {}
+            for table in (self.positions.values, self.positions.keys):
+                for path, location in table.items():
+                    if len(path) > n and isinstance(path[n - 1], int):
+                        self._under.setdefault(path[:n], []).append((table, path, location))
+        for table, path, location in self._under.get(old, ()):
+            table[new + path[n:]] = location
         if element is not None:
             self.positions.keys[new] = element
             self.positions.values[new] = element

@@ -22,13 +22,15 @@ into the node's `in:` mapping, so that blocks resolve them as they resolve any r
 from __future__ import annotations
 
 import ast
+import functools
 import math as pymath
 import operator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from graphspec.errors import Diagnostics, Location, did_you_mean
 from graphspec.spec import expr, ops
+from graphspec.spec.blocks import MAX_NODES
 from graphspec.spec.params import PLACEHOLDER
 from graphspec.spec.source import Path, Positions
 
@@ -51,8 +53,11 @@ _FOLD = {
 _ALLOWED = "names, numbers, + - * / ** @, unary -, and keras.ops functions with keyword arguments"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> expr.Expression:
-    """The expression `text` parsed and checked against the whitelist; raises `expr.ExprError`."""
+    """The expression `text` parsed and checked against the whitelist; raises `expr.ExprError`.
+
+    Parses are cached: a block's expression is read once per copy of every use."""
     if not isinstance(text, str):
         raise expr.ExprError("'math' is an expression in a string", 0, 1)
     if len(text) > expr.MAX_EXPRESSION:
@@ -85,9 +90,8 @@ def parse(text: str) -> expr.Expression:
     while stack:
         node, depth = stack.pop()
         if depth > expr.MAX_NESTING:
-            raise expr.ExprError(
-                f"an expression nests at most {expr.MAX_NESTING} deep", *expression.span(node)
-            )
+            where = expression.span(node) if hasattr(node, "col_offset") else (lead, len(body))
+            raise expr.ExprError(f"an expression nests at most {expr.MAX_NESTING} deep", *where)
         _check(expression, node)
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
     return expression
@@ -114,6 +118,11 @@ def _check(expression: expr.Expression, node: ast.AST) -> None:
         isinstance(node.value, bool) or not isinstance(node.value, (int, float, str, type(None)))
     ):
         raise expr.ExprError(f"{node.value!r} cannot be used in a math expression", *expression.span(node))
+    if isinstance(node, ast.Constant) and (
+        (isinstance(node.value, float) and not pymath.isfinite(node.value))
+        or (isinstance(node.value, int) and abs(node.value) > expr.MAX_INT)
+    ):
+        raise expr.ExprError("this number is too large", *expression.span(node))
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name):
             raise expr.ExprError(
@@ -173,10 +182,11 @@ def _column(loc: Location | None, text: str, offset: int, length: int) -> Locati
     """Where characters `offset`..`offset + length` of the string `text`, written at `loc`, are."""
     if loc is None:
         return None
+    # Made field by field: `dataclasses.replace` costs several times more, once per operand.
     if loc.length == len(text) + 2:  # quoted: the text starts after the quote
-        return replace(loc, col=loc.col + 1 + offset, length=length)
+        return Location(loc.file, loc.line, loc.col + 1 + offset, length, loc.expansion)
     if loc.length == len(text):
-        return replace(loc, col=loc.col + offset, length=length)
+        return Location(loc.file, loc.line, loc.col + offset, length, loc.expansion)
     return loc  # the written text was changed (a `${...}` computed): point at all of it
 
 
@@ -320,12 +330,32 @@ def _fold(expression: expr.Expression, node: ast.AST, function: Any, *values: An
     return result
 
 
+@functools.lru_cache(maxsize=4096)
+def _operations(text: Any) -> int:
+    """At most how many op nodes the expression `text` makes (0 when it does not parse)."""
+    try:
+        tree = parse(text).tree
+    except (expr.ExprError, TypeError):
+        return 0
+    return sum(isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Call)) for n in ast.walk(tree))
+
+
 def desugar(
     layers: dict, positions: Positions, diagnostics: Diagnostics, origins: dict | None = None
 ) -> dict:
     """`layers` (the expanded spec's) with each math node replaced by its op nodes, in place of
     it; their positions are the columns inside the expression. Problems go to `diagnostics`."""
     if not any(isinstance(node, dict) and "math" in node for node in layers.values()):
+        return layers
+    # Refused from an estimate before any is made: a block's expression times its copies.
+    written = [(n, node) for n, node in layers.items() if isinstance(node, dict) and "math" in node]
+    estimate = len(layers) + sum(_operations(node["math"]) for _, node in written)
+    if estimate > MAX_NODES:
+        diagnostics.error(
+            f"math nodes expand to about {estimate:,} nodes; a spec may have at most {MAX_NODES:,}",
+            positions.key_of(("layers", written[0][0])),
+            hint="check the repeat counts of the blocks that hold them",
+        )
         return layers
     result: dict[str, Any] = {}
     for name, node in layers.items():
