@@ -257,3 +257,22 @@ blocks:
     assert layers["two.hidden"].inbound == "v"
     assert layers["two.tail.dense"].inbound == "two.hidden"
     assert layers["out"].inbound == "two.tail.re_lu"
+
+
+def test_a_u_net_too_deep_is_refused_before_it_is_expanded(write_spec):
+    # `repeat: "${n}"` is computed before expansion, so the node count is estimated first.
+    text = spec(
+        """
+        enc: {block: add, repeat: "${n}", in: [v, v]}
+        dec: {block: add, repeat: "${n}", in: {x: enc, skip: "enc.${n - 1 - copy}"}}
+        out: {type: Dense, units: 1, in: dec}
+    """,
+        head="params: {n: 200000}\n",
+    )
+    assert errors(text, write_spec) == [
+        (
+            "11:3",
+            "layer 'enc' expands to about 200,000 nodes; a spec may have at most 100,000",
+            "check the repeat counts",
+        )
+    ]
