@@ -48,6 +48,18 @@ def test_math_becomes_op_nodes_named_after_the_node():
     assert layers["sq"].op == "matmul"
 
 
+def test_expand_prints_the_op_nodes_and_they_are_the_same_model():
+    from graphspec.fingerprint import fingerprint
+
+    loaded = graphspec.load(VAE)
+    expanded = loaded.expanded()
+    assert "  z.1:       {op: multiply, x1: 0.5, in: z_log_var}" in expanded
+    assert "math" not in expanded
+    again = graphspec.load(expanded)
+    assert again.spec.layers == loaded.spec.layers
+    assert fingerprint(again) == fingerprint(loaded)
+
+
 def test_math_computes_what_keras_ops_compute():
     import keras
     from keras import ops
