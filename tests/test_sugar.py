@@ -276,3 +276,18 @@ def test_a_u_net_too_deep_is_refused_before_it_is_expanded(write_spec):
             "check the repeat counts",
         )
     ]
+
+
+def test_a_chain_layer_named_as_another_layer_is_an_error(write_spec):
+    text = TWO_INPUTS + (
+        "  c: [{type: Dense, units: 2, in: a}, {type: ReLU}]\n"
+        "  c.re_lu: {type: Dense, units: 1, in: a}\n"
+        "outputs:\n  c.re_lu: {loss: mse}\n"
+    )
+    assert errors(text, write_spec) == [
+        (
+            "7:39",
+            "chain 'c' names its layer 1 'c.re_lu', which is also the name of another layer",
+            "rename that layer, or the chain",
+        )
+    ]

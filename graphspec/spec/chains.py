@@ -63,6 +63,7 @@ class Desugarer:
         self.diagnostics = diagnostics
         self.failed = False
         self._under: dict[Path, list] | None = None
+        self._written: set = set()
 
     def error(self, message: str, location: Any, hint: str | None = None) -> None:
         self.failed = True
@@ -81,6 +82,7 @@ class Desugarer:
             return layers, {}
         result: dict[str, Any] = {}
         chains: dict[str, str] = {}
+        self._written = set(layers)
         previous = first
         for local, node in layers.items():
             path = source + (local,)
@@ -133,6 +135,13 @@ class Desugarer:
             counts[base] = seen + 1
             new = f"{local}.{base}" if seen == 0 else f"{local}.{base}_{seen}"
             target = path[:-1] + (new,)
+            if new in result or new in self._written:
+                self.error(
+                    f"chain '{local}' names its layer {i} '{new}', which is also the name of another layer",
+                    self.positions.of(at),
+                    hint="rename that layer, or the chain",
+                )
+                return None
             self._move(at, target)
             if i > 0 and "in" in element:
                 self.error(
