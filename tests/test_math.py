@@ -150,6 +150,14 @@ BAD_MATH = {
             "read the node itself where this one is used",
         ),
     ),
+    "a step named as another layer": (
+        'm: {math: "exp(a) + b"}\n  m.1: {type: Dense, units: 4, in: a}',
+        (
+            "7:3",
+            "math node 'm' names a step 'm.1', which is also the name of another layer",
+            "rename that layer, or this node",
+        ),
+    ),
     "an in that is not a mapping": (
         'm: {math: "a * x", in: b}',
         (

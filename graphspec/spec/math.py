@@ -377,6 +377,14 @@ def desugar(
             text = node["math"] if isinstance(node["math"], str) else ""
             diagnostics.error(exc.message, _column(loc, text, exc.offset, exc.length), exc.hint)
             continue
+        taken = next((op.name for op in made[:-1] if op.name in layers or op.name in result), None)
+        if taken is not None:
+            diagnostics.error(
+                f"math node '{name}' names a step '{taken}', which is also the name of another layer",
+                positions.key_of(path),
+                hint="rename that layer, or this node",
+            )
+            continue
         for op in made:
             target = ("layers", op.name)
             if op.name != name:
