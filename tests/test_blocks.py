@@ -433,7 +433,8 @@ BAD_BLOCKS = {
         "act:  {block: conv, filters: 1, in: conv}",
         ("11:21", "block 'conv' uses itself: conv -> conv", None),
     ),
-    "no out": ("    out: act\n", "", ("6:3", "blocks.conv is missing required key 'out'", None)),
+    # Without `out`, a block outputs its last layer (test_sugar.py); without `in` it reads nothing.
+    "no in": ("    in: x\n", "", ("6:3", "blocks.conv is missing required key 'in'", None)),
 }
 
 

@@ -95,7 +95,7 @@ def test_transformer_classifier_is_the_encoder_written_in_keras(overrides, depth
     assert ours.get_layer(f"encoder.{depth - 1}.feed_forward.hidden").output.shape == (None, 200, 128)
 
 
-def unet_reference(size=128, channels=3, classes=3) -> keras.Model:
+def unet_reference(size=128, channels=3, classes=3, depth=4, filters=64) -> keras.Model:
     layers = keras.layers
 
     def double_conv(x, filters):
@@ -106,13 +106,14 @@ def unet_reference(size=128, channels=3, classes=3) -> keras.Model:
 
     image = keras.Input((size, size, channels))
     x, skips = image, []
-    for filters in (64, 128, 256, 512):
-        skips.append(double_conv(x, filters))
+    widths = [filters * 2**i for i in range(depth)]
+    for width in widths:
+        skips.append(double_conv(x, width))
         x = layers.MaxPooling2D(2)(skips[-1])
-    x = double_conv(x, 1024)
-    for filters, skip in zip((512, 256, 128, 64), reversed(skips), strict=True):
-        x = layers.Conv2DTranspose(filters, 2, strides=2)(x)
-        x = double_conv(layers.Concatenate()([skip, x]), filters)
+    x = double_conv(x, filters * 2**depth)
+    for width, skip in zip(reversed(widths), reversed(skips), strict=True):
+        x = layers.Conv2DTranspose(width, 2, strides=2)(x)
+        x = double_conv(layers.Concatenate()([skip, x]), width)
     return keras.Model(image, layers.Conv2D(classes, 1, activation="softmax")(x))
 
 
@@ -124,8 +125,22 @@ def test_unet_is_the_unet_written_in_keras():
     assert layer_classes(ours) == layer_classes(reference)
     assert ours.output_shape == (None, 32, 32, 3)
     # The skip connections join encoder and decoder stages of the same resolution.
-    assert ours.get_layer("up1.concat").input[0].shape == (None, 4, 4, 512)
-    assert ours.get_layer("up4.concat").input[0].shape == (None, 32, 32, 64)
+    assert ours.get_layer("decoder.0.concat").input[0].shape == (None, 4, 4, 512)
+    assert ours.get_layer("decoder.3.concat").input[0].shape == (None, 32, 32, 64)
+
+
+@pytest.mark.parametrize("depth", range(1, 7))
+def test_unet_depth_is_one_param(depth):
+    # Decoder copy k reads encoder copy depth - 1 - k through `${copy}` in its `in:`.
+    overrides = ["size=64", "filters=4", f"depth={depth}"]
+    ours, reference = build("unet", overrides), unet_reference(size=64, depth=depth, filters=4)
+    assert ours.count_params() == reference.count_params()
+    assert layer_classes(ours) == layer_classes(reference)
+    assert ours.output_shape == (None, 64, 64, 3)
+    for k in range(depth):
+        level = depth - 1 - k
+        skip = ours.get_layer(f"decoder.{k}.concat").input[0]
+        assert skip.shape == (None, 64 >> level, 64 >> level, 4 << level)
 
 
 @pytest.mark.parametrize("name", NETWORKS)

@@ -44,12 +44,7 @@ SHRUNK = {
         *[f"layers.block_{i}.repeat=1" for i in (4, 7, 11, 14)],
     ],
     "efficientnet.yaml": ["resolution=32", "classes=4", "width_coefficient=0.25", "n4=2", "n5=2", "n6=2"],
-    "unet.yaml": [
-        "size=32",
-        "layers.encoder.per_copy.filters=[4, 4, 8, 8]",
-        "layers.bridge.filters=8",
-        *[f"layers.up{i}.filters=4" for i in (1, 2, 3, 4)],
-    ],
+    "unet.yaml": ["size=32", "filters=4"],
     "book_twin_camera.yaml": ["size=71"],  # Xception's smallest input
     "book_imdb_conv1d.yaml": ["max_features=100", "max_len=50"],
     "book_social_media.yaml": ["vocabulary_size=100"],

@@ -32,6 +32,7 @@ from typing import Any
 
 from graphspec.errors import Diagnostic, Diagnostics, Location, SpecErrors, did_you_mean
 from graphspec.policy import Policy
+from graphspec.spec import chains
 from graphspec.spec import params as params_module
 from graphspec.spec.files import WORKING_TREE, Files
 from graphspec.spec.model import REFERENCE
@@ -436,19 +437,26 @@ class _Expander:
                     self.positions.key_of(path + (key,)),
                     hint=did_you_mean(key, BLOCK_KEYS) or "allowed keys: " + ", ".join(BLOCK_KEYS),
                 )
+        inputs = self._declared_inputs(name, definition.get("in"))
+        # Chains, implicit `in` and an implicit `out` (chains.py) made explicit first.
+        definition, generated = chains.desugar_block(
+            name, definition, inputs or [], self.positions, self.diagnostics
+        )
+        blocks = self.data.get("blocks")
+        if isinstance(blocks, dict) and name in blocks:
+            self.data["blocks"] = {**blocks, name: definition}  # what validation sees
         for key in ("in", "layers", "out"):
             if key not in definition:
                 ok = False
                 self.error(f"blocks.{name} is missing required key '{key}'", key_at)
         params = self._declared_params(name, definition.get("params"))
-        inputs = self._declared_inputs(name, definition.get("in"))
         layers = definition.get("layers")
         if "layers" in definition and (not isinstance(layers, dict) or not layers):
             ok = False
             self.error(f"block '{name}' needs at least one layer", self.positions.of(path + ("layers",)))
         for local in layers if isinstance(layers, dict) else ():
             where = self.positions.key_of(path + ("layers", local))
-            if not _local_name(local):
+            if not _local_name(local) and local not in generated:
                 ok = False
                 self.error(
                     f"'{local}' is not a valid layer name in a block: use letters, digits, '_' "
@@ -794,21 +802,27 @@ class _Expander:
                 )
                 raise _TooLarge
         args = self._args(scope, local, node, block, repeat)
-        feed = self._feed(scope, local, node, block)
-        if not ok or repeat is False or args is None or feed is None:
+        given = self._given(scope, local, node, block)
+        if not ok or repeat is False or args is None or given is None:
             return None
         use_at = self.positions.key_of(source)
         nodes: list[tuple[str, Any]] = []
         outputs = []
+        previous: tuple | None = None
         for copy, copy_args in enumerate(args):
+            # Copies are chained: a later copy's first input is the copy before's first output.
+            chained = None if previous is None else (self._first(previous), None)
+            feed = self._feed(scope, local, given, copy if repeat else None, chained)
+            if feed is None:
+                return None
             use = Use(scope.prefix + local, name, copy if repeat else None, repeat or None, use_at)
             env = dict(zip(block.inputs, feed, strict=True))
             inner = self._instantiate(block, copy_args, use, env, scope.uses + (use,))
             nodes += inner[0]
             outputs.append(inner[1])
-            if repeat and inner[1] is not None:
-                # Copies are chained: the next copy's first input is this copy's first output.
-                feed = [(self._first(inner[1]), None)] + feed[1:]
+            previous = inner[1]
+            if repeat and previous is None:
+                break
         if any(o is None for o in outputs):
             return None
         return _Instance(nodes, outputs, repeat or None, name)
@@ -951,10 +965,8 @@ class _Expander:
             )
         return None if missing else args
 
-    def _feed(
-        self, scope: _Scope, local: str, node: dict, block: _Block
-    ) -> list[tuple[str, Location | None]] | None:
-        """What the use gives each input of the block: (global reference, where it is written)."""
+    def _given(self, scope: _Scope, local: str, node: dict, block: _Block) -> list[tuple[Any, Path]] | None:
+        """What the use writes for each input of the block, in the block's order: (value, path)."""
         source = scope.source + (local,)
         what = scope.what(local)
         names = block.inputs
@@ -1001,11 +1013,42 @@ class _Expander:
                 )
                 return None
             given = list(zip(values, paths, strict=True))
+        return given
+
+    def _feed(
+        self,
+        scope: _Scope,
+        local: str,
+        given: list[tuple[Any, Path]],
+        copy: int | None,
+        chained: tuple[str, None] | None,
+    ) -> list[tuple[str, Location | None]] | None:
+        """What one copy of the use gives each input of the block: (global reference, where it
+        is written). `chained` replaces the first input (a later copy reads the one before);
+        in a repeated use, `${...}` in the inputs is computed with this copy's `${copy}`."""
+        what = scope.what(local)
         feed = []
-        for value, path in given:
+        for i, (value, path) in enumerate(given):
+            if i == 0 and chained is not None:
+                feed.append(chained)
+                continue
+            if copy is not None and isinstance(value, str) and "${" in value:
+                value = self._substitute(scope, value, {**scope.params, COPY: copy}, path)
+                if value is _FAILED:
+                    return None
             if not isinstance(value, str):
                 self.error(
                     f"{what}: each input of a block is one reference, got {value!r}", self.loc(scope, path)
+                )
+                return None
+            match = REFERENCE.match(value)
+            if match and match.group("node").split(".")[0] == local and local not in scope.env:
+                self.error(
+                    f"cycle: {what} reads '{value}'"
+                    + (f" in copy {copy}" if copy is not None else "")
+                    + ", an output of the same use",
+                    self.loc(scope, path),
+                    hint="copies are chained: each copy reads the one before through the block's first input",
                 )
                 return None
             reference, where = self._resolve_at(scope, value, path, f"{what} reads")

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
 from graphspec.policy import Policy
+from graphspec.spec import chains, math
 from graphspec.spec import params as params_module
 from graphspec.spec.blocks import Expansion, Use
 from graphspec.spec.blocks import expand as expand_blocks
@@ -169,12 +170,22 @@ def _load_text(
         raise SpecErrors(diagnostics)
     unused = _unused_params(data, params)
     data = params_module.substitute(data, resolved, positions, diagnostics)
+    before = len(diagnostics.errors)
+    data = chains.desugar_spec(data, positions, diagnostics)
+    if len(diagnostics.errors) > before:  # a node left without `in` would only echo the error
+        raise SpecErrors(diagnostics)
     expansion = expand_blocks(
         data, positions, diagnostics, path.parent if path else Path.cwd(), files, policy, resolved
     )
     if not expansion.complete:  # a half-expanded document would only add echoes of its errors
         raise SpecErrors(diagnostics)
     data = expansion.data
+    if isinstance(data.get("layers"), dict):
+        # `math:` nodes become op nodes (math.py): what every later stage, and expand, sees.
+        data = {**data, "layers": math.desugar(data["layers"], positions, diagnostics, expansion.origins)}
+        expansion.data = data
+        if len(diagnostics.errors) > before:
+            raise SpecErrors(diagnostics)
 
     try:
         spec = Spec.model_validate(data)

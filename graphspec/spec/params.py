@@ -261,8 +261,9 @@ def substitute(
     `SpecErrors` is raised. With `check_only`, expressions are parsed and their names checked
     against `params`, and nothing is evaluated.
 
-    The string values of a block use's `per_copy` are left as they are: they are evaluated for
-    each copy, with `${copy}`, when the use is expanded (blocks.py).
+    The string values of a block use's `per_copy`, and the `in` of a use with `repeat`, are left
+    as they are: they are evaluated for each copy, with `${copy}`, when the use is expanded
+    (blocks.py).
     """
     if budget is None:
         budget = Budget(diagnostics)
@@ -275,6 +276,9 @@ def substitute(
                 result[k] = _substitute_per_copy(
                     v, params, positions, diagnostics, path + (k,), budget, check_only
                 )
+            elif k == "in" and "block" in data and "repeat" in data:
+                # A repeated use's inputs may read `${copy}`: computed for each copy (blocks.py).
+                result[k] = v
             else:
                 result[k] = substitute(
                     v, params, positions, diagnostics, path + (k,), skip, budget, check_only

@@ -49,6 +49,19 @@ def json_schema() -> dict:
         }
         for name in names
     ]
+    # Chains (chains.py) are made explicit before validation: in the file a layer may leave out
+    # `in` (it reads the layer before), a layer may be a list of layers, and a block its `out`.
+    layer["required"] = [key for key in layer.get("required", []) if key != "in"] or None
+    if layer["required"] is None:
+        del layer["required"]
+    schema["properties"]["layers"]["additionalProperties"] = {
+        "anyOf": [
+            {"$ref": "#/$defs/LayerSpec"},
+            {"type": "array", "items": {"$ref": "#/$defs/LayerSpec"}, "minItems": 1},
+        ]
+    }
+    block = schema["$defs"]["BlockSpec"]
+    block["required"] = [key for key in block.get("required", []) if key != "out"]
     schema["$defs"]["Expression"] = dict(EXPRESSION)
     return _computable(schema)
 
