@@ -32,7 +32,7 @@ from typing import Any
 
 from graphspec.errors import Diagnostic, Diagnostics, Location, SpecErrors, did_you_mean
 from graphspec.policy import Policy
-from graphspec.spec import chains
+from graphspec.spec import chains, compact
 from graphspec.spec import params as params_module
 from graphspec.spec.files import WORKING_TREE, Files
 from graphspec.spec.model import REFERENCE
@@ -83,6 +83,8 @@ class Expansion:
     complete: bool = True
     # Warnings for old, unquoted `${name}` in included files, shown when the spec is valid
     unquoted: list[Diagnostic] = field(default_factory=list)
+    # The spec's params that a top-level use took for a param it did not give (compact.py)
+    inherited: set[str] = field(default_factory=set)
 
     def uses(self) -> dict[str, Use]:
         """Every block instance by its name prefix without the trailing dot (`stage2.1`)."""
@@ -120,6 +122,7 @@ def expand(
         return Expansion(data, complete=False)
     expansion.complete = len(diagnostics.errors) == before and not expander.failed
     expansion.unquoted = expander.unquoted
+    expansion.inherited = expander.inherited
     return expansion
 
 
@@ -204,6 +207,8 @@ class _Expander:
         root = FilePath(positions.file)
         self.root_file = root.resolve() if root.is_file() else None
         self.blocks: dict[str, _Block] = {}
+        self.inferred: dict[str, dict[str, Location | None]] = {}  # block -> param -> where read
+        self.inherited: set[str] = set()
         self.origins: dict[str, tuple[Use, ...]] = {}
         self.count = 0
         self.failed = False  # a use was left unexpanded (its problem may have been reported earlier)
@@ -239,8 +244,14 @@ class _Expander:
     def run(self) -> Expansion:
         chain = (self.root_file,) if self.root_file else ()
         self._collect(self.data, self.positions, self.base_dir, chain, library=False)
-        for name, definition in list(self.blocks.items()):
-            self._define(name, definition.definition)
+        # Compact spellings (no `in`, no `params`, a list) made explicit first (compact.py).
+        raw = {name: block.definition for name, block in self.blocks.items()}
+        explicit, self.inferred = compact.complete(raw, self.positions, self.diagnostics)
+        for name in raw:
+            if name in explicit:
+                self._define(name, explicit[name])
+            else:
+                del self.blocks[name]  # its error is reported; its uses are left unexpanded
         self._index_positions()
         layers = self.data.get("layers")
         if not isinstance(layers, dict):
@@ -953,17 +964,35 @@ class _Expander:
                 **{k: v[copy] for k, v in per_copy.items()},
             }
             args.append(values)
+        for param in block.params:
+            # A param the use leaves out is the one of the same name where the use is written.
+            if param != COPY and param in scope.params:
+                for values in args:
+                    if values[param] is _REQUIRED:
+                        values[param] = scope.params[param]
+                        if scope.block is None:
+                            self.inherited.add(param)
         missing = [p for p in block.params if any(a[p] is _REQUIRED for a in args)]
         for param in missing:
             partly = param in first and copies > 1
-            declared = self.positions.key_of(("blocks", block.name, "params", param))
             self.error(
                 f"{scope.what(local)} uses block '{block.name}' without its param '{param}'"
                 + (" for copies after the first" if partly else ""),
                 self.loc(scope, source, key=True),
-                hint=f"'{param}' has no default (at {declared})",
+                hint=self._missing_hint(scope, block.name, param),
             )
         return None if missing else args
+
+    def _missing_hint(self, scope: _Scope, block: str, param: str) -> str:
+        """Where the block needs `param`, and where the use looked for it in vain."""
+        reads = self.inferred.get(block)
+        if reads is not None:
+            needs = f"block '{block}' needs '{param}' (at {reads.get(param)})"
+        else:
+            declared = self.positions.key_of(("blocks", block, "params", param))
+            needs = f"'{param}' has no default (at {declared})"
+        here = "the spec" if scope.block is None else f"block '{scope.block}'"
+        return f"{needs}, and {here} has no param '{param}' to give it: give it in the use"
 
     def _given(self, scope: _Scope, local: str, node: dict, block: _Block) -> list[tuple[Any, Path]] | None:
         """What the use writes for each input of the block, in the block's order: (value, path)."""

@@ -41,7 +41,8 @@ def snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _base_name(node: dict) -> str:
+def base_name(node: dict) -> str:
+    """What a chain element is named after: its type (snake case), or the kind of node it is."""
     for kind in _KINDS:
         value = node.get(kind)
         if isinstance(value, str) and value:
@@ -130,7 +131,7 @@ class Desugarer:
                     f"each layer of chain '{local}' is a mapping, as a layer is", self.positions.of(at)
                 )
                 return None
-            base = _base_name(element)
+            base = base_name(element)
             seen = counts.get(base, 0)
             counts[base] = seen + 1
             new = f"{local}.{base}" if seen == 0 else f"{local}.{base}_{seen}"

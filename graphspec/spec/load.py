@@ -180,6 +180,7 @@ def _load_text(
     if not expansion.complete:  # a half-expanded document would only add echoes of its errors
         raise SpecErrors(diagnostics)
     data = expansion.data
+    unused = [name for name in unused if name not in expansion.inherited]
     if isinstance(data.get("layers"), dict):
         # `math:` nodes become op nodes (math.py): what every later stage, and expand, sees.
         data = {**data, "layers": math.desugar(data["layers"], positions, diagnostics, expansion.origins)}

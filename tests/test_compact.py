@@ -1,0 +1,150 @@
+"""Compact block definitions (graphspec/spec/compact.py): a block without `in` (one input `x`),
+without `params` (the names it reads), a list block (a chain), and a use's missing params taken
+from where the use is written.
+
+Each is compared with the explicit spelling (same expanded spec, same fingerprint), and each bad
+input is checked for its exact `file:line:col`, message and hint.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import graphspec
+from graphspec import SpecErrors
+from graphspec.diff import diff
+from graphspec.fingerprint import fingerprint
+
+COMPACT = """
+graphspec: 1
+name: t
+params: {dim: 8, heads: 2, hidden: 16}
+blocks:
+  mlp: [{type: Dense, units: "${hidden}", activation: gelu}, {type: Dense, units: "${dim}"}]
+  encoder:
+    layers:
+      attn: {type: MultiHeadAttention, num_heads: "${heads}", key_dim: "${dim // heads}",
+             in: {query: x, value: x}}
+      res: {type: Add, in: [x, attn]}
+      ffn: {block: mlp}
+      out: {type: Add, in: [res, ffn]}
+inputs: {seq: {shape: [4, 8]}}
+layers:
+  enc: {block: encoder, repeat: 2}
+  wide: {block: encoder, dim: 8, hidden: 32}
+  out: {type: Dense, units: 1}
+outputs: {out: {loss: mse}}
+"""
+
+EXPLICIT = """
+graphspec: 1
+name: t
+params: {dim: 8, heads: 2, hidden: 16}
+blocks:
+  mlp:
+    params: {hidden, dim}
+    in: x
+    layers:
+      dense: {type: Dense, units: "${hidden}", activation: gelu, in: x}
+      dense_1: {type: Dense, units: "${dim}", in: dense}
+    out: dense_1
+  encoder:
+    params: {heads, dim, hidden}
+    in: x
+    layers:
+      attn: {type: MultiHeadAttention, num_heads: "${heads}", key_dim: "${dim // heads}",
+             in: {query: x, value: x}}
+      res: {type: Add, in: [x, attn]}
+      ffn: {block: mlp, hidden: "${hidden}", dim: "${dim}", in: res}
+      out: {type: Add, in: [res, ffn]}
+    out: out
+inputs: {seq: {shape: [4, 8]}}
+layers:
+  enc: {block: encoder, repeat: 2, heads: "${heads}", dim: "${dim}", hidden: "${hidden}", in: seq}
+  wide: {block: encoder, heads: "${heads}", dim: 8, hidden: 32, in: enc}
+  out: {type: Dense, units: 1, in: wide}
+outputs: {out: {loss: mse}}
+"""
+
+
+def errors(text: str, write_spec) -> list[tuple[str, str, str | None]]:
+    path = write_spec(text)
+    with pytest.raises(SpecErrors) as caught:
+        graphspec.load(path)
+    return [
+        (str(d.location).removeprefix(f"{path}:"), d.message, (d.hint or "").replace(str(path), "SPEC"))
+        for d in caught.value.diagnostics.errors
+    ]
+
+
+def test_the_compact_and_the_explicit_spelling_are_one_model():
+    compact, explicit = graphspec.load(COMPACT), graphspec.load(EXPLICIT)
+    assert compact.spec.layers == explicit.spec.layers
+    assert fingerprint(compact) == fingerprint(explicit)
+    assert not diff(compact, explicit).differ
+    layers = compact.spec.layers
+    # A list block's elements are named after their types; its first reads the input `x`.
+    assert layers["enc.0.ffn.dense"].inbound == "enc.0.res"
+    assert layers["enc.1.attn"].inbound == {"query": "enc.0.out", "value": "enc.0.out"}
+    # A param the use leaves out is the spec's param of that name; one it gives wins.
+    assert layers["enc.0.ffn.dense"].model_extra["units"] == 16
+    assert layers["wide.ffn.dense"].model_extra["units"] == 32
+
+
+def test_expand_shows_the_values_a_use_took_from_the_spec():
+    expanded = graphspec.load(COMPACT).expanded()
+    assert "  wide.ffn.dense:    {type: Dense, units: 32, activation: gelu, in: wide.res}" in expanded
+    assert "  enc.1.ffn.dense:   {type: Dense, units: 16, activation: gelu, in: enc.1.res}" in expanded
+
+
+def test_a_param_read_from_the_spec_is_not_reported_unused(write_spec):
+    loaded = graphspec.load(write_spec(COMPACT))
+    assert [w.message for w in loaded.diagnostics.warnings] == []
+
+
+def test_a_written_params_stays_authoritative(write_spec):
+    text = COMPACT.replace("  encoder:\n    layers:", "  encoder:\n    params: {dim, hidden}\n    layers:")
+    assert errors(text, write_spec) == [
+        ("9:52", "'${heads}' names no param", "declared params: dim, hidden, copy"),
+        ("9:82", "'heads' names no param", "declared params: dim, hidden, copy"),
+    ]
+
+
+def test_a_param_neither_given_nor_found_names_both_places(write_spec):
+    text = COMPACT.replace("params: {dim: 8, heads: 2, hidden: 16}", "params: {dim: 8, heads: 2}")
+    assert errors(text, write_spec) == [
+        (
+            "15:3",
+            "layer 'enc' uses block 'encoder' without its param 'hidden'",
+            "block 'encoder' needs 'hidden' (at SPEC:11:7), and the spec has no param 'hidden' to give "
+            "it: give it in the use",
+        )
+    ]
+
+
+def test_a_use_in_a_block_looks_in_the_block(write_spec):
+    text = (
+        COMPACT.replace("encoder:\n    layers:", "encoder:\n    params: {dim, heads, hidden}\n    layers:")
+        .replace("  mlp: [", "  mlp:\n    params: {hidden, dim, act}\n    layers:\n      only: [")
+        .replace("activation: gelu}", 'activation: "${act}"}')
+    )
+    assert errors(text, write_spec) == [
+        (
+            "15:7",
+            "layer 'ffn' of block 'encoder' uses block 'mlp' without its param 'act'",
+            "'act' has no default (at SPEC:6:27), and block 'encoder' has no param 'act' to give it: "
+            "give it in the use",
+        )
+    ]
+
+
+def test_a_chain_block_with_a_wired_element_is_an_error(write_spec):
+    text = COMPACT.replace('{type: Dense, units: "${dim}"}', '{type: Dense, units: "${dim}", in: x}')
+    assert errors(text, write_spec) == [
+        (
+            "5:93",
+            "only the first layer of chain block 'mlp' may have 'in': each other one reads the layer "
+            "before it",
+            "write the block as a mapping with 'layers' to wire it otherwise",
+        )
+    ]
