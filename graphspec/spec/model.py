@@ -187,9 +187,13 @@ class BlockSpec(_Strict):
 
     doc: str | None = None
     params: dict[str, Any] | None = Field(
-        default=None, description="Param names and defaults; a param without a value must be given."
+        default=None,
+        description="Param names and defaults; a param without a value must be given. Left out: "
+        "the names the block's ${...} read, each taken from where a use is written unless given.",
     )
-    inbound: str | list[str] = Field(alias="in", description="The names of the block's inputs.")
+    inbound: str | list[str] = Field(
+        default="x", alias="in", description="The names of the block's inputs; left out, one input 'x'."
+    )
     layers: dict[str, Any] = Field(min_length=1, description="Layers as in a spec; ${name} is a block param.")
     out: str | list[str] | dict[str, str] = Field(
         description="What a use outputs: a layer, a list of layers, or output names mapped to layers."

@@ -62,6 +62,13 @@ def json_schema() -> dict:
     }
     block = schema["$defs"]["BlockSpec"]
     block["required"] = [key for key in block.get("required", []) if key != "out"]
+    # A block written as a list is a chain block (compact.py): one input `x`, its last layer out.
+    schema["properties"]["blocks"]["additionalProperties"] = {
+        "anyOf": [
+            {"$ref": "#/$defs/BlockSpec"},
+            {"type": "array", "items": {"$ref": "#/$defs/LayerSpec"}, "minItems": 1},
+        ]
+    }
     schema["$defs"]["Expression"] = dict(EXPRESSION)
     return _computable(schema)
 
