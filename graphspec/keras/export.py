@@ -33,7 +33,6 @@ import functools
 import inspect
 import json
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from graphspec import archive as spec_archive
 from graphspec import atomic
 from graphspec.errors import SpecErrors
 from graphspec.spec import catalog
+from graphspec.spec.load import DEFAULT_MAX_PARAMS
 from graphspec.spec.model import MAX_NAME, NAME
 from graphspec.spec.source import _Loader
 from graphspec.spec.write import spec_yaml
@@ -99,64 +99,18 @@ class Export:
 # ---------------------------------------------------------------- sources
 
 
-def load_keras_file(path: Path) -> tuple[keras.Model, dict[str, Any]]:
+def load_keras_file(
+    path: Path, max_params: int | None = DEFAULT_MAX_PARAMS
+) -> tuple[keras.Model, dict[str, Any]]:
     """The model saved in a .keras file, and its compile config ({} when it was not compiled).
 
-    Raises `SpecErrors` when the file is missing, is not a .keras archive, or holds a class
-    that Keras cannot load safely (a custom layer, a Lambda).
+    Raises `SpecErrors` when the file is missing, is not a .keras archive, holds a class that
+    Keras cannot load safely (a custom layer, a Lambda), or is over a bound of
+    `graphspec.keras.model_file` (sizes, nesting, more than `max_params` parameters declared).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise SpecErrors.single(f"no such file: {path}")
-    if not zipfile.is_zipfile(path):
-        raise SpecErrors.single(
-            f"{path} is not a Keras model file (.keras): it is not a zip archive",
-            hint="save the model with model.save('model.keras')",
-        )
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise SpecErrors.single(
-            f"{path} is not a Keras model file (.keras): it has no readable config.json ({exc})"
-        ) from None
-    _refuse_foreign_classes(config, path)
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many kinds; its message says what is wrong
-        raise SpecErrors.single(f"cannot load {path}: {_short(exc)}") from None
-    if not isinstance(model, keras.Model):
-        raise SpecErrors.single(f"{path} holds a {type(model).__name__}, not a Keras model")
-    return model, config.get("compile_config") or {}
+    from graphspec.keras.model_file import load_model_file
 
-
-def _refuse_foreign_classes(config: Any, path: Path) -> None:
-    """Refuse a saved model whose layers are not Keras's own, naming the first such layer."""
-    for item in _walk_layers(config):
-        module, class_name = str(item.get("module") or ""), item.get("class_name")
-        name = (item.get("config") or {}).get("name", "?")
-        refused = catalog.refusal(class_name) if isinstance(class_name, str) else None
-        if refused is not None:
-            raise SpecErrors.single(
-                f"{path}: layer '{name}' is a {class_name} layer, which graphspec refuses: {refused.message}"
-            )
-        if not module.startswith("keras") or item.get("registered_name") not in (None, class_name):
-            registered = item.get("registered_name") or f"{module}.{class_name}"
-            raise SpecErrors.single(
-                f"{path}: layer '{name}' is of class '{registered}', which is not "
-                "Keras's own; a spec can only name keras.layers classes"
-            )
-
-
-def _walk_layers(config: Any):
-    if isinstance(config, dict):
-        if "class_name" in config and "config" in config and "module" in config:
-            yield config
-        for value in config.values():
-            yield from _walk_layers(value)
-    elif isinstance(config, list):
-        for value in config:
-            yield from _walk_layers(value)
+    return load_model_file(Path(path), max_params)
 
 
 def application(name: str, args: dict[str, Any]) -> keras.Model:
@@ -1122,12 +1076,17 @@ def _plain(value: Any) -> Any:
 
 
 def export_source(
-    source: str, args: list[str] | None = None, recorded: bool = True
+    source: str,
+    args: list[str] | None = None,
+    recorded: bool = True,
+    max_params: int | None = DEFAULT_MAX_PARAMS,
 ) -> Export | spec_archive.SourceExport:
     """Export a .keras file, or `applications.NAME` built with `args` (`KEY=VALUE`, values read
     as YAML: `include_top=false`, `input_shape=[96,96,3]`). A .keras file graphspec wrote gives
     the spec files it carries, as they were (`graphspec.archive`), unless `recorded` is false:
-    then its model is exported like any other. Raises `SpecErrors` on bad input."""
+    then its model is exported like any other, read as untrusted input with at most
+    `max_params` parameters declared (`graphspec.keras.model_file`). Raises `SpecErrors` on bad
+    input."""
     if source.startswith(catalog.APPLICATION_PREFIX):
         kwargs = parse_arguments(args or [])
         model = application(source, kwargs)
@@ -1142,7 +1101,7 @@ def export_source(
     carried = spec_archive.exported(Path(source)) if recorded else None
     if carried is not None:
         return carried
-    model, compile_config = load_keras_file(Path(source))
+    model, compile_config = load_keras_file(Path(source), max_params)
     return export_model(model, compile_config, origin=source)
 
 
