@@ -157,7 +157,8 @@ def validate(
             typer.echo(loaded.diagnostics.render(), err=True)
         spec = loaded.spec
         typer.echo(
-            f"{path}: ok ({len(spec.inputs)} inputs, {len(spec.layers)} layers, {len(spec.outputs)} outputs)"
+            f"{printable(str(path), newlines=False)}: ok ({len(spec.inputs)} inputs, "
+            f"{len(spec.layers)} layers, {len(spec.outputs)} outputs)"
         )
     if failed:
         raise typer.Exit(EXIT_INVALID)
@@ -257,11 +258,11 @@ def fmt(
 
     would_change = False
     for path in files:
-        name = printable(str(path))
+        name = printable(str(path), newlines=False)
         try:
             text = path.read_bytes().decode("utf-8")  # bytes: line endings stay as they are
         except (OSError, UnicodeDecodeError) as exc:
-            typer.echo(f"{name}: cannot read: {exc}", err=True)
+            typer.echo(f"{name}: cannot read: {printable(str(exc))}", err=True)
             raise typer.Exit(EXIT_FAILED) from None
         count = len(unquoted_placeholders(text))
         if not count:
@@ -579,7 +580,8 @@ def train(
 
     def announce(run_dir: Path) -> None:
         if not quiet:
-            typer.echo(f"training into {run_dir} (if killed: graphspec train --resume {run_dir})")
+            shown = printable(str(run_dir), newlines=False)
+            typer.echo(f"training into {shown} (if killed: graphspec train --resume {shown})")
 
     try:
         from graphspec import run_dir as rd
@@ -635,7 +637,7 @@ def train(
     if result.run_dir is None:
         typer.echo("trained with the other processes; process 0 saves the run")
     else:
-        typer.echo(f"run saved in {result.run_dir}")
+        typer.echo(f"run saved in {printable(str(result.run_dir), newlines=False)}")
 
 
 def _init_from(path: Path, quiet: bool, max_params: int):

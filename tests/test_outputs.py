@@ -90,6 +90,34 @@ def test_an_escape_in_a_plot_error_is_shown_escaped(spec, tmp_path):
     )
 
 
+def test_an_escape_in_a_spec_file_name_is_shown_escaped_in_status_lines(tmp_path):
+    # validate's `NAME: ok`, diff's `---`/`+++` headers and expand's `# Expanded from` comment.
+    raw = tmp_path / "a\x1b]0;t\x07.yaml"
+    raw.write_text(SPEC)
+    other = tmp_path / "b.yaml"
+    other.write_text(SPEC.replace("units: 2", "units: 3"))
+    shown = f"{tmp_path}/a\\x1b]0;t\\x07.yaml"
+    result = runner.invoke(app, ["validate", str(raw)])
+    assert result.exit_code == 0
+    assert result.stdout == f"{shown}: ok (1 inputs, 1 layers, 1 outputs)\n"
+    result = runner.invoke(app, ["diff", str(raw), str(other)])
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"--- {shown}\n+++ {other}\n")
+    result = runner.invoke(app, ["expand", str(raw), "--set", "layers.y.units=4"])
+    assert result.exit_code == 0
+    assert f"# Expanded from {shown} by `graphspec expand --set layers.y.units=4`:" in result.stdout
+    for text in (result.stdout,):
+        assert "\x1b" not in text and "\x07" not in text
+
+
+def test_a_newline_in_a_spec_file_name_does_not_end_expand_s_comment(tmp_path):
+    raw = tmp_path / "a\nlayers: {}\n.yaml"
+    raw.write_text(SPEC)
+    result = runner.invoke(app, ["expand", str(raw)])
+    assert result.exit_code == 0
+    assert f"# Expanded from {tmp_path}/a\\x0alayers: {{}}\\x0a.yaml by `graphspec expand`:" in result.stdout
+
+
 def test_an_escape_in_the_error_of_a_long_running_command_is_shown_escaped(capsys):
     raised = _failure(RuntimeError("loss is nan\x1b]52;c;cm0K\x07\x1b[2J"), "training", debug=False)
     assert raised.exit_code == 1
