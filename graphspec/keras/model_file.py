@@ -91,6 +91,11 @@ def check_model_file(path: Path, max_params: int | None = DEFAULT_MAX_PARAMS) ->
     path = Path(path)
     if not path.is_file():
         raise SpecErrors.single(f"no such file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise SpecErrors.single(
+            f"{path} is not a Keras model file (.keras): it is not a zip archive",
+            hint="save the model with model.save('model.keras')",
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             infos = _checked_members(path, archive)
@@ -148,7 +153,7 @@ def _checked_members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.
         )
     if CONFIG not in by_name:
         raise SpecErrors.single(
-            f"{path} is not a Keras model file (.keras): it has no {CONFIG}",
+            f"{path} is not a Keras model file (.keras): it has no readable {CONFIG}",
             hint="save the model with model.save('model.keras')",
         )
     return by_name
@@ -231,12 +236,16 @@ def refuse_foreign_classes(config: Any, path: Path) -> None:
             or not (module == "keras" or module.startswith("keras."))
             or registered not in (None, class_name)
         ):
+            if class_name == "function":
+                raise SpecErrors.single(
+                    f"{path}: it holds a serialized function '{_clip(f'{module}.{inner}')}', which is "
+                    "not Keras's own; graphspec loads no code from a model file",
+                    hint=_HINT,
+                )
             what = registered if isinstance(registered, str) and registered else f"{module}.{class_name}"
-            noun = "function" if class_name == "function" else "layer"
             raise SpecErrors.single(
-                f"{path}: {noun} '{shown}' is of class '{_clip(what)}', which is not Keras's own; "
-                "a spec can only name keras.layers classes",
-                hint=_HINT,
+                f"{path}: layer '{shown}' is of class '{_clip(what)}', which is not "
+                "Keras's own; a spec can only name keras.layers classes"
             )
 
 
