@@ -201,7 +201,9 @@ def build_ensemble(
 
 def _default_folder(name: str, runs_root: Path) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(runs_root) / name
+    from graphspec import run_dir as rd
+
+    base = rd.checked_base(runs_root, name)
     path, count = base / f"ensemble-{stamp}", 1
     while path.exists():
         count += 1

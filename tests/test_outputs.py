@@ -459,6 +459,39 @@ def test_a_run_directory_under_a_regular_file_is_refused(spec, tmp_path):
     assert _files(tmp_path) == ["somefile.txt", "tiny.yaml"]
 
 
+def test_a_runs_link_leading_elsewhere_is_refused_before_anything_is_written(spec, tmp_path, monkeypatch):
+    # A repository can ship `runs/NAME` (or `runs`) as a link: a run goes only where asked.
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(work)
+    (work / "runs").mkdir()
+    (work / "runs" / "tiny").symlink_to(elsewhere)
+    result = runner.invoke(app, ["train", str(spec), "--synthetic", "--quiet"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: runs/tiny is a link to {elsewhere}, outside runs: a run is not written through it\n"
+        "  hint: remove the link, or name the run's folder with --out\n1 error\n"
+    )
+    (work / "runs" / "tiny").unlink()
+    (work / "runs").rmdir()
+    (work / "runs").symlink_to(elsewhere)
+    result = runner.invoke(app, ["train", str(spec), "--synthetic", "--quiet"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: runs is a link to {elsewhere}, outside {work}: a run is not written through it\n"
+        f"  hint: give --runs-dir {elsewhere} if that is meant\n1 error\n"
+    )
+    assert list(elsewhere.iterdir()) == []
+    # A link that stays inside is followed as before: `runs/tiny -> runs/tiny-v2`.
+    (work / "runs").unlink()
+    (work / "runs" / "tiny-v2").mkdir(parents=True)
+    (work / "runs" / "tiny").symlink_to(work / "runs" / "tiny-v2")
+    from graphspec import run_dir as rd
+
+    assert rd.checked_base(Path("runs"), "tiny") == Path("runs/tiny")
+
+
 def test_a_built_model_is_saved_with_the_mode_of_the_umask(spec, tmp_path, umask_022):
     output = tmp_path / "tiny.keras"
     result = runner.invoke(app, ["build", str(spec), "-o", str(output)])

@@ -135,6 +135,8 @@ def train(
             sources=loaded.diagnostics.sources,
         )
     check_tensorflow(loaded)
+    if out is None and not resume:
+        rd.checked_base(runs_root, loaded.name)  # a link on the way is refused before any work
     # Files are read before TensorFlow builds anything, so a missing one fails at once.
     files = {}
     if source.data is not None:
