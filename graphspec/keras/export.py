@@ -413,7 +413,7 @@ class _Exporter:
         init = inspect.signature(type(op).__init__).parameters
         for key, value in op.get_config().items():
             if key in entry["init"] and not (key in init and _same(value, init[key].default)):
-                values[key] = _plain(value)
+                values[key] = _writable(value, name, op_name, key)
         call = inspect.signature(op.call).parameters
         given = dict(kwargs)
         positional = list(args)
@@ -434,7 +434,7 @@ class _Exporter:
                     )
                 tensors[key] = self._ref(value) if _is_tensor(value) else [self._ref(v) for v in value]
             elif not (key in call and _same(value, call[key].default)):
-                values[key] = _plain(value)
+                values[key] = _writable(value, name, op_name, key)
         free = [p for p in entry["args"] if p not in values]
         in_order = list(tensors) == free[: len(tensors)] and all(
             isinstance(ref, str) or key == entry.get("variadic") for key, ref in tensors.items()
@@ -1070,6 +1070,27 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def _writable(value: Any, name: str, op_name: str, key: str) -> Any:
+    """`value` as YAML data (`_plain`) when a spec can write it (null, booleans, numbers,
+    strings, and lists and mappings of them); else `SpecErrors` naming the op node and the argument. A slice
+    or an Ellipsis (`x[:, 1]`, `x[..., None]` call `get_item` with them) has no spec form."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))  # the first one that cannot be written is named
+        elif isinstance(item, dict):
+            stack.extend(reversed([*item.keys(), *item.values()]))
+        elif not (item is None or isinstance(item, (bool, int, float, str))):
+            kind = "an Ellipsis (...)" if item is Ellipsis else f"a {type(item).__name__}"
+            raise SpecErrors.single(
+                f"op '{name}' calls keras.ops.{op_name} with {key}={_short(value)}, which a spec "
+                f"cannot write: it holds {kind}",
+                hint="write it with ops a spec can hold (take, slice, expand_dims, squeeze) or as a layer",
+            )
+    return _plain(value)
 
 
 # ---------------------------------------------------------------- the command's source
