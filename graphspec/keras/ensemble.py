@@ -66,10 +66,10 @@ def _named(tensors: Any) -> dict[str, Any]:
 def load_members(runs: list[Path], max_params: int | None = DEFAULT_MAX_PARAMS) -> list[Member]:
     """Load each run directory's model.keras and spec.yaml; every member must read the same inputs
     (names, shapes, dtypes) and make the same outputs (names, shapes) as the first. A model.keras
-    is untrusted input, read through `graphspec.keras.model_file` (at most `max_params`
+    is untrusted input, read through `graphspec.keras.export.load_keras_file` (at most `max_params`
     parameters declared)."""
     import graphspec
-    from graphspec.keras.model_file import load_model_file
+    from graphspec.keras.export import load_keras_file
 
     members = []
     for run in runs:
@@ -81,7 +81,7 @@ def load_members(runs: list[Path], max_params: int | None = DEFAULT_MAX_PARAMS) 
                     hint="name folders that `graphspec train` or `graphspec tune` wrote",
                 )
         # A node's `call: {training: ...}` is in the file but not what makes predict honour it.
-        model = honour_call_training(load_model_file(model_path, max_params)[0])
+        model = honour_call_training(load_keras_file(model_path, max_params)[0])
         loaded = graphspec.load(spec_path)
         # An ensemble averages outputs by name: a member with `structure:` joins as its twin
         # that takes and gives dicts by name (the same layers).

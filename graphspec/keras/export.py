@@ -45,6 +45,7 @@ from keras.src.ops.function import make_node_key
 from graphspec import archive as spec_archive
 from graphspec import atomic
 from graphspec.errors import SpecErrors
+from graphspec.keras import model_file
 from graphspec.spec import catalog
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 from graphspec.spec.model import MAX_NAME, NAME
@@ -105,12 +106,65 @@ def load_keras_file(
     """The model saved in a .keras file, and its compile config ({} when it was not compiled).
 
     Raises `SpecErrors` when the file is missing, is not a .keras archive, holds a class that
-    Keras cannot load safely (a custom layer, a Lambda), or is over a bound of
-    `graphspec.keras.model_file` (sizes, nesting, more than `max_params` parameters declared).
+    Keras cannot load safely (a custom layer, a Lambda, a serialized function), or is over a
+    bound of `graphspec.keras.model_file` (sizes, nesting, more than `max_params` parameters
+    declared, weights past what the config declares): all checked before Keras reads it.
     """
-    from graphspec.keras.model_file import load_model_file
+    path = Path(path)
+    config = model_file.read_config(path)
+    _refuse_foreign_classes(config, path)
+    model_file.check_declared(path, max_params)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many kinds; its message says what is wrong
+        raise SpecErrors.single(f"cannot load {path}: {_short(exc)}") from None
+    if not isinstance(model, keras.Model):
+        raise SpecErrors.single(f"{path} holds a {type(model).__name__}, not a Keras model")
+    return model, config.get("compile_config") or {}
 
-    return load_model_file(Path(path), max_params)
+
+def _refuse_foreign_classes(config: Any, path: Path) -> None:
+    """Refuse a saved model whose layers are not Keras's own, naming the first such layer, and
+    one holding a serialized function of another module (`os.system`)."""
+    for item in _walk_layers(config):
+        module, class_name = str(item.get("module") or ""), item.get("class_name")
+        inner = item.get("config")
+        # A serialized function's config is its name, not a mapping.
+        name = _clip(inner.get("name", "?") if isinstance(inner, dict) else "?")
+        refused = catalog.refusal(class_name) if isinstance(class_name, str) else None
+        if refused is not None:
+            raise SpecErrors.single(
+                f"{path}: layer '{name}' is a {class_name} layer, which graphspec refuses: {refused.message}"
+            )
+        if not module.startswith("keras") or item.get("registered_name") not in (None, class_name):
+            if class_name == "function":
+                raise SpecErrors.single(
+                    f"{path}: it holds a serialized function '{_clip(f'{module}.{inner}')}', which is "
+                    "not Keras's own; graphspec loads no code from a model file",
+                    hint=model_file.HINT,
+                )
+            registered = _clip(item.get("registered_name") or f"{module}.{class_name}")
+            raise SpecErrors.single(
+                f"{path}: layer '{name}' is of class '{registered}', which is not "
+                "Keras's own; a spec can only name keras.layers classes"
+            )
+
+
+def _clip(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _walk_layers(config: Any):
+    # Recursive: `model_file.read_config` bounds the nesting far below Python's limit.
+    if isinstance(config, dict):
+        if "class_name" in config and "config" in config and "module" in config:
+            yield config
+        for value in config.values():
+            yield from _walk_layers(value)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _walk_layers(value)
 
 
 def application(name: str, args: dict[str, Any]) -> keras.Model:

@@ -1,8 +1,9 @@
 """A `.keras` model file read as untrusted input: bounded before Keras sees it.
 
 Every model file graphspec reads (`export`, `build --weights [--partial]`, `train --init-from`,
-`ensemble`'s members) goes through `load_model_file`, which checks, in this order, before
-`keras.saving.load_model` reads anything:
+`ensemble`'s members) goes through `graphspec.keras.export.load_keras_file`, which checks, in
+this order, before `keras.saving.load_model` reads anything (`read_config`, then the classes,
+then `check_declared`):
 
 1. the archive: a zip file of at most `MAX_MEMBERS` members, each a plain file; `config.json`
    at most `MAX_CONFIG_BYTES`, `metadata.json` at most `MAX_METADATA_BYTES`, everything else
@@ -14,7 +15,8 @@ Every model file graphspec reads (`export`, `build --weights [--partial]`, `trai
    `MAX_CONFIG_CONTAINERS` objects and arrays, counted by one linear scan of the text before
    `json.loads` runs (which would recurse once per level and end in a RecursionError).
 3. its classes: every serialized object whose module is not Keras's (a layer of another
-   package, a serialized function of `os`) is refused, naming it (`refuse_foreign_classes`).
+   package, a serialized function of `os`) is refused, naming it
+   (`graphspec.keras.export._refuse_foreign_classes`).
 4. the parameters it declares: the model is made from the config with its weights declared
    but not allocated (`keras.StatelessScope(initialize_variables=False)`, as `build` does with a
    spec), so their count is the exact count Keras would allocate, known before any is; more
@@ -36,6 +38,8 @@ import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -43,7 +47,6 @@ from typing import Any
 import keras
 
 from graphspec.errors import SpecErrors
-from graphspec.spec import catalog
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
 CONFIG = "config.json"
@@ -61,34 +64,39 @@ MAX_OTHER_BYTES = 128_000_000  # assets and graphspec's own members (at most 64 
 WEIGHT_SLOTS = 6
 WEIGHTS_SLACK = 16_000_000  # HDF5's groups, headers and attributes
 
-_HINT = "a model file is untrusted input; graphspec reads nothing more from this one"
+HINT = "a model file is untrusted input; graphspec reads nothing more from this one"
 _PARAMS_HINT = "raise the budget with --max-params if this model is meant"
 
 
-def load_model_file(
-    path: Path, max_params: int | None = DEFAULT_MAX_PARAMS
-) -> tuple[keras.Model, dict[str, Any]]:
-    """The model saved in the `.keras` file at `path` and its compile config ({} when it was not
-    compiled), after every check of the module's doc. `SpecErrors` (exit 2) naming the limit,
-    and the option that raises it where one does, when a check fails, or when Keras cannot load
-    what passed them."""
+def read_config(path: Path) -> dict[str, Any]:
+    """The config of the `.keras` file at `path`, once the archive's members and the config's
+    size and nesting are within the bounds (steps 1 and 2 of the module's doc). `SpecErrors`
+    (exit 2) naming the limit when one is not."""
     path = Path(path)
-    config, weights_bytes = check_model_file(path, max_params)
-    del weights_bytes
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many kinds; its message says what is wrong
-        raise SpecErrors.single(f"cannot load {path}: {_short(exc)}") from None
-    if not isinstance(model, keras.Model):
-        raise SpecErrors.single(f"{path} holds a {type(model).__name__}, not a Keras model")
-    compile_config = config.get("compile_config") if isinstance(config, dict) else None
-    return model, compile_config if isinstance(compile_config, dict) else {}
+    with _archive(path) as archive:
+        _checked_members(path, archive)
+        return parse_config(path, _read_member(path, archive, archive.getinfo(CONFIG), MAX_CONFIG_BYTES))
 
 
-def check_model_file(path: Path, max_params: int | None = DEFAULT_MAX_PARAMS) -> tuple[dict[str, Any], int]:
-    """Run every check of the module's doc on `path` without loading its weights; its config
-    and the bytes of the weights it declares. `SpecErrors` when one fails."""
+def check_declared(path: Path, max_params: int | None = DEFAULT_MAX_PARAMS) -> tuple[int, int]:
+    """The parameters the model in `path` declares and the bytes of its weights, once they are
+    within `max_params` and its weights file within what they allow (steps 4 and 5 of the
+    module's doc). Call it after `read_config` and the class check: it makes the model's layers
+    from the config. `SpecErrors` naming the limit, and `--max-params` where it raises it."""
     path = Path(path)
+    with _archive(path) as archive:
+        infos = _checked_members(path, archive)
+        # Keras takes apart the config it is given: it gets one of its own.
+        data = _read_member(path, archive, infos[CONFIG], MAX_CONFIG_BYTES)
+        params, nbytes = declared_weights(parse_config(path, data), path, max_params)
+        del data
+        if WEIGHTS in infos:
+            _check_weights(path, archive, infos[WEIGHTS], params, nbytes)
+    return params, nbytes
+
+
+@contextmanager
+def _archive(path: Path) -> Iterator[zipfile.ZipFile]:
     if not path.is_file():
         raise SpecErrors.single(f"no such file: {path}")
     if not zipfile.is_zipfile(path):
@@ -98,21 +106,12 @@ def check_model_file(path: Path, max_params: int | None = DEFAULT_MAX_PARAMS) ->
         )
     try:
         with zipfile.ZipFile(path) as archive:
-            infos = _checked_members(path, archive)
-            data = _read_member(path, archive, infos[CONFIG], MAX_CONFIG_BYTES)
-            config = parse_config(path, data)
-            refuse_foreign_classes(config, path)
-            # Keras takes apart the config it is given: it gets a copy of its own.
-            declared_params, declared_bytes = declared_weights(json.loads(data), path, max_params)
-            del data
-            if WEIGHTS in infos:
-                _check_weights(path, archive, infos[WEIGHTS], declared_params, declared_bytes)
+            yield archive
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise SpecErrors.single(
             f"{path} is not a Keras model file (.keras): {_short(exc)}",
             hint="save the model with model.save('model.keras')",
         ) from None
-    return config, declared_bytes
 
 
 # ---------------------------------------------------------------- the archive
@@ -214,55 +213,6 @@ def parse_config(path: Path, data: bytes) -> dict[str, Any]:
     return config
 
 
-def refuse_foreign_classes(config: Any, path: Path) -> None:
-    """Refuse a saved model holding an object that is not Keras's own (a layer of another
-    package, a serialized function of another module), or a layer graphspec refuses (a Lambda),
-    naming the first one."""
-    for item in _walk_objects(config):
-        module, class_name = item.get("module"), item.get("class_name")
-        inner = item.get("config")
-        name = inner.get("name", "?") if isinstance(inner, dict) else "?"
-        shown = _clip(name)
-        refused = catalog.refusal(class_name) if isinstance(class_name, str) else None
-        if refused is not None:
-            raise SpecErrors.single(
-                f"{path}: layer '{shown}' is a {_clip(class_name)} layer, which graphspec refuses: "
-                f"{refused.message}"
-            )
-        registered = item.get("registered_name")
-        if (
-            not isinstance(module, str)
-            or not isinstance(class_name, str)
-            or not (module == "keras" or module.startswith("keras."))
-            or registered not in (None, class_name)
-        ):
-            if class_name == "function":
-                raise SpecErrors.single(
-                    f"{path}: it holds a serialized function '{_clip(f'{module}.{inner}')}', which is "
-                    "not Keras's own; graphspec loads no code from a model file",
-                    hint=_HINT,
-                )
-            what = registered if isinstance(registered, str) and registered else f"{module}.{class_name}"
-            raise SpecErrors.single(
-                f"{path}: layer '{shown}' is of class '{_clip(what)}', which is not "
-                "Keras's own; a spec can only name keras.layers classes"
-            )
-
-
-def _walk_objects(config: Any):
-    """Every serialized Keras object in `config` (a dict with `class_name` and `module`), without
-    recursion (the depth is bounded already; this does not need to be)."""
-    stack = [config]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            if "class_name" in value and "module" in value:
-                yield value
-            stack.extend(reversed(list(value.values())))
-        elif isinstance(value, list):
-            stack.extend(reversed(value))
-
-
 # ---------------------------------------------------------------- parameters
 
 
@@ -273,6 +223,7 @@ def declared_weights(config: dict[str, Any], path: Path, max_params: int | None)
     from keras.src.saving import serialization_lib
 
     config = {**config, "compile_config": None}
+    _register_graphspec_classes()
     try:
         with keras.StatelessScope(initialize_variables=False), serialization_lib.ObjectSharingScope():
             model = serialization_lib.deserialize_keras_object(config, safe_mode=True)
@@ -300,6 +251,17 @@ def declared_weights(config: dict[str, Any], path: Path, max_params: int | None)
     finally:
         # Forget the declared weights, or the next model made would allocate them.
         global_state.set_global_attribute("uninitialized_variables", [])
+
+
+def _register_graphspec_classes() -> None:
+    """Import graphspec's own Keras classes where this graphspec has them (they register
+    themselves with Keras on import), so that a config naming them is made as Keras's are."""
+    import importlib
+    import importlib.util
+
+    for name in ("graphspec.keras.layers", "graphspec.keras.losses"):
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
 
 
 def _size(shape: Any) -> int:
@@ -364,7 +326,7 @@ def _check_weights(
 
 
 def _unsafe(path: Path, reason: str) -> SpecErrors:
-    return SpecErrors.single(f"{path}: {reason}", hint=_HINT)
+    return SpecErrors.single(f"{path}: {reason}", hint=HINT)
 
 
 def _clip(value: Any) -> str:
