@@ -260,6 +260,16 @@ def _cases(folder: Path) -> dict[str, list[str]]:
         (run / "spec.yaml").write_text(SPEC)
         (run / "model.keras").write_bytes(files["deep"].read_bytes())
         runs.append(str(run))
+    # Each class grown tenfold twice, to show the memory stays flat once the limit refuses.
+    for depth in (1_000, 10_000):
+        files[f"deep_{depth}"] = write_keras(folder / f"deep_{depth}.keras", b"[" * depth + b"]" * depth)
+    for mib in (256, 1024):
+        files[f"config_bomb_{mib}"] = write_bomb_zip(
+            folder / f"config_bomb_{mib}.keras", meta, "config.json", mib << 20
+        )
+    for units in (4_000_000_000, 40_000_000_000):
+        config = model_config(units=units, width=5)
+        files[f"params_{units}"] = write_keras(folder / f"params_{units}.keras", config)
     cases = {name: ["export", str(path)] for name, path in files.items()}
     cases["params_option"] += ["--max-params", "1000000"]
     # The other commands that read a model file, each with one hostile file.
@@ -368,6 +378,25 @@ def test_a_weights_dataset_that_declares_1_gib_is_refused_before_it_is_read(refu
         "(at 'layers/dense/vars/0'), but the model its config.json declares has 15 parameters (60 bytes)\n"
         + HINT,
     )
+
+
+@pytest.mark.parametrize(
+    "grown",
+    [
+        ["deep_1000", "deep_10000", "deep"],
+        ["config_bomb_256", "config_bomb_1024", "config_bomb"],
+        ["params_default", "params_4000000000", "params_40000000000"],
+    ],
+    ids=["nesting", "config-size", "parameters"],
+)
+def test_memory_stays_flat_as_a_refused_input_grows(refused, grown):
+    results = [refused[name] for name in grown]
+    assert [r["exit"] for r in results] == [2, 2, 2]
+    growth = [r["growth_mb"] for r in results]
+    assert max(growth) < MAX_GROWTH_MB
+    # Ten and a hundred times the input: no more memory than the smallest takes, give or take
+    # what the allocator keeps (a refusal reads nothing past the limit).
+    assert max(growth) - min(growth) < 64, growth
 
 
 def test_build_weights_reads_through_the_same_reader(refused):
