@@ -445,7 +445,9 @@ def render_text(result: SpecDiff) -> str:
                 f"  {name.ljust(width[0])}  {before.rjust(width[1])} -> {after.rjust(width[2])}"
                 f"  {delta}".rstrip()
             )
-    return "\n".join(lines) + "\n"
+    # Values are quoted as YAML, which leaves some characters raw (U+202E and other format
+    # characters): the text is escaped whole, as messages are.
+    return printable("\n".join(lines)) + "\n"
 
 
 def _value(value: Any) -> str:

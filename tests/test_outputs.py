@@ -110,6 +110,19 @@ def test_an_escape_in_a_spec_file_name_is_shown_escaped_in_status_lines(tmp_path
         assert "\x1b" not in text and "\x07" not in text
 
 
+def test_a_format_character_in_a_changed_value_is_shown_escaped_by_diff(tmp_path):
+    lookup = "graphspec: 1\nname: t\ninputs: {{x: {{shape: [1], dtype: string}}}}\n" + (
+        "layers: {{y: {{type: StringLookup, vocabulary: [{word}], in: x}}}}\noutputs: {{y: {{loss: mse}}}}\n"
+    )
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(lookup.format(word='"a"'))
+    new.write_text(lookup.format(word='"a\\u202e\\x1b"'))
+    result = runner.invoke(app, ["diff", str(old), str(new)])
+    assert result.exit_code == 1
+    assert "\u202e" not in result.stdout and "\x1b" not in result.stdout
+    assert "\\u202e" in result.stdout
+
+
 def test_a_newline_in_a_spec_file_name_does_not_end_expand_s_comment(tmp_path):
     raw = tmp_path / "a\nlayers: {}\n.yaml"
     raw.write_text(SPEC)
