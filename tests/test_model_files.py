@@ -231,6 +231,9 @@ def _cases(folder: Path) -> dict[str, list[str]]:
                 }
             ),
         ),
+        "objects": write_keras(
+            folder / "objects.keras", b"[" + b",".join([b'{"class_name": 0}'] * 150_000) + b"]"
+        ),
         "params_default": write_keras(
             folder / "params_default.keras", model_config(units=400_000_000, width=5)
         ),
@@ -336,6 +339,13 @@ def test_a_config_that_inflates_past_its_declared_size_is_read_no_further(refuse
 
 def test_a_config_nested_100000_deep_is_refused_before_parsing(refused):
     check(refused["deep"], "error: deep.keras: config.json nests 100,000 levels deep; at most 256\n" + HINT)
+
+
+def test_a_config_of_150000_serialized_objects_is_refused_before_keras_makes_them(refused):
+    check(
+        refused["objects"],
+        "error: objects.keras: config.json holds 150,000 serialized objects; at most 100,000\n" + HINT,
+    )
 
 
 def test_a_serialized_function_is_refused_without_a_traceback(refused):

@@ -12,8 +12,9 @@ then `check_declared`):
    stops there and fails the CRC check), and `config.json` is read with a bound besides, so
    the declared sizes bound what is read.
 2. `config.json`'s JSON: nested at most `MAX_CONFIG_DEPTH` deep, with at most
-   `MAX_CONFIG_CONTAINERS` objects and arrays, counted by one linear scan of the text before
-   `json.loads` runs (which would recurse once per level and end in a RecursionError).
+   `MAX_CONFIG_CONTAINERS` objects and arrays and `MAX_CONFIG_OBJECTS` serialized Keras
+   objects, counted by linear scans of the text before `json.loads` runs (which would recurse
+   once per level and end in a RecursionError).
 3. its classes: every serialized object whose module is not Keras's (a layer of another
    package, a serialized function of `os`) is refused, naming it
    (`graphspec.keras.export._refuse_foreign_classes`).
@@ -57,6 +58,9 @@ MAX_MEMBERS = 10_000
 MAX_CONFIG_BYTES = 64_000_000  # a 10,000-layer model's config takes about 20 MB
 MAX_CONFIG_DEPTH = 256  # a model nested in a model adds about six levels; specs nest 16 deep
 MAX_CONFIG_CONTAINERS = 4_000_000
+# Serialized objects (`"class_name"` keys): a layer takes about five (itself, its dtype policy,
+# initializers...), so this is some 20,000 layers, twice a 10,000-node spec's model.
+MAX_CONFIG_OBJECTS = 100_000
 MAX_METADATA_BYTES = 1_000_000
 MAX_OTHER_BYTES = 128_000_000  # assets and graphspec's own members (at most 64 MB), together
 # model.weights.h5 holds the model's variables and, when it was compiled, its optimizer's: at
@@ -202,6 +206,10 @@ def parse_config(path: Path, data: bytes) -> dict[str, Any]:
         raise _unsafe(
             path, f"{CONFIG} holds {containers:,} objects and arrays; at most {MAX_CONFIG_CONTAINERS:,}"
         )
+    # Each serialized object becomes a Keras object (a layer, an initializer...), each some KB.
+    objects = data.count(b'"class_name"')
+    if objects > MAX_CONFIG_OBJECTS:
+        raise _unsafe(path, f"{CONFIG} holds {objects:,} serialized objects; at most {MAX_CONFIG_OBJECTS:,}")
     try:
         config = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
