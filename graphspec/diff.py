@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from graphspec.errors import printable
 from graphspec.fingerprint import (
     architecture_form,
     canonical_json,
@@ -403,7 +404,8 @@ def render_text(result: SpecDiff) -> str:
     """The diff for people: a header, then one line per difference, grouped; '' when equal."""
     if not result.differ and result.params is None:
         return ""
-    lines = [f"--- {result.old}", f"+++ {result.new}"]
+    # The names are paths and git revisions as given: escapes in them are shown, never sent.
+    lines = [f"--- {printable(result.old, newlines=False)}", f"+++ {printable(result.new, newlines=False)}"]
 
     def section(title: str, items: list[str]) -> None:
         if items:
@@ -443,7 +445,9 @@ def render_text(result: SpecDiff) -> str:
                 f"  {name.ljust(width[0])}  {before.rjust(width[1])} -> {after.rjust(width[2])}"
                 f"  {delta}".rstrip()
             )
-    return "\n".join(lines) + "\n"
+    # Values are quoted as YAML, which leaves some characters raw (U+202E and other format
+    # characters): the text is escaped whole, as messages are.
+    return printable("\n".join(lines)) + "\n"
 
 
 def _value(value: Any) -> str:
@@ -508,19 +512,20 @@ def git_external_diff(args: list[str]) -> str:
     """
     from pathlib import Path
 
-    from graphspec.errors import SpecErrors, printable
+    from graphspec.errors import SpecErrors
     from graphspec.spec.load import load_text
 
     if len(args) == 1:
-        return f"* Unmerged path {args[0]}\n"
+        return f"* Unmerged path {printable(args[0], newlines=False)}\n"
     if len(args) != 7:
         return f"graphspec git-diff: expected 7 arguments from git, got {len(args)}\n"
     path, old_file, _, _, new_file, _, _ = args
-    header = f"diff --graphspec a/{path} b/{path}\n"
+    shown = printable(path, newlines=False)
+    header = f"diff --graphspec a/{shown} b/{shown}\n"
     if old_file == "/dev/null":
-        return header + f"new spec {path}\n"
+        return header + f"new spec {shown}\n"
     if new_file == "/dev/null":
-        return header + f"deleted spec {path}\n"
+        return header + f"deleted spec {shown}\n"
     try:
         old = load_text(Path(old_file).read_text(encoding="utf-8"), f"a/{path}", base=Path(path))
         new = load_text(Path(new_file).read_text(encoding="utf-8"), f"b/{path}", base=Path(path))
