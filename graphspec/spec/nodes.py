@@ -38,7 +38,7 @@ ARGS: dict[str, dict[str, Any]] = {
 _DISTRIBUTION_ARGS = {"normal": ("mean", "stddev"), "uniform": ("minval", "maxval")}
 # The Keras layer class each kind builds, as its class name (graphspec/keras/layers.py).
 CLASSES = {"weight": "Weight", "range": "Range", "normal": "RandomNormal", "uniform": "RandomUniform"}
-_OBJECTS = {"initializer": "initializers", "regularizer": "regularizers", "constraint": "constraints"}
+OBJECTS = {"initializer": "initializers", "regularizer": "regularizers", "constraint": "constraints"}
 _FLOATS = ("float16", "bfloat16", "float32", "float64")
 _INTEGERS = ("int8", "int16", "int32", "int64", "uint8")
 
@@ -59,18 +59,6 @@ def label(node: LayerSpec) -> str:
     kind = kind_of(node)
     value = getattr(node, kind)
     return f"{kind} {list(value)}" if kind == "weight" else f"{kind} {value}"
-
-
-def full_args(node: LayerSpec) -> dict[str, Any]:
-    """The node's arguments with every default filled in (the distribution's only, for random):
-    what a fingerprint compares, so writing a default changes nothing."""
-    kind = kind_of(node)
-    defaults = dict(ARGS[kind])
-    if kind == "random":
-        other = next(d for d in DISTRIBUTIONS if d != node.random) if node.random in DISTRIBUTIONS else None
-        for arg in _DISTRIBUTION_ARGS.get(other, ()):
-            defaults.pop(arg)
-    return {**defaults, **node.args}
 
 
 def check_nodes(ctx: Context) -> None:
@@ -136,7 +124,7 @@ def _other_distribution(distribution: str) -> tuple[str, ...]:
 
 def _check_value(ctx: Context, what: str, kind: str, arg: str, value: Any, path: tuple) -> None:
     """One argument's value: of the right type, and a Keras object Keras has."""
-    if arg in _OBJECTS:
+    if arg in OBJECTS:
         if value is None and arg != "initializer":
             return
         _check_object(ctx, what, arg, value, path)
@@ -169,7 +157,7 @@ def _check_value(ctx: Context, what: str, kind: str, arg: str, value: Any, path:
 
 def _check_object(ctx: Context, what: str, arg: str, value: Any, path: tuple) -> None:
     """An initializer, regularizer or constraint: a Keras name, or `{type: CLASS, ...arguments}`."""
-    objects = catalog.catalog()["objects"][_OBJECTS[arg] if arg in _OBJECTS else arg]
+    objects = catalog.catalog()["objects"][OBJECTS[arg] if arg in OBJECTS else arg]
     names, classes = objects["names"], objects["classes"]
     if isinstance(value, str):
         if value not in names:
