@@ -78,6 +78,8 @@ def load_members(runs: list[Path]) -> list[Member]:
                 )
         try:
             # A node's `call: {training: ...}` is in the file but not what makes predict honour it.
+            import graphspec.keras.layers  # noqa: F401  (graphspec's own layers, for load_model)
+
             model = honour_call_training(keras.models.load_model(model_path, compile=False))
         except Exception as exc:
             raise SpecErrors.single(f"cannot load {model_path}: {' '.join(str(exc).split())[:300]}") from None

@@ -121,6 +121,8 @@ def load_keras_file(path: Path) -> tuple[keras.Model, dict[str, Any]]:
             f"{path} is not a Keras model file (.keras): it has no readable config.json ({exc})"
         ) from None
     _refuse_foreign_classes(config, path)
+    import graphspec.keras.layers  # noqa: F401  (registers graphspec's own layers with Keras)
+
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds; its message says what is wrong
@@ -140,12 +142,26 @@ def _refuse_foreign_classes(config: Any, path: Path) -> None:
             raise SpecErrors.single(
                 f"{path}: layer '{name}' is a {class_name} layer, which graphspec refuses: {refused.message}"
             )
+        if _graphspec_layer(module, class_name, item.get("registered_name")):
+            continue
         if not module.startswith("keras") or item.get("registered_name") not in (None, class_name):
             registered = item.get("registered_name") or f"{module}.{class_name}"
             raise SpecErrors.single(
                 f"{path}: layer '{name}' is of class '{registered}', which is not "
                 "Keras's own; a spec can only name keras.layers classes"
             )
+
+
+def _graphspec_layer(module: str, class_name: Any, registered: Any) -> bool:
+    """Whether a saved layer is one of graphspec's own (`weight`, `range`, `random` nodes),
+    which `graphspec.keras.layers` registers under the package "graphspec"."""
+    from graphspec.keras import layers
+
+    return (
+        module == layers.__name__
+        and class_name in layers.CLASSES
+        and registered == f"{layers.PACKAGE}>{class_name}"
+    )
 
 
 def _walk_layers(config: Any):
@@ -528,6 +544,11 @@ class _Exporter:
             self.nested[file] = inner.export({})
             self.nested_outputs[id(layer)] = inner.flat_output_names
             return {"spec": file}
+        from graphspec.keras.layers import node_of
+
+        own = node_of(layer)  # a weight, range or random node
+        if own is not None:
+            return own
         return {"type": layer_type(layer), **layer_arguments(layer)}
 
     def _outputs(self, compile_config: dict[str, Any]) -> tuple[dict[str, Any], Any]:

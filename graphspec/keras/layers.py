@@ -203,7 +203,7 @@ def node_of(layer: keras.layers.Layer) -> dict[str, Any] | None:
     """The spec node (without `in`) that builds `layer`, when it is one of graphspec's own;
     None otherwise. Arguments at their defaults are left out."""
     if isinstance(layer, Weight):
-        node: dict[str, Any] = {"weight": list(layer.shape)}
+        node: dict[str, Any] = {"weight": list(layer.weight_shape)}
         args = {
             "initializer": _spec_object(keras.initializers.serialize(layer.initializer)),
             "regularizer": _spec_object(keras.regularizers.serialize(layer.regularizer)),
