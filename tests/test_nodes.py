@@ -20,7 +20,10 @@ from typer.testing import CliRunner
 
 import graphspec
 from graphspec.cli import app
+from graphspec.diff import diff, render_text
 from graphspec.fingerprint import fingerprint
+from graphspec.plot import spec_to_dot
+from graphspec.view import page_data
 
 keras = pytest.importorskip("keras")
 
@@ -256,3 +259,17 @@ def test_validating_and_fingerprinting_them_needs_no_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_diff_plot_and_view_show_them_by_kind_and_value():
+    old = graphspec.load(VIT)
+    new = graphspec.load(VIT, ["layers.cls.initializer=ones", "layers.pos.start=1", "layers.pos.step=1"])
+    assert render_text(diff(old, new)).splitlines()[2:] == [
+        "layers changed (2):",
+        "  ~ cls: initializer {type: RandomNormal, seed: 1} -> ones",
+        "  ~ pos: start (unset) -> 1",  # step: 1 is the default: no change
+    ]
+    dot = spec_to_dot(old).to_string()
+    assert '"cls" [label="cls\\nweight [1, 8]"];' in dot and '"pos" [label="pos\\nrange 1"];' in dot
+    types = {node["id"]: node["type"] for node in page_data(graphspec.load(RANDOM))["nodes"]}
+    assert types["eps"] == types["never"] == "random normal" and types["always"] == "random uniform"

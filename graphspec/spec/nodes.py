@@ -40,6 +40,7 @@ _DISTRIBUTION_ARGS = {"normal": ("mean", "stddev"), "uniform": ("minval", "maxva
 CLASSES = {"weight": "Weight", "range": "Range", "normal": "RandomNormal", "uniform": "RandomUniform"}
 OBJECTS = {"initializer": "initializers", "regularizer": "regularizers", "constraint": "constraints"}
 _FLOATS = ("float16", "bfloat16", "float32", "float64")
+_MIXED = ("mixed_float16", "mixed_bfloat16")  # dtype policies: float32 weights, computed in 16 bits
 _INTEGERS = ("int8", "int16", "int32", "int64", "uint8")
 
 
@@ -131,7 +132,7 @@ def _check_value(ctx: Context, what: str, kind: str, arg: str, value: Any, path:
     elif arg == "dtype":
         if value is None and kind != "range":
             return
-        allowed = _FLOATS + _INTEGERS if kind == "range" else _FLOATS
+        allowed = _FLOATS + _INTEGERS if kind == "range" else _FLOATS + _MIXED
         if value not in allowed:
             ctx.error(
                 f"{what}: dtype '{value}' is not one of {', '.join(allowed)}",
