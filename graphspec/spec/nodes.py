@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphspec.errors import did_you_mean
 from graphspec.spec import catalog
+from graphspec.spec.model import MAX_SEED
 
 if TYPE_CHECKING:
     from graphspec.spec.check import Context
@@ -148,8 +149,10 @@ def _check_value(ctx: Context, what: str, kind: str, arg: str, value: Any, path:
         elif arg == "step" and value == 0:
             ctx.error(f"{what}: 'step' is not 0", path)
     elif arg == "seed":
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            ctx.error(f"{what}: 'seed' is a whole number from 0, not {value!r}", path)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED
+        ):
+            ctx.error(f"{what}: 'seed' is a whole number from 0 to {MAX_SEED:,}, not {value!r}", path)
     elif isinstance(value, bool) or not isinstance(value, (int, float)):  # mean, stddev, minval, maxval
         ctx.error(f"{what}: '{arg}' is a number, not {value!r}", path)
     elif arg == "stddev" and value < 0:
