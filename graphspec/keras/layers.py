@@ -44,6 +44,8 @@ class Weight(keras.layers.Layer):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        # A masked input is read for its batch only: no warning that its mask is dropped.
+        self.supports_masking = True
         self.weight_shape = tuple(int(d) for d in shape)
         self.initializer = keras.initializers.get(initializer)
         self.regularizer = keras.regularizers.get(regularizer)
@@ -66,6 +68,9 @@ class Weight(keras.layers.Layer):
     def compute_output_shape(self, input_shape: Any) -> tuple:
         return (input_shape[0], *self.weight_shape)
 
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None  # every element of the weight is there, whatever the input's mask
+
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
@@ -83,6 +88,7 @@ class Range(keras.layers.Layer):
 
     def __init__(self, axis: int, start: int = 0, step: int = 1, output_dtype: str = "int32", **kwargs: Any):
         super().__init__(**kwargs)
+        self.supports_masking = True  # a masked input is read for its length only
         self.axis, self.start, self.step, self.output_dtype = int(axis), int(start), int(step), output_dtype
 
     def call(self, inputs: Any) -> Any:
@@ -94,6 +100,9 @@ class Range(keras.layers.Layer):
 
     def compute_output_spec(self, inputs: Any) -> keras.KerasTensor:
         return keras.KerasTensor((inputs.shape[0], inputs.shape[self.axis]), dtype=self.output_dtype)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None  # every position is counted, masked or not
 
     def get_config(self) -> dict[str, Any]:
         return {
