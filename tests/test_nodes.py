@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -273,3 +274,26 @@ def test_diff_plot_and_view_show_them_by_kind_and_value():
     assert '"cls" [label="cls\\nweight [1, 8]"];' in dot and '"pos" [label="pos\\nrange 1"];' in dot
     types = {node["id"]: node["type"] for node in page_data(graphspec.load(RANDOM))["nodes"]}
     assert types["eps"] == types["never"] == "random normal" and types["always"] == "random uniform"
+
+
+MASKED = """\
+graphspec: 1
+name: masked
+inputs: {tok: {shape: [null], dtype: int32}}
+layers:
+  emb: {type: Embedding, input_dim: 10, output_dim: 4, mask_zero: true, in: tok}
+  cls: {weight: [1, 4], in: emb}
+  pos: {range: 1, in: emb}
+  cat: {type: Concatenate, axis: 1, in: [cls, emb]}
+  pool: {type: GlobalAveragePooling1D, in: cat}
+outputs: {pool: {}, pos: {}}
+"""
+
+
+def test_a_masked_input_is_read_for_its_batch_and_length_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras warns when a layer drops a mask it cannot take
+        model = graphspec.load(MASKED).build(compile=False)
+    assert model.get_layer("cls").compute_mask(None, mask=np.ones((1, 3), bool)) is None
+    got = model.predict({"tok": np.array([[1, 2, 0]])}, verbose=0)
+    np.testing.assert_array_equal(got["pos"], [[0, 1, 2]])
