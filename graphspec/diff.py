@@ -247,6 +247,8 @@ def _entry(node: LayerSpec) -> dict[str, Any]:
         value = {"op": node.op, **node.args}
     elif node.share is not None:
         value = {"share": node.share}
+    elif node.spec is None:  # weight, range, random
+        value = {node.node_kind: getattr(node, node.node_kind), **node.args}
     else:
         value = {"spec": node.spec}
     value["in"] = node.inbound
@@ -257,13 +259,13 @@ def _entry(node: LayerSpec) -> dict[str, Any]:
 
 def _layer_changes(a: LayerSpec, b: LayerSpec, before: dict, after: dict) -> list[Change]:
     changes: list[Change] = []
-    kind_a = "type" if a.type else "op" if a.op else "share" if a.share else "spec"
-    kind_b = "type" if b.type else "op" if b.op else "share" if b.share else "spec"
+    kind_a, kind_b = a.node_kind, b.node_kind
     if kind_a != kind_b:
         changes.append(Change(kind_a, getattr(a, kind_a), None, REMOVED))
         changes.append(Change(kind_b, None, getattr(b, kind_b), ADDED))
         changes += _dict_changes(a.args, b.args)
-    elif kind_a in ("type", "op"):  # an op node changes as a layer does: its name, its arguments
+    elif kind_a in ("type", "op", "weight", "range", "random"):
+        # An op (weight, range, random) node changes as a layer does: its kind's value, its arguments
         if getattr(a, kind_a) != getattr(b, kind_a):
             changes.append(Change(kind_a, getattr(a, kind_a), getattr(b, kind_a)))
         changes += _arg_changes(a.args, b.args, before["args"], after["args"])
@@ -477,6 +479,11 @@ def _describe(node: dict[str, Any]) -> str:
     if "type" in node or "op" in node:
         kind = node.pop("type", None) or "ops." + node.pop("op")
         what = f"{kind}({', '.join(f'{k}={_value(v)}' for k, v in node.items())})"
+    elif kind := next((k for k in ("weight", "range", "random") if k in node), None):
+        value = node.pop(kind)
+        what = f"{kind} {_value(value)}" + (
+            f"({', '.join(f'{k}={_value(v)}' for k, v in node.items())})" if node else ""
+        )
     elif "share" in node:
         what = f"shares {node['share']}"
     else:

@@ -34,8 +34,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from graphspec.spec import catalog
-from graphspec.spec.model import REFERENCE
+from graphspec.spec import catalog, nodes
+from graphspec.spec.model import REFERENCE, LayerSpec
 
 if TYPE_CHECKING:
     from graphspec.diff import SpecDiff
@@ -159,6 +159,18 @@ style-src 'unsafe-inline'; script-src {script_hash}; img-src data:">
 # ---------------------------------------------------------------- collecting
 
 
+def _type_label(node: LayerSpec) -> str:
+    """What a node is, as the view shows it: a layer's type, `op NAME`, `spec FILE`, or one
+    of graphspec's own nodes (`weight [1, 768]`, `range 1`, `random normal`)."""
+    if node.type is not None:
+        return node.type
+    if node.op is not None:
+        return f"op {node.op}"
+    if nodes.kind_of(node) is not None:
+        return nodes.label(node)
+    return f"spec {node.spec}"
+
+
 def _short(value: Any) -> Any:
     """`value` for the page: long values cut, with a note of how long they were."""
     text = json.dumps(value, default=str)
@@ -236,9 +248,9 @@ class _Collector:
             if node.type is not None:
                 kind, type_ = "layer", node.type
             elif node.share is not None:
-                kind, type_ = "layer", kind_node.type or f"spec {kind_node.spec}"
+                kind, type_ = "layer", _type_label(kind_node)
             else:
-                kind, type_ = "layer", f"spec {node.spec}"
+                kind, type_ = "layer", _type_label(node)
             if type_.startswith("spec ") or catalog.is_application(type_):
                 kind = "model"
             self.node(

@@ -113,6 +113,8 @@ def load_keras_file(
     path = Path(path)
     config = model_file.read_config(path)
     _refuse_foreign_classes(config, path)
+    import graphspec.keras.layers  # noqa: F401  (registers graphspec's own layers with Keras)
+
     model_file.check_declared(path, max_params)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -136,6 +138,8 @@ def _refuse_foreign_classes(config: Any, path: Path) -> None:
             raise SpecErrors.single(
                 f"{path}: layer '{name}' is a {class_name} layer, which graphspec refuses: {refused.message}"
             )
+        if _graphspec_layer(module, class_name, item.get("registered_name")):
+            continue
         if not module.startswith("keras") or item.get("registered_name") not in (None, class_name):
             if class_name == "function":
                 raise SpecErrors.single(
@@ -153,6 +157,18 @@ def _refuse_foreign_classes(config: Any, path: Path) -> None:
 def _clip(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _graphspec_layer(module: str, class_name: Any, registered: Any) -> bool:
+    """Whether a saved layer is one of graphspec's own (`weight`, `range`, `random` nodes),
+    which `graphspec.keras.layers` registers under the package "graphspec"."""
+    from graphspec.keras import layers
+
+    return (
+        module == layers.__name__
+        and class_name in layers.CLASSES
+        and registered == f"{layers.PACKAGE}>{class_name}"
+    )
 
 
 def _walk_layers(config: Any):
@@ -536,6 +552,11 @@ class _Exporter:
             self.nested[file] = inner.export({})
             self.nested_outputs[id(layer)] = inner.flat_output_names
             return {"spec": file}
+        from graphspec.keras.layers import node_of
+
+        own = node_of(layer)  # a weight, range or random node
+        if own is not None:
+            return own
         return {"type": layer_type(layer), **layer_arguments(layer)}
 
     def _outputs(self, compile_config: dict[str, Any]) -> tuple[dict[str, Any], Any]:
