@@ -66,7 +66,8 @@ MaxParamsOption = Annotated[
     typer.Option(
         "--max-params",
         metavar="N",
-        help="Refuse a model with more parameters than this, before allocating any weight.",
+        help="Refuse a model with more parameters than this, before allocating any weight: one "
+        "built from a spec, or one a model file (.keras) declares.",
     ),
 ]
 
@@ -156,7 +157,8 @@ def validate(
             typer.echo(loaded.diagnostics.render(), err=True)
         spec = loaded.spec
         typer.echo(
-            f"{path}: ok ({len(spec.inputs)} inputs, {len(spec.layers)} layers, {len(spec.outputs)} outputs)"
+            f"{printable(str(path), newlines=False)}: ok ({len(spec.inputs)} inputs, "
+            f"{len(spec.layers)} layers, {len(spec.outputs)} outputs)"
         )
     if failed:
         raise typer.Exit(EXIT_INVALID)
@@ -216,7 +218,7 @@ def build(
         if weights is not None:
             from graphspec.keras.weights import copy_matching_weights
 
-            report = copy_matching_weights(model, weights, partial=partial)
+            report = copy_matching_weights(model, weights, partial=partial, max_params=max_params)
             if not partial:
                 typer.echo(f"loaded weights of {len(report.copied)} layers from {printable(str(weights))}")
     except SpecErrors as exc:
@@ -256,11 +258,11 @@ def fmt(
 
     would_change = False
     for path in files:
-        name = printable(str(path))
+        name = printable(str(path), newlines=False)
         try:
             text = path.read_bytes().decode("utf-8")  # bytes: line endings stay as they are
         except (OSError, UnicodeDecodeError) as exc:
-            typer.echo(f"{name}: cannot read: {exc}", err=True)
+            typer.echo(f"{name}: cannot read: {printable(str(exc))}", err=True)
             raise typer.Exit(EXIT_FAILED) from None
         count = len(unquoted_placeholders(text))
         if not count:
@@ -555,6 +557,7 @@ def train(
             show_default=False,
         ),
     ] = None,
+    max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
     root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -577,7 +580,8 @@ def train(
 
     def announce(run_dir: Path) -> None:
         if not quiet:
-            typer.echo(f"training into {run_dir} (if killed: graphspec train --resume {run_dir})")
+            shown = printable(str(run_dir), newlines=False)
+            typer.echo(f"training into {shown} (if killed: graphspec train --resume {shown})")
 
     try:
         from graphspec import run_dir as rd
@@ -609,7 +613,7 @@ def train(
         loaded = load(spec, given, root=root)
         if loaded.warnings and not quiet:
             typer.echo(loaded.diagnostics.render(), err=True)
-        on_built = _init_from(init_from, quiet) if init_from is not None else None
+        on_built = _init_from(init_from, quiet, max_params) if init_from is not None else None
         from graphspec.keras import train as training
 
         source = training.DataSource(synthetic, kind=kind, data=data, val_data=val_data)
@@ -624,6 +628,7 @@ def train(
             devices=devices,
             on_built=on_built,
             cluster=cluster,
+            max_params=max_params,
         )
     except Exception as exc:
         raise _failure(exc, "training", debug) from None
@@ -632,16 +637,16 @@ def train(
     if result.run_dir is None:
         typer.echo("trained with the other processes; process 0 saves the run")
     else:
-        typer.echo(f"run saved in {result.run_dir}")
+        typer.echo(f"run saved in {printable(str(result.run_dir), newlines=False)}")
 
 
-def _init_from(path: Path, quiet: bool):
+def _init_from(path: Path, quiet: bool, max_params: int):
     """For `train --init-from`: the source model, read now (a missing or foreign file fails
     before anything is built), and the hook that copies its matching weights into the built
     model and prints the table (nothing with -q: a quiet run prints only how it ended)."""
     from graphspec.keras.weights import copy_matching_weights, open_source
 
-    source, label = open_source(path)
+    source, label = open_source(path, max_params)
 
     def initialize(model) -> None:
         nonlocal source
@@ -716,6 +721,7 @@ def export(
             "the spec files it was built from (those are what export gives without this).",
         ),
     ] = False,
+    max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
     debug: DebugOption = False,
 ) -> None:
     """Write a Keras functional or Sequential model as a spec: nodes named after its layers,
@@ -729,7 +735,7 @@ def export(
             check_target(output)  # before the model is loaded
         from graphspec.keras.export import export_source
 
-        exported = export_source(source, args or [], recorded=not reconstruct)
+        exported = export_source(source, args or [], recorded=not reconstruct, max_params=max_params)
         for note in getattr(exported, "notes", ()):
             typer.echo(f"note: {printable(note)}", err=True)
         if output is None and exported.nested:
@@ -1038,6 +1044,7 @@ def ensemble(
     runs_dir: Annotated[
         Path, typer.Option("--runs-dir", help="Where ensemble folders go when --out is not given.")
     ] = Path("runs"),
+    max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
     debug: DebugOption = False,
 ) -> None:
     """Average trained models' predictions with weights fitted on validation data; report each
@@ -1050,7 +1057,12 @@ def ensemble(
         if study is not None:
             members += members_from_study(study, study_name, top)
         options = EnsembleOptions(
-            method=method, holdout=holdout, seed=seed, metric=metric, iterations=iterations
+            method=method,
+            holdout=holdout,
+            seed=seed,
+            metric=metric,
+            iterations=iterations,
+            max_params=max_params,
         )
         result = build_ensemble(members, data, options, out=out, runs_root=runs_dir)
     except Exception as exc:

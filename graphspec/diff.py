@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from graphspec.errors import printable
 from graphspec.fingerprint import (
     architecture_form,
     canonical_json,
@@ -246,6 +247,8 @@ def _entry(node: LayerSpec) -> dict[str, Any]:
         value = {"op": node.op, **node.args}
     elif node.share is not None:
         value = {"share": node.share}
+    elif node.spec is None:  # weight, range, random
+        value = {node.node_kind: getattr(node, node.node_kind), **node.args}
     else:
         value = {"spec": node.spec}
     value["in"] = node.inbound
@@ -256,13 +259,13 @@ def _entry(node: LayerSpec) -> dict[str, Any]:
 
 def _layer_changes(a: LayerSpec, b: LayerSpec, before: dict, after: dict) -> list[Change]:
     changes: list[Change] = []
-    kind_a = "type" if a.type else "op" if a.op else "share" if a.share else "spec"
-    kind_b = "type" if b.type else "op" if b.op else "share" if b.share else "spec"
+    kind_a, kind_b = a.node_kind, b.node_kind
     if kind_a != kind_b:
         changes.append(Change(kind_a, getattr(a, kind_a), None, REMOVED))
         changes.append(Change(kind_b, None, getattr(b, kind_b), ADDED))
         changes += _dict_changes(a.args, b.args)
-    elif kind_a in ("type", "op"):  # an op node changes as a layer does: its name, its arguments
+    elif kind_a in ("type", "op", "weight", "range", "random"):
+        # An op (weight, range, random) node changes as a layer does: its kind's value, its arguments
         if getattr(a, kind_a) != getattr(b, kind_a):
             changes.append(Change(kind_a, getattr(a, kind_a), getattr(b, kind_a)))
         changes += _arg_changes(a.args, b.args, before["args"], after["args"])
@@ -403,7 +406,8 @@ def render_text(result: SpecDiff) -> str:
     """The diff for people: a header, then one line per difference, grouped; '' when equal."""
     if not result.differ and result.params is None:
         return ""
-    lines = [f"--- {result.old}", f"+++ {result.new}"]
+    # The names are paths and git revisions as given: escapes in them are shown, never sent.
+    lines = [f"--- {printable(result.old, newlines=False)}", f"+++ {printable(result.new, newlines=False)}"]
 
     def section(title: str, items: list[str]) -> None:
         if items:
@@ -443,7 +447,9 @@ def render_text(result: SpecDiff) -> str:
                 f"  {name.ljust(width[0])}  {before.rjust(width[1])} -> {after.rjust(width[2])}"
                 f"  {delta}".rstrip()
             )
-    return "\n".join(lines) + "\n"
+    # Values are quoted as YAML, which leaves some characters raw (U+202E and other format
+    # characters): the text is escaped whole, as messages are.
+    return printable("\n".join(lines)) + "\n"
 
 
 def _value(value: Any) -> str:
@@ -473,6 +479,11 @@ def _describe(node: dict[str, Any]) -> str:
     if "type" in node or "op" in node:
         kind = node.pop("type", None) or "ops." + node.pop("op")
         what = f"{kind}({', '.join(f'{k}={_value(v)}' for k, v in node.items())})"
+    elif kind := next((k for k in ("weight", "range", "random") if k in node), None):
+        value = node.pop(kind)
+        what = f"{kind} {_value(value)}" + (
+            f"({', '.join(f'{k}={_value(v)}' for k, v in node.items())})" if node else ""
+        )
     elif "share" in node:
         what = f"shares {node['share']}"
     else:
@@ -508,19 +519,20 @@ def git_external_diff(args: list[str]) -> str:
     """
     from pathlib import Path
 
-    from graphspec.errors import SpecErrors, printable
+    from graphspec.errors import SpecErrors
     from graphspec.spec.load import load_text
 
     if len(args) == 1:
-        return f"* Unmerged path {args[0]}\n"
+        return f"* Unmerged path {printable(args[0], newlines=False)}\n"
     if len(args) != 7:
         return f"graphspec git-diff: expected 7 arguments from git, got {len(args)}\n"
     path, old_file, _, _, new_file, _, _ = args
-    header = f"diff --graphspec a/{path} b/{path}\n"
+    shown = printable(path, newlines=False)
+    header = f"diff --graphspec a/{shown} b/{shown}\n"
     if old_file == "/dev/null":
-        return header + f"new spec {path}\n"
+        return header + f"new spec {shown}\n"
     if new_file == "/dev/null":
-        return header + f"deleted spec {path}\n"
+        return header + f"deleted spec {shown}\n"
     try:
         old = load_text(Path(old_file).read_text(encoding="utf-8"), f"a/{path}", base=Path(path))
         new = load_text(Path(new_file).read_text(encoding="utf-8"), f"b/{path}", base=Path(path))

@@ -27,6 +27,7 @@ import numpy as np
 
 from graphspec import atomic
 from graphspec.errors import SpecErrors
+from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
 METHODS = ("caruana", "nelder-mead")
 ENSEMBLE_MODEL, ENSEMBLE_FILE = "ensemble.keras", "ensemble.json"
@@ -41,6 +42,8 @@ class EnsembleOptions:
     seed: int = 0
     metric: str | None = None
     iterations: int = 50
+    # Members' model files are untrusted input: each may declare at most this many parameters.
+    max_params: int | None = DEFAULT_MAX_PARAMS
 
 
 @dataclass
@@ -143,7 +146,7 @@ def build_ensemble(
         raise SpecErrors.single("a run directory is named twice")
     from graphspec.keras import ensemble as keras_ensemble
 
-    members = keras_ensemble.load_members(runs)
+    members = keras_ensemble.load_members(runs, max_params=options.max_params)
     x, y = keras_ensemble.data_for(members[0], data)
     scorer = keras_ensemble.Scorer(members[0].loaded, options.metric)
     predictions = keras_ensemble.predictions(members, x)
@@ -198,7 +201,9 @@ def build_ensemble(
 
 def _default_folder(name: str, runs_root: Path) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(runs_root) / name
+    from graphspec import run_dir as rd
+
+    base = rd.checked_base(runs_root, name)
     path, count = base / f"ensemble-{stamp}", 1
     while path.exists():
         count += 1

@@ -39,7 +39,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from graphspec.spec import defaults
+from graphspec.spec import defaults, nodes
 from graphspec.spec.model import REFERENCE
 
 if TYPE_CHECKING:
@@ -164,6 +164,10 @@ def layer_form(
         form["op"] = node.op
         form["args"] = defaults.op_args(node.op, node.args)
         form["in"] = _rename(_operands(node), names)
+    elif nodes.kind_of(node) is not None:  # weight, range, random: like a layer
+        kind = nodes.kind_of(node)
+        form[kind] = getattr(node, kind)
+        form["args"] = defaults.node_args(kind, node.args)
     elif node.share is not None:
         form["share"] = names[_shared_layer(layers, name)]
     elif node.spec is not None:

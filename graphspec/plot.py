@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import pydot
 
-from graphspec.spec import catalog
+from graphspec.spec import catalog, nodes
 from graphspec.spec.model import REFERENCE
 
 if TYPE_CHECKING:
@@ -305,6 +305,8 @@ class _Drawer:
         options = self.options
         if node.op is not None:
             kind = f"op {node.op}"  # a keras.ops function: drawn like a layer, named as such
+        elif nodes.kind_of(node) is not None:
+            kind = nodes.label(node)  # weight [1, 768], range 1, random normal
         else:
             kind = node.type or f"spec {loaded.nested[name].name if name in loaded.nested else node.spec}"
         lines = [name if options.show_layer_names else "", kind]
@@ -314,7 +316,8 @@ class _Drawer:
         if options.show_layer_activations and activation is not None:
             shown = activation.get("type") if isinstance(activation, dict) else activation
             lines.append(f"activation: {shown}")
-        if options.show_trainable and node.op is None:  # an op has no weights
+        if options.show_trainable and node.op is None and node.range is None and node.random is None:
+            # an op, a range and a random node have no weights
             lines.append("trainable" if node.args.get("trainable", True) else "frozen (not trainable)")
         if options.show_shapes or options.show_dtype:
             for use in uses:

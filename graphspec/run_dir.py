@@ -31,6 +31,7 @@ import yaml
 
 from graphspec import atomic
 from graphspec.errors import Location, SpecErrors
+from graphspec.policy import is_within
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -53,12 +54,39 @@ def final_path(
             )
         return out
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    base = Path(runs_root) / spec_name
+    base = checked_base(runs_root, spec_name)
     path, count = base / stamp, 1
     while path.exists():
         count += 1
         path = base / f"{stamp}-{count}"
     return path
+
+
+def checked_base(runs_root: Path, name: str) -> Path:
+    """`runs_root/name`, where runs of the spec `name` go when no --out is given, once no link
+    on the way leads elsewhere: `SpecErrors` for a link among a relative `runs_root`'s parts
+    that leads out of the working folder, or a `name` folder that is a link leading out of
+    `runs_root`. A repository can ship such links (`runs/NAME -> /somewhere`); a run is written
+    only where the command line says. A runs folder given as the link's target is taken."""
+    root = Path(runs_root)
+    if not root.is_absolute():
+        here = Path.cwd().resolve()
+        current = Path()
+        for part in root.parts:
+            current = current / part
+            if current.is_symlink() and not is_within(current.resolve(), here):
+                raise _link_refused(current, here, f"give --runs-dir {current.resolve()} if that is meant")
+    base = root / name
+    if base.is_symlink() and not is_within(base.resolve(), root.resolve()):
+        raise _link_refused(base, root, "remove the link, or name the run's folder with --out")
+    return base
+
+
+def _link_refused(link: Path, folder: Path, hint: str) -> SpecErrors:
+    return SpecErrors.single(
+        f"{link} is a link to {link.resolve()}, outside {folder}: a run is not written through it",
+        hint=hint,
+    )
 
 
 def partial_path(final: Path) -> Path:

@@ -376,7 +376,7 @@ def _directory(loaded: LoadedSpec, out: Path | None, runs_root: Path) -> Path:
             )
         return out
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(runs_root) / loaded.name
+    base = rd.checked_base(runs_root, loaded.name)
     path, count = base / f"tune-{stamp}", 1
     while path.exists():
         count += 1

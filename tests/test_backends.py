@@ -219,3 +219,67 @@ def test_a_callback_that_needs_tensorflow_is_refused_without_it(tmp_path):
         "1 error\n"
     )
     assert not runs.exists()
+
+
+# graphspec's own nodes (weight, range, random) on a backend: shapes, positions, means at
+# inference and samples in training, one fit step, and a save that stock Keras loads back.
+NODES_SPEC = """\
+graphspec: 1
+name: own_nodes
+inputs: {x: {shape: [null, 4]}}
+layers:
+  cls: {weight: [1, 4], initializer: ones, in: x}
+  seq: {type: Concatenate, axis: 1, in: [cls, x]}
+  pos: {range: 1, in: seq}
+  noise: {random: normal, mean: 0.5, seed: 3, in: seq}
+  noisy: {type: Add, in: [seq, noise]}
+  drawn: {random: uniform, seed: 4, in: seq, call: {training: true}}
+  out: {type: Dense, units: 2, in: noisy}
+outputs: {out: {loss: mse}, pos: {}, drawn: {}}
+"""
+
+NODES = """\
+import json, sys
+import numpy as np
+import keras
+import graphspec
+model = graphspec.load(sys.argv[1]).build()
+x = np.ones((2, 3, 4), dtype="float32")
+got = model.predict({"x": x}, verbose=0)
+model.fit({"x": x}, {"out": np.zeros((2, 4, 2), "float32")}, epochs=1, verbose=0)
+model.save(sys.argv[2])
+drawn = np.asarray(got["drawn"])
+print(json.dumps({
+    "params": model.count_params(),
+    "pos": np.asarray(got["pos"]).tolist(),
+    "drawn_in_unit_interval": bool(((drawn >= 0) & (drawn < 1)).all()),
+    "drawn_varies": bool(drawn.std() > 0),
+    "noise_at_inference": np.asarray(model.get_layer("noise")(x)).mean().item(),
+}))
+"""
+
+RELOAD_NODES = """\
+import sys
+import keras
+import graphspec.keras.layers
+model = keras.saving.load_model(sys.argv[1])
+print(sorted(type(layer).__name__ for layer in model.layers))
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weight_range_and_random_nodes_run_and_reload(backend, tmp_path):
+    spec, saved = tmp_path / "own_nodes.yaml", tmp_path / "own_nodes.keras"
+    spec.write_text(NODES_SPEC)
+    result = _python(backend, "-c", NODES, str(spec), str(saved))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {
+        "params": 4 + 4 * 2 + 2,
+        "pos": [[0, 1, 2, 3]] * 2,
+        "drawn_in_unit_interval": True,
+        "drawn_varies": True,
+        "noise_at_inference": 0.5,
+    }
+    result = _python(backend, "-c", RELOAD_NODES, str(saved))
+    assert result.returncode == 0, result.stderr
+    assert "'RandomNormal', 'RandomUniform', 'Range', 'Weight'" in result.stdout

@@ -401,6 +401,32 @@ def test_a_keras_ops_operation_the_catalog_does_not_list_is_refused_by_name():
     )
 
 
+@pytest.mark.parametrize(
+    "index, shown, kind",
+    [
+        (lambda t: t[:, None], "(slice(None, None, None), None)", "a slice"),
+        (lambda t: t[:, 1], "(slice(None, None, None), 1)", "a slice"),
+        (lambda t: t[..., 1:], "(Ellipsis, slice(1, None, None))", "an Ellipsis (...)"),
+    ],
+    ids=["newaxis", "index", "ellipsis"],
+)
+def test_indexing_with_a_slice_is_refused_by_name_not_a_traceback(tmp_path, index, shown, kind):
+    x = keras.Input((4, 3), name="x")
+    model = keras.Model(x, layers.Dense(2, name="dense")(index(x)))
+    op = model.operations[1]
+    path = tmp_path / "sliced.keras"
+    model.save(path)
+    result = runner.invoke(app, ["export", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"error: op '{op.name}' calls keras.ops.get_item with key=",
+    )
+    assert f"which a spec cannot write: it holds {kind}\n" in result.stderr
+    with pytest.raises(SpecErrors) as exc:
+        export_model(model)
+    assert message(exc).startswith(f"error: op '{op.name}' calls keras.ops.get_item with key={shown}, ")
+
+
 def test_a_lambda_layer_is_refused_for_what_it_does():
     model = keras.Sequential([keras.Input((3,)), layers.Lambda(lambda t: t * 2, name="double")])
     with pytest.raises(SpecErrors) as exc:

@@ -90,6 +90,47 @@ def test_an_escape_in_a_plot_error_is_shown_escaped(spec, tmp_path):
     )
 
 
+def test_an_escape_in_a_spec_file_name_is_shown_escaped_in_status_lines(tmp_path):
+    # validate's `NAME: ok`, diff's `---`/`+++` headers and expand's `# Expanded from` comment.
+    raw = tmp_path / "a\x1b]0;t\x07.yaml"
+    raw.write_text(SPEC)
+    other = tmp_path / "b.yaml"
+    other.write_text(SPEC.replace("units: 2", "units: 3"))
+    shown = f"{tmp_path}/a\\x1b]0;t\\x07.yaml"
+    result = runner.invoke(app, ["validate", str(raw)])
+    assert result.exit_code == 0
+    assert result.stdout == f"{shown}: ok (1 inputs, 1 layers, 1 outputs)\n"
+    result = runner.invoke(app, ["diff", str(raw), str(other)])
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"--- {shown}\n+++ {other}\n")
+    result = runner.invoke(app, ["expand", str(raw), "--set", "layers.y.units=4"])
+    assert result.exit_code == 0
+    assert f"# Expanded from {shown} by `graphspec expand --set layers.y.units=4`:" in result.stdout
+    for text in (result.stdout,):
+        assert "\x1b" not in text and "\x07" not in text
+
+
+def test_a_format_character_in_a_changed_value_is_shown_escaped_by_diff(tmp_path):
+    lookup = "graphspec: 1\nname: t\ninputs: {{x: {{shape: [1], dtype: string}}}}\n" + (
+        "layers: {{y: {{type: StringLookup, vocabulary: [{word}], in: x}}}}\noutputs: {{y: {{loss: mse}}}}\n"
+    )
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(lookup.format(word='"a"'))
+    new.write_text(lookup.format(word='"a\\u202e\\x1b"'))
+    result = runner.invoke(app, ["diff", str(old), str(new)])
+    assert result.exit_code == 1
+    assert "\u202e" not in result.stdout and "\x1b" not in result.stdout
+    assert "\\u202e" in result.stdout
+
+
+def test_a_newline_in_a_spec_file_name_does_not_end_expand_s_comment(tmp_path):
+    raw = tmp_path / "a\nlayers: {}\n.yaml"
+    raw.write_text(SPEC)
+    result = runner.invoke(app, ["expand", str(raw)])
+    assert result.exit_code == 0
+    assert f"# Expanded from {tmp_path}/a\\x0alayers: {{}}\\x0a.yaml by `graphspec expand`:" in result.stdout
+
+
 def test_an_escape_in_the_error_of_a_long_running_command_is_shown_escaped(capsys):
     raised = _failure(RuntimeError("loss is nan\x1b]52;c;cm0K\x07\x1b[2J"), "training", debug=False)
     assert raised.exit_code == 1
@@ -429,6 +470,39 @@ def test_a_run_directory_under_a_regular_file_is_refused(spec, tmp_path):
         f"error: cannot create run directory {output}: {blocker} is a file, not a folder\n1 error\n"
     )
     assert _files(tmp_path) == ["somefile.txt", "tiny.yaml"]
+
+
+def test_a_runs_link_leading_elsewhere_is_refused_before_anything_is_written(spec, tmp_path, monkeypatch):
+    # A repository can ship `runs/NAME` (or `runs`) as a link: a run goes only where asked.
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(work)
+    (work / "runs").mkdir()
+    (work / "runs" / "tiny").symlink_to(elsewhere)
+    result = runner.invoke(app, ["train", str(spec), "--synthetic", "--quiet"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: runs/tiny is a link to {elsewhere}, outside runs: a run is not written through it\n"
+        "  hint: remove the link, or name the run's folder with --out\n1 error\n"
+    )
+    (work / "runs" / "tiny").unlink()
+    (work / "runs").rmdir()
+    (work / "runs").symlink_to(elsewhere)
+    result = runner.invoke(app, ["train", str(spec), "--synthetic", "--quiet"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: runs is a link to {elsewhere}, outside {work}: a run is not written through it\n"
+        f"  hint: give --runs-dir {elsewhere} if that is meant\n1 error\n"
+    )
+    assert list(elsewhere.iterdir()) == []
+    # A link that stays inside is followed as before: `runs/tiny -> runs/tiny-v2`.
+    (work / "runs").unlink()
+    (work / "runs" / "tiny-v2").mkdir(parents=True)
+    (work / "runs" / "tiny").symlink_to(work / "runs" / "tiny-v2")
+    from graphspec import run_dir as rd
+
+    assert rd.checked_base(Path("runs"), "tiny") == Path("runs/tiny")
 
 
 def test_a_built_model_is_saved_with_the_mode_of_the_umask(spec, tmp_path, umask_022):

@@ -8,6 +8,8 @@ browser start. Without Chromium (`make chromium` installs it) the browser tests 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import os
@@ -287,6 +289,21 @@ def test_the_page_is_one_file_that_loads_nothing_from_the_network(tmp_path):
     assert "default-src 'none'" in text
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
     assert not re.search(r"<(link|iframe|img|object)\b", text)
+
+
+def test_the_page_s_policy_runs_only_its_own_script(tmp_path):
+    # No 'unsafe-inline' for scripts: the policy names the hash of the page's one script, so a
+    # script that escaped into the page would not run even if escaping failed.
+    page = tmp_path / "m.html"
+    assert runner.invoke(app, ["view", "specs/book_mlp.yaml", "-o", str(page)]).exit_code == 0
+    text = page.read_text()
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', text).group(1)
+    script_src = re.search(r"script-src ([^;]*);", policy).group(1)
+    assert "unsafe-inline" not in script_src
+    inline = re.findall(r"<script>(.*?)</script>", text, re.DOTALL)
+    assert len(inline) == 1
+    digest = base64.b64encode(hashlib.sha256(inline[0].encode()).digest()).decode()
+    assert script_src == f"'sha256-{digest}'"
 
 
 def test_an_invalid_spec_is_reported_at_its_line_and_writes_no_page(write_spec, tmp_path):

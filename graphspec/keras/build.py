@@ -15,7 +15,7 @@ import networkx as nx
 
 from graphspec.errors import SpecErrors
 from graphspec.graph import build_order, output_nodes
-from graphspec.spec import catalog, ops
+from graphspec.spec import catalog, nodes, ops
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 from graphspec.spec.model import REFERENCE, LayerSpec
 
@@ -238,6 +238,15 @@ class _Builder:
         elif node.spec is not None:
             layer = _Builder(self.loaded.nested[name]).model()
             layer.name = name
+        elif nodes.kind_of(node) is not None:
+            from graphspec.keras.layers import make_node_layer
+
+            try:
+                layer = make_node_layer(node, name)
+            except Exception as exc:
+                raise self.fail(
+                    name, f"layer '{name}' ({nodes.label(node)}): {_keras_message(exc)}"
+                ) from None
         else:
             try:
                 layer = make_layer(node.type, node.args, name)
@@ -304,7 +313,13 @@ class _Builder:
         except SpecErrors:
             raise
         except Exception as exc:
-            kind = node.type or (f"shares {node.share}" if node.share else f"spec {node.spec}")
+            kind = node.type or (
+                f"shares {node.share}"
+                if node.share
+                else f"spec {node.spec}"
+                if node.spec
+                else nodes.label(node)
+            )
             raise self.fail(name, f"layer '{name}' ({kind}): {_keras_message(exc)}") from None
         if nested is not None:
             out = _nested_outputs(nested.spec, out)

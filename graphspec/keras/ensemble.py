@@ -21,6 +21,7 @@ from graphspec.errors import SpecErrors
 from graphspec.keras.build import by_name, honour_call_training
 from graphspec.keras.data import checked_arrays
 from graphspec.keras.save import save_model
+from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -62,10 +63,13 @@ def _named(tensors: Any) -> dict[str, Any]:
     )
 
 
-def load_members(runs: list[Path]) -> list[Member]:
+def load_members(runs: list[Path], max_params: int | None = DEFAULT_MAX_PARAMS) -> list[Member]:
     """Load each run directory's model.keras and spec.yaml; every member must read the same inputs
-    (names, shapes, dtypes) and make the same outputs (names, shapes) as the first."""
+    (names, shapes, dtypes) and make the same outputs (names, shapes) as the first. A model.keras
+    is untrusted input, read through `graphspec.keras.export.load_keras_file` (at most `max_params`
+    parameters declared)."""
     import graphspec
+    from graphspec.keras.export import load_keras_file
 
     members = []
     for run in runs:
@@ -76,11 +80,8 @@ def load_members(runs: list[Path]) -> list[Member]:
                     f"{run} is not a run directory: it has no {path.name}",
                     hint="name folders that `graphspec train` or `graphspec tune` wrote",
                 )
-        try:
-            # A node's `call: {training: ...}` is in the file but not what makes predict honour it.
-            model = honour_call_training(keras.models.load_model(model_path, compile=False))
-        except Exception as exc:
-            raise SpecErrors.single(f"cannot load {model_path}: {' '.join(str(exc).split())[:300]}") from None
+        # A node's `call: {training: ...}` is in the file but not what makes predict honour it.
+        model = honour_call_training(load_keras_file(model_path, max_params)[0])
         loaded = graphspec.load(spec_path)
         # An ensemble averages outputs by name: a member with `structure:` joins as its twin
         # that takes and gives dicts by name (the same layers).

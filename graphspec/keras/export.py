@@ -33,7 +33,6 @@ import functools
 import inspect
 import json
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,9 @@ from keras.src.ops.function import make_node_key
 from graphspec import archive as spec_archive
 from graphspec import atomic
 from graphspec.errors import SpecErrors
+from graphspec.keras import model_file
 from graphspec.spec import catalog
+from graphspec.spec.load import DEFAULT_MAX_PARAMS
 from graphspec.spec.model import MAX_NAME, NAME
 from graphspec.spec.source import _Loader
 from graphspec.spec.write import spec_yaml
@@ -99,28 +100,22 @@ class Export:
 # ---------------------------------------------------------------- sources
 
 
-def load_keras_file(path: Path) -> tuple[keras.Model, dict[str, Any]]:
+def load_keras_file(
+    path: Path, max_params: int | None = DEFAULT_MAX_PARAMS
+) -> tuple[keras.Model, dict[str, Any]]:
     """The model saved in a .keras file, and its compile config ({} when it was not compiled).
 
-    Raises `SpecErrors` when the file is missing, is not a .keras archive, or holds a class
-    that Keras cannot load safely (a custom layer, a Lambda).
+    Raises `SpecErrors` when the file is missing, is not a .keras archive, holds a class that
+    Keras cannot load safely (a custom layer, a Lambda, a serialized function), or is over a
+    bound of `graphspec.keras.model_file` (sizes, nesting, more than `max_params` parameters
+    declared, weights past what the config declares): all checked before Keras reads it.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SpecErrors.single(f"no such file: {path}")
-    if not zipfile.is_zipfile(path):
-        raise SpecErrors.single(
-            f"{path} is not a Keras model file (.keras): it is not a zip archive",
-            hint="save the model with model.save('model.keras')",
-        )
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise SpecErrors.single(
-            f"{path} is not a Keras model file (.keras): it has no readable config.json ({exc})"
-        ) from None
+    config = model_file.read_config(path)
     _refuse_foreign_classes(config, path)
+    import graphspec.keras.layers  # noqa: F401  (registers graphspec's own layers with Keras)
+
+    model_file.check_declared(path, max_params)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds; its message says what is wrong
@@ -131,24 +126,53 @@ def load_keras_file(path: Path) -> tuple[keras.Model, dict[str, Any]]:
 
 
 def _refuse_foreign_classes(config: Any, path: Path) -> None:
-    """Refuse a saved model whose layers are not Keras's own, naming the first such layer."""
+    """Refuse a saved model whose layers are not Keras's own, naming the first such layer, and
+    one holding a serialized function of another module (`os.system`)."""
     for item in _walk_layers(config):
         module, class_name = str(item.get("module") or ""), item.get("class_name")
-        name = (item.get("config") or {}).get("name", "?")
+        inner = item.get("config")
+        # A serialized function's config is its name, not a mapping.
+        name = _clip(inner.get("name", "?") if isinstance(inner, dict) else "?")
         refused = catalog.refusal(class_name) if isinstance(class_name, str) else None
         if refused is not None:
             raise SpecErrors.single(
                 f"{path}: layer '{name}' is a {class_name} layer, which graphspec refuses: {refused.message}"
             )
+        if _graphspec_layer(module, class_name, item.get("registered_name")):
+            continue
         if not module.startswith("keras") or item.get("registered_name") not in (None, class_name):
-            registered = item.get("registered_name") or f"{module}.{class_name}"
+            if class_name == "function":
+                raise SpecErrors.single(
+                    f"{path}: it holds a serialized function '{_clip(f'{module}.{inner}')}', which is "
+                    "not Keras's own; graphspec loads no code from a model file",
+                    hint=model_file.HINT,
+                )
+            registered = _clip(item.get("registered_name") or f"{module}.{class_name}")
             raise SpecErrors.single(
                 f"{path}: layer '{name}' is of class '{registered}', which is not "
                 "Keras's own; a spec can only name keras.layers classes"
             )
 
 
+def _clip(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _graphspec_layer(module: str, class_name: Any, registered: Any) -> bool:
+    """Whether a saved layer is one of graphspec's own (`weight`, `range`, `random` nodes),
+    which `graphspec.keras.layers` registers under the package "graphspec"."""
+    from graphspec.keras import layers
+
+    return (
+        module == layers.__name__
+        and class_name in layers.CLASSES
+        and registered == f"{layers.PACKAGE}>{class_name}"
+    )
+
+
 def _walk_layers(config: Any):
+    # Recursive: `model_file.read_config` bounds the nesting far below Python's limit.
     if isinstance(config, dict):
         if "class_name" in config and "config" in config and "module" in config:
             yield config
@@ -459,7 +483,7 @@ class _Exporter:
         init = inspect.signature(type(op).__init__).parameters
         for key, value in op.get_config().items():
             if key in entry["init"] and not (key in init and _same(value, init[key].default)):
-                values[key] = _plain(value)
+                values[key] = _writable(value, name, op_name, key)
         call = inspect.signature(op.call).parameters
         given = dict(kwargs)
         positional = list(args)
@@ -480,7 +504,7 @@ class _Exporter:
                     )
                 tensors[key] = self._ref(value) if _is_tensor(value) else [self._ref(v) for v in value]
             elif not (key in call and _same(value, call[key].default)):
-                values[key] = _plain(value)
+                values[key] = _writable(value, name, op_name, key)
         free = [p for p in entry["args"] if p not in values]
         in_order = list(tensors) == free[: len(tensors)] and all(
             isinstance(ref, str) or key == entry.get("variadic") for key, ref in tensors.items()
@@ -528,6 +552,11 @@ class _Exporter:
             self.nested[file] = inner.export({})
             self.nested_outputs[id(layer)] = inner.flat_output_names
             return {"spec": file}
+        from graphspec.keras.layers import node_of
+
+        own = node_of(layer)  # a weight, range or random node
+        if own is not None:
+            return own
         return {"type": layer_type(layer), **layer_arguments(layer)}
 
     def _outputs(self, compile_config: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -1118,16 +1147,42 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _writable(value: Any, name: str, op_name: str, key: str) -> Any:
+    """`value` as YAML data (`_plain`) when a spec can write it (null, booleans, numbers,
+    strings, and lists and mappings of them); else `SpecErrors` naming the op node and the argument. A slice
+    or an Ellipsis (`x[:, 1]`, `x[..., None]` call `get_item` with them) has no spec form."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))  # the first one that cannot be written is named
+        elif isinstance(item, dict):
+            stack.extend(reversed([*item.keys(), *item.values()]))
+        elif not (item is None or isinstance(item, (bool, int, float, str))):
+            kind = "an Ellipsis (...)" if item is Ellipsis else f"a {type(item).__name__}"
+            raise SpecErrors.single(
+                f"op '{name}' calls keras.ops.{op_name} with {key}={_short(value)}, which a spec "
+                f"cannot write: it holds {kind}",
+                hint="write it with ops a spec can hold (take, slice, expand_dims, squeeze) or as a layer",
+            )
+    return _plain(value)
+
+
 # ---------------------------------------------------------------- the command's source
 
 
 def export_source(
-    source: str, args: list[str] | None = None, recorded: bool = True
+    source: str,
+    args: list[str] | None = None,
+    recorded: bool = True,
+    max_params: int | None = DEFAULT_MAX_PARAMS,
 ) -> Export | spec_archive.SourceExport:
     """Export a .keras file, or `applications.NAME` built with `args` (`KEY=VALUE`, values read
     as YAML: `include_top=false`, `input_shape=[96,96,3]`). A .keras file graphspec wrote gives
     the spec files it carries, as they were (`graphspec.archive`), unless `recorded` is false:
-    then its model is exported like any other. Raises `SpecErrors` on bad input."""
+    then its model is exported like any other, read as untrusted input with at most
+    `max_params` parameters declared (`graphspec.keras.model_file`). Raises `SpecErrors` on bad
+    input."""
     if source.startswith(catalog.APPLICATION_PREFIX):
         kwargs = parse_arguments(args or [])
         model = application(source, kwargs)
@@ -1142,7 +1197,7 @@ def export_source(
     carried = spec_archive.exported(Path(source)) if recorded else None
     if carried is not None:
         return carried
-    model, compile_config = load_keras_file(Path(source))
+    model, compile_config = load_keras_file(Path(source), max_params)
     return export_model(model, compile_config, origin=source)
 
 

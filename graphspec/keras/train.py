@@ -37,6 +37,7 @@ from graphspec.keras.distribute import (
     saving_alone,
 )
 from graphspec.keras.save import save_model
+from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -101,6 +102,7 @@ def train(
     devices: str | None = None,
     on_built: Callable[[keras.Model], None] | None = None,
     cluster: Cluster | None = None,
+    max_params: int | None = DEFAULT_MAX_PARAMS,
 ) -> TrainResult:
     """Train the model `loaded` describes, as its `train` section says, into a run directory.
 
@@ -118,6 +120,7 @@ def train(
     weights into it then); a `SpecErrors` it raises ends the run with nothing written.
     `cluster` makes this process one of a multi-process run (JAX): it joins the others, trains
     on its part of each batch, and writes the run directory only if it is process 0.
+    A model of more than `max_params` parameters is refused before any weight is allocated.
     """
     settings = loaded.spec.train
     if source.synthetic == (source.data is not None):
@@ -132,6 +135,8 @@ def train(
             sources=loaded.diagnostics.sources,
         )
     check_tensorflow(loaded)
+    if out is None and not resume:
+        rd.checked_base(runs_root, loaded.name)  # a link on the way is refused before any work
     # Files are read before TensorFlow builds anything, so a missing one fails at once.
     files = {}
     if source.data is not None:
@@ -165,6 +170,7 @@ def train(
             announce,
             on_built=on_built,
             processes=processes,
+            max_params=max_params,
         )
 
 
@@ -183,6 +189,7 @@ def _train(
     announce: Callable[[Path], None] | None,
     on_built: Callable[[keras.Model], None] | None = None,
     processes: Processes | None = None,
+    max_params: int | None = DEFAULT_MAX_PARAMS,
 ) -> TrainResult:
     """`train` once its arguments are checked: the model is built and compiled in `scope`,
     which replicates it over `replicas` devices (of every process in `processes`)."""
@@ -191,7 +198,7 @@ def _train(
     seed = same_seed(seed, processes)
     keras.utils.set_random_seed(seed)
     with scope():
-        built, tensors = build_model_and_tensors(loaded)
+        built, tensors = build_model_and_tensors(loaded, max_params=max_params)
         if on_built is not None:
             on_built(built)
         # A spec with `structure:` trains through a twin that takes dicts by name (the same

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from graphspec.errors import Diagnostics, SpecErrors
+from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
 COPIED, MISMATCHED, NEW, UNUSED = "copied", "shape-mismatched", "new in the spec", "unused in the file"
 STATUSES = (COPIED, MISMATCHED, NEW, UNUSED)
@@ -170,9 +171,10 @@ def _shape(shape: tuple[int, ...] | None) -> str:
 # --- matching ---------------------------------------------------------------------------------
 
 
-def open_source(path: Path) -> tuple[keras.Model, str]:
+def open_source(path: Path, max_params: int | None = DEFAULT_MAX_PARAMS) -> tuple[keras.Model, str]:
     """The model saved at `path` (a .keras file, or a graphspec run directory, whose
-    model.keras is read) and how messages name it.
+    model.keras is read) and how messages name it. The file is read as untrusted input, held
+    to the bounds of `graphspec.keras.model_file` (at most `max_params` parameters declared).
 
     Raises `SpecErrors` when the path does not exist, a run directory has no model, or the file
     is not a Keras model (`graphspec.keras.export.load_keras_file`, which loads safely).
@@ -192,7 +194,7 @@ def open_source(path: Path) -> tuple[keras.Model, str]:
                 hint=f"the run did not finish: graphspec train --resume {path}" if unfinished else None,
             )
         path = model_file
-    model, _ = load_keras_file(path)
+    model, _ = load_keras_file(path, max_params)
     return model, str(path)
 
 
@@ -206,7 +208,12 @@ def match_weights(model: keras.Model, source: keras.Model, label: str | None = N
 
 
 def copy_matching_weights(
-    model: keras.Model, source: Path | str | keras.Model, *, partial: bool = True, label: str | None = None
+    model: keras.Model,
+    source: Path | str | keras.Model,
+    *,
+    partial: bool = True,
+    label: str | None = None,
+    max_params: int | None = DEFAULT_MAX_PARAMS,
 ) -> WeightsReport:
     """Copy into `model` the weights of `source`'s layers (a .keras file, a run directory, or
     a model) that have the same name and weight shapes, and return what was found.
@@ -214,7 +221,8 @@ def copy_matching_weights(
     With `partial=True` every layer that fits is copied, and the rest is left as built; it is
     an error (`SpecErrors`, nothing copied) only when no layer fits. With `partial=False` the
     copy is all or nothing: `SpecErrors` lists every layer that does not fit, and nothing is
-    copied then. `label` names a model `source` in messages (default: its name). In a notebook:
+    copied then. `label` names a model `source` in messages (default: its name). A file is read
+    with at most `max_params` parameters declared (`graphspec.keras.model_file`). In a notebook:
 
         model = graphspec.load("specs/gpt2_small.yaml", ["layers=3"]).build()
         print(copy_matching_weights(model, "runs/gpt2_small/20261130-141500"))
@@ -222,7 +230,7 @@ def copy_matching_weights(
     if isinstance(source, keras.Model):
         label = label or f"model '{source.name}'"
     else:
-        source, label = open_source(Path(source))
+        source, label = open_source(Path(source), max_params)
     layers: list[LayerWeights] = []
     pairs: list[tuple[keras.layers.Layer, list[np.ndarray]]] = []
     _match(model, source, "", layers, pairs)

@@ -15,6 +15,7 @@ from graphspec import policy
 from graphspec.errors import Diagnostics, Suggestion, did_you_mean
 from graphspec.spec import catalog, ops
 from graphspec.spec.model import NAME, REFERENCE, LayerSpec, Spec, TypedObject
+from graphspec.spec.nodes import check_nodes
 from graphspec.spec.search import check_search
 from graphspec.spec.source import Positions
 
@@ -451,6 +452,7 @@ CHECKS: tuple[Callable[[Context], None], ...] = (
     check_shares,
     check_references,
     check_call_training,
+    check_nodes,
     check_compile,
     check_callbacks,
     check_search,

@@ -106,6 +106,27 @@ def op_args(op_name: str, args: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+def node_args(kind: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a `weight`, `range` or `random` node (`kind`) in canonical form: Keras
+    objects in one spelling, and without the arguments equal to their defaults
+    (`graphspec.spec.nodes.ARGS`)."""
+    from graphspec.spec import nodes
+
+    defaults = nodes.ARGS[kind]
+    found = {}
+    for key, value in args.items():
+        section = nodes.OBJECTS.get(key)
+        if section is not None:
+            value = keras_object(section, value)
+        default = defaults.get(key, _MISSING)
+        if default is not _MISSING and section is not None:
+            default = keras_object(section, default)
+        if default is not _MISSING and same(value, default):
+            continue
+        found[key] = value
+    return found
+
+
 def keras_object(section: str, value: Any) -> Any:
     """An initializer, regularizer or constraint (`section`) in one form: `{type: Class, ...}`
     with the class's defaults left out, from any name Keras accepts. Values the catalog does not

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from graphspec.errors import printable
 from graphspec.spec.write import spec_yaml
 
 if TYPE_CHECKING:
@@ -22,8 +23,10 @@ RESOLVED_SECTIONS = ("params", "blocks", "include", "search")
 def expanded_yaml(loaded: LoadedSpec) -> str:
     """The expanded spec as YAML text, headed by a comment saying where it came from."""
     data = loaded.expansion.data or loaded.resolved()
-    origin = str(loaded.path) if loaded.path else "a spec"
-    sets = "".join(f" --set {o}" for o in loaded.overrides)
+    # A comment line: a newline or an escape in the path or a value is shown escaped, so it
+    # neither ends the comment nor reaches the terminal.
+    origin = printable(str(loaded.path), newlines=False) if loaded.path else "a spec"
+    sets = "".join(f" --set {printable(o, newlines=False)}" for o in loaded.overrides)
     comments = [
         f"Expanded from {origin} by `graphspec expand{sets}`:",
         "blocks, repeats, params and overrides are resolved.",

@@ -77,6 +77,12 @@ class TypedObject(BaseModel):
         return dict(self.model_extra or {})
 
 
+# What a layer node can be: a Keras layer, a shared one, a nested spec, a keras.ops function,
+# or one of graphspec's own nodes (graphspec/spec/nodes.py): a weight, positions, random values.
+NODE_KINDS = ("type", "share", "spec", "op", "weight", "range", "random")
+_OP_RANGE = "\x00range"
+
+
 class LayerSpec(BaseModel):
     """One node of the graph: a Keras layer, a shared layer, a nested spec, a keras.ops function
     or a block use.
@@ -93,6 +99,16 @@ class LayerSpec(BaseModel):
     op: str | None = Field(
         default=None, description="A keras.ops function: tensors from 'in', its other arguments as keys."
     )
+    weight: list[int] | None = Field(
+        default=None,
+        description="A learnable tensor of this shape (no batch axis), broadcast over the batch of 'in'.",
+    )
+    range: int | None = Field(
+        default=None, description="Positions 0..n-1, n the length of this axis of 'in' (start, step, dtype)."
+    )
+    random: str | None = Field(
+        default=None, description="Random values shaped like 'in': normal or uniform, sampled in training."
+    )
     inbound: Inbound = Field(alias="in", description="What the node reads.")
     call: dict[str, Any] = Field(default_factory=dict, description="Call-time arguments, e.g. training.")
     params: dict[str, Any] = Field(default_factory=dict, description="Params of a nested spec.")
@@ -107,15 +123,35 @@ class LayerSpec(BaseModel):
         description="Block params with one value per copy, or an expression of ${copy} for each.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _op_range(cls, data: Any) -> Any:
+        # keras.ops.histogram has an argument `range`: on an op node the key is the op's, not
+        # a `range:` node's, so it is kept aside from the field and restored among the args.
+        if isinstance(data, dict) and "op" in data and "range" in data:
+            return {(_OP_RANGE if k == "range" else k): v for k, v in data.items()}
+        return data
+
     @model_validator(mode="after")
     def _one_kind(self) -> LayerSpec:
-        kinds = [k for k in ("type", "share", "spec", "op") if getattr(self, k) is not None]
+        if self.model_extra and _OP_RANGE in self.model_extra:
+            extra = self.__pydantic_extra__
+            self.__pydantic_extra__ = {("range" if k == _OP_RANGE else k): v for k, v in extra.items()}
+        kinds = [k for k in NODE_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             found = " and ".join(f"'{k}'" for k in kinds) or "none"
-            raise ValueError(f"a layer needs exactly one of 'type', 'share', 'spec' or 'op' (found {found})")
+            raise ValueError(
+                "a layer needs exactly one of 'type', 'share', 'spec', 'op', 'weight', 'range' or 'random' "
+                f"(found {found})"
+            )
         if self.params and self.spec is None:
             raise ValueError("'params' is only for a nested spec ('spec: file.yaml')")
         return self
+
+    @property
+    def node_kind(self) -> str:
+        """Which of `NODE_KINDS` this node is."""
+        return next(k for k in NODE_KINDS if getattr(self, k) is not None)
 
     @property
     def args(self) -> dict[str, Any]:

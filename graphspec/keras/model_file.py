@@ -1,0 +1,347 @@
+"""A `.keras` model file read as untrusted input: bounded before Keras sees it.
+
+Every model file graphspec reads (`export`, `build --weights [--partial]`, `train --init-from`,
+`ensemble`'s members) goes through `graphspec.keras.export.load_keras_file`, which checks, in
+this order, before `keras.saving.load_model` reads anything (`read_config`, then the classes,
+then `check_declared`):
+
+1. the archive: a zip file of at most `MAX_MEMBERS` members, each a plain file; `config.json`
+   at most `MAX_CONFIG_BYTES`, `metadata.json` at most `MAX_METADATA_BYTES`, everything else
+   but the weights (assets, graphspec's own members) at most `MAX_OTHER_BYTES` together, as
+   their headers declare. Python's zipfile never inflates a member past its declared size (it
+   stops there and fails the CRC check), and `config.json` is read with a bound besides, so
+   the declared sizes bound what is read.
+2. `config.json`'s JSON: nested at most `MAX_CONFIG_DEPTH` deep, with at most
+   `MAX_CONFIG_CONTAINERS` objects and arrays and `MAX_CONFIG_OBJECTS` serialized Keras
+   objects, counted by linear scans of the text before `json.loads` runs (which would recurse
+   once per level and end in a RecursionError).
+3. its classes: every serialized object whose module is not Keras's (a layer of another
+   package, a serialized function of `os`) is refused, naming it
+   (`graphspec.keras.export._refuse_foreign_classes`).
+4. the parameters it declares: the model is made from the config with its weights declared
+   but not allocated (`keras.StatelessScope(initialize_variables=False)`, as `build` does with a
+   spec), so their count is the exact count Keras would allocate, known before any is; more
+   than `max_params` (`--max-params`) is refused, naming the largest layer.
+5. the weights: `model.weights.h5` may hold at most `WEIGHT_SLOTS` times the bytes of the
+   weights the config declares (the model's own and an optimizer's slots), plus
+   `WEIGHTS_SLACK` for HDF5's own structure; its zip header and then every dataset's declared
+   shape and type (HDF5 metadata, read by h5py without reading any data) are held to that,
+   and an external or virtual dataset (data outside the file) is refused.
+
+Only then does Keras load the file, with `safe_mode=True` and no custom objects.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import stat
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from graphspec.errors import SpecErrors
+from graphspec.spec.load import DEFAULT_MAX_PARAMS
+
+CONFIG = "config.json"
+METADATA = "metadata.json"
+WEIGHTS = "model.weights.h5"
+
+MAX_MEMBERS = 10_000
+MAX_CONFIG_BYTES = 64_000_000  # a 10,000-layer model's config takes about 20 MB
+MAX_CONFIG_DEPTH = 256  # a model nested in a model adds about six levels; specs nest 16 deep
+MAX_CONFIG_CONTAINERS = 4_000_000
+# Serialized objects (`"class_name"` keys): a layer takes about five (itself, its dtype policy,
+# initializers...), so this is some 20,000 layers, twice a 10,000-node spec's model.
+MAX_CONFIG_OBJECTS = 100_000
+MAX_METADATA_BYTES = 1_000_000
+MAX_OTHER_BYTES = 128_000_000  # assets and graphspec's own members (at most 64 MB), together
+# model.weights.h5 holds the model's variables and, when it was compiled, its optimizer's: at
+# most five slots per variable (Adam with amsgrad and EMA), and the step counters.
+WEIGHT_SLOTS = 6
+WEIGHTS_SLACK = 16_000_000  # HDF5's groups, headers and attributes
+
+HINT = "a model file is untrusted input; graphspec reads nothing more from this one"
+_PARAMS_HINT = "raise the budget with --max-params if this model is meant"
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The config of the `.keras` file at `path`, once the archive's members and the config's
+    size and nesting are within the bounds (steps 1 and 2 of the module's doc). `SpecErrors`
+    (exit 2) naming the limit when one is not."""
+    path = Path(path)
+    with _archive(path) as archive:
+        _checked_members(path, archive)
+        return parse_config(path, _read_member(path, archive, archive.getinfo(CONFIG), MAX_CONFIG_BYTES))
+
+
+def check_declared(path: Path, max_params: int | None = DEFAULT_MAX_PARAMS) -> tuple[int, int]:
+    """The parameters the model in `path` declares and the bytes of its weights, once they are
+    within `max_params` and its weights file within what they allow (steps 4 and 5 of the
+    module's doc). Call it after `read_config` and the class check: it makes the model's layers
+    from the config. `SpecErrors` naming the limit, and `--max-params` where it raises it."""
+    path = Path(path)
+    with _archive(path) as archive:
+        infos = _checked_members(path, archive)
+        # Keras takes apart the config it is given: it gets one of its own.
+        data = _read_member(path, archive, infos[CONFIG], MAX_CONFIG_BYTES)
+        params, nbytes = declared_weights(parse_config(path, data), path, max_params)
+        del data
+        if WEIGHTS in infos:
+            _check_weights(path, archive, infos[WEIGHTS], params, nbytes)
+    return params, nbytes
+
+
+@contextmanager
+def _archive(path: Path) -> Iterator[zipfile.ZipFile]:
+    if not path.is_file():
+        raise SpecErrors.single(f"no such file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise SpecErrors.single(
+            f"{path} is not a Keras model file (.keras): it is not a zip archive",
+            hint="save the model with model.save('model.keras')",
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            yield archive
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+        raise SpecErrors.single(
+            f"{path} is not a Keras model file (.keras): {_short(exc)}",
+            hint="save the model with model.save('model.keras')",
+        ) from None
+
+
+# ---------------------------------------------------------------- the archive
+
+
+def _checked_members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise _unsafe(path, f"it has {len(infos):,} members; at most {MAX_MEMBERS:,}")
+    by_name: dict[str, zipfile.ZipInfo] = {}
+    other = 0
+    for info in infos:
+        name = info.filename
+        if name in by_name:
+            raise _unsafe(path, f"member '{name}' appears twice")
+        by_name[name] = info
+        if info.is_dir():
+            continue
+        kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the writer recorded no file type
+        if kind not in (0, stat.S_IFREG):
+            raise _unsafe(path, f"member '{name}' is not a plain file (a link or a device)")
+        if info.flag_bits & 0x1:
+            raise _unsafe(path, f"member '{name}' is encrypted")
+        if name == CONFIG:
+            _within(path, name, info.file_size, MAX_CONFIG_BYTES)
+        elif name == METADATA:
+            _within(path, name, info.file_size, MAX_METADATA_BYTES)
+        elif name == WEIGHTS:
+            pass  # held to the weights the config declares, once that is known
+        elif name.endswith(".npz") and "/" not in name:
+            raise _unsafe(path, f"it holds its weights as '{name}'; graphspec reads {WEIGHTS} only")
+        else:
+            other += info.file_size
+    if other > MAX_OTHER_BYTES:
+        raise _unsafe(
+            path,
+            f"its assets and other members declare {other:,} bytes together; at most {MAX_OTHER_BYTES:,}",
+        )
+    if CONFIG not in by_name:
+        raise SpecErrors.single(
+            f"{path} is not a Keras model file (.keras): it has no readable {CONFIG}",
+            hint="save the model with model.save('model.keras')",
+        )
+    return by_name
+
+
+def _within(path: Path, name: str, size: int, limit: int) -> None:
+    if size > limit:
+        raise _unsafe(path, f"{name} declares {size:,} bytes; at most {limit:,}")
+
+
+def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A member's content, reading at most `limit` + 1 bytes whatever its header declares."""
+    try:
+        with archive.open(info) as handle:
+            data = handle.read(limit + 1)
+    except (OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
+        raise _unsafe(path, f"member '{info.filename}' cannot be read ({_short(exc)})") from None
+    if len(data) > limit:
+        raise _unsafe(path, f"{info.filename} holds over {limit:,} bytes")
+    return data
+
+
+# ---------------------------------------------------------------- config.json
+
+# A JSON string (escapes included) or one bracket: brackets inside strings are not nesting.
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def json_nesting(data: bytes) -> tuple[int, int]:
+    """The deepest nesting of objects and arrays in the JSON text `data`, and how many there are,
+    in one linear pass that builds nothing (malformed text gives some answer; `json.loads` then
+    refuses it)."""
+    brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    if len(brackets) > 2 * MAX_CONFIG_CONTAINERS:
+        return 0, len(brackets) // 2  # refused for its count: its depth is not needed
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0), len(brackets) // 2
+
+
+def parse_config(path: Path, data: bytes) -> dict[str, Any]:
+    """`config.json`'s content, its nesting and size checked before it is parsed."""
+    depth, containers = json_nesting(data)
+    if depth > MAX_CONFIG_DEPTH:
+        raise _unsafe(path, f"{CONFIG} nests {depth:,} levels deep; at most {MAX_CONFIG_DEPTH:,}")
+    if containers > MAX_CONFIG_CONTAINERS:
+        raise _unsafe(
+            path, f"{CONFIG} holds {containers:,} objects and arrays; at most {MAX_CONFIG_CONTAINERS:,}"
+        )
+    # Each serialized object becomes a Keras object (a layer, an initializer...), each some KB.
+    objects = data.count(b'"class_name"')
+    if objects > MAX_CONFIG_OBJECTS:
+        raise _unsafe(path, f"{CONFIG} holds {objects:,} serialized objects; at most {MAX_CONFIG_OBJECTS:,}")
+    try:
+        config = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise SpecErrors.single(
+            f"{path} is not a Keras model file (.keras): {CONFIG} is not JSON ({_short(exc)})"
+        ) from None
+    if not isinstance(config, dict):
+        raise SpecErrors.single(f"{path} is not a Keras model file (.keras): {CONFIG} is not a JSON object")
+    return config
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def declared_weights(config: dict[str, Any], path: Path, max_params: int | None) -> tuple[int, int]:
+    """The parameters the config's model declares and their bytes, counted on the model made
+    from the config with no weight allocated; `SpecErrors` past `max_params`."""
+    from keras.src.backend.common import global_state
+    from keras.src.saving import serialization_lib
+
+    config = {**config, "compile_config": None}
+    _register_graphspec_classes()
+    try:
+        with keras.StatelessScope(initialize_variables=False), serialization_lib.ObjectSharingScope():
+            model = serialization_lib.deserialize_keras_object(config, safe_mode=True)
+        variables = list(getattr(model, "weights", []))
+        params = sum(_size(v.shape) for v in variables)
+        nbytes = sum(_size(v.shape) * _itemsize(v.dtype) for v in variables)
+        if max_params is not None and params > max_params:
+            layers = [layer for layer in getattr(model, "layers", []) if layer.weights]
+            largest = max(layers, key=lambda layer: sum(_size(w.shape) for w in layer.weights), default=None)
+            alone = (
+                f"; layer '{_clip(largest.name)}' alone has {sum(_size(w.shape) for w in largest.weights):,}"
+                if largest is not None
+                else ""
+            )
+            raise SpecErrors.single(
+                f"{path}: its {CONFIG} declares a model of {params:,} parameters, over the budget of "
+                f"{max_params:,}{alone}",
+                hint=_PARAMS_HINT,
+            )
+        return params, nbytes
+    except SpecErrors:
+        raise
+    except Exception as exc:  # Keras raises many kinds; its message says what is wrong
+        raise SpecErrors.single(f"cannot load {path}: {_short(exc)}") from None
+    finally:
+        # Forget the declared weights, or the next model made would allocate them.
+        global_state.set_global_attribute("uninitialized_variables", [])
+
+
+def _register_graphspec_classes() -> None:
+    """Import graphspec's own Keras classes where this graphspec has them (they register
+    themselves with Keras on import), so that a config naming them is made as Keras's are."""
+    import importlib
+    import importlib.util
+
+    for name in ("graphspec.keras.layers", "graphspec.keras.losses"):
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
+def _size(shape: Any) -> int:
+    total = 1
+    for dim in shape:
+        total *= int(dim or 0)
+    return total
+
+
+def _itemsize(dtype: Any) -> int:
+    import numpy as np
+
+    try:
+        return max(1, np.dtype(str(dtype)).itemsize)
+    except TypeError:
+        return 8
+
+
+# ---------------------------------------------------------------- model.weights.h5
+
+
+def weights_limit(declared_bytes: int) -> int:
+    """The most bytes a weights file may hold for a model whose weights take `declared_bytes`."""
+    return WEIGHT_SLOTS * declared_bytes + WEIGHTS_SLACK
+
+
+def _check_weights(
+    path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, params: int, declared_bytes: int
+) -> None:
+    import h5py
+
+    limit = weights_limit(declared_bytes)
+    declared = f"the model its {CONFIG} declares has {params:,} parameters ({declared_bytes:,} bytes)"
+    if info.file_size > limit:
+        raise _unsafe(path, f"{WEIGHTS} declares {info.file_size:,} bytes, but {declared}: at most {limit:,}")
+    data = _read_member(path, archive, info, limit)
+    total = 0
+
+    def visit(name: str, item: Any) -> str | None:
+        """Why the file is refused at `item` (which stops the walk); None to go on."""
+        nonlocal total
+        if not isinstance(item, h5py.Dataset):
+            return None
+        if item.external or item.is_virtual:
+            return f"{WEIGHTS}: dataset '{_clip(name)}' keeps its data outside the file"
+        total += _size(item.shape or ()) * item.dtype.itemsize
+        if total > limit:
+            at = _clip(name)
+            return f"{WEIGHTS}: its datasets declare over {limit:,} bytes (at '{at}'), but {declared}"
+        return None
+
+    try:
+        with h5py.File(io.BytesIO(data), "r") as weights:
+            refused = weights.visititems(visit)
+    except Exception as exc:  # h5py raises OSError, KeyError, ValueError... on a damaged file
+        raise _unsafe(path, f"{WEIGHTS} is not a readable HDF5 file ({_short(exc)})") from None
+    if refused:
+        raise _unsafe(path, refused)
+
+
+# ---------------------------------------------------------------- messages
+
+
+def _unsafe(path: Path, reason: str) -> SpecErrors:
+    return SpecErrors.single(f"{path}: {reason}", hint=HINT)
+
+
+def _clip(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _short(value: Any) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= 300 else text[:297] + "..."
