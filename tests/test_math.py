@@ -102,6 +102,13 @@ outputs:
     assert layers["s.1.d"].inbound == "s.0.out"
 
 
+def test_a_boolean_is_a_functions_flag():
+    node = 'm: {math: "dot_product_attention(a, b, b, is_causal=True)"}'
+    text = HEAD.replace("[4]", "[3, 2, 4]") + f"  {node}\noutputs:\n  m: {{loss: mse}}\n"
+    layers = graphspec.load(text).spec.layers
+    assert layers["m"].op == "dot_product_attention" and layers["m"].args == {"is_causal": True}
+
+
 def errors(text: str, write_spec) -> list[tuple[str, str, str | None]]:
     path = write_spec(text)
     with pytest.raises(SpecErrors) as caught:
@@ -140,6 +147,10 @@ BAD_MATH = {
     "an unknown name": (
         'm: {math: "a + c"}',
         ("7:18", "layer 'm' reads 'c', which is not defined", None),
+    ),
+    "a boolean operand": (
+        'm: {math: "a + True"}',
+        ("7:18", "True cannot be used in a math expression", None),
     ),
     "a syntax error": ('m: {math: "a + * b"}', ("7:18", "invalid expression: invalid syntax", None)),
     "a name only": (

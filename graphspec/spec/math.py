@@ -92,9 +92,15 @@ def parse(text: str) -> expr.Expression:
         if depth > expr.MAX_NESTING:
             where = expression.span(node) if hasattr(node, "col_offset") else (lead, len(body))
             raise expr.ExprError(f"an expression nests at most {expr.MAX_NESTING} deep", *where)
+        if _flag(node):
+            continue  # `is_causal=True`: a boolean only as a keyword argument, never an operand
         _check(expression, node)
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
     return expression
+
+
+def _flag(node: ast.AST) -> bool:
+    return isinstance(node, ast.keyword) and isinstance(getattr(node.value, "value", None), bool)
 
 
 def _check(expression: expr.Expression, node: ast.AST) -> None:
