@@ -148,3 +148,21 @@ def test_a_chain_block_with_a_wired_element_is_an_error(write_spec):
             "write the block as a mapping with 'layers' to wire it otherwise",
         )
     ]
+
+
+def test_a_use_inside_a_use_is_read_by_its_name():
+    text = """
+graphspec: 1
+name: t
+params: {filters: 4}
+blocks:
+  conv: [{type: Dense, units: "${filters}"}, {type: ReLU}]
+  down: [{block: conv, repeat: 2}, {type: Dense, units: 2}]
+inputs: {v: {shape: [8]}}
+layers:
+  encoder: {block: down, repeat: 2}
+  skip: {type: Add, in: [encoder, "encoder.0.conv"]}
+outputs: {skip: {loss: mse}}
+"""
+    layers = graphspec.load(text).spec.layers
+    assert layers["skip"].inbound == ["encoder.1.dense", "encoder.0.conv.1.re_lu"]

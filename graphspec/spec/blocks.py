@@ -209,6 +209,7 @@ class _Expander:
         self.blocks: dict[str, _Block] = {}
         self.inferred: dict[str, dict[str, Location | None]] = {}  # block -> param -> where read
         self.inherited: set[str] = set()
+        self._done: dict[str, _Instance] = {}  # every expanded use by its full name
         self.origins: dict[str, tuple[Use, ...]] = {}
         self.count = 0
         self.failed = False  # a use was left unexpanded (its problem may have been reported earlier)
@@ -692,6 +693,9 @@ class _Expander:
             return self._pick(
                 scope, target, instance.block, instance.outputs[int(tail)], index, source, what
             ), None
+        inner = self._done.get(scope.prefix + target)
+        if inner is not None:  # a use inside a use (`encoder.2.conv`): its output
+            return self._pick(scope, target, inner.block, inner.outputs[-1], index, source, what), None
         if scope.block is None:
             return reference, None  # an input, a generated node, or an error the checks report
         if _is_use(scope.layers.get(target.split(".")[0])):
@@ -764,6 +768,8 @@ class _Expander:
         scope.instances[local] = _IN_PROGRESS
         instance = self._expand_use(scope, local)
         scope.instances[local] = instance
+        if instance is not None:
+            self._done[scope.prefix + local] = instance
         scope.emitted[local] = instance.nodes if instance else []
         self.failed = self.failed or instance is None
         return instance
