@@ -79,6 +79,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -92,8 +93,28 @@ def _main(
             "Only the command line can grant this, never a spec.",
         ),
     ] = None,
+    limits: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--limit",
+            metavar="NAME=N",
+            help="Raise (or lower) one of the command's budgets, checked before the work they "
+            "bound: bytes (spec text read, default 20000000), values (values read from specs, "
+            "2000000), text (characters of strings made by params, 10000000), elements (of one "
+            "input or op output per sample, 1000000000), grid (points of a grid search, "
+            "1000000), width (of a field in a path format, 100). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Compile declarative YAML layer graphs into Keras 3 functional models."""
+    from graphspec import budget
+
+    try:
+        budget.activate(budget.Budget(budget.parse_limits(limits or [])))
+    except SpecErrors as exc:
+        raise _fail(exc, debug=False) from None
+    # One budget per command: a command run in the same process later starts afresh.
+    ctx.call_on_close(lambda: budget.activate(None))
     if allow_custom:
         _quiet_tensorflow()
         from graphspec.keras.custom import allow_custom as allow

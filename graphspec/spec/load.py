@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from graphspec import budget
 from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
 from graphspec.policy import Policy
 from graphspec.spec import params as params_module
@@ -108,11 +109,12 @@ def load(
     >>> spec.name, list(spec.spec.layers)
     ('tiny', ['y'])
     """
-    if isinstance(source, Path) or ("\n" not in str(source) and str(source).endswith((".yaml", ".yml"))):
-        path = Path(source)
-        return _load_file(path, overrides or [], (), WORKING_TREE, Policy(root).for_spec(path))
-    policy = Policy(root).for_spec(Path.cwd() / "<string>")
-    return _load_text(str(source), "<string>", None, overrides or [], (), WORKING_TREE, policy)
+    with budget.ensure():  # one budget over every file this load reads
+        if isinstance(source, Path) or ("\n" not in str(source) and str(source).endswith((".yaml", ".yml"))):
+            path = Path(source)
+            return _load_file(path, overrides or [], (), WORKING_TREE, Policy(root).for_spec(path))
+        policy = Policy(root).for_spec(Path.cwd() / "<string>")
+        return _load_text(str(source), "<string>", None, overrides or [], (), WORKING_TREE, policy)
 
 
 def load_text(
@@ -131,7 +133,8 @@ def load_text(
     """
     base = Path(base) if base else None
     policy = Policy(root).for_spec(base or Path.cwd() / "<string>")
-    return _load_text(text, file, base, overrides or [], (), files, policy)
+    with budget.ensure():
+        return _load_text(text, file, base, overrides or [], (), files, policy)
 
 
 def _load_file(path: Path, overrides, chain: tuple[Path, ...], files: Files, policy: Policy) -> LoadedSpec:
