@@ -273,13 +273,17 @@ def fmt(
     """Quote each `${...}` written unquoted inside {...} or [...], which only graphspec reads, so
     that every YAML tool reads the file. Comments and layout are kept; files are replaced whole."""
     from graphspec import atomic
+    from graphspec.spec.files import read_regular
     from graphspec.spec.source import requote, unquoted_placeholders
 
     would_change = False
     for path in files:
         name = printable(str(path))
         try:
-            text = path.read_bytes().decode("utf-8")  # bytes: line endings stay as they are
+            # Bytes: line endings stay as they are. A regular file of at most 5 MB, as validate reads.
+            text = read_regular(path, str(path)).decode("utf-8")
+        except SpecErrors as exc:
+            raise _fail(exc, False) from None
         except (OSError, UnicodeDecodeError) as exc:
             typer.echo(f"{name}: cannot read: {exc}", err=True)
             raise typer.Exit(EXIT_FAILED) from None

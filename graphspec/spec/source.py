@@ -181,11 +181,13 @@ def requote(text: str) -> str:
     >>> requote("layers: {h: {units: ${width}, in: x}}  # hidden\\n")
     'layers: {h: {units: "${width}", in: x}}  # hidden\\n'
     """
-    for start, end in reversed(unquoted_placeholders(text)):
+    # Pieces joined once: splicing each quote into the whole text made this quadratic.
+    pieces, done = [], 0
+    for start, end in unquoted_placeholders(text):
         scalar = text[start:end]
-        quoted = '"' + scalar.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        text = text[:start] + quoted + text[end:]
-    return text
+        pieces += [text[done:start], '"' + scalar.replace("\\", "\\\\").replace('"', '\\"') + '"']
+        done = end
+    return "".join(pieces) + text[done:]
 
 
 def _unquoted_in_flow(node: yaml.ScalarNode, in_flow: bool) -> bool:
