@@ -78,6 +78,18 @@ CAPABILITIES: dict[tuple[str, str, str], str] = {
     ("layers", "TextVectorization", "vocabulary"): READ,
     ("layers", "TorchModuleWrapper", "module"): CODE,
     ("metrics", "AUC", "label_weights"): DATA,
+    # keras.ops functions whose argument is a Python callable: `{op: jvp, fun: print}` would
+    # hand Keras whatever the name resolves to.
+    ("ops", "jvp", "fun"): CODE,
+    ("ops", "cond", "true_fn"): CODE,
+    ("ops", "cond", "false_fn"): CODE,
+    ("ops", "vectorized_map", "function"): CODE,
+    ("ops", "average", "weights"): DATA,
+    ("ops", "bincount", "weights"): DATA,
+    ("ops", "ctc_decode", "top_paths"): DATA,
+    ("ops", "geomspace", "endpoint"): DATA,
+    ("ops", "linspace", "endpoint"): DATA,
+    ("ops", "logspace", "endpoint"): DATA,
     # 'imagenet' (the default) downloads; a path is read.
     ("applications", "*", "weights"): NETWORK,
 }
@@ -89,7 +101,7 @@ SAFE_DEFAULTS: dict[tuple[str, str, str], Any] = {("applications", "*", "weights
 # Names of arguments that may be paths, addresses or code, whatever class they belong to.
 RESOURCE_LIKE = re.compile(
     r"path|dir|file|url|uri|root|host|address|endpoint|vocab|weights|metadata|module|function"
-    r"|_fn$|^fn$|load|save|export|checkpoint|backup|cache|storage|asset|download",
+    r"|_fn$|^fn$|^fun$|^func$|callable|load|save|export|checkpoint|backup|cache|storage|asset|download",
     re.IGNORECASE,
 )
 
@@ -228,6 +240,20 @@ class Policy:
             what = f"{shown} is a link to {real}, which" if real != Path(os.path.abspath(shown)) else shown
             return Refusal(f"{what} is not a spec", "specs are .yaml or .yml files")
         return None
+
+
+def op_refusal(name: str, entry: dict) -> tuple[str, Refusal] | None:
+    """Why the `keras.ops` function `name` (its catalog entry `entry`) cannot be a spec's node,
+    with the argument that makes it so, or None. An op is refused whole when any of its
+    arguments is classified as reading, reaching or running something (`jvp`'s `fun` is code):
+    unlike a layer's, an op's arguments have no safe default to fall back on."""
+    kinds = dict(entry.get("capabilities", {}))
+    for argument in entry.get("args", ()):
+        kinds.setdefault(argument, capability("ops", name, argument))
+    for argument, kind in kinds.items():
+        if kind in (READ, NETWORK, CODE):
+            return argument, refusal(kind, f"its argument '{argument}'")
+    return None
 
 
 def written_path_refusal(value: Any, folder: str = "the run directory") -> Refusal | None:

@@ -87,6 +87,11 @@ def _check_op(ctx: Context, name: str, node: LayerSpec) -> None:
             or "ops are keras.ops functions of tensors; see the catalog's 'ops' section",
         )
         return
+    if refused := policy.op_refusal(node.op, entry):
+        argument, why = refused
+        where = path + (argument,) if argument in node.args else path + ("op",)
+        ctx.error(f"op node '{name}' names '{node.op}', which graphspec refuses: {why.message}", where)
+        return
     for arg, value in node.args.items():
         if found := _foreign_object(value, path + (arg,)):
             ctx.error(f"op node '{name}': {found[1]}", found[0], hint=_OBJECT_HINT, key=found[2])
