@@ -38,7 +38,9 @@ LIMITS: dict[str, Limit] = {
         Limit("bytes", 20_000_000, "bytes of spec text read (files, includes, nested specs, git blobs)"),
         Limit("values", 2_000_000, "values read from spec files in all"),
         Limit("text", 10_000_000, "characters of strings made by params"),
-        Limit("elements", 1_000_000_000, "elements of one input or op output, per sample"),
+        # 10^7 float32 is 40 MB per sample, times the batch in synthetic data: a 2048x2048
+        # RGB image fits, an input of 3x10^7 does not.
+        Limit("elements", 10_000_000, "elements of one input or op output, per sample"),
         Limit("grid", 1_000_000, "points of a grid search"),
         Limit("width", 100, "characters of one field's width in a path format"),
     )

@@ -16,6 +16,7 @@ from graphspec.errors import Diagnostics, Suggestion, did_you_mean
 from graphspec.spec import catalog, ops
 from graphspec.spec.model import NAME, REFERENCE, LayerSpec, Spec, TypedObject
 from graphspec.spec.search import check_search
+from graphspec.spec.sizes import check_sizes
 from graphspec.spec.source import Positions
 
 
@@ -459,6 +460,7 @@ CHECKS: tuple[Callable[[Context], None], ...] = (
     check_compile,
     check_callbacks,
     check_search,
+    check_sizes,
 )
 
 
