@@ -126,14 +126,26 @@ def parse_limits(written: list[str]) -> dict[str, int]:
 _CURRENT: ContextVar[Budget | None] = ContextVar("graphspec_budget", default=None)
 
 
+# The command's budget, for threads the command starts (a context variable set in the main
+# thread is not seen in them: optuna runs trials in threads with n_jobs).
+_COMMAND: Budget | None = None
+
+
+def _active() -> Budget | None:
+    active = _CURRENT.get()
+    return active if active is not None else _COMMAND
+
+
 def current() -> Budget:
     """The budget of the command now running (a fresh default one outside any command)."""
-    active = _CURRENT.get()
+    active = _active()
     return active if active is not None else Budget()
 
 
 def activate(budget: Budget | None) -> None:
     """Make `budget` the one every reader charges until the next `activate` (None: none)."""
+    global _COMMAND
+    _COMMAND = budget
     _CURRENT.set(budget)
 
 
@@ -141,11 +153,23 @@ def activate(budget: Budget | None) -> None:
 def ensure() -> Iterator[Budget]:
     """The running command's budget, or a fresh default one held for the duration of the
     `with` (a library call such as `load` spends one budget over all the files it reads)."""
-    active = _CURRENT.get()
+    active = _active()
     if active is not None:
         yield active
         return
     token = _CURRENT.set(Budget())
+    try:
+        yield _CURRENT.get()
+    finally:
+        _CURRENT.reset(token)
+
+
+@contextlib.contextmanager
+def fresh() -> Iterator[Budget]:
+    """A new budget with the running command's limits, nothing spent, for the duration of the
+    `with`: for work that repeats within one command (each trial of `tune` loads its spec
+    anew), so that the hundredth trial is not refused for what the first ninety-nine read."""
+    token = _CURRENT.set(Budget(dict(current().limits)))
     try:
         yield _CURRENT.get()
     finally:

@@ -407,3 +407,26 @@ def test_memory_stays_flat_as_a_tile_grows(tmp_path, exponent):
     code, output, peak = graphspec("validate", path)
     refused(code, output, peak, "tile with this repeats makes at least", "elements")
     assert peak < 150, f"peak RSS {peak:.0f} MB at 10^{exponent}"
+
+
+def test_each_tune_trial_loads_with_a_fresh_budget_under_the_command_limits():
+    import threading
+
+    import graphspec as library
+
+    text = spec(f"inputs: {{x: {{shape: [4]}}}}\n{DENSE}")
+    command = budget.Budget({"values": 100})
+    budget.activate(command)
+    try:
+        for _ in range(20):  # 20 loads of about 30 values: over 100 if they added up
+            with budget.fresh() as trial:
+                library.load(text)
+                assert trial.limits["values"] == 100 and 0 < trial.spent["values"] <= 100
+        assert command.spent["values"] == 0
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(budget.current()))
+        thread.start()
+        thread.join()
+        assert seen == [command]  # optuna's threads charge the command's budget
+    finally:
+        budget.activate(None)
