@@ -37,6 +37,7 @@ LIMITS: dict[str, Limit] = {
         # A real spec and everything it reads is a few hundred KB; one file may be 5 MB.
         Limit("bytes", 20_000_000, "bytes of spec text read (files, includes, nested specs, git blobs)"),
         Limit("values", 2_000_000, "values read from spec files in all"),
+        Limit("nodes", 100_000, "nodes a spec expands to (blocks, repeats, nested specs)"),
         Limit("text", 10_000_000, "characters of strings made by params"),
         # 10^7 float32 is 40 MB per sample, times the batch in synthetic data: a 2048x2048
         # RGB image fits, an input of 3x10^7 does not.

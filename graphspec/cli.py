@@ -100,7 +100,8 @@ def _main(
             metavar="NAME=N",
             help="Raise (or lower) one of the command's budgets, checked before the work they "
             "bound: bytes (spec text read, default 20000000), values (values read from specs, "
-            "2000000), text (characters of strings made by params, 10000000), elements (of one "
+            "2000000), nodes (a spec expands to, 100000), text (characters of strings made by "
+            "params, 10000000), elements (of one "
             "input or op output per sample, 10000000), grid (points of a grid search, "
             "1000000), width (of a field in a path format, 100). Repeatable.",
         ),

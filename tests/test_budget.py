@@ -65,7 +65,7 @@ def refused(
     assert message in first, output
     assert not located or re.match(r"\S+:\d+:\d+: error: ", first), output
     if limit is not None:
-        assert f"hint: raise the limit with: graphspec --limit {limit}=N COMMAND ..." in output
+        assert f"raise the limit with: graphspec --limit {limit}=N COMMAND ..." in output
     assert peak < PEAK_RSS_MB, f"peak RSS {peak:.0f} MB"
 
 
@@ -356,8 +356,9 @@ def test_op_refusal_names_the_code_argument():
 
 def test_an_unknown_or_bad_limit_is_refused(tmp_path):
     (tmp_path / "s.yaml").write_text(spec(f"inputs: {{x: {{shape: [4]}}}}\n{DENSE}"))
-    code, output, _ = graphspec("--limit", "nodes=5", "validate", tmp_path / "s.yaml")
-    assert code == 2 and "unknown limit 'nodes'" in output and "limits: bytes, values, text" in output
+    code, output, _ = graphspec("--limit", "files=5", "validate", tmp_path / "s.yaml")
+    assert code == 2 and "unknown limit 'files'" in output
+    assert "limits: bytes, values, nodes, text, elements, grid, width" in output
     code, output, _ = graphspec("--limit", "bytes=²", "validate", tmp_path / "s.yaml")
     assert code == 2 and "the limit must be a positive integer" in output
 
@@ -430,3 +431,28 @@ def test_each_tune_trial_loads_with_a_fresh_budget_under_the_command_limits():
         assert seen == [command]  # optuna's threads charge the command's budget
     finally:
         budget.activate(None)
+
+
+def test_the_nodes_limit_is_the_blocks_limit_and_is_raised_from_the_command_line(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        spec(
+            """
+            inputs: {x: {shape: [4]}}
+            blocks:
+              b: {in: x, layers: {d: {type: ReLU, in: x}}, out: d}
+            layers:
+              r: {block: b, repeat: 150000, in: x}
+            outputs: {r: {loss: mse}}
+            """
+        )
+    )
+    code, output, peak = graphspec("validate", tmp_path / "s.yaml")
+    refused(
+        code,
+        output,
+        peak,
+        "layer 'r' expands to about 150,000 nodes; a spec may have at most 100,000",
+        "nodes",
+    )
+    code, output, _ = graphspec("--limit", "nodes=50", "validate", tmp_path / "s.yaml")
+    assert "a spec may have at most 50" in output

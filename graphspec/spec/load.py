@@ -339,9 +339,8 @@ def _check_node_count(
     spec: Spec, nested: dict[str, LoadedSpec], positions: Positions, diagnostics: Diagnostics
 ) -> None:
     """Refuse, at the `spec:` line that passes it, a spec whose nodes pass the limit of
-    `blocks.MAX_NODES` when each nested spec's nodes count at each of its uses."""
-    from graphspec.spec.blocks import MAX_NODES
-
+    the command's `nodes` budget when each nested spec's nodes count at each of its uses."""
+    limit = budget.current().limits["nodes"]
     loads = _NESTED_LOADS.get()
     if loads is not None and loads.loading == 0:
         _NESTED_LOADS.set(None)  # the top-level spec's nested specs are all loaded: let go
@@ -351,12 +350,13 @@ def _check_node_count(
     count = 0
     for name, node in spec.layers.items():
         count += _node_total(nested[name], totals) if name in nested else 1
-        if count > MAX_NODES and name in nested:
+        if count > limit and name in nested:
             diagnostics.error(
                 f"layer '{name}' uses spec '{node.spec}' of {_node_total(nested[name], totals):,} "
                 f"nodes, which brings this spec to {count:,}; a spec may have at most "
-                f"{MAX_NODES:,} nodes, each nested spec's counted at each use",
+                f"{limit:,} nodes, each nested spec's counted at each use",
                 positions.of(("layers", name, "spec")),
+                hint=budget.option_hint("nodes"),
             )
             return
 
