@@ -80,6 +80,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -93,8 +94,29 @@ def _main(
             "Only the command line can grant this, never a spec.",
         ),
     ] = None,
+    limits: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--limit",
+            metavar="NAME=N",
+            help="Raise (or lower) one of the command's budgets, checked before the work they "
+            "bound: bytes (spec text read, default 20000000), values (values read from specs, "
+            "2000000), nodes (a spec expands to, 100000), text (characters of strings made by "
+            "params, 10000000), elements (of one "
+            "input or op output per sample, 10000000), grid (points of a grid search, "
+            "1000000), width (of a field in a path format, 100). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Compile declarative YAML layer graphs into Keras 3 functional models."""
+    from graphspec import budget
+
+    try:
+        budget.activate(budget.Budget(budget.parse_limits(limits or [])))
+    except SpecErrors as exc:
+        raise _fail(exc, debug=False) from None
+    # One budget per command: a command run in the same process later starts afresh.
+    ctx.call_on_close(lambda: budget.activate(None))
     if allow_custom:
         _quiet_tensorflow()
         from graphspec.keras.custom import allow_custom as allow
@@ -254,13 +276,17 @@ def fmt(
     """Quote each `${...}` written unquoted inside {...} or [...], which only graphspec reads, so
     that every YAML tool reads the file. Comments and layout are kept; files are replaced whole."""
     from graphspec import atomic
+    from graphspec.spec.files import read_regular
     from graphspec.spec.source import requote, unquoted_placeholders
 
     would_change = False
     for path in files:
         name = printable(str(path), newlines=False)
         try:
-            text = path.read_bytes().decode("utf-8")  # bytes: line endings stay as they are
+            # Bytes: line endings stay as they are. A regular file of at most 5 MB, as validate reads.
+            text = read_regular(path, str(path)).decode("utf-8")
+        except SpecErrors as exc:
+            raise _fail(exc, False) from None
         except (OSError, UnicodeDecodeError) as exc:
             typer.echo(f"{name}: cannot read: {printable(str(exc))}", err=True)
             raise typer.Exit(EXIT_FAILED) from None

@@ -519,7 +519,8 @@ def git_external_diff(args: list[str]) -> str:
     """
     from pathlib import Path
 
-    from graphspec.errors import SpecErrors
+    from graphspec.errors import SpecErrors, printable
+    from graphspec.spec.files import read_regular
     from graphspec.spec.load import load_text
 
     if len(args) == 1:
@@ -534,8 +535,11 @@ def git_external_diff(args: list[str]) -> str:
     if new_file == "/dev/null":
         return header + f"deleted spec {shown}\n"
     try:
-        old = load_text(Path(old_file).read_text(encoding="utf-8"), f"a/{path}", base=Path(path))
-        new = load_text(Path(new_file).read_text(encoding="utf-8"), f"b/{path}", base=Path(path))
+        # Bounded as any spec file: regular, at most 5 MB, charged to the command's budget.
+        old_text = read_regular(Path(old_file), f"a/{path}").decode("utf-8")
+        new_text = read_regular(Path(new_file), f"b/{path}").decode("utf-8")
+        old = load_text(old_text, f"a/{path}", base=Path(path))
+        new = load_text(new_text, f"b/{path}", base=Path(path))
     except (SpecErrors, OSError, UnicodeDecodeError) as exc:
         text = exc.diagnostics.render() if isinstance(exc, SpecErrors) else printable(str(exc))
         return header + f"cannot compare: {text}\n"

@@ -17,6 +17,7 @@ from graphspec.spec import catalog, ops
 from graphspec.spec.model import NAME, REFERENCE, LayerSpec, Spec, TypedObject
 from graphspec.spec.nodes import check_nodes
 from graphspec.spec.search import check_search
+from graphspec.spec.sizes import check_sizes
 from graphspec.spec.source import Positions
 
 
@@ -87,6 +88,11 @@ def _check_op(ctx: Context, name: str, node: LayerSpec) -> None:
             hint=did_you_mean(node.op, ops.op_names())
             or "ops are keras.ops functions of tensors; see the catalog's 'ops' section",
         )
+        return
+    if refused := policy.op_refusal(node.op, entry):
+        argument, why = refused
+        where = path + (argument,) if argument in node.args else path + ("op",)
+        ctx.error(f"op node '{name}' names '{node.op}', which graphspec refuses: {why.message}", where)
         return
     for arg, value in node.args.items():
         if found := _foreign_object(value, path + (arg,)):
@@ -456,6 +462,7 @@ CHECKS: tuple[Callable[[Context], None], ...] = (
     check_compile,
     check_callbacks,
     check_search,
+    check_sizes,
 )
 
 

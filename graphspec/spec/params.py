@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+from graphspec import budget as command_budget
 from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
 from graphspec.spec import expr
 from graphspec.spec.source import MAX_NODES, InvalidYAML, Path, Positions, Source, parse
@@ -226,6 +227,21 @@ class Budget:
         self.added += size
         return True
 
+    def text(self, length: int, location: Location | None) -> None:
+        """Charge a string of `length` characters, made by substitution, to the command's
+        `text` budget before it is made; raise at `location` past it."""
+        if location is not None and self.notes:
+            location = replace(location, expansion=self.notes + location.expansion)
+        meter = command_budget.current()
+        meter.charge(
+            "text",
+            length,
+            location,
+            f"this string of {length:,} characters"
+            + (f", after {meter.spent['text']:,} made before it," if meter.spent["text"] else ""),
+            self.diagnostics.sources,
+        )
+
     def refuse(self, name: str, value: Any, location: Location | None) -> None:
         """Report that the use of param `name` at `location` passes the limit; raise."""
         size = self.size(value)
@@ -364,10 +380,14 @@ def _substitute_string(
         values.append(value)
     if len(matches) == 1 and matches[0].group(0) == data:
         return values[0]
+    # The string is charged by its length before it is made: a param used twice in another,
+    # which is used twice in the next, doubles at each level (40 levels make 2^40 characters).
     pieces, end = [], 0
     for match, value in zip(matches, values, strict=True):
-        pieces += [data[end : match.start()], str(value)]
+        pieces += [data[end : match.start()], value if isinstance(value, str) else str(value)]
         end = match.end()
+    length = sum(map(len, pieces)) + len(data) - end
+    budget.text(length, _placeholder_location(positions, path, data, matches[0]))
     return "".join(pieces) + data[end:]
 
 
