@@ -226,6 +226,8 @@ class _Collector:
                 kind, type_ = "layer", node.type
             elif node.share is not None:
                 kind, type_ = "layer", kind_node.type or f"spec {kind_node.spec}"
+            elif node.op is not None:
+                kind, type_ = "layer", f"op {node.op}"  # a keras.ops function, labelled as plot does
             else:
                 kind, type_ = "layer", f"spec {node.spec}"
             if type_.startswith("spec ") or catalog.is_application(type_):
