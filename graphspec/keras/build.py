@@ -133,7 +133,8 @@ def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.
     if name is not None:
         kwargs["name"] = name
     if "module" in entry and "class" in entry:
-        # A layer keras.applications defines for its models: the class the catalog records.
+        # A layer keras.applications defines for its models, or a KerasHub layer: the class the
+        # catalog records (never a name from the spec's text).
         import importlib
 
         return getattr(importlib.import_module(entry["module"]), entry["class"])(**kwargs)
@@ -143,6 +144,13 @@ def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.
     if type_name in catalog.custom_layers() and not hasattr(keras.layers, type_name):
         return catalog.custom_layers()[type_name][1](**kwargs)
     return getattr(keras.layers, type_name)(**kwargs)
+
+
+def hub_installed() -> bool:
+    """Whether keras_hub can be imported (the optional extra graphspec[hub]), without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("keras_hub") is not None
 
 
 def make_operation(op_name: str, values: dict[str, Any], name: str) -> Any:
@@ -239,6 +247,14 @@ class _Builder:
             layer = _Builder(self.loaded.nested[name]).model()
             layer.name = name
         else:
+            if catalog.is_hub(node.type) and not hub_installed():
+                raise SpecErrors.single(
+                    f"layer '{name}' is KerasHub's {node.type.removeprefix(catalog.HUB_PREFIX)}, "
+                    "and keras_hub is not installed",
+                    self.loaded.location("layers", name, "type"),
+                    hint=f"install it: {catalog.HUB_INSTALL}",
+                    sources=self.loaded.diagnostics.sources,
+                )
             try:
                 layer = make_layer(node.type, node.args, name)
             except Exception as exc:

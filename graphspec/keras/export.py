@@ -30,6 +30,7 @@ TensorFlow is imported: this module reads live Keras objects.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import json
 import re
@@ -121,6 +122,13 @@ def load_keras_file(path: Path) -> tuple[keras.Model, dict[str, Any]]:
             f"{path} is not a Keras model file (.keras): it has no readable config.json ({exc})"
         ) from None
     _refuse_foreign_classes(config, path)
+    hub = next((item for item in _walk_layers(config) if _hub_class(item)), None)
+    if hub is not None and importlib.util.find_spec("keras_hub") is None:
+        raise SpecErrors.single(
+            f"{path}: layer '{(hub.get('config') or {}).get('name', '?')}' is KerasHub's "
+            f"{hub['class_name']}, and keras_hub is not installed",
+            hint=f"install it: {catalog.HUB_INSTALL}",
+        )
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds; its message says what is wrong
@@ -140,12 +148,26 @@ def _refuse_foreign_classes(config: Any, path: Path) -> None:
             raise SpecErrors.single(
                 f"{path}: layer '{name}' is a {class_name} layer, which graphspec refuses: {refused.message}"
             )
+        if _hub_class(item):
+            continue
         if not module.startswith("keras") or item.get("registered_name") not in (None, class_name):
             registered = item.get("registered_name") or f"{module}.{class_name}"
             raise SpecErrors.single(
                 f"{path}: layer '{name}' is of class '{registered}', which is not "
                 "Keras's own; a spec can only name keras.layers classes"
             )
+
+
+def _hub_class(item: dict) -> bool:
+    """Whether a saved layer is one of KerasHub's that the hub catalog lists (registered by
+    keras_hub as `keras_hub>CLASS`, from the module the catalog records)."""
+    class_name = item.get("class_name")
+    if item.get("registered_name") != f"keras_hub>{class_name}":
+        return False
+    return any(
+        entry["module"] == item.get("module") and entry["class"] == class_name
+        for entry in catalog.hub_catalog()["layers"].values()
+    )
 
 
 def _walk_layers(config: Any):
@@ -759,6 +781,9 @@ def layer_type(layer: Any) -> str:
     helper = catalog.application_layer(type(layer))
     if helper is not None:  # Keras's own, defined by keras.applications for its models
         return helper
+    hub = catalog.hub_layer(type(layer))
+    if hub is not None:  # KerasHub's (the optional extra graphspec[hub])
+        return hub
     if getattr(keras.layers, name, None) is not type(layer):
         # keras.layers may export a class under another name (GroupQueryAttention is the class
         # GroupedQueryAttention): the spec uses the public name.
