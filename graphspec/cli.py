@@ -129,8 +129,9 @@ def _failure(exc: Exception, what: str, debug: bool) -> Exception:
 
 
 def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter is not ours to show; Keras's own output is kept.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ start-up chatter is not ours to show; Keras's own output is kept. The
+    # level graphspec.keras sets as well (not imported here: that would import TensorFlow).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 @app.command()

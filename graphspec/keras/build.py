@@ -79,8 +79,16 @@ def _check_budget(model: keras.Model, loaded: LoadedSpec, max_params: int) -> No
     )
 
 
+# Keras wraps a layer's error in bold (ANSI escapes, raw bytes in a log or a file) and lists
+# each argument of the call, an unfilled **kwargs as `kwargs=<class 'inspect._empty'>`.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_EMPTY_ARGUMENT = re.compile(r"\s*•\s*\w+=<class 'inspect\._empty'>")
+
+
 def _keras_message(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """Keras's message on one line, without its ANSI escapes and unfilled arguments."""
+    text = _EMPTY_ARGUMENT.sub("", _ANSI.sub("", str(exc)))
+    text = " ".join(text.split())
     text = re.sub(r"^Exception encountered when calling \S+\. ", "", text)
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
