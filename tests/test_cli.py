@@ -67,6 +67,22 @@ def test_build_prints_the_keras_summary_with_overrides(write_spec):
     assert "h (Dense)" in result.stdout
 
 
+def test_build_totals_prints_the_three_totals_keras_counts(write_spec):
+    normed = "  n: {type: BatchNormalization, in: h}\n  y: {type: Dense"
+    spec = write_spec(TINY.replace("  y: {type: Dense", normed))
+    spec.write_text(spec.read_text().replace("units: 1, in: h}", "units: 1, in: n}"))
+    result = runner.invoke(app, ["build", str(spec), "--totals"])
+    assert result.exit_code == 0, result.output
+    model = graphspec.load(spec).build()
+    frozen = 2 * 3  # BatchNormalization's moving mean and variance
+    assert model.count_params() == 4 * 3 + 3 + 4 * 3 + 3 + 1
+    assert result.stdout == (
+        f"Total params: {model.count_params()}\n"
+        f"Trainable params: {model.count_params() - frozen}\n"
+        f"Non-trainable params: {frozen}\n"
+    )
+
+
 def test_build_saves_a_model_that_keras_loads(write_spec, tmp_path):
     out = tmp_path / "tiny.keras"
     result = runner.invoke(app, ["build", str(write_spec(TINY)), "-o", str(out)])
