@@ -472,3 +472,30 @@ outputs:
     assert _keras_message(raised) == (
         "bad shape Arguments received by Foo.call(): • inputs=tf.Tensor(shape=(1, 8))"
     )
+
+
+def test_an_output_named_after_a_block_use_is_an_identity_layer_and_one_named_after_its_layer_is_not():
+    text = """
+graphspec: 1
+name: blk
+inputs: {x: {shape: [4]}}
+blocks:
+  mlp:
+    in: a
+    layers:
+      h: {type: Dense, units: 3, in: a}
+      o: {type: Dense, units: 2, in: h}
+    out: o
+layers:
+  head: {block: mlp, in: x}
+outputs:
+  head: {loss: mse}
+"""
+    named_after_use = graphspec.load(text).build(compile=False)
+    assert [(layer.name, type(layer).__name__) for layer in named_after_use.layers][-2:] == [
+        ("head.o", "Dense"),
+        ("head", "Identity"),
+    ]
+    named_after_layer = graphspec.load(text.replace("  head: {loss", "  head.o: {loss")).build(compile=False)
+    assert [type(layer).__name__ for layer in named_after_layer.layers] == ["InputLayer", "Dense", "Dense"]
+    assert named_after_use.count_params() == named_after_layer.count_params() == 4 * 3 + 3 + 3 * 2 + 2
