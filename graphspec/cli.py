@@ -152,8 +152,9 @@ def _failure(exc: Exception, what: str, debug: bool) -> Exception:
 
 
 def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter is not ours to show; Keras's own output is kept.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ start-up chatter is not ours to show; Keras's own output is kept. The
+    # level graphspec.keras sets as well (not imported here: that would import TensorFlow).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 @app.command()
@@ -215,6 +216,10 @@ def build(
             "others as built, and print what was copied, shape-mismatched, new and unused.",
         ),
     ] = False,
+    totals: Annotated[
+        bool,
+        typer.Option("--totals", help="Print only the Total, Trainable and Non-trainable params lines."),
+    ] = False,
     root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -245,7 +250,12 @@ def build(
                 typer.echo(f"loaded weights of {len(report.copied)} layers from {printable(str(weights))}")
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
-    model.summary(expand_nested=expand_nested)
+    if totals:
+        from graphspec.keras.counts import totals as totals_lines
+
+        typer.echo(totals_lines(model))
+    else:
+        model.summary(expand_nested=expand_nested)
     if partial and report is not None:
         typer.echo(printable(report.table()))  # after the summary, where it is read
     if output is not None:

@@ -91,6 +91,17 @@ CAPABILITIES: dict[tuple[str, str, str], str] = {
     ("ops", "geomspace", "endpoint"): DATA,
     ("ops", "linspace", "endpoint"): DATA,
     ("ops", "logspace", "endpoint"): DATA,
+    # KerasHub's layers (graphspec/spec/catalog_hub.json, the optional extra graphspec[hub]).
+    ("layers", "keras_hub.layers.MaskedLMHead", "vocabulary_size"): DATA,
+    ("layers", "keras_hub.layers.MaskedLMMaskGenerator", "vocabulary_size"): DATA,
+    ("layers", "keras_hub.layers.RandomDeletion", "skip_fn"): CODE,
+    ("layers", "keras_hub.layers.RandomDeletion", "skip_py_fn"): CODE,
+    ("layers", "keras_hub.layers.RandomSwap", "skip_fn"): CODE,
+    ("layers", "keras_hub.layers.RandomSwap", "skip_py_fn"): CODE,
+    ("layers", "keras_hub.layers.ReversibleEmbedding", "tie_weights"): DATA,
+    ("layers", "keras_hub.layers.SAM3TextEncoder", "vocabulary_size"): DATA,
+    ("layers", "keras_hub.layers.TokenAndPositionEmbedding", "tie_weights"): DATA,
+    ("layers", "keras_hub.layers.TokenAndPositionEmbedding", "vocabulary_size"): DATA,
     # 'imagenet' (the default) downloads; a path is read.
     ("applications", "*", "weights"): NETWORK,
 }
@@ -166,6 +177,8 @@ def class_refusal(entry: dict) -> Refusal | None:
     refused = entry.get("refused")
     if refused is None:
         return None
+    if "message" in refused:  # a class refused for what it is, not for an argument
+        return Refusal(refused["message"])
     return refusal(refused["capability"], f"its argument '{refused['argument']}'")
 
 

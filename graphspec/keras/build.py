@@ -79,8 +79,16 @@ def _check_budget(model: keras.Model, loaded: LoadedSpec, max_params: int) -> No
     )
 
 
+# Keras wraps a layer's error in bold (ANSI escapes, raw bytes in a log or a file) and lists
+# each argument of the call, an unfilled **kwargs as `kwargs=<class 'inspect._empty'>`.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_EMPTY_ARGUMENT = re.compile(r"\s*•\s*\w+=<class 'inspect\._empty'>")
+
+
 def _keras_message(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """Keras's message on one line, without its ANSI escapes and unfilled arguments."""
+    text = _EMPTY_ARGUMENT.sub("", _ANSI.sub("", str(exc)))
+    text = " ".join(text.split())
     text = re.sub(r"^Exception encountered when calling \S+\. ", "", text)
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
@@ -133,7 +141,8 @@ def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.
     if name is not None:
         kwargs["name"] = name
     if "module" in entry and "class" in entry:
-        # A layer keras.applications defines for its models: the class the catalog records.
+        # A layer keras.applications defines for its models, or a KerasHub layer: the class the
+        # catalog records (never a name from the spec's text).
         import importlib
 
         return getattr(importlib.import_module(entry["module"]), entry["class"])(**kwargs)
@@ -143,6 +152,13 @@ def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.
     if type_name in catalog.custom_layers() and not hasattr(keras.layers, type_name):
         return catalog.custom_layers()[type_name][1](**kwargs)
     return getattr(keras.layers, type_name)(**kwargs)
+
+
+def hub_installed() -> bool:
+    """Whether keras_hub can be imported (the optional extra graphspec[hub]), without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("keras_hub") is not None
 
 
 def make_operation(op_name: str, values: dict[str, Any], name: str) -> Any:
@@ -248,6 +264,14 @@ class _Builder:
                     name, f"layer '{name}' ({nodes.label(node)}): {_keras_message(exc)}"
                 ) from None
         else:
+            if catalog.is_hub(node.type) and not hub_installed():
+                raise SpecErrors.single(
+                    f"layer '{name}' is KerasHub's {node.type.removeprefix(catalog.HUB_PREFIX)}, "
+                    "and keras_hub is not installed",
+                    self.loaded.location("layers", name, "type"),
+                    hint=f"install it: {catalog.HUB_INSTALL}",
+                    sources=self.loaded.diagnostics.sources,
+                )
             try:
                 layer = make_layer(node.type, node.args, name)
             except Exception as exc:

@@ -30,6 +30,7 @@ TensorFlow is imported: this module reads live Keras objects.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import json
 import re
@@ -113,6 +114,13 @@ def load_keras_file(
     path = Path(path)
     config = model_file.read_config(path)
     _refuse_foreign_classes(config, path)
+    hub = next((item for item in _walk_layers(config) if _hub_class(item)), None)
+    if hub is not None and importlib.util.find_spec("keras_hub") is None:
+        raise SpecErrors.single(
+            f"{path}: layer '{(hub.get('config') or {}).get('name', '?')}' is KerasHub's "
+            f"{hub['class_name']}, and keras_hub is not installed",
+            hint=f"install it: {catalog.HUB_INSTALL}",
+        )
     import graphspec.keras.layers  # noqa: F401  (registers graphspec's own layers with Keras)
 
     model_file.check_declared(path, max_params)
@@ -138,7 +146,7 @@ def _refuse_foreign_classes(config: Any, path: Path) -> None:
             raise SpecErrors.single(
                 f"{path}: layer '{name}' is a {class_name} layer, which graphspec refuses: {refused.message}"
             )
-        if _graphspec_layer(module, class_name, item.get("registered_name")):
+        if _graphspec_layer(module, class_name, item.get("registered_name")) or _hub_class(item):
             continue
         if not module.startswith("keras") or item.get("registered_name") not in (None, class_name):
             if class_name == "function":
@@ -168,6 +176,18 @@ def _graphspec_layer(module: str, class_name: Any, registered: Any) -> bool:
         module == layers.__name__
         and class_name in layers.CLASSES
         and registered == f"{layers.PACKAGE}>{class_name}"
+    )
+
+
+def _hub_class(item: dict) -> bool:
+    """Whether a saved layer is one of KerasHub's that the hub catalog lists (registered by
+    keras_hub as `keras_hub>CLASS`, from the module the catalog records)."""
+    class_name = item.get("class_name")
+    if item.get("registered_name") != f"keras_hub>{class_name}":
+        return False
+    return any(
+        entry["module"] == item.get("module") and entry["class"] == class_name
+        for entry in catalog.hub_catalog()["layers"].values()
     )
 
 
@@ -788,6 +808,9 @@ def layer_type(layer: Any) -> str:
     helper = catalog.application_layer(type(layer))
     if helper is not None:  # Keras's own, defined by keras.applications for its models
         return helper
+    hub = catalog.hub_layer(type(layer))
+    if hub is not None:  # KerasHub's (the optional extra graphspec[hub])
+        return hub
     if getattr(keras.layers, name, None) is not type(layer):
         # keras.layers may export a class under another name (GroupQueryAttention is the class
         # GroupedQueryAttention): the spec uses the public name.

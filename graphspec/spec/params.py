@@ -27,6 +27,9 @@ _UNSUBSTITUTED = ("params", "blocks", "include")
 # `train.epochs=5` creates the section rather than pointing at nothing.
 OPTIONAL_SECTIONS = ("compile", "train")
 _UNREADABLE = object()  # an override whose value broke a limit: reported, not applied
+# `--set "a=1 b=2"` (or the docs' old `--set a=1 b=2` pasted in quotes): a second NAME=VALUE after
+# a space in an unquoted value. Shells split arguments, not graphspec: each override is one --set.
+_ANOTHER_OVERRIDE = re.compile(r"\s+([A-Za-z_][\w.]*)=")
 
 
 def parse_value(text: str, line: int = 1, col: int = 1) -> Any:
@@ -92,6 +95,16 @@ def apply_overrides(
                 source = read_value(value, line_no, len(key) + 2)
             except SpecErrors as exc:
                 diagnostics.extend(exc.diagnostics)
+                items.append((key.strip(), _UNREADABLE, text))
+                continue
+            another = _ANOTHER_OVERRIDE.search(value)
+            if isinstance(source.data, str) and value[:1] not in "'\"" and another:
+                col = len(key) + 2 + another.start(1)
+                diagnostics.error(
+                    f"override '{text}' holds a second override, '{another.group(1)}=...', after a space",
+                    Location(OVERRIDE_FILE, line_no, col, len(another.group(1)) + 1),
+                    hint="repeat --set for each value: " + " ".join(f"--set {part}" for part in text.split()),
+                )
                 items.append((key.strip(), _UNREADABLE, text))
                 continue
             read[line_no] = source.positions
