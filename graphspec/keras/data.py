@@ -46,9 +46,8 @@ def targets_of(loaded: LoadedSpec) -> dict[str, arr.Target]:
     """The target kind of each output that has a loss."""
     targets = {}
     for name, output in loaded.spec.outputs.items():
-        target = arr.target_for(output.loss)
-        if target is not None:
-            targets[name] = target
+        if output.takes_data:
+            targets[name] = arr.target_for(output.loss)
     return targets
 
 
@@ -70,10 +69,12 @@ class SyntheticData(keras.utils.PyDataset):
         stream: int = _TRAIN_STREAM,
         teacher: Teacher | None = None,
         processes: Processes | None = None,
+        targetless: list[str] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.plans, self.targets = plans, targets
+        self.targetless = targetless or []
         self.samples, self.batch_size = samples, batch_size
         self.seed, self.stream, self.teacher = seed, stream, teacher
         # In a multi-process run, each process makes every batch and keeps its part of it.
@@ -94,7 +95,11 @@ class SyntheticData(keras.utils.PyDataset):
         return x, y
 
     def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        return self._batch(index)
+        x, y = self._batch(index)
+        if self.targetless:  # what Keras hands their losses as y_true, which they ignore
+            count = len(next(iter(x.values())))
+            y = {**y, **{name: arr.dummy_target(count) for name in self.targetless}}
+        return x, y
 
     def _batch(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         if not 0 <= index < len(self):
@@ -193,11 +198,14 @@ def synthetic_datasets(
             hint="raise train.samples (--samples)",
             sources=loaded.diagnostics.sources,
         )
+    targetless = arr.targetless_outputs(loaded)
     train = SyntheticData(
-        plans, targets, samples - validation, batch_size, seed, _TRAIN_STREAM, teacher, processes
+        plans, targets, samples - validation, batch_size, seed, _TRAIN_STREAM, teacher, processes, targetless
     )
     val = (
-        SyntheticData(plans, targets, validation, batch_size, seed, _VALIDATION_STREAM, teacher, processes)
+        SyntheticData(
+            plans, targets, validation, batch_size, seed, _VALIDATION_STREAM, teacher, processes, targetless
+        )
         if validation
         else None
     )
@@ -300,4 +308,7 @@ def checked_arrays(
                 diagnostics.error(f"data file {file} has no array '{name}' for output '{name}'")
     arr.check_counts(arrays, file, inputs + list(targets), diagnostics)
     diagnostics.raise_if_errors()
-    return ArrayData({name: arrays[name] for name in inputs}, {name: arrays[name] for name in targets})
+    y = {name: arrays[name] for name in targets}
+    count = len(arrays[inputs[0]])
+    y.update({name: arr.dummy_target(count) for name in arr.targetless_outputs(loaded)})
+    return ArrayData({name: arrays[name] for name in inputs}, y)

@@ -14,7 +14,7 @@ from typing import Any
 from graphspec import policy
 from graphspec.errors import Diagnostics, Suggestion, did_you_mean
 from graphspec.spec import catalog, ops
-from graphspec.spec.model import NAME, REFERENCE, LayerSpec, Spec, TypedObject
+from graphspec.spec.model import NAME, REFERENCE, VALUE_LOSS, LayerSpec, Spec, TypedObject
 from graphspec.spec.search import check_search
 from graphspec.spec.source import Positions
 
@@ -373,7 +373,7 @@ def check_compile(ctx: Context) -> None:
     c = catalog.catalog()
     losses, metrics = c["losses"], c["metrics"]
     for name, output in ctx.spec.outputs.items():
-        if output.loss is not None:
+        if output.loss is not None and output.loss != VALUE_LOSS:
             _check_object(
                 ctx, output.loss, ("outputs", name, "loss"), "loss", losses["names"], losses["classes"]
             )
