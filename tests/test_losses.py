@@ -161,7 +161,7 @@ def test_logits_with_target_index_are_scored_against_the_row_indices(tmp_path):
 def test_the_contrastive_loss_falls_on_teacher_data(tmp_path):
     _, result = _trained(tmp_path, CLIP, "clip", "train.epochs=5", synthetic=True, kind="teacher")
     losses = result.history["loss"]
-    assert all(later < earlier for earlier, later in zip(losses, losses[1:])), losses
+    assert all(later < earlier for earlier, later in zip(losses, losses[1:], strict=False)), losses
     assert losses[-1] < losses[0] - 0.25, losses
 
 
@@ -288,7 +288,8 @@ for name in ("clip", "vae"):
         x = {"x": rng.standard_normal((16, 8)).astype("float32")}
         y = {"recon": np.zeros((16, 8)), "kl": np.zeros(16)}
         latent = keras.Model(model.input, [model.get_layer(n).output for n in ("z_mean", "z_log_var")])
-        values = {k: np.asarray(v).tolist() for k, v in zip(("z_mean", "z_log_var"), latent.predict(x, verbose=0))}
+        z_mean, z_log_var = latent.predict(x, verbose=0)
+        values = {"z_mean": z_mean.tolist(), "z_log_var": z_log_var.tolist()}
     logs = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
     out[name] = {"history": result.history, "logs": logs, "values": values}
 print(json.dumps(out))
