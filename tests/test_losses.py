@@ -23,6 +23,7 @@ from graphspec import ensemble
 from graphspec.cli import app
 from graphspec.errors import SpecErrors
 from graphspec.keras.data import targets_of
+from graphspec.keras.export import export_model, load_keras_file
 from graphspec.keras.search import save_arrays, synthetic_arrays
 from graphspec.keras.train import DataSource, train
 from graphspec.tune import tune
@@ -328,3 +329,18 @@ def test_the_losses_on_another_backend(backend, tmp_path):
     assert clip["logs"]["loss"] == pytest.approx(_cross_entropy_against_rows(logits), rel=1e-4)
     kl = _kl(np.asarray(vae["values"]["z_mean"]), np.asarray(vae["values"]["z_log_var"]))
     assert vae["logs"]["kl_loss"] == pytest.approx(kl, rel=1e-4)
+
+
+def test_a_model_saved_by_plain_keras_exports_its_targetless_losses(tmp_path):
+    saved = {}
+    for name, text in (("vae", VAE), ("clip", CLIP)):
+        keras.backend.clear_session()
+        graphspec.load(_write(tmp_path, text, name)).build().save(tmp_path / f"{name}.keras")
+        model, compile_config = load_keras_file(tmp_path / f"{name}.keras")
+        saved[name] = export_model(model, compile_config).spec["outputs"]
+    assert saved["vae"]["kl"] == {"loss": "value", "weight": 0.001}
+    assert saved["clip"]["logits"] == {
+        "loss": {"type": "SparseCategoricalCrossentropy", "from_logits": True},
+        "target": "index",
+        "metrics": [{"type": "SparseCategoricalAccuracy"}],
+    }

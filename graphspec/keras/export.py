@@ -46,8 +46,9 @@ from keras.src.ops.function import make_node_key
 from graphspec import archive as spec_archive
 from graphspec import atomic
 from graphspec.errors import SpecErrors
+from graphspec.keras import losses
 from graphspec.spec import catalog
-from graphspec.spec.model import MAX_NAME, NAME
+from graphspec.spec.model import INDEX_TARGET, MAX_NAME, NAME, VALUE_LOSS
 from graphspec.spec.source import _Loader
 from graphspec.spec.write import spec_yaml
 
@@ -120,7 +121,9 @@ def load_keras_file(path: Path) -> tuple[keras.Model, dict[str, Any]]:
         raise SpecErrors.single(
             f"{path} is not a Keras model file (.keras): it has no readable config.json ({exc})"
         ) from None
-    _refuse_foreign_classes(config, path)
+    # The compile config names losses, not layers: graphspec's own losses are exported as the
+    # outputs' settings they came from (`_add_losses`).
+    _refuse_foreign_classes({k: v for k, v in config.items() if k != "compile_config"}, path)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds; its message says what is wrong
@@ -1074,8 +1077,14 @@ def _add_losses(outputs: dict[str, dict[str, Any]], config: dict[str, Any]) -> N
     metrics = _per_output(metrics, names)
     for name, output in outputs.items():
         loss = losses.get(name)
-        if loss is not None:
-            output["loss"] = _object_spec(loss, keras.losses, f"the loss of output '{name}'")
+        kind = _graphspec_class(loss)
+        if kind == "ValueLoss":
+            output["loss"] = VALUE_LOSS
+        elif loss is not None:
+            inner = loss["config"]["loss"] if kind == "IndexTargetLoss" else loss
+            output["loss"] = _object_spec(inner, keras.losses, f"the loss of output '{name}'")
+            if kind == "IndexTargetLoss":
+                output["target"] = INDEX_TARGET
         weight = weights.get(name)
         if weight is not None and float(weight) != 1.0:
             output["weight"] = float(weight)
@@ -1083,8 +1092,21 @@ def _add_losses(outputs: dict[str, dict[str, Any]], config: dict[str, Any]) -> N
         if found:
             found = found if isinstance(found, (list, tuple)) else [found]
             output["metrics"] = [
-                _object_spec(m, keras.metrics, f"a metric of output '{name}'") for m in found
+                _object_spec(
+                    m["config"]["metric"] if _graphspec_class(m) == "IndexTargetMetric" else m,
+                    keras.metrics,
+                    f"a metric of output '{name}'",
+                )
+                for m in found
             ]
+
+
+def _graphspec_class(value: Any) -> str | None:
+    """The class name of one of graphspec's own losses or metrics (`graphspec.keras.losses`)
+    in a compile config; None for anything else."""
+    if isinstance(value, dict) and value.get("module") == losses.__name__:
+        return value.get("class_name")
+    return None
 
 
 def _compile_section(config: dict[str, Any]) -> dict[str, Any]:
