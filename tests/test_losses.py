@@ -344,3 +344,11 @@ def test_a_model_saved_by_plain_keras_exports_its_targetless_losses(tmp_path):
         "target": "index",
         "metrics": [{"type": "SparseCategoricalAccuracy"}],
     }
+
+
+def test_a_plot_shows_the_target_and_the_value_loss(tmp_path):
+    for name, text, shown in (("clip", CLIP, "target: index"), ("vae", VAE, "loss: value")):
+        spec, drawing = _write(tmp_path, text, name), tmp_path / f"{name}.dot"
+        result = runner.invoke(app, ["plot", str(spec), "-o", str(drawing)])
+        assert result.exit_code == 0, result.output
+        assert shown in drawing.read_text()
