@@ -182,7 +182,7 @@ def synthetic_datasets(
     plans = arr.input_plans(loaded, seq_len)
     shapes = output_shapes(model, {name: plan.shape for name, plan in plans.items()})
     targets = {name: (target, shapes[name]) for name, target in targets_of(loaded).items()}
-    if kind == TEACHER:
+    if kind == TEACHER and targets:  # with no target to make (`loss: value`, `target: index`) none is needed
         with local():
             network = by_name(loaded.build(compile=False), loaded, compile=False)
             teacher = Teacher(network, plans, targets, seed)
