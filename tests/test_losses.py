@@ -352,3 +352,14 @@ def test_a_plot_shows_the_target_and_the_value_loss(tmp_path):
         result = runner.invoke(app, ["plot", str(spec), "-o", str(drawing)])
         assert result.exit_code == 0, result.output
         assert shown in drawing.read_text()
+
+
+def test_a_target_counts_in_the_fingerprint_and_a_diff_shows_it_with_the_losses(tmp_path):
+    from graphspec.diff import Change, Changed, diff
+    from graphspec.fingerprint import fingerprint
+
+    plain = graphspec.load(_write(tmp_path, CLIP.replace("    target: index\n", ""), "plain"))
+    indexed = graphspec.load(_write(tmp_path, CLIP, "clip"))
+    assert fingerprint(plain) != fingerprint(indexed)
+    result = diff(plain, indexed, "plain.yaml", "clip.yaml")
+    assert result.losses_changed == [Changed("logits", [Change("target", None, "index", "added")])]
