@@ -363,3 +363,12 @@ def test_a_target_counts_in_the_fingerprint_and_a_diff_shows_it_with_the_losses(
     assert fingerprint(plain) != fingerprint(indexed)
     result = diff(plain, indexed, "plain.yaml", "clip.yaml")
     assert result.losses_changed == [Changed("logits", [Change("target", None, "index", "added")])]
+
+
+def test_the_view_page_gives_an_outputs_target(tmp_path):
+    from graphspec.view import page_data
+
+    data = page_data(graphspec.load(_write(tmp_path, CLIP, "clip")))
+    (output,) = [n["output"] for n in data["nodes"] if n["kind"] == "output"]
+    assert output["target"] == "index"
+    assert output["loss"] == {"type": "SparseCategoricalCrossentropy", "from_logits": True}
