@@ -372,3 +372,30 @@ def test_the_view_page_gives_an_outputs_target(tmp_path):
     (output,) = [n["output"] for n in data["nodes"] if n["kind"] == "output"]
     assert output["target"] == "index"
     assert output["loss"] == {"type": "SparseCategoricalCrossentropy", "from_logits": True}
+
+
+NOT_SQUARE = """\
+graphspec: 1
+name: not_square
+inputs:
+  image: {shape: [6]}
+layers:
+  logits: {type: Dense, units: 8, in: image}
+outputs:
+  logits: {loss: {type: SparseCategoricalCrossentropy, from_logits: true}, target: index}
+"""
+
+
+def test_target_index_on_an_output_that_is_not_batch_by_batch_is_an_error_before_training(tmp_path):
+    spec = _write(tmp_path, NOT_SQUARE, "not_square")
+    result = runner.invoke(app, ["train", str(spec), "--synthetic", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"{spec}:8:84: error: output 'logits' has target: index, so it scores each row against the "
+        "batch's rows, but its shape is (batch, 8), not (batch, batch)\n"
+        "    logits: {loss: {type: SparseCategoricalCrossentropy, from_logits: true}, target: index}\n"
+        "                                                                                     ^~~~~\n"
+        "  hint: make it the similarity of every row with every other, e.g. matmul with a transpose\n"
+        "1 error\n"
+    )
+    assert not (tmp_path / "run").exists()

@@ -20,6 +20,7 @@ from graphspec import arrays as arr
 from graphspec.errors import Diagnostics, SpecErrors
 from graphspec.keras.build import by_name
 from graphspec.keras.distribute import Processes, local, part
+from graphspec.spec.model import INDEX_TARGET
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -40,6 +41,32 @@ def output_shapes(model: keras.Model, input_shapes: dict[str, tuple]) -> dict[st
     }
     outputs = model.compute_output_spec(specs)
     return {name: tuple(tensor.shape[1:]) for name, tensor in outputs.items()}
+
+
+def check_index_outputs(loaded: LoadedSpec, model: keras.Model, input_shapes: dict[str, tuple]) -> None:
+    """Raise `SpecErrors` at the `target: index` of an output whose last axis is not the
+    batch's: its rows are scored against the classes 0..batch-1, so it must be (batch, batch).
+    Found symbolically, with a batch of 3, before any data is made."""
+    indexed = [n for n, o in loaded.spec.outputs.items() if o.target == INDEX_TARGET]
+    if not indexed:
+        return
+    batch = 3
+    specs = {
+        name: keras.KerasTensor((batch,) + tuple(shape), dtype=model.input[name].dtype)
+        for name, shape in input_shapes.items()
+    }
+    outputs = model.compute_output_spec(specs)
+    for name in indexed:
+        shape = tuple(outputs[name].shape)
+        if len(shape) < 2 or shape[-1] != batch:
+            dims = ", ".join("batch" if d == batch else str(d) for d in shape)
+            raise SpecErrors.single(
+                f"output '{name}' has target: index, so it scores each row against the batch's "
+                f"rows, but its shape is ({dims}), not (batch, batch)",
+                loaded.location("outputs", name, "target"),
+                hint="make it the similarity of every row with every other, e.g. matmul with a transpose",
+                sources=loaded.diagnostics.sources,
+            )
 
 
 def targets_of(loaded: LoadedSpec) -> dict[str, arr.Target]:
@@ -180,6 +207,7 @@ def synthetic_datasets(
                 sources=loaded.diagnostics.sources,
             )
     plans = arr.input_plans(loaded, seq_len)
+    check_index_outputs(loaded, model, {name: plan.shape for name, plan in plans.items()})
     shapes = output_shapes(model, {name: plan.shape for name, plan in plans.items()})
     targets = {name: (target, shapes[name]) for name, target in targets_of(loaded).items()}
     if kind == TEACHER and targets:  # with no target to make (`loss: value`, `target: index`) none is needed
@@ -300,6 +328,7 @@ def checked_arrays(
     inputs = list(loaded.spec.inputs)
     targets = targets_of(loaded)
     if not diagnostics.errors:
+        check_index_outputs(loaded, model, {name: arrays[name].shape[1:] for name in inputs})
         shapes = output_shapes(model, {name: arrays[name].shape[1:] for name in inputs})
         arr.check_targets(arrays, file, {n: (t, shapes[n]) for n, t in targets.items()}, diagnostics)
     else:
