@@ -46,11 +46,11 @@ def output_shapes(model: keras.Model, input_shapes: dict[str, tuple]) -> dict[st
 def check_index_outputs(loaded: LoadedSpec, model: keras.Model, input_shapes: dict[str, tuple]) -> None:
     """Raise `SpecErrors` at the `target: index` of an output whose last axis is not the
     batch's: its rows are scored against the classes 0..batch-1, so it must be (batch, batch).
-    Found symbolically, with a batch of 3, before any data is made."""
+    Found symbolically, before any data is made, with a batch of a size unlike a layer's width."""
     indexed = [n for n, o in loaded.spec.outputs.items() if o.target == INDEX_TARGET]
     if not indexed:
         return
-    batch = 3
+    batch = 101
     specs = {
         name: keras.KerasTensor((batch,) + tuple(shape), dtype=model.input[name].dtype)
         for name, shape in input_shapes.items()
