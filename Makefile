@@ -72,7 +72,7 @@ test: $(STAMP) graphviz chromium postgresql
 # take `make test` past 15 minutes. .ci/run runs both.
 test-torch: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,torch,test]'
-	$(BIN)/python -m pytest -n 2 --dist loadfile tests/test_backends.py tests/test_distributed.py -k torch
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests/test_backends.py tests/test_distributed.py tests/test_losses.py -k torch
 
 # The old name of test-torch.
 test-backends: test-torch

@@ -15,9 +15,10 @@ import networkx as nx
 
 from graphspec.errors import SpecErrors
 from graphspec.graph import build_order, output_nodes
+from graphspec.keras import losses
 from graphspec.spec import catalog, nodes, ops
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
-from graphspec.spec.model import REFERENCE, LayerSpec
+from graphspec.spec.model import INDEX_TARGET, REFERENCE, VALUE_LOSS, LayerSpec, OutputSpec
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -441,6 +442,23 @@ def _object(value: Any, module: Any) -> Any:
     return getattr(module, value.type)(**value.args)
 
 
+def output_loss(output: OutputSpec) -> Any:
+    """The Keras loss an output is compiled with: its own, or graphspec's for `loss: value` and
+    `target: index` (`graphspec.keras.losses`)."""
+    if output.loss == VALUE_LOSS:
+        return losses.ValueLoss()
+    loss = _object(output.loss, keras.losses)
+    return losses.IndexTargetLoss(loss) if output.target == INDEX_TARGET else loss
+
+
+def output_metrics(output: OutputSpec) -> list[Any]:
+    """The Keras metrics of an output; against the row indices for `target: index`."""
+    metrics = [_object(m, keras.metrics) for m in output.metrics]
+    if output.target == INDEX_TARGET:
+        return [losses.IndexTargetMetric(m) for m in metrics]
+    return metrics
+
+
 def _structured(structure: Any, values: dict[str, Any], missing: Any = None) -> Any:
     """Per-output `values` in the outputs' structure (`missing` where an output has none);
     None when no output has one."""
@@ -474,11 +492,9 @@ def compile_model(model: keras.Model, loaded: LoadedSpec, structured: bool = Tru
     """Compile with each output's loss, loss weight and metrics, as the spec says: given in the
     outputs' `structure:` when `structured`, else by output name."""
     spec = loaded.spec
-    losses = {n: _object(o.loss, keras.losses) for n, o in spec.outputs.items() if o.loss is not None}
+    losses = {n: output_loss(o) for n, o in spec.outputs.items() if o.loss is not None}
     weights = {n: o.weight for n, o in spec.outputs.items() if o.loss is not None}
-    metrics = {
-        n: [_object(m, keras.metrics) for m in o.metrics] for n, o in spec.outputs.items() if o.metrics
-    }
+    metrics = {n: output_metrics(o) for n, o in spec.outputs.items() if o.metrics}
     if structured and spec.structure is not None and spec.structure.outputs is not None:
         # Keras matches a dict of losses against the keys of dict outputs: with another
         # structure, each setting is given in the outputs' own structure.
