@@ -7,13 +7,25 @@ STAMP   = $(VENV)/.installed
 # `pip install -e '.[tensorflow]' 'tensorflow[and-cuda]'` instead (see the README).
 TF_EXTRA ?= tensorflow-cpu
 
-.PHONY: demo test test-torch test-backends lint bench catalog schema graphviz chromium postgresql clean demo-pythons check-upgrade
+.PHONY: demo hub test test-torch test-backends lint bench catalog schema graphviz chromium postgresql clean demo-pythons check-upgrade
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,test]'
+	$(HUB_INSTALL)
 	touch $(STAMP)
+
+# KerasHub's layers, for specs that use keras_hub.layers.NAME and for their tests. keras-hub's own
+# requirements bring tensorflow-text and with it the full tensorflow package, 3 minutes and 0.9 GB
+# more, installed over tensorflow-cpu's files (BENCHMARKS.md); its layers need neither, so it is
+# installed without them, with the two modules `import keras_hub` needs (36 s, 61 MB). pip then
+# reports keras-hub's missing requirements after later installs: expected, see the README.
+HUB_INSTALL = $(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),hub-layers]' && \
+	$(BIN)/pip install -q -c constraints.txt --no-deps keras-hub
+
+hub: $(STAMP)
+	$(HUB_INSTALL)
 
 # Graphviz's `dot` renders plots. Installed with apt-get where we are root on Debian; elsewhere
 # `graphspec plot` says how to install it, and .dot output needs none.
@@ -60,7 +72,7 @@ test: $(STAMP) graphviz chromium postgresql
 # take `make test` past 15 minutes. .ci/run runs both.
 test-torch: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,torch,test]'
-	$(BIN)/python -m pytest -n 2 --dist loadfile tests/test_backends.py tests/test_distributed.py -k torch
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests/test_backends.py tests/test_distributed.py tests/test_losses.py -k torch
 
 # The old name of test-torch.
 test-backends: test-torch
@@ -75,6 +87,7 @@ bench: $(STAMP) graphviz
 # Regenerate the Keras catalog and the JSON Schema after upgrading Keras or changing the format.
 catalog: $(STAMP)
 	$(BIN)/python -m graphspec.keras.catalog_gen
+	$(BIN)/python -m graphspec.keras.hub_catalog_gen
 
 schema: $(STAMP)
 	$(BIN)/graphspec schema > schemas/graphspec.schema.json

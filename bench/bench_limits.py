@@ -158,4 +158,91 @@ def run() -> list[Row]:
                 "python bench/run.py limits",
             )
         )
+        rows += budget_rows(folder, small)
+    return rows
+
+
+def doubling_spec(levels: int) -> str:
+    """Params whose strings double at each level: 1.6 KB that would make 2^(levels+1) characters."""
+    params = "".join(f'  s{i}: "${{s{i + 1}}}${{s{i + 1}}}"\n' for i in range(levels))
+    return (
+        f"graphspec: 1\nname: doubling\nparams:\n{params}  s{levels}: ab\ninputs: {{x: {{shape: [4]}}}}\n"
+        'layers: {y: {type: Dense, units: 2, in: x, dtype: "${s0}"}}\noutputs: {y: {loss: mse}}\n'
+    )
+
+
+def placeholders_spec(count: int) -> str:
+    """`count` unquoted `${w}` in flow mappings: what `graphspec fmt` quotes."""
+    lines = ["graphspec: 1", "name: f", "params: {w: 2}", "inputs: {x: {shape: [4]}}", "layers:"]
+    lines += [f"  l{i}: {{type: Dense, units: ${{w}}, in: x}}" for i in range(count)]
+    return "\n".join(lines) + "\n"
+
+
+def budget_rows(folder: Path, small: Timing) -> list[Row]:
+    """The command budget (graphspec/budget.py): refusals cost about a small validate, and fmt
+    is linear in its placeholders."""
+    rows = []
+    doubling = folder / "doubling.yaml"
+    doubling.write_text(doubling_spec(40))
+    refused = _refused(GRAPHSPEC + ["validate", str(doubling)])
+    rows.append(
+        Row(
+            "validate params doubling 40 levels (2^41 characters): refused by the text budget",
+            str(refused),
+            f"validate {Path(SMALL).name}: {small}",
+            refused.median / small.median,
+            "<= 1.5x validating a small spec",
+            refused.median <= 1.5 * small.median,
+            "python bench/run.py limits",
+        )
+    )
+    line = "# " + "x" * 98 + "\n"
+    names = []
+    for i in range(12):
+        (folder / f"lib{i}.yaml").write_text(
+            line * 49_000 + f"blocks:\n  b{i}: {{in: x, out: y, layers: {{y: {{type: ReLU, in: x}}}}}}\n"
+        )
+        names.append(f"lib{i}.yaml")
+    top = folder / "includes.yaml"
+    top.write_text(
+        f"graphspec: 1\nname: inc\ninclude: [{', '.join(names)}]\ninputs: {{x: {{shape: [4]}}}}\n"
+        "layers: {y: {type: Dense, units: 2, in: x}}\noutputs: {y: {loss: mse}}\n"
+    )
+    refused = _refused(GRAPHSPEC + ["validate", str(top)])
+    rows.append(
+        Row(
+            "validate 12 includes of 4.9 MB each: refused by the bytes budget (20 MB)",
+            str(refused),
+            f"validate {Path(SMALL).name}: {small}",
+            refused.median / small.median,
+            "<= 3x validating a small spec",
+            refused.median <= 3 * small.median,
+            "python bench/run.py limits",
+        )
+    )
+    timings = {}
+    for count in (11_000, 110_000):
+        source = placeholders_spec(count)
+        target = folder / f"fmt_{count}.yaml"
+
+        def quote(target: Path = target, source: str = source) -> None:
+            target.write_text(source)
+            subprocess.run(
+                GRAPHSPEC + ["fmt", str(target)], cwd=ROOT, env=ENV, check=True, capture_output=True
+            )
+
+        timings[count] = time_call(quote, repeats=3)
+    growth = timings[110_000].median / timings[11_000].median
+    rows.append(
+        Row(
+            "fmt 110,000 unquoted placeholders (whole process)",
+            str(timings[110_000]),
+            f"11,000: {timings[11_000]}",
+            growth,
+            "<= 12x 11,000 (linear; was n^1.7, 73 s)",
+            growth <= 12,
+            "python bench/run.py limits",
+            note=f"110,000 / 11,000 placeholders: {growth:.1f}x",
+        )
+    )
     return rows

@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from graphspec import atomic
-from graphspec.errors import SpecErrors
+from graphspec import atomic, budget
+from graphspec.errors import Location, SpecErrors
 from graphspec.policy import SPEC_SUFFIXES, is_within, resolved
 from graphspec.spec.files import Files
 from graphspec.spec.source import MAX_BYTES
@@ -131,8 +131,13 @@ class ArchiveFiles(Files):
         member = self._member(path)
         if member not in self.files:
             raise FileNotFoundError(f"{self.archive} has no file {member or path}")
+        data = self.files[member]
+        # Charged as a file on disk is: a model file's specs count against the same budget.
+        budget.current().charge(
+            "bytes", len(data), Location(self.name(path, member), 1, 1), f"this file's {len(data):,} bytes"
+        )
         # As `Files.read` does: universal newlines, so that positions count "\r\n" as one.
-        return self.files[member].decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
 
     def name(self, path: Path, shown: str) -> str:
         member = self._member(path)

@@ -100,6 +100,19 @@ def target_for(loss: str | TypedObject | None) -> Target | None:
     return Target(_LOSS_FAMILY.get(_snake(name), OTHER), bool(args.get("from_logits", False)), name)
 
 
+def targetless_outputs(loaded: LoadedSpec) -> list[str]:
+    """The outputs with a loss that reads no target array: `loss: value` and `target: index`.
+    No file needs an array for them and synthetic data makes none; Keras, which hands every
+    loss a `y_true`, is fed `dummy_target` for them."""
+    return [n for n, o in loaded.spec.outputs.items() if o.loss is not None and not o.takes_data]
+
+
+def dummy_target(count: int) -> np.ndarray:
+    """What Keras is fed as `y_true` of `count` samples for a targetless output: zeros, one per
+    sample, which graphspec's losses for these outputs ignore (`graphspec.keras.losses`)."""
+    return np.zeros((count,), dtype=np.float32)
+
+
 def dtype_kind(dtype: str) -> str:
     """'int', 'float', 'bool' or 'string': what kind of values a Keras dtype holds."""
     if dtype == "bool":
@@ -362,7 +375,7 @@ def load_arrays(path: Path, loaded: LoadedSpec | None = None) -> dict[str, np.nd
     if loaded is not None:
         diagnostics = Diagnostics()
         check_inputs(headers, str(path), loaded, diagnostics)
-        targets = {n: target_for(o.loss) for n, o in loaded.spec.outputs.items() if o.loss is not None}
+        targets = {n: target_for(o.loss) for n, o in loaded.spec.outputs.items() if o.takes_data}
         for name in targets:
             _check_target_dtype(headers, str(path), name, diagnostics)
         read = list(loaded.spec.inputs) + list(targets)

@@ -80,6 +80,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -93,8 +94,29 @@ def _main(
             "Only the command line can grant this, never a spec.",
         ),
     ] = None,
+    limits: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--limit",
+            metavar="NAME=N",
+            help="Raise (or lower) one of the command's budgets, checked before the work they "
+            "bound: bytes (spec text read, default 20000000), values (values read from specs, "
+            "2000000), nodes (a spec expands to, 100000), text (characters of strings made by "
+            "params, 10000000), elements (of one "
+            "input or op output per sample, 10000000), grid (points of a grid search, "
+            "1000000), width (of a field in a path format, 100). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Compile declarative YAML layer graphs into Keras 3 functional models."""
+    from graphspec import budget
+
+    try:
+        budget.activate(budget.Budget(budget.parse_limits(limits or [])))
+    except SpecErrors as exc:
+        raise _fail(exc, debug=False) from None
+    # One budget per command: a command run in the same process later starts afresh.
+    ctx.call_on_close(lambda: budget.activate(None))
     if allow_custom:
         _quiet_tensorflow()
         from graphspec.keras.custom import allow_custom as allow
@@ -130,8 +152,9 @@ def _failure(exc: Exception, what: str, debug: bool) -> Exception:
 
 
 def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter is not ours to show; Keras's own output is kept.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ start-up chatter is not ours to show; Keras's own output is kept. The
+    # level graphspec.keras sets as well (not imported here: that would import TensorFlow).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 @app.command()
@@ -193,6 +216,10 @@ def build(
             "others as built, and print what was copied, shape-mismatched, new and unused.",
         ),
     ] = False,
+    totals: Annotated[
+        bool,
+        typer.Option("--totals", help="Print only the Total, Trainable and Non-trainable params lines."),
+    ] = False,
     root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -223,7 +250,12 @@ def build(
                 typer.echo(f"loaded weights of {len(report.copied)} layers from {printable(str(weights))}")
     except SpecErrors as exc:
         raise _fail(exc, debug) from None
-    model.summary(expand_nested=expand_nested)
+    if totals:
+        from graphspec.keras.counts import totals as totals_lines
+
+        typer.echo(totals_lines(model))
+    else:
+        model.summary(expand_nested=expand_nested)
     if partial and report is not None:
         typer.echo(printable(report.table()))  # after the summary, where it is read
     if output is not None:
@@ -254,13 +286,17 @@ def fmt(
     """Quote each `${...}` written unquoted inside {...} or [...], which only graphspec reads, so
     that every YAML tool reads the file. Comments and layout are kept; files are replaced whole."""
     from graphspec import atomic
+    from graphspec.spec.files import read_regular
     from graphspec.spec.source import requote, unquoted_placeholders
 
     would_change = False
     for path in files:
         name = printable(str(path), newlines=False)
         try:
-            text = path.read_bytes().decode("utf-8")  # bytes: line endings stay as they are
+            # Bytes: line endings stay as they are. A regular file of at most 5 MB, as validate reads.
+            text = read_regular(path, str(path)).decode("utf-8")
+        except SpecErrors as exc:
+            raise _fail(exc, False) from None
         except (OSError, UnicodeDecodeError) as exc:
             typer.echo(f"{name}: cannot read: {printable(str(exc))}", err=True)
             raise typer.Exit(EXIT_FAILED) from None

@@ -143,7 +143,7 @@ ARCHITECTURE_SECTIONS = (
     "model_changed",
 )
 _SECTIONS = (*ARCHITECTURE_SECTIONS, "training_changed", "search_changed")
-_LOSS_FIELDS = ("loss", "weight", "metrics")
+_LOSS_FIELDS = ("loss", "target", "weight", "metrics")
 
 
 def diff(
@@ -312,17 +312,25 @@ def _compare_outputs(
             continue
         before, after = _raw_output(old, name), _raw_output(new, name)
         changes = [
-            Change(key, before.get(key), after.get(key))
-            for key in old_form[name]
-            if canonical_json(old_form[name][key]) != canonical_json(new_form[name].get(key))
+            Change(key, before.get(key), after.get(key), _status(key, old_form[name], new_form[name]))
+            for key in [*old_form[name], *(k for k in new_form[name] if k not in old_form[name])]
+            if canonical_json(old_form[name].get(key)) != canonical_json(new_form[name].get(key))
         ]
         if changes:
             changed.append(Changed(name, changes))
 
 
+def _status(key: str, old: dict, new: dict) -> str:
+    """Whether `key` of an output's canonical form was added, removed or changed (`target:`
+    is absent from an output that sets none)."""
+    return ADDED if key not in old else REMOVED if key not in new else CHANGED
+
+
 def _raw_output(loaded: LoadedSpec, name: str) -> dict[str, Any]:
     data = loaded.spec.outputs[name].model_dump(mode="json", by_alias=True)
     data.pop("doc", None)
+    if data.get("target") is None:
+        data.pop("target", None)
     return data
 
 
@@ -519,7 +527,8 @@ def git_external_diff(args: list[str]) -> str:
     """
     from pathlib import Path
 
-    from graphspec.errors import SpecErrors
+    from graphspec.errors import SpecErrors, printable
+    from graphspec.spec.files import read_regular
     from graphspec.spec.load import load_text
 
     if len(args) == 1:
@@ -534,8 +543,11 @@ def git_external_diff(args: list[str]) -> str:
     if new_file == "/dev/null":
         return header + f"deleted spec {shown}\n"
     try:
-        old = load_text(Path(old_file).read_text(encoding="utf-8"), f"a/{path}", base=Path(path))
-        new = load_text(Path(new_file).read_text(encoding="utf-8"), f"b/{path}", base=Path(path))
+        # Bounded as any spec file: regular, at most 5 MB, charged to the command's budget.
+        old_text = read_regular(Path(old_file), f"a/{path}").decode("utf-8")
+        new_text = read_regular(Path(new_file), f"b/{path}").decode("utf-8")
+        old = load_text(old_text, f"a/{path}", base=Path(path))
+        new = load_text(new_text, f"b/{path}", base=Path(path))
     except (SpecErrors, OSError, UnicodeDecodeError) as exc:
         text = exc.diagnostics.render() if isinstance(exc, SpecErrors) else printable(str(exc))
         return header + f"cannot compare: {text}\n"

@@ -294,5 +294,7 @@ def _output(name: str, output: OutputSpec, names: dict[str, str], identity: bool
     and metrics."""
     data = output.model_dump(mode="json", by_alias=True)
     data.pop("doc", None)
+    if data.get("target") is None:  # absent before `target:` existed: earlier hashes stand
+        data.pop("target", None)
     data["from"] = _rename(output.source if output.source is not None and not identity else name, names)
     return data

@@ -293,6 +293,8 @@ class _Drawer:
                 if output.loss is not None:
                     lines.append(f"loss: {_object_text(output.loss)}")
                     lines.append(f"weight: {output.weight:g}")
+                if output.target is not None:
+                    lines.append(f"target: {output.target}")
                 if output.metrics:
                     lines.append("metrics: " + ", ".join(_object_text(m) for m in output.metrics))
                 self.node(base, output_id, lines, "output")

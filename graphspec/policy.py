@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -78,6 +79,29 @@ CAPABILITIES: dict[tuple[str, str, str], str] = {
     ("layers", "TextVectorization", "vocabulary"): READ,
     ("layers", "TorchModuleWrapper", "module"): CODE,
     ("metrics", "AUC", "label_weights"): DATA,
+    # keras.ops functions whose argument is a Python callable: `{op: jvp, fun: print}` would
+    # hand Keras whatever the name resolves to.
+    ("ops", "jvp", "fun"): CODE,
+    ("ops", "cond", "true_fn"): CODE,
+    ("ops", "cond", "false_fn"): CODE,
+    ("ops", "vectorized_map", "function"): CODE,
+    ("ops", "average", "weights"): DATA,
+    ("ops", "bincount", "weights"): DATA,
+    ("ops", "ctc_decode", "top_paths"): DATA,
+    ("ops", "geomspace", "endpoint"): DATA,
+    ("ops", "linspace", "endpoint"): DATA,
+    ("ops", "logspace", "endpoint"): DATA,
+    # KerasHub's layers (graphspec/spec/catalog_hub.json, the optional extra graphspec[hub]).
+    ("layers", "keras_hub.layers.MaskedLMHead", "vocabulary_size"): DATA,
+    ("layers", "keras_hub.layers.MaskedLMMaskGenerator", "vocabulary_size"): DATA,
+    ("layers", "keras_hub.layers.RandomDeletion", "skip_fn"): CODE,
+    ("layers", "keras_hub.layers.RandomDeletion", "skip_py_fn"): CODE,
+    ("layers", "keras_hub.layers.RandomSwap", "skip_fn"): CODE,
+    ("layers", "keras_hub.layers.RandomSwap", "skip_py_fn"): CODE,
+    ("layers", "keras_hub.layers.ReversibleEmbedding", "tie_weights"): DATA,
+    ("layers", "keras_hub.layers.SAM3TextEncoder", "vocabulary_size"): DATA,
+    ("layers", "keras_hub.layers.TokenAndPositionEmbedding", "tie_weights"): DATA,
+    ("layers", "keras_hub.layers.TokenAndPositionEmbedding", "vocabulary_size"): DATA,
     # 'imagenet' (the default) downloads; a path is read.
     ("applications", "*", "weights"): NETWORK,
 }
@@ -89,7 +113,7 @@ SAFE_DEFAULTS: dict[tuple[str, str, str], Any] = {("applications", "*", "weights
 # Names of arguments that may be paths, addresses or code, whatever class they belong to.
 RESOURCE_LIKE = re.compile(
     r"path|dir|file|url|uri|root|host|address|endpoint|vocab|weights|metadata|module|function"
-    r"|_fn$|^fn$|load|save|export|checkpoint|backup|cache|storage|asset|download",
+    r"|_fn$|^fn$|^fun$|^func$|callable|load|save|export|checkpoint|backup|cache|storage|asset|download",
     re.IGNORECASE,
 )
 
@@ -153,6 +177,8 @@ def class_refusal(entry: dict) -> Refusal | None:
     refused = entry.get("refused")
     if refused is None:
         return None
+    if "message" in refused:  # a class refused for what it is, not for an argument
+        return Refusal(refused["message"])
     return refusal(refused["capability"], f"its argument '{refused['argument']}'")
 
 
@@ -230,6 +256,20 @@ class Policy:
         return None
 
 
+def op_refusal(name: str, entry: dict) -> tuple[str, Refusal] | None:
+    """Why the `keras.ops` function `name` (its catalog entry `entry`) cannot be a spec's node,
+    with the argument that makes it so, or None. An op is refused whole when any of its
+    arguments is classified as reading, reaching or running something (`jvp`'s `fun` is code):
+    unlike a layer's, an op's arguments have no safe default to fall back on."""
+    kinds = dict(entry.get("capabilities", {}))
+    for argument in entry.get("args", ()):
+        kinds.setdefault(argument, capability("ops", name, argument))
+    for argument, kind in kinds.items():
+        if kind in (READ, NETWORK, CODE):
+            return argument, refusal(kind, f"its argument '{argument}'")
+    return None
+
+
 def written_path_refusal(value: Any, folder: str = "the run directory") -> Refusal | None:
     """Why a path a spec gives for a file or folder to write is refused; None if it may be written.
 
@@ -249,6 +289,51 @@ def written_path_refusal(value: Any, folder: str = "the run directory") -> Refus
         return Refusal(f"'{value}' leads out of {folder}; a spec writes only inside it", example)
     if normal == ".":
         return Refusal(f"'{value}' is {folder} itself; name a file or folder inside it", example)
+    return format_refusal(value)
+
+
+# A field in a path Keras formats (ModelCheckpoint's `filepath`): a name, `{epoch}` or a logged
+# metric, and at most a zero-padded width and a precision: `{epoch:02d}`, `{val_loss:.4f}`.
+_FIELD_NAME = re.compile(r"[A-Za-z_]\w*")
+_FIELD_SPEC = re.compile(r"(0?)(\d*)(?:\.(\d+))?([defg%]?)")
+_FIELD_EXAMPLE = "write fields as {epoch}, {epoch:02d} or {val_loss:.4f}"
+
+
+def format_refusal(value: str) -> Refusal | None:
+    """Why the format fields of a path to write are refused, or None.
+
+    Keras formats ModelCheckpoint's path with the epoch and the logged metrics, so a field may
+    only name one of them with a plain width and precision, each within the command's `width`
+    budget: `{epoch.__class__.__mro__}` would name a file after Python objects, and
+    `{epoch:>1000000000}` would make a string of a gigabyte. Parsed, never formatted here.
+    """
+    if "{" not in value and "}" not in value:
+        return None
+    from graphspec import budget
+
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(value)]
+    except ValueError as exc:
+        return Refusal(f"'{value}' is not a valid path format: {exc}", _FIELD_EXAMPLE)
+    limit = budget.current().limits["width"]
+    for name, spec, conversion in fields:
+        if name is None:
+            continue
+        field = "{" + name + ("!" + conversion if conversion else "") + (":" + spec if spec else "") + "}"
+        shape = _FIELD_SPEC.fullmatch(spec or "")
+        if not _FIELD_NAME.fullmatch(name) or conversion or shape is None:
+            return Refusal(
+                f"'{value}': the field {field} is not one a path may hold: a field names the epoch "
+                "or a metric, with at most a width and a precision",
+                _FIELD_EXAMPLE,
+            )
+        widest = max(int(shape.group(2) or 0), int(shape.group(3) or 0))
+        if widest > limit:
+            return Refusal(
+                f"'{value}': the field {field} is {widest:,} characters wide, over the limit of "
+                f"{limit:,} {budget.LIMITS['width'].counts}",
+                budget.option_hint("width"),
+            )
     return None
 
 

@@ -16,8 +16,10 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from graphspec.errors import SpecErrors
+from graphspec import budget
+from graphspec.errors import Location, SpecErrors
 from graphspec.spec.files import Files
+from graphspec.spec.source import MAX_BYTES
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -47,9 +49,10 @@ def load_spec(
         return load_embedded(Path(name), overrides)
     if not is_revision(name):
         return load(Path(name), overrides, root=root)
-    text, base, root = read_revision(name)
-    files = RevisionFiles(name.partition(":")[0], root)
-    return load_text(text, name, overrides, base=base, files=files, root=root)
+    with budget.ensure():  # the blob and what it includes share one budget
+        text, base, root = read_revision(name)
+        files = RevisionFiles(name.partition(":")[0], root)
+        return load_text(text, name, overrides, base=base, files=files, root=root)
 
 
 class RevisionFiles(Files):
@@ -81,10 +84,9 @@ class RevisionFiles(Files):
 
     def read(self, path: Path) -> str:
         name = self._object(path)
-        result = self._git("show", name) if name else None
-        if result is None or result.returncode != 0:
+        if not name or not self.is_file(path):
             raise FileNotFoundError(f"{name or path} is not in git")
-        return result.stdout.decode("utf-8")
+        return read_blob(name, ["-C", str(self.root)]).decode("utf-8")
 
     def name(self, path: Path, shown: str) -> str:
         return self._object(path) or shown
@@ -115,7 +117,7 @@ def read_revision(name: str) -> tuple[str, Path, Path]:
             f"'{name}' is neither a file nor REV:PATH",
             hint="name a spec file, or a git revision and a path: HEAD~1:specs/a.yaml",
         )
-    shown = _git(["show", name], name)
+    shown = read_blob(name, [])
     try:
         text = shown.decode("utf-8")
     except UnicodeDecodeError:
@@ -123,6 +125,36 @@ def read_revision(name: str) -> tuple[str, Path, Path]:
     root = Path(_git(["rev-parse", "--show-toplevel"], name).decode().strip())
     base = Path.cwd() / path if path.startswith(("./", "../")) else root / path
     return text, base, root
+
+
+def read_blob(name: str, where: list[str]) -> bytes:
+    """The bytes of the git blob `REV:PATH`, its size asked of git (`cat-file -s`) and charged
+    to the command's `bytes` budget before any of it is read, and read bounded: a 1 GiB blob
+    is refused from its size, and one that turns out longer than git said is cut off unread.
+    `where` are git's options that come before the command (`-C ROOT`)."""
+    kind = _git([*where, "cat-file", "-t", name], name).decode("ascii", "replace").strip()
+    if kind != "blob":
+        raise SpecErrors.single(f"cannot read '{name}' from git: it is a {kind}, not a file")
+    size = int(_git([*where, "cat-file", "-s", name], name).strip() or 0)
+    at = Location(name, 1, 1)
+    if size > MAX_BYTES:
+        raise SpecErrors.single(f"file is {size:,} bytes; a spec may have at most {MAX_BYTES:,}", at)
+    budget.current().charge("bytes", size, at, f"this file's {size:,} bytes")
+    try:
+        process = subprocess.Popen(
+            ["git", *where, "cat-file", "blob", name], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+    except OSError:
+        raise SpecErrors.single(f"cannot read '{name}': git is not installed") from None
+    try:
+        data = process.stdout.read(size + 1)
+    finally:
+        process.kill()
+        process.stdout.close()
+        process.wait()
+    if len(data) != size:
+        raise SpecErrors.single(f"cannot read '{name}' from git: got {len(data):,} bytes of {size:,}", at)
+    return data
 
 
 def _git(args: list[str], name: str) -> bytes:

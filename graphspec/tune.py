@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphspec import atomic, flock
+from graphspec import budget as command_budget
 from graphspec import run_dir as rd
 from graphspec.errors import Diagnostic, SpecErrors, printable
 from graphspec.fingerprint import fingerprint
@@ -612,7 +613,8 @@ class _Objective:
         overrides = self.overrides + [f"{path}={json.dumps(value)}" for path, value in values.items()]
         trial.set_user_attr("worker", WORKER)
         trial.set_user_attr("overrides", overrides)
-        loaded = load_text(self.text, str(self.spec_path), overrides, base=self.spec_path, root=self.root)
+        with command_budget.fresh():  # each trial's load is charged as a command of its own
+            loaded = load_text(self.text, str(self.spec_path), overrides, base=self.spec_path, root=self.root)
         keras_search.fresh_session()
         reporter = keras_search.TrialReporter(trial, self.search.metric)
         out = self.directory / TRIALS_DIR / f"{trial.number:04d}"

@@ -322,6 +322,7 @@ class _Collector:
                     "weight": output.weight,
                     "metrics": [m if isinstance(m, str) else m.model_dump() for m in output.metrics],
                     "from": output.source,
+                    **({"target": output.target} if output.target is not None else {}),
                 },
                 where=("outputs", name),
                 doc=output.doc,

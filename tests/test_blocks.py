@@ -280,7 +280,7 @@ def test_a_huge_expansion_is_refused_before_it_is_made(write_spec):
         (
             "19:3",
             "layer 'deep' expands to about 240,000 nodes; a spec may have at most 100,000",
-            "check the repeat counts",
+            "check the repeat counts; raise the limit with: graphspec --limit nodes=N COMMAND ...",
         )
     ]
 

@@ -419,3 +419,83 @@ def test_call_training_that_is_not_true_or_false_is_refused():
     (diagnostic,) = info.value.diagnostics.errors
     assert str(diagnostic.location) == "<string>:7:60"
     assert diagnostic.message == "layer 'drop' has call argument 'training' 'sometimes'; it is true or false"
+
+
+def test_building_prints_no_tensorflow_log_lines():
+    """From a program (graphspec.keras sets the level before TensorFlow loads) and from the CLI."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+    program = "import graphspec; graphspec.load('specs/book_mlp.yaml').build()"
+    tf_log = re.compile(
+        r"^[IWEF]\d{4} |absl::InitializeLog|cpu_feature_guard|oneDNN|rebuild TensorFlow", re.M
+    )
+    for command in (
+        [sys.executable, "-c", program],
+        [sys.executable, "-m", "graphspec", "build", "specs/book_mlp.yaml"],
+    ):
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert not tf_log.search(result.stderr), result.stderr
+
+
+def test_a_keras_error_reaches_the_spec_without_ansi_escapes_or_unfilled_arguments():
+    from graphspec.keras.build import _keras_message
+
+    text = """
+graphspec: 1
+name: reshape
+inputs: {x: {shape: [8]}}
+layers:
+  r: {type: Reshape, target_shape: [7], in: x}
+outputs:
+  r: {loss: mse}
+"""
+    with pytest.raises(SpecErrors) as info:
+        graphspec.load(text).build()
+    first = info.value.diagnostics.render().splitlines()[0]
+    assert first == (
+        "<string>:6:3: error: layer 'r' (Reshape): The total size of the tensor must be unchanged. "
+        "Received: input_shape=(8,), target_shape=(7,) Arguments received by Reshape.call(): "
+        "• args=('<KerasTensor shape=(None, 8), dtype=float32, sparse=False, ragged=False, name=x>',)"
+    )
+    assert "\x1b" not in first and "[1m" not in first
+    # As Keras words a call whose **kwargs were not filled.
+    raised = ValueError(
+        "Exception encountered when calling Foo.call().\n\n\x1b[1mbad shape\x1b[0m\n\n"
+        "Arguments received by Foo.call():\n  • inputs=tf.Tensor(shape=(1, 8))\n"
+        "  • kwargs=<class 'inspect._empty'>"
+    )
+    assert _keras_message(raised) == (
+        "bad shape Arguments received by Foo.call(): • inputs=tf.Tensor(shape=(1, 8))"
+    )
+
+
+def test_an_output_named_after_a_block_use_is_an_identity_layer_and_one_named_after_its_layer_is_not():
+    text = """
+graphspec: 1
+name: blk
+inputs: {x: {shape: [4]}}
+blocks:
+  mlp:
+    in: a
+    layers:
+      h: {type: Dense, units: 3, in: a}
+      o: {type: Dense, units: 2, in: h}
+    out: o
+layers:
+  head: {block: mlp, in: x}
+outputs:
+  head: {loss: mse}
+"""
+    named_after_use = graphspec.load(text).build(compile=False)
+    assert [(layer.name, type(layer).__name__) for layer in named_after_use.layers][-2:] == [
+        ("head.o", "Dense"),
+        ("head", "Identity"),
+    ]
+    named_after_layer = graphspec.load(text.replace("  head: {loss", "  head.o: {loss")).build(compile=False)
+    assert [type(layer).__name__ for layer in named_after_layer.layers] == ["InputLayer", "Dense", "Dense"]
+    assert named_after_use.count_params() == named_after_layer.count_params() == 4 * 3 + 3 + 3 * 2 + 2

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
+import h5py
 import keras
 from typer.testing import CliRunner
 
@@ -64,14 +67,36 @@ def test_build_prints_the_keras_summary_with_overrides(write_spec):
     assert "h (Dense)" in result.stdout
 
 
+def test_build_totals_prints_the_three_totals_keras_counts(write_spec):
+    normed = "  n: {type: BatchNormalization, in: h}\n  y: {type: Dense"
+    spec = write_spec(TINY.replace("  y: {type: Dense", normed))
+    spec.write_text(spec.read_text().replace("units: 1, in: h}", "units: 1, in: n}"))
+    result = runner.invoke(app, ["build", str(spec), "--totals"])
+    assert result.exit_code == 0, result.output
+    model = graphspec.load(spec).build()
+    frozen = 2 * 3  # BatchNormalization's moving mean and variance
+    assert model.count_params() == 4 * 3 + 3 + 4 * 3 + 3 + 1
+    assert result.stdout == (
+        f"Total params: {model.count_params()}\n"
+        f"Trainable params: {model.count_params() - frozen}\n"
+        f"Non-trainable params: {frozen}\n"
+    )
+
+
 def test_build_saves_a_model_that_keras_loads(write_spec, tmp_path):
     out = tmp_path / "tiny.keras"
     result = runner.invoke(app, ["build", str(write_spec(TINY)), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # nothing to skip: the optimizer was saved built
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         model = keras.models.load_model(out)
+    # Never trained: saved without optimizer state, which Keras says it had none to load.
+    skipped = "Skipping variable loading for optimizer"
+    assert [str(w.message).split(" 'rm_sprop")[0] for w in caught] == [skipped]
     assert model.count_params() == 4 * 3 + 3 + 3 + 1
+    assert model.optimizer.built and model.get_compile_config()["loss"] == {"y": "mse"}
+    with zipfile.ZipFile(out) as saved, h5py.File(io.BytesIO(saved.read("model.weights.h5"))) as weights:
+        assert list(weights) == ["layers", "vars"] and "optimizer" not in weights
     assert sorted(p.name for p in out.parent.iterdir()) == ["spec.yaml", "tiny.keras"]
 
 

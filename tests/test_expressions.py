@@ -19,7 +19,7 @@ import graphspec
 from graphspec.cli import app
 from graphspec.errors import Diagnostics
 from graphspec.spec import params as params_module
-from graphspec.spec.expr import make_divisible
+from graphspec.spec.expr import make_divisible, make_divisible_up
 from graphspec.spec.source import Positions
 
 HEAD = """\
@@ -105,6 +105,19 @@ def test_make_divisible_takes_named_arguments_in_an_expression():
         '  y: {type: Dense, units: "${make_divisible(width * depth, divisor=16, min_value=8)}", in: x}\n'
     )
     assert layer_args(text)["units"] == 96
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"), [((512 * 0.3,), 160), ((1024 * 0.25, 8), 256), ((3, 8, 16), 16), ((33, 16), 48)]
+)
+def test_make_divisible_up_rounds_up_as_yolo_does(args, expected):
+    assert make_divisible_up(*args) == expected
+
+
+def test_make_divisible_up_in_an_expression_rounds_up_where_make_divisible_rounds_to_nearest():
+    up = spec('  y: {type: Dense, units: "${make_divisible_up(512 * 0.3, divisor=8)}", in: x}\n')
+    nearest = spec('  y: {type: Dense, units: "${make_divisible(512 * 0.3, divisor=8)}", in: x}\n')
+    assert (layer_args(up)["units"], layer_args(nearest)["units"]) == (160, 152)
 
 
 def test_an_expression_inside_a_longer_string_is_formatted():

@@ -92,3 +92,17 @@ def test_a_bad_value_from_an_override_points_at_the_override():
         "  layers.h.in=42\n"
         "              ^~"
     )
+
+
+def test_two_overrides_in_one_set_are_an_error_saying_to_repeat_set():
+    assert _render(["act=tanh", "width=3 act=relu"]) == (
+        "--set:2:9: error: override 'width=3 act=relu' holds a second override, 'act=...', after a space\n"
+        "  width=3 act=relu\n"
+        "          ^~~~\n"
+        "  hint: repeat --set for each value: --set width=3 --set act=relu"
+    )
+
+
+def test_a_quoted_value_with_an_equals_sign_after_a_space_is_a_plain_string():
+    spec = graphspec.load(SPEC, overrides=["act='a b=c'"]).spec
+    assert spec.layers["h"].args["activation"] == "a b=c"

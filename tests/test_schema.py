@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -33,3 +34,15 @@ def test_schema_requires_the_top_level_keys():
     schema = json.loads(SCHEMA.read_text())
     assert set(schema["required"]) >= {"graphspec", "name", "inputs", "outputs"}
     assert schema["additionalProperties"] is False
+
+
+def test_schema_and_docs_list_the_op_names_of_the_catalog():
+    from graphspec.spec.schema import op_names
+
+    schema = json.loads(SCHEMA.read_text())
+    op = schema["$defs"]["LayerSpec"]["properties"]["op"]
+    assert op["anyOf"][0]["enum"] == op_names() and "einsum" in op_names()
+    docs = Path("docs/format.md").read_text()
+    listed = docs.split("<!-- op names: generated from graphspec/spec/catalog.json -->")[1]
+    listed = listed.split("<!-- end of op names -->")[0]
+    assert re.findall(r"`([a-z_0-9]+)`", listed) == op_names(), "docs/format.md's op names are stale"

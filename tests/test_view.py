@@ -376,3 +376,20 @@ def test_a_changed_block_starts_unfolded_and_an_unchanged_one_folded(write_spec)
     groups = {g["id"]: g for g in diff_page_data(old, new, diff(old, new))["groups"]}
     assert groups["second"].get("open") and groups["second"]["change"] == "changed"
     assert not groups["first"].get("open") and "change" not in groups["first"]
+
+
+def test_an_op_node_is_labelled_with_its_op_as_plot_labels_it():
+    loaded = graphspec.load(
+        """
+graphspec: 1
+name: ops
+inputs: {x: {shape: [8]}}
+layers:
+  h: {type: Dense, units: 4, in: x}
+  y: {op: add, in: [h, h]}
+outputs:
+  y: {}
+"""
+    )
+    nodes = {n["id"]: n for n in page_data(loaded)["nodes"]}
+    assert nodes["y"]["type"] == "op add" and nodes["h"]["type"] == "Dense"

@@ -7,6 +7,11 @@ import sys
 # Conv2D on inputs of 48x48 and more, the projection shortcut of every ResNet. Without them
 # training is as fast on the book's models. Set before TensorFlow loads; an explicit setting wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# TensorFlow's C++ start-up chatter (CPU instruction sets, CUDA factories registered twice) is not
+# ours to show, for the CLI or a program calling graphspec: read once, when TensorFlow loads. Its
+# real errors reach Python as exceptions; TF_CPP_MIN_LOG_LEVEL=0 brings the chatter back.
+QUIET_TENSORFLOW = "3"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TENSORFLOW)
 
 
 def _warn_if_the_catalog_is_stale() -> None:

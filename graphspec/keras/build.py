@@ -15,9 +15,10 @@ import networkx as nx
 
 from graphspec.errors import SpecErrors
 from graphspec.graph import build_order, output_nodes
+from graphspec.keras import losses
 from graphspec.spec import catalog, nodes, ops
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
-from graphspec.spec.model import REFERENCE, LayerSpec
+from graphspec.spec.model import INDEX_TARGET, REFERENCE, VALUE_LOSS, LayerSpec, OutputSpec
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -79,8 +80,16 @@ def _check_budget(model: keras.Model, loaded: LoadedSpec, max_params: int) -> No
     )
 
 
+# Keras wraps a layer's error in bold (ANSI escapes, raw bytes in a log or a file) and lists
+# each argument of the call, an unfilled **kwargs as `kwargs=<class 'inspect._empty'>`.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_EMPTY_ARGUMENT = re.compile(r"\s*•\s*\w+=<class 'inspect\._empty'>")
+
+
 def _keras_message(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """Keras's message on one line, without its ANSI escapes and unfilled arguments."""
+    text = _EMPTY_ARGUMENT.sub("", _ANSI.sub("", str(exc)))
+    text = " ".join(text.split())
     text = re.sub(r"^Exception encountered when calling \S+\. ", "", text)
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
@@ -133,7 +142,8 @@ def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.
     if name is not None:
         kwargs["name"] = name
     if "module" in entry and "class" in entry:
-        # A layer keras.applications defines for its models: the class the catalog records.
+        # A layer keras.applications defines for its models, or a KerasHub layer: the class the
+        # catalog records (never a name from the spec's text).
         import importlib
 
         return getattr(importlib.import_module(entry["module"]), entry["class"])(**kwargs)
@@ -143,6 +153,13 @@ def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.
     if type_name in catalog.custom_layers() and not hasattr(keras.layers, type_name):
         return catalog.custom_layers()[type_name][1](**kwargs)
     return getattr(keras.layers, type_name)(**kwargs)
+
+
+def hub_installed() -> bool:
+    """Whether keras_hub can be imported (the optional extra graphspec[hub]), without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("keras_hub") is not None
 
 
 def make_operation(op_name: str, values: dict[str, Any], name: str) -> Any:
@@ -248,6 +265,14 @@ class _Builder:
                     name, f"layer '{name}' ({nodes.label(node)}): {_keras_message(exc)}"
                 ) from None
         else:
+            if catalog.is_hub(node.type) and not hub_installed():
+                raise SpecErrors.single(
+                    f"layer '{name}' is KerasHub's {node.type.removeprefix(catalog.HUB_PREFIX)}, "
+                    "and keras_hub is not installed",
+                    self.loaded.location("layers", name, "type"),
+                    hint=f"install it: {catalog.HUB_INSTALL}",
+                    sources=self.loaded.diagnostics.sources,
+                )
             try:
                 layer = make_layer(node.type, node.args, name)
             except Exception as exc:
@@ -417,6 +442,23 @@ def _object(value: Any, module: Any) -> Any:
     return getattr(module, value.type)(**value.args)
 
 
+def output_loss(output: OutputSpec) -> Any:
+    """The Keras loss an output is compiled with: its own, or graphspec's for `loss: value` and
+    `target: index` (`graphspec.keras.losses`)."""
+    if output.loss == VALUE_LOSS:
+        return losses.ValueLoss()
+    loss = _object(output.loss, keras.losses)
+    return losses.IndexTargetLoss(loss) if output.target == INDEX_TARGET else loss
+
+
+def output_metrics(output: OutputSpec) -> list[Any]:
+    """The Keras metrics of an output; against the row indices for `target: index`."""
+    metrics = [_object(m, keras.metrics) for m in output.metrics]
+    if output.target == INDEX_TARGET:
+        return [losses.IndexTargetMetric(m) for m in metrics]
+    return metrics
+
+
 def _structured(structure: Any, values: dict[str, Any], missing: Any = None) -> Any:
     """Per-output `values` in the outputs' structure (`missing` where an output has none);
     None when no output has one."""
@@ -450,11 +492,9 @@ def compile_model(model: keras.Model, loaded: LoadedSpec, structured: bool = Tru
     """Compile with each output's loss, loss weight and metrics, as the spec says: given in the
     outputs' `structure:` when `structured`, else by output name."""
     spec = loaded.spec
-    losses = {n: _object(o.loss, keras.losses) for n, o in spec.outputs.items() if o.loss is not None}
+    losses = {n: output_loss(o) for n, o in spec.outputs.items() if o.loss is not None}
     weights = {n: o.weight for n, o in spec.outputs.items() if o.loss is not None}
-    metrics = {
-        n: [_object(m, keras.metrics) for m in o.metrics] for n, o in spec.outputs.items() if o.metrics
-    }
+    metrics = {n: output_metrics(o) for n, o in spec.outputs.items() if o.metrics}
     if structured and spec.structure is not None and spec.structure.outputs is not None:
         # Keras matches a dict of losses against the keys of dict outputs: with another
         # structure, each setting is given in the outputs' own structure.

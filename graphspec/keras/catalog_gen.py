@@ -83,8 +83,15 @@ def _capabilities(section: str, name: str, func: Any) -> dict:
 def unclassified() -> list[tuple[str, str, str]]:
     """Arguments of the installed Keras that look like paths, addresses or code (by name or
     default) and that `graphspec.policy.CAPABILITIES` does not classify."""
+    import keras
+
+    # Every keras.ops function, not only those the catalog lists: an op left out today for its
+    # shape may be listed by a later Keras, with its callable argument unclassified.
+    ops = (
+        ("ops", name, getattr(keras.ops, name)) for name in sorted(dir(keras.ops)) if not name.startswith("_")
+    )
     missing = []
-    for section, name, func in _catalogued():
+    for section, name, func in (*_catalogued(), *(op for op in ops if inspect.isfunction(op[2]))):
         for arg, default in _defaults(func)[0].items():
             value = None if default is _REQUIRED else default
             if policy.looks_like_resource(arg, value) and policy.capability(section, name, arg) is None:
@@ -318,7 +325,8 @@ def _ops() -> Iterator[tuple[str, Any, type]]:
         cls = classes[0]
         parameters = _signature_names(function)
         init, call = _signature_names(cls.__init__) - {"name"}, _signature_names(cls.call)
-        if parameters & _CALLABLE_PARAMETERS or parameters != init | call or init & call:
+        code = {p for p in parameters if policy.capability("ops", name, p) == policy.CODE}
+        if parameters & (_CALLABLE_PARAMETERS | code) or parameters != init | call or init & call:
             continue
         yield name, function, cls
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -20,3 +20,21 @@ def param_counts(loaded: LoadedSpec) -> tuple[dict[str, int], int]:
         for name, node in loaded.spec.layers.items()
     }
     return counts, model.count_params()
+
+
+def totals(model: Any) -> str:
+    """The three totals lines of Keras's summary: all, trainable and non-trainable parameters."""
+    trainable = sum(_size(w) for w in model.trainable_weights)
+    frozen = sum(_size(w) for w in model.non_trainable_weights)
+    return (
+        f"Total params: {trainable + frozen:,}\n"
+        f"Trainable params: {trainable:,}\n"
+        f"Non-trainable params: {frozen:,}"
+    )
+
+
+def _size(weight: Any) -> int:
+    size = 1
+    for dim in weight.shape:
+        size *= int(dim)
+    return size

@@ -20,6 +20,7 @@ from graphspec import arrays as arr
 from graphspec.errors import Diagnostics, SpecErrors
 from graphspec.keras.build import by_name
 from graphspec.keras.distribute import Processes, local, part
+from graphspec.spec.model import INDEX_TARGET
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -42,13 +43,38 @@ def output_shapes(model: keras.Model, input_shapes: dict[str, tuple]) -> dict[st
     return {name: tuple(tensor.shape[1:]) for name, tensor in outputs.items()}
 
 
+def check_index_outputs(loaded: LoadedSpec, model: keras.Model, input_shapes: dict[str, tuple]) -> None:
+    """Raise `SpecErrors` at the `target: index` of an output whose last axis is not the
+    batch's: its rows are scored against the classes 0..batch-1, so it must be (batch, batch).
+    Found symbolically, before any data is made, with a batch of a size unlike a layer's width."""
+    indexed = [n for n, o in loaded.spec.outputs.items() if o.target == INDEX_TARGET]
+    if not indexed:
+        return
+    batch = 101
+    specs = {
+        name: keras.KerasTensor((batch,) + tuple(shape), dtype=model.input[name].dtype)
+        for name, shape in input_shapes.items()
+    }
+    outputs = model.compute_output_spec(specs)
+    for name in indexed:
+        shape = tuple(outputs[name].shape)
+        if len(shape) < 2 or shape[-1] != batch:
+            dims = ", ".join("batch" if d == batch else str(d) for d in shape)
+            raise SpecErrors.single(
+                f"output '{name}' has target: index, so it scores each row against the batch's "
+                f"rows, but its shape is ({dims}), not (batch, batch)",
+                loaded.location("outputs", name, "target"),
+                hint="make it the similarity of every row with every other, e.g. matmul with a transpose",
+                sources=loaded.diagnostics.sources,
+            )
+
+
 def targets_of(loaded: LoadedSpec) -> dict[str, arr.Target]:
     """The target kind of each output that has a loss."""
     targets = {}
     for name, output in loaded.spec.outputs.items():
-        target = arr.target_for(output.loss)
-        if target is not None:
-            targets[name] = target
+        if output.takes_data:
+            targets[name] = arr.target_for(output.loss)
     return targets
 
 
@@ -70,10 +96,12 @@ class SyntheticData(keras.utils.PyDataset):
         stream: int = _TRAIN_STREAM,
         teacher: Teacher | None = None,
         processes: Processes | None = None,
+        targetless: list[str] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.plans, self.targets = plans, targets
+        self.targetless = targetless or []
         self.samples, self.batch_size = samples, batch_size
         self.seed, self.stream, self.teacher = seed, stream, teacher
         # In a multi-process run, each process makes every batch and keeps its part of it.
@@ -94,7 +122,11 @@ class SyntheticData(keras.utils.PyDataset):
         return x, y
 
     def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        return self._batch(index)
+        x, y = self._batch(index)
+        if self.targetless:  # what Keras hands their losses as y_true, which they ignore
+            count = len(next(iter(x.values())))
+            y = {**y, **{name: arr.dummy_target(count) for name in self.targetless}}
+        return x, y
 
     def _batch(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         if not 0 <= index < len(self):
@@ -175,9 +207,10 @@ def synthetic_datasets(
                 sources=loaded.diagnostics.sources,
             )
     plans = arr.input_plans(loaded, seq_len)
+    check_index_outputs(loaded, model, {name: plan.shape for name, plan in plans.items()})
     shapes = output_shapes(model, {name: plan.shape for name, plan in plans.items()})
     targets = {name: (target, shapes[name]) for name, target in targets_of(loaded).items()}
-    if kind == TEACHER:
+    if kind == TEACHER and targets:  # with no target to make (`loss: value`, `target: index`) none is needed
         with local():
             network = by_name(loaded.build(compile=False), loaded, compile=False)
             teacher = Teacher(network, plans, targets, seed)
@@ -193,11 +226,14 @@ def synthetic_datasets(
             hint="raise train.samples (--samples)",
             sources=loaded.diagnostics.sources,
         )
+    targetless = arr.targetless_outputs(loaded)
     train = SyntheticData(
-        plans, targets, samples - validation, batch_size, seed, _TRAIN_STREAM, teacher, processes
+        plans, targets, samples - validation, batch_size, seed, _TRAIN_STREAM, teacher, processes, targetless
     )
     val = (
-        SyntheticData(plans, targets, validation, batch_size, seed, _VALIDATION_STREAM, teacher, processes)
+        SyntheticData(
+            plans, targets, validation, batch_size, seed, _VALIDATION_STREAM, teacher, processes, targetless
+        )
         if validation
         else None
     )
@@ -292,6 +328,7 @@ def checked_arrays(
     inputs = list(loaded.spec.inputs)
     targets = targets_of(loaded)
     if not diagnostics.errors:
+        check_index_outputs(loaded, model, {name: arrays[name].shape[1:] for name in inputs})
         shapes = output_shapes(model, {name: arrays[name].shape[1:] for name in inputs})
         arr.check_targets(arrays, file, {n: (t, shapes[n]) for n, t in targets.items()}, diagnostics)
     else:
@@ -300,4 +337,7 @@ def checked_arrays(
                 diagnostics.error(f"data file {file} has no array '{name}' for output '{name}'")
     arr.check_counts(arrays, file, inputs + list(targets), diagnostics)
     diagnostics.raise_if_errors()
-    return ArrayData({name: arrays[name] for name in inputs}, {name: arrays[name] for name in targets})
+    y = {name: arrays[name] for name in targets}
+    count = len(arrays[inputs[0]])
+    y.update({name: arr.dummy_target(count) for name in arr.targetless_outputs(loaded)})
+    return ArrayData({name: arrays[name] for name in inputs}, y)

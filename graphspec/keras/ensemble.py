@@ -144,10 +144,20 @@ class Scorer:
     """A score of predictions against targets: the members' losses as compiled (each output's
     loss, weighted by its loss weight, summed), or one named metric or loss on every output
     that has a loss (weighted the same way). `loss` is always lower-better; `value` is the score
-    as people read it."""
+    as people read it.
+
+    Outputs trained without targets (`loss: value`, `target: index`) are averaged like any
+    other but not scored: a KL term is no measure of the predictions, and row-index targets
+    hold only within a training batch, not over the samples the weights are fitted on."""
 
     def __init__(self, loaded: LoadedSpec, metric: str | None):
-        outputs = {name: o for name, o in loaded.spec.outputs.items() if o.loss is not None}
+        outputs = {name: o for name, o in loaded.spec.outputs.items() if o.takes_data}
+        if not outputs:
+            raise SpecErrors.single(
+                f"no output of {loaded.name} is trained against targets, so nothing scores an ensemble of it",
+                hint="an output with loss: value or target: index is averaged, not scored; "
+                "an ensemble needs one output with a loss against data",
+            )
         self.weights = {name: o.weight for name, o in outputs.items()}
         if metric is None:
             self.name, self.goal = "loss", "minimize"

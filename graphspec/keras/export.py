@@ -30,6 +30,7 @@ TensorFlow is imported: this module reads live Keras objects.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import json
 import re
@@ -45,10 +46,10 @@ from keras.src.ops.function import make_node_key
 from graphspec import archive as spec_archive
 from graphspec import atomic
 from graphspec.errors import SpecErrors
-from graphspec.keras import model_file
+from graphspec.keras import losses, model_file
 from graphspec.spec import catalog
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
-from graphspec.spec.model import MAX_NAME, NAME
+from graphspec.spec.model import INDEX_TARGET, MAX_NAME, NAME, VALUE_LOSS
 from graphspec.spec.source import _Loader
 from graphspec.spec.write import spec_yaml
 
@@ -112,7 +113,16 @@ def load_keras_file(
     """
     path = Path(path)
     config = model_file.read_config(path)
-    _refuse_foreign_classes(config, path)
+    # The compile config names losses, not layers: graphspec's own losses are exported as the
+    # outputs' settings they came from (`_add_losses`).
+    _refuse_foreign_classes({k: v for k, v in config.items() if k != "compile_config"}, path)
+    hub = next((item for item in _walk_layers(config) if _hub_class(item)), None)
+    if hub is not None and importlib.util.find_spec("keras_hub") is None:
+        raise SpecErrors.single(
+            f"{path}: layer '{(hub.get('config') or {}).get('name', '?')}' is KerasHub's "
+            f"{hub['class_name']}, and keras_hub is not installed",
+            hint=f"install it: {catalog.HUB_INSTALL}",
+        )
     import graphspec.keras.layers  # noqa: F401  (registers graphspec's own layers with Keras)
 
     model_file.check_declared(path, max_params)
@@ -138,7 +148,7 @@ def _refuse_foreign_classes(config: Any, path: Path) -> None:
             raise SpecErrors.single(
                 f"{path}: layer '{name}' is a {class_name} layer, which graphspec refuses: {refused.message}"
             )
-        if _graphspec_layer(module, class_name, item.get("registered_name")):
+        if _graphspec_layer(module, class_name, item.get("registered_name")) or _hub_class(item):
             continue
         if not module.startswith("keras") or item.get("registered_name") not in (None, class_name):
             if class_name == "function":
@@ -168,6 +178,18 @@ def _graphspec_layer(module: str, class_name: Any, registered: Any) -> bool:
         module == layers.__name__
         and class_name in layers.CLASSES
         and registered == f"{layers.PACKAGE}>{class_name}"
+    )
+
+
+def _hub_class(item: dict) -> bool:
+    """Whether a saved layer is one of KerasHub's that the hub catalog lists (registered by
+    keras_hub as `keras_hub>CLASS`, from the module the catalog records)."""
+    class_name = item.get("class_name")
+    if item.get("registered_name") != f"keras_hub>{class_name}":
+        return False
+    return any(
+        entry["module"] == item.get("module") and entry["class"] == class_name
+        for entry in catalog.hub_catalog()["layers"].values()
     )
 
 
@@ -788,6 +810,9 @@ def layer_type(layer: Any) -> str:
     helper = catalog.application_layer(type(layer))
     if helper is not None:  # Keras's own, defined by keras.applications for its models
         return helper
+    hub = catalog.hub_layer(type(layer))
+    if hub is not None:  # KerasHub's (the optional extra graphspec[hub])
+        return hub
     if getattr(keras.layers, name, None) is not type(layer):
         # keras.layers may export a class under another name (GroupQueryAttention is the class
         # GroupedQueryAttention): the spec uses the public name.
@@ -1103,8 +1128,14 @@ def _add_losses(outputs: dict[str, dict[str, Any]], config: dict[str, Any]) -> N
     metrics = _per_output(metrics, names)
     for name, output in outputs.items():
         loss = losses.get(name)
-        if loss is not None:
-            output["loss"] = _object_spec(loss, keras.losses, f"the loss of output '{name}'")
+        kind = _graphspec_class(loss)
+        if kind == "ValueLoss":
+            output["loss"] = VALUE_LOSS
+        elif loss is not None:
+            inner = loss["config"]["loss"] if kind == "IndexTargetLoss" else loss
+            output["loss"] = _object_spec(inner, keras.losses, f"the loss of output '{name}'")
+            if kind == "IndexTargetLoss":
+                output["target"] = INDEX_TARGET
         weight = weights.get(name)
         if weight is not None and float(weight) != 1.0:
             output["weight"] = float(weight)
@@ -1112,8 +1143,21 @@ def _add_losses(outputs: dict[str, dict[str, Any]], config: dict[str, Any]) -> N
         if found:
             found = found if isinstance(found, (list, tuple)) else [found]
             output["metrics"] = [
-                _object_spec(m, keras.metrics, f"a metric of output '{name}'") for m in found
+                _object_spec(
+                    m["config"]["metric"] if _graphspec_class(m) == "IndexTargetMetric" else m,
+                    keras.metrics,
+                    f"a metric of output '{name}'",
+                )
+                for m in found
             ]
+
+
+def _graphspec_class(value: Any) -> str | None:
+    """The class name of one of graphspec's own losses or metrics (`graphspec.keras.losses`)
+    in a compile config; None for anything else."""
+    if isinstance(value, dict) and value.get("module") == losses.__name__:
+        return value.get("class_name")
+    return None
 
 
 def _compile_section(config: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path as FilePath
 from typing import Any
 
+from graphspec import budget
 from graphspec.errors import Diagnostic, Diagnostics, Location, SpecErrors, did_you_mean
 from graphspec.policy import Policy
 from graphspec.spec import chains, compact
@@ -48,7 +49,8 @@ LIBRARY_KEYS = ("graphspec", "doc", "include", "blocks")
 # Keys that make a node a layer; a use cannot have them.
 _LAYER_KINDS = ("type", "share", "spec", "op")
 MAX_DEPTH = 16  # blocks using blocks, and files including files
-MAX_NODES = 100_000  # generated nodes: stops `repeat: 1000000000`
+MAX_NODES = 100_000  # generated nodes: stops `repeat: 1000000000` (the budget's default)
+_NODES_HINT = "check the repeat counts; " + budget.option_hint("nodes")
 
 
 @dataclass(frozen=True)
@@ -637,11 +639,11 @@ class _Expander:
 
     def _count(self) -> None:
         self.count += 1
-        if self.count > MAX_NODES:
+        if self.count > budget.current().limits["nodes"]:
             self.diagnostics.error(
-                f"blocks expand to more than {MAX_NODES:,} nodes",
+                f"blocks expand to more than {budget.current().limits['nodes']:,} nodes",
                 self.positions.key_of(("layers",)),
-                hint="check the repeat counts",
+                hint=_NODES_HINT,
             )
             raise _TooLarge
 
@@ -811,11 +813,12 @@ class _Expander:
             # Before `_args`, which makes one mapping per copy: `repeat: 1000000000` is refused
             # from its estimate, not after a billion mappings.
             estimate = (repeat or 1) * self._size(name, ())
-            if self.count + estimate > MAX_NODES:
+            if self.count + estimate > budget.current().limits["nodes"]:
                 self.error(
-                    f"{what} expands to about {estimate:,} nodes; a spec may have at most {MAX_NODES:,}",
+                    f"{what} expands to about {estimate:,} nodes; a spec may have at most "
+                    f"{budget.current().limits['nodes']:,}",
                     self.loc(scope, source, key=True),
-                    hint="check the repeat counts",
+                    hint=_NODES_HINT,
                 )
                 raise _TooLarge
         args = self._args(scope, local, node, block, repeat)

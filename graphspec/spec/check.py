@@ -11,12 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphspec import policy
+from graphspec import arrays, policy
 from graphspec.errors import Diagnostics, Suggestion, did_you_mean
 from graphspec.spec import catalog, ops
-from graphspec.spec.model import NAME, REFERENCE, LayerSpec, Spec, TypedObject
+from graphspec.spec.model import INDEX_TARGET, NAME, REFERENCE, VALUE_LOSS, LayerSpec, Spec, TypedObject
 from graphspec.spec.nodes import check_nodes
 from graphspec.spec.search import check_search
+from graphspec.spec.sizes import check_sizes
 from graphspec.spec.source import Positions
 
 
@@ -87,6 +88,11 @@ def _check_op(ctx: Context, name: str, node: LayerSpec) -> None:
             hint=did_you_mean(node.op, ops.op_names())
             or "ops are keras.ops functions of tensors; see the catalog's 'ops' section",
         )
+        return
+    if refused := policy.op_refusal(node.op, entry):
+        argument, why = refused
+        where = path + (argument,) if argument in node.args else path + ("op",)
+        ctx.error(f"op node '{name}' names '{node.op}', which graphspec refuses: {why.message}", where)
         return
     for arg, value in node.args.items():
         if found := _foreign_object(value, path + (arg,)):
@@ -374,7 +380,7 @@ def check_compile(ctx: Context) -> None:
     c = catalog.catalog()
     losses, metrics = c["losses"], c["metrics"]
     for name, output in ctx.spec.outputs.items():
-        if output.loss is not None:
+        if output.loss is not None and output.loss != VALUE_LOSS:
             _check_object(
                 ctx, output.loss, ("outputs", name, "loss"), "loss", losses["names"], losses["classes"]
             )
@@ -388,6 +394,57 @@ def check_compile(ctx: Context) -> None:
     if isinstance(optimizer, str) and optimizer.lower() in lower:
         return
     _check_object(ctx, optimizer, ("compile", "optimizer"), "optimizer", [], optimizers)
+
+
+# What each kind of loss takes as targets, for `target: index`, which gives class ids.
+_TAKES = {
+    arrays.ONE_HOT: "one-hot rows",
+    arrays.BINARY: "0/1 values",
+    arrays.POSITIVE: "positive values",
+    arrays.REAL: "real values",
+    arrays.OTHER: "targets of its own form",
+}
+
+
+def check_targets(ctx: Context) -> None:
+    """`target:` is `index`, on an output with a loss that takes class ids; an output whose
+    loss is its own `value` has no target, so no metrics (they compare with targets)."""
+    for name, output in ctx.spec.outputs.items():
+        path = ("outputs", name)
+        if output.loss == VALUE_LOSS and output.metrics:
+            ctx.error(
+                f"output '{name}' has loss: value, which takes no target, and metrics, "
+                "which compare predictions with targets",
+                path + ("metrics",),
+                hint="remove its metrics: its loss is logged as it trains",
+            )
+        if output.target is None:
+            continue
+        where = path + ("target",)
+        if output.target != INDEX_TARGET:
+            ctx.error(
+                f"output '{name}' has unknown target '{output.target}'",
+                where,
+                hint="target: index makes each row's index in its batch the target; "
+                "leave target out to read targets from the data",
+            )
+        elif output.loss is None:
+            ctx.error(
+                f"output '{name}' has target: index but no loss",
+                where,
+                hint="add a loss that takes class ids, such as SparseCategoricalCrossentropy",
+            )
+        elif output.loss == VALUE_LOSS:
+            ctx.error(f"output '{name}' has loss: value, which takes no target, and target: index", where)
+        else:
+            target = arrays.target_for(output.loss)
+            if target.family != arrays.SPARSE:
+                ctx.error(
+                    f"output '{name}': target: index gives class ids, and loss '{target.loss}' "
+                    f"takes {_TAKES[target.family]}",
+                    where,
+                    hint="use SparseCategoricalCrossentropy (from_logits: true on logits)",
+                )
 
 
 def check_callbacks(ctx: Context) -> None:
@@ -454,8 +511,10 @@ CHECKS: tuple[Callable[[Context], None], ...] = (
     check_call_training,
     check_nodes,
     check_compile,
+    check_targets,
     check_callbacks,
     check_search,
+    check_sizes,
 )
 
 

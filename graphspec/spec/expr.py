@@ -62,6 +62,18 @@ def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> 
     return new_v
 
 
+def make_divisible_up(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """`v` rounded up to a multiple of `divisor`, at least `min_value` (default: the divisor):
+    the channel rounding of YOLO (Ultralytics' `make_divisible`, `ceil(v / divisor) * divisor`).
+
+    >>> make_divisible_up(512 * 0.3), make_divisible(512 * 0.3), make_divisible_up(3, 8, 16)
+    (160, 152, 16)
+    """
+    if divisor <= 0:
+        raise ValueError("divisor must be positive")
+    return max(min_value or divisor, math.ceil(v / divisor) * divisor)
+
+
 def _round(x: float, ndigits: int | None = None) -> float:
     if ndigits is not None and (not _is_int(ndigits) or abs(ndigits) > MAX_ROUND_DIGITS):
         raise ValueError(f"round's digits must be an integer from -{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}")
@@ -90,6 +102,7 @@ FUNCTIONS: dict[str, tuple[Callable, tuple[str, ...]]] = {
     "ceil": (math.ceil, ()),
     "int": (int, ()),
     "make_divisible": (make_divisible, ("divisor", "min_value")),
+    "make_divisible_up": (make_divisible_up, ("divisor", "min_value")),
 }
 
 _BINARY = {
@@ -273,7 +286,7 @@ def _check(expression: Expression, node: ast.AST) -> None:
 
 _ALLOWED = (
     "an expression has numbers, params, + - * / // % **, comparisons, and/or/not, "
-    "'a if c else b' and calls of min, max, round, floor, ceil, int, make_divisible"
+    "'a if c else b' and calls of min, max, round, floor, ceil, int, make_divisible, make_divisible_up"
 )
 _WHAT = {
     ast.Attribute: "an attribute ('.')",
@@ -389,7 +402,7 @@ class _Evaluator:
             for value, argument in zip(
                 args + list(kwargs.values()), list(node.args) + [k.value for k in node.keywords], strict=True
             ):
-                if value is not None or name != "make_divisible":
+                if value is not None or not name.startswith("make_divisible"):
                     self._number(value, argument, f"{name}()")
         try:
             return function(*args, **kwargs)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from graphspec import budget
 from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
 from graphspec.policy import Policy
 from graphspec.spec import chains, math
@@ -109,11 +110,12 @@ def load(
     >>> spec.name, list(spec.spec.layers)
     ('tiny', ['y'])
     """
-    if isinstance(source, Path) or ("\n" not in str(source) and str(source).endswith((".yaml", ".yml"))):
-        path = Path(source)
-        return _load_file(path, overrides or [], (), WORKING_TREE, Policy(root).for_spec(path))
-    policy = Policy(root).for_spec(Path.cwd() / "<string>")
-    return _load_text(str(source), "<string>", None, overrides or [], (), WORKING_TREE, policy)
+    with budget.ensure():  # one budget over every file this load reads
+        if isinstance(source, Path) or ("\n" not in str(source) and str(source).endswith((".yaml", ".yml"))):
+            path = Path(source)
+            return _load_file(path, overrides or [], (), WORKING_TREE, Policy(root).for_spec(path))
+        policy = Policy(root).for_spec(Path.cwd() / "<string>")
+        return _load_text(str(source), "<string>", None, overrides or [], (), WORKING_TREE, policy)
 
 
 def load_text(
@@ -132,7 +134,8 @@ def load_text(
     """
     base = Path(base) if base else None
     policy = Policy(root).for_spec(base or Path.cwd() / "<string>")
-    return _load_text(text, file, base, overrides or [], (), files, policy)
+    with budget.ensure():
+        return _load_text(text, file, base, overrides or [], (), files, policy)
 
 
 def _load_file(path: Path, overrides, chain: tuple[Path, ...], files: Files, policy: Policy) -> LoadedSpec:
@@ -348,9 +351,8 @@ def _check_node_count(
     spec: Spec, nested: dict[str, LoadedSpec], positions: Positions, diagnostics: Diagnostics
 ) -> None:
     """Refuse, at the `spec:` line that passes it, a spec whose nodes pass the limit of
-    `blocks.MAX_NODES` when each nested spec's nodes count at each of its uses."""
-    from graphspec.spec.blocks import MAX_NODES
-
+    the command's `nodes` budget when each nested spec's nodes count at each of its uses."""
+    limit = budget.current().limits["nodes"]
     loads = _NESTED_LOADS.get()
     if loads is not None and loads.loading == 0:
         _NESTED_LOADS.set(None)  # the top-level spec's nested specs are all loaded: let go
@@ -360,12 +362,13 @@ def _check_node_count(
     count = 0
     for name, node in spec.layers.items():
         count += _node_total(nested[name], totals) if name in nested else 1
-        if count > MAX_NODES and name in nested:
+        if count > limit and name in nested:
             diagnostics.error(
                 f"layer '{name}' uses spec '{node.spec}' of {_node_total(nested[name], totals):,} "
                 f"nodes, which brings this spec to {count:,}; a spec may have at most "
-                f"{MAX_NODES:,} nodes, each nested spec's counted at each use",
+                f"{limit:,} nodes, each nested spec's counted at each use",
                 positions.of(("layers", name, "spec")),
+                hint=budget.option_hint("nodes"),
             )
             return
 

@@ -28,6 +28,8 @@ MAX_NAME = 100
 # deep inside Keras without saying where. Seeds are what NumPy and Keras accept.
 MAX_EPOCHS, MAX_BATCH_SIZE, MAX_SAMPLES, MAX_SEQ_LEN = 1_000_000, 1_000_000, 1_000_000_000, 1_000_000
 MAX_SEED = 2**32 - 1
+# An output's loss that is its own value, and the target made of each row's index in its batch.
+VALUE_LOSS, INDEX_TARGET = "value", "index"
 
 Reference = str
 # A structure of names: a name, a list of structures, or a mapping of keys to structures.
@@ -181,10 +183,23 @@ class OutputSpec(_Strict):
         alias="from",
         description="The tensor to output when it is not the node of the same name.",
     )
-    loss: str | TypedObject | None = None
+    loss: str | TypedObject | None = Field(
+        default=None,
+        description="A Keras loss, or 'value': the output's own value (its mean) is its loss, no target.",
+    )
+    target: str | None = Field(
+        default=None,
+        description="'index': the target is each row's index in its batch (contrastive labels), not data.",
+    )
     weight: float = 1.0
     metrics: list[str | TypedObject] = Field(default_factory=list)
     doc: str | None = None
+
+    @property
+    def takes_data(self) -> bool:
+        """Whether training reads (or synthesises) a target array for this output: it has a
+        loss, and the loss is neither its own value nor against the row index."""
+        return self.loss is not None and self.loss != VALUE_LOSS and self.target != INDEX_TARGET
 
 
 class CompileSpec(_Strict):

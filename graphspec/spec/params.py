@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+from graphspec import budget as command_budget
 from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
 from graphspec.spec import expr
 from graphspec.spec.source import MAX_NODES, InvalidYAML, Path, Positions, Source, parse
@@ -26,6 +27,9 @@ _UNSUBSTITUTED = ("params", "blocks", "include")
 # `train.epochs=5` creates the section rather than pointing at nothing.
 OPTIONAL_SECTIONS = ("compile", "train")
 _UNREADABLE = object()  # an override whose value broke a limit: reported, not applied
+# `--set "a=1 b=2"` (or the docs' old `--set a=1 b=2` pasted in quotes): a second NAME=VALUE after
+# a space in an unquoted value. Shells split arguments, not graphspec: each override is one --set.
+_ANOTHER_OVERRIDE = re.compile(r"\s+([A-Za-z_][\w.]*)=")
 
 
 def parse_value(text: str, line: int = 1, col: int = 1) -> Any:
@@ -91,6 +95,16 @@ def apply_overrides(
                 source = read_value(value, line_no, len(key) + 2)
             except SpecErrors as exc:
                 diagnostics.extend(exc.diagnostics)
+                items.append((key.strip(), _UNREADABLE, text))
+                continue
+            another = _ANOTHER_OVERRIDE.search(value)
+            if isinstance(source.data, str) and value[:1] not in "'\"" and another:
+                col = len(key) + 2 + another.start(1)
+                diagnostics.error(
+                    f"override '{text}' holds a second override, '{another.group(1)}=...', after a space",
+                    Location(OVERRIDE_FILE, line_no, col, len(another.group(1)) + 1),
+                    hint="repeat --set for each value: " + " ".join(f"--set {part}" for part in text.split()),
+                )
                 items.append((key.strip(), _UNREADABLE, text))
                 continue
             read[line_no] = source.positions
@@ -225,6 +239,21 @@ class Budget:
             return False
         self.added += size
         return True
+
+    def text(self, length: int, location: Location | None) -> None:
+        """Charge a string of `length` characters, made by substitution, to the command's
+        `text` budget before it is made; raise at `location` past it."""
+        if location is not None and self.notes:
+            location = replace(location, expansion=self.notes + location.expansion)
+        meter = command_budget.current()
+        meter.charge(
+            "text",
+            length,
+            location,
+            f"this string of {length:,} characters"
+            + (f", after {meter.spent['text']:,} made before it," if meter.spent["text"] else ""),
+            self.diagnostics.sources,
+        )
 
     def refuse(self, name: str, value: Any, location: Location | None) -> None:
         """Report that the use of param `name` at `location` passes the limit; raise."""
@@ -364,10 +393,14 @@ def _substitute_string(
         values.append(value)
     if len(matches) == 1 and matches[0].group(0) == data:
         return values[0]
+    # The string is charged by its length before it is made: a param used twice in another,
+    # which is used twice in the next, doubles at each level (40 levels make 2^40 characters).
     pieces, end = [], 0
     for match, value in zip(matches, values, strict=True):
-        pieces += [data[end : match.start()], str(value)]
+        pieces += [data[end : match.start()], value if isinstance(value, str) else str(value)]
         end = match.end()
+    length = sum(map(len, pieces)) + len(data) - end
+    budget.text(length, _placeholder_location(positions, path, data, matches[0]))
     return "".join(pieces) + data[end:]
 
 

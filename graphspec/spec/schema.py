@@ -37,6 +37,12 @@ def json_schema() -> dict:
         "default": None,
         "description": layer["properties"]["type"].get("description", ""),
     }
+    # An op node's `op` is one of the catalog's keras.ops functions (docs/format.md lists them).
+    layer["properties"]["op"] = {
+        "anyOf": [{"enum": op_names()}, {"type": "null"}],
+        "default": None,
+        "description": layer["properties"]["op"].get("description", ""),
+    }
     layer["allOf"] = [
         {
             "if": {"properties": {"type": {"const": name}}, "required": ["type"]},
@@ -71,6 +77,11 @@ def json_schema() -> dict:
     }
     schema["$defs"]["Expression"] = dict(EXPRESSION)
     return _computable(schema)
+
+
+def op_names() -> list[str]:
+    """The keras.ops functions an op node may name, sorted."""
+    return sorted(catalog.catalog().get("ops", {}))
 
 
 def _computable(node: Any) -> Any:

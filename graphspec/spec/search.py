@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from graphspec import policy
+from graphspec import budget, policy
 from graphspec.errors import did_you_mean
 from graphspec.spec.params import OPTIONAL_SECTIONS, settable
 
@@ -227,7 +227,45 @@ def check_search(ctx: Context) -> None:
         where = ("search", "params", path)
         _check_range(ctx, path, param, where, grid_sampler)
         _check_target(ctx, path, param, where, shape)
+    if grid_sampler:
+        _check_grid_size(ctx, search)
     _check_metric(ctx, search)
+
+
+def _grid_count(param: SearchParam) -> int | None:
+    """How many values the grid sampler gives `param`, or None when its range is invalid
+    (reported by `_check_range`). Counted, never listed."""
+    if param.type == "categorical":
+        return len(param.choices or []) or None
+    numbers = (param.low, param.high, param.step if param.step is not None else 1)
+    if not all(isinstance(n, (int, float)) and math.isfinite(n) for n in numbers):
+        return None
+    low, high, step = numbers
+    if low > high or step <= 0:
+        return None
+    return int((high - low) / step + 1e-9) + 1
+
+
+def _check_grid_size(ctx: Context, search: SearchSpec) -> None:
+    """Refuse a grid with more points than the command's `grid` budget, at the param whose
+    values take the product past it: its lists are made whole by the grid sampler."""
+    limit = budget.current().limits["grid"]
+    points = 1
+    for path, param in search.params.items():
+        count = _grid_count(param)
+        if count is None:
+            return
+        points *= count
+        if points > limit:
+            shown = f"{points:,}" if points.bit_length() < 100 else f"about 2**{points.bit_length() - 1}"
+            ctx.error(
+                f"search param '{path}' takes the grid to {shown} points, over the limit of "
+                f"{limit:,} {budget.LIMITS['grid'].counts}",
+                ("search", "params", path),
+                budget.option_hint("grid"),
+                key=True,
+            )
+            return
 
 
 def _check_storage(ctx: Context, storage: str | None) -> None:

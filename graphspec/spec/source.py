@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from graphspec import budget
 from graphspec.errors import Diagnostic, Diagnostics, Location, SpecErrors
 
 Path = tuple  # keys and list indices from the document root to a value
@@ -144,8 +145,10 @@ def parse(text: str, file: str = "<string>") -> Source:
     # bounds the work: the walk over the node graph is only for documents that may need it.
     if "&" in text and "*" in text:
         _check_expansion(root, file, sources)
-    converter = _Converter(file, positions, diagnostics)
+    meter = budget.current()
+    converter = _Converter(file, positions, diagnostics, meter.left("values"))
     data = converter.convert(root, ())
+    meter.charge("values", converter.visited, Location(file, 1, 1), "this document's values")
     return Source(file, text, data, positions, diagnostics, converter.unquoted)
 
 
@@ -178,11 +181,13 @@ def requote(text: str) -> str:
     >>> requote("layers: {h: {units: ${width}, in: x}}  # hidden\\n")
     'layers: {h: {units: "${width}", in: x}}  # hidden\\n'
     """
-    for start, end in reversed(unquoted_placeholders(text)):
+    # Pieces joined once: splicing each quote into the whole text made this quadratic.
+    pieces, done = [], 0
+    for start, end in unquoted_placeholders(text):
         scalar = text[start:end]
-        quoted = '"' + scalar.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        text = text[:start] + quoted + text[end:]
-    return text
+        pieces += [text[done:start], '"' + scalar.replace("\\", "\\\\").replace('"', '\\"') + '"']
+        done = end
+    return "".join(pieces) + text[done:]
 
 
 def _unquoted_in_flow(node: yaml.ScalarNode, in_flow: bool) -> bool:
@@ -359,8 +364,9 @@ def _max_flow_depth(text: str) -> int:
 
 
 class _Converter:
-    def __init__(self, file: str, positions: Positions, diagnostics: Diagnostics):
+    def __init__(self, file: str, positions: Positions, diagnostics: Diagnostics, left: int = MAX_NODES):
         self.file = file
+        self.left = left  # values the command's budget has left for this document
         self.positions = positions
         self.diagnostics = diagnostics
         self.visited = 0
@@ -383,6 +389,13 @@ class _Converter:
                 _location(self.file, node),
                 hint="a spec this large is almost certainly an alias bomb",
                 sources=self.diagnostics.sources,
+            )
+        if self.visited > self.left:
+            raise budget.current().refusal(
+                "values",
+                "this value, with the values read before it,",
+                _location(self.file, node),
+                self.diagnostics.sources,
             )
         self.positions.values.setdefault(path, _location(self.file, node))
         if node.tag not in _STANDARD_TAGS:

@@ -140,6 +140,7 @@
       var o = n.output || {};
       var lines = ["output " + n.name];
       if (o.loss != null) lines.push("loss " + fmt(o.loss.type || o.loss) + " · weight " + o.weight);
+      if (o.target) lines.push("target " + o.target);
       if (o.metrics && o.metrics.length) lines.push("metrics " + o.metrics.map(function (m) { return fmt(m.type || m); }).join(", "));
       return lines;
     }
@@ -575,7 +576,7 @@
     if (n.args) { section(n.kind === "input" ? "Input" : "Arguments"); table(Object.keys(n.args).map(function (k) { return [k, fmt(n.args[k])]; })); }
     if (n.output) {
       section("Output");
-      table([["loss", fmt(n.output.loss)], ["weight", String(n.output.weight)], ["metrics", n.output.metrics && n.output.metrics.length ? n.output.metrics.map(fmt).join(", ") : "-"], ["from", n.output.from || n.name]]);
+      table([["loss", fmt(n.output.loss)], ["weight", String(n.output.weight)], ["metrics", n.output.metrics && n.output.metrics.length ? n.output.metrics.map(fmt).join(", ") : "-"], ["target", n.output.target || "data"], ["from", n.output.from || n.name]]);
     }
     if (n.reads !== undefined) { section("Reads"); table([["in", fmt(n.reads)]].concat(n.call ? [["call", fmt(n.call)]] : [])); }
     if (n.shared) { section("Shared layer"); panel.appendChild(el("p", null, n.shared)); }
