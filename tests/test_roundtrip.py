@@ -45,6 +45,10 @@ SHRUNK = {
     ],
     "efficientnet.yaml": ["resolution=32", "classes=4", "width_coefficient=0.25", "n4=2", "n5=2", "n6=2"],
     "unet.yaml": ["size=32", "filters=4"],
+    "vit.yaml": ["image=32", "patch=8", "dim=32", "depth=2", "heads=2", "mlp=64", "classes=10"],
+    "llama.yaml": ["vocab=101", "dim=32", "depth=2", "heads=4", "kv_heads=2", "hidden=64"],
+    "clip.yaml": ["image_size=16", "patch=8", "image_width=32", "image_depth=1", "text_width=24"],
+    "yolov8.yaml": ["size=32", "classes=10"],
     "book_twin_camera.yaml": ["size=71"],  # Xception's smallest input
     "book_imdb_conv1d.yaml": ["max_features=100", "max_len=50"],
     "book_social_media.yaml": ["vocabulary_size=100"],
@@ -54,9 +58,12 @@ SHRUNK = {
 }
 
 # Specs whose export is another spelling of the same model that the fingerprint cannot see
-# through without Keras, with the reason (none today: a keras.applications model used as a
+# through without Keras, with the reason (a keras.applications model used as a
 # layer comes back as `applications.NAME`, as book_twin_camera.yaml writes it).
-NOT_YET: dict[str, str] = {}
+NOT_YET: dict[str, str] = {
+    "clip.yaml": "export leaves out a call argument equal to its default (use_causal_mask: false), "
+    "which diff counts as a change",
+}
 
 SPECS = sorted(Path("specs").glob("*.yaml"))
 

@@ -27,6 +27,11 @@ SHRINK = {
     "transformer_classifier": ["seq_len=16", "vocab=100"],
     "gpt2_small": ["vocab=97", "context=16", "layers=2", "heads=2", "width=32"],
     "efficientnet": ["resolution=32"],
+    "vit": ["image=32", "patch=8", "dim=32", "depth=2", "heads=2", "mlp=64", "classes=10"],
+    "llama": ["vocab=101", "dim=32", "depth=2", "heads=4", "kv_heads=2", "hidden=64"],
+    "clip": ["image_size=16", "patch=8", "image_width=32", "image_depth=1", "vocab=50", "context=8"]
+    + ["text_width=24", "text_depth=1", "text_heads=2", "image_heads=2", "embed=16"],
+    "unet": ["size=32", "filters=4"],
 }
 QUICK = [
     "train.samples=4",
