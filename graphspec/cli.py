@@ -555,6 +555,17 @@ def train(
             show_default=False,
         ),
     ] = None,
+    join_token_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--join-token-file",
+            metavar="FILE",
+            help="A file holding the secret every process of a multi-process run shares: process 0 "
+            "refuses processes that do not prove they know it (HMAC; the token is never sent). "
+            "Default: the GRAPHSPEC_JOIN_TOKEN environment variable, if set.",
+            show_default=False,
+        ),
+    ] = None,
     root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -584,7 +595,9 @@ def train(
         from graphspec.keras.distribute import cluster_options
 
         # Checked before the spec is loaded, and before any process connects to another.
-        cluster = cluster_options(coordinator, num_processes, process_id, distributed, join_timeout)
+        cluster = cluster_options(
+            coordinator, num_processes, process_id, distributed, join_timeout, join_token_file
+        )
 
         if init_from is not None and resume is not None:
             raise SpecErrors.single(
