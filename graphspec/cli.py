@@ -96,9 +96,9 @@ def _main(
     """Compile declarative YAML layer graphs into Keras 3 functional models."""
     if allow_custom:
         _quiet_tensorflow()
-        from graphspec.keras.custom import allow_custom as allow
-
         try:
+            from graphspec.keras.custom import allow_custom as allow
+
             allow(allow_custom)
         except SpecErrors as exc:
             raise _fail(exc, debug=False) from None
@@ -1077,4 +1077,9 @@ def main() -> None:
     # collector, run every 700 allocations by default, spent a third of loading a 10,000-node
     # spec walking them. A one-shot command collects rarely instead.
     gc.set_threshold(50_000, 20, 100)
-    app()
+    try:
+        app()
+    except SpecErrors as exc:
+        # Commands catch their own; this is for one that escapes from an import (Keras, or its
+        # backend, not installed), which must not end in a traceback either.
+        raise SystemExit(_fail(exc, debug=False).exit_code) from None
