@@ -40,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from graphspec import atomic, flock
+from graphspec import atomic, dblock, flock
 from graphspec import run_dir as rd
 from graphspec.errors import Diagnostic, SpecErrors, printable
 from graphspec.fingerprint import fingerprint
@@ -475,9 +475,16 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
     try:
         if "://" in url:
-            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+
+            def database() -> optuna.storages.RDBStorage:
+                with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(
+                        url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+                    )
+
+            # Workers started together on a new database would race to create its tables.
+            return dblock.open_exclusively(url, database)
         path = Path(url)
         if path.is_dir():
             raise ValueError("it is a folder; a journal storage is a file")
