@@ -160,3 +160,61 @@ def test_opening_is_retried_after_losing_a_schema_race():
     assert dblock.open_exclusively("mysql://nowhere/db", opener) == "opened"
     assert len(tries) == 2
 
+
+SHAPED = """\
+graphspec: 1
+name: shaped
+params: {features: 4, classes: 3}
+inputs:
+  x: {shape: ["${features}"]}
+layers:
+  h: {type: Dense, units: 8, activation: relu, in: x}
+  probs: {type: Dense, units: "${classes}", activation: softmax, in: h}
+outputs:
+  probs: {loss: categorical_crossentropy}
+train: {epochs: 1, batch_size: 16, samples: 32, validation_split: 0.5}
+search:
+  metric: val_loss
+  seed: 0
+  sampler: grid
+  pruner: none
+  params:
+    features: {type: categorical, choices: [4, 6]}
+    classes: {type: categorical, choices: [3, 5]}
+"""
+
+
+def test_a_param_that_changes_a_shape_gets_synthetic_data_of_its_trials_shapes(tmp_path):
+    import keras
+    import numpy as np
+
+    from graphspec.keras.train import DataSource
+    from graphspec.tune import tune
+
+    spec, folder = tmp_path / "shaped.yaml", tmp_path / "tune"
+    spec.write_text(SHAPED)
+    try:
+        tune(spec, DataSource(synthetic=True), out=folder, trials=4, progress=False)
+    finally:
+        keras.backend.clear_session()
+    study = optuna.load_study(study_name="shaped", storage=open_storage(str(folder / "study.log")))
+    trials = study.get_trials()
+    # Every combination ran, each to completion: the input's width and the output's classes
+    # both change the data a trial needs.
+    assert sorted((t.params["features"], t.params["classes"]) for t in trials) == [
+        (4, 3),
+        (4, 5),
+        (6, 3),
+        (6, 5),
+    ]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials), [
+        t.user_attrs.get("error") for t in trials
+    ]
+    # The spec's own values use the search's data; each other shape has a file of its own.
+    made = {}
+    for path in folder.glob("data-*.npz"):
+        with np.load(path) as arrays:
+            made[path.name] = (arrays["x"].shape, arrays["probs"].shape)
+    assert sorted(made.values()) == [((32, 4), (32, 5)), ((32, 6), (32, 3)), ((32, 6), (32, 5))]
+    with np.load(folder / "data.npz") as arrays:
+        assert (arrays["x"].shape, arrays["probs"].shape) == ((32, 4), (32, 3))
