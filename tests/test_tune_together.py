@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import optuna
+from fixtures.storage_race import open_at_once
 
 from graphspec.tune import open_storage
 
@@ -70,55 +71,9 @@ def test_four_workers_started_together_on_a_new_sqlite_database_share_one_study(
     assert len({t.number for t in trials}) == len(trials)
 
 
-# Says it is ready (makes file argv[3]), then opens the storage at argv[1] once file argv[2]
-# exists, with the window between reading the schema's version and stamping it widened (a slow
-# machine), where the race was.
-SLOW_OPENER = """\
-import os, sys, time
-from alembic.runtime import migration
-import optuna.storages, sqlalchemy.dialects.sqlite
-from graphspec.tune import open_storage
-heads = migration.MigrationContext.get_current_heads
-def slowly(self):
-    found = heads(self)
-    time.sleep(1)
-    return found
-migration.MigrationContext.get_current_heads = slowly
-open(sys.argv[3], "w").close()
-while not os.path.exists(sys.argv[2]):
-    time.sleep(0.005)
-open_storage(sys.argv[1])
-"""
-
-
 def test_workers_opening_a_new_database_at_once_all_open_it(tmp_path):
-    url, go = f"sqlite:///{tmp_path / 'shared.db'}", tmp_path / "go"
-    openers = [
-        subprocess.Popen(
-            [sys.executable, "-c", SLOW_OPENER, url, str(go), str(tmp_path / f"ready{i}")],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(4)
-    ]
-    try:
-        # Each waits for the signal with its imports done, so all four open at once.
-        for _ in range(6000):
-            ready = len(list(tmp_path.glob("ready*")))
-            if ready == 4 or any(opener.poll() is not None for opener in openers):
-                break
-            time.sleep(0.05)
-        go.touch()
-        ended = [opener.communicate(timeout=300) for opener in openers]
-    finally:
-        for opener in openers:
-            if opener.poll() is None:
-                opener.kill()
-                opener.wait()
-    for opener, (_, stderr) in zip(openers, ended, strict=True):
-        assert opener.returncode == 0, stderr[-2000:]
+    for opener in open_at_once(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path):
+        assert opener.returncode == 0, opener.stderr[-2000:]
 
 
 def test_a_worker_opening_a_database_waits_for_the_one_creating_it(tmp_path):
