@@ -219,3 +219,37 @@ def test_an_address_that_is_not_this_machines_cannot_be_listened_on():
         f"--coordinator 192.0.2.1:{port}: process 0 cannot listen on 192.0.2.1 port {port}: "
         "Cannot assign requested address"
     )
+
+
+def test_the_join_token_comes_from_the_file_named_else_the_environment(tmp_path, monkeypatch):
+    from graphspec.handshake import join_token
+
+    monkeypatch.delenv("GRAPHSPEC_JOIN_TOKEN", raising=False)
+    assert join_token(None) is None
+    monkeypatch.setenv("GRAPHSPEC_JOIN_TOKEN", "from-the-environment")
+    assert join_token(None) == b"from-the-environment"
+    token = tmp_path / "token"
+    token.write_text("  from-the-file\n")
+    assert join_token(token) == b"from-the-file"  # the file wins, whitespace stripped
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("\n", "the file holds no token"),
+        ("x" * 5000, "a join token file holds at most 4096 bytes"),
+        (None, "not a regular file"),
+    ],
+    ids=["empty", "too-long", "folder"],
+)
+def test_a_join_token_file_that_holds_no_usable_token_is_refused(tmp_path, content, message):
+    from graphspec.handshake import join_token
+
+    token = tmp_path / "token"
+    if content is None:
+        token.mkdir()
+    else:
+        token.write_text(content)
+    with pytest.raises(SpecErrors) as caught:
+        join_token(token)
+    assert _message(caught.value) == f"--join-token-file {token}: {message}"
