@@ -119,9 +119,9 @@ def _main(
     ctx.call_on_close(lambda: budget.activate(None))
     if allow_custom:
         _quiet_tensorflow()
-        from graphspec.keras.custom import allow_custom as allow
-
         try:
+            from graphspec.keras.custom import allow_custom as allow
+
             allow(allow_custom)
         except SpecErrors as exc:
             raise _fail(exc, debug=False) from None
@@ -594,6 +594,17 @@ def train(
         ),
     ] = None,
     max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
+    join_token_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--join-token-file",
+            metavar="FILE",
+            help="A file holding the secret every process of a multi-process run shares: process 0 "
+            "refuses processes that do not prove they know it (HMAC; the token is never sent). "
+            "Default: the GRAPHSPEC_JOIN_TOKEN environment variable, if set.",
+            show_default=False,
+        ),
+    ] = None,
     root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -624,7 +635,9 @@ def train(
         from graphspec.keras.distribute import cluster_options
 
         # Checked before the spec is loaded, and before any process connects to another.
-        cluster = cluster_options(coordinator, num_processes, process_id, distributed, join_timeout)
+        cluster = cluster_options(
+            coordinator, num_processes, process_id, distributed, join_timeout, join_token_file
+        )
 
         if init_from is not None and resume is not None:
             raise SpecErrors.single(
@@ -1112,4 +1125,9 @@ def main() -> None:
     # collector, run every 700 allocations by default, spent a third of loading a 10,000-node
     # spec walking them. A one-shot command collects rarely instead.
     gc.set_threshold(50_000, 20, 100)
-    app()
+    try:
+        app()
+    except SpecErrors as exc:
+        # Commands catch their own; this is for one that escapes from an import (Keras, or its
+        # backend, not installed), which must not end in a traceback either.
+        raise SystemExit(_fail(exc, debug=False).exit_code) from None
