@@ -358,7 +358,10 @@ def test_an_unknown_or_bad_limit_is_refused(tmp_path):
     (tmp_path / "s.yaml").write_text(spec(f"inputs: {{x: {{shape: [4]}}}}\n{DENSE}"))
     code, output, _ = graphspec("--limit", "files=5", "validate", tmp_path / "s.yaml")
     assert code == 2 and "unknown limit 'files'" in output
-    assert "limits: bytes, values, nodes, text, elements, grid, width" in output
+    assert (
+        "limits: bytes, values, nodes, text, elements, grid, width, model-bytes, model-weights, "
+        "model-depth, model-containers, model-objects" in output
+    )
     code, output, _ = graphspec("--limit", "bytes=²", "validate", tmp_path / "s.yaml")
     assert code == 2 and "the limit must be a positive integer" in output
 
