@@ -109,6 +109,36 @@ def test_the_text_limit_is_raised_from_the_command_line(tmp_path):
     assert code != 2 or "characters of strings" not in output
 
 
+def test_strings_that_double_inside_a_model_file_are_refused_from_their_length(tmp_path):
+    # A model file is untrusted input: the spec it records is loaded under the same budget.
+    import hashlib
+    import json
+    import zipfile
+
+    from graphspec import archive
+
+    text = doubling(40).encode()
+    manifest = {
+        "format": archive.FORMAT,
+        "graphspec": "0.2.0",
+        "spec": "s.yaml",
+        "files": {"s.yaml": {"bytes": len(text), "sha256": hashlib.sha256(text).hexdigest()}},
+    }
+    model = tmp_path / "m.keras"
+    with zipfile.ZipFile(model, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("metadata.json", '{"keras_version": "3.0.0"}')
+        zf.writestr("config.json", "{}")
+        zf.writestr(archive.MANIFEST, json.dumps(manifest))
+        zf.writestr(archive.FILES + "s.yaml", text)
+    assert model.stat().st_size < 4_000
+    code, output, peak = graphspec("fingerprint", model)
+    assert output.splitlines()[0] == (
+        f"{model}:s.yaml:22:9: error: this string of 8,388,608 characters, after 8,388,604 made before "
+        "it, would go over the limit of 10,000,000 characters of strings made by params"
+    ), output
+    refused(code, output, peak, "would go over the limit of 10,000,000 characters", "text")
+
+
 # --- bytes read, across files ---------------------------------------------------------------
 
 
