@@ -2,9 +2,9 @@
 work is refused before the work, with a located error (exit status 2) naming the limit and the
 `--limit NAME=N` that raises it, in a process whose peak memory stays bounded.
 
-Each case runs `graphspec` in a child process that reports its own peak RSS (`resource`), so a
-regression that reads, builds or allocates what the budget should refuse fails here. Times are
-rows of bench/bench_limits.py, never assertions.
+Each case runs `graphspec` in a child process that reports its own peak RSS (VmHWM, or
+`resource` where there is no /proc), so a regression that reads, builds or allocates what the
+budget should refuse fails here. Times are rows of bench/bench_limits.py, never assertions.
 """
 
 from __future__ import annotations
@@ -32,7 +32,13 @@ _CHILD = textwrap.dedent(
         runpy.run_module("graphspec", run_name="__main__")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-    print(f"PEAK_RSS_KB={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+    # Linux keeps ru_maxrss across exec: a child forked from a pytest that imported TensorFlow
+    # would report the parent's peak. VmHWM is this process's own (its memory map is new).
+    try:
+        peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"PEAK_RSS_KB={peak}", file=sys.stderr)
     sys.exit(code)
     """
 )
