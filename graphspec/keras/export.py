@@ -43,7 +43,7 @@ from keras.src import tree
 from keras.src.ops.function import make_node_key
 
 from graphspec import archive as spec_archive
-from graphspec import atomic, budget
+from graphspec import atomic
 from graphspec.errors import SpecErrors
 from graphspec.keras import model_file
 from graphspec.spec import catalog
@@ -111,12 +111,11 @@ def load_keras_file(
     declared, weights past what the config declares): all checked before Keras reads it.
     """
     path = Path(path)
-    with budget.ensure():  # the command's budget, or one for this call alone
-        config = model_file.read_config(path)
-        _refuse_foreign_classes(config, path)
-        import graphspec.keras.layers  # noqa: F401  (registers graphspec's own layers with Keras)
+    config = model_file.read_config(path)
+    _refuse_foreign_classes(config, path)
+    import graphspec.keras.layers  # noqa: F401  (registers graphspec's own layers with Keras)
 
-        model_file.check_declared(path, max_params)
+    model_file.check_declared(path, max_params)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds; its message says what is wrong
