@@ -72,6 +72,21 @@ MaxParamsOption = Annotated[
 ]
 
 
+def _limit_help() -> str:
+    from graphspec.budget import LIMITS
+
+    meters = "; ".join(
+        f"{limit.name}: {limit.counts}, default {limit.default:,}" for limit in LIMITS.values()
+    )
+    return (
+        "Raise (or lower) one of the command's budgets, checked before the work they bound: "
+        f"{meters}. Repeatable. A model's parameters are bounded by the command's --max-params."
+    )
+
+
+_LIMIT_HELP = _limit_help()
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"graphspec {__version__}")
@@ -99,12 +114,7 @@ def _main(
         typer.Option(
             "--limit",
             metavar="NAME=N",
-            help="Raise (or lower) one of the command's budgets, checked before the work they "
-            "bound: bytes (spec text read, default 20000000), values (values read from specs, "
-            "2000000), nodes (a spec expands to, 100000), text (characters of strings made by "
-            "params, 10000000), elements (of one "
-            "input or op output per sample, 10000000), grid (points of a grid search, "
-            "1000000), width (of a field in a path format, 100). Repeatable.",
+            help=_LIMIT_HELP,
         ),
     ] = None,
 ) -> None:

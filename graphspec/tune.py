@@ -128,10 +128,16 @@ def tune(
     refused = Policy(root).for_spec(spec_path).file_refusal(spec_path)
     if refused is not None:
         raise SpecErrors.single(f"cannot read {spec_path}: {refused.message}", hint=refused.hint)
+    from graphspec.spec.files import read_regular
+
     try:
-        text = spec_path.read_text(encoding="utf-8")
+        # As every spec file is read: a regular file of at most 5 MB, charged to the budget.
+        data = read_regular(spec_path, str(spec_path))
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except OSError as exc:
         raise SpecErrors.single(f"cannot read {spec_path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SpecErrors.single(f"cannot read {spec_path}: it is not UTF-8 text") from None
     # Every trial loads this text, never the file again: an edit during a search changes nothing.
     loaded = load_text(text, str(spec_path), overrides, base=spec_path, root=root)
     search = loaded.spec.search
