@@ -348,6 +348,7 @@ def _read(path: Path, archive: zipfile.ZipFile) -> Embedded | None:
             path, f"its members under {PREFIX} declare {total:,} bytes; at most {MAX_TOTAL_BYTES:,}"
         )
     by_name = {info.filename: info for info in ours}
+    _charge(path, by_name[MANIFEST])
     manifest = _manifest(path, _member_bytes(path, archive, by_name[MANIFEST], MAX_MANIFEST_BYTES))
     files = {}
     for name, record in manifest["files"].items():
@@ -358,6 +359,7 @@ def _read(path: Path, archive: zipfile.ZipFile) -> Embedded | None:
             raise _damaged(
                 path, f"{name} holds {info.file_size:,} bytes; the manifest says {record['bytes']:,}"
             )
+        _charge(path, info)
         data = _member_bytes(path, archive, info, MAX_BYTES)
         if _sha256(data) != record["sha256"]:
             raise _damaged(path, f"{name} is not the file the manifest describes (its hash differs)")
@@ -373,6 +375,15 @@ def _read(path: Path, archive: zipfile.ZipFile) -> Embedded | None:
         manifest["exact"],
         manifest["fingerprint"],
         manifest["graphspec"],
+    )
+
+
+def _charge(path: Path, info: zipfile.ZipInfo) -> None:
+    """Charge a member to the command's `model-bytes` as its header declares, before it is read
+    (`export` writes the files back unparsed: this is what bounds what it reads; loading them
+    charges their text to `bytes` besides)."""
+    budget.current().charge(
+        "model-bytes", info.file_size, None, f"{path}: {info.filename}'s {info.file_size:,} bytes"
     )
 
 

@@ -8,6 +8,11 @@ file's size from `stat`, a string's length from its parts, a shape's product), a
 with a located error (exit status 2) that names the limit and the option that raises it:
 `graphspec --limit NAME=N COMMAND ...`.
 
+Model files are charged too (`graphspec.keras.model_file`): their members' bytes, their
+weights' bytes, and their config's nesting, JSON containers and serialized objects. The
+parameters a model file declares (like those a spec builds) are bounded by `--max-params`, an
+option of each command that builds or reads a model, not a meter here: a refusal names it.
+
 The CLI makes one `Budget` per command (`activate`); library calls made without one get a
 fresh default budget for the duration of the call (`ensure`). No TensorFlow here.
 """
@@ -44,6 +49,22 @@ LIMITS: dict[str, Limit] = {
         Limit("elements", 10_000_000, "elements of one input or op output, per sample"),
         Limit("grid", 1_000_000, "points of a grid search"),
         Limit("width", 100, "characters of one field's width in a path format"),
+        # Model files (.keras) read by export, build --weights, train --init-from and ensemble,
+        # charged from their zip headers before a member is read. A 10,000-layer model's
+        # config.json takes about 20 MB; JSON parses to about ten times its size.
+        Limit(
+            "model-bytes",
+            200_000_000,
+            "bytes of model files read, weights aside (config.json, metadata.json, assets)",
+        ),
+        # A model of 10^9 float32 parameters with an optimizer's slots saves about 12 GB.
+        Limit("model-weights", 32_000_000_000, "bytes of model files' weights (model.weights.h5)"),
+        # A model nested in a model adds about six levels; specs nest 16 deep.
+        Limit("model-depth", 256, "levels of nesting in a model file's config.json"),
+        Limit("model-containers", 4_000_000, "JSON objects and arrays in a model file's config.json"),
+        # A layer takes about five serialized objects (itself, its dtype policy, initializers):
+        # some 20,000 layers, twice a 10,000-node spec's model.
+        Limit("model-objects", 100_000, "serialized Keras objects in model files (about five a layer)"),
     )
 }
 

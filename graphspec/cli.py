@@ -72,6 +72,21 @@ MaxParamsOption = Annotated[
 ]
 
 
+def _limit_help() -> str:
+    from graphspec.budget import LIMITS
+
+    meters = "; ".join(
+        f"{limit.name}: {limit.counts}, default {limit.default:,}" for limit in LIMITS.values()
+    )
+    return (
+        "Raise (or lower) one of the command's budgets, checked before the work they bound: "
+        f"{meters}. Repeatable. A model's parameters are bounded by the command's --max-params."
+    )
+
+
+_LIMIT_HELP = _limit_help()
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"graphspec {__version__}")
@@ -99,12 +114,7 @@ def _main(
         typer.Option(
             "--limit",
             metavar="NAME=N",
-            help="Raise (or lower) one of the command's budgets, checked before the work they "
-            "bound: bytes (spec text read, default 20000000), values (values read from specs, "
-            "2000000), nodes (a spec expands to, 100000), text (characters of strings made by "
-            "params, 10000000), elements (of one "
-            "input or op output per sample, 10000000), grid (points of a grid search, "
-            "1000000), width (of a field in a path format, 100). Repeatable.",
+            help=_LIMIT_HELP,
         ),
     ] = None,
 ) -> None:
@@ -119,9 +129,9 @@ def _main(
     ctx.call_on_close(lambda: budget.activate(None))
     if allow_custom:
         _quiet_tensorflow()
-        from graphspec.keras.custom import allow_custom as allow
-
         try:
+            from graphspec.keras.custom import allow_custom as allow
+
             allow(allow_custom)
         except SpecErrors as exc:
             raise _fail(exc, debug=False) from None
@@ -594,6 +604,17 @@ def train(
         ),
     ] = None,
     max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
+    join_token_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--join-token-file",
+            metavar="FILE",
+            help="A file holding the secret every process of a multi-process run shares: process 0 "
+            "refuses processes that do not prove they know it (HMAC; the token is never sent). "
+            "Default: the GRAPHSPEC_JOIN_TOKEN environment variable, if set.",
+            show_default=False,
+        ),
+    ] = None,
     root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -624,7 +645,9 @@ def train(
         from graphspec.keras.distribute import cluster_options
 
         # Checked before the spec is loaded, and before any process connects to another.
-        cluster = cluster_options(coordinator, num_processes, process_id, distributed, join_timeout)
+        cluster = cluster_options(
+            coordinator, num_processes, process_id, distributed, join_timeout, join_token_file
+        )
 
         if init_from is not None and resume is not None:
             raise SpecErrors.single(
@@ -1112,4 +1135,9 @@ def main() -> None:
     # collector, run every 700 allocations by default, spent a third of loading a 10,000-node
     # spec walking them. A one-shot command collects rarely instead.
     gc.set_threshold(50_000, 20, 100)
-    app()
+    try:
+        app()
+    except SpecErrors as exc:
+        # Commands catch their own; this is for one that escapes from an import (Keras, or its
+        # backend, not installed), which must not end in a traceback either.
+        raise SystemExit(_fail(exc, debug=False).exit_code) from None

@@ -40,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from graphspec import atomic, flock
+from graphspec import atomic, dblock, flock
 from graphspec import budget as command_budget
 from graphspec import run_dir as rd
 from graphspec.errors import Diagnostic, SpecErrors, printable
@@ -128,10 +128,16 @@ def tune(
     refused = Policy(root).for_spec(spec_path).file_refusal(spec_path)
     if refused is not None:
         raise SpecErrors.single(f"cannot read {spec_path}: {refused.message}", hint=refused.hint)
+    from graphspec.spec.files import read_regular
+
     try:
-        text = spec_path.read_text(encoding="utf-8")
+        # As every spec file is read: a regular file of at most 5 MB, charged to the budget.
+        data = read_regular(spec_path, str(spec_path))
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except OSError as exc:
         raise SpecErrors.single(f"cannot read {spec_path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SpecErrors.single(f"cannot read {spec_path}: it is not UTF-8 text") from None
     # Every trial loads this text, never the file again: an edit during a search changes nothing.
     loaded = load_text(text, str(spec_path), overrides, base=spec_path, root=root)
     search = loaded.spec.search
@@ -235,6 +241,7 @@ def tune(
             budget,
             progress,
             root,
+            synthetic=source.kind if source.synthetic else None,
         )
     finally:
         if lock is not None:
@@ -255,8 +262,11 @@ def _optimize(
     budget: float | None,
     progress: bool,
     root: Path | None,
+    synthetic: str | None = None,
 ) -> None:
-    """Run trials until the study holds `n_trials` finished ones or `budget` seconds have passed."""
+    """Run trials until the study holds `n_trials` finished ones or `budget` seconds have passed.
+    `synthetic`: the kind of synthetic data `trial_source` holds, made for the spec's values
+    (None: the user's data)."""
     import optuna
 
     objective = _Objective(
@@ -268,6 +278,7 @@ def _optimize(
         directory,
         settings["study"],
         root,
+        synthetic={"kind": synthetic, "seed": settings["seed"]} if synthetic else None,
     )
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     live = done + (optuna.trial.TrialState.RUNNING,)
@@ -476,9 +487,16 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
     try:
         if "://" in url:
-            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+
+            def database() -> optuna.storages.RDBStorage:
+                with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(
+                        url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+                    )
+
+            # Workers started together on a new database would race to create its tables.
+            return dblock.open_exclusively(url, database)
         path = Path(url)
         if path.is_dir():
             raise ValueError("it is a folder; a journal storage is a file")
@@ -596,8 +614,12 @@ class _Objective:
         directory: Path,
         study_name: str,
         root: Path | None,
+        synthetic: dict[str, Any] | None = None,
     ):
         self.text, self.spec_path, self.overrides, self.root = text, spec_path, overrides, root
+        # The synthetic data's kind and seed, for a trial whose shapes the search's data does
+        # not fit (a param that sizes an input): its data is made for its own shapes.
+        self.synthetic = synthetic
         self.search = loaded.spec.search
         self.source, self.directory, self.study_name = source, directory, study_name
         self.current: tuple[int, dict[str, Any]] = (-1, {})
@@ -606,7 +628,7 @@ class _Objective:
         import optuna
 
         from graphspec.keras import search as keras_search
-        from graphspec.keras.train import train
+        from graphspec.keras.train import DataSource, train
 
         values = {path: _suggest(trial, path, param) for path, param in self.search.params.items()}
         self.current = (trial.number, values)
@@ -616,10 +638,15 @@ class _Objective:
         with command_budget.fresh():  # each trial's load is charged as a command of its own
             loaded = load_text(self.text, str(self.spec_path), overrides, base=self.spec_path, root=self.root)
         keras_search.fresh_session()
+        source = self.source
+        if self.synthetic is not None:
+            data = keras_search.data_for(loaded, source.data, self.directory, **self.synthetic)
+            source = DataSource(data=data)
+            keras_search.fresh_session()
         reporter = keras_search.TrialReporter(trial, self.search.metric)
         out = self.directory / TRIALS_DIR / f"{trial.number:04d}"
         try:
-            result = train(loaded, self.source, out=out, verbose=0, extra_callbacks=[reporter])
+            result = train(loaded, source, out=out, verbose=0, extra_callbacks=[reporter])
         except SpecErrors:
             raise
         except KeyboardInterrupt:

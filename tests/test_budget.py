@@ -2,9 +2,9 @@
 work is refused before the work, with a located error (exit status 2) naming the limit and the
 `--limit NAME=N` that raises it, in a process whose peak memory stays bounded.
 
-Each case runs `graphspec` in a child process that reports its own peak RSS (`resource`), so a
-regression that reads, builds or allocates what the budget should refuse fails here. Times are
-rows of bench/bench_limits.py, never assertions.
+Each case runs `graphspec` in a child process that reports its own peak RSS (VmHWM, or
+`resource` where there is no /proc), so a regression that reads, builds or allocates what the
+budget should refuse fails here. Times are rows of bench/bench_limits.py, never assertions.
 """
 
 from __future__ import annotations
@@ -32,7 +32,13 @@ _CHILD = textwrap.dedent(
         runpy.run_module("graphspec", run_name="__main__")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-    print(f"PEAK_RSS_KB={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+    # Linux keeps ru_maxrss across exec: a child forked from a pytest that imported TensorFlow
+    # would report the parent's peak. VmHWM is this process's own (its memory map is new).
+    try:
+        peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"PEAK_RSS_KB={peak}", file=sys.stderr)
     sys.exit(code)
     """
 )
@@ -107,6 +113,36 @@ def test_the_text_limit_is_raised_from_the_command_line(tmp_path):
     assert code == 2 and "over the limit of 1,000,000 characters" in output
     code, output, _ = graphspec("--limit", "text=10000000", "validate", tmp_path / "s.yaml")
     assert code != 2 or "characters of strings" not in output
+
+
+def test_strings_that_double_inside_a_model_file_are_refused_from_their_length(tmp_path):
+    # A model file is untrusted input: the spec it records is loaded under the same budget.
+    import hashlib
+    import json
+    import zipfile
+
+    from graphspec import archive
+
+    text = doubling(40).encode()
+    manifest = {
+        "format": archive.FORMAT,
+        "graphspec": "0.2.0",
+        "spec": "s.yaml",
+        "files": {"s.yaml": {"bytes": len(text), "sha256": hashlib.sha256(text).hexdigest()}},
+    }
+    model = tmp_path / "m.keras"
+    with zipfile.ZipFile(model, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("metadata.json", '{"keras_version": "3.0.0"}')
+        zf.writestr("config.json", "{}")
+        zf.writestr(archive.MANIFEST, json.dumps(manifest))
+        zf.writestr(archive.FILES + "s.yaml", text)
+    assert model.stat().st_size < 4_000
+    code, output, peak = graphspec("fingerprint", model)
+    assert output.splitlines()[0] == (
+        f"{model}:s.yaml:22:9: error: this string of 8,388,608 characters, after 8,388,604 made before "
+        "it, would go over the limit of 10,000,000 characters of strings made by params"
+    ), output
+    refused(code, output, peak, "would go over the limit of 10,000,000 characters", "text")
 
 
 # --- bytes read, across files ---------------------------------------------------------------
@@ -358,7 +394,10 @@ def test_an_unknown_or_bad_limit_is_refused(tmp_path):
     (tmp_path / "s.yaml").write_text(spec(f"inputs: {{x: {{shape: [4]}}}}\n{DENSE}"))
     code, output, _ = graphspec("--limit", "files=5", "validate", tmp_path / "s.yaml")
     assert code == 2 and "unknown limit 'files'" in output
-    assert "limits: bytes, values, nodes, text, elements, grid, width" in output
+    assert (
+        "limits: bytes, values, nodes, text, elements, grid, width, model-bytes, model-weights, "
+        "model-depth, model-containers, model-objects" in output
+    )
     code, output, _ = graphspec("--limit", "bytes=²", "validate", tmp_path / "s.yaml")
     assert code == 2 and "the limit must be a positive integer" in output
 

@@ -127,3 +127,46 @@ def test_validate_never_imports_tensorflow_or_keras(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(": ok (") == len(specs)
+
+
+# Each command that reads a spec or a model file, with what it reads: `{spec}` a spec file,
+# `{model}` a .keras file graphspec built (its recorded spec), `{out}` a fresh folder. export
+# writes a recorded spec back unparsed: what it reads is charged to `model-bytes`.
+READERS = {
+    "validate": ["validate", "{spec}"],
+    "build": ["build", "{spec}"],
+    "fmt": ["fmt", "--check", "{spec}"],
+    "plot": ["plot", "{spec}", "-o", "{out}/g.dot"],
+    "view": ["view", "{spec}", "-o", "{out}/v.html"],
+    "train": ["train", "{spec}", "--synthetic", "--runs-dir", "{out}/runs"],
+    "expand": ["expand", "{spec}"],
+    "export": ["export", "{model}", "-o", "{out}/s.yaml"],
+    "fingerprint": ["fingerprint", "{model}"],
+    "diff": ["diff", "{model}", "{spec}"],
+    "tune": ["tune", "{spec}", "--synthetic", "--out", "{out}/tune"],
+    "git-diff": ["git-diff", "s.yaml", "{spec}", "0" * 40, "100644", "{spec}", "0" * 40, "100644"],
+}
+# ensemble reads model files only: tests/test_model_files.py shows its members spend one budget.
+READS_NO_SPEC = {"schema", "ensemble"}
+
+
+def test_every_command_that_reads_a_spec_spends_the_budget_limit_sets(write_spec, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(TINY)
+    model = tmp_path / "m.keras"
+    assert runner.invoke(app, ["build", str(spec), "-o", str(model)]).exit_code == 0
+    commands = {command.name or command.callback.__name__ for command in app.registered_commands}
+    assert commands == set(READERS) | READS_NO_SPEC
+    for name, args in READERS.items():
+        out = tmp_path / name
+        out.mkdir()
+        filled = [a.format(spec=spec, model=model, out=out) for a in args]
+        meter, counts = (
+            ("model-bytes", "bytes of model files") if name == "export" else ("bytes", "bytes of spec")
+        )
+        result = runner.invoke(app, ["--limit", f"{meter}=10", *filled])
+        text = result.stdout + result.stderr
+        assert f"would go over the limit of 10 {counts}" in text, (name, text)
+        assert f"graphspec --limit {meter}=N" in text, (name, text)
+        assert result.exit_code == (0 if name == "git-diff" else 2), (name, text)
+        assert not any(out.iterdir()), (name, list(out.iterdir()))

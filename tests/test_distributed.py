@@ -213,10 +213,21 @@ def two_processes(tmp_path_factory) -> tuple[Path, list[subprocess.CompletedProc
         pytest.skip("JAX is not installed: make test installs it")
     folder = tmp_path_factory.mktemp("two-processes")
     (folder / "tiny.yaml").write_text(SPEC)
+    # The processes authenticate to process 0 with a shared token (outside the folder checked).
+    token = tmp_path_factory.mktemp("token") / "join-token"
+    token.write_text("s3cret\n")
     port = _free_port()
     results = _run_together(
         *[
-            [str(folder / "tiny.yaml"), *ARGS, *_cluster(port, i), "--out", str(folder / f"run{i}")]
+            [
+                str(folder / "tiny.yaml"),
+                *ARGS,
+                *_cluster(port, i),
+                "--join-token-file",
+                str(token),
+                "--out",
+                str(folder / f"run{i}"),
+            ]
             for i in (0, 1)
         ]
     )
@@ -302,6 +313,19 @@ def test_a_coordinator_that_cannot_be_reached_is_an_error_after_the_timeout(tmp_
             "--coordinator takes HOST:PORT, process 0's address and a free port; got '10.0.0.1:99999'",
         ),
         (
+            ["--coordinator", "127.0.0.1:¹²", "--num-processes", "2", "--process-id", "0"],
+            "--coordinator takes HOST:PORT, process 0's address and a free port; got '127.0.0.1:¹²'",
+        ),
+        (
+            [*_cluster(1234, 0), "--join-token-file", "missing-token"],
+            "--join-token-file missing-token: No such file or directory",
+        ),
+        (
+            ["--join-token-file", "missing-token"],
+            "--join-token-file authenticates the processes of a run started with --coordinator, "
+            "--num-processes and --process-id",
+        ),
+        (
             ["--process-id", "1"],
             "a multi-process run needs --coordinator, --num-processes and --process-id together; "
             "--coordinator and --num-processes are missing",
@@ -318,6 +342,9 @@ def test_a_coordinator_that_cannot_be_reached_is_an_error_after_the_timeout(tmp_
         "no-processes",
         "no-port",
         "port-too-high",
+        "port-in-superscript-digits",
+        "token-file-missing",
+        "token-file-alone",
         "partial",
         "both-ways",
     ],
@@ -402,9 +429,8 @@ def test_the_processes_parts_of_an_array_batch_make_the_whole_batch():
     ],
 )
 def test_process_0_refuses_a_greeting_that_does_not_fit(greeting, problem):
-    from graphspec.keras.distribute import _HELLO, Cluster, _greeting
+    from graphspec.handshake import HELLO, Meeting, check_greeting
 
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        theirs.sendall((greeting.format(hello=_HELLO) + "\n").encode())
-        assert _greeting(ours, Cluster("127.0.0.1:8476", 3, 0), {1: None}) == (problem, -1)
+    meeting = Meeting("127.0.0.1:8476", 3, 0, 60)
+    line = greeting.format(hello=HELLO).encode()
+    assert check_greeting(line, meeting, "00" * 16, {1: None}) == (problem, -1)

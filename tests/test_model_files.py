@@ -1,6 +1,7 @@
 """Hostile model files (.keras) are refused by graphspec's reader before Keras sees them:
-exit status 2, a message naming the limit (and the option that raises it), and memory that
-stays flat. Each file is made here, small, at test time.
+exit status 2, a message naming the limit (and the option that raises it: a meter of the
+command's budget, `graphspec --limit NAME=N`, or `--max-params`), and memory that stays flat.
+Each file is made here, small, at test time.
 
 Every case runs in one child process (TensorFlow is imported once), each command with the
 process's peak resident memory reset before it (`/proc/self/clear_refs`), so each case's growth
@@ -275,6 +276,35 @@ def _cases(folder: Path) -> dict[str, list[str]]:
         files[f"params_{units}"] = write_keras(folder / f"params_{units}.keras", config)
     cases = {name: ["export", str(path)] for name, path in files.items()}
     cases["params_option"] += ["--max-params", "1000000"]
+    # A model Keras saved, within every default: refused once a meter is lowered below it.
+    import keras
+
+    x = keras.Input((4,), name="x")
+    small = folder / "small.keras"
+    keras.Model(x, keras.layers.Dense(3, name="d")(x)).save(small)
+    cases["small"] = ["export", str(small)]
+    cases["lowered_objects"] = ["--limit", "model-objects=5", "export", str(small)]
+    cases["lowered_weights"] = ["--limit", "model-weights=1000", "export", str(small)]
+    cases["lowered_bytes"] = ["--limit", "model-bytes=100", "export", str(small)]
+    # Two members of an ensemble spend one budget: the second passes what the first left.
+    objects = zipfile.ZipFile(small).read("config.json").count(b'"class_name"')
+    members = []
+    for i in range(2):
+        member = folder / f"member{i}"
+        member.mkdir()
+        (member / "spec.yaml").write_text(SPEC)
+        (member / "model.keras").write_bytes(small.read_bytes())
+        members.append(str(member))
+    cases["ensemble_spends_one_budget"] = [
+        "--limit",
+        f"model-objects={objects + objects // 2}",
+        "ensemble",
+        *members,
+        "--data",
+        str(folder / "none.npz"),
+        "--out",
+        str(folder / "ens2"),
+    ]
     # The other commands that read a model file, each with one hostile file.
     cases["build_weights"] = ["build", str(spec), "--weights", str(files["config_bomb"]), "--partial"]
     cases["train_init_from"] = [
@@ -319,6 +349,10 @@ def check(result: dict, message: str) -> None:
 HINT = "  hint: a model file is untrusted input; graphspec reads nothing more from this one\n1 error\n"
 
 
+def raise_with(limit: str) -> str:
+    return f"  hint: raise the limit with: graphspec --limit {limit}=N COMMAND ...\n1 error\n"
+
+
 def test_the_bombs_declare_the_crc_of_what_they_inflate_to():
     zeros, crc = bytes(1 << 20), 0
     for _ in range(256):
@@ -329,7 +363,9 @@ def test_the_bombs_declare_the_crc_of_what_they_inflate_to():
 def test_a_config_that_inflates_to_2_gib_is_refused_by_its_declared_size(refused):
     check(
         refused["config_bomb"],
-        f"error: config_bomb.keras: config.json declares {2 * GIB:,} bytes; at most 64,000,000\n" + HINT,
+        f"error: config_bomb.keras: config.json's {2 * GIB:,} bytes would go over the limit of 200,000,000 "
+        "bytes of model files read, weights aside (config.json, metadata.json, assets)\n"
+        + raise_with("model-bytes"),
     )
 
 
@@ -338,13 +374,18 @@ def test_a_config_that_inflates_past_its_declared_size_is_read_no_further(refuse
 
 
 def test_a_config_nested_100000_deep_is_refused_before_parsing(refused):
-    check(refused["deep"], "error: deep.keras: config.json nests 100,000 levels deep; at most 256\n" + HINT)
+    check(
+        refused["deep"],
+        "error: deep.keras: config.json's 100,000 levels would go over the limit of 256 levels of nesting "
+        "in a model file's config.json\n" + raise_with("model-depth"),
+    )
 
 
 def test_a_config_of_150000_serialized_objects_is_refused_before_keras_makes_them(refused):
     check(
         refused["objects"],
-        "error: objects.keras: config.json holds 150,000 serialized objects; at most 100,000\n" + HINT,
+        "error: objects.keras: config.json's 150,000 serialized objects would go over the limit of 100,000 "
+        "serialized Keras objects in model files (about five a layer)\n" + raise_with("model-objects"),
     )
 
 
@@ -410,7 +451,9 @@ def test_memory_stays_flat_as_a_refused_input_grows(refused, grown):
 
 
 def test_build_weights_reads_through_the_same_reader(refused):
-    check(refused["build_weights"], "config.json declares 2,147,483,648 bytes; at most 64,000,000")
+    check(
+        refused["build_weights"], "config.json's 2,147,483,648 bytes would go over the limit of 200,000,000"
+    )
 
 
 def test_train_init_from_reads_through_the_same_reader(refused):
@@ -418,4 +461,31 @@ def test_train_init_from_reads_through_the_same_reader(refused):
 
 
 def test_ensemble_reads_its_members_through_the_same_reader(refused):
-    check(refused["ensemble"], "model.keras: config.json nests 100,000 levels deep; at most 256")
+    check(refused["ensemble"], "model.keras: config.json's 100,000 levels would go over the limit of 256")
+
+
+def test_a_model_within_the_defaults_is_read(refused):
+    assert refused["small"]["exit"] == 0, refused["small"]["stderr"]
+
+
+@pytest.mark.parametrize(
+    ("case", "message", "limit"),
+    [
+        (
+            "lowered_objects",
+            "serialized objects would go over the limit of 5 serialized Keras objects",
+            "model-objects",
+        ),
+        ("lowered_weights", "model.weights.h5's", "model-weights"),
+        ("lowered_bytes", "would go over the limit of 100 bytes of model files read", "model-bytes"),
+    ],
+)
+def test_each_model_file_meter_is_set_with_limit(refused, case, message, limit):
+    check(refused[case], message)
+    assert refused[case]["stderr"].endswith(raise_with(limit)), refused[case]["stderr"]
+
+
+def test_the_members_of_an_ensemble_spend_one_budget(refused):
+    result = refused["ensemble_spends_one_budget"]
+    check(result, "member1/model.keras: config.json's ")
+    assert "serialized objects would go over the limit of" in result["stderr"]

@@ -163,3 +163,16 @@ def test_two_workers_on_postgresql_one_killed_run_every_trial_once(tmp_path, pos
     assert len(set(runs)) == len(runs)
     for t in done:
         assert json.loads((Path(t.user_attrs["run_dir"]) / "trial.json").read_text())["trial"] == t.number
+
+
+def test_four_workers_opening_a_new_postgresql_database_at_once_all_open_it(tmp_path, postgres_url):
+    """Workers started together on a new database wait for one another's schema creation (an
+    advisory lock) rather than race to stamp its version."""
+    import psycopg
+    from fixtures.storage_race import open_at_once
+
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("CREATE DATABASE together")
+    url = postgres_url.rsplit("/", 1)[0] + "/together"
+    for opener in open_at_once(url, tmp_path):
+        assert opener.returncode == 0, opener.stderr[-2000:]

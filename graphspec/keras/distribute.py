@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import socket
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from graphspec import handshake
 from graphspec.errors import SpecErrors
 
 ALL = "all"
@@ -144,7 +143,6 @@ def replicated(count: int) -> Iterator[Callable[[], contextlib.AbstractContextMa
 # --- More than one machine: JAX's distributed runtime -------------------------------------------
 
 DEFAULT_JOIN_TIMEOUT = 60
-_HELLO, _OK, _REFUSED = "graphspec-join", "ok", "error"
 # Options that must travel together, as the CLI names them.
 _CLUSTER_OPTIONS = ("--coordinator", "--num-processes", "--process-id")
 # Callbacks that run on every process together (a jitted computation over every device, or
@@ -159,13 +157,15 @@ class Cluster:
     `coordinator` ("HOST:PORT", process 0's address), `num_processes` and `process_id` are
     given together; all three None means `jax.distributed.initialize` finds them in the
     cluster environment (SLURM, Open MPI, a Cloud TPU slice). `timeout` bounds, in seconds, the
-    wait for every process to join.
+    wait for every process to join; `token`, the shared join token that authenticates the
+    processes to process 0 (None: greetings are not authenticated).
     """
 
     coordinator: str | None = None
     num_processes: int | None = None
     process_id: int | None = None
     timeout: int = DEFAULT_JOIN_TIMEOUT
+    token: bytes | None = field(default=None, repr=False)
 
     @property
     def detected(self) -> bool:
@@ -194,19 +194,28 @@ def cluster_options(
     process_id: int | None,
     detect: bool = False,
     timeout: int | None = None,
+    token_file: Path | None = None,
 ) -> Cluster | None:
     """The cluster `train --coordinator/--num-processes/--process-id` (or `--distributed`, to
     detect it) describe, checked without connecting to anything; None for a run on this
     machine alone.
 
     Raises `SpecErrors` for options given in part, a malformed HOST:PORT, a number of
-    processes below 1, a process id outside 0..N-1, or a timeout below 1 s.
+    processes below 1, a process id outside 0..N-1, a timeout below 1 s, or a join token file
+    that cannot be read (or is given without --coordinator). The join token is read from
+    `token_file`, else from the GRAPHSPEC_JOIN_TOKEN environment variable.
     """
     values = dict(zip(_CLUSTER_OPTIONS, (coordinator, num_processes, process_id), strict=True))
     given = [name for name, value in values.items() if value is not None]
     if timeout is not None and timeout < 1:
         raise SpecErrors.single(f"--join-timeout takes a number of seconds of at least 1; got {timeout}")
     wait = DEFAULT_JOIN_TIMEOUT if timeout is None else timeout
+    if token_file is not None and (detect or not given):
+        raise SpecErrors.single(
+            "--join-token-file authenticates the processes of a run started with --coordinator, "
+            "--num-processes and --process-id",
+            hint="give it with those three options (--distributed has no graphspec handshake)",
+        )
     if detect:
         if given:
             raise SpecErrors.single(
@@ -229,7 +238,7 @@ def cluster_options(
             f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing",
             hint="give all three on every process, or --distributed under a cluster manager such as SLURM",
         )
-    _address(coordinator)
+    handshake.address(coordinator)
     if num_processes < 1:
         raise SpecErrors.single(f"--num-processes takes a number of at least 1; got {num_processes}")
     if not 0 <= process_id < num_processes:
@@ -237,19 +246,8 @@ def cluster_options(
             f"--process-id {process_id} is out of range: {num_processes} "
             f"process{'es are' if num_processes != 1 else ' is'} numbered 0 to {num_processes - 1}"
         )
-    return Cluster(coordinator, num_processes, process_id, wait)
-
-
-def _address(coordinator: str) -> tuple[str, int]:
-    """HOST and PORT of `--coordinator HOST:PORT` ([v6 address]:PORT for IPv6)."""
-    host, _, port = coordinator.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise SpecErrors.single(
-            f"--coordinator takes HOST:PORT, process 0's address and a free port; got '{coordinator}'",
-            hint="for example --coordinator 10.0.0.1:1234",
-        )
-    return host, int(port)
+    token = handshake.join_token(token_file)
+    return Cluster(coordinator, num_processes, process_id, wait, token)
 
 
 def check_cluster_run(cluster: Cluster, callbacks: list[str], devices: str | None, resume: bool) -> None:
@@ -306,9 +304,16 @@ def join(cluster: Cluster) -> Processes:
                 "--coordinator, --num-processes and --process-id",
             ) from None
     else:
-        _handshake(cluster)  # alone, process 0 still finds out whether the port is free
+        # Alone, process 0 still finds out whether the port is free. JAX's service then binds
+        # the address the handshake listened on, not every interface.
+        bound = handshake.meet(
+            handshake.Meeting(
+                cluster.coordinator, cluster.num_processes, cluster.process_id, cluster.timeout, cluster.token
+            )
+        )
         jax.distributed.initialize(
             coordinator_address=cluster.coordinator,
+            coordinator_bind_address=bound if cluster.process_id == 0 else None,
             num_processes=cluster.num_processes,
             process_id=cluster.process_id,
             initialization_timeout=cluster.timeout,
@@ -319,149 +324,6 @@ def join(cluster: Cluster) -> Processes:
 def _one_line(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _handshake(cluster: Cluster) -> None:
-    """Every process of `cluster` meets process 0 on the coordinator's port before JAX does.
-
-    Process 0 listens there until the other N-1 have said who they are, answers each "ok", and
-    closes the port, which JAX's coordination service then takes. Each other process connects
-    (retrying until the timeout: process 0 may start last) and waits for that answer.
-    """
-    host, port = _address(cluster.coordinator)
-    deadline = time.monotonic() + cluster.timeout
-    if cluster.process_id == 0:
-        _gather(port, cluster, deadline)
-    else:
-        _report(host, port, cluster, deadline)
-
-
-def _gather(port: int, cluster: Cluster, deadline: float) -> None:
-    try:
-        if socket.has_dualstack_ipv6():
-            server = socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True)
-        else:
-            server = socket.create_server(("", port))
-    except OSError as exc:
-        raise SpecErrors.single(
-            f"--coordinator {cluster.coordinator}: process 0 cannot listen on port {port}: "
-            f"{os.strerror(exc.errno) if exc.errno else exc}",
-            hint="choose a free port",
-        ) from None
-    joined: dict[int, socket.socket] = {}
-    try:
-        with server:
-            while len(joined) < cluster.num_processes - 1:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    missing = sorted(set(range(1, cluster.num_processes)) - set(joined))
-                    raise SpecErrors.single(
-                        f"--coordinator {cluster.coordinator}: {len(joined) + 1} of "
-                        f"{cluster.num_processes} processes joined within {cluster.timeout} s; "
-                        f"no word from process{'es' if len(missing) > 1 else ''} "
-                        f"{', '.join(map(str, missing))}",
-                        hint="start every process with the same --coordinator and --num-processes, "
-                        "or give more time with --join-timeout",
-                    )
-                server.settimeout(left)
-                try:
-                    connection, _ = server.accept()
-                except TimeoutError:
-                    continue
-                # A greeting is one short line: whatever says nothing is not to hold up the rest.
-                connection.settimeout(min(5, max(deadline - time.monotonic(), 0.1)))
-                problem, process_id = _greeting(connection, cluster, joined)
-                if problem is not None:
-                    _send(connection, f"{_REFUSED} {problem}")
-                    connection.close()
-                    continue
-                joined[process_id] = connection
-            for connection in joined.values():
-                _send(connection, _OK)
-            # Each process closes first, so the port is left free for JAX's service at once.
-            for connection in joined.values():
-                with contextlib.suppress(OSError):
-                    connection.recv(1)
-    finally:
-        for connection in joined.values():
-            connection.close()
-
-
-def _greeting(connection: socket.socket, cluster: Cluster, joined: dict) -> tuple[str | None, int]:
-    """What is wrong with a joining process's greeting (None: nothing), and its id."""
-    try:
-        words = _receive(connection).split()
-    except (OSError, UnicodeDecodeError):
-        return "no greeting", -1
-    if len(words) != 3 or words[0] != _HELLO or not words[1].isdigit() or not words[2].isdigit():
-        return "not a graphspec process", -1
-    count, process_id = int(words[1]), int(words[2])
-    if count != cluster.num_processes:
-        return f"process 0 was started with --num-processes {cluster.num_processes}, not {count}", -1
-    if not 0 < process_id < cluster.num_processes:
-        return f"process id {process_id} is not one of 1..{cluster.num_processes - 1}", -1
-    if process_id in joined:
-        return f"process {process_id} has already joined: each process needs an id of its own", -1
-    return None, process_id
-
-
-def _report(host: str, port: int, cluster: Cluster, deadline: float) -> None:
-    last = "nothing listens there"
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise SpecErrors.single(
-                f"--coordinator {cluster.coordinator}: process 0 could not be reached within "
-                f"{cluster.timeout} s ({last})",
-                hint="start process 0 there (it listens on that port), or give more time with --join-timeout",
-            )
-        try:
-            connection = socket.create_connection((host, port), timeout=min(left, 5))
-        except OSError as exc:
-            last = exc.strerror or str(exc) or type(exc).__name__
-            time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
-            continue
-        with connection:
-            connection.settimeout(max(deadline - time.monotonic(), 0.1))
-            _send(connection, f"{_HELLO} {cluster.num_processes} {cluster.process_id}")
-            try:
-                answer = _receive(connection)
-            except TimeoutError:
-                raise SpecErrors.single(
-                    f"--coordinator {cluster.coordinator}: process 0 was still waiting for the "
-                    f"other processes after {cluster.timeout} s",
-                    hint="start every process with the same --coordinator and --num-processes, "
-                    "or give more time with --join-timeout",
-                ) from None
-            except (OSError, UnicodeDecodeError):
-                answer = ""
-        if answer == _OK:
-            return
-        if answer.startswith(_REFUSED):
-            reason = answer[len(_REFUSED) :].strip()
-        elif not answer:
-            reason = "it closed the connection without an answer (see its error)"
-        else:
-            reason = "what answered is not a graphspec process"
-        raise SpecErrors.single(
-            f"--coordinator {cluster.coordinator}: process 0 refused process {cluster.process_id}: {reason}"
-        )
-
-
-def _send(connection: socket.socket, line: str) -> None:
-    with contextlib.suppress(OSError):
-        connection.sendall((line + "\n").encode())
-
-
-def _receive(connection: socket.socket, limit: int = 1024) -> str:
-    """One line from `connection` (at most `limit` bytes); an empty one at end of stream."""
-    data = b""
-    while not data.endswith(b"\n") and len(data) < limit:
-        chunk = connection.recv(limit - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data.decode().strip()
 
 
 @contextlib.contextmanager

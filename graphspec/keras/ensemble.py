@@ -69,23 +69,25 @@ def load_members(runs: list[Path], max_params: int | None = DEFAULT_MAX_PARAMS) 
     is untrusted input, read through `graphspec.keras.export.load_keras_file` (at most `max_params`
     parameters declared)."""
     import graphspec
+    from graphspec import budget
     from graphspec.keras.export import load_keras_file
 
     members = []
-    for run in runs:
-        model_path, spec_path = run / rd.MODEL_FILE, run / rd.SPEC_FILE
-        for path in (model_path, spec_path):
-            if not path.is_file():
-                raise SpecErrors.single(
-                    f"{run} is not a run directory: it has no {path.name}",
-                    hint="name folders that `graphspec train` or `graphspec tune` wrote",
-                )
-        # A node's `call: {training: ...}` is in the file but not what makes predict honour it.
-        model = honour_call_training(load_keras_file(model_path, max_params)[0])
-        loaded = graphspec.load(spec_path)
-        # An ensemble averages outputs by name: a member with `structure:` joins as its twin
-        # that takes and gives dicts by name (the same layers).
-        members.append(Member(run, by_name(model, loaded, compile=False), loaded))
+    with budget.ensure():  # one budget over every member's files, as the command has
+        for run in runs:
+            model_path, spec_path = run / rd.MODEL_FILE, run / rd.SPEC_FILE
+            for path in (model_path, spec_path):
+                if not path.is_file():
+                    raise SpecErrors.single(
+                        f"{run} is not a run directory: it has no {path.name}",
+                        hint="name folders that `graphspec train` or `graphspec tune` wrote",
+                    )
+            # A node's `call: {training: ...}` is in the file but not what makes predict honour it.
+            model = honour_call_training(load_keras_file(model_path, max_params)[0])
+            loaded = graphspec.load(spec_path)
+            # An ensemble averages outputs by name: a member with `structure:` joins as its twin
+            # that takes and gives dicts by name (the same layers).
+            members.append(Member(run, by_name(model, loaded, compile=False), loaded))
     first_inputs, first_outputs = _signature(members[0].model)
     for member in members[1:]:
         inputs, outputs = _signature(member.model)

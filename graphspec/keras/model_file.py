@@ -3,18 +3,18 @@
 Every model file graphspec reads (`export`, `build --weights [--partial]`, `train --init-from`,
 `ensemble`'s members) goes through `graphspec.keras.export.load_keras_file`, which checks, in
 this order, before `keras.saving.load_model` reads anything (`read_config`, then the classes,
-then `check_declared`):
+then `check_declared`). The limits are meters of the command's budget (`graphspec.budget`,
+`graphspec --limit NAME=N`), so every model file a command reads is charged to one budget:
 
-1. the archive: a zip file of at most `MAX_MEMBERS` members, each a plain file; `config.json`
-   at most `MAX_CONFIG_BYTES`, `metadata.json` at most `MAX_METADATA_BYTES`, everything else
-   but the weights (assets, graphspec's own members) at most `MAX_OTHER_BYTES` together, as
-   their headers declare. Python's zipfile never inflates a member past its declared size (it
-   stops there and fails the CRC check), and `config.json` is read with a bound besides, so
-   the declared sizes bound what is read.
-2. `config.json`'s JSON: nested at most `MAX_CONFIG_DEPTH` deep, with at most
-   `MAX_CONFIG_CONTAINERS` objects and arrays and `MAX_CONFIG_OBJECTS` serialized Keras
-   objects, counted by linear scans of the text before `json.loads` runs (which would recurse
-   once per level and end in a RecursionError).
+1. the archive: a zip file of at most `MAX_MEMBERS` members, each a plain file; every member
+   but the weights (`config.json`, `metadata.json`, assets, graphspec's own members) is charged
+   to `model-bytes` as its header declares, before any is read. Python's zipfile never inflates
+   a member past its declared size (it stops there and fails the CRC check), and `config.json`
+   is read with that bound besides, so the declared sizes bound what is read.
+2. `config.json`'s JSON: nested at most `model-depth` deep, with at most `model-containers`
+   objects and arrays, its serialized Keras objects charged to `model-objects`, counted by
+   linear scans of the text before `json.loads` runs (which would recurse once per level and
+   end in a RecursionError).
 3. its classes: every serialized object whose module is not Keras's (a layer of another
    package, a serialized function of `os`) is refused, naming it
    (`graphspec.keras.export._refuse_foreign_classes`).
@@ -26,7 +26,8 @@ then `check_declared`):
    weights the config declares (the model's own and an optimizer's slots), plus
    `WEIGHTS_SLACK` for HDF5's own structure; its zip header and then every dataset's declared
    shape and type (HDF5 metadata, read by h5py without reading any data) are held to that,
-   and an external or virtual dataset (data outside the file) is refused.
+   and an external or virtual dataset (data outside the file) is refused. Its declared size
+   is charged to `model-weights`, over all the model files of the command.
 
 Only then does Keras load the file, with `safe_mode=True` and no custom objects.
 """
@@ -47,6 +48,7 @@ from typing import Any
 
 import keras
 
+from graphspec import budget
 from graphspec.errors import SpecErrors
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
@@ -54,15 +56,8 @@ CONFIG = "config.json"
 METADATA = "metadata.json"
 WEIGHTS = "model.weights.h5"
 
+# Keras writes three members and one per asset: this many is a hostile archive, not a model.
 MAX_MEMBERS = 10_000
-MAX_CONFIG_BYTES = 64_000_000  # a 10,000-layer model's config takes about 20 MB
-MAX_CONFIG_DEPTH = 256  # a model nested in a model adds about six levels; specs nest 16 deep
-MAX_CONFIG_CONTAINERS = 4_000_000
-# Serialized objects (`"class_name"` keys): a layer takes about five (itself, its dtype policy,
-# initializers...), so this is some 20,000 layers, twice a 10,000-node spec's model.
-MAX_CONFIG_OBJECTS = 100_000
-MAX_METADATA_BYTES = 1_000_000
-MAX_OTHER_BYTES = 128_000_000  # assets and graphspec's own members (at most 64 MB), together
 # model.weights.h5 holds the model's variables and, when it was compiled, its optimizer's: at
 # most five slots per variable (Adam with amsgrad and EMA), and the step counters.
 WEIGHT_SLOTS = 6
@@ -74,25 +69,28 @@ _PARAMS_HINT = "raise the budget with --max-params if this model is meant"
 
 def read_config(path: Path) -> dict[str, Any]:
     """The config of the `.keras` file at `path`, once the archive's members and the config's
-    size and nesting are within the bounds (steps 1 and 2 of the module's doc). `SpecErrors`
-    (exit 2) naming the limit when one is not."""
+    size and nesting are within the bounds (steps 1 and 2 of the module's doc), its members'
+    bytes and serialized objects charged to the command's budget. `SpecErrors` (exit 2) naming
+    the limit, and the `--limit` that raises it, when one is not."""
     path = Path(path)
     with _archive(path) as archive:
-        _checked_members(path, archive)
-        return parse_config(path, _read_member(path, archive, archive.getinfo(CONFIG), MAX_CONFIG_BYTES))
+        infos = _checked_members(path, archive, charge=True)
+        config = infos[CONFIG]
+        return parse_config(path, _read_member(path, archive, config, config.file_size))
 
 
 def check_declared(path: Path, max_params: int | None = DEFAULT_MAX_PARAMS) -> tuple[int, int]:
     """The parameters the model in `path` declares and the bytes of its weights, once they are
     within `max_params` and its weights file within what they allow (steps 4 and 5 of the
-    module's doc). Call it after `read_config` and the class check: it makes the model's layers
-    from the config. `SpecErrors` naming the limit, and `--max-params` where it raises it."""
+    module's doc). Call it after `read_config` (which charged the config to the budget) and the
+    class check: it makes the model's layers from the config. `SpecErrors` naming the limit, and
+    `--max-params` or the `--limit` that raises it."""
     path = Path(path)
     with _archive(path) as archive:
-        infos = _checked_members(path, archive)
+        infos = _checked_members(path, archive, charge=False)
         # Keras takes apart the config it is given: it gets one of its own.
-        data = _read_member(path, archive, infos[CONFIG], MAX_CONFIG_BYTES)
-        params, nbytes = declared_weights(parse_config(path, data), path, max_params)
+        data = _read_member(path, archive, infos[CONFIG], infos[CONFIG].file_size)
+        params, nbytes = declared_weights(parse_config(path, data, charge=False), path, max_params)
         del data
         if WEIGHTS in infos:
             _check_weights(path, archive, infos[WEIGHTS], params, nbytes)
@@ -121,12 +119,15 @@ def _archive(path: Path) -> Iterator[zipfile.ZipFile]:
 # ---------------------------------------------------------------- the archive
 
 
-def _checked_members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+def _checked_members(path: Path, archive: zipfile.ZipFile, charge: bool) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by name, each a plain file; with `charge`, every one but the
+    weights charged to `model-bytes` as its header declares (a file is charged once, when its
+    config is read)."""
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
         raise _unsafe(path, f"it has {len(infos):,} members; at most {MAX_MEMBERS:,}")
+    meter = budget.current()
     by_name: dict[str, zipfile.ZipInfo] = {}
-    other = 0
     for info in infos:
         name = info.filename
         if name in by_name:
@@ -139,32 +140,20 @@ def _checked_members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.
             raise _unsafe(path, f"member '{name}' is not a plain file (a link or a device)")
         if info.flag_bits & 0x1:
             raise _unsafe(path, f"member '{name}' is encrypted")
-        if name == CONFIG:
-            _within(path, name, info.file_size, MAX_CONFIG_BYTES)
-        elif name == METADATA:
-            _within(path, name, info.file_size, MAX_METADATA_BYTES)
-        elif name == WEIGHTS:
-            pass  # held to the weights the config declares, once that is known
-        elif name.endswith(".npz") and "/" not in name:
+        if name == WEIGHTS:
+            continue  # held to the weights the config declares, once that is known
+        if name.endswith(".npz") and "/" not in name:
             raise _unsafe(path, f"it holds its weights as '{name}'; graphspec reads {WEIGHTS} only")
-        else:
-            other += info.file_size
-    if other > MAX_OTHER_BYTES:
-        raise _unsafe(
-            path,
-            f"its assets and other members declare {other:,} bytes together; at most {MAX_OTHER_BYTES:,}",
-        )
+        if charge:
+            meter.charge(
+                "model-bytes", info.file_size, None, f"{path}: {_clip(name)}'s {info.file_size:,} bytes"
+            )
     if CONFIG not in by_name:
         raise SpecErrors.single(
             f"{path} is not a Keras model file (.keras): it has no readable {CONFIG}",
             hint="save the model with model.save('model.keras')",
         )
     return by_name
-
-
-def _within(path: Path, name: str, size: int, limit: int) -> None:
-    if size > limit:
-        raise _unsafe(path, f"{name} declares {size:,} bytes; at most {limit:,}")
 
 
 def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
@@ -187,29 +176,30 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
-def json_nesting(data: bytes) -> tuple[int, int]:
+def json_nesting(data: bytes, max_containers: int | None = None) -> tuple[int, int]:
     """The deepest nesting of objects and arrays in the JSON text `data`, and how many there are,
     in one linear pass that builds nothing (malformed text gives some answer; `json.loads` then
-    refuses it)."""
+    refuses it). Past `max_containers` the depth is not worked out (0)."""
     brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    if len(brackets) > 2 * MAX_CONFIG_CONTAINERS:
+    if max_containers is not None and len(brackets) > 2 * max_containers:
         return 0, len(brackets) // 2  # refused for its count: its depth is not needed
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0), len(brackets) // 2
 
 
-def parse_config(path: Path, data: bytes) -> dict[str, Any]:
-    """`config.json`'s content, its nesting and size checked before it is parsed."""
-    depth, containers = json_nesting(data)
-    if depth > MAX_CONFIG_DEPTH:
-        raise _unsafe(path, f"{CONFIG} nests {depth:,} levels deep; at most {MAX_CONFIG_DEPTH:,}")
-    if containers > MAX_CONFIG_CONTAINERS:
-        raise _unsafe(
-            path, f"{CONFIG} holds {containers:,} objects and arrays; at most {MAX_CONFIG_CONTAINERS:,}"
-        )
+def parse_config(path: Path, data: bytes, charge: bool = True) -> dict[str, Any]:
+    """`config.json`'s content, its nesting and size checked against the command's budget
+    before it is parsed; with `charge`, its serialized objects charged to `model-objects`."""
+    meter = budget.current()
+    depth, containers = json_nesting(data, meter.limits["model-containers"])
+    meter.check("model-containers", containers, None, f"{path}: {CONFIG}'s {containers:,} objects and arrays")
+    meter.check("model-depth", depth, None, f"{path}: {CONFIG}'s {depth:,} levels")
     # Each serialized object becomes a Keras object (a layer, an initializer...), each some KB.
     objects = data.count(b'"class_name"')
-    if objects > MAX_CONFIG_OBJECTS:
-        raise _unsafe(path, f"{CONFIG} holds {objects:,} serialized objects; at most {MAX_CONFIG_OBJECTS:,}")
+    what = f"{path}: {CONFIG}'s {objects:,} serialized objects"
+    if charge:
+        meter.charge("model-objects", objects, None, what)
+    else:
+        meter.check("model-objects", objects, None, what)
     try:
         config = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -305,6 +295,9 @@ def _check_weights(
     declared = f"the model its {CONFIG} declares has {params:,} parameters ({declared_bytes:,} bytes)"
     if info.file_size > limit:
         raise _unsafe(path, f"{WEIGHTS} declares {info.file_size:,} bytes, but {declared}: at most {limit:,}")
+    budget.current().charge(
+        "model-weights", info.file_size, None, f"{path}: {WEIGHTS}'s {info.file_size:,} bytes"
+    )
     data = _read_member(path, archive, info, limit)
     total = 0
 

@@ -6,6 +6,8 @@ Optuna is only touched through the `trial` object handed in (`report`, `should_p
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,9 +16,10 @@ import keras
 import numpy as np
 
 from graphspec import arrays as arr
-from graphspec import atomic
+from graphspec import atomic, flock
+from graphspec.errors import Diagnostics
 from graphspec.keras.build import by_name
-from graphspec.keras.data import checked_arrays, synthetic_datasets
+from graphspec.keras.data import checked_arrays, output_shapes, synthetic_datasets, targets_of
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -95,6 +98,63 @@ def save_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
     ever reads half a file."""
     with atomic.replacing(path) as temporary:
         np.savez(temporary, **arrays)
+
+
+def shapes_fitting(loaded: LoadedSpec, path: Path) -> dict[str, tuple] | None:
+    """None when the arrays of the .npz at `path` fit `loaded`'s model (read from their headers,
+    not their values); otherwise the per-sample shapes the model reads and gives, by input and
+    output name, None for a length the data chooses."""
+    headers = arr.read_headers(path)
+    diagnostics = Diagnostics()
+    arr.check_inputs(headers, str(path), loaded, diagnostics)
+    model = by_name(loaded.build(compile=False), loaded, compile=False)
+    try:
+        wanted = {name: tuple(model.input[name].shape[1:]) for name in loaded.spec.inputs}
+        targets = targets_of(loaded)
+        if not diagnostics.errors:
+            given = output_shapes(model, {name: headers[name].shape[1:] for name in loaded.spec.inputs})
+            expected = {name: (target, given[name]) for name, target in targets.items()}
+            arr.check_targets(headers, str(path), expected, diagnostics)
+            if not diagnostics.errors:
+                return None
+        outputs = {name: tuple(model.output[name].shape[1:]) for name in targets}
+    finally:
+        keras.backend.clear_session(free_memory=False)
+    return {**wanted, **outputs}
+
+
+def data_for(
+    loaded: LoadedSpec,
+    shared: Path,
+    directory: Path,
+    *,
+    kind: str,
+    seed: int,
+) -> Path:
+    """The synthetic data file a trial of `loaded` trains on: `shared`, the search's own (made
+    from the spec's values), when it fits the trial's model; otherwise, for a trial whose
+    values change an input's or an output's shape, a file made for those shapes
+    (`data-DIGEST.npz` in `directory`, made once with the search's seed and shared by every
+    trial with the same shapes, whichever worker runs it)."""
+    shapes = shapes_fitting(loaded, shared)
+    if shapes is None:
+        return shared
+    digest = hashlib.sha256(json.dumps(shapes, sort_keys=True).encode()).hexdigest()[:16]
+    path = directory / f"data-{digest}.npz"
+    lock = flock.FileLock(f"{path}.flock") if flock.AVAILABLE else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        if not path.exists():
+            train = loaded.spec.train
+            arrays = synthetic_arrays(
+                loaded, kind=kind, samples=train.samples, seed=seed, seq_len=train.seq_len
+            )
+            save_arrays(arrays, path)
+    finally:
+        if lock is not None:
+            lock.release()
+    return path
 
 
 def reported_metrics(loaded: LoadedSpec, data: Path | dict[str, np.ndarray], validation: bool) -> list[str]:
