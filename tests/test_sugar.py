@@ -273,7 +273,7 @@ def test_a_u_net_too_deep_is_refused_before_it_is_expanded(write_spec):
         (
             "13:3",
             "layer 'enc' expands to about 200,000 nodes; a spec may have at most 100,000",
-            "check the repeat counts",
+            "check the repeat counts; raise the limit with: graphspec --limit nodes=N COMMAND ...",
         )
     ]
 
