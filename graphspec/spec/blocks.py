@@ -20,6 +20,8 @@ overrides and before pydantic: each use becomes the block's layers, named `USE.L
 (`stage2` -> `stage2.2.bn`). Every generated value gets the position of the line inside the
 block it came from, with a note naming each use it was expanded through, so that any later
 error (pydantic's, the catalog checks', the graph's, Keras's) points at both.
+Compact definitions (no `in`, no `params`, a list) are made explicit first by compact.py, and
+a use that leaves a param out takes the one of the same name where it is written (`_args`).
 docs/blocks.md is the user's reference.
 """
 
