@@ -166,3 +166,17 @@ outputs: {skip: {loss: mse}}
 """
     layers = graphspec.load(text).spec.layers
     assert layers["skip"].inbound == ["encoder.1.dense", "encoder.0.conv.1.re_lu"]
+
+
+@pytest.mark.parametrize(
+    ("chain", "expected"),
+    [
+        ("[]", ("5:8", "chain block 'mlp' has no layers", "")),
+        ("[Dense]", ("5:9", "each layer of chain block 'mlp' is a mapping, as a layer is", "")),
+    ],
+)
+def test_a_bad_chain_block_is_an_error_at_its_line(chain, expected, write_spec):
+    text = COMPACT.replace(
+        '[{type: Dense, units: "${hidden}", activation: gelu}, {type: Dense, units: "${dim}"}]', chain
+    )
+    assert errors(text, write_spec) == [expected]
