@@ -180,3 +180,9 @@ def test_a_bad_chain_block_is_an_error_at_its_line(chain, expected, write_spec):
         '[{type: Dense, units: "${hidden}", activation: gelu}, {type: Dense, units: "${dim}"}]', chain
     )
     assert errors(text, write_spec) == [expected]
+
+
+def test_a_set_of_the_spec_param_reaches_the_uses_that_take_it():
+    layers = graphspec.load(COMPACT, ["hidden=64"]).spec.layers
+    assert layers["enc.1.ffn.dense"].model_extra["units"] == 64
+    assert layers["wide.ffn.dense"].model_extra["units"] == 32  # given by the use
