@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import signal
 import subprocess
@@ -119,6 +120,29 @@ def test_a_runs_model_reloads_on_its_backend(backend, teacher_runs, tensorflow_c
     # The weights were saved, not re-initialised: a second load predicts the same.
     second = json.loads(_python(backend, "-c", RELOAD, str(model)).stdout.splitlines()[-1])
     assert second["outputs"] == reloaded["outputs"]
+
+
+ALL_BACKENDS = [pytest.param("tensorflow"), *BACKENDS]
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize("spec", ["specs/vae.yaml", "specs/clip.yaml"])
+def test_the_vae_and_clip_train_on_synthetic_data_with_finite_losses(backend, spec, tmp_path):
+    # Their losses have no target array: the VAE's KL is its own value, CLIP's targets are the
+    # batch's row indices. Teacher data, so that the loss has something to fall towards.
+    path, *overrides = (spec + SMALL.get(spec, "")).split("|")
+    args = ["train", path, "--synthetic", "--kind", "teacher", "--samples", "128", "--batch-size", "16"]
+    args += ["--epochs", "3", "--seed", "3", "--quiet", "--out", str(tmp_path / "run")]
+    for override in overrides:
+        args += ["--set", override]
+    result = _python(backend, "-m", "graphspec", *args)
+    assert result.returncode == 0, result.stderr
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    losses = history["loss"]
+    assert len(losses) == 3 and all(math.isfinite(loss) for loss in losses)
+    assert losses[-1] < losses[0]
+    if spec == "specs/vae.yaml":
+        assert all(math.isfinite(kl) and kl >= 0 for kl in history["kl_loss"])
 
 
 def _epochs_written(partial: Path) -> int:

@@ -169,6 +169,14 @@ BAD_MATH = {
             "rename that layer, or this node",
         ),
     ),
+    "a list in place of the expression": (
+        "m: {math: [a, b]}",
+        ("7:13", "'math' is an expression in a string", None),
+    ),
+    "a list in place of the expression, in a chain": (
+        "m: [{math: {a: b}}]",
+        ("7:14", "'math' is an expression in a string", None),
+    ),
     "an in that is not a mapping": (
         'm: {math: "a * x", in: b}',
         (

@@ -53,13 +53,17 @@ _FOLD = {
 _ALLOWED = "names, numbers, + - * / ** @, unary -, and keras.ops functions with keyword arguments"
 
 
-@functools.lru_cache(maxsize=4096)
-def parse(text: str) -> expr.Expression:
-    """The expression `text` parsed and checked against the whitelist; raises `expr.ExprError`.
-
-    Parses are cached: a block's expression is read once per copy of every use."""
+def parse(text: Any) -> expr.Expression:
+    """The expression `text` parsed and checked against the whitelist; raises `expr.ExprError`,
+    also when `text` is not a string (a list or a mapping written under `math:`)."""
     if not isinstance(text, str):
         raise expr.ExprError("'math' is an expression in a string", 0, 1)
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> expr.Expression:
+    # Cached: a block's expression is read once per copy of every use.
     if len(text) > expr.MAX_EXPRESSION:
         raise expr.ExprError(
             f"an expression is at most {expr.MAX_EXPRESSION} characters; this one has {len(text):,}",
@@ -149,7 +153,9 @@ def names(text: str) -> list[tuple[str, int, int]]:
     """The names an expression reads (not the functions it calls): (name, offset, length) in
     the order written; [] when it does not parse (`desugar` reports that). A `${...}` in the
     text reads as a number, so a block's expression can be read before its params are known."""
-    blanked = PLACEHOLDER.sub(lambda m: "0".ljust(len(m.group(0))), text) if isinstance(text, str) else text
+    if not isinstance(text, str):
+        return []  # not an expression at all: `desugar` reports that at its line
+    blanked = PLACEHOLDER.sub(lambda m: "0".ljust(len(m.group(0))), text)
     try:
         expression = parse(blanked)
     except expr.ExprError:
@@ -336,12 +342,11 @@ def _fold(expression: expr.Expression, node: ast.AST, function: Any, *values: An
     return result
 
 
-@functools.lru_cache(maxsize=4096)
 def _operations(text: Any) -> int:
     """At most how many op nodes the expression `text` makes (0 when it does not parse)."""
     try:
-        tree = parse(text).tree
-    except (expr.ExprError, TypeError):
+        tree = parse(text).tree  # parses are cached
+    except expr.ExprError:
         return 0
     return sum(isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Call)) for n in ast.walk(tree))
 
