@@ -46,6 +46,7 @@ import stat
 import time
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -349,7 +350,7 @@ def _read(path: Path, archive: zipfile.ZipFile) -> Embedded | None:
         )
     by_name = {info.filename: info for info in ours}
     _charge(path, by_name[MANIFEST])
-    manifest = _manifest(path, _member_bytes(path, archive, by_name[MANIFEST], MAX_MANIFEST_BYTES))
+    manifest = _manifest(path, member_bytes(path, archive, by_name[MANIFEST], MAX_MANIFEST_BYTES))
     files = {}
     for name, record in manifest["files"].items():
         info = by_name.get(FILES + name)
@@ -360,7 +361,7 @@ def _read(path: Path, archive: zipfile.ZipFile) -> Embedded | None:
                 path, f"{name} holds {info.file_size:,} bytes; the manifest says {record['bytes']:,}"
             )
         _charge(path, info)
-        data = _member_bytes(path, archive, info, MAX_BYTES)
+        data = member_bytes(path, archive, info, MAX_BYTES)
         if _sha256(data) != record["sha256"]:
             raise _damaged(path, f"{name} is not the file the manifest describes (its hash differs)")
         files[name] = data
@@ -423,15 +424,24 @@ def unsafe_name(name: str) -> str | None:
     return None
 
 
-def _member_bytes(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
-    """A member's content, reading at most `limit` + 1 bytes whatever its header declares."""
+def member_bytes(
+    path: Path,
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    limit: int,
+    refuse: Callable[[Path, str], SpecErrors] | None = None,
+) -> bytes:
+    """A member's content, reading at most `limit` + 1 bytes whatever its header declares; a
+    member that cannot be read or holds more is refused with `refuse(path, reason)`."""
+    refuse = refuse or _damaged
     try:
         with archive.open(info) as handle:
             data = handle.read(limit + 1)
     except (OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
-        raise _damaged(path, f"member '{info.filename}' cannot be read ({exc})") from None
+        reason = " ".join(str(exc).split())[:300]
+        raise refuse(path, f"member '{info.filename}' cannot be read ({reason})") from None
     if len(data) > limit:
-        raise _damaged(path, f"member '{info.filename}' holds over {limit:,} bytes")
+        raise refuse(path, f"member '{info.filename}' holds over {limit:,} bytes")
     return data
 
 

@@ -277,7 +277,10 @@ def _layer_changes(a: LayerSpec, b: LayerSpec, before: dict, after: dict) -> lis
         old_hash = _short(before["spec"])
         new_hash = _short(after["spec"])
         changes.append(Change("spec", f"{a.spec} ({old_hash})", f"{b.spec} ({new_hash})"))
-    changes += _dict_changes(a.call, b.call, prefix="call.")
+    # Compared without the arguments at their call's default, shown as each spec writes them.
+    changes += _dict_changes(
+        {k: a.call[k] for k in before["call"]}, {k: b.call[k] for k in after["call"]}, prefix="call."
+    )
     return changes
 
 

@@ -156,7 +156,7 @@ def layer_form(
     layers = layer_nodes(loaded) if layers is None else layers
     names = node_names(loaded, layers) if names is None else names
     node = layers[name]
-    form: dict[str, Any] = {"in": _rename(node.inbound, names), "call": node.call}
+    form: dict[str, Any] = {"in": _rename(node.inbound, names), "call": _call(layers, name)}
     if node.type is not None:
         form["type"] = node.type
         form["args"] = defaults.layer_args(node.type, node.args)
@@ -211,7 +211,7 @@ def node_names(loaded: LoadedSpec, layers: dict[str, LayerSpec] | None = None) -
             break
         for name in ready:
             node = layers[name]
-            identity = canonical_json([_rename(node.inbound, names), node.call])
+            identity = canonical_json([_rename(node.inbound, names), _call(layers, name)])
             base = f"{_shared_layer(layers, name)}@{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
             canonical, count = base, 1
             while canonical in taken:
@@ -221,6 +221,11 @@ def node_names(loaded: LoadedSpec, layers: dict[str, LayerSpec] | None = None) -
             names[name] = canonical
         pending = [n for n in pending if n not in ready]
     return names
+
+
+def _call(layers: dict[str, LayerSpec], name: str) -> dict[str, Any]:
+    """Node `name`'s call arguments without those at the default of its layer's `call`."""
+    return defaults.call_args(layers[_shared_layer(layers, name)].type, layers[name].call)
 
 
 def _shared_layer(layers: dict[str, LayerSpec], name: str) -> str:

@@ -26,6 +26,7 @@ SMALL = {
     "specs/vit.yaml": "|dim=32|depth=2|heads=2|mlp=64",
     "specs/clip.yaml": "|image_width=32|image_depth=1|text_width=24|text_depth=1",
     "specs/llama.yaml": "|vocab=101|dim=32|depth=2",
+    "specs/unet.yaml": "|size=32|filters=4",
 }
 SPECS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.yaml"))
 SPECS = [path + SMALL.get(path, "") for path in SPECS]

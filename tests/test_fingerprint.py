@@ -392,6 +392,21 @@ def test_an_op_argument_at_its_default_changes_nothing():
     )
 
 
+def test_a_call_argument_at_its_calls_default_changes_nothing():
+    base = """
+    graphspec: 1
+    name: calls
+    inputs: {x: {shape: [3, 4]}}
+    layers:
+      attn: {type: MultiHeadAttention, num_heads: 2, key_dim: 2, in: {query: x, value: x}}
+    outputs: {attn: {loss: mse}}
+    """
+    written = base.replace("value: x}}", "value: x}, call: {use_causal_mask: false}}")
+    causal = base.replace("value: x}}", "value: x}, call: {use_causal_mask: true}}")
+    assert hashes(written) == hashes(base)
+    assert hashes(causal).architecture != hashes(base).architecture
+
+
 def test_an_optimizer_at_its_defaults_changes_nothing():
     assert hashes(BASE) == hashes(
         BASE.replace("optimizer: rmsprop", "optimizer: {type: RMSprop, learning_rate: 0.001}")

@@ -117,10 +117,13 @@ def _layer_entry(cls: type) -> dict:
         base = _json_defaults(_defaults(_base_layer_init())[0])
         defaults.update({a: v for a, v in base.items() if a in _BASE_LAYER_ARGS and a not in defaults})
     call_args, _, _ = _parameters(cls.call)
+    # The call's defaults too: `call: {use_causal_mask: false}` is the model without it.
+    call_defaults = _json_defaults(_defaults(cls.call)[0])
     return {
         "args": sorted(a for a in args if a != "name"),
         "required": sorted(a for a in required if a != "name"),
         "call": call_args,
+        "call_defaults": {k: v for k, v in sorted(call_defaults.items()) if k in call_args},
         "defaults": {k: v for k, v in sorted(defaults.items()) if k != "name"},
     }
 

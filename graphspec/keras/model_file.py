@@ -39,7 +39,6 @@ import json
 import re
 import stat
 import zipfile
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import accumulate
@@ -49,6 +48,7 @@ from typing import Any
 import keras
 
 from graphspec import budget
+from graphspec.archive import member_bytes
 from graphspec.errors import SpecErrors
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
@@ -76,7 +76,7 @@ def read_config(path: Path) -> dict[str, Any]:
     with _archive(path) as archive:
         infos = _checked_members(path, archive, charge=True)
         config = infos[CONFIG]
-        return parse_config(path, _read_member(path, archive, config, config.file_size))
+        return parse_config(path, member_bytes(path, archive, config, config.file_size, _unsafe))
 
 
 def check_declared(path: Path, max_params: int | None = DEFAULT_MAX_PARAMS) -> tuple[int, int]:
@@ -89,7 +89,7 @@ def check_declared(path: Path, max_params: int | None = DEFAULT_MAX_PARAMS) -> t
     with _archive(path) as archive:
         infos = _checked_members(path, archive, charge=False)
         # Keras takes apart the config it is given: it gets one of its own.
-        data = _read_member(path, archive, infos[CONFIG], infos[CONFIG].file_size)
+        data = member_bytes(path, archive, infos[CONFIG], infos[CONFIG].file_size, _unsafe)
         params, nbytes = declared_weights(parse_config(path, data, charge=False), path, max_params)
         del data
         if WEIGHTS in infos:
@@ -154,18 +154,6 @@ def _checked_members(path: Path, archive: zipfile.ZipFile, charge: bool) -> dict
             hint="save the model with model.save('model.keras')",
         )
     return by_name
-
-
-def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
-    """A member's content, reading at most `limit` + 1 bytes whatever its header declares."""
-    try:
-        with archive.open(info) as handle:
-            data = handle.read(limit + 1)
-    except (OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
-        raise _unsafe(path, f"member '{info.filename}' cannot be read ({_short(exc)})") from None
-    if len(data) > limit:
-        raise _unsafe(path, f"{info.filename} holds over {limit:,} bytes")
-    return data
 
 
 # ---------------------------------------------------------------- config.json
@@ -298,7 +286,7 @@ def _check_weights(
     budget.current().charge(
         "model-weights", info.file_size, None, f"{path}: {WEIGHTS}'s {info.file_size:,} bytes"
     )
-    data = _read_member(path, archive, info, limit)
+    data = member_bytes(path, archive, info, limit, _unsafe)
     total = 0
 
     def visit(name: str, item: Any) -> str | None:

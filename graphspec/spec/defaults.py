@@ -28,6 +28,8 @@ Equivalent spellings (what Keras itself makes the same):
 - an initializer, regularizer or constraint by any name Keras accepts or as
   `{type: Class, ...}`: `glorot_uniform`, `GlorotUniform` and `{type: GlorotUniform, seed: null}`
   are one value, with the class's own defaults left out;
+- a `call:` argument at the default of the layer's `call` (`use_causal_mask: false` on a
+  MultiHeadAttention) is not written, as `graphspec export` writes it;
 - an optimizer (`compile.optimizer`, in the training hash) likewise: `adam`, `{type: Adam}` and
   `{type: Adam, learning_rate: 0.001}` are one value.
 
@@ -90,6 +92,14 @@ def layer_args(type_name: str, args: dict[str, Any]) -> dict[str, Any]:
         if same(found["strides"], pool_size):
             del found["strides"]  # Keras's strides=None means "as pool_size"
     return found
+
+
+def call_args(type_name: str | None, call: dict[str, Any]) -> dict[str, Any]:
+    """A node's `call:` arguments without those equal to the default of the layer's `call`
+    (`type_name`'s, as the catalog records it; all kept for a type it does not know)."""
+    entry = (catalog.layer(type_name) or {}) if type_name is not None else {}
+    defaults = entry.get("call_defaults", {})
+    return {k: v for k, v in call.items() if k not in defaults or not same(v, defaults[k])}
 
 
 def op_args(op_name: str, args: dict[str, Any]) -> dict[str, Any]:
