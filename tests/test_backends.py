@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.backends import BACKENDS
 
 ROOT = Path(__file__).resolve().parent.parent
 # Specs too large to build in seconds at their defaults, shrunk: `PATH|a=1|b=2`.
@@ -30,16 +31,6 @@ SMALL = {
 }
 SPECS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.yaml"))
 SPECS = [path + SMALL.get(path, "") for path in SPECS]
-BACKENDS = [
-    pytest.param(
-        name,
-        marks=pytest.mark.skipif(
-            importlib.util.find_spec(name) is None,
-            reason=f"{name} is not installed: make test installs jax, make test-torch torch",
-        ),
-    )
-    for name in ("jax", "torch")
-]
 
 COUNT_PARAMS = """\
 import json, math, sys

@@ -13,6 +13,7 @@ import sys
 import textwrap
 
 import pytest
+from fixtures.located import errors
 from typer.testing import CliRunner
 
 import graphspec
@@ -301,15 +302,6 @@ def test_expand_never_imports_tensorflow(tmp_path):
 
 
 # -- bad input: each error at its line and column --------------------------------------------
-
-
-def errors(text: str, write_spec) -> list[tuple[str, str, str | None]]:
-    path = write_spec(text)
-    with pytest.raises(SpecErrors) as caught:
-        graphspec.load(path)
-    return [
-        (str(d.location).removeprefix(f"{path}:"), d.message, d.hint) for d in caught.value.diagnostics.errors
-    ]
 
 
 BAD_USES = {

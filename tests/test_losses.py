@@ -6,7 +6,6 @@ TensorFlow here and on JAX and PyTorch in a subprocess.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from fixtures.backends import BACKENDS
 from typer.testing import CliRunner
 
 import graphspec
@@ -297,19 +297,7 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.skipif(
-                importlib.util.find_spec(name) is None,
-                reason=f"{name} is not installed: make test installs jax, make test-torch torch",
-            ),
-        )
-        for name in ("jax", "torch")
-    ],
-)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_the_losses_on_another_backend(backend, tmp_path):
     _write(tmp_path, CLIP, "clip")
     _write(tmp_path, VAE, "vae")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures.located import errors
 
 import graphspec
-from graphspec import SpecErrors
 
 VAE = """
 graphspec: 1
@@ -107,15 +107,6 @@ def test_a_boolean_is_a_functions_flag():
     text = HEAD.replace("[4]", "[3, 2, 4]") + f"  {node}\noutputs:\n  m: {{loss: mse}}\n"
     layers = graphspec.load(text).spec.layers
     assert layers["m"].op == "dot_product_attention" and layers["m"].args == {"is_causal": True}
-
-
-def errors(text: str, write_spec) -> list[tuple[str, str, str | None]]:
-    path = write_spec(text)
-    with pytest.raises(SpecErrors) as caught:
-        graphspec.load(path)
-    return [
-        (str(d.location).removeprefix(f"{path}:"), d.message, d.hint) for d in caught.value.diagnostics.errors
-    ]
 
 
 HEAD = "graphspec: 1\nname: t\ninputs:\n  a: {shape: [4]}\n  b: {shape: [4]}\nlayers:\n"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from fixtures.located import errors
 
 import graphspec
-from graphspec import SpecErrors
 from graphspec.diff import diff
 from graphspec.fingerprint import fingerprint
 
@@ -37,15 +37,6 @@ def spec(layers: str, blocks: str = ADD, head: str = "", outputs: str = "out: {l
         + outputs
         + "\n"
     )
-
-
-def errors(text: str, write_spec) -> list[tuple[str, str, str | None]]:
-    path = write_spec(text)
-    with pytest.raises(SpecErrors) as caught:
-        graphspec.load(path)
-    return [
-        (str(d.location).removeprefix(f"{path}:"), d.message, d.hint) for d in caught.value.diagnostics.errors
-    ]
 
 
 # -- ${copy} in a repeated use's inputs ----------------------------------------------------------
