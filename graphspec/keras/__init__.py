@@ -52,6 +52,10 @@ def _warn_if_the_catalog_is_stale() -> None:
     warning = stale_warning(keras.__version__)
     if warning:
         sys.stderr.write(warning + "\n")
+    if keras.backend.backend() == "torch":
+        from graphspec.keras.torch_names import allow_dotted_names
+
+        allow_dotted_names()
 
 
 _warn_if_the_catalog_is_stale()
