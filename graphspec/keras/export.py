@@ -47,6 +47,8 @@ from graphspec import archive as spec_archive
 from graphspec import atomic
 from graphspec.errors import SpecErrors
 from graphspec.keras import losses, model_file
+from graphspec.keras.model_file import clip as _clip
+from graphspec.keras.model_file import short as _short
 from graphspec.spec import catalog
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 from graphspec.spec.model import INDEX_TARGET, MAX_NAME, NAME, VALUE_LOSS
@@ -162,11 +164,6 @@ def _refuse_foreign_classes(config: Any, path: Path) -> None:
                 f"{path}: layer '{name}' is of class '{registered}', which is not "
                 "Keras's own; a spec can only name keras.layers classes"
             )
-
-
-def _clip(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _graphspec_layer(module: str, class_name: Any, registered: Any) -> bool:
@@ -1082,11 +1079,6 @@ def _built(type_name: str, args: dict[str, Any], build_config: dict[str, Any]) -
     finally:
         global_state.set_global_attribute("uninitialized_variables", pending)
     return rebuilt.get_config()
-
-
-def _short(value: Any) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 # ---------------------------------------------------------------- losses and compile

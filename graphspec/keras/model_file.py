@@ -111,7 +111,7 @@ def _archive(path: Path) -> Iterator[zipfile.ZipFile]:
             yield archive
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise SpecErrors.single(
-            f"{path} is not a Keras model file (.keras): {_short(exc)}",
+            f"{path} is not a Keras model file (.keras): {short(exc)}",
             hint="save the model with model.save('model.keras')",
         ) from None
 
@@ -146,7 +146,7 @@ def _checked_members(path: Path, archive: zipfile.ZipFile, charge: bool) -> dict
             raise _unsafe(path, f"it holds its weights as '{name}'; graphspec reads {WEIGHTS} only")
         if charge:
             meter.charge(
-                "model-bytes", info.file_size, None, f"{path}: {_clip(name)}'s {info.file_size:,} bytes"
+                "model-bytes", info.file_size, None, f"{path}: {clip(name)}'s {info.file_size:,} bytes"
             )
     if CONFIG not in by_name:
         raise SpecErrors.single(
@@ -192,7 +192,7 @@ def parse_config(path: Path, data: bytes, charge: bool = True) -> dict[str, Any]
         config = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise SpecErrors.single(
-            f"{path} is not a Keras model file (.keras): {CONFIG} is not JSON ({_short(exc)})"
+            f"{path} is not a Keras model file (.keras): {CONFIG} is not JSON ({short(exc)})"
         ) from None
     if not isinstance(config, dict):
         raise SpecErrors.single(f"{path} is not a Keras model file (.keras): {CONFIG} is not a JSON object")
@@ -220,7 +220,7 @@ def declared_weights(config: dict[str, Any], path: Path, max_params: int | None)
             layers = [layer for layer in getattr(model, "layers", []) if layer.weights]
             largest = max(layers, key=lambda layer: sum(_size(w.shape) for w in layer.weights), default=None)
             alone = (
-                f"; layer '{_clip(largest.name)}' alone has {sum(_size(w.shape) for w in largest.weights):,}"
+                f"; layer '{clip(largest.name)}' alone has {sum(_size(w.shape) for w in largest.weights):,}"
                 if largest is not None
                 else ""
             )
@@ -233,7 +233,7 @@ def declared_weights(config: dict[str, Any], path: Path, max_params: int | None)
     except SpecErrors:
         raise
     except Exception as exc:  # Keras raises many kinds; its message says what is wrong
-        raise SpecErrors.single(f"cannot load {path}: {_short(exc)}") from None
+        raise SpecErrors.single(f"cannot load {path}: {short(exc)}") from None
     finally:
         # Forget the declared weights, or the next model made would allocate them.
         global_state.set_global_attribute("uninitialized_variables", [])
@@ -295,10 +295,10 @@ def _check_weights(
         if not isinstance(item, h5py.Dataset):
             return None
         if item.external or item.is_virtual:
-            return f"{WEIGHTS}: dataset '{_clip(name)}' keeps its data outside the file"
+            return f"{WEIGHTS}: dataset '{clip(name)}' keeps its data outside the file"
         total += _size(item.shape or ()) * item.dtype.itemsize
         if total > limit:
-            at = _clip(name)
+            at = clip(name)
             return f"{WEIGHTS}: its datasets declare over {limit:,} bytes (at '{at}'), but {declared}"
         return None
 
@@ -306,7 +306,7 @@ def _check_weights(
         with h5py.File(io.BytesIO(data), "r") as weights:
             refused = weights.visititems(visit)
     except Exception as exc:  # h5py raises OSError, KeyError, ValueError... on a damaged file
-        raise _unsafe(path, f"{WEIGHTS} is not a readable HDF5 file ({_short(exc)})") from None
+        raise _unsafe(path, f"{WEIGHTS} is not a readable HDF5 file ({short(exc)})") from None
     if refused:
         raise _unsafe(path, refused)
 
@@ -318,11 +318,13 @@ def _unsafe(path: Path, reason: str) -> SpecErrors:
     return SpecErrors.single(f"{path}: {reason}", hint=HINT)
 
 
-def _clip(value: Any) -> str:
+def clip(value: Any) -> str:
+    """`value` as text of at most 80 characters, for a name inside a message."""
     text = str(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
+    """`value` (an exception's text) on one line of at most 300 characters, for a message."""
     text = " ".join(str(value).split())
     return text if len(text) <= 300 else text[:297] + "..."
