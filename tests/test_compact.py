@@ -138,16 +138,64 @@ def test_a_use_in_a_block_looks_in_the_block(write_spec):
     ]
 
 
-def test_a_chain_block_with_a_wired_element_is_an_error(write_spec):
-    text = COMPACT.replace('{type: Dense, units: "${dim}"}', '{type: Dense, units: "${dim}", in: x}')
-    assert errors(text, write_spec) == [
-        (
-            "5:93",
-            "only the first layer of chain block 'mlp' may have 'in': each other one reads the layer "
-            "before it",
-            "write the block as a mapping with 'layers' to wire it otherwise",
-        )
-    ]
+def test_a_chain_blocks_element_may_read_the_blocks_input():
+    dense = '{type: Dense, units: "${dim}"}'
+    text = COMPACT.replace(dense, dense + ", {type: Add, in: [x, -1]}")
+    layers = graphspec.load(text).spec.layers
+    assert layers["enc.0.ffn.add"].inbound == ["enc.0.res", "enc.0.ffn.dense_1"]
+
+
+BARE = """
+graphspec: 1
+name: t
+params: {dim: 8}
+blocks:
+  up:
+    in: [x, skip]
+    layers: [{type: Dense, units: "${dim}"}, {type: Concatenate, in: [skip, -1]}]
+  residual:  # no block keys: the mapping is the block's layers
+    dense: {type: Dense, units: "${dim}"}
+    add: {type: Add, in: [x, dense]}
+inputs: {a: {shape: [8]}, b: {shape: [8]}}
+layers:
+  res: {block: residual, in: a}
+  up: {block: up, in: {x: res, skip: b}}
+outputs: {up: {loss: mse}}
+"""
+
+SPELLED_OUT = """
+graphspec: 1
+name: t
+params: {dim: 8}
+blocks:
+  up:
+    params: {dim}
+    in: [x, skip]
+    layers:
+      dense: {type: Dense, units: "${dim}", in: x}
+      concatenate: {type: Concatenate, in: [skip, dense]}
+    out: concatenate
+  residual:
+    params: {dim}
+    in: x
+    layers:
+      dense: {type: Dense, units: "${dim}", in: x}
+      add: {type: Add, in: [x, dense]}
+    out: add
+inputs: {a: {shape: [8]}, b: {shape: [8]}}
+layers:
+  res: {block: residual, in: a}
+  up: {block: up, in: {x: res, skip: b}}
+outputs: {up: {loss: mse}}
+"""
+
+
+def test_a_list_of_layers_and_a_bare_mapping_are_blocks_spelled_out():
+    bare, spelled = graphspec.load(BARE), graphspec.load(SPELLED_OUT)
+    assert bare.spec.layers == spelled.spec.layers
+    assert bare.spec.layers["up.concatenate"].inbound == ["b", "up.dense"]
+    assert fingerprint(bare) == fingerprint(spelled)
+    assert not diff(bare, spelled).differ
 
 
 def test_a_use_inside_a_use_is_read_by_its_name():

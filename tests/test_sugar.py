@@ -190,6 +190,30 @@ def test_a_chain_builds_the_layers_keras_would():
     assert model.get_layer("stage.1.body.conv2d_1").output.shape == (None, 6, 6, 8)
 
 
+def test_a_later_chain_element_may_read_what_it_names_and_minus_one_is_the_one_before():
+    layers = graphspec.load(
+        spec(
+            """
+        c: [{type: Dense, units: 8}, {type: Add, in: [v, -1]}, {type: Dense, units: 8}]
+        d: {type: Concatenate, in: [-1, -2, c.dense]}
+        out: {type: Dense, units: 1, in: {inputs: -1}}
+    """,
+            blocks="",
+        )
+    ).spec.layers
+    # In a chain a layer with `in` reads what it names; the ones after it read it as before.
+    assert layers["c.add"].inbound == ["v", "c.dense"]
+    assert layers["c.dense_1"].inbound == "c.add"
+    # Counting back goes through chain elements one by one, and works outside chains too.
+    assert layers["d"].inbound == ["c.dense_1", "c.add", "c.dense"]
+    assert layers["out"].inbound == {"inputs": "d"}
+
+
+def test_the_first_layers_minus_one_is_what_it_reads_without_in():
+    layers = graphspec.load(spec("out: {type: Add, in: [-1, v]}", blocks="")).spec.layers
+    assert layers["out"].inbound == ["v", "v"]
+
+
 TWO_INPUTS = "graphspec: 1\nname: t\ninputs:\n  a: {shape: [8]}\n  b: {shape: [8]}\nlayers:\n"
 BAD_CHAINS = {
     "a first layer without in, and two inputs": (
@@ -206,12 +230,21 @@ BAD_CHAINS = {
         "  c: [{type: Dense, units: 2, in: a}, 3]",
         ("7:39", "each layer of chain 'c' is a mapping, as a layer is", None),
     ),
-    "in on a later element": (
-        "  c: [{type: Dense, units: 2, in: a}, {type: ReLU, in: b}]",
+    "a count that is not negative": (
+        "  c: [{type: Dense, units: 2, in: a}, {type: Add, in: [b, 1]}]",
         (
-            "7:52",
-            "only the first layer of chain 'c' may have 'in': each other one reads the layer before it",
-            "end the chain here and start a node of its own",
+            "7:59",
+            "layer 'c.add' reads 1: a number in 'in' counts back through the layers written before "
+            "this one, and is negative",
+            "-1 is the layer just before, -2 the one before that",
+        ),
+    ),
+    "a count back past the first layer": (
+        "  c: [{type: Dense, units: 2, in: a}, {type: Add, in: [b, -2]}]",
+        (
+            "7:59",
+            "layer 'c.add' reads -2, but only 1 layer or input comes before it",
+            "-1 is the layer just before; the first layer's -1 is what it reads without 'in'",
         ),
     ),
     "an error inside an element": (

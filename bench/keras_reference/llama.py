@@ -1,5 +1,6 @@
 """A Llama-style decoder (Touvron et al., 2023) in Keras 3 and KerasHub: pre-norm blocks with
-RMSNorm, rotary position embeddings, grouped-query causal attention and a SwiGLU feed-forward.
+RMSNorm, rotary position embeddings, grouped-query causal attention and a SwiGLU feed-forward;
+projections to and from heads are EinsumDense, as in KerasHub's own Llama.
 Small by default; Llama-2-7B is vocab=32000, dim=4096, depth=32, heads=32, kv_heads=32, hidden=11008.
 """
 
@@ -10,15 +11,15 @@ from keras import layers, ops
 
 def attention(x, dim, heads, kv_heads):
     head_dim = dim // heads
-    q = layers.Reshape((-1, heads, head_dim))(layers.Dense(dim, use_bias=False)(x))
-    k = layers.Reshape((-1, kv_heads, head_dim))(layers.Dense(kv_heads * head_dim, use_bias=False)(x))
-    v = layers.Reshape((-1, kv_heads, head_dim))(layers.Dense(kv_heads * head_dim, use_bias=False)(x))
+    q = layers.EinsumDense("...d,dnh->...nh", (heads, head_dim))(x)
+    k = layers.EinsumDense("...d,dnh->...nh", (kv_heads, head_dim))(x)
+    v = layers.EinsumDense("...d,dnh->...nh", (kv_heads, head_dim))(x)
     rope = keras_hub.layers.RotaryEmbedding(max_wavelength=10000)
     q, k = rope(q), rope(k)
     k = ops.repeat(k, heads // kv_heads, axis=2)
     v = ops.repeat(v, heads // kv_heads, axis=2)
     y = ops.dot_product_attention(q, k, v, is_causal=True)
-    return layers.Dense(dim, use_bias=False)(layers.Reshape((-1, dim))(y))
+    return layers.EinsumDense("...nh,nhd->...d", dim)(y)
 
 
 def feed_forward(x, dim, hidden):

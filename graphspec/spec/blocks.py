@@ -45,7 +45,7 @@ from graphspec.spec.source import Path, Positions, parse
 USE_KEYS = ("block", "repeat", "first", "per_copy", "in", "doc")
 # The name of a copy's index in a block's expressions (`${copy}`); no param may take it.
 COPY = "copy"
-BLOCK_KEYS = ("doc", "params", "in", "layers", "out")
+BLOCK_KEYS = compact.BLOCK_KEYS
 # What an included file may hold: it is a library of blocks, not a model.
 LIBRARY_KEYS = ("graphspec", "doc", "include", "blocks")
 # Keys that make a node a layer; a use cannot have them.

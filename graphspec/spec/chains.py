@@ -9,8 +9,11 @@
   first one reads the spec's only input (a block's first input).
 - A node whose value is a list is a chain: its elements are named `CHAIN.TYPE` after Keras's own
   auto-naming (`Conv2D` -> `conv2d`, `ReLU` -> `re_lu`; `_1`, `_2` for a type met again in the
-  chain); the first may have `in`, each other one reads the one before. A reference to the chain
-  is a reference to its last element.
+  chain); each element without `in` reads the one before. A reference to the chain is a
+  reference to its last element.
+- In `in`, a negative integer counts back through the layers as written, chain elements one by
+  one: `-1` is the layer just before (`{type: Concatenate, in: [skip, -1]}` in a chain), `-2`
+  the one before that; counting back past the first layer reaches what the first one reads.
 - A block's `out` may be left out: it is the block's last layer.
 
 This is a pure rewrite of the parsed document (no TensorFlow): the result is the explicit
@@ -65,6 +68,7 @@ class Desugarer:
         self.failed = False
         self._under: dict[Path, list] | None = None
         self._written: set = set()
+        self._order: list[str] = []  # the layers written so far, chain elements one by one
 
     def error(self, message: str, location: Any, hint: str | None = None) -> None:
         self.failed = True
@@ -77,13 +81,15 @@ class Desugarer:
         and what each chain's name now means (its last element). `first` is what the first node
         reads without `in`; when None, `no_first` says why there is nothing to read."""
         if not any(
-            isinstance(n, list) or (isinstance(n, dict) and ("in" not in n or "math" in n))
+            isinstance(n, list)
+            or (isinstance(n, dict) and ("in" not in n or "math" in n or _counts(n["in"])))
             for n in layers.values()
         ):
             return layers, {}
         result: dict[str, Any] = {}
         chains: dict[str, str] = {}
         self._written = set(layers)
+        self._order = [] if first is None else [first]
         previous = first
         for local, node in layers.items():
             path = source + (local,)
@@ -93,6 +99,9 @@ class Desugarer:
                     chains[str(local)] = last
                 previous = str(local)
                 continue
+            if isinstance(node, dict) and "in" in node:
+                node = self._counted(node, path)
+            self._order.append(str(local))
             if isinstance(node, dict) and "math" in node:
                 node = math.with_references(node, path, self.positions, self.diagnostics)
             elif isinstance(node, dict) and "in" not in node:
@@ -144,14 +153,9 @@ class Desugarer:
                 )
                 return None
             self._move(at, target)
-            if i > 0 and "in" in element:
-                self.error(
-                    f"only the first layer of chain '{local}' may have 'in': each other one reads "
-                    "the layer before it",
-                    self.positions.key_of(at + ("in",)),
-                    hint="end the chain here and start a node of its own",
-                )
-                return None
+            if "in" in element:
+                element = self._counted(element, target)
+            self._order.append(new)
             if "math" in element:
                 element = math.with_references(element, target, self.positions, self.diagnostics)
             elif "in" not in element:
@@ -160,6 +164,41 @@ class Desugarer:
             result[new] = element
             name = new
         return name
+
+    def _counted(self, node: dict, path: Path) -> dict:
+        """`node` with the numbers in its `in` (counting back through the layers written before
+        it, `-1` the one just before) replaced by the names they count to."""
+        if not _counts(node["in"]):
+            return node
+        before = len(self._order)  # the layers written before this one (the first's input first)
+
+        def name(value: Any, at: Path) -> Any:
+            if isinstance(value, list):
+                return [name(v, at + (i,)) for i, v in enumerate(value)]
+            if isinstance(value, dict):
+                return {k: name(v, at + (k,)) for k, v in value.items()}
+            if not _is_count(value):
+                return value
+            if value >= 0:
+                self.error(
+                    f"layer '{path[-1]}' reads {value}: a number in 'in' counts back through the "
+                    "layers written before this one, and is negative",
+                    self.positions.of(at),
+                    hint="-1 is the layer just before, -2 the one before that",
+                )
+                return value
+            if -value > before:
+                self.error(
+                    f"layer '{path[-1]}' reads {value}, but "
+                    + (f"only {before} layer or input comes" if before else "no layer or input comes")
+                    + " before it",
+                    self.positions.of(at),
+                    hint="-1 is the layer just before; the first layer's -1 is what it reads without 'in'",
+                )
+                return value
+            return self._order[value]
+
+        return {**node, "in": name(node["in"], path + ("in",))}
 
     def _move(self, old: Path, new: Path) -> None:
         """Copy the positions under `old` to `new`: a chain element becomes a named node."""
@@ -189,6 +228,19 @@ class Desugarer:
         if isinstance(node.get("share"), str) and node["share"] in chains:
             renamed["share"] = chains[node["share"]]
         return renamed
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _counts(value: Any) -> bool:
+    """Whether an `in` holds a number: a layer named by counting back."""
+    if isinstance(value, list):
+        return any(_counts(v) for v in value)
+    if isinstance(value, dict):
+        return any(_counts(v) for v in value.values())
+    return _is_count(value)
 
 
 def rename_references(value: Any, chains: dict[str, str]) -> Any:

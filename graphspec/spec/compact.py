@@ -15,6 +15,8 @@
   at every use. A written `params:` stays authoritative.
 - A block whose value is a list is a chain block: one input `x`, the list a chain (chains.py)
   whose elements are named after their types (`dense`, `dense_1`), its output the last one.
+  A block's `layers:` may be a list too, named the same way: a chain block with its own `in:`.
+- A block mapping with none of the keys doc, params, in, layers and out is its `layers:`.
 
 What a use does not give is looked up where the use is written (blocks.py, `_args`). This is a
 pure rewrite of the parsed document (no TensorFlow): the explicit spelling is what every later
@@ -29,6 +31,9 @@ from graphspec.errors import Diagnostics, Location
 from graphspec.spec import chains, expr
 from graphspec.spec import params as params_module
 from graphspec.spec.source import Path, Positions
+
+# The keys of a block written out in full; a mapping with none of them is its `layers:`.
+BLOCK_KEYS = ("doc", "params", "in", "layers", "out")
 
 # The input of a block that does not name its inputs.
 IMPLICIT_INPUT = "x"
@@ -58,18 +63,34 @@ def complete(
 
 
 def _explicit(name: str, definition: Any, positions: Positions, diagnostics: Diagnostics) -> Any:
+    path = ("blocks", name)
     if isinstance(definition, list):
-        return _chain_block(name, definition, positions, diagnostics)
+        layers = _chain_layers(name, definition, path, positions, diagnostics)
+        if layers is _FAILED:
+            return _FAILED
+        positions.values[path + ("layers",)] = positions.of(path)
+        definition = {"layers": layers}
+    elif isinstance(definition, dict) and definition and not set(definition) & set(BLOCK_KEYS):
+        _move(positions, {path + (local,): path + ("layers", local) for local in definition})
+        positions.values[path + ("layers",)] = positions.of(path)
+        definition = {"layers": definition}
+    elif isinstance(definition, dict) and isinstance(definition.get("layers"), list):
+        layers = _chain_layers(name, definition["layers"], path + ("layers",), positions, diagnostics)
+        if layers is _FAILED:
+            return _FAILED
+        definition = {**definition, "layers": layers}
     if isinstance(definition, dict) and "in" not in definition and "layers" in definition:
-        positions.values[("blocks", name, "in")] = positions.key_of(("blocks", name))
+        positions.values[path + ("in",)] = positions.key_of(path)
         return {**definition, "in": IMPLICIT_INPUT}
     return definition
 
 
-def _chain_block(name: str, elements: list, positions: Positions, diagnostics: Diagnostics) -> Any:
-    """A list block as `{in: x, layers: {dense: ..., dense_1: ...}}`; elements after the first
-    read the one before (chains.py gives them their `in`)."""
-    path = ("blocks", name)
+def _chain_layers(
+    name: str, elements: list, path: Path, positions: Positions, diagnostics: Diagnostics
+) -> Any:
+    """The chain `elements` (written at `path`) as the layers mapping `{dense: ..., dense_1: ...}`,
+    the positions moved to match; those without `in` read the one before (chains.py gives them
+    their `in`)."""
     if not elements:
         diagnostics.error(f"chain block '{name}' has no layers", positions.of(path))
         return _FAILED
@@ -82,30 +103,25 @@ def _chain_block(name: str, elements: list, positions: Positions, diagnostics: D
                 f"each layer of chain block '{name}' is a mapping, as a layer is", positions.of(path + (i,))
             )
             return _FAILED
-        if i > 0 and "in" in element:
-            diagnostics.error(
-                f"only the first layer of chain block '{name}' may have 'in': each other one reads "
-                "the layer before it",
-                positions.key_of(path + (i, "in")),
-                hint="write the block as a mapping with 'layers' to wire it otherwise",
-            )
-            return _FAILED
         base = chains.base_name(element)
         seen = counts.get(base, 0)
         counts[base] = seen + 1
         local = base if seen == 0 else f"{base}_{seen}"
         layers[local] = element
-        moves[path + (i,)] = path + ("layers", local)
+        moves[path + (i,)] = ("blocks", name, "layers", local)
+    _move(positions, moves)
+    return layers
+
+
+def _move(positions: Positions, moves: dict[Path, Path]) -> None:
+    """Give the paths `moves` maps to (and everything under them) the positions of their sources."""
+    depth = len(next(iter(moves)))
     for table in (positions.values, positions.keys):
         for old_path, location in list(table.items()):
-            if len(old_path) > 2 and old_path[:3] in moves:
-                table[moves[old_path[:3]] + old_path[3:]] = location
+            if len(old_path) >= depth and old_path[:depth] in moves:
+                table[moves[old_path[:depth]] + old_path[depth:]] = location
     for new in moves.values():
         positions.keys.setdefault(new, positions.values.get(new))
-    where = positions.of(path)
-    positions.values[path + ("in",)] = where
-    positions.values[path + ("layers",)] = where
-    return {"in": IMPLICIT_INPUT, "layers": layers}
 
 
 def _infer(

@@ -21,6 +21,7 @@ Equivalent spellings (what Keras itself makes the same):
 - `ZeroPadding1-3D`'s `padding` and `Cropping1-3D`'s `cropping`: `1` is `[[1, 1], [1, 1]]` and
   `[1, 2]` is `[[1, 1], [2, 2]]` in 2D, as Keras reads them;
 - a pooling layer's `strides` equal to its `pool_size` is Keras's default (`strides: null`);
+- EinsumDense's `output_shape: 64` is `[64]`, as Keras stores it;
 - a one-element axis list is its axis: `axis: [-1]` is `-1` for LayerNormalization,
   UnitNormalization and Normalization, `attention_axes: [1]` is `1` for MultiHeadAttention;
 - `activation: linear` (and `recurrent_activation: linear`) is `null`: Keras makes `null` linear;
@@ -221,6 +222,8 @@ def _layer_value(type_name: str, key: str, value: Any) -> Any:
     padding = _PADDING_LAYER.match(type_name)
     if padding and key in ("padding", "cropping"):
         return _padding(value, int(padding.group(2)))
+    if (type_name, key) == ("EinsumDense", "output_shape") and isinstance(value, int):
+        return [value]
     if (type_name, key) in _ONE_AXIS and isinstance(value, list) and len(value) == 1:
         return value[0]
     return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from graphspec.spec import catalog
+from graphspec.spec import catalog, compact
 from graphspec.spec.model import Spec
 
 SCHEMA_ID = "https://graphspec.dev/schemas/graphspec.schema.json"
@@ -66,13 +66,29 @@ def json_schema() -> dict:
             {"type": "array", "items": {"$ref": "#/$defs/LayerSpec"}, "minItems": 1},
         ]
     }
+    # In `in`, a negative number counts back through the layers written before (chains.py).
+    reference = {"anyOf": [{"type": "string"}, {"type": "integer", "maximum": -1}]}
+    references = {"anyOf": [reference, {"type": "array", "items": reference}]}
+    layer["properties"]["in"] = {
+        "anyOf": [*references["anyOf"], {"type": "object", "additionalProperties": references}],
+        "description": layer["properties"]["in"].get("description", ""),
+    }
+    chain = {"type": "array", "items": {"$ref": "#/$defs/LayerSpec"}, "minItems": 1}
     block = schema["$defs"]["BlockSpec"]
     block["required"] = [key for key in block.get("required", []) if key != "out"]
-    # A block written as a list is a chain block (compact.py): one input `x`, its last layer out.
+    block["properties"]["layers"] = {"anyOf": [block["properties"]["layers"], chain]}
+    # A block written as a list is a chain block (compact.py): one input `x`, its last layer out;
+    # a mapping with none of a block's keys is its layers.
     schema["properties"]["blocks"]["additionalProperties"] = {
         "anyOf": [
             {"$ref": "#/$defs/BlockSpec"},
-            {"type": "array", "items": {"$ref": "#/$defs/LayerSpec"}, "minItems": 1},
+            chain,
+            {
+                "type": "object",
+                "minProperties": 1,
+                "not": {"anyOf": [{"required": [key]} for key in compact.BLOCK_KEYS]},
+                "additionalProperties": {"anyOf": [{"$ref": "#/$defs/LayerSpec"}, chain]},
+            },
         ]
     }
     schema["$defs"]["Expression"] = dict(EXPRESSION)
