@@ -190,7 +190,13 @@ class Desugarer:
             if -value > before:
                 self.error(
                     f"layer '{path[-1]}' reads {value}, but "
-                    + (f"only {before} layer or input comes" if before else "no layer or input comes")
+                    + (
+                        "no layer or input comes"
+                        if not before
+                        else "only 1 layer or input comes"
+                        if before == 1
+                        else f"only {before} layers or inputs come"
+                    )
                     + " before it",
                     self.positions.of(at),
                     hint="-1 is the layer just before; the first layer's -1 is what it reads without 'in'",
