@@ -125,8 +125,8 @@ def test_unet_is_the_unet_written_in_keras():
     assert layer_classes(ours) == layer_classes(reference)
     assert ours.output_shape == (None, 32, 32, 3)
     # The skip connections join encoder and decoder stages of the same resolution.
-    assert ours.get_layer("decoder.0.conv.concatenate").input[0].shape == (None, 4, 4, 512)
-    assert ours.get_layer("decoder.3.conv.concatenate").input[0].shape == (None, 32, 32, 64)
+    assert ours.get_layer("decoder.0.concatenate").input[0].shape == (None, 4, 4, 512)
+    assert ours.get_layer("decoder.3.concatenate").input[0].shape == (None, 32, 32, 64)
 
 
 @pytest.mark.parametrize("depth", range(1, 7))
@@ -139,7 +139,7 @@ def test_unet_depth_is_one_param(depth):
     assert ours.output_shape == (None, 64, 64, 3)
     for k in range(depth):
         level = depth - 1 - k
-        skip = ours.get_layer(f"decoder.{k}.conv.concatenate").input[0]
+        skip = ours.get_layer(f"decoder.{k}.concatenate").input[0]
         assert skip.shape == (None, 64 >> level, 64 >> level, 4 << level)
 
 

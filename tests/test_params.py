@@ -86,11 +86,11 @@ def test_an_override_path_that_points_at_nothing_is_an_error():
 
 
 def test_a_bad_value_from_an_override_points_at_the_override():
-    assert _render(["layers.h.in=42"]) == (
-        "--set:1:13: error: layers.h.in: should be a node name, a list of node names, "
-        "or a mapping of call arguments to node names\n"
-        "  layers.h.in=42\n"
-        "              ^~"
+    assert _render(["layers.h.in=2.5"]) == (
+        "--set:1:13: error: layers.h.in: should be a node name or a negative number counting back "
+        "(-1 is the layer before), a list of them, or a mapping of call arguments to them\n"
+        "  layers.h.in=2.5\n"
+        "              ^~~"
     )
 
 

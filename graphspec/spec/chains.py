@@ -179,8 +179,10 @@ class Desugarer:
                 return {k: name(v, at + (k,)) for k, v in value.items()}
             if not _is_count(value):
                 return value
+            # Not fatal: the number stays, and validation, which refuses it at the same place,
+            # is not told twice (load.py); the spec's other errors are still found.
             if value >= 0:
-                self.error(
+                self.diagnostics.error(
                     f"layer '{path[-1]}' reads {value}: a number in 'in' counts back through the "
                     "layers written before this one, and is negative",
                     self.positions.of(at),
@@ -188,7 +190,7 @@ class Desugarer:
                 )
                 return value
             if -value > before:
-                self.error(
+                self.diagnostics.error(
                     f"layer '{path[-1]}' reads {value}, but "
                     + (
                         "no layer or input comes"
@@ -264,12 +266,13 @@ def rename_references(value: Any, chains: dict[str, str]) -> Any:
     return value
 
 
-def desugar_spec(data: dict, positions: Positions, diagnostics: Diagnostics) -> dict:
+def desugar_spec(data: dict, positions: Positions, diagnostics: Diagnostics) -> tuple[dict, bool]:
     """The spec `data` with its top-level layers made explicit; outputs named after a chain, or
-    reading one (`from`), read its last element. Blocks' layers are done by blocks.py."""
+    reading one (`from`), read its last element; and whether an error leaves it unfit to go on
+    (a layer left without `in`). Blocks' layers are done by blocks.py."""
     layers = data.get("layers")
     if not isinstance(layers, dict):
-        return data
+        return data, False
     inputs = data.get("inputs")
     names = list(inputs) if isinstance(inputs, dict) else []
     first = names[0] if len(names) == 1 else None
@@ -279,7 +282,7 @@ def desugar_spec(data: dict, positions: Positions, diagnostics: Diagnostics) -> 
     desugarer = Desugarer(positions, diagnostics)
     new_layers, chains = desugarer.layers(layers, ("layers",), first, no_first)
     if new_layers is layers:
-        return data
+        return data, desugarer.failed
     data = {**data, "layers": new_layers}
     outputs = data.get("outputs")
     if chains and isinstance(outputs, dict):
@@ -292,7 +295,7 @@ def desugar_spec(data: dict, positions: Positions, diagnostics: Diagnostics) -> 
                 positions.values[("outputs", name, "from")] = positions.key_of(("outputs", name))
             rewritten[name] = output
         data["outputs"] = rewritten
-    return data
+    return data, desugarer.failed
 
 
 def desugar_block(

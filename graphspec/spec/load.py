@@ -173,9 +173,8 @@ def _load_text(
         raise SpecErrors(diagnostics)
     unused = _unused_params(data, params)
     data = params_module.substitute(data, resolved, positions, diagnostics)
-    before = len(diagnostics.errors)
-    data = chains.desugar_spec(data, positions, diagnostics)
-    if len(diagnostics.errors) > before:  # a node left without `in` would only echo the error
+    data, failed = chains.desugar_spec(data, positions, diagnostics)
+    if failed:  # a node left without `in` would only echo the error
         raise SpecErrors(diagnostics)
     expansion = expand_blocks(
         data, positions, diagnostics, path.parent if path else Path.cwd(), files, policy, resolved
@@ -185,6 +184,7 @@ def _load_text(
     data = expansion.data
     unused = [name for name in unused if name not in expansion.inherited]
     if isinstance(data.get("layers"), dict):
+        before = len(diagnostics.errors)
         # `math:` nodes become op nodes (math.py): what every later stage, and expand, sees.
         data = {**data, "layers": math.desugar(data["layers"], positions, diagnostics, expansion.origins)}
         expansion.data = data
@@ -383,6 +383,8 @@ def _report_validation(
     A value that matches no member of a union gives one error per member: only the first is kept.
     """
     seen: set[tuple] = set()
+    # A value an earlier stage has already refused (a count in `in`, chains.py) is told once.
+    told = {d.location for d in diagnostics.errors}
     for error in exc.errors():
         path, node = [], data
         for part in error["loc"]:
@@ -399,7 +401,9 @@ def _report_validation(
             continue
         seen.add(path)
         message, hint, key = _message(error, path, node)
-        diagnostics.error(message, positions.of(path, key=key), hint)
+        location = positions.of(path, key=key)
+        if location not in told:
+            diagnostics.error(message, location, hint)
 
 
 def _message(error: dict, path: tuple, value: Any) -> tuple[str, str | None, bool]:
@@ -435,7 +439,10 @@ def _message(error: dict, path: tuple, value: Any) -> tuple[str, str | None, boo
 
 # Fields whose type is a union: pydantic reports one error per member; one sentence says it all.
 _UNION_MESSAGES = {
-    "in": "should be a node name, a list of node names, or a mapping of call arguments to node names",
+    "in": (
+        "should be a node name or a negative number counting back (-1 is the layer before), "
+        "a list of them, or a mapping of call arguments to them"
+    ),
     "loss": "should be a loss name or {type: LossClass, ...arguments}",
     "optimizer": "should be an optimizer name or {type: OptimizerClass, ...arguments}",
 }
