@@ -173,8 +173,11 @@ def _load_text(
         raise SpecErrors(diagnostics)
     unused = _unused_params(data, params)
     data = params_module.substitute(data, resolved, positions, diagnostics)
-    data, failed = chains.desugar_spec(data, positions, diagnostics)
-    if failed:  # a node left without `in` would only echo the error
+    before = len(diagnostics.errors)
+    data, refused = chains.desugar_spec(data, positions, diagnostics)
+    # A node left without `in` would only echo its error; a refused count is validated as it is.
+    before += len(refused)
+    if len(diagnostics.errors) > before:
         raise SpecErrors(diagnostics)
     expansion = expand_blocks(
         data, positions, diagnostics, path.parent if path else Path.cwd(), files, policy, resolved
@@ -184,7 +187,6 @@ def _load_text(
     data = expansion.data
     unused = [name for name in unused if name not in expansion.inherited]
     if isinstance(data.get("layers"), dict):
-        before = len(diagnostics.errors)
         # `math:` nodes become op nodes (math.py): what every later stage, and expand, sees.
         data = {**data, "layers": math.desugar(data["layers"], positions, diagnostics, expansion.origins)}
         expansion.data = data
@@ -194,7 +196,7 @@ def _load_text(
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        _report_validation(exc, data, positions, diagnostics)
+        _report_validation(exc, data, positions, diagnostics, refused)
         raise SpecErrors(diagnostics) from None
 
     nested = _load_nested(spec, path, positions, diagnostics, chain, files, policy)
@@ -374,17 +376,16 @@ def _check_node_count(
 
 
 def _report_validation(
-    exc: ValidationError, data: dict, positions: Positions, diagnostics: Diagnostics
+    exc: ValidationError, data: dict, positions: Positions, diagnostics: Diagnostics, told: list = ()
 ) -> None:
     """Turn pydantic's errors into diagnostics at the nearest recorded position.
 
     pydantic's locations include the names of union members and validators (`str`,
     `list[str]`, `function-after[...]`) that are not keys of the document; they are dropped.
     A value that matches no member of a union gives one error per member: only the first is kept.
+    An error about a value holding one of the paths in `told`, already refused, is left out.
     """
     seen: set[tuple] = set()
-    # A value an earlier stage has already refused (a count in `in`, chains.py) is told once.
-    told = {d.location for d in diagnostics.errors}
     for error in exc.errors():
         path, node = [], data
         for part in error["loc"]:
@@ -401,9 +402,8 @@ def _report_validation(
             continue
         seen.add(path)
         message, hint, key = _message(error, path, node)
-        location = positions.of(path, key=key)
-        if location not in told:
-            diagnostics.error(message, location, hint)
+        if not (path and any(tuple(t[: len(path)]) == path for t in told)):
+            diagnostics.error(message, positions.of(path, key=key), hint)
 
 
 def _message(error: dict, path: tuple, value: Any) -> tuple[str, str | None, bool]:
