@@ -269,6 +269,18 @@ def schema() -> None:
 
 
 @app.command()
+def lsp() -> None:
+    """Run the language server on stdin and stdout, for editors: validate's problems as you type,
+    go to definition, hover and rename (needs the lsp extra: pip install 'graphspec[lsp]')."""
+    try:
+        from graphspec.lsp import serve
+    except ImportError as exc:
+        typer.echo(f"error: graphspec lsp needs pygls ({exc}): pip install 'graphspec[lsp]'", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    serve()
+
+
+@app.command()
 def fmt(
     files: Annotated[list[Path], typer.Argument(help="Spec or block files to rewrite in place.")],
     check: Annotated[

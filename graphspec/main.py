@@ -10,6 +10,7 @@ app's to parse, so both paths accept and refuse the same command lines.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from pathlib import Path
 
@@ -94,4 +95,9 @@ def main() -> None:
         status = print_errors(exc)
     finally:
         budget.activate(None)
-    sys.exit(status)
+    # Ending without the interpreter's teardown, which frees every module's objects one by one
+    # (pydantic's schemas among them): a tenth of validate's time. Nothing is left to run at
+    # exit, and what was printed is flushed first.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

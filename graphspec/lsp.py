@@ -1,0 +1,118 @@
+"""`graphspec lsp`: a language server over stdio (pygls) that shows `graphspec validate`'s
+problems while a spec is edited, goes to definitions, hovers on nodes and renames them.
+
+The protocol only: what it answers comes from graphspec.lsp_analysis. Installed with the `lsp`
+extra (`pip install 'graphspec[lsp]'`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidRequest
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from graphspec import __version__
+from graphspec.lsp_analysis import Document, Problem, Span, problems
+
+_SEVERITY = {"error": types.DiagnosticSeverity.Error, "warning": types.DiagnosticSeverity.Warning}
+
+
+def _range(span: Span) -> types.Range:
+    return types.Range(types.Position(span.line, span.start), types.Position(span.line, span.end))
+
+
+def _diagnostic(problem: Problem) -> types.Diagnostic:
+    message = problem.message + (f"\nhint: {problem.hint}" if problem.hint else "")
+    return types.Diagnostic(
+        range=_range(problem.span), message=message, severity=_SEVERITY[problem.severity], source="graphspec"
+    )
+
+
+class GraphspecServer(LanguageServer):
+    """The server, with each open document's last analysis: the parsed text, and the spec as
+    loaded when it was valid (hover shows its substituted arguments)."""
+
+    def __init__(self) -> None:
+        super().__init__("graphspec", __version__)
+        self.analyses: dict[str, tuple[Document, Any]] = {}
+
+    def analyse(self, uri: str) -> None:
+        """Parse and validate the document at `uri` as the editor holds it; publish its problems."""
+        text = self.workspace.get_text_document(uri).source
+        path = to_fs_path(uri) if uri.startswith("file:") else None
+        document = Document(text, Path(path) if path else None)
+        found, loaded = problems(document)
+        previous = self.analyses.get(uri)
+        # Hover keeps the last valid load while an edit in progress breaks the spec.
+        self.analyses[uri] = (document, loaded if loaded is not None else (previous[1] if previous else None))
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=[_diagnostic(p) for p in found])
+        )
+
+    def document(self, uri: str) -> tuple[Document, Any]:
+        if uri not in self.analyses:
+            self.analyse(uri)
+        return self.analyses[uri]
+
+
+def make_server() -> GraphspecServer:
+    """A server with every feature registered (not yet started)."""
+    server = GraphspecServer()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: GraphspecServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.analyse(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: GraphspecServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.analyse(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: GraphspecServer, params: types.DidSaveTextDocumentParams) -> None:
+        # A saved file can change what other files see (an included block file, a nested spec).
+        ls.analyse(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: GraphspecServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.analyses.pop(params.text_document.uri, None)
+        ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
+        )
+
+    @server.feature(types.TEXT_DOCUMENT_DEFINITION)
+    def definition(ls: GraphspecServer, params: types.DefinitionParams) -> types.Location | None:
+        document, _ = ls.document(params.text_document.uri)
+        target = document.definition(params.position.line, params.position.character)
+        if target is None:
+            return None
+        uri = params.text_document.uri if target.path == document.path else from_fs_path(str(target.path))
+        return types.Location(uri=uri or params.text_document.uri, range=_range(target.span))
+
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    def hover(ls: GraphspecServer, params: types.HoverParams) -> types.Hover | None:
+        document, loaded = ls.document(params.text_document.uri)
+        text = document.hover(params.position.line, params.position.character, loaded)
+        if text is None:
+            return None
+        return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text))
+
+    @server.feature(types.TEXT_DOCUMENT_RENAME)
+    def rename(ls: GraphspecServer, params: types.RenameParams) -> types.WorkspaceEdit:
+        document, _ = ls.document(params.text_document.uri)
+        edits = document.rename(params.position.line, params.position.character, params.new_name)
+        if isinstance(edits, str):
+            raise JsonRpcInvalidRequest(edits)
+        return types.WorkspaceEdit(
+            changes={params.text_document.uri: [types.TextEdit(_range(s), new) for s, new in edits]}
+        )
+
+    return server
+
+
+def serve() -> None:
+    """Run the server on stdin and stdout until the client ends it."""
+    make_server().start_io()
