@@ -269,7 +269,7 @@ def schema() -> None:
 
 
 @app.command()
-def lsp() -> None:
+def lsp(root: RootOption = None) -> None:
     """Run the language server on stdin and stdout, for editors: validate's problems as you type,
     go to definition, hover and rename (needs the lsp extra: pip install 'graphspec[lsp]')."""
     try:
@@ -277,7 +277,7 @@ def lsp() -> None:
     except ImportError as exc:
         typer.echo(f"error: graphspec lsp needs pygls ({exc}): pip install 'graphspec[lsp]'", err=True)
         raise typer.Exit(EXIT_INVALID) from None
-    serve()
+    serve(root)
 
 
 @app.command()

@@ -36,15 +36,16 @@ class GraphspecServer(LanguageServer):
     """The server, with each open document's last analysis: the parsed text, and the spec as
     loaded when it was valid (hover shows its substituted arguments)."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
         super().__init__("graphspec", __version__)
+        self.root = root
         self.analyses: dict[str, tuple[Document, Any]] = {}
 
     def analyse(self, uri: str) -> None:
         """Parse and validate the document at `uri` as the editor holds it; publish its problems."""
         text = self.workspace.get_text_document(uri).source
         path = to_fs_path(uri) if uri.startswith("file:") else None
-        document = Document(text, Path(path) if path else None)
+        document = Document(text, Path(path) if path else None, self.root)
         found, loaded = problems(document)
         previous = self.analyses.get(uri)
         # Hover keeps the last valid load while an edit in progress breaks the spec.
@@ -59,9 +60,10 @@ class GraphspecServer(LanguageServer):
         return self.analyses[uri]
 
 
-def make_server() -> GraphspecServer:
-    """A server with every feature registered (not yet started)."""
-    server = GraphspecServer()
+def make_server(root: Path | None = None) -> GraphspecServer:
+    """A server with every feature registered (not yet started); specs may read nested specs
+    and includes under `root` (default: each spec's own folder), as with `validate --root`."""
+    server = GraphspecServer(root)
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: GraphspecServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -113,6 +115,6 @@ def make_server() -> GraphspecServer:
     return server
 
 
-def serve() -> None:
+def serve(root: Path | None = None) -> None:
     """Run the server on stdin and stdout until the client ends it."""
-    make_server().start_io()
+    make_server(root).start_io()

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from graphspec import budget
 from graphspec.errors import Diagnostic, Location, SpecErrors
+from graphspec.policy import Policy
+from graphspec.spec.files import WORKING_TREE
 from graphspec.spec.source import Positions, parse
 
 # A name a node may be renamed to, and a name in a `math:` expression (not an attribute).
@@ -66,9 +69,11 @@ class Document:
     buffer). It is parsed on the first question about its names, not for its diagnostics:
     validating parses the text itself, and a keystroke should not pay for two parses."""
 
-    def __init__(self, text: str, path: Path | None) -> None:
+    def __init__(self, text: str, path: Path | None, root: Path | None = None) -> None:
         self.text = text
         self.path = path
+        # Where the spec may read nested specs and includes (`--root`; default: its folder).
+        self.root = root
         self.lines = text.split("\n")
         self._parsed = False
         self._data: Any = None
@@ -223,11 +228,20 @@ class Document:
             return self._file(value)
         return None
 
-    def _file(self, relative: str) -> Target | None:
+    def _readable(self, written: str, base: Path) -> Path | None:
+        """The spec file `written` names from the file `base`, where the spec may read it (the
+        rules `validate` applies: a .yaml or .yml file under the root); None otherwise."""
         if self.path is None:
             return None
-        target = self.path.parent / relative
-        return Target(target, Span(0, 0, 0)) if target.is_file() else None
+        target = base.parent / written
+        policy = Policy(self.root).for_spec(self.path)
+        if policy.spec_refusal(written, target) is not None or not target.is_file():
+            return None
+        return target
+
+    def _file(self, relative: str) -> Target | None:
+        target = self._readable(relative, self.path) if self.path else None
+        return Target(target, Span(0, 0, 0)) if target else None
 
     def _block(self, name: str) -> Target | None:
         blocks = self._value(("blocks",))
@@ -236,24 +250,27 @@ class Document:
             return Target(self.path or Path(self.name), span) if span else None
         if self.path is None:
             return None
-        # An included file's blocks, and the files it includes in turn (each file once).
+        # An included file's blocks, and the files it includes in turn (each file once), read
+        # as validate reads them: under the root, regular files, within the size limit.
         seen: set[Path] = set()
-        queue = [self.path.parent / p for p in _as_list(self._value(("include",)))]
-        while queue:
-            file = queue.pop(0)
-            if file in seen or not file.is_file():
-                continue
-            seen.add(file)
-            try:
-                other = Document(file.read_text(), file)
-            except (OSError, UnicodeDecodeError):
-                continue
-            blocks = other._value(("blocks",))
-            if isinstance(blocks, dict) and name in blocks and other.positions is not None:
-                span = other._key_span(("blocks", name))
-                if span:
-                    return Target(file, span)
-            queue += [file.parent / p for p in _as_list(other._value(("include",)))]
+        queue = [(written, self.path) for written in _as_list(self._value(("include",)))]
+        with budget.ensure():
+            while queue:
+                written, base = queue.pop(0)
+                file = self._readable(written, base)
+                if file is None or file.resolve() in seen:
+                    continue
+                seen.add(file.resolve())
+                try:
+                    other = Document(WORKING_TREE.read(file), file, self.root)
+                except (SpecErrors, OSError, UnicodeDecodeError):
+                    continue
+                blocks = other._value(("blocks",))
+                if isinstance(blocks, dict) and name in blocks and other.positions is not None:
+                    span = other._key_span(("blocks", name))
+                    if span:
+                        return Target(file, span)
+                queue += [(w, file) for w in _as_list(other._value(("include",)))]
         return None
 
     # --- hover -----------------------------------------------------------------------------
@@ -417,7 +434,7 @@ def problems(document: Document) -> tuple[list[Problem], Any]:
     from graphspec.spec.load import load_text
 
     try:
-        loaded = load_text(document.text, document.name, base=document.path)
+        loaded = load_text(document.text, document.name, base=document.path, root=document.root)
     except SpecErrors as exc:
         return [_place(document, d) for d in exc.diagnostics.items], None
     return [_place(document, d) for d in loaded.diagnostics.items], loaded

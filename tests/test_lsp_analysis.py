@@ -92,3 +92,27 @@ def test_problems_sit_on_what_they_are_about():
     assert problem.severity == "error" and "'b.q'" in problem.message
     line = text.split("\n")[problem.span.line]
     assert line[problem.span.start : problem.span.end] == "b.q"
+
+
+def test_definitions_follow_only_files_validate_may_read(tmp_path):
+    # An include or a nested spec outside the spec's folder, or not a spec, or a FIFO that would
+    # block a read: go to definition does not open them (validate refuses them too).
+    import os
+
+    (tmp_path / "outside.yaml").write_text(
+        "graphspec: 1\nblocks:\n  mlp:\n    layers: {d: {type: Dense, units: 1}}\n"
+    )
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    os.mkfifo(folder / "fifo.yaml")
+    text = (
+        "graphspec: 1\nname: s\ninclude: [../outside.yaml, fifo.yaml]\ninputs: {x: {shape: [2]}}\n"
+        "layers:\n  b: {block: mlp, in: x}\n  e: {spec: /etc/hostname, in: b}\n"
+        "  f: {spec: ../outside.yaml, in: e}\n"
+        "outputs:\n  f: {}\n"
+    )
+    doc = Document(text, folder / "s.yaml")
+    assert doc.definition(5, 14) is None  # block: mlp, defined only outside the root
+    assert doc.definition(6, 13) is None and doc.definition(7, 13) is None
+    wider = Document(text, folder / "s.yaml", root=tmp_path)
+    assert wider.definition(5, 14).path == folder / "../outside.yaml"
