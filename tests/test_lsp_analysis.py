@@ -116,3 +116,14 @@ def test_definitions_follow_only_files_validate_may_read(tmp_path):
     assert doc.definition(6, 13) is None and doc.definition(7, 13) is None
     wider = Document(text, folder / "s.yaml", root=tmp_path)
     assert wider.definition(5, 14).path == folder / "../outside.yaml"
+
+
+def test_a_capability_refusal_and_a_disconnected_input_sit_on_their_names():
+    text = (Path(__file__).parent / "fixtures/invalid/lambda.yaml").read_text()
+    (problem,) = problems(Document(text, None))[0]
+    assert "which graphspec refuses" in problem.message
+    assert text.split("\n")[problem.span.line][problem.span.start : problem.span.end] == "Lambda"
+    text = (Path(__file__).parent / "fixtures/invalid/disconnected_input.yaml").read_text()
+    (problem,) = problems(Document(text, None))[0]
+    assert problem.message == "input 'unrelated' reaches no output (graph disconnected)"
+    assert text.split("\n")[problem.span.line][problem.span.start : problem.span.end] == "unrelated"
