@@ -14,6 +14,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
+from pygls.workspace import TextDocument
 
 from graphspec import __version__
 from graphspec.lsp_analysis import Document, Problem, Span, problems
@@ -21,14 +22,26 @@ from graphspec.lsp_analysis import Document, Problem, Span, problems
 _SEVERITY = {"error": types.DiagnosticSeverity.Error, "warning": types.DiagnosticSeverity.Warning}
 
 
-def _range(span: Span) -> types.Range:
-    return types.Range(types.Position(span.line, span.start), types.Position(span.line, span.end))
+def _range(span: Span, held: TextDocument | None = None) -> types.Range:
+    """The LSP range of a span. graphspec counts characters (code points); the client may count
+    UTF-16 units, as LSP does by default: `held`, the document as the editor holds it, converts."""
+    plain = types.Range(types.Position(span.line, span.start), types.Position(span.line, span.end))
+    return held.position_codec.range_to_client_units(held.lines, plain) if held is not None else plain
 
 
-def _diagnostic(problem: Problem) -> types.Diagnostic:
+def _position(held: TextDocument, position: types.Position) -> tuple[int, int]:
+    """A client's position as (line, character in code points)."""
+    server = held.position_codec.position_from_client_units(held.lines, position)
+    return server.line, server.character
+
+
+def _diagnostic(problem: Problem, held: TextDocument) -> types.Diagnostic:
     message = problem.message + (f"\nhint: {problem.hint}" if problem.hint else "")
     return types.Diagnostic(
-        range=_range(problem.span), message=message, severity=_SEVERITY[problem.severity], source="graphspec"
+        range=_range(problem.span, held),
+        message=message,
+        severity=_SEVERITY[problem.severity],
+        source="graphspec",
     )
 
 
@@ -43,7 +56,8 @@ class GraphspecServer(LanguageServer):
 
     def analyse(self, uri: str) -> None:
         """Parse and validate the document at `uri` as the editor holds it; publish its problems."""
-        text = self.workspace.get_text_document(uri).source
+        held = self.workspace.get_text_document(uri)
+        text = held.source
         path = to_fs_path(uri) if uri.startswith("file:") else None
         document = Document(text, Path(path) if path else None, self.root)
         found, loaded = problems(document)
@@ -51,7 +65,7 @@ class GraphspecServer(LanguageServer):
         # Hover keeps the last valid load while an edit in progress breaks the spec.
         self.analyses[uri] = (document, loaded if loaded is not None else (previous[1] if previous else None))
         self.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(uri=uri, diagnostics=[_diagnostic(p) for p in found])
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=[_diagnostic(p, held) for p in found])
         )
 
     def document(self, uri: str) -> tuple[Document, Any]:
@@ -88,16 +102,20 @@ def make_server(root: Path | None = None) -> GraphspecServer:
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)
     def definition(ls: GraphspecServer, params: types.DefinitionParams) -> types.Location | None:
         document, _ = ls.document(params.text_document.uri)
-        target = document.definition(params.position.line, params.position.character)
+        held = ls.workspace.get_text_document(params.text_document.uri)
+        target = document.definition(*_position(held, params.position))
         if target is None:
             return None
-        uri = params.text_document.uri if target.path == document.path else from_fs_path(str(target.path))
-        return types.Location(uri=uri or params.text_document.uri, range=_range(target.span))
+        if target.path == document.path:
+            return types.Location(uri=params.text_document.uri, range=_range(target.span, held))
+        # Another file: its names are ASCII in practice, and its text is not held here.
+        return types.Location(uri=from_fs_path(str(target.path)) or "", range=_range(target.span))
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     def hover(ls: GraphspecServer, params: types.HoverParams) -> types.Hover | None:
         document, loaded = ls.document(params.text_document.uri)
-        text = document.hover(params.position.line, params.position.character, loaded)
+        held = ls.workspace.get_text_document(params.text_document.uri)
+        text = document.hover(*_position(held, params.position), loaded)
         if text is None:
             return None
         return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text))
@@ -105,11 +123,12 @@ def make_server(root: Path | None = None) -> GraphspecServer:
     @server.feature(types.TEXT_DOCUMENT_RENAME)
     def rename(ls: GraphspecServer, params: types.RenameParams) -> types.WorkspaceEdit:
         document, _ = ls.document(params.text_document.uri)
-        edits = document.rename(params.position.line, params.position.character, params.new_name)
+        held = ls.workspace.get_text_document(params.text_document.uri)
+        edits = document.rename(*_position(held, params.position), params.new_name)
         if isinstance(edits, str):
             raise JsonRpcInvalidRequest(edits)
         return types.WorkspaceEdit(
-            changes={params.text_document.uri: [types.TextEdit(_range(s), new) for s, new in edits]}
+            changes={params.text_document.uri: [types.TextEdit(_range(s, held), new) for s, new in edits]}
         )
 
     return server

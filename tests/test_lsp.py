@@ -149,10 +149,22 @@ def test_problems_follow_the_edits_and_navigation_hover_rename_answer(spec_files
             assert problem.message.startswith("cycle: h -> m -> b.d -> e -> y -> h")
             assert problem.range.start == types.Position(7, 2)
 
-            # Back to the valid text: the problems are cleared.
+            # Ranges count UTF-16 units, LSP's default: an emoji before the name is two of them.
+            emoji = SPEC.replace("units: 1, in: [e]}", 'units: 1, doc: "\U0001f60b", in: [f]}')
             client.text_document_did_change(
                 types.DidChangeTextDocumentParams(
                     types.VersionedTextDocumentIdentifier(version=4, uri=uri),
+                    [types.TextDocumentContentChangeWholeDocument(text=emoji)],
+                )
+            )
+            (problem,) = await session.diagnostics(uri)
+            assert "reads 'f'" in problem.message
+            assert problem.range.start.character == emoji.splitlines()[12].index("[f]") + 1 + 1
+
+            # Back to the valid text: the problems are cleared.
+            client.text_document_did_change(
+                types.DidChangeTextDocumentParams(
+                    types.VersionedTextDocumentIdentifier(version=5, uri=uri),
                     [types.TextDocumentContentChangeWholeDocument(text=SPEC)],
                 )
             )
