@@ -90,14 +90,19 @@ def main() -> None:
     # The budget the typer app's callback activates when no --limit is given.
     budget.activate(budget.Budget(budget.parse_limits([])))
     try:
-        status = validate_specs(files)
-    except SpecErrors as exc:
-        status = print_errors(exc)
-    finally:
-        budget.activate(None)
-    # Ending without the interpreter's teardown, which frees every module's objects one by one
-    # (pydantic's schemas among them): a tenth of validate's time. Nothing is left to run at
-    # exit, and what was printed is flushed first.
-    sys.stdout.flush()
-    sys.stderr.flush()
+        try:
+            status = validate_specs(files)
+        except SpecErrors as exc:
+            status = print_errors(exc)
+        finally:
+            budget.activate(None)
+        # Ending without the interpreter's teardown, which frees every module's objects one by
+        # one (pydantic's schemas among them): a tenth of validate's time. Nothing is left to
+        # run at exit, and what was printed is flushed first.
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        # The reader went away (`graphspec validate specs/*.yaml | head -1`): exit status 1, as
+        # the typer app ends then, and no traceback.
+        status = EXIT_FAILED
     os._exit(status)

@@ -97,3 +97,18 @@ def test_both_paths_print_the_same_for_valid_invalid_and_missing_specs(tmp_path)
     assert diagnostics(fast.stderr) == diagnostics(typed.stderr)
     assert any("has no argument 'unitz'" in line for line in diagnostics(fast.stderr))
     assert f"error: no such file: {tmp_path / 'missing.yaml'}" in diagnostics(fast.stderr)
+
+
+def test_a_reader_that_goes_away_ends_validate_quietly():
+    # `graphspec validate specs/*.yaml | head -1`: the pipe's reader is gone before validate
+    # writes; exit status 1, as the typer app ends then, and no traceback.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "graphspec", "validate", "specs/book_mlp.yaml", "specs/resnet50.yaml"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(60) == 1
+    assert "Traceback" not in stderr and stderr == ""
