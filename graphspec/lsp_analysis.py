@@ -254,7 +254,7 @@ class Document:
         # as validate reads them: under the root, regular files, within the size limit.
         seen: set[Path] = set()
         queue = [(written, self.path) for written in _as_list(self._value(("include",)))]
-        with budget.ensure():
+        with budget.fresh():
             while queue:
                 written, base = queue.pop(0)
                 file = self._readable(written, base)
@@ -434,7 +434,10 @@ def problems(document: Document) -> tuple[list[Problem], Any]:
     from graphspec.spec.load import load_text
 
     try:
-        loaded = load_text(document.text, document.name, base=document.path, root=document.root)
+        # Each analysis spends a budget of its own, with the command's limits: a server that
+        # charged one budget over every keystroke would refuse the spec after enough edits.
+        with budget.fresh():
+            loaded = load_text(document.text, document.name, base=document.path, root=document.root)
     except SpecErrors as exc:
         return [_place(document, d) for d in exc.diagnostics.items], None
     return [_place(document, d) for d in loaded.diagnostics.items], loaded

@@ -127,3 +127,20 @@ def test_a_capability_refusal_and_a_disconnected_input_sit_on_their_names():
     (problem,) = problems(Document(text, None))[0]
     assert problem.message == "input 'unrelated' reaches no output (graph disconnected)"
     assert text.split("\n")[problem.span.line][problem.span.start : problem.span.end] == "unrelated"
+
+
+def test_each_analysis_spends_a_budget_of_its_own_with_the_commands_limits():
+    from graphspec import budget
+
+    text = (Path(__file__).parent.parent / "specs/book_mlp.yaml").read_text()
+    values = len(Document(text, None).positions.values)
+    # `graphspec --limit values=N lsp`: a limit that one analysis fits in, met edit after edit.
+    budget.activate(budget.Budget(budget.parse_limits([f"values={values * 2}"])))
+    try:
+        for _ in range(5):
+            assert problems(Document(text, None))[0] == []
+        budget.activate(budget.Budget(budget.parse_limits([f"values={values // 2}"])))
+        (problem,) = problems(Document(text, None))[0]
+        assert "would go over the limit" in problem.message
+    finally:
+        budget.activate(None)
