@@ -52,7 +52,8 @@ class GraphspecServer(LanguageServer):
     def __init__(self, root: Path | None = None) -> None:
         super().__init__("graphspec", __version__)
         self.root = root
-        self.analyses: dict[str, tuple[Document, Any]] = {}
+        # uri -> (document, the last valid load, whether that load is of an older text)
+        self.analyses: dict[str, tuple[Document, Any, bool]] = {}
 
     def analyse(self, uri: str) -> None:
         """Parse and validate the document at `uri` as the editor holds it; publish its problems."""
@@ -63,12 +64,15 @@ class GraphspecServer(LanguageServer):
         found, loaded = problems(document)
         previous = self.analyses.get(uri)
         # Hover keeps the last valid load while an edit in progress breaks the spec.
-        self.analyses[uri] = (document, loaded if loaded is not None else (previous[1] if previous else None))
+        if loaded is not None:
+            self.analyses[uri] = (document, loaded, False)
+        else:
+            self.analyses[uri] = (document, previous[1] if previous else None, previous is not None)
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=[_diagnostic(p, held) for p in found])
         )
 
-    def document(self, uri: str) -> tuple[Document, Any]:
+    def document(self, uri: str) -> tuple[Document, Any, bool]:
         if uri not in self.analyses:
             self.analyse(uri)
         return self.analyses[uri]
@@ -101,7 +105,7 @@ def make_server(root: Path | None = None) -> GraphspecServer:
 
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)
     def definition(ls: GraphspecServer, params: types.DefinitionParams) -> types.Location | None:
-        document, _ = ls.document(params.text_document.uri)
+        document, _, _ = ls.document(params.text_document.uri)
         held = ls.workspace.get_text_document(params.text_document.uri)
         target = document.definition(*_position(held, params.position))
         if target is None:
@@ -113,16 +117,16 @@ def make_server(root: Path | None = None) -> GraphspecServer:
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     def hover(ls: GraphspecServer, params: types.HoverParams) -> types.Hover | None:
-        document, loaded = ls.document(params.text_document.uri)
+        document, loaded, stale = ls.document(params.text_document.uri)
         held = ls.workspace.get_text_document(params.text_document.uri)
-        text = document.hover(*_position(held, params.position), loaded)
+        text = document.hover(*_position(held, params.position), loaded, stale)
         if text is None:
             return None
         return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text))
 
     @server.feature(types.TEXT_DOCUMENT_RENAME)
     def rename(ls: GraphspecServer, params: types.RenameParams) -> types.WorkspaceEdit:
-        document, _ = ls.document(params.text_document.uri)
+        document, _, _ = ls.document(params.text_document.uri)
         held = ls.workspace.get_text_document(params.text_document.uri)
         edits = document.rename(*_position(held, params.position), params.new_name)
         if isinstance(edits, str):

@@ -296,10 +296,10 @@ class Document:
                     return ("layers",), token.path[1]
         return None
 
-    def hover(self, line: int, character: int, loaded: Any = None) -> str | None:
+    def hover(self, line: int, character: int, loaded: Any = None, stale: bool = False) -> str | None:
         """Markdown about the node under the cursor: its kind and type, and its arguments after
         params and overrides were substituted (from `loaded`, the last valid load of this
-        document), or as written when the spec does not load."""
+        document, `stale` when the text has changed since), or as written without one."""
         found = self.node_at(line, character)
         if found is None:
             return None
@@ -315,7 +315,8 @@ class Document:
             args = {**node.args, **({"call": node.call} if node.call else {})}
             if node.params:
                 args["params"] = node.params
-            lines += _arguments(args, "arguments after substitution")
+            title = "arguments after substitution" + (" (as of the last valid version)" if stale else "")
+            lines += _arguments(args, title)
             lines.append(f"- in: `{_short(node.inbound)}`")
         elif spec_layers is not None and any(n.startswith(name + ".") for n in spec_layers):
             members = [n for n in spec_layers if n.startswith(name + ".")]

@@ -144,3 +144,12 @@ def test_each_analysis_spends_a_budget_of_its_own_with_the_commands_limits():
         assert "would go over the limit" in problem.message
     finally:
         budget.activate(None)
+
+
+def test_hover_says_when_its_arguments_come_from_an_earlier_valid_text():
+    _, loaded = problems(document())
+    broken = Document(SPEC.replace("in: [c, b.o, t]", "in: [c, b.q, t]"), None)
+    assert problems(broken)[1] is None
+    text = broken.hover(12, 2, loaded, stale=True)
+    assert text.startswith("**h**: `LSTM`") and "(as of the last valid version)" in text
+    assert "(as of" not in document().hover(12, 2, loaded)
