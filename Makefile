@@ -12,7 +12,7 @@ TF_EXTRA ?= tensorflow-cpu
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,lsp,test]'
 	$(HUB_INSTALL)
 	touch $(STAMP)
 
@@ -71,7 +71,7 @@ test: $(STAMP) graphviz chromium postgresql
 # torch wheel brings 3 GB of CUDA libraries (about 5 minutes to install on 2 cores), which would
 # take `make test` past 15 minutes. .ci/run runs both.
 test-torch: $(STAMP)
-	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,torch,test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,torch,lsp,test]'
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests/test_backends.py tests/test_distributed.py tests/test_losses.py -k torch
 
 # The old name of test-torch.

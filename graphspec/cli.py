@@ -138,14 +138,9 @@ def _main(
 
 
 def _fail(exc: SpecErrors, debug: bool) -> typer.Exit:
-    if debug:
-        import traceback
+    from graphspec.main import print_errors
 
-        traceback.print_exception(exc)
-    typer.echo(exc.diagnostics.render(), err=True)
-    count = len(exc.diagnostics.errors)
-    typer.echo(f"{count} error{'s' if count != 1 else ''}", err=True)
-    return typer.Exit(EXIT_INVALID)
+    return typer.Exit(print_errors(exc, debug))
 
 
 def _failure(exc: Exception, what: str, debug: bool) -> Exception:
@@ -176,25 +171,12 @@ def validate(
     debug: DebugOption = False,
 ) -> None:
     """Check specs without building them (no TensorFlow): exit 0 when all are valid, 2 if not."""
-    from graphspec.spec.load import load
+    # The same function runs `graphspec validate FILE...` without typer (graphspec.main).
+    from graphspec.main import validate_specs
 
-    failed = 0
-    for path in specs:
-        try:
-            loaded = load(path, overrides or [], root=root)
-        except SpecErrors as exc:
-            failed += 1
-            _fail(exc, debug)
-            continue
-        if warnings and loaded.warnings:
-            typer.echo(loaded.diagnostics.render(), err=True)
-        spec = loaded.spec
-        typer.echo(
-            f"{printable(str(path), newlines=False)}: ok ({len(spec.inputs)} inputs, "
-            f"{len(spec.layers)} layers, {len(spec.outputs)} outputs)"
-        )
-    if failed:
-        raise typer.Exit(EXIT_INVALID)
+    status = validate_specs(specs, overrides, warnings, root, debug)
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command()
@@ -284,6 +266,18 @@ def schema() -> None:
     from graphspec.spec.schema import render
 
     sys.stdout.write(render())
+
+
+@app.command()
+def lsp(root: RootOption = None) -> None:
+    """Run the language server on stdin and stdout, for editors: validate's problems as you type,
+    go to definition, hover and rename (needs the lsp extra: pip install 'graphspec[lsp]')."""
+    try:
+        from graphspec.lsp import serve
+    except ImportError as exc:
+        typer.echo(f"error: graphspec lsp needs pygls ({exc}): pip install 'graphspec[lsp]'", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    serve(root)
 
 
 @app.command()

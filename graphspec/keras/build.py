@@ -11,7 +11,6 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import keras
-import networkx as nx
 
 from graphspec.errors import SpecErrors
 from graphspec.graph import build_order, output_nodes
@@ -214,7 +213,7 @@ class _Builder:
         self.tensors.update(inputs)
         needed = set()
         for target in output_nodes(self.spec):
-            needed |= nx.ancestors(self.loaded.graph, target) | {target}
+            needed |= self.loaded.graph.ancestors(target) | {target}
         for name in build_order(self.spec, self.loaded.graph):
             if name in needed:
                 self.call(name)

@@ -26,7 +26,8 @@ from graphspec.spec.source import Positions, Source, parse
 
 if TYPE_CHECKING:
     import keras
-    import networkx as nx
+
+    from graphspec.graph import Graph
 
 MAX_NESTING = 16
 # More parameters than this is almost surely a typo (or an attack): --max-params raises it.
@@ -41,7 +42,7 @@ class LoadedSpec:
     source: Source
     positions: Positions
     diagnostics: Diagnostics
-    graph: nx.DiGraph
+    graph: Graph
     path: Path | None = None
     overrides: list[str] = field(default_factory=list)
     nested: dict[str, LoadedSpec] = field(default_factory=dict)
