@@ -84,10 +84,13 @@ lint: $(STAMP)
 bench: $(STAMP) graphviz
 	$(BIN)/python bench/run.py
 
-# Regenerate the Keras catalog and the JSON Schema after upgrading Keras or changing the format.
+# Regenerate the Keras catalog, its docs (Keras's docstrings, the schema's descriptions) and the
+# JSON Schema after upgrading Keras or changing the format.
 catalog: $(STAMP)
 	$(BIN)/python -m graphspec.keras.catalog_gen
 	$(BIN)/python -m graphspec.keras.hub_catalog_gen
+	$(BIN)/python -m graphspec.keras.catalog_docs_gen
+	$(BIN)/graphspec schema > schemas/graphspec.schema.json
 
 schema: $(STAMP)
 	$(BIN)/graphspec schema > schemas/graphspec.schema.json

@@ -1,60 +1,66 @@
 """The JSON Schema of the format, for editors (the YAML language server) and other tools.
 
-It is pydantic's schema of `Spec`, with the Keras catalog folded in: a layer's `type` lists every
-known class, and each class's constructor arguments are offered as properties, so an editor
-completes `units:` after `type: Dense`.
+It is pydantic's schema of `Spec`, with the Keras catalog folded in. A layer's `type` lists every
+known class, and each class selects its own properties (`if type is Dense then ...`): its
+constructor arguments, typed where the catalog records a type (the catalog's `types`, fragments
+of JSON Schema) and described in Keras's own words (catalog_docs.json, from the docstrings), plus
+the keys every node may have; any other key is an error (`additionalProperties: false`), so an
+editor flags `activaton:` and completes `units:` after `type: Dense`. Op nodes and graphspec's
+own node kinds are closed the same way.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from graphspec.spec import catalog, compact
+from graphspec.spec import catalog, compact, nodes
 from graphspec.spec.model import Spec
 
 SCHEMA_ID = "https://graphspec.dev/schemas/graphspec.schema.json"
+DOCS_PATH = Path(__file__).with_name("catalog_docs.json")
 # A value computed by an expression is a string until params are substituted, so wherever the
-# format takes a number or a boolean the schema also takes a `${...}` string.
+# format takes a typed value the schema also takes a `${...}` string.
 EXPRESSION = {
     "type": "string",
     "pattern": r"\$\{[^}]*\}",
     "description": "A param or an expression: ${width}, ${width * 4} (docs/format.md).",
 }
+EXPRESSION_REF = {"$ref": "#/$defs/Expression"}
 _COMPUTED_TYPES = ("integer", "number", "boolean")
 _KEPT_OUTSIDE = ("default", "description", "title")
+# The catalog's shared type fragments (its top-level `$defs`) join the schema's `$defs` under
+# this prefix, so that they cannot clash with the format's own (`LayerSpec`, `Expression`, ...).
+ARG_DEF_PREFIX = "arg."
+# The keys a node of each kind may have besides its arguments (docs/format.md, "Layers").
+TYPE_NODE_KEYS = ("type", "in", "call", "doc")
+OP_NODE_KEYS = ("op", "in", "doc")
 
 
-def json_schema() -> dict:
-    """The format's JSON Schema as a dict."""
+def json_schema(source: dict | None = None) -> dict:
+    """The format's JSON Schema as a dict; `source` is a catalog in catalog.json's format (the
+    committed catalog when None), for tests of how its types become the schema."""
+    source = catalog.catalog() if source is None else source
+    hub = catalog.hub_catalog()
     schema = Spec.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = SCHEMA_ID
     layer = schema["$defs"]["LayerSpec"]
-    names = catalog.layer_names()
+    entries = _layer_entries(source, hub)
     layer["properties"]["type"] = {
-        "anyOf": [{"enum": names}, {"type": "null"}],
+        "anyOf": [{"enum": list(entries)}, {"type": "null"}],
         "default": None,
         "description": layer["properties"]["type"].get("description", ""),
     }
     # An op node's `op` is one of the catalog's keras.ops functions (docs/format.md lists them).
     layer["properties"]["op"] = {
-        "anyOf": [{"enum": op_names()}, {"type": "null"}],
+        "anyOf": [{"enum": sorted(source.get("ops", {}))}, {"type": "null"}],
         "default": None,
         "description": layer["properties"]["op"].get("description", ""),
     }
-    layer["allOf"] = [
-        {
-            "if": {"properties": {"type": {"const": name}}, "required": ["type"]},
-            "then": {
-                "properties": {arg: {} for arg in catalog.layer(name)["args"]},
-                "required": [
-                    a for a in catalog.layer(name)["required"] if a not in catalog.LAYER_VALUED_ARGS
-                ],
-            },
-        }
-        for name in names
-    ]
     # Chains (chains.py) are made explicit before validation: in the file a layer may leave out
     # `in` (it reads the layer before), a layer may be a list of layers, and a block its `out`.
     layer["required"] = [key for key in layer.get("required", []) if key != "in"] or None
@@ -92,12 +98,153 @@ def json_schema() -> dict:
         ]
     }
     schema["$defs"]["Expression"] = dict(EXPRESSION)
-    return _computable(schema)
+    schema = _computable(schema)
+    # What follows is widened to take expressions as it is made (`_or_expression`), not by
+    # `_computable` above, which would wrap the catalog's numbers twice.
+    docs = _docs()
+    layer = schema["$defs"]["LayerSpec"]
+    layer["allOf"] = [
+        *(_type_rule(name, entry, docs["layers"].get(name, {})) for name, entry in entries.items()),
+        *(_op_rule(name, entry, docs["ops"].get(name, {})) for name, entry in sorted(source["ops"].items())),
+        *_own_node_rules(),
+    ]
+    for name, fragment in _catalog_defs(source, hub).items():
+        schema["$defs"][ARG_DEF_PREFIX + name] = _widened(_rewrite_refs(fragment))
+    return schema
 
 
 def op_names() -> list[str]:
     """The keras.ops functions an op node may name, sorted."""
     return sorted(catalog.catalog().get("ops", {}))
+
+
+def _layer_entries(source: dict, hub: dict) -> dict[str, dict]:
+    """Every layer type a spec may name, in `catalog.layer_names()`'s order, with its entry."""
+    entries = dict(source["layers"])
+    entries.update({catalog.APPLICATION_PREFIX + n: e for n, e in source["applications"].items()})
+    entries.update(source.get("application_layers", {}))
+    entries.update(hub["layers"])
+    return entries
+
+
+def _catalog_defs(source: dict, hub: dict) -> dict[str, Any]:
+    """The shared type fragments of the catalog and of KerasHub's catalog, by name."""
+    return {**hub.get("$defs", {}), **source.get("$defs", {})}
+
+
+@lru_cache(maxsize=1)
+def _docs() -> dict:
+    """Keras's docstrings, shortened, per layer and op (graphspec.keras.catalog_docs_gen)."""
+    if not DOCS_PATH.is_file():
+        return {"layers": {}, "ops": {}}
+    return json.loads(DOCS_PATH.read_text(encoding="utf-8"))
+
+
+def _type_rule(name: str, entry: dict, docs: dict) -> dict:
+    """`if type is NAME then` its arguments, typed and described, and nothing else."""
+    properties = {key: {} for key in TYPE_NODE_KEYS}
+    for arg in entry["args"]:
+        fragment = entry.get("types", {}).get(arg)
+        if fragment is None and arg in catalog.LAYER_VALUED_ARGS:
+            fragment = {"$ref": "#/$defs/LayerSpec"}
+        properties[arg] = _argument(fragment, docs.get("args", {}).get(arg))
+    then = {
+        "properties": properties,
+        "required": [a for a in entry["required"] if a not in catalog.LAYER_VALUED_ARGS],
+        "additionalProperties": False,
+    }
+    if not then["required"]:
+        del then["required"]
+    if docs.get("doc"):
+        then["description"] = docs["doc"]
+    return {"if": {"properties": {"type": {"const": name}}, "required": ["type"]}, "then": then}
+
+
+def _op_rule(name: str, entry: dict, docs: dict) -> dict:
+    """`if op is NAME then` the function's arguments (its tensors too: `in` or keys give them)."""
+    properties = {key: {} for key in OP_NODE_KEYS}
+    for arg in entry["args"]:
+        properties[arg] = _argument(entry.get("types", {}).get(arg), docs.get("args", {}).get(arg))
+    then = {"properties": properties, "additionalProperties": False}
+    if docs.get("doc"):
+        then["description"] = docs["doc"]
+    return {"if": {"properties": {"op": {"const": name}}, "required": ["op"]}, "then": then}
+
+
+def _own_node_rules() -> list[dict]:
+    """graphspec's own node kinds (nodes.py), shared layers, nested specs and math nodes: the keys
+    each may have. A block use is left open: its other keys are the block's params."""
+    closed = {
+        "weight": ("weight", "in", "call", "doc", *nodes.ARGS["weight"]),
+        "random": ("random", "in", "call", "doc", *nodes.ARGS["random"]),
+        "share": ("share", "in", "call", "doc"),
+        "spec": ("spec", "params", "in", "call", "doc"),
+        "math": ("math", "in", "doc"),
+    }
+    rules = [
+        {
+            "if": {"required": [kind]},
+            "then": {"properties": {key: {} for key in keys}, "additionalProperties": False},
+        }
+        for kind, keys in closed.items()
+    ]
+    # keras.ops.histogram has an argument `range`: on an op node the key is the op's.
+    range_keys = ("range", "in", "call", "doc", *nodes.ARGS["range"])
+    rules.append(
+        {
+            "if": {"required": ["range"], "not": {"required": ["op"]}},
+            "then": {"properties": {key: {} for key in range_keys}, "additionalProperties": False},
+        }
+    )
+    distribution = {"anyOf": [{"enum": list(nodes.DISTRIBUTIONS)}, EXPRESSION_REF]}
+    rules.append({"if": {"required": ["random"]}, "then": {"properties": {"random": distribution}}})
+    return rules
+
+
+def _argument(fragment: dict | None, doc: str | None) -> dict:
+    """The schema of one argument: its type fragment (any value when the catalog records none),
+    also taking an expression, with Keras's text for it as the description."""
+    schema = _or_expression(_rewrite_refs(fragment)) if fragment else {}
+    if doc:
+        schema = {**schema, "description": doc}
+    return schema
+
+
+def _rewrite_refs(node: Any) -> Any:
+    """A deep copy of catalog fragment `node` whose `#/$defs/NAME` refs point at the schema's
+    `#/$defs/arg.NAME`."""
+    if isinstance(node, list):
+        return [_rewrite_refs(item) for item in node]
+    if not isinstance(node, dict):
+        return copy.deepcopy(node)
+    found = {key: _rewrite_refs(value) for key, value in node.items()}
+    ref = found.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        found["$ref"] = "#/$defs/" + ARG_DEF_PREFIX + ref[len("#/$defs/") :]
+    return found
+
+
+def _widened(node: Any) -> Any:
+    """`node` with each schema of a number, a boolean or an enumeration also taking an expression."""
+    if isinstance(node, list):
+        return [_widened(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _widened(value) for key, value in node.items()}
+    if node.get("type") in _COMPUTED_TYPES or "enum" in node or "const" in node:
+        inner = {k: v for k, v in node.items() if k not in _KEPT_OUTSIDE}
+        outer = {k: v for k, v in node.items() if k in _KEPT_OUTSIDE}
+        return {**outer, "anyOf": [inner, EXPRESSION_REF]}
+    return node
+
+
+def _or_expression(fragment: dict) -> dict:
+    """`fragment` widened, and taking a whole `${...}` where it is a list, a string pattern, ...;
+    a bare `$ref` is left as it is (the catalog's `$defs` are widened where they are defined)."""
+    fragment = _widened(fragment)
+    if set(fragment) == {"$ref"} or EXPRESSION_REF in fragment.get("anyOf", ()):
+        return fragment
+    return {"anyOf": [fragment, EXPRESSION_REF]}
 
 
 def _computable(node: Any) -> Any:
@@ -116,4 +263,6 @@ def _computable(node: Any) -> Any:
 
 def render() -> str:
     """The schema as the text committed in `schemas/graphspec.schema.json`."""
-    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    # One space of indent: the schema holds every argument of every class, and two spaces would
+    # add a fifth to its size.
+    return json.dumps(json_schema(), indent=1, sort_keys=True) + "\n"
