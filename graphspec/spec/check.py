@@ -13,7 +13,7 @@ from typing import Any
 
 from graphspec import arrays, policy
 from graphspec.errors import Diagnostics, Suggestion, did_you_mean
-from graphspec.spec import catalog, ops
+from graphspec.spec import catalog, ops, types
 from graphspec.spec.model import INDEX_TARGET, NAME, REFERENCE, VALUE_LOSS, LayerSpec, Spec, TypedObject
 from graphspec.spec.nodes import check_nodes
 from graphspec.spec.search import check_search
@@ -153,6 +153,12 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
             ctx.error(f"{what}: {type_name}'s {refused.message}", path + (arg,), hint=refused.hint)
         elif found := _foreign_object(value, path + (arg,)):
             ctx.error(f"{what}: {found[1]}", found[0], hint=_OBJECT_HINT, key=found[2])
+        elif wrong := types.argument_mismatch(entry, arg, value):
+            ctx.error(
+                f"{what}: {type_name}'s argument '{arg}' {wrong.message}",
+                path + (arg, *wrong.path),
+                wrong.hint,
+            )
         elif (arg in catalog.LAYER_VALUED_ARGS or _layer_activation(arg, value)) and isinstance(value, dict):
             inner = dict(value)
             inner_type = inner.pop("type", None)
@@ -371,6 +377,12 @@ def _check_object(
             )
         elif refused := policy.argument_refusal(entry, arg, arg_value):
             ctx.error(f"{kind} {value.type}: {refused.message}", path + (arg,), hint=refused.hint)
+        elif wrong := types.argument_mismatch(entry, arg, arg_value):
+            ctx.error(
+                f"{kind} {value.type}'s argument '{arg}' {wrong.message}",
+                path + (arg, *wrong.path),
+                wrong.hint,
+            )
     for arg in entry["required"]:
         if arg not in value.args:
             ctx.error(f"{kind} {value.type} needs argument '{arg}'", path, key=True)
