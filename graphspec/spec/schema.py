@@ -27,7 +27,9 @@ DOCS_PATH = Path(__file__).with_name("catalog_docs.json")
 EXPRESSION = {
     "type": "string",
     "pattern": r"\$\{[^}]*\}",
-    "description": "A param or an expression: ${width}, ${width * 4} (docs/format.md).",
+    # A comment, not a description: an editor's hover shows the descriptions of every branch a
+    # value may take, and this one would hide the argument's own.
+    "$comment": "A param or an expression: ${width}, ${width * 4} (docs/format.md).",
 }
 EXPRESSION_REF = {"$ref": "#/$defs/Expression"}
 _COMPUTED_TYPES = ("integer", "number", "boolean")
@@ -61,6 +63,10 @@ def json_schema(source: dict | None = None) -> dict:
         "default": None,
         "description": layer["properties"]["op"].get("description", ""),
     }
+    # `range` is a node kind's key (an axis) or, on an op node, keras.ops.histogram's argument (a
+    # pair): its type is given by the rule of each (`_own_node_rules`, `_op_rule`).
+    range_node = layer["properties"]["range"]
+    layer["properties"]["range"] = {"description": range_node.get("description", "")}
     # Chains (chains.py) are made explicit before validation: in the file a layer may leave out
     # `in` (it reads the layer before), a layer may be a list of layers, and a block its `out`.
     layer["required"] = [key for key in layer.get("required", []) if key != "in"] or None
@@ -102,14 +108,19 @@ def json_schema(source: dict | None = None) -> dict:
     # What follows is widened to take expressions as it is made (`_or_expression`), not by
     # `_computable` above, which would wrap the catalog's numbers twice.
     docs = _docs()
+    defs = _catalog_defs(source, hub)
+    names = frozenset(defs)
     layer = schema["$defs"]["LayerSpec"]
     layer["allOf"] = [
-        *(_type_rule(name, entry, docs["layers"].get(name, {})) for name, entry in entries.items()),
-        *(_op_rule(name, entry, docs["ops"].get(name, {})) for name, entry in sorted(source["ops"].items())),
-        *_own_node_rules(),
+        *(_type_rule(name, entry, docs["layers"].get(name, {}), names) for name, entry in entries.items()),
+        *(
+            _op_rule(name, entry, docs["ops"].get(name, {}), names)
+            for name, entry in sorted(source["ops"].items())
+        ),
+        *_own_node_rules(_computable(range_node)),
     ]
-    for name, fragment in _catalog_defs(source, hub).items():
-        schema["$defs"][ARG_DEF_PREFIX + name] = _widened(_rewrite_refs(fragment))
+    for name, fragment in defs.items():
+        schema["$defs"][ARG_DEF_PREFIX + name] = _widened(_rewrite_refs(fragment, names))
     return schema
 
 
@@ -140,14 +151,14 @@ def _docs() -> dict:
     return json.loads(DOCS_PATH.read_text(encoding="utf-8"))
 
 
-def _type_rule(name: str, entry: dict, docs: dict) -> dict:
+def _type_rule(name: str, entry: dict, docs: dict, names: frozenset[str]) -> dict:
     """`if type is NAME then` its arguments, typed and described, and nothing else."""
     properties = {key: {} for key in TYPE_NODE_KEYS}
     for arg in entry["args"]:
         fragment = entry.get("types", {}).get(arg)
         if fragment is None and arg in catalog.LAYER_VALUED_ARGS:
             fragment = {"$ref": "#/$defs/LayerSpec"}
-        properties[arg] = _argument(fragment, docs.get("args", {}).get(arg))
+        properties[arg] = _argument(fragment, docs.get("args", {}).get(arg), names)
     then = {
         "properties": properties,
         "required": [a for a in entry["required"] if a not in catalog.LAYER_VALUED_ARGS],
@@ -160,18 +171,18 @@ def _type_rule(name: str, entry: dict, docs: dict) -> dict:
     return {"if": {"properties": {"type": {"const": name}}, "required": ["type"]}, "then": then}
 
 
-def _op_rule(name: str, entry: dict, docs: dict) -> dict:
+def _op_rule(name: str, entry: dict, docs: dict, names: frozenset[str]) -> dict:
     """`if op is NAME then` the function's arguments (its tensors too: `in` or keys give them)."""
     properties = {key: {} for key in OP_NODE_KEYS}
     for arg in entry["args"]:
-        properties[arg] = _argument(entry.get("types", {}).get(arg), docs.get("args", {}).get(arg))
+        properties[arg] = _argument(entry.get("types", {}).get(arg), docs.get("args", {}).get(arg), names)
     then = {"properties": properties, "additionalProperties": False}
     if docs.get("doc"):
         then["description"] = docs["doc"]
     return {"if": {"properties": {"op": {"const": name}}, "required": ["op"]}, "then": then}
 
 
-def _own_node_rules() -> list[dict]:
+def _own_node_rules(range_node: dict) -> list[dict]:
     """graphspec's own node kinds (nodes.py), shared layers, nested specs and math nodes: the keys
     each may have. A block use is left open: its other keys are the block's params."""
     closed = {
@@ -190,10 +201,12 @@ def _own_node_rules() -> list[dict]:
     ]
     # keras.ops.histogram has an argument `range`: on an op node the key is the op's.
     range_keys = ("range", "in", "call", "doc", *nodes.ARGS["range"])
+    properties = {key: {} for key in range_keys}
+    properties["range"] = {k: v for k, v in range_node.items() if k not in ("default", "description")}
     rules.append(
         {
             "if": {"required": ["range"], "not": {"required": ["op"]}},
-            "then": {"properties": {key: {} for key in range_keys}, "additionalProperties": False},
+            "then": {"properties": properties, "additionalProperties": False},
         }
     )
     distribution = {"anyOf": [{"enum": list(nodes.DISTRIBUTIONS)}, EXPRESSION_REF]}
@@ -201,25 +214,26 @@ def _own_node_rules() -> list[dict]:
     return rules
 
 
-def _argument(fragment: dict | None, doc: str | None) -> dict:
+def _argument(fragment: dict | None, doc: str | None, names: frozenset[str]) -> dict:
     """The schema of one argument: its type fragment (any value when the catalog records none),
     also taking an expression, with Keras's text for it as the description."""
-    schema = _or_expression(_rewrite_refs(fragment)) if fragment else {}
+    schema = _or_expression(_rewrite_refs(fragment, names)) if fragment else {}
     if doc:
         schema = {**schema, "description": doc}
     return schema
 
 
-def _rewrite_refs(node: Any) -> Any:
-    """A deep copy of catalog fragment `node` whose `#/$defs/NAME` refs point at the schema's
-    `#/$defs/arg.NAME`."""
+def _rewrite_refs(node: Any, names: frozenset[str]) -> Any:
+    """A deep copy of catalog fragment `node` whose `#/$defs/NAME` refs, NAME one of the
+    catalog's `$defs` (`names`), point at the schema's `#/$defs/arg.NAME`; refs to the format's
+    own definitions (`#/$defs/LayerSpec`) are kept."""
     if isinstance(node, list):
-        return [_rewrite_refs(item) for item in node]
+        return [_rewrite_refs(item, names) for item in node]
     if not isinstance(node, dict):
         return copy.deepcopy(node)
-    found = {key: _rewrite_refs(value) for key, value in node.items()}
+    found = {key: _rewrite_refs(value, names) for key, value in node.items()}
     ref = found.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[len("#/$defs/") :] in names:
         found["$ref"] = "#/$defs/" + ARG_DEF_PREFIX + ref[len("#/$defs/") :]
     return found
 
