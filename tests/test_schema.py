@@ -144,3 +144,21 @@ def test_catalog_types_and_defs_become_the_schemas_with_expressions_allowed():
     assert properties["free"] == {}  # no type recorded: any value
     assert properties["layer"] == {"$ref": "#/$defs/LayerSpec"}  # the format's own definition
     assert rule["then"]["additionalProperties"] is False and rule["then"]["required"] == ["n"]
+
+
+def test_a_blocks_layers_are_checked_as_a_specs_are():
+    document = {
+        "graphspec": 1,
+        "name": "s",
+        "inputs": {"x": {"shape": [8]}},
+        "blocks": {"mlp": {"layers": {"up": {"type": "Dense", "units": "${width}"}}, "out": "up"}},
+        "layers": {"h": {"block": "mlp", "width": 16}},
+        "outputs": {"h": {}},
+    }
+    assert list(_validator().iter_errors(document)) == []
+    document["blocks"]["mlp"]["layers"]["up"]["unitz"] = 3
+    assert any(
+        "'unitz' was unexpected" in leaf.message
+        for e in _validator().iter_errors(document)
+        for leaf in _leaves(e)
+    )

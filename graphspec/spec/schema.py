@@ -88,7 +88,12 @@ def json_schema(source: dict | None = None) -> dict:
     chain = {"type": "array", "items": {"$ref": "#/$defs/LayerSpec"}, "minItems": 1}
     block = schema["$defs"]["BlockSpec"]
     block["required"] = [key for key in block.get("required", []) if key != "out"]
-    block["properties"]["layers"] = {"anyOf": [block["properties"]["layers"], chain]}
+    # A block's layers are checked as a spec's are (its `${...}` params are expressions).
+    block_layers = {
+        **block["properties"]["layers"],
+        "additionalProperties": {"anyOf": [{"$ref": "#/$defs/LayerSpec"}, chain]},
+    }
+    block["properties"]["layers"] = {"anyOf": [block_layers, chain]}
     # A block written as a list is a chain block (compact.py): one input `x`, its last layer out;
     # a mapping with none of a block's keys is its layers.
     schema["properties"]["blocks"]["additionalProperties"] = {
