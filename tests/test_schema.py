@@ -162,3 +162,14 @@ def test_a_blocks_layers_are_checked_as_a_specs_are():
         for e in _validator().iter_errors(document)
         for leaf in _leaves(e)
     )
+
+
+def test_each_layer_type_and_op_name_carries_its_keras_summary():
+    layer = json.loads(SCHEMA.read_text())["$defs"]["LayerSpec"]["properties"]
+    for key, name, summary in (
+        ("type", "Dense", "Just your regular"),
+        ("op", "einsum", "Evaluates the Einstein"),
+    ):
+        enum = layer[key]["anyOf"][0]
+        assert len(enum["enumDescriptions"]) == len(enum["enum"])
+        assert enum["enumDescriptions"][enum["enum"].index(name)].startswith(summary)

@@ -52,14 +52,17 @@ def json_schema(source: dict | None = None) -> dict:
     schema["$id"] = SCHEMA_ID
     layer = schema["$defs"]["LayerSpec"]
     entries = _layer_entries(source, hub)
+    docs = _docs()
+    # `enumDescriptions` (VS Code's JSON language service, which yaml-language-server uses) show
+    # each class's summary beside its name in completion, and on hover of `type: Dense`.
     layer["properties"]["type"] = {
-        "anyOf": [{"enum": list(entries)}, {"type": "null"}],
+        "anyOf": [_described_enum(list(entries), docs["layers"]), {"type": "null"}],
         "default": None,
         "description": layer["properties"]["type"].get("description", ""),
     }
     # An op node's `op` is one of the catalog's keras.ops functions (docs/format.md lists them).
     layer["properties"]["op"] = {
-        "anyOf": [{"enum": sorted(source.get("ops", {}))}, {"type": "null"}],
+        "anyOf": [_described_enum(sorted(source.get("ops", {})), docs["ops"]), {"type": "null"}],
         "default": None,
         "description": layer["properties"]["op"].get("description", ""),
     }
@@ -112,7 +115,6 @@ def json_schema(source: dict | None = None) -> dict:
     schema = _computable(schema)
     # What follows is widened to take expressions as it is made (`_or_expression`), not by
     # `_computable` above, which would wrap the catalog's numbers twice.
-    docs = _docs()
     defs = _catalog_defs(source, hub)
     names = frozenset(defs)
     layer = schema["$defs"]["LayerSpec"]
@@ -154,6 +156,11 @@ def _docs() -> dict:
     if not DOCS_PATH.is_file():
         return {"layers": {}, "ops": {}}
     return json.loads(DOCS_PATH.read_text(encoding="utf-8"))
+
+
+def _described_enum(names: list[str], docs: dict) -> dict:
+    """An enum of `names`, with each one's summary from `docs` as its description."""
+    return {"enum": names, "enumDescriptions": [docs.get(name, {}).get("doc", "") for name in names]}
 
 
 def _type_rule(name: str, entry: dict, docs: dict, names: frozenset[str]) -> dict:
