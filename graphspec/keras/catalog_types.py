@@ -45,12 +45,19 @@ def defs() -> dict[str, dict]:
         base = {"Initializer", "Regularizer", "Constraint", "initializer", "regularizer", "constraint"}
         return sorted(n for n in module.ALL_OBJECTS_DICT if n not in base)
 
+    def resolves(module: Any, name: str) -> bool:
+        try:
+            module.get(name)
+        except Exception:  # e.g. 'constant', whose class needs an argument a name cannot give
+            return False
+        return True
+
     def name_or_object(module: Any, kind: str) -> dict:
         known = names(module)
         return {
             "description": f"{kind} name or {{type: ..., ...}}",
             "anyOf": [
-                {"enum": known},
+                {"enum": [n for n in known if resolves(module, n)]},
                 {"type": "object", "required": ["type"], "properties": {"type": {"enum": known}}},
             ],
         }
@@ -90,7 +97,31 @@ _RATES = ("rate", "dropout", "recurrent_dropout")
 
 # Where the rule of a name is wrong for a class: (section, class, argument) -> the fragment that
 # holds instead, or None for "leave untyped". Each was found by constructing the class in Keras.
-EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {}
+EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
+    # int(axis): a list is refused, a float is rounded down.
+    ("layers", "BatchNormalization", "axis"): {"type": "number"},
+    # Keras clips a recurrent layer's dropout rates to [0, 1] and takes an attention layer's
+    # dropout as any number: only a number is checked.
+    **{
+        ("layers", layer, arg): {"type": "number"}
+        for layer in ("LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
+        for arg in ("dropout", "recurrent_dropout")
+    },
+    ("layers", "Attention", "dropout"): {"type": "number"},
+    ("layers", "AdditiveAttention", "dropout"): {"type": "number"},
+    # ConvLSTM takes filters=0.
+    **{("layers", f"ConvLSTM{n}D", "filters"): NON_NEGATIVE_INT for n in (1, 2, 3)},
+    # The adaptive poolings read a false data_format (0, '') as the default one.
+    **{
+        ("layers", f"Adaptive{kind}Pooling{n}D", "data_format"): any_of(
+            ref("data_format"), {"enum": [0, False, ""]}
+        )
+        for kind in ("Average", "Max")
+        for n in (1, 2, 3)
+    },
+    # SimpleRNN takes activity_regularizer and never reads it: any value passes.
+    ("layers", "SimpleRNN", "activity_regularizer"): None,
+}
 
 
 def _rule(section: str, name: str, arg: str, default: Any, has_default: bool) -> dict | None:
@@ -108,8 +139,9 @@ def _rule(section: str, name: str, arg: str, default: Any, has_default: bool) ->
     ):
         return size(rank)
     if arg == "padding" and isinstance(default, str):
-        causal = rank == 1 and "Conv" in name
-        return ref("padding_causal" if causal else "padding")
+        # Only Conv1D takes 'causal' (SeparableConv1D, DepthwiseConv1D, Conv1DTranspose and
+        # ConvLSTM1D refuse it).
+        return ref("padding_causal" if name == "Conv1D" else "padding")
     if arg == "data_format":
         return ref("data_format")
     if arg == "activation" or arg.endswith("_activation"):
@@ -120,7 +152,7 @@ def _rule(section: str, name: str, arg: str, default: Any, has_default: bool) ->
         return ref("regularizer")
     if arg.endswith("_constraint"):
         return ref("constraint")
-    if arg in _RATES and isinstance(default, (int, float)):
+    if arg in _RATES and (not has_default or isinstance(default, (int, float))):
         return ref("rate")
     if arg == "axis" and (isinstance(default, int) or isinstance(default, list)):
         return ref("axis")

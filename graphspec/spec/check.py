@@ -30,12 +30,26 @@ class Context:
     diagnostics: Diagnostics
     # node name -> (input names, output names) of the nested spec it uses
     nested: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    # Where type errors were reported (`type_error`).
+    _typed: set[str] = field(default_factory=set)
 
     def error(self, message: str, path: tuple, hint: str | None = None, key: bool = False) -> None:
         self.diagnostics.error(message, self.positions.of(path, key=key), hint)
 
     def warning(self, message: str, path: tuple, hint: str | None = None, key: bool = False) -> None:
         self.diagnostics.warning(message, self.positions.of(path, key=key), hint)
+
+    def type_error(self, message: str, path: tuple, hint: str | None = None) -> None:
+        """An error about a value's type, unless an error is already reported where the value
+        is: a value the loader refused (a Python tag, an expression that failed) was replaced,
+        and its type would only echo that error."""
+        location = self.positions.of(path)
+        place = str(location)
+        # The same block line's other expansions are reported (and counted) as usual.
+        if place not in self._typed and any(str(d.location) == place for d in self.diagnostics.errors):
+            return
+        self._typed.add(place)
+        self.diagnostics.error(message, location, hint)
 
 
 def check_names(ctx: Context) -> None:
@@ -154,7 +168,7 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
         elif found := _foreign_object(value, path + (arg,)):
             ctx.error(f"{what}: {found[1]}", found[0], hint=_OBJECT_HINT, key=found[2])
         elif wrong := types.argument_mismatch(entry, arg, value):
-            ctx.error(
+            ctx.type_error(
                 f"{what}: {type_name}'s argument '{arg}' {wrong.message}",
                 path + (arg, *wrong.path),
                 wrong.hint,
@@ -378,7 +392,7 @@ def _check_object(
         elif refused := policy.argument_refusal(entry, arg, arg_value):
             ctx.error(f"{kind} {value.type}: {refused.message}", path + (arg,), hint=refused.hint)
         elif wrong := types.argument_mismatch(entry, arg, arg_value):
-            ctx.error(
+            ctx.type_error(
                 f"{kind} {value.type}'s argument '{arg}' {wrong.message}",
                 path + (arg, *wrong.path),
                 wrong.hint,
