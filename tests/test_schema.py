@@ -173,3 +173,18 @@ def test_each_layer_type_and_op_name_carries_its_keras_summary():
         enum = layer[key]["anyOf"][0]
         assert len(enum["enumDescriptions"]) == len(enum["enum"])
         assert enum["enumDescriptions"][enum["enum"].index(name)].startswith(summary)
+
+
+def test_call_and_in_mapping_keys_are_the_layers_call_arguments_and_refused_classes_are_no_type():
+    attention = {"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 8}
+    assert (
+        _errors(a={**attention, "in": {"query": "x", "value": "x"}, "call": {"use_causal_mask": True}}) == []
+    )
+    assert any(
+        "'valeu' was unexpected" in e for e in _errors(a={**attention, "in": {"query": "x", "valeu": "x"}})
+    )
+    assert any("'trainin' was unexpected" in e for e in _errors(a={**attention, "call": {"trainin": True}}))
+    assert _errors(d={"type": "Dropout", "rate": 0.5, "in": ["x"], "call": {"training": True}}) == []
+    enum = json.loads(SCHEMA.read_text())["$defs"]["LayerSpec"]["properties"]["type"]["anyOf"][0]["enum"]
+    assert "Lambda" not in enum and "TFSMLayer" not in enum and "Dense" in enum
+    assert _errors(f={"type": "Lambda", "function": "x"}) != []

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from graphspec import policy
 from graphspec.spec import catalog, compact, nodes
 from graphspec.spec.model import Spec
 
@@ -137,12 +138,19 @@ def op_names() -> list[str]:
 
 
 def _layer_entries(source: dict, hub: dict) -> dict[str, dict]:
-    """Every layer type a spec may name, in `catalog.layer_names()`'s order, with its entry."""
+    """Every layer type a spec may name, in `catalog.layer_names()`'s order, with its entry (an
+    application's with the call `catalog.layer` gives it). Classes graphspec refuses (`Lambda`,
+    ...) are left out: for an editor as for `validate`, no spec may name them."""
     entries = dict(source["layers"])
-    entries.update({catalog.APPLICATION_PREFIX + n: e for n, e in source["applications"].items()})
+    entries.update(
+        {
+            catalog.APPLICATION_PREFIX + n: {**e, "call": ["inputs", "training", "mask"]}
+            for n, e in source["applications"].items()
+        }
+    )
     entries.update(source.get("application_layers", {}))
     entries.update(hub["layers"])
-    return entries
+    return {name: entry for name, entry in entries.items() if policy.class_refusal(entry) is None}
 
 
 def _catalog_defs(source: dict, hub: dict) -> dict[str, Any]:
@@ -166,6 +174,11 @@ def _described_enum(names: list[str], docs: dict) -> dict:
 def _type_rule(name: str, entry: dict, docs: dict, names: frozenset[str]) -> dict:
     """`if type is NAME then` its arguments, typed and described, and nothing else."""
     properties = {key: {} for key in TYPE_NODE_KEYS}
+    if entry.get("call") is not None:
+        # The layer's call arguments: the keys of `call:`, and of `in:` where it is a mapping
+        # (`in: {query: x, value: ctx}`); a list or a name is not an object, and not concerned.
+        call = {"properties": {arg: {} for arg in entry["call"]}, "additionalProperties": False}
+        properties["call"] = properties["in"] = call
     for arg in entry["args"]:
         fragment = entry.get("types", {}).get(arg)
         if fragment is None and arg in catalog.LAYER_VALUED_ARGS:
