@@ -9,6 +9,7 @@ The JSON Schema (graphspec/spec/schema.py) gives them as descriptions, so an edi
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import re
@@ -107,7 +108,8 @@ def _class_docs(obj: Any, args: list[str]) -> dict:
 
 
 def generate() -> dict:
-    """The docs of every layer, application and op in the committed catalog, as JSON-ready data."""
+    """The docs of every layer, application and op in the committed catalogs, as JSON-ready data
+    (KerasHub's layers only where keras_hub is installed)."""
     from graphspec.spec import catalog
 
     entries = catalog.catalog()
@@ -121,6 +123,14 @@ def generate() -> dict:
     for name, cls in catalog_gen.application_layers().items():
         if name in entries.get("application_layers", {}):
             layers[name] = _class_docs(cls, entries["application_layers"][name]["args"])
+    # KerasHub's layers, where keras_hub is installed (`make catalog` runs where it is).
+    if importlib.util.find_spec("keras_hub") is not None:
+        from graphspec.keras import hub_catalog_gen
+
+        hub = catalog.hub_catalog()["layers"]
+        for name, cls in hub_catalog_gen.hub_layers():
+            if name in hub:
+                layers[name] = _class_docs(cls, hub[name]["args"])
     ops = {
         name: _class_docs(function, entries["ops"][name]["args"])
         for name, function, _ in catalog_gen._ops()
