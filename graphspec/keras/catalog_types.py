@@ -13,6 +13,7 @@ Run at generation time only (it reads the installed Keras's registries).
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 
@@ -62,10 +63,17 @@ def defs() -> dict[str, dict]:
             ],
         }
 
+    # An activation a name can give: one whose function takes the tensor alone ('threshold' needs
+    # two more arguments, and Keras refuses it when the layer is called).
+    activation_names = sorted(
+        n
+        for n, f in activations.ALL_OBJECTS_DICT.items()
+        if sum(p.default is p.empty for p in inspect.signature(f).parameters.values()) <= 1
+    )
     return {
         "activation": {
             "description": "an activation name or a {type: ...} layer",
-            "anyOf": [{"enum": sorted(activations.ALL_OBJECTS_DICT)}, TYPED_OBJECT],
+            "anyOf": [{"enum": activation_names}, TYPED_OBJECT],
         },
         "initializer": name_or_object(initializers, "an initializer"),
         "regularizer": name_or_object(regularizers, "a regularizer"),
@@ -100,6 +108,9 @@ _RATES = ("rate", "dropout", "recurrent_dropout")
 EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # int(axis): a list is refused, a float is rounded down.
     ("layers", "BatchNormalization", "axis"): {"type": "number"},
+    # One axis: a list is taken when constructed and refused when called.
+    ("layers", "Concatenate", "axis"): INT,
+    ("layers", "GroupNormalization", "axis"): INT,
     # Keras clips a recurrent layer's dropout rates to [0, 1] and takes an attention layer's
     # dropout as any number: only a number is checked.
     **{

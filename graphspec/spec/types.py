@@ -112,17 +112,21 @@ def describe(fragment: dict) -> str:
         return resolved["description"]
     if "anyOf" in resolved:
         parts = [describe(f) for f in resolved["anyOf"]]
-        return ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
+        if len(parts) == 1:
+            return parts[0]
+        # "an activation name or a {type: ...} layer, or null": a comma where a part has an "or".
+        last = ", or " if any(" or " in p for p in parts) else " or "
+        return ", ".join(parts[:-1]) + last + parts[-1]
     if "enum" in resolved:
         shown = [show(e) for e in resolved["enum"]]
         return "one of " + ", ".join(shown) if len(shown) > 1 else shown[0]
     kind = resolved.get("type")
     if kind == "array":
         count = resolved.get("minItems")
-        items = describe(resolved["items"]) if "items" in resolved else "value"
+        items = _plural(resolved.get("items", {}))
         if count is not None and count == resolved.get("maxItems"):
-            return f"a list of {count} of: {items}"
-        return f"a list of: {items}"
+            return f"a list of {count} {items}"
+        return f"a list of {items}"
     if kind == "object":
         return "a {type: ...} mapping" if "type" in resolved.get("required", ()) else "a mapping"
     if kind == "null":
@@ -140,6 +144,15 @@ def describe(fragment: dict) -> str:
             return f"{noun} of at most {show(high)}"
         return noun
     return {"string": "a string", "boolean": "true or false"}.get(kind, "a value")
+
+
+def _plural(fragment: dict) -> str:
+    """What the items of a list of `fragment` are ("positive integers")."""
+    single = describe(fragment)
+    for one, many in (("a positive integer", "positive integers"), ("an integer", "integers")):
+        if single == one:
+            return many
+    return f"values each {single}"
 
 
 def show(value: Any) -> str:
