@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import jsonschema
+import pytest
 from typer.testing import CliRunner
 
 from graphspec.cli import app
@@ -188,3 +189,41 @@ def test_call_and_in_mapping_keys_are_the_layers_call_arguments_and_refused_clas
     enum = json.loads(SCHEMA.read_text())["$defs"]["LayerSpec"]["properties"]["type"]["anyOf"][0]["enum"]
     assert "Lambda" not in enum and "TFSMLayer" not in enum and "Dense" in enum
     assert _errors(f={"type": "Lambda", "function": "x"}) != []
+
+
+# The fixtures whose one mistake sits inside a node, where the schema can see it.
+_NODE_MISTAKES = (
+    "alias_type",
+    "bad_call_argument",
+    "lambda",
+    "missing_required_arg",
+    "misspelt_activation",
+    "misspelt_padding",
+    "out_of_range_argument",
+    "unknown_argument",
+    "unknown_type",
+    "wrong_type_argument",
+    "wrong_types",
+)
+
+
+def test_the_schema_never_refuses_what_validate_accepts_and_refuses_what_lies_inside_a_node():
+    import yaml
+
+    from graphspec import SpecErrors
+    from graphspec.spec.load import load
+
+    accepted = []
+    for path in sorted(Path("tests/fixtures").rglob("*.yaml")) + sorted(Path("specs").glob("*.yaml")):
+        try:
+            load(path)
+        except SpecErrors:
+            continue
+        accepted.append(path)
+        assert list(_validator().iter_errors(yaml.safe_load(path.read_text()))) == [], path
+    assert len(accepted) >= 25  # specs/ and the fixtures validate accepts
+    for name in _NODE_MISTAKES:
+        path = Path("tests/fixtures/invalid") / f"{name}.yaml"
+        with pytest.raises(SpecErrors):
+            load(path)
+        assert list(_validator().iter_errors(yaml.safe_load(path.read_text()))) != [], path
