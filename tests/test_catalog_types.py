@@ -71,7 +71,8 @@ def examples(fragment: dict) -> list[Any]:
         return [fragment["minimum"], fragment["minimum"] + 2] if "minimum" in fragment else [-1]
     if kind == "number":
         low, high = fragment.get("minimum", 0), fragment.get("maximum", 1)
-        return [low, (low + high) / 2, high]
+        candidates = [low, high, float(low), (low + high) / 2, float(high)]
+        return [v for v in candidates if types.matches(v, fragment)]
     if kind == "array" and "items" in fragment:
         count = fragment.get("minItems", 1)
         return [[examples(fragment["items"])[-1]] * count]
@@ -190,3 +191,39 @@ def test_keras_accepts_each_example_and_refuses_each_counter_example():
 @pytest.mark.parametrize("name", ["Dense", "Conv1D", "Conv2D", "Dropout", "Embedding", "LayerNormalization"])
 def test_the_common_layers_are_typed(name):
     assert name in _typed_layers()
+
+
+# Values of untyped required arguments of the other sections' classes.
+REQUIRED_OTHER = {"specificity": 0.5, "sensitivity": 0.5, "precision": 0.5, "recall": 0.5}
+
+
+def test_losses_metrics_optimizers_and_callbacks_agree_with_keras():
+    c = catalog.catalog()
+    sections = {
+        "losses": (c["losses"]["classes"], keras.losses),
+        "metrics": (c["metrics"]["classes"], keras.metrics),
+        "optimizers": (c["optimizers"], keras.optimizers),
+        "callbacks": (c["callbacks"], keras.callbacks),
+    }
+    disagreements, checked = [], 0
+    for section, (entries, module) in sections.items():
+        for name, entry in entries.items():
+            if not entry["types"]:
+                continue
+            cls = getattr(module, name)
+            base = {a: REQUIRED_OTHER[a] for a in entry["required"]}
+            for arg, fragment in entry["types"].items():
+                for value in examples(fragment):
+                    try:
+                        cls(**{**base, arg: value})
+                    except Exception as exc:
+                        disagreements.append(f"refused {section}.{name}({arg}={value!r}): {str(exc)[:100]}")
+                for value in counter_examples(fragment):
+                    try:
+                        cls(**{**base, arg: value})
+                    except Exception:
+                        continue
+                    disagreements.append(f"accepted {section}.{name}({arg}={value!r})")
+                checked += 1
+    assert not disagreements, "\n".join(disagreements)
+    assert checked >= 40

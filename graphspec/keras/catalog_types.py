@@ -28,6 +28,16 @@ NULL = {"type": "null"}
 TYPED_OBJECT = {"type": "object", "required": ["type"]}
 
 
+# Losses' reductions (keras.src.losses.loss.standardize_reduction; None is taken too).
+REDUCTIONS = ["sum_over_batch_size", "sum", "none", "mean", "mean_with_sample_weight"]
+# A Python float: Keras's optimizers refuse an int learning rate (`learning_rate: 1`).
+FLOAT = {
+    "description": "a number with a decimal point (1.0, not 1)",
+    "type": "number",
+    "not": {"type": "integer"},
+}
+
+
 def ref(name: str) -> dict:
     return {"$ref": REF + name}
 
@@ -86,6 +96,7 @@ def defs() -> dict[str, dict]:
         },
         "positive_int": {"description": "a positive integer", **POSITIVE_INT},
         "rate": {"description": "a number from 0 to 1", **RATE},
+        "float": FLOAT,
         "axis": {
             "description": "an integer or a list of integers",
             "anyOf": [INT, {"type": "array", "items": INT}],
@@ -135,10 +146,25 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
 }
 
 
+def _other_rule(section: str, name: str, arg: str) -> dict | None:
+    """Rules for the classes that are not layers: losses, metrics, optimizers, callbacks."""
+    if section == "losses" and arg == "reduction":
+        return any_of({"enum": REDUCTIONS}, NULL)
+    if section == "optimizers" and arg == "learning_rate":
+        return ref("float")
+    if section == "optimizers" and arg == "momentum" and name == "SGD":
+        return {**FLOAT, **RATE, "description": "a number with a decimal point from 0.0 to 1.0"}
+    if section == "metrics" and arg == "num_thresholds":
+        return {"type": "integer", "minimum": 2}
+    if section == "callbacks" and name == "ReduceLROnPlateau" and arg == "factor":
+        return {"type": "number", "exclusiveMaximum": 1}
+    return None
+
+
 def _rule(section: str, name: str, arg: str, default: Any, has_default: bool) -> dict | None:
     """The fragment the name-and-default rules give argument `arg` of class `name`, or None."""
     if section not in ("layers", "application_layers"):
-        return None
+        return _other_rule(section, name, arg)
     rank_match = _RANK.search(name)
     rank = int(rank_match.group(1)) if rank_match else None
     if arg in _POSITIVE:

@@ -3,7 +3,7 @@
 Each catalog entry has `types`: `{argument: JSON Schema fragment}`, with shared fragments in the
 catalog's `$defs` (graphspec/keras/catalog_types.py writes them). This module checks a value
 against a fragment by hand, for the few keywords those fragments use (`type`, `enum`, `anyOf`,
-`$ref`, `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `items`, `minItems`,
+`not`, `$ref`, `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `items`, `minItems`,
 `maxItems`, `required`, `properties`): a spec of a thousand layers is checked in milliseconds,
 with no schema library to import.
 
@@ -71,6 +71,8 @@ def matches(value: Any, fragment: dict) -> bool:
     if "anyOf" in fragment and not any(matches(value, f) for f in fragment["anyOf"]):
         return False
     if "enum" in fragment and not any(_same(value, e) for e in fragment["enum"]):
+        return False
+    if "not" in fragment and matches(value, fragment["not"]):
         return False
     kinds = fragment.get("type")
     if kinds is not None:
