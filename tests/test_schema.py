@@ -191,8 +191,8 @@ def test_call_and_in_mapping_keys_are_the_layers_call_arguments_and_refused_clas
     assert _errors(f={"type": "Lambda", "function": "x"}) != []
 
 
-# The fixtures whose one mistake sits inside a node, where the schema can see it.
-_NODE_MISTAKES = (
+# The fixtures whose one mistake sits inside a node or an object, where the schema can see it.
+_LOCAL_MISTAKES = (
     "alias_type",
     "bad_call_argument",
     "lambda",
@@ -201,13 +201,15 @@ _NODE_MISTAKES = (
     "misspelt_padding",
     "out_of_range_argument",
     "unknown_argument",
+    "unknown_loss",
     "unknown_type",
     "wrong_type_argument",
+    "wrong_type_expression",  # its initializer class, not its expression
     "wrong_types",
 )
 
 
-def test_the_schema_never_refuses_what_validate_accepts_and_refuses_what_lies_inside_a_node():
+def test_the_schema_never_refuses_what_validate_accepts_and_refuses_what_lies_inside_a_node_or_object():
     import yaml
 
     from graphspec import SpecErrors
@@ -222,8 +224,31 @@ def test_the_schema_never_refuses_what_validate_accepts_and_refuses_what_lies_in
         accepted.append(path)
         assert list(_validator().iter_errors(yaml.safe_load(path.read_text()))) == [], path
     assert len(accepted) >= 25  # specs/ and the fixtures validate accepts
-    for name in _NODE_MISTAKES:
+    for name in _LOCAL_MISTAKES:
         path = Path("tests/fixtures/invalid") / f"{name}.yaml"
         with pytest.raises(SpecErrors):
             load(path)
         assert list(_validator().iter_errors(yaml.safe_load(path.read_text()))) != [], path
+
+
+def test_losses_metrics_optimizers_and_callbacks_take_their_classes_arguments():
+    def errors(output: dict | None = None, compile: dict | None = None, train: dict | None = None) -> list:
+        document = {
+            "graphspec": 1,
+            "name": "s",
+            "inputs": {"x": {"shape": [8]}},
+            "outputs": {"x": output or {}},
+        }
+        document.update({k: v for k, v in (("compile", compile), ("train", train)) if v is not None})
+        return list(_validator().iter_errors(document))
+
+    assert errors({"loss": "mse", "metrics": ["mae", {"type": "AUC", "num_thresholds": 50}]}) == []
+    assert errors({"loss": {"type": "Huber", "delta": 2.0}}) == [] and errors({"loss": "value"}) == []
+    assert errors({"loss": "msee"}) != [] and errors({"loss": {"type": "Huber", "delt": 2.0}}) != []
+    assert errors(compile={"optimizer": {"type": "Adam", "learning_rate": 1.0e-3}}) == []
+    assert errors(compile={"optimizer": "adam"}) == []
+    assert errors(compile={"optimizer": {"type": "Adam", "learning_rat": 1.0e-3}}) != []
+    assert errors(compile={"optimizer": {"type": "Adamm"}}) != []
+    assert errors(train={"callbacks": [{"type": "EarlyStopping", "patience": 2}]}) == []
+    assert errors(train={"callbacks": [{"type": "EarlyStopping", "patienc": 2}]}) != []
+    assert errors(train={"callbacks": [{"type": "ActivationLogger", "directory": "acts"}]}) == []

@@ -108,14 +108,19 @@ def _class_docs(obj: Any, args: list[str]) -> dict:
 
 
 def generate() -> dict:
-    """The docs of every layer, application and op in the committed catalogs, as JSON-ready data
-    (KerasHub's layers only where keras_hub is installed)."""
+    """The docs of every layer, application, op, optimizer, loss, metric and callback in the
+    committed catalogs, as JSON-ready data (KerasHub's layers only where keras_hub is installed)."""
     from graphspec.spec import catalog
 
     entries = catalog.catalog()
     layers: dict[str, dict] = {}
+    objects: dict[str, dict] = {"optimizers": {}, "losses": {}, "metrics": {}, "callbacks": {}}
     for section, name, obj in catalog_gen._catalogued():
-        if section == "layers" and name in entries["layers"]:
+        if section in objects:
+            classes = entries[section].get("classes", entries[section])
+            if name in classes:
+                objects[section][name] = _class_docs(obj, classes[name]["args"])
+        elif section == "layers" and name in entries["layers"]:
             layers[name] = _class_docs(obj, entries["layers"][name]["args"])
         elif section == "applications" and name in entries["applications"]:
             spec_name = catalog.APPLICATION_PREFIX + name
@@ -136,7 +141,7 @@ def generate() -> dict:
         for name, function, _ in catalog_gen._ops()
         if name in entries["ops"]
     }
-    return {"keras_version": entries["keras_version"], "layers": layers, "ops": ops}
+    return {"keras_version": entries["keras_version"], "layers": layers, "ops": ops, **objects}
 
 
 def render(docs: dict) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from graphspec import policy
 from graphspec.spec import catalog, compact, nodes
-from graphspec.spec.model import Spec
+from graphspec.spec.model import VALUE_LOSS, Spec
 
 SCHEMA_ID = "https://graphspec.dev/schemas/graphspec.schema.json"
 DOCS_PATH = Path(__file__).with_name("catalog_docs.json")
@@ -130,6 +130,7 @@ def json_schema(source: dict | None = None) -> dict:
     ]
     for name, fragment in defs.items():
         schema["$defs"][ARG_DEF_PREFIX + name] = _widened(_rewrite_refs(fragment, names))
+    _typed_objects(schema, source, docs, names)
     return schema
 
 
@@ -165,6 +166,48 @@ def _docs() -> dict:
     if not DOCS_PATH.is_file():
         return {"layers": {}, "ops": {}}
     return json.loads(DOCS_PATH.read_text(encoding="utf-8"))
+
+
+def _typed_objects(schema: dict, source: dict, docs: dict, names: frozenset[str]) -> None:
+    """Losses, metrics, the optimizer and callbacks, written by name or as `{type: ..., args}`:
+    each `{type:}` form takes only its class's arguments, typed and described like a layer's."""
+    from graphspec.spec.builtins import BUILTIN_CALLBACKS
+
+    losses, metrics = (source.get(key, {"classes": {}, "names": []}) for key in ("losses", "metrics"))
+    kinds = {
+        "Loss": (losses["classes"], [*losses["names"], VALUE_LOSS]),
+        "Metric": (metrics["classes"], metrics["names"]),
+        # An optimizer's name is any spelling of a class's name (`adam`, `Adam`): not an enum.
+        "Optimizer": (source.get("optimizers", {}), None),
+        "Callback": ({**source.get("callbacks", {}), **BUILTIN_CALLBACKS}, None),
+    }
+    for kind, (classes, strings) in kinds.items():
+        classes = {n: e for n, e in classes.items() if policy.class_refusal(e) is None}
+        section = docs.get({"Loss": "losses"}.get(kind, kind.lower() + "s"), {})
+        rules = []
+        for name, entry in sorted(classes.items()):
+            rule = _type_rule(name, {**entry, "call": None}, section.get(name, {}), names)
+            for key in ("in", "call", "doc"):
+                del rule["then"]["properties"][key]
+            rules.append(rule)
+        typed = {
+            "type": "object",
+            "properties": {"type": _described_enum(sorted(classes), section)},
+            "required": ["type"],
+            "allOf": rules,
+        }
+        if strings is None:
+            schema["$defs"][kind] = {"anyOf": [{"type": "string"}, typed]}
+        else:
+            named = sorted(set(strings) | set(classes))
+            schema["$defs"][kind] = {"anyOf": [{"enum": named}, EXPRESSION_REF, typed]}
+    output = schema["$defs"]["OutputSpec"]["properties"]
+    output["loss"]["anyOf"] = [{"$ref": "#/$defs/Loss"}, {"type": "null"}]
+    output["metrics"]["items"] = {"$ref": "#/$defs/Metric"}
+    optimizer = schema["$defs"]["CompileSpec"]["properties"]["optimizer"]
+    optimizer["anyOf"] = [{"$ref": "#/$defs/Optimizer"}]
+    schema["$defs"]["TrainSpec"]["properties"]["callbacks"]["items"] = {"$ref": "#/$defs/Callback"}
+    del schema["$defs"]["TypedObject"]
 
 
 def _described_enum(names: list[str], docs: dict) -> dict:
@@ -305,10 +348,19 @@ def render() -> str:
     """The schema as the text committed in `schemas/graphspec.schema.json`: indented, except that
     each class's rule (`if type is Dense then ...`) is one line, so that a change to a class is a
     one-line diff and the file stays about a third smaller than indented throughout."""
-    schema = json_schema()
-    rules = schema["$defs"]["LayerSpec"]["allOf"]
-    schema["$defs"]["LayerSpec"]["allOf"] = [f"{_RULE}{i}" for i in range(len(rules))]
-    text = json.dumps(schema, indent=1, sort_keys=True)
+    rules: list[dict] = []
+
+    def set_aside(node: Any) -> Any:
+        if isinstance(node, list):
+            return [set_aside(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "if" in node:
+            rules.append(node)
+            return f"{_RULE}{len(rules) - 1}"
+        return {key: set_aside(value) for key, value in node.items()}
+
+    text = json.dumps(set_aside(json_schema()), indent=1, sort_keys=True)
     placeholder = re.compile(re.escape(json.dumps(_RULE)[:-1]) + r'(\d+)"')
     return placeholder.sub(lambda m: json.dumps(rules[int(m[1])], sort_keys=True), text) + "\n"
 
