@@ -5,8 +5,9 @@ known class, and each class selects its own properties (`if type is Dense then .
 constructor arguments, typed where the catalog records a type (the catalog's `types`, fragments
 of JSON Schema) and described in Keras's own words (catalog_docs.json, from the docstrings), plus
 the keys every node may have; any other key is an error (`additionalProperties: false`), so an
-editor flags `activaton:` and completes `units:` after `type: Dense`. Op nodes and graphspec's
-own node kinds are closed the same way.
+editor flags `activaton:` and completes `units:` after `type: Dense`. Op nodes, graphspec's own
+node kinds, and losses, metrics, optimizers and callbacks written `{type: ...}` are closed the
+same way.
 """
 
 from __future__ import annotations
