@@ -132,3 +132,18 @@ def test_every_typed_argument_is_an_argument_of_its_class():
     for entries in sections:
         for name, entry in entries.items():
             assert set(entry["types"]) <= set(entry["args"]), name
+
+
+def test_a_callbacks_and_an_optimizers_argument_are_checked(tmp_path):
+    text = BOOK_QA.read_text().replace(
+        "  optimizer: rmsprop\n",
+        "  optimizer: {type: RMSprop, learning_rate: 1}\ntrain:\n  callbacks:\n"
+        "    - {type: ReduceLROnPlateau, factor: 1.5}\n",
+    )
+    code, stderr = _validate(tmp_path, text)
+    assert code == 2
+    assert (
+        "error: optimizer RMSprop's argument 'learning_rate' takes a number with a decimal point "
+        "(1.0, not 1), not 1\n" in stderr
+    )
+    assert "error: callback ReduceLROnPlateau's argument 'factor' takes a number below 1, not 1.5\n" in stderr

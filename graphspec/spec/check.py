@@ -111,6 +111,12 @@ def _check_op(ctx: Context, name: str, node: LayerSpec) -> None:
     for arg, value in node.args.items():
         if found := _foreign_object(value, path + (arg,)):
             ctx.error(f"op node '{name}': {found[1]}", found[0], hint=_OBJECT_HINT, key=found[2])
+        elif wrong := types.argument_mismatch(entry, arg, value):
+            ctx.type_error(
+                f"op node '{name}': {node.op}'s argument '{arg}' {wrong.message}",
+                path + (arg, *wrong.path),
+                wrong.hint,
+            )
     if node.call:
         ctx.error(
             f"op node '{name}' has call arguments; an op takes its arguments as keys of the node",

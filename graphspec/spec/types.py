@@ -136,6 +136,10 @@ def describe(fragment: dict) -> str:
     if kind in ("integer", "number"):
         noun = "an integer" if kind == "integer" else "a number"
         low, high = resolved.get("minimum"), resolved.get("maximum")
+        if "exclusiveMaximum" in resolved and low is None:
+            return f"{noun} below {show(resolved['exclusiveMaximum'])}"
+        if "exclusiveMinimum" in resolved and high is None:
+            return f"{noun} above {show(resolved['exclusiveMinimum'])}"
         if kind == "integer" and low == 1 and high is None:
             return "a positive integer"
         if low is not None and high is not None:
