@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -384,3 +385,17 @@ def test_a_preset_name_reaches_keras_hubs_download_under_allow_download(tmp_path
     assert "stopped at KerasHub's download" in info.value.diagnostics.render()
     assert calls and {preset for preset, _ in calls} == {"bert_tiny_en_uncased"}
     assert calls[0][1] == "config.json"
+
+
+def test_the_schema_asks_a_backbone_for_a_preset_or_its_configuration():
+    import jsonschema
+    import yaml
+
+    schema = json.loads(Path("schemas/graphspec.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    with_preset = yaml.safe_load(BERT.replace("'${preset}'", "./preset"))
+    assert not list(validator.iter_errors(with_preset))
+    with_config = yaml.safe_load(BERT.replace("preset: '${preset}'", BERT_CONFIG))
+    assert not list(validator.iter_errors(with_config))
+    neither = yaml.safe_load(BERT.replace("preset: '${preset}'", "num_layers: 1"))
+    assert list(validator.iter_errors(neither))

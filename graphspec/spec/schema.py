@@ -43,18 +43,7 @@ def json_schema() -> dict:
         "default": None,
         "description": layer["properties"]["op"].get("description", ""),
     }
-    layer["allOf"] = [
-        {
-            "if": {"properties": {"type": {"const": name}}, "required": ["type"]},
-            "then": {
-                "properties": {arg: {} for arg in catalog.layer(name)["args"]},
-                "required": [
-                    a for a in catalog.layer(name)["required"] if a not in catalog.LAYER_VALUED_ARGS
-                ],
-            },
-        }
-        for name in names
-    ]
+    layer["allOf"] = [_layer_arguments(name) for name in names]
     # Chains (chains.py) are made explicit before validation: in the file a layer may leave out
     # `in` (it reads the layer before), a layer may be a list of layers, and a block its `out`.
     layer["required"] = [key for key in layer.get("required", []) if key != "in"] or None
@@ -117,3 +106,16 @@ def _computable(node: Any) -> Any:
 def render() -> str:
     """The schema as the text committed in `schemas/graphspec.schema.json`."""
     return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def _layer_arguments(name: str) -> dict:
+    """The arguments a node of type `name` may and must give; a KerasHub backbone needs its
+    configuration arguments only when it names no `preset`, which gives them."""
+    entry = catalog.layer(name)
+    required = [a for a in entry["required"] if a not in catalog.LAYER_VALUED_ARGS]
+    then: dict = {"properties": {arg: {} for arg in entry["args"]}}
+    if entry.get("backbone") and required:
+        then["anyOf"] = [{"required": ["preset"]}, {"required": required}]
+    else:
+        then["required"] = required
+    return {"if": {"properties": {"type": {"const": name}}, "required": ["type"]}, "then": then}
