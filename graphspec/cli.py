@@ -841,6 +841,29 @@ def export(
 
 
 @app.command()
+def card(
+    run: Annotated[Path, typer.Argument(help="A finished run's folder.", show_default=False)],
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", help="The card to write (default: RUN/MODEL_CARD.md).", show_default=False
+        ),
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Write MODEL_CARD.md for a finished run (Hugging Face's model-card sections), with a
+    picture of the architecture beside it (architecture.svg)."""
+    from graphspec.card import write_card
+
+    _quiet_tensorflow()
+    try:
+        written = write_card(run, output)
+    except SpecErrors as exc:
+        raise _fail(exc, debug) from None
+    typer.echo(f"wrote {printable(str(written))}")
+
+
+@app.command()
 def fingerprint(
     spec: SpecRefArgument,
     overrides: SetOption = None,

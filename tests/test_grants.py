@@ -363,6 +363,13 @@ def test_a_backbone_loads_a_preset_folder_under_allow_read(bert_preset, monkeypa
     for got, want in zip(bert.weights, saved.weights, strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
     assert json.loads((tmp_path / "run" / "fingerprint.json").read_text()) == fingerprint(loaded).as_dict()
+    # The model card names the grant; without it the run's spec does not even load.
+    assert run("card", str(tmp_path / "run")).exit_code == 2
+    result = run("--allow-read", str(folder), "card", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert f"**Grants used:** `--allow-read` <code>{folder.resolve()}</code>" in card
+    assert f"**Parameters:** {model.count_params():,} " in card
 
 
 @needs_hub

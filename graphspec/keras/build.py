@@ -75,6 +75,23 @@ def build_model_and_tensors(
     return model, dict(builder.tensors)
 
 
+def declared_model(loaded: LoadedSpec) -> tuple[keras.Model, dict[str, Any], dict[str, Any]]:
+    """The model of `loaded` with its weights declared but never allocated, and no pretrained
+    weights loaded (a preset's configuration is still read), with its output tensors by the
+    spec's names, and its input and output tensors by the spec's names: shapes, dtypes and
+    parameter counts for a description (the model card)."""
+    from keras.src.backend.common import global_state
+
+    builder = _Builder(loaded, load=False)
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = builder.model()
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", [])
+    inputs = {name: builder.tensors[name] for name in loaded.spec.inputs}
+    return model, inputs, builder.outputs
+
+
 def _check_budget(model: keras.Model, loaded: LoadedSpec, max_params: int) -> None:
     total = model.count_params()
     if total <= max_params:
@@ -212,6 +229,7 @@ class _Builder:
         self.spec = loaded.spec
         self.instances: dict[str, Any] = {}
         self.tensors: dict[str, Any] = {}
+        self.outputs: dict[str, Any] = {}  # the output tensors by the spec's output names
 
     def fail(self, node: str, message: str) -> SpecErrors:
         return SpecErrors.single(
@@ -245,6 +263,7 @@ class _Builder:
                 # Keras names an output after the layer that makes it; an Identity layer named
                 # as the output keeps the output's name, its loss and its metrics matched.
                 outputs[name] = keras.layers.Identity(name=name)(tensor)
+        self.outputs = dict(outputs)
         structure = self.spec.structure
         if structure is not None and structure.inputs is not None:
             inputs = arrange(structure.inputs, inputs)
