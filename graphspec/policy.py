@@ -300,6 +300,8 @@ def read_refusal(argument: str, value: str, grants: Grants, base: Path) -> Refus
             f"argument '{argument}': '{value}' starts with '~'; write the path absolute, or relative "
             "to the spec's folder"
         )
+    if "\0" in value:
+        return Refusal(f"argument '{argument}': {value!r} holds a NUL character, which no path does")
     real = granted_path(value, base)
     if not grants.read:
         return refusal(
@@ -314,32 +316,44 @@ def read_refusal(argument: str, value: str, grants: Grants, base: Path) -> Refus
             f"({', '.join(str(f) for f in grants.read)})",
             f"run again with --allow-read DIR for a folder that holds {real}",
         )
+    if not real.exists():
+        return Refusal(f"argument '{argument}': '{value}' does not exist (it would be {real})")
+    if not (real.is_file() or real.is_dir()):  # a FIFO or a device would block or never end
+        return Refusal(f"argument '{argument}': '{value}' ({real}) is neither a file nor a folder")
     if real.is_dir():
         # A preset folder is read whole (config, weights, tokenizer assets): a link inside it
         # must not lead out either.
-        for inner in _walk(real):
+        for count, inner in enumerate(_walk(real)):
+            if count >= _MAX_WALK:  # unchecked entries would be read unchecked: refuse instead
+                return Refusal(
+                    f"argument '{argument}': '{value}' holds more than {_MAX_WALK:,} files and folders; "
+                    "a preset is a handful"
+                )
             target = resolved(inner)
             if not any(is_within(target, folder) for folder in grants.read):
                 return Refusal(
                     f"argument '{argument}': {inner} in '{value}' is a link to {target}, outside the "
                     f"folders --allow-read grants ({', '.join(str(f) for f in grants.read)})"
                 )
+            if not (target.is_file() or target.is_dir()):
+                return Refusal(f"argument '{argument}': {inner} in '{value}' is neither a file nor a folder")
     return None
 
 
+# The most entries a preset folder may hold: each is judged, so the check is bounded.
 _MAX_WALK = 10_000
 
 
 def _walk(folder: Path) -> Iterator[Path]:
-    """Every entry under `folder`, links not followed into (each is judged by where it leads),
-    at most `_MAX_WALK` of them: a preset is a handful of files."""
+    """Every entry under `folder`; links are not followed into (each is judged by where it
+    leads), and at most one past `_MAX_WALK` is listed."""
     count = 0
     for parent, folders, files in os.walk(folder):
         for name in folders + files:
+            yield Path(parent) / name
             count += 1
             if count > _MAX_WALK:
                 return
-            yield Path(parent) / name
 
 
 def granted_path(value: str, base: Path) -> Path:

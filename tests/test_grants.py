@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -181,7 +182,7 @@ def test_a_read_grant_follows_links_and_dot_dot_before_it_judges(tmp_path):
     assert policy.make_grants(read=[tmp_path / "via"]).read == (allowed.resolve(),)
 
 
-def test_a_link_inside_a_granted_preset_folder_cannot_lead_out(tmp_path):
+def test_a_link_inside_a_granted_preset_folder_cannot_lead_out(tmp_path, monkeypatch):
     allowed, outside = tmp_path / "allowed", tmp_path / "outside"
     (allowed / "preset").mkdir(parents=True)
     outside.mkdir()
@@ -190,9 +191,27 @@ def test_a_link_inside_a_granted_preset_folder_cannot_lead_out(tmp_path):
     (allowed / "preset" / "model.weights.h5").symlink_to(outside / "id_rsa")
     spec = allowed / "bert.yaml"
     spec.write_text(BERT)
+    grants = policy.make_grants(read=[allowed])
     with pytest.raises(SpecErrors) as info:
-        graphspec.load(spec, {"preset": "./preset"}, grants=policy.make_grants(read=[allowed]))
+        graphspec.load(spec, {"preset": "./preset"}, grants=grants)
     assert "is a link to" in info.value.diagnostics.render()
+    # A FIFO would block the read forever; a folder too big to judge whole is not read at all.
+    (allowed / "preset" / "model.weights.h5").unlink()
+    os.mkfifo(allowed / "preset" / "model.weights.h5")
+    with pytest.raises(SpecErrors) as info:
+        graphspec.load(spec, {"preset": "./preset"}, grants=grants)
+    assert "is neither a file nor a folder" in info.value.diagnostics.render()
+    (allowed / "preset" / "model.weights.h5").unlink()
+    monkeypatch.setattr(policy, "_MAX_WALK", 3)
+    for i in range(3):
+        (allowed / "preset" / f"asset{i}").write_text("")
+    with pytest.raises(SpecErrors) as info:
+        graphspec.load(spec, {"preset": "./preset"}, grants=grants)
+    assert "holds more than 3 files and folders" in info.value.diagnostics.render()
+    for value, expected in (("./pre\0set", "NUL"), ("./missing", "does not exist")):
+        with pytest.raises(SpecErrors) as info:
+            graphspec.load(spec, {"preset": value}, grants=grants)
+        assert expected in info.value.diagnostics.render()
 
 
 def test_a_link_swapped_after_validation_is_refused_at_build(tmp_path):
