@@ -367,11 +367,14 @@ def test_a_backbone_loads_a_preset_folder_under_allow_read(bert_preset, monkeypa
     result = run("validate", str(spec), "--set", f"preset={folder / 'preset'}")
     assert result.exit_code == 2 and "--allow-read" in result.output
     monkeypatch.chdir(tmp_path)
+    # Relative to the spec's folder; the run's own spec.yaml names it absolute, to be read from there.
+    relative = os.path.relpath(folder / "preset", tmp_path)
     result = run(
-        "--allow-read", str(folder), "train", str(spec), "--set", f"preset={folder / 'preset'}",
+        "--allow-read", str(folder), "train", str(spec), "--set", f"preset={relative}",
         "--synthetic", "--out", "run", "-q",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert f"preset: {folder / 'preset'}" in (tmp_path / "run" / "spec.yaml").read_text()
     recorded = json.loads((tmp_path / "run" / "overrides.json").read_text())
     assert recorded["grants"] == {"download": False, "read": [str(folder.resolve())]}
     loaded = graphspec.load(

@@ -227,6 +227,7 @@ def _load_text(
     )
     run_checks(ctx)
     diagnostics.raise_if_errors()
+    _anchor_paths(spec, expansion.data, path.parent if path else Path.cwd())
     from graphspec.graph import run_graph_checks
 
     graph = run_graph_checks(ctx)
@@ -253,6 +254,27 @@ def _load_text(
         expansion,
         policy.grants,
     )
+
+
+def _anchor_paths(spec: Spec, document: dict, base: Path) -> None:
+    """Make each weights file or preset folder the spec names relative to its folder (granted,
+    or the checks would have refused it) absolute, in the spec and in its expanded `document`,
+    so that the spec a run or a tune writes elsewhere names the same file."""
+    import os
+
+    from graphspec.policy import GRANTABLE, is_path
+    from graphspec.spec import catalog
+
+    for name, node in spec.layers.items():
+        capabilities = (catalog.layer(node.type) or {}).get("capabilities", {}) if node.type else {}
+        for argument in GRANTABLE:
+            value = node.args.get(argument)
+            if argument in capabilities and is_path(value, argument) and not os.path.isabs(value):
+                anchored = os.path.normpath(os.path.join(os.path.abspath(base), value))
+                node.model_extra[argument] = anchored  # `args` is a copy of these
+                written = document.get("layers", {}).get(name)
+                if isinstance(written, dict) and written.get(argument) == value:
+                    written[argument] = anchored
 
 
 def _unused_params(data: dict, params: dict) -> list[str]:
