@@ -354,6 +354,25 @@ def test_a_backbone_from_its_config_has_keras_hubs_parameters(tmp_path, bert_pre
     spec.write_text(BERT.replace("preset: '${preset}'", BERT_CONFIG))
     model = graphspec.load(spec).build(compile=False)
     assert model.get_layer("bert").count_params() == bert_preset[1].count_params()
+    # The same spec as a nested model of another.
+    outer = tmp_path / "outer.yaml"
+    outer.write_text(
+        textwrap.dedent(
+            """
+            graphspec: 1
+            name: outer
+            inputs:
+              t: {shape: [8], dtype: int32}
+              s: {shape: [8], dtype: int32}
+              m: {shape: [8], dtype: int32}
+            layers:
+              classifier: {spec: bert.yaml, in: {token_ids: t, segment_ids: s, padding_mask: m}}
+            outputs: {classifier: {}}
+            """
+        )
+    )
+    nested = graphspec.load(outer).build(compile=False)
+    assert nested.count_params() == model.count_params()
 
 
 @needs_hub
