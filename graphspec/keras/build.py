@@ -76,10 +76,9 @@ def build_model_and_tensors(
 
 
 def declared_model(loaded: LoadedSpec) -> tuple[keras.Model, dict[str, Any], dict[str, Any]]:
-    """The model of `loaded` with its weights declared but never allocated, and no pretrained
-    weights loaded (a preset's configuration is still read), with its output tensors by the
-    spec's names, and its input and output tensors by the spec's names: shapes, dtypes and
-    parameter counts for a description (the model card)."""
+    """The model of `loaded` with its weights declared but never allocated and no pretrained
+    weights loaded (a preset's configuration is still read), and its input and output tensors
+    by the spec's names: shapes, dtypes and parameter counts for a description (the model card)."""
     from keras.src.backend.common import global_state
 
     builder = _Builder(loaded, load=False)
