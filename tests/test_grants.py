@@ -447,3 +447,24 @@ def test_the_schema_asks_a_backbone_for_a_preset_or_its_configuration():
     assert not list(validator.iter_errors(with_config))
     neither = yaml.safe_load(BERT.replace("preset: '${preset}'", "num_layers: 1"))
     assert list(validator.iter_errors(neither))
+
+
+def test_a_saved_model_does_not_grant_what_its_spec_asked(tmp_path):
+    import keras
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    keras.applications.MobileNet(
+        include_top=False, alpha=0.25, weights=None, input_shape=(32, 32, 3)
+    ).save_weights(folder / "m.weights.h5")
+    spec = tmp_path / "app.yaml"
+    spec.write_text(APP)
+    model = tmp_path / "app.keras"
+    given = ["--set", "weights=weights/m.weights.h5"]
+    result = run("--allow-read", str(folder), "build", str(spec), *given, "-o", str(model))
+    assert result.exit_code == 0, result.output
+    # The spec the .keras carries is read again under the command's grants, never its own.
+    result = run("fingerprint", str(model))
+    assert result.exit_code == 2 and "--allow-read DIR" in result.output
+    result = run("--allow-read", str(folder), "fingerprint", str(model))
+    assert result.exit_code == 0, result.output
