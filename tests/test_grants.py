@@ -96,6 +96,9 @@ def test_without_a_grant_the_refusal_is_at_its_line_and_names_the_flag(tmp_path)
     assert result.exit_code == 2 and "--allow-read" in result.output
     result = run("--allow-download", "validate", str(spec), "--set", "weights=imagenet")
     assert result.exit_code == 0, result.output
+    # A grant names a folder that is one.
+    result = run("--allow-read", str(spec), "validate", str(spec))
+    assert result.exit_code == 2 and "is not a folder" in result.output
 
 
 @pytest.mark.parametrize("grant", ["grants: {download: true}", "allow-download: true", "allow_read: [/]"])
