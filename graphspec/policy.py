@@ -320,6 +320,13 @@ def read_refusal(argument: str, value: str, grants: Grants, base: Path) -> Refus
         return Refusal(f"argument '{argument}': '{value}' does not exist (it would be {real})")
     if not (real.is_file() or real.is_dir()):  # a FIFO or a device would block or never end
         return Refusal(f"argument '{argument}': '{value}' ({real}) is neither a file nor a folder")
+    if argument == "weights" and not (real.is_file() and real.name.endswith(".h5")):
+        # Keras would also unpack a .keras zip here, past the bounded reading every model file
+        # graphspec reads goes through (graphspec/keras/model_file.py): HDF5 weights only.
+        return Refusal(
+            f"argument 'weights': '{value}' ({real}) is not a weights file",
+            "name a .weights.h5 file (model.save_weights), or Keras's older .h5",
+        )
     if real.is_dir():
         # A preset folder is read whole (config, weights, tokenizer assets): a link inside it
         # must not lead out either.

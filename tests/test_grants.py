@@ -173,7 +173,10 @@ def test_a_read_grant_follows_links_and_dot_dot_before_it_judges(tmp_path):
         "sub/escape/secret.weights.h5": "outside the folders --allow-read grants",
         "sub/../../outside/secret.weights.h5": "outside the folders --allow-read grants",
         "~/x.weights.h5": "starts with '~'",
+        ".": "is not a weights file",
     }
+    (allowed / "model.keras").write_bytes(b"")
+    cases["model.keras"] = "is not a weights file"
     for value, expected in cases.items():
         with pytest.raises(SpecErrors) as info:
             graphspec.load(spec, {"weights": value}, grants=grants)
