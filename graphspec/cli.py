@@ -109,6 +109,24 @@ def _main(
             "Only the command line can grant this, never a spec.",
         ),
     ] = None,
+    allow_download: Annotated[
+        bool,
+        typer.Option(
+            "--allow-download",
+            help="Let a spec's `weights: imagenet` (keras.applications) and KerasHub `preset:` "
+            "names download into Keras's and KerasHub's own caches. Only the command line can "
+            "grant this, never a spec.",
+        ),
+    ] = False,
+    allow_read: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--allow-read",
+            metavar="DIR",
+            help="Let a spec name a weights file or a KerasHub preset folder under DIR (links "
+            "and '..' followed first). Repeatable. Only the command line can grant this.",
+        ),
+    ] = None,
     limits: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -127,6 +145,13 @@ def _main(
         raise _fail(exc, debug=False) from None
     # One budget per command: a command run in the same process later starts afresh.
     ctx.call_on_close(lambda: budget.activate(None))
+    from graphspec import policy
+
+    try:
+        policy.activate_grants(policy.make_grants(allow_download, allow_read or []))
+    except ValueError as exc:
+        raise _fail(SpecErrors.single(str(exc)), debug=False) from None
+    ctx.call_on_close(lambda: policy.activate_grants(policy.Grants()))
     if allow_custom:
         _quiet_tensorflow()
         try:
@@ -807,6 +832,29 @@ def export(
         raise _fail(exc, debug) from None
     for path in written:
         typer.echo(f"wrote {printable(str(path))}", err=True)
+
+
+@app.command()
+def card(
+    run: Annotated[Path, typer.Argument(help="A finished run's folder.", show_default=False)],
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", help="The card to write (default: RUN/MODEL_CARD.md).", show_default=False
+        ),
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Write MODEL_CARD.md for a finished run (Hugging Face's model-card sections), with a
+    picture of the architecture beside it (architecture.svg)."""
+    from graphspec.card import write_card
+
+    _quiet_tensorflow()
+    try:
+        written = write_card(run, output)
+    except SpecErrors as exc:
+        raise _fail(exc, debug) from None
+    typer.echo(f"wrote {printable(str(written))}")
 
 
 @app.command()

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from graphspec import budget
 from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
-from graphspec.policy import Policy
+from graphspec.policy import Grants, Policy, current_grants
 from graphspec.spec import chains, math
 from graphspec.spec import params as params_module
 from graphspec.spec.blocks import Expansion, Use
@@ -48,6 +48,14 @@ class LoadedSpec:
     nested: dict[str, LoadedSpec] = field(default_factory=dict)
     # The document after blocks were expanded, and which block use made each generated node.
     expansion: Expansion = field(default_factory=lambda: Expansion({}))
+    # What the command granted when the spec was checked: the build reads and downloads only
+    # what was allowed then (`graphspec.policy.Grants`).
+    grants: Grants = field(default_factory=Grants)
+
+    @property
+    def base(self) -> Path:
+        """The folder the spec's relative paths are relative to: its own, or the current one."""
+        return self.path.parent if self.path else Path.cwd()
 
     @property
     def name(self) -> str:
@@ -93,13 +101,19 @@ class LoadedSpec:
 
 
 def load(
-    source: str | Path, overrides: list[str] | dict[str, Any] | None = None, *, root: Path | None = None
+    source: str | Path,
+    overrides: list[str] | dict[str, Any] | None = None,
+    *,
+    root: Path | None = None,
+    grants: Grants | None = None,
 ) -> LoadedSpec:
     """Load and check a spec from a path or from YAML text.
 
     `overrides` are `--set` values: `["units=64", "layers.dense.activation=tanh"]` or a dict.
     Nested specs and includes are read only under `root` (default: the spec's folder; see
-    `graphspec.policy`). Raises `SpecErrors` with every problem found.
+    `graphspec.policy`). `grants` (default: the command's, `graphspec.policy.granted`) lets
+    the spec name pretrained weights and presets to download or read. Raises `SpecErrors`
+    with every problem found.
 
     >>> spec = load('''
     ... graphspec: 1
@@ -114,8 +128,8 @@ def load(
     with budget.ensure():  # one budget over every file this load reads
         if isinstance(source, Path) or ("\n" not in str(source) and str(source).endswith((".yaml", ".yml"))):
             path = Path(source)
-            return _load_file(path, overrides or [], (), WORKING_TREE, Policy(root).for_spec(path))
-        policy = Policy(root).for_spec(Path.cwd() / "<string>")
+            return _load_file(path, overrides or [], (), WORKING_TREE, _policy(root, grants).for_spec(path))
+        policy = _policy(root, grants).for_spec(Path.cwd() / "<string>")
         return _load_text(str(source), "<string>", None, overrides or [], (), WORKING_TREE, policy)
 
 
@@ -126,6 +140,7 @@ def load_text(
     base: Path | None = None,
     files: Files = WORKING_TREE,
     root: Path | None = None,
+    grants: Grants | None = None,
 ) -> LoadedSpec:
     """Load YAML text that messages call `file` (`HEAD~1:specs/a.yaml`), as `load` would a file.
 
@@ -134,9 +149,13 @@ def load_text(
     and only under `root` (default: that folder).
     """
     base = Path(base) if base else None
-    policy = Policy(root).for_spec(base or Path.cwd() / "<string>")
+    policy = _policy(root, grants).for_spec(base or Path.cwd() / "<string>")
     with budget.ensure():
         return _load_text(text, file, base, overrides or [], (), files, policy)
+
+
+def _policy(root: Path | None, grants: Grants | None) -> Policy:
+    return Policy(root, grants if grants is not None else current_grants())
 
 
 def _load_file(path: Path, overrides, chain: tuple[Path, ...], files: Files, policy: Policy) -> LoadedSpec:
@@ -206,9 +225,12 @@ def _load_text(
         positions,
         diagnostics,
         {n: (list(s.spec.inputs), list(s.spec.outputs)) for n, s in nested.items()},
+        grants=policy.grants,
+        base=path.parent if path else Path.cwd(),
     )
     run_checks(ctx)
     diagnostics.raise_if_errors()
+    _anchor_paths(spec, expansion.data, path.parent if path else Path.cwd())
     from graphspec.graph import run_graph_checks
 
     graph = run_graph_checks(ctx)
@@ -233,7 +255,29 @@ def _load_text(
         list(overrides) if isinstance(overrides, list) else [f"{k}={v}" for k, v in overrides.items()],
         nested,
         expansion,
+        policy.grants,
     )
+
+
+def _anchor_paths(spec: Spec, document: dict, base: Path) -> None:
+    """Make each weights file or preset folder the spec names relative to its folder (granted,
+    or the checks would have refused it) absolute, in the spec and in its expanded `document`,
+    so that the spec a run or a tune writes elsewhere names the same file."""
+    import os
+
+    from graphspec.policy import GRANTABLE, is_path
+    from graphspec.spec import catalog
+
+    for name, node in spec.layers.items():
+        capabilities = (catalog.layer(node.type) or {}).get("capabilities", {}) if node.type else {}
+        for argument in GRANTABLE:
+            value = node.args.get(argument)
+            if argument in capabilities and is_path(value, argument) and not os.path.isabs(value):
+                anchored = os.path.normpath(os.path.join(os.path.abspath(base), value))
+                node.model_extra[argument] = anchored  # `args` is a copy of these
+                written = document.get("layers", {}).get(name)
+                if isinstance(written, dict) and written.get(argument) == value:
+                    written[argument] = anchored
 
 
 def _unused_params(data: dict, params: dict) -> list[str]:

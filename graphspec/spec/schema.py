@@ -229,13 +229,14 @@ def _type_rule(name: str, entry: dict, docs: dict, names: frozenset[str]) -> dic
         if fragment is None and arg in catalog.LAYER_VALUED_ARGS:
             fragment = {"$ref": "#/$defs/LayerSpec"}
         properties[arg] = _argument(fragment, docs.get("args", {}).get(arg), names)
-    then = {
-        "properties": properties,
-        "required": [a for a in entry["required"] if a not in catalog.LAYER_VALUED_ARGS],
-        "additionalProperties": False,
-    }
-    if not then["required"]:
-        del then["required"]
+    required = [a for a in entry["required"] if a not in catalog.LAYER_VALUED_ARGS]
+    then: dict = {"properties": properties, "additionalProperties": False}
+    if entry.get("backbone") and required:
+        # A KerasHub backbone needs its configuration only when it names no `preset`, which
+        # gives it.
+        then["anyOf"] = [{"required": ["preset"]}, {"required": required}]
+    elif required:
+        then["required"] = required
     if docs.get("doc"):
         then["description"] = docs["doc"]
     return {"if": {"properties": {"type": {"const": name}}, "required": ["type"]}, "then": then}
