@@ -224,6 +224,10 @@ def _type_rule(name: str, entry: dict, docs: dict, names: frozenset[str]) -> dic
         # (`in: {query: x, value: ctx}`); a list or a name is not an object, and not concerned.
         call = {"properties": {arg: {} for arg in entry["call"]}, "additionalProperties": False}
         properties["call"] = properties["in"] = call
+        if entry.get("backbone"):
+            # A KerasHub backbone reads one dict of its own inputs: `in:` maps those names, which
+            # only the built backbone knows.
+            properties["in"] = {}
     for arg in entry["args"]:
         fragment = entry.get("types", {}).get(arg)
         if fragment is None and arg in catalog.LAYER_VALUED_ARGS:
