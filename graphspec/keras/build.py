@@ -528,9 +528,12 @@ def by_name(model: keras.Model, loaded: LoadedSpec, compile: bool = True) -> ker
     return twin
 
 
-def compile_model(model: keras.Model, loaded: LoadedSpec, structured: bool = True) -> None:
+def compile_model(
+    model: keras.Model, loaded: LoadedSpec, structured: bool = True, optimizer: Any = None
+) -> None:
     """Compile with each output's loss, loss weight and metrics, as the spec says: given in the
-    outputs' `structure:` when `structured`, else by output name."""
+    outputs' `structure:` when `structured`, else by output name. `optimizer` (a name or a
+    `TypedObject`) replaces `compile.optimizer`: a fine-tuning stage's own."""
     spec = loaded.spec
     losses = {n: output_loss(o) for n, o in spec.outputs.items() if o.loss is not None}
     weights = {n: o.weight for n, o in spec.outputs.items() if o.loss is not None}
@@ -541,7 +544,7 @@ def compile_model(model: keras.Model, loaded: LoadedSpec, structured: bool = Tru
         losses = _structured(spec.structure.outputs, losses)
         weights = _structured(spec.structure.outputs, weights, 1.0) if weights else None
         metrics = _structured(spec.structure.outputs, metrics)
-    optimizer = spec.compile.optimizer
+    optimizer = optimizer if optimizer is not None else spec.compile.optimizer
     optimizer = (
         keras.optimizers.get(optimizer)
         if isinstance(optimizer, str)

@@ -7,6 +7,7 @@ before `fit` starts, and a run that fails leaves no run directory behind (`graph
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from graphspec import arrays as arr
 from graphspec import run_dir as rd
 from graphspec.errors import SpecErrors
 from graphspec.fingerprint import fingerprint
-from graphspec.keras.build import build_model_and_tensors, by_name
+from graphspec.keras.build import build_model_and_tensors, by_name, compile_model
 from graphspec.keras.callbacks import activation_tensors, build_callbacks, check_tensorflow
 from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, synthetic_datasets
 from graphspec.keras.distribute import (
@@ -37,6 +38,7 @@ from graphspec.keras.distribute import (
     saving_alone,
 )
 from graphspec.keras.save import save_model
+from graphspec.keras.stages import STAGE_KEY, BuiltState, StageMarker, apply_stage
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
 if TYPE_CHECKING:
@@ -243,8 +245,9 @@ def _train(
     if sample is not None:
         sample = {k: np.asarray(v[:1]) for k, v in sample.items()}
 
+    stages = Stages(loaded, built, model, scope)
     if not processes.writes:
-        return _follow(loaded, model, settings.epochs, fit_args, extra_callbacks)
+        return _follow(loaded, model, stages, fit_args, extra_callbacks)
 
     final = rd.interrupted_run(out) if resume else rd.final_path(loaded.name, out, runs_root)
     layer_nodes = [name for name in loaded.spec.layers if name in tensors]
@@ -258,7 +261,9 @@ def _train(
             validation_sample=sample,
             tensors=activation_tensors(tensors, layer_nodes),
         )
-        if not any(isinstance(c, keras.callbacks.BackupAndRestore) for c in callbacks):
+        if not settings.stages and not any(
+            isinstance(c, keras.callbacks.BackupAndRestore) for c in callbacks
+        ):
             # Keras keeps the previous backup while writing the next, so a kill mid-write
             # still leaves one to resume from.
             callbacks.insert(0, keras.callbacks.BackupAndRestore(str(run.path / BACKUP_DIR)))
@@ -277,14 +282,53 @@ def _train(
                 run.path / rd.OVERRIDES_FILE, {**started, **({"revision": revision} if revision else {})}
             )
             rd.write_json(run.path / "fingerprint.json", fingerprint(loaded).as_dict())
-        model.fit(epochs=settings.epochs, callbacks=callbacks, verbose=verbose, **fit_args)
+        stages.fit(callbacks, run.path / BACKUP_DIR, verbose=verbose, **fit_args)
         values = epochs.history
         rd.write_history(run.path, values)
         with local():  # a multi-process run saves on process 0 alone (`saving_alone`)
             save_model(built, run.path / rd.MODEL_FILE, loaded)
         where = run.commit()
-    metrics = {key: series[-1] for key, series in values.items() if series}
+    metrics = {key: series[-1] for key, series in values.items() if series and key != STAGE_KEY}
     return TrainResult(where, values, where / rd.MODEL_FILE, metrics)
+
+
+class Stages:
+    """The run's fits: one of `train.epochs`, or one per fine-tuning stage (`train.stages`),
+    each with its layers frozen as it says and the model recompiled with its optimizer."""
+
+    def __init__(self, loaded: LoadedSpec, built: keras.Model, model: keras.Model, scope: Callable[[], Any]):
+        self.loaded, self.built, self.model, self.scope = loaded, built, model, scope
+        self.settings = loaded.spec.train
+        self.state = BuiltState(built) if self.settings.stages else None
+
+    def fit(self, callbacks: list[keras.callbacks.Callback], backups: Path | None, **fit_args: Any) -> None:
+        """Fit every stage in turn with `callbacks`. With `backups` (a folder), each stage backs
+        up its epochs in its own subfolder, kept until the last stage ends: a resumed run
+        replays the finished stages as no epochs (restoring their weights and optimizer) and
+        continues the stage it was killed in, with that stage's frozen layers and optimizer."""
+        stages = self.settings.stages
+        if not stages:
+            self.model.fit(epochs=self.settings.epochs, callbacks=callbacks, **fit_args)
+            return
+        start = 0
+        for index, stage in enumerate(stages):
+            apply_stage(self.state, self.loaded, stage, index)
+            with self.scope():
+                compile_model(
+                    self.model, self.loaded, structured=self.model is self.built, optimizer=stage.optimizer
+                )
+            own: list[keras.callbacks.Callback] = [StageMarker(index + 1)]
+            if backups is not None:
+                folder = str(backups / f"stage-{index + 1}")
+                own.append(keras.callbacks.BackupAndRestore(folder, delete_checkpoint=False))
+            # Keras keeps the epoch a backup restored on the model; the next stage starts at its own.
+            self.model._initial_epoch = None
+            self.model.fit(
+                initial_epoch=start, epochs=start + stage.epochs, callbacks=own + callbacks, **fit_args
+            )
+            start += stage.epochs
+        if backups is not None:
+            shutil.rmtree(backups, ignore_errors=True)
 
 
 def _process_batches(
@@ -306,7 +350,7 @@ def _process_batches(
 def _follow(
     loaded: LoadedSpec,
     model: keras.Model,
-    epochs: int,
+    stages: Stages,
     fit_args: dict[str, Any],
     extra_callbacks: list[keras.callbacks.Callback] | None,
 ) -> TrainResult:
@@ -315,6 +359,6 @@ def _follow(
     write. Its history is process 0's: the metrics are computed over every process."""
     callbacks = build_callbacks(loaded, model, Path.cwd(), writing=False)
     history = EpochHistory(None, {})
-    model.fit(epochs=epochs, callbacks=[*callbacks, history, *(extra_callbacks or [])], verbose=0, **fit_args)
-    metrics = {key: series[-1] for key, series in history.history.items() if series}
+    stages.fit([*callbacks, history, *(extra_callbacks or [])], None, verbose=0, **fit_args)
+    metrics = {key: series[-1] for key, series in history.history.items() if series and key != STAGE_KEY}
     return TrainResult(None, history.history, None, metrics)

@@ -437,12 +437,21 @@ def check_compile(ctx: Context) -> None:
             _check_object(
                 ctx, metric, ("outputs", name, "metrics", i), "metric", metrics["names"], metrics["classes"]
             )
-    optimizer = ctx.spec.compile.optimizer
-    optimizers = c["optimizers"]
+    _check_optimizer(ctx, ctx.spec.compile.optimizer, ("compile", "optimizer"))
+
+
+def _check_optimizer(ctx: Context, optimizer: str | TypedObject, path: tuple) -> None:
+    optimizers = catalog.catalog()["optimizers"]
     lower = {n.lower(): n for n in optimizers}
     if isinstance(optimizer, str) and optimizer.lower() in lower:
         return
-    _check_object(ctx, optimizer, ("compile", "optimizer"), "optimizer", [], optimizers)
+    _check_object(ctx, optimizer, path, "optimizer", [], optimizers)
+
+
+def check_train_stages(ctx: Context) -> None:
+    from graphspec.spec.stages import check_stages
+
+    check_stages(ctx, lambda optimizer, path: _check_optimizer(ctx, optimizer, path))
 
 
 # What each kind of loss takes as targets, for `target: index`, which gives class ids.
@@ -562,6 +571,7 @@ CHECKS: tuple[Callable[[Context], None], ...] = (
     check_compile,
     check_targets,
     check_callbacks,
+    check_train_stages,
     check_search,
     check_sizes,
 )

@@ -211,6 +211,49 @@ class CompileSpec(_Strict):
     run_eagerly: bool = False
 
 
+class TopSpec(_Strict):
+    """How much of a matched layer a stage freezes or unfreezes: its last `top` layers."""
+
+    top: int = Field(ge=1, description="The last N layers (of a nested model, else of the matches).")
+
+
+# What a stage freezes or unfreezes: a layer node's name, a block use's name (its layers
+# NAME.*), a glob of layer names, or `{NAME: {top: N}}` for the last N layers of it.
+LayerPattern = Union[str, dict[str, TopSpec]]
+
+
+class StageSpec(_Strict):
+    """One stage of fine-tuning: its epochs, what is frozen, and its optimizer. Every stage
+    starts from the model as the spec builds it; then `freeze`, then `unfreeze` apply."""
+
+    epochs: int = Field(ge=1, le=MAX_EPOCHS)
+    freeze: str | list[LayerPattern] = Field(
+        default_factory=list,
+        description="Layers made non-trainable: a node, a block use (its NAME.* layers), a glob, "
+        "or {NAME: {top: N}}.",
+    )
+    unfreeze: str | list[LayerPattern] = Field(
+        default_factory=list, description="Layers made trainable again, after 'freeze' (same forms)."
+    )
+    optimizer: str | TypedObject | None = Field(
+        default=None, description="This stage's optimizer; default: compile.optimizer."
+    )
+    doc: str | None = None
+
+    def patterns(self, key: str) -> list[tuple[str, int | None, tuple]]:
+        """`freeze` or `unfreeze` as (pattern, top or None, path inside the stage) in order."""
+        value = getattr(self, key)
+        if isinstance(value, str):
+            return [(value, None, (key,))]
+        found: list[tuple[str, int | None, tuple]] = []
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                found.append((item, None, (key, i)))
+            else:
+                found += [(name, top.top, (key, i, name)) for name, top in item.items()]
+        return found
+
+
 class TrainSpec(_Strict):
     """Training settings: every value can be overridden from the command line."""
 
@@ -231,6 +274,17 @@ class TrainSpec(_Strict):
     )
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="Seeds weights and synthetic data.")
     callbacks: list[TypedObject] = Field(default_factory=list)
+    stages: list[StageSpec] | None = Field(
+        default=None,
+        min_length=1,
+        description="Fine-tuning stages, run in order, each recompiled: its epochs, what it "
+        "freezes and unfreezes, its optimizer. Their epochs replace train.epochs.",
+    )
+
+    @property
+    def total_epochs(self) -> int:
+        """The epochs of the whole run: the stages' together, else `epochs`."""
+        return sum(s.epochs for s in self.stages) if self.stages else self.epochs
 
 
 class BlockSpec(_Strict):

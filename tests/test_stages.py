@@ -1,0 +1,232 @@
+"""Fine-tuning stages (`train.stages`): frozen layers keep their weights (BatchNormalization its
+moving statistics: Keras runs it in inference mode), unfrozen ones train, the history marks each
+epoch's stage, `--resume` after a kill continues the stage it was killed in, and `validate`
+finds a pattern that names nothing, without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import graphspec
+from graphspec.cli import app
+from graphspec.keras.train import DataSource, train
+
+BACKBONE = {
+    "graphspec": 1,
+    "name": "backbone",
+    "inputs": {"x": {"shape": [4]}},
+    "layers": {
+        "b1": {"type": "Dense", "units": 8, "in": "x"},
+        "bn": {"type": "BatchNormalization", "in": "b1"},
+        "b2": {"type": "Dense", "units": 8, "in": "bn"},
+    },
+    "outputs": {"b2": {}},
+}
+
+
+def _spec(folder: Path, stages: list, **train) -> Path:
+    (folder / "backbone.yaml").write_text(yaml.safe_dump(BACKBONE))
+    spec = {
+        "graphspec": 1,
+        "name": "tuned",
+        "blocks": {
+            "mlp": {"layers": {"d": {"type": "Dense", "units": 8, "in": "x"}}, "out": "d"},
+        },
+        "inputs": {"x": {"shape": [4]}},
+        "layers": {
+            "backbone": {"spec": "backbone.yaml", "in": {"x": "x"}},
+            "head": {"block": "mlp", "in": "backbone"},
+            "dense_out": {"type": "Dense", "units": 2, "in": "head"},
+        },
+        "outputs": {"dense_out": {"loss": "mse"}},
+        "compile": {"optimizer": {"type": "SGD", "learning_rate": 0.1}},
+        "train": {"samples": 32, "batch_size": 8, "seed": 1, "stages": stages, **train},
+    }
+    path = folder / "tuned.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+class Snapshots(keras.callbacks.Callback):
+    """Every layer's weights (trainable or not) at the start and end of each fit (stage)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fits: list[tuple[dict, dict]] = []
+
+    def _weights(self) -> dict[str, list[np.ndarray]]:
+        found = {}
+        for layer in self.model._flatten_layers(include_self=False, recursive=True):
+            if layer.weights and not isinstance(layer, keras.Model):  # a nested model: its layers
+                found[layer.name] = [np.array(w) for w in layer.weights]
+        return found
+
+    def on_train_begin(self, logs=None):
+        self.fits.append((self._weights(), {}))
+
+    def on_train_end(self, logs=None):
+        self.fits[-1][1].update(self._weights())
+
+
+def _same(fit: tuple[dict, dict], name: str) -> bool:
+    before, after = fit
+    return all(np.array_equal(a, b) for a, b in zip(before[name], after[name], strict=True))
+
+
+def test_frozen_layers_keep_their_weights_and_unfrozen_ones_train(tmp_path):
+    stages = [
+        {"epochs": 1, "freeze": ["backbone"]},
+        {"epochs": 1, "freeze": ["backbone", "head"], "unfreeze": [{"backbone": {"top": 1}}]},
+        {"epochs": 1, "freeze": "dense_*", "optimizer": {"type": "Adam", "learning_rate": 1e-3}},
+    ]
+    loaded = graphspec.load(_spec(tmp_path, stages))
+    snapshots = Snapshots()
+    result = train(
+        loaded, DataSource(synthetic=True), out=tmp_path / "run", verbose=0, extra_callbacks=[snapshots]
+    )
+    first, second, third = snapshots.fits
+    # Stage 1: the nested spec is frozen, BatchNormalization's moving statistics included.
+    assert all(_same(first, n) for n in ("b1", "bn", "b2"))
+    assert not _same(first, "head.d") and not _same(first, "dense_out")
+    # Stage 2: only the backbone's top layer and the output layer train.
+    assert all(_same(second, n) for n in ("b1", "bn", "head.d"))
+    assert not _same(second, "b2") and not _same(second, "dense_out")
+    # Stage 3 starts from the spec's model again: all but the glob's layers train, with Adam.
+    assert _same(third, "dense_out")
+    assert not any(_same(third, n) for n in ("b1", "bn", "b2", "head.d"))
+    assert result.history["stage"] == [1, 2, 3]
+    assert "stage" not in result.metrics
+    history = json.loads((result.run_dir / "history.json").read_text())
+    assert history["stage"] == [1, 2, 3] and history["epoch"] == [0, 1, 2]
+    assert not (result.run_dir / "backup").exists()
+
+
+def test_keras_runs_a_frozen_batch_normalization_in_inference_mode():
+    # What the stages rely on, checked against Keras itself: trainable=False means inference.
+    layer = keras.layers.BatchNormalization()
+    batch = np.random.default_rng(0).normal(3.0, 2.0, (16, 4)).astype("float32")
+    layer.build(batch.shape)
+    layer.trainable = False
+    np.testing.assert_array_equal(
+        np.array(layer(batch, training=True)), np.array(layer(batch, training=False))
+    )
+    layer.trainable = True
+    assert not np.allclose(np.array(layer(batch, training=True)), np.array(layer(batch, training=False)))
+
+
+def test_tensorboard_logs_each_epochs_stage(tmp_path):
+    pytest.importorskip("tensorflow", reason="TensorBoard's event files are read with TensorFlow")
+    import tensorflow as tf
+
+    stages = [{"epochs": 1, "freeze": ["backbone"]}, {"epochs": 1}]
+    spec = _spec(tmp_path, stages, callbacks=[{"type": "TensorBoard"}])
+    result = train(graphspec.load(spec), DataSource(synthetic=True), out=tmp_path / "run", verbose=0)
+    found = {}
+    for path in (result.run_dir).rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == "epoch_stage":
+                    found[event.step] = float(tf.make_ndarray(value.tensor))
+    assert found == {0: 1.0, 1: 2.0}
+
+
+def _validate(path: Path):
+    return CliRunner().invoke(app, ["validate", str(path)])
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        ([{"epochs": 1, "freeze": ["backbon"]}], "did you mean 'backbone'?"),
+        ([{"epochs": 1, "unfreeze": ["conv*"]}], "stage 1 unfreezes 'conv*', which names no layer"),
+        ([{"epochs": 1, "freeze": [{"hed": {"top": 2}}]}], "did you mean 'head'?"),
+    ],
+)
+def test_validate_locates_a_pattern_that_names_nothing(tmp_path, stages, message):
+    result = _validate(_spec(tmp_path, stages))
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert f"{tmp_path / 'tuned.yaml'}:" in result.stderr
+
+
+def test_validate_refuses_epochs_beside_stages(tmp_path):
+    result = _validate(_spec(tmp_path, [{"epochs": 1}], epochs=4))
+    assert result.exit_code == 2
+    assert "train.epochs is given beside train.stages" in result.stderr
+
+
+def test_validate_accepts_stages_naming_a_node_a_block_use_and_a_glob(tmp_path):
+    stages = [
+        {"epochs": 1, "freeze": ["backbone", "head", "dense_*"], "unfreeze": [{"backbone": {"top": 1}}]}
+    ]
+    result = _validate(_spec(tmp_path, stages))
+    assert result.exit_code == 0, result.stderr
+
+
+def _epochs_written(partial: Path) -> int:
+    try:
+        return len(json.loads((partial / "history.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _train(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "graphspec", "train", *args, "--quiet"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _backbone_weights(h5: Path) -> list[bytes]:
+    import h5py
+
+    found: list[bytes] = []
+    with h5py.File(h5, "r") as file:
+        # Keras writes a nested model's weights under its own group: the only one here.
+        file["layers/functional"].visititems(
+            lambda _, item: (
+                found.append(np.asarray(item).tobytes()) if isinstance(item, h5py.Dataset) else None
+            )
+        )
+    return sorted(found)
+
+
+def test_resume_after_a_kill_in_stage_two_continues_stage_two(tmp_path):
+    stages = [{"epochs": 2}, {"epochs": 4, "freeze": ["backbone"]}]
+    spec = _spec(tmp_path, stages, samples=6000, batch_size=16)
+    run, partial = tmp_path / "run", tmp_path / ".run.partial"
+    process = _train(str(spec), "--synthetic", "--out", str(run))
+    deadline = time.monotonic() + 240
+    while _epochs_written(partial) < 3 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert process.poll() is None, "training ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = json.loads((partial / "history.json").read_text())
+    completed = len(before["epoch"])
+    assert 3 <= completed < 6 and before["stage"][:3] == [1, 1, 2]
+    # The backbone as stage 1 left it: stage 2 freezes it.
+    stage_one = _backbone_weights(partial / "backup" / "stage-1" / "latest.weights.h5")
+
+    resumed = _train("--resume", str(run))
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == list(range(6))
+    assert history["stage"] == [1, 1, 2, 2, 2, 2]
+    assert history["loss"][:completed] == before["loss"][:completed]
+    assert not (run / "backup").exists()
+    # Resumed in stage 2, so with its backbone still frozen: as stage 1 left it.
+    model = keras.models.load_model(run / "model.keras")
+    final = sorted(np.asarray(w).tobytes() for w in model.get_layer("backbone").weights)
+    assert final == stage_one
