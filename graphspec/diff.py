@@ -28,6 +28,7 @@ from graphspec.fingerprint import (
     node_names,
     training_form,
 )
+from graphspec.spec.stages import describe_stage, frozen_summary
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -354,7 +355,10 @@ def _training(loaded: LoadedSpec) -> dict[str, Any]:
     """compile.*, train.* and inputs.NAME.range/seq_len as one flat mapping."""
     form = training_form(loaded)
     flat = {f"compile.{k}": v for k, v in form["compile"].items()}
-    flat.update({f"train.{k}": v for k, v in form["train"].items()})
+    flat.update({f"train.{k}": v for k, v in form["train"].items() if k != "stages"})
+    # A stage reads as what it freezes: its patterns with the layers they name in this spec.
+    for i, stage in enumerate(frozen_summary(loaded.spec)):
+        flat[f"train.stages[{i + 1}]"] = describe_stage(stage)
     for name, data in form["data"].items():
         flat.update({f"inputs.{name}.{k}": v for k, v in data.items()})
     return flat

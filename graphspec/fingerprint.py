@@ -135,11 +135,13 @@ def training_form(loaded: LoadedSpec) -> dict[str, Any]:
     compile_form["optimizer"] = defaults.optimizer(compile_form.get("optimizer"))
     form = {
         "compile": compile_form,
-        "train": spec.train.model_dump(mode="json", by_alias=True),
+        "train": spec.train.model_dump(mode="json", by_alias=True, exclude={"stages"}),
         "data": {
             name: {k: getattr(i, k) for k in _DATA_FIELDS if k != "doc"} for name, i in spec.inputs.items()
         },
     }
+    if spec.train.stages:  # left out when none, so that a run without stages hashes as before
+        form["train"]["stages"] = [s.model_dump(mode="json", exclude_none=True) for s in spec.train.stages]
     grants = getattr(loaded, "grants", None)
     if grants:  # left out when none, so that a run without grants hashes as before
         form["grants"] = grants.record()

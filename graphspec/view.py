@@ -456,7 +456,25 @@ class _Collector:
         }
         if self.total_params is not None:
             data["total_params"] = self.total_params
+        _add_stages(data, loaded)
         return data
+
+
+def _add_stages(data: dict[str, Any], loaded: LoadedSpec) -> None:
+    """The fine-tuning stages (`train.stages`) on the page: one line each, and on every
+    top-level layer node (or nested spec's group) a stage names, what it is in each stage."""
+    from graphspec.spec.stages import describe_stage, frozen_summary, stage_states
+
+    summary = frozen_summary(loaded.spec)
+    if not summary:
+        return
+    data["stages"] = [describe_stage(entry) for entry in summary]
+    states = stage_states(loaded.spec)
+    # A top-level node's id is its name, a block use's layers keep theirs inside its group, and
+    # a nested spec is drawn as a group of that name.
+    for item in (*data["nodes"], *data["groups"]):
+        if item["id"] in states:
+            item["stages"] = states[item["id"]]
 
 
 def _read_lines(loaded: LoadedSpec, file: str) -> list[str]:

@@ -230,3 +230,46 @@ def test_resume_after_a_kill_in_stage_two_continues_stage_two(tmp_path):
     model = keras.models.load_model(run / "model.keras")
     final = sorted(np.asarray(w).tobytes() for w in model.get_layer("backbone").weights)
     assert final == stage_one
+
+
+def _no_tensorflow(code: str) -> str:
+    """Run `code` in a fresh interpreter and return its output; fails if it imported TensorFlow."""
+    check = code + "\nimport sys\nassert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_diff_and_view_show_what_each_stage_freezes_without_tensorflow(tmp_path):
+    old = _spec(tmp_path, [{"epochs": 3, "freeze": ["backbone"]}, {"epochs": 5, "freeze": "head"}])
+    document = yaml.safe_load(old.read_text())
+    document["train"]["stages"][1] = {
+        "epochs": 5,
+        "unfreeze": [{"backbone": {"top": 1}}],
+        "freeze": ["dense_*"],
+    }
+    new = tmp_path / "new.yaml"
+    new.write_text(yaml.safe_dump(document, sort_keys=False))
+    output = _no_tensorflow(
+        "import json, graphspec\n"
+        "from graphspec.diff import diff, render_text\n"
+        "from graphspec.view import page_data\n"
+        f"old, new = graphspec.load({str(old)!r}), graphspec.load({str(new)!r})\n"
+        "print(render_text(diff(old, new)))\n"
+        "data = page_data(new)\n"
+        "print(json.dumps([data['stages'], {g['id']: g.get('stages') for g in data['groups']},"
+        " {n['id']: n.get('stages') for n in data['nodes']}]))\n"
+    )
+    text, page = output.rsplit("\n", 2)[0], json.loads(output.rsplit("\n", 2)[1])
+    assert (
+        "~ train.stages[2] 5 epochs; freeze head = head.d -> "
+        "5 epochs; freeze dense_* = dense_out; unfreeze backbone (top 1)"
+    ) in text
+    assert "train.stages[1]" not in text
+    stages, groups, nodes = page
+    assert stages == [
+        "3 epochs; freeze backbone",
+        "5 epochs; freeze dense_* = dense_out; unfreeze backbone (top 1)",
+    ]
+    assert groups["backbone"] == ["frozen", "top 1 trainable"]
+    assert nodes["dense_out"] == ["as built", "frozen"] and nodes["head.d"] is None

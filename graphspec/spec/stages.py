@@ -136,3 +136,23 @@ def check_stages(ctx: Context, check_optimizer: Callable[[Any, tuple], None]) ->
                     )
         if stage.optimizer is not None:
             check_optimizer(stage.optimizer, path + ("optimizer",))
+
+
+def stage_states(spec: Spec) -> dict[str, list[str]]:
+    """For each layer node that a stage freezes or unfreezes, what it is in every stage, in
+    order: `frozen`, `trainable`, `top N frozen` or `top N trainable` (of a nested model's
+    layers; the rest frozen). Nodes no stage names are left out: they train as the spec says."""
+    named: dict[str, list[str | None]] = {}
+    stages = spec.train.stages or []
+    for i, stage in enumerate(stages):
+        for key in ("freeze", "unfreeze"):
+            state = "frozen" if key == "freeze" else "trainable"
+            for pattern, top, _ in stage.patterns(key):
+                nodes = matched_nodes(spec, pattern)
+                nested = top is not None and len(nodes) == 1 and is_nested_model(spec, nodes[0])
+                if top is not None and not nested:
+                    nodes = nodes[-top:]
+                for node in nodes:
+                    states = named.setdefault(node, [None] * len(stages))
+                    states[i] = f"top {top} {state}" if nested else state
+    return {node: [s or "as built" for s in states] for node, states in named.items()}

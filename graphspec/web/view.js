@@ -551,6 +551,12 @@
     if (DATA.total_params != null) rows.push(["parameters", count(DATA.total_params)]);
     if (DATA.diff && DATA.diff.params) rows.push(["parameters", count(DATA.diff.params[0]), count(DATA.diff.params[1])]);
     table(rows);
+    if (DATA.stages) {
+      section("Fine-tuning stages");
+      var stages = el("ol");
+      DATA.stages.forEach(function (s) { stages.appendChild(el("li", null, s)); });
+      panel.appendChild(stages);
+    }
     if (DATA.diff) {
       section("What changed");
       panel.appendChild(el("pre", { "class": "summary" }, DATA.diff.summary || "no differences\n"));
@@ -579,6 +585,7 @@
       table([["loss", fmt(n.output.loss)], ["weight", String(n.output.weight)], ["metrics", n.output.metrics && n.output.metrics.length ? n.output.metrics.map(fmt).join(", ") : "-"], ["target", n.output.target || "data"], ["from", n.output.from || n.name]]);
     }
     if (n.reads !== undefined) { section("Reads"); table([["in", fmt(n.reads)]].concat(n.call ? [["call", fmt(n.call)]] : [])); }
+    if (n.stages) { section("Fine-tuning stages"); table(n.stages.map(function (s, k) { return ["stage " + (k + 1), s]; })); }
     if (n.shared) { section("Shared layer"); panel.appendChild(el("p", null, n.shared)); }
     if (n.shapes || n.params != null || n.params_change) {
       section("Shapes and parameters");
@@ -614,6 +621,7 @@
     if (g.total_params) rows.push(["parameters", count(g.total_params)]);
     table(rows);
     if (g.changes) { section("Changes"); table(g.changes.map(function (c) { return [c[0], fmt(c[1]), fmt(c[2])]; })); }
+    if (g.stages) { section("Fine-tuning stages"); table(g.stages.map(function (s, k) { return ["stage " + (k + 1), s]; })); }
     var button = el("button", { type: "button" }, open.has(g.id) ? "Fold" : "Unfold");
     button.addEventListener("click", function () { toggle(g.id); select(g.id); });
     panel.appendChild(button);
