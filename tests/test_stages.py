@@ -113,6 +113,14 @@ def test_frozen_layers_keep_their_weights_and_unfrozen_ones_train(tmp_path):
     assert not (result.run_dir / "backup").exists()
 
 
+def test_a_callback_that_stops_training_ends_the_run_not_only_its_stage(tmp_path):
+    stop = {"type": "EarlyStopping", "monitor": "loss", "min_delta": 100.0, "patience": 0}
+    spec = _spec(tmp_path, [{"epochs": 3}, {"epochs": 2, "freeze": "backbone"}], callbacks=[stop])
+    result = train(graphspec.load(spec), DataSource(synthetic=True), out=tmp_path / "run", verbose=0)
+    assert result.history["stage"] == [1, 1]  # stopped at stage 1's second epoch
+    assert not (result.run_dir / "backup").exists()
+
+
 def test_keras_runs_a_frozen_batch_normalization_in_inference_mode():
     # What the stages rely on, checked against Keras itself: trainable=False means inference.
     layer = keras.layers.BatchNormalization()

@@ -327,6 +327,10 @@ class Stages:
                 initial_epoch=start, epochs=start + stage.epochs, callbacks=own + callbacks, **fit_args
             )
             start += stage.epochs
+            if self.model.stop_training:
+                # A callback ended training (EarlyStopping, TerminateOnNaN, a pruned trial):
+                # it ends the run, not only its stage.
+                break
         if backups is not None:
             shutil.rmtree(backups, ignore_errors=True)
 
