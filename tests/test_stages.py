@@ -281,3 +281,46 @@ def test_diff_and_view_show_what_each_stage_freezes_without_tensorflow(tmp_path)
     ]
     assert groups["backbone"] == ["frozen", "top 1 trainable"]
     assert nodes["dense_out"] == ["as built", "frozen"] and nodes["head.d"] is None
+
+
+def test_an_applications_models_top_layers_unfreeze_as_keras_guide_does(tmp_path):
+    from graphspec.keras.build import build_model
+    from graphspec.keras.stages import BuiltState, apply_stage
+
+    spec = {
+        "graphspec": 1,
+        "name": "app",
+        "inputs": {"image": {"shape": [32, 32, 3]}},
+        "layers": {
+            "base": {
+                "type": "applications.MobileNetV3Small",
+                "weights": None,
+                "include_top": False,
+                "in": "image",
+            },
+            "pool": {"type": "GlobalAveragePooling2D", "in": "base"},
+            "out": {"type": "Dense", "units": 2, "in": "pool"},
+        },
+        "outputs": {"out": {"loss": "mse"}},
+        "train": {
+            "stages": [{"epochs": 1, "freeze": "base"}, {"epochs": 1, "unfreeze": [{"base": {"top": 3}}]}]
+        },
+    }
+    (tmp_path / "app.yaml").write_text(yaml.safe_dump(spec))
+    loaded = graphspec.load(tmp_path / "app.yaml")
+    model = build_model(loaded)
+    state, stages = BuiltState(model), loaded.spec.train.stages
+    base = model.get_layer("base")
+    own = [layer for layer in base.layers if not isinstance(layer, keras.layers.InputLayer)]
+    apply_stage(state, loaded, stages[0], 0)
+    assert not base.trainable and not base.trainable_weights
+    assert {id(w) for w in model.trainable_weights} == {
+        id(w) for w in model.get_layer("out").trainable_weights
+    }
+    apply_stage(state, loaded, stages[1], 1)
+    # Keras's fine-tuning recipe: the base trainable, then all but its top layers frozen again.
+    assert base.trainable
+    assert [layer.trainable for layer in own] == [False] * (len(own) - 3) + [True] * 3
+    top = {id(w) for layer in own[-3:] for w in layer.trainable_weights}
+    assert top  # the top layers hold weights: the check below is not of two empty sets
+    assert {id(w) for w in base.trainable_weights} == top
