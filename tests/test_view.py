@@ -393,3 +393,31 @@ outputs:
     )
     nodes = {n["id"]: n for n in page_data(loaded)["nodes"]}
     assert nodes["y"]["type"] == "op add" and nodes["h"]["type"] == "Dense"
+
+
+@needs_browser
+def test_the_page_shows_what_each_fine_tuning_stage_freezes(write_spec, tmp_path):
+    path = write_spec(
+        """
+        graphspec: 1
+        name: staged
+        inputs: {x: {shape: [4]}}
+        layers:
+          base1: {type: Dense, units: 4, in: x}
+          base2: {type: Dense, units: 4, in: base1}
+          head: {type: Dense, units: 2, in: base2}
+        outputs: {head: {loss: mse}}
+        train:
+          stages:
+            - {epochs: 2, freeze: "base*"}
+            - {epochs: 3, unfreeze: [{"base*": {top: 1}}], optimizer: {type: SGD, learning_rate: 0.01}}
+        """
+    )
+    page = tmp_path / "staged.html"
+    assert runner.invoke(app, ["view", str(path), "-o", str(page)]).exit_code == 0
+    overview = _dom(page)
+    assert "<li>2 epochs; freeze base* = base1, base2</li>" in overview
+    assert "<li>3 epochs; unfreeze base* (top 1) = base2; optimizer SGD(learning_rate=0.01)</li>" in overview
+    clicked = _dom(page, "click=base1", profile=tmp_path / ".chromium-click")
+    assert "Fine-tuning stages" in clicked
+    assert "<tr><th>stage 1</th><td>frozen</td></tr><tr><th>stage 2</th><td>as built</td></tr>" in clicked

@@ -64,6 +64,8 @@ def frozen_summary(spec: Spec) -> list[dict[str, Any]]:
             items = []
             for pattern, top, _ in stage.patterns(key):
                 nodes = matched_nodes(spec, pattern)
+                if top is not None and not (len(nodes) == 1 and is_nested_model(spec, nodes[0])):
+                    nodes = nodes[-top:]  # the last N matches; of a nested model, its own layers
                 items.append({"pattern": pattern, "top": top, "nodes": nodes})
             entry[key] = items
         optimizer = stage.optimizer
