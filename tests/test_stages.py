@@ -324,3 +324,17 @@ def test_an_applications_models_top_layers_unfreeze_as_keras_guide_does(tmp_path
     top = {id(w) for layer in own[-3:] for w in layer.trainable_weights}
     assert top  # the top layers hold weights: the check below is not of two empty sets
     assert {id(w) for w in base.trainable_weights} == top
+
+
+def test_stages_are_in_the_training_fingerprint_and_absent_stages_change_nothing(tmp_path):
+    from graphspec.fingerprint import fingerprint, training_form
+
+    staged = graphspec.load(_spec(tmp_path, [{"epochs": 1, "freeze": "backbone"}]))
+    document = yaml.safe_load((tmp_path / "tuned.yaml").read_text())
+    del document["train"]["stages"]
+    (tmp_path / "plain.yaml").write_text(yaml.safe_dump(document))
+    plain = graphspec.load(tmp_path / "plain.yaml")
+    assert "stages" not in training_form(plain)["train"]  # a spec without stages hashes as before
+    assert training_form(staged)["train"]["stages"] == [{"epochs": 1, "freeze": "backbone", "unfreeze": []}]
+    before, after = fingerprint(plain).as_dict(), fingerprint(staged).as_dict()
+    assert before["architecture"] == after["architecture"] and before["training"] != after["training"]
