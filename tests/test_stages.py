@@ -48,7 +48,8 @@ def _spec(folder: Path, stages: list, **train) -> Path:
         "layers": {
             "backbone": {"spec": "backbone.yaml", "in": {"x": "x"}},
             "head": {"block": "mlp", "in": "backbone"},
-            "dense_out": {"type": "Dense", "units": 2, "in": "head"},
+            "twice": {"op": "multiply", "in": ["head", "head"]},
+            "dense_out": {"type": "Dense", "units": 2, "in": "twice"},
         },
         "outputs": {"dense_out": {"loss": "mse"}},
         "compile": {"optimizer": {"type": "SGD", "learning_rate": 0.1}},
@@ -160,6 +161,7 @@ def _validate(path: Path):
         ([{"epochs": 1, "freeze": ["backbon"]}], "did you mean 'backbone'?"),
         ([{"epochs": 1, "unfreeze": ["conv*"]}], "stage 1 unfreezes 'conv*', which names no layer"),
         ([{"epochs": 1, "freeze": [{"hed": {"top": 2}}]}], "did you mean 'head'?"),
+        ([{"epochs": 1, "freeze": "twice"}], "names only ops (twice): they have no weights to freeze"),
     ],
 )
 def test_validate_locates_a_pattern_that_names_nothing(tmp_path, stages, message):

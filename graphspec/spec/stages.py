@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from graphspec.spec.check import Context
 
 GLOB_CHARACTERS = "*?["
+# Nodes that make no layer with weights: freezing them would do nothing.
+WEIGHTLESS = ("op", "range", "random")
 APPLICATION_PREFIX = "applications."
 HUB_PREFIX = "keras_hub."
 
@@ -134,6 +136,15 @@ def check_stages(ctx: Context, check_optimizer: Callable[[Any, tuple], None]) ->
                         path + where,
                         hint=did_you_mean(pattern, [*spec.layers, *uses])
                         or "name a layer, a block use (its NAME.* layers) or a glob such as 'conv*'",
+                        key=top is not None,
+                    )
+                elif all(spec.layers[n].node_kind in WEIGHTLESS for n in nodes):
+                    ctx.error(
+                        f"stage {i + 1} {key}s '{pattern}', which names only ops ("
+                        + ", ".join(nodes[:5])
+                        + (", ..." if len(nodes) > 5 else "")
+                        + "): they have no weights to freeze",
+                        path + where,
                         key=top is not None,
                     )
         if stage.optimizer is not None:
