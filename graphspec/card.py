@@ -129,6 +129,7 @@ def card_text(run: Path, loaded: LoadedSpec, picture: str) -> str:
         "",
         f"- **Optimizer:** {_code(_name(spec.compile.optimizer))}",
         f"- **Epochs run:** {len(history.get('epoch', []))}",
+        *_stages(spec),
         f"- **Settings:** {_code(json.dumps(spec.train.model_dump(mode='json', exclude_none=True)))}",
         f"- **Overrides:** {', '.join(_code(o) for o in started.get('overrides', [])) or 'none'}",
         "",
@@ -200,9 +201,22 @@ def _data(started: dict, spec: Any) -> str:
     return "; ".join(parts) + "." if parts else "Not recorded."
 
 
+def _stages(spec: Any) -> list[str]:
+    """The fine-tuning stages (`train.stages`), a line each: what each froze, and how long."""
+    from graphspec.spec.stages import describe_stage, frozen_summary
+
+    summary = frozen_summary(spec)
+    if not summary:
+        return []
+    return [
+        "- **Fine-tuning stages:**",
+        *(f"  {i}. {_text(describe_stage(s)).replace('*', chr(92) + '*')}" for i, s in enumerate(summary, 1)),
+    ]
+
+
 def _metrics(history: dict) -> list[str]:
     """The last epoch's value of each metric, by split: training, and validation (`val_`)."""
-    last = {k: v[-1] for k, v in history.items() if k != "epoch" and isinstance(v, list) and v}
+    last = {k: v[-1] for k, v in history.items() if k not in ("epoch", "stage") and isinstance(v, list) and v}
     if not last:
         return ["No metrics were recorded."]
     rows = ["| split | metric | value |", "| --- | --- | --- |"]

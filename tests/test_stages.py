@@ -112,6 +112,12 @@ def test_frozen_layers_keep_their_weights_and_unfrozen_ones_train(tmp_path):
     history = json.loads((result.run_dir / "history.json").read_text())
     assert history["stage"] == [1, 2, 3] and history["epoch"] == [0, 1, 2]
     assert not (result.run_dir / "backup").exists()
+    from graphspec.card import card_text, load_run
+
+    card = card_text(result.run_dir, load_run(result.run_dir), "architecture.svg")
+    assert "  1. 1 epoch; freeze backbone\n  2. 1 epoch; freeze backbone, head = head.d;" in card
+    assert "  3. 1 epoch; freeze dense_\\* = dense_out; optimizer Adam(learning_rate=0.001)\n" in card
+    assert "| training | <code>stage</code>" not in card
 
 
 def test_a_callback_that_stops_training_ends_the_run_not_only_its_stage(tmp_path):
