@@ -227,3 +227,25 @@ def test_losses_metrics_optimizers_and_callbacks_agree_with_keras():
                 checked += 1
     assert not disagreements, "\n".join(disagreements)
     assert checked >= 40
+
+
+def test_ops_agree_with_keras():
+    x = np.ones((2, 5, 6), "float32")
+    disagreements, checked = [], 0
+    for name, entry in catalog.catalog()["ops"].items():
+        function = getattr(keras.ops, name)
+        for arg, fragment in entry["types"].items():
+            for value in examples(fragment):
+                try:
+                    function(x, **{arg: value})
+                except Exception as exc:
+                    disagreements.append(f"refused ops.{name}({arg}={value!r}): {str(exc)[:100]}")
+            for value in counter_examples(fragment):
+                try:
+                    function(x, **{arg: value})
+                except Exception:
+                    continue
+                disagreements.append(f"accepted ops.{name}({arg}={value!r})")
+            checked += 1
+    assert not disagreements, "\n".join(disagreements)
+    assert checked >= 30
