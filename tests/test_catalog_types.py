@@ -155,12 +155,13 @@ def test_keras_accepts_each_example_and_refuses_each_counter_example():
                 except Exception:
                     not_taken.add((name, arg))
                     continue
-            # Every example of a fragment is tried once, then two (and null) on each other class:
-            # enough to show the class takes that kind of value, in a fraction of the time.
-            values = examples(fragment)
+            # Every example and counter-example of a fragment is tried once, then two examples
+            # (and null) and four counter-examples on each other class: enough to show the class
+            # takes that kind of value and refuses the wrong kinds, in a fraction of the time.
+            values, wrong = examples(fragment), counter_examples(fragment)
             key = json.dumps(fragment, sort_keys=True)
             if key in tried:
-                values = values[:2] + [None] * (None in values)
+                values, wrong = values[:2] + [None] * (None in values), wrong[:4]
             tried.add(key)
             for value in values:
                 try:
@@ -174,7 +175,7 @@ def test_keras_accepts_each_example_and_refuses_each_counter_example():
                 except Exception as exc:
                     refused_wrongly.append(f"{name}({arg}={value!r}): {str(exc)[:120]}")
                 checked += 1
-            for value in counter_examples(fragment):
+            for value in wrong:
                 if not _refused(cls, {**base, arg: value}, name, entry):
                     accepted_wrongly.append(f"{name}({arg}={value!r})")
                 checked += 1
