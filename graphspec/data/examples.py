@@ -195,7 +195,7 @@ def _folder(
                 hint="put each class's files in a subfolder named after the class",
             )
         return examples
-    if len(wanted_outputs) != 1 and labelled:
+    if len(wanted_outputs) > 1 and labelled:
         raise _fail(
             loaded,
             f"data {found.path} gives one label per file (its class folder), and the spec has "
