@@ -73,6 +73,9 @@ LIMITS: dict[str, Limit] = {
         # refused after reading this much of it, not after reading it all.
         Limit("data-line", 1_000_000, "bytes of one line (one record) of a data table"),
         Limit("data-files", 10_000_000, "files listed in data folders, and table shards"),
+        # Pillow's own bound on one image (its decompression-bomb error is at twice 89 million);
+        # checked from the header, before any pixel is decoded.
+        Limit("image-pixels", 178_956_970, "pixels of one image file in a data folder"),
     )
 }
 

@@ -187,6 +187,16 @@ def validate(
     specs: Annotated[list[Path], typer.Argument(help="Spec files to check.", show_default=False)],
     overrides: SetOption = None,
     warnings: Annotated[bool, typer.Option(help="Show warnings as well as errors.")] = True,
+    data: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--data",
+            metavar="PATH",
+            help="Also check this data against each spec: its kind and files, a table's header "
+            "against the columns the spec reads (no examples are read).",
+            show_default=False,
+        ),
+    ] = None,
     root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -197,6 +207,10 @@ def validate(
     for path in specs:
         try:
             loaded = load(path, overrides or [], root=root)
+            if data is not None:
+                from graphspec.data.examples import check_header
+
+                check_header(loaded, data)
         except SpecErrors as exc:
             failed += 1
             _fail(exc, debug)

@@ -519,3 +519,34 @@ def test_the_digits_table_is_learned_with_a_test_set(digits, tmp_path):
     assert result.metrics["test_accuracy"] >= 0.9
     tested = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
     assert tested["accuracy"] == result.metrics["test_accuracy"]
+
+
+def test_validate_checks_a_table_header_without_tensorflow(write_spec, tmp_path):
+    import subprocess
+    import sys
+
+    spec = write_spec(TABLE_SPEC)
+    table = _table(tmp_path / "t.csv", "age,p0,p1,p2,knd\n30,1,2,3,cat\n")
+    for name in ("tensorflow", "keras"):  # stand-ins that fail on import
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"raise ImportError('{name} was imported')")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    command = [sys.executable, "-m", "graphspec", "validate", str(spec), "--data", str(table)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == 2, result.stderr
+    assert f"table {table} has no column 'kind' for output 'kind'" in result.stderr
+    assert "did you mean 'knd'?" in result.stderr
+    table.write_text("age,p0,p1,p2,kind\n30,1,2,3,cat\n")
+    assert subprocess.run(command, capture_output=True, text=True, env=env).returncode == 0
+
+
+def test_an_image_past_the_pixel_limit_is_refused_from_its_header(write_spec, tmp_path):
+    spec = write_spec(IMAGE_SPEC)
+    pics = _images(tmp_path / "pics", {"a": 1, "b": 1})
+    runs = tmp_path / "runs"
+    result = runner.invoke(
+        app, ["--limit", "image-pixels=15", "train", str(spec), "--data", str(pics), "--runs-dir", str(runs)]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"image {pics / 'a' / '0.png'} (4x4) would go over the limit of 15 pixels" in result.output
+    assert not runs.exists()

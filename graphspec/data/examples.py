@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graphspec.arrays import read_headers
 from graphspec.data import images, npz, source, tables, text
 from graphspec.data.section import encoding_for
 from graphspec.errors import SpecErrors
@@ -112,6 +113,23 @@ def bind(
     if found.kind in (source.IMAGES, source.TEXT):
         return _folder(loaded, found, wanted_inputs, wanted_outputs, classes, labelled)
     return _table(loaded, found, wanted_inputs, wanted_outputs, classes, labelled)
+
+
+def check_header(loaded: LoadedSpec, path: str | Path) -> str:
+    """Check the data at `path` against `loaded` from what can be told without reading its
+    examples: its kind and files (folders listed, links followed), a table's header against the
+    columns the spec reads. Returns the kind; raises `SpecErrors` (`graphspec validate --data`)."""
+    found = source.identify(path)
+    if found.kind == source.TABLE:
+        section = loaded.spec.data
+        wanted_inputs = {n: (section.inputs.get(n) if section else None) for n in loaded.spec.inputs}
+        outputs = [n for n, o in loaded.spec.outputs.items() if o.takes_data]
+        wanted_outputs = {n: (section.outputs.get(n) if section else None) for n in outputs}
+        table = tables.open_table(found.path, found.files)
+        _plan(loaded, found, table, wanted_inputs, wanted_outputs, True)
+    elif found.kind == source.NPZ:
+        read_headers(found.files[0])
+    return found.kind
 
 
 def _npz(loaded: LoadedSpec, found: source.Source, labelled: bool) -> Examples:
@@ -302,15 +320,17 @@ def _encoded(
     return ids
 
 
-def _table(
+def _plan(
     loaded: LoadedSpec,
     found: source.Source,
+    table: tables.Table,
     wanted_inputs: dict[str, DataInput | None],
     wanted_outputs: dict[str, DataOutput | None],
-    classes: dict[str, list[str]] | None,
     labelled: bool,
-) -> Examples:
-    table = tables.open_table(found.path, found.files)
+) -> tuple[dict[str, list[str]], dict[str, tuple[list[str], str]], list[str], list[str]]:
+    """Which columns feed each input and each output's targets (with its encoding), checked
+    against the table's header: every problem at once, each at the spec's place. Also the
+    columns read as numbers and those read as text."""
     feeds: dict[str, list[str]] = {}
     numeric: list[str] = []
     text_columns: list[str] = []
@@ -356,6 +376,21 @@ def _table(
         for problem in problems:
             diagnostics.error(problem[0], problem[1], problem[2] if len(problem) > 2 else None)
         diagnostics.raise_if_errors()
+    return feeds, targets, numeric, text_columns
+
+
+def _table(
+    loaded: LoadedSpec,
+    found: source.Source,
+    wanted_inputs: dict[str, DataInput | None],
+    wanted_outputs: dict[str, DataOutput | None],
+    classes: dict[str, list[str]] | None,
+    labelled: bool,
+) -> Examples:
+    table = tables.open_table(found.path, found.files)
+    feeds, targets, numeric, text_columns = _plan(
+        loaded, found, table, wanted_inputs, wanted_outputs, labelled
+    )
     values, ids = tables.read_columns(table, list(dict.fromkeys(numeric)), list(dict.fromkeys(text_columns)))
     examples = Examples(found.path, ids)
     for name, columns in feeds.items():

@@ -1,10 +1,11 @@
 """Image files as input arrays: decoded with Pillow, cropped, resized, with a fixed channel count.
 
 `probe` reads a file's header alone (format, size, channels), so that a folder is checked before
-training: a file that is not an image, or has another channel count than the input takes, is
-refused naming it. `decode` reads the pixels; a file damaged past its header (truncated) is
-found there, mid-stream, and named the same way. Pixel values stay 0-255 as Keras's image
-loaders give them (rescale in the spec, with a Rescaling layer). No TensorFlow here.
+training: a file that is not an image, has more pixels than the `image-pixels` limit, or has
+another channel count than the input takes, is refused naming it. `decode` reads the pixels;
+a file damaged past its header (truncated) is found there, mid-stream, and named the same way.
+Pixel values stay 0-255 as Keras's image loaders give them (rescale in the spec, with a
+Rescaling layer). No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -64,9 +65,7 @@ def probe(path: Path, shape: ImageShape, input_name: str) -> None:
     `elements` limit, and it has the channels the input takes (unless converting)."""
     with _open(path) as image:
         width, height = image.size
-        budget.current().check(
-            "elements", width * height * 4, None, f"image {path} ({width}x{height} pixels)"
-        )
+        budget.current().check("image-pixels", width * height, None, f"image {path} ({width}x{height})")
         _check_channels(path, image, shape, input_name)
 
 
