@@ -550,3 +550,45 @@ def test_an_image_past_the_pixel_limit_is_refused_from_its_header(write_spec, tm
     assert result.exit_code == 2, result.output
     assert f"image {pics / 'a' / '0.png'} (4x4) would go over the limit of 15 pixels" in result.output
     assert not runs.exists()
+
+
+def test_each_epoch_is_ordered_by_the_seed_and_its_number_so_a_resumed_run_reads_the_same(
+    write_spec, monkeypatch
+):
+    from graphspec.data.examples import Examples
+    from graphspec.keras.files import FileBatches
+
+    x = np.arange(10, dtype=np.float32)[:, None]
+    examples = Examples("m", [str(i) for i in range(10)], arrays={"x": x}, targets={"y": x.copy()})
+    served = []
+    batch = Examples.batch
+    monkeypatch.setattr(
+        Examples, "batch", lambda self, rows: served.append(rows.tolist()) or batch(self, rows)
+    )
+    loaded = graphspec.load(
+        write_spec(
+            """
+            graphspec: 1
+            name: tiny
+            inputs: {x: {shape: [1]}}
+            layers: {y: {type: Dense, units: 1, in: x}}
+            outputs: {y: {loss: mse}}
+            """
+        )
+    )
+    batches = FileBatches(examples, 4, seed=3, shuffle=True, epochs=3)
+    loaded.build().fit(batches, epochs=3, steps_per_epoch=batches.per_epoch, verbose=0)
+    # Keras asks for batches from several threads, out of order, and some twice (it reads a
+    # batch or two ahead to learn their shapes): what it was given is the three epochs' batches,
+    # each epoch in the order its seed and number draw, and nothing else.
+    orders = [np.random.default_rng((3, e)).permutation(10).tolist() for e in range(3)]
+    expected = [order[i : i + 4] for order in orders for i in (0, 4, 8)]
+    assert {tuple(b) for b in served} == {tuple(b) for b in expected}, served
+    assert len(served) >= 9
+    assert len({tuple(o) for o in orders}) == 3
+    epochs = orders
+    resumed = FileBatches(examples, 4, seed=3, shuffle=True, epochs=3, first_epoch=2)
+    assert len(resumed) == 3
+    assert [resumed[i][0]["x"][:, 0].tolist() for i in range(3)] == [
+        [float(r) for r in epochs[2][i : i + 4]] for i in (0, 4, 8)
+    ]

@@ -33,7 +33,15 @@ CLASSES_FILE = "classes.json"
 
 
 class FileBatches(keras.utils.PyDataset):
-    """`examples` in batches of `batch_size`, reordered every epoch when `shuffle`."""
+    """`examples` in batches of `batch_size`, for epochs `first_epoch` to `epochs - 1`, in a new
+    order each epoch when `shuffle`: train with `steps_per_epoch=batches.per_epoch`.
+
+    Batch `k` is batch `k % per_epoch` of epoch `first_epoch + k // per_epoch`, whose order is
+    drawn from (seed, epoch) alone: no state follows the calls, which Keras makes out of order
+    and more than once (it reads batches ahead to learn their shapes, and calls `on_epoch_end`
+    when it resets an iterator too). So a run resumed at epoch `e` (`first_epoch=e`) reads the
+    batches the uninterrupted run would have.
+    """
 
     def __init__(
         self,
@@ -42,29 +50,46 @@ class FileBatches(keras.utils.PyDataset):
         seed: int = 0,
         shuffle: bool = False,
         targetless: list[str] | None = None,
+        epochs: int = 1,
+        first_epoch: int = 0,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.examples, self.batch_size = examples, batch_size
-        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        self.seed, self.shuffle = seed, shuffle
+        self.epochs, self.first_epoch = epochs, min(first_epoch, epochs - 1)
         self.targetless = targetless or []
         self.failure: SpecErrors | None = None
-        self._reorder()
+        self._orders: dict[int, np.ndarray] = {}
 
-    def _reorder(self) -> None:
-        count = len(self.examples)
-        if self.shuffle:
-            self.order = np.random.default_rng((self.seed, self.epoch)).permutation(count)
-        else:
-            self.order = np.arange(count)
+    @property
+    def per_epoch(self) -> int:
+        """Batches in one epoch."""
+        return math.ceil(len(self.examples) / self.batch_size)
+
+    def order_of(self, epoch: int) -> np.ndarray:
+        """The order of the examples in epoch `epoch`."""
+        order = self._orders.get(epoch)
+        if order is None:
+            count = len(self.examples)
+            order = (
+                np.random.default_rng((self.seed, epoch)).permutation(count)
+                if self.shuffle
+                else np.arange(count)
+            )
+            self._orders = {epoch: order, **{e: o for e, o in self._orders.items() if e >= epoch - 1}}
+        return order
 
     def __len__(self) -> int:
-        return math.ceil(len(self.examples) / self.batch_size)
+        return self.per_epoch * (self.epochs - self.first_epoch)
 
     def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
-        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        epoch, batch = divmod(index, self.per_epoch)
+        rows = self.order_of(self.first_epoch + epoch)[
+            batch * self.batch_size : (batch + 1) * self.batch_size
+        ]
         try:
             x, y = self.examples.batch(rows)
         except SpecErrors as exc:
@@ -73,10 +98,6 @@ class FileBatches(keras.utils.PyDataset):
         if self.targetless:
             y = {**y, **{name: arr.dummy_target(len(rows)) for name in self.targetless}}
         return x, y
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self._reorder()
 
 
 @contextlib.contextmanager

@@ -263,14 +263,20 @@ def _train(
         }
         check_batches(replicas, settings.batch_size, counts, processes)
         targetless = arr.targetless_outputs(loaded)
-        batches = FileBatches(examples, settings.batch_size, seed, settings.shuffle, targetless)
+        # A resumed run goes on from the epoch after its last completed one, in that epoch's order.
+        done = (
+            max((len(v) for v in rd.read_history(rd.partial_path(out)).values()), default=0) if resume else 0
+        )
+        batches = FileBatches(
+            examples, settings.batch_size, seed, settings.shuffle, targetless, settings.epochs, done
+        )
         val_batches = (
             FileBatches(validation_examples, settings.batch_size, targetless=targetless)
             if validation_examples is not None
             else None
         )
         sample = val_batches[0][0] if val_batches is not None else None
-        fit_args = {"x": batches, "validation_data": val_batches}
+        fit_args = {"x": batches, "validation_data": val_batches, "steps_per_epoch": batches.per_epoch}
     else:
         arrays = checked_arrays(files["data"], str(source.data), loaded, model)
         if "val" in files:
