@@ -25,7 +25,8 @@ and the model's input and output `structure` and `trainable: false`. Hashes made
 `SCHEME` are not comparable: changing the canonical form is a format change.
 
 The training hash covers `compile` (the optimizer with its defaults left out, the same way),
-`train`, and the inputs' synthetic-data settings (range, seq_len).
+`train`, the inputs' synthetic-data settings (range, seq_len), and the `data:` section where
+there is one (how files and columns feed the model).
 
 Not hashed: `name`, `doc`, `params` (only their substituted values count), block definitions,
 `include`. No TensorFlow here: Keras's defaults are read from the catalog.
@@ -131,13 +132,16 @@ def training_form(loaded: LoadedSpec) -> dict[str, Any]:
     spec = loaded.spec
     compile_form = spec.compile.model_dump(mode="json", by_alias=True)
     compile_form["optimizer"] = defaults.optimizer(compile_form.get("optimizer"))
-    return {
+    form = {
         "compile": compile_form,
         "train": spec.train.model_dump(mode="json", by_alias=True),
         "data": {
             name: {k: getattr(i, k) for k in _DATA_FIELDS if k != "doc"} for name, i in spec.inputs.items()
         },
     }
+    if spec.data is not None:  # only where written, so a spec without one hashes as before
+        form["feeding"] = spec.data.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    return form
 
 
 def layer_form(

@@ -592,3 +592,23 @@ def test_each_epoch_is_ordered_by_the_seed_and_its_number_so_a_resumed_run_reads
     assert [resumed[i][0]["x"][:, 0].tolist() for i in range(3)] == [
         [float(r) for r in epochs[2][i : i + 4]] for i in (0, 4, 8)
     ]
+
+
+def test_columns_must_fill_the_input_they_feed(write_spec, tmp_path):
+    loaded = graphspec.load(write_spec(TABLE_SPEC))
+    table = _table(tmp_path / "t.csv", "age,p0,p1,kind\n30,1,2,cat\n")
+    with pytest.raises(SpecErrors) as caught:
+        bind(loaded, table)
+    assert f"input 'pixels' has shape [3] (3 values), and reads 2 columns of table {table}" in _message(
+        caught.value
+    )
+
+
+def test_the_data_section_is_part_of_the_training_fingerprint(write_spec):
+    from graphspec.fingerprint import fingerprint
+
+    first = fingerprint(graphspec.load(write_spec(TABLE_SPEC, "a.yaml")))
+    other = fingerprint(graphspec.load(write_spec(TABLE_SPEC.replace('"p*"', '"q*"'), "b.yaml")))
+    without = fingerprint(graphspec.load(write_spec(TABLE_SPEC.split("data:")[0], "c.yaml")))
+    assert first.architecture == other.architecture == without.architecture
+    assert len({first.training, other.training, without.training}) == 3

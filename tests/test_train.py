@@ -479,7 +479,7 @@ def _bad(tmp_path: Path, *args: str, spec: str = "specs/book_qa.yaml") -> str:
 def test_a_missing_data_file_is_named(tmp_path):
     assert (
         _bad(tmp_path, "--data", str(tmp_path / "nope.npz"))
-        == f"error: no such data file: {tmp_path / 'nope.npz'}\n1 error\n"
+        == f"error: no such data file or folder: {tmp_path / 'nope.npz'}\n1 error\n"
     )
 
 

@@ -349,6 +349,16 @@ def _plan(
                 )
         if not columns:
             problems.append((f"no column of table {found.path} matches '{entry.columns}'", where))
+        shape = list(loaded.spec.inputs[name].shape)
+        if columns and None not in shape and math.prod(shape) != len(columns):
+            problems.append(
+                (
+                    f"input '{name}' has shape {shape} ({math.prod(shape)} values), and reads "
+                    f"{len(columns)} column{'s' * (len(columns) != 1)} of table {found.path}",
+                    where,
+                    "name as many columns as the input has values: data: inputs: NAME: columns",
+                )
+            )
         feeds[name] = columns
         (text_columns if loaded.spec.inputs[name].dtype == "string" else numeric).extend(columns)
     targets: dict[str, tuple[list[str], str]] = {}

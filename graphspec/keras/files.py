@@ -140,7 +140,7 @@ def open_trained(
     weights; its spec; and the class names its run recorded (None when unknown)."""
     import graphspec
     from graphspec import archive
-    from graphspec.keras.build import by_name, honour_call_training
+    from graphspec.keras.build import by_name
     from graphspec.keras.export import load_keras_file
 
     path = Path(path)
@@ -160,7 +160,9 @@ def open_trained(
             raise SpecErrors.single(f"no such model file or run directory: {path}")
         loaded = archive.load_embedded(path)
         classes = read_classes(path.parent)
-    saved = honour_call_training(load_keras_file(model_path, max_params)[0])
+    # Read through the untrusted-file checks; its weights go into the model its spec builds,
+    # compiled with the spec's losses and metrics.
+    saved = load_keras_file(model_path, max_params)[0]
     built = loaded.build(max_params=max_params)
     try:
         built.set_weights(saved.get_weights())
