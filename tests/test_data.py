@@ -612,3 +612,21 @@ def test_the_data_section_is_part_of_the_training_fingerprint(write_spec):
     without = fingerprint(graphspec.load(write_spec(TABLE_SPEC.split("data:")[0], "c.yaml")))
     assert first.architecture == other.architecture == without.architecture
     assert len({first.training, other.training, without.training}) == 3
+
+
+def test_a_table_too_large_to_keep_is_refused_at_the_line_that_passes_the_limit(write_spec, tmp_path):
+    from graphspec import budget
+
+    loaded = graphspec.load(write_spec(TABLE_SPEC))
+    rows = "".join(f"{i},1,2,3,cat\n" for i in range(100))
+    table = _table(tmp_path / "t.csv", "age,p0,p1,p2,kind\n" + rows)
+    budget.activate(budget.Budget({"data-bytes": 1_000}))
+    try:
+        with pytest.raises(SpecErrors) as caught:
+            bind(loaded, table)
+    finally:
+        budget.activate(None)
+    text = _message(caught.value)
+    # A row keeps 4 numbers, a 3-letter label and its id: 135 bytes; the 8th passes 1,000.
+    assert f"{table}:9:1: error: table {table}, kept up to line 9 of {table}, would go over the limit" in text
+    assert "graphspec --limit data-bytes=N" in text

@@ -57,7 +57,8 @@ def identify(path: str | os.PathLike) -> Source:
     text = str(path)
     candidate = Path(text)
     if not candidate.exists() and not candidate.is_symlink() and _has_glob(text):
-        shards = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        # No `**`: a recursive glob would walk links, loops included, before any limit applies.
+        shards = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
         if not shards:
             raise SpecErrors.single(f"data glob {text} matches no files")
         return _table_shards(text, shards)

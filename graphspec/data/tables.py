@@ -5,7 +5,8 @@ after reading that much of it. The header (a CSV's first line, a JSON Lines file
 object's keys) is read alone first, so a spec's columns are checked against it before anything
 else; then one pass reads the columns the spec names, nothing else, checking every cell: a
 ragged row, a cell that is not a number in a numeric column, a line that is not UTF-8 are each
-refused with the file, line and column. No TensorFlow here.
+refused with the file, line and column. What is kept (numbers as float64, text cells, each
+row's id) is charged to the `data-bytes` limit as it is read. No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import csv
 import fnmatch
 import json
 import math
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,16 +154,25 @@ def open_table(path: str, shards: list[Path]) -> Table:
     return Table(path, shards, kind, header or [])
 
 
+# What one row kept costs beyond its cells, charged to `data-bytes`: its id (`file:line`) and
+# the Python objects that hold it.
+_ROW_BYTES = 100
+
+
 def read_columns(
     table: Table, numeric: list[str], text: list[str]
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """One pass over `table`: each of `numeric` as float64 and each of `text` as str, and each
-    row's id (`file:line`). Raises `SpecErrors` with file, line and column for a ragged row, a
-    cell that is not a number in a numeric column, and a table with no rows."""
-    values: dict[str, list] = {name: [] for name in [*numeric, *text]}
+    row's id (`file:line`). What is kept is charged to the `data-bytes` limit row by row (8
+    bytes a number, a text cell's length, `_ROW_BYTES` a row), so a table too large to hold is
+    refused at the line that passes it. Raises `SpecErrors` with file, line and column for a
+    ragged row, a cell that is not a number in a numeric column, and a table with no rows."""
+    numbers: dict[str, array] = {name: array("d") for name in numeric}
+    texts: dict[str, list[str]] = {name: [] for name in text}
     ids: list[str] = []
-    index = {name: table.header.index(name) for name in values}
-    wanted = set(numeric)
+    names = [*numeric, *text]
+    index = {name: table.header.index(name) for name in names}
+    meter = budget.current()
     for shard in table.shards:
         records = _records(shard, table.kind)
         if table.kind != JSONL:
@@ -169,7 +180,7 @@ def read_columns(
         for number, record in records:
             where = Location(str(shard), number, 1)
             if table.kind == JSONL:
-                cells = _object_cells(record, values, shard, number, where)
+                cells = _object_cells(record, names, shard, number, where)
             else:
                 if len(record) != len(table.header):
                     raise SpecErrors.single(
@@ -179,27 +190,33 @@ def read_columns(
                         hint="a ragged row: every row has one cell per column",
                     )
                 cells = {name: record[i] for name, i in index.items()}
-            for name, cell in cells.items():
-                values[name].append(
-                    _number(cell, name, shard, number, where) if name in wanted else str(cell)
-                )
+            cost = _ROW_BYTES + 8 * len(numeric)
+            for name in numeric:
+                numbers[name].append(_number(cells[name], name, shard, number, where))
+            for name in text:
+                cell = str(cells[name])
+                texts[name].append(cell)
+                cost += len(cell)
+            meter.charge(
+                "data-bytes", cost, where, f"table {table.path}, kept up to line {number} of {shard},"
+            )
             ids.append(f"{shard}:{number}")
     if not ids:
         raise SpecErrors.single(f"table {table.path} has no rows", hint="a table holds a header and rows")
-    arrays = {name: np.asarray(values[name], dtype=np.float64) for name in numeric}
-    arrays.update({name: np.asarray(values[name], dtype=object) for name in text})
+    arrays = {name: np.frombuffer(numbers[name], dtype=np.float64) for name in numeric}
+    arrays.update({name: np.asarray(texts[name], dtype=object) for name in text})
     return arrays, ids
 
 
-def _object_cells(record: dict, values: dict, shard: Path, number: int, where: Location) -> dict:
-    missing = [name for name in values if name not in record]
+def _object_cells(record: dict, names: list[str], shard: Path, number: int, where: Location) -> dict:
+    missing = [name for name in names if name not in record]
     if missing:
         raise SpecErrors.single(
             f"row at line {number} of table {shard} has no '{missing[0]}'",
             where,
             hint="a ragged row: every object has the columns of the first",
         )
-    return {name: record[name] for name in values}
+    return {name: record[name] for name in names}
 
 
 def _number(cell: object, column: str, shard: Path, number: int, where: Location) -> float:
