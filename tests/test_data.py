@@ -630,3 +630,14 @@ def test_a_table_too_large_to_keep_is_refused_at_the_line_that_passes_the_limit(
     # A row keeps 4 numbers, a 3-letter label and its id: 135 bytes; the 8th passes 1,000.
     assert f"{table}:9:1: error: table {table}, kept up to line 9 of {table}, would go over the limit" in text
     assert "graphspec --limit data-bytes=N" in text
+
+
+def test_more_classes_than_the_output_has_units_is_refused_before_training(write_spec, tmp_path):
+    spec = write_spec(IMAGE_SPEC)
+    pics = _images(tmp_path / "pics", {"a": 1, "b": 1, "c": 1})
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["train", str(spec), "--data", str(pics), "--runs-dir", str(runs)])
+    assert result.exit_code == 2, result.output
+    assert f"output 'label' has 2 units, and data {pics} has 3 classes" in result.output
+    assert f"{spec}:9:3:" in result.output  # the output in the spec
+    assert not runs.exists() or not any(p.is_file() for p in runs.rglob("*"))

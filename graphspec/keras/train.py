@@ -23,7 +23,7 @@ from graphspec.errors import SpecErrors
 from graphspec.fingerprint import fingerprint
 from graphspec.keras.build import build_model_and_tensors, by_name
 from graphspec.keras.callbacks import activation_tensors, build_callbacks, check_tensorflow
-from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, synthetic_datasets
+from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, output_shapes, synthetic_datasets
 from graphspec.keras.distribute import (
     Cluster,
     ProcessBatches,
@@ -250,6 +250,7 @@ def _train(
                 "are read by one process"
             )
         examples: Examples = files["examples"]
+        _check_class_counts(loaded, model, examples)
         if "val_examples" in files:
             validation_examples: Examples | None = files["val_examples"]
         else:
@@ -341,6 +342,31 @@ def _train(
         where = run.commit()
     metrics = {key: series[-1] for key, series in values.items() if series}
     return TrainResult(where, values, where / rd.MODEL_FILE, metrics)
+
+
+def _check_class_counts(loaded: LoadedSpec, model: keras.Model, examples: Examples) -> None:
+    """Refuse data with more classes than an output has units (sparse or one-hot targets): its
+    last classes would be out of range, which Keras does not always notice."""
+    if not examples.classes or not len(examples):
+        return
+    x, _ = examples.batch(np.arange(1))
+    shapes = output_shapes(model, {name: value.shape[1:] for name, value in x.items()})
+    for name, classes in examples.classes.items():
+        units = shapes[name][-1] if shapes.get(name) else None
+        target = examples.targets.get(name)
+        if (
+            units is None
+            or target is None
+            or (target.ndim == 2 and target.shape[1] == 1 and target.dtype.kind == "f")
+        ):
+            continue  # a binary output: one unit, two classes
+        if len(classes) > units:
+            raise SpecErrors.single(
+                f"output '{name}' has {units} units, and data {examples.path} has {len(classes)} classes",
+                loaded.location("outputs", name, key=True),
+                hint="give the output one unit per class (specs/image_classifier.yaml: --set classes=N)",
+                sources=loaded.diagnostics.sources,
+            )
 
 
 def _process_batches(
