@@ -641,3 +641,38 @@ def test_more_classes_than_the_output_has_units_is_refused_before_training(write
     assert f"output 'label' has 2 units, and data {pics} has 3 classes" in result.output
     assert f"{spec}:9:3:" in result.output  # the output in the spec
     assert not runs.exists() or not any(p.is_file() for p in runs.rglob("*"))
+
+
+def test_an_image_folder_reads_as_keras_image_dataset_from_directory_reads_it(write_spec, tmp_path):
+    import keras
+
+    pics = _images(tmp_path / "pics", {"cat": 3, "dog": 4, "emu": 2})
+    examples = bind(graphspec.load(write_spec(IMAGE_SPEC)), pics)
+    x, y = examples.batch(np.arange(len(examples)))
+    theirs = keras.utils.image_dataset_from_directory(
+        pics, image_size=(4, 4), batch_size=None, shuffle=False, verbose=False
+    )
+    images, labels = zip(*[(np.asarray(i), int(label)) for i, label in theirs], strict=True)
+    assert examples.classes["label"] == theirs.class_names == ["cat", "dog", "emu"]
+    assert y["label"].tolist() == list(labels)
+    assert np.array_equal(x["image"], np.stack(images))
+
+
+def test_evaluate_on_the_same_examples_as_npz_gives_the_same_metrics(digits_run, digits, tmp_path):
+    files = sorted((digits / "png").rglob("*.png"))[::10]
+    arrays = {
+        "image": np.stack([np.asarray(Image.open(f), dtype=np.float32)[..., None] for f in files]),
+        "label": np.asarray([int(f.parent.name) for f in files], dtype=np.int32),
+    }
+    np.savez(tmp_path / "d.npz", **arrays)
+    subset = tmp_path / "subset"
+    for f in files:
+        (subset / f.parent.name).mkdir(parents=True, exist_ok=True)
+        (subset / f.parent.name / f.name).write_bytes(f.read_bytes())
+    scored = []
+    for data in (tmp_path / "d.npz", subset):
+        result = runner.invoke(app, ["evaluate", str(digits_run.run_dir), "--data", str(data), "--json"])
+        assert result.exit_code == 0, result.output
+        scored.append(json.loads(result.stdout))
+    assert scored[0]["examples"] == scored[1]["examples"] == len(files)
+    assert scored[0]["metrics"] == pytest.approx(scored[1]["metrics"], rel=1e-6)
