@@ -364,19 +364,48 @@ def test_an_error_inside_a_block_names_the_line_and_the_use(write_spec):
         spec(
             """
         stem:  {block: conv, filters: 4, in: image}
-        stage: {block: conv, repeat: 3, filters: -1, in: stem}
+        stage: {block: conv, repeat: 3, filters: 4, in: stem}
         out:   {type: Dense, units: 1, in: stage}
     """,
-            blocks=CONV.replace("padding: same", "padding: sam"),
+            blocks=CONV.replace("kernel_size: 3", "kernel_size: 9").replace(
+                "padding: same", "padding: valid"
+            ),
         )
     )
     with pytest.raises(SpecErrors) as caught:
         graphspec.load(path).build()
-    # Keras refuses padding 'sam' at the first expansion; the error is at the block's line.
+    # Keras refuses a 9x9 kernel on the 8x8 image at the first expansion; the error is at the
+    # block's line.
     (only,) = caught.value.diagnostics.errors
     assert str(only.location) == f"{path}:10:7"
     assert only.message.startswith("layer 'stem.conv' (Conv2D): ")
     assert f"note: in 'stem', a use of block 'conv', at {path}:14:3" in caught.value.diagnostics.render()
+
+
+def test_a_wrong_value_given_to_a_block_is_refused_by_validate_at_its_use(write_spec):
+    # filters: -1 reaches Conv2D through ${filters}: checked after expansion, shown at the
+    # block's line with the use it came through.
+    path = write_spec(
+        spec(
+            """
+        stem:  {block: conv, filters: 4, in: image}
+        stage: {block: conv, repeat: 3, filters: -1, in: stem}
+        out:   {type: Dense, units: 1, in: stage}
+    """
+        )
+    )
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.replace(str(path), "spec.yaml") == (
+        "spec.yaml:10:37: error: layer 'stage.0.conv': Conv2D's argument 'filters' takes a positive "
+        "integer, not -1\n"
+        "        conv: {type: Conv2D, filters: ${filters}, kernel_size: 3, strides: ${strides}, "
+        "padding: same, in: x}\n"
+        "                                      ^~~~~~~~~~\n"
+        "  note: in copy 0 of 'stage' (block 'conv', repeat 3), at spec.yaml:15:3\n"
+        "  note: and 2 more times where this block line is expanded\n"
+        "1 error\n"
+    )
 
 
 def test_a_block_error_is_reported_once_with_the_number_of_expansions(write_spec):

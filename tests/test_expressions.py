@@ -321,7 +321,8 @@ def test_an_unused_param_gets_a_warning_at_its_key(tmp_path):
 
 def test_a_param_used_only_by_another_param_is_used(tmp_path):
     text = spec(
-        '  y: {type: Dense, units: "${hidden}", in: x}\n', params="  hidden: ${width * heads * depth}\n"
+        '  y: {type: Dense, units: "${hidden}", in: x}\n',
+        params="  hidden: ${round(width * heads * depth)}\n",
     )
     code, _, stderr = validate(tmp_path, text)
     assert (code, stderr) == (0, "")

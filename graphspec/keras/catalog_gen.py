@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from graphspec import policy
+from graphspec.keras import catalog_types
 
 CATALOG_PATH = Path(__file__).resolve().parent.parent / "spec" / "catalog.json"
 
@@ -397,7 +398,14 @@ def generate() -> dict:
         }
         for name, cls in application_layers().items()
     }
+    _add_types("layers", sections["layers"])
+    _add_types("application_layers", helpers)
+    for section in ("applications", "optimizers", "losses", "metrics", "callbacks"):
+        _add_types(section, sections[section])
+    ops = {name: _op_entry(function, cls) for name, function, cls in _ops()}
+    _add_types("ops", ops)
     return {
+        "$defs": catalog_types.defs(),
         "keras_version": keras.__version__,
         "layers": sections["layers"],
         "layer_aliases": aliases,
@@ -407,10 +415,17 @@ def generate() -> dict:
         "losses": {"names": loss_names, "classes": sections["losses"]},
         "metrics": {"names": metric_names, "classes": sections["metrics"]},
         "callbacks": sections["callbacks"],
-        "ops": {name: _op_entry(function, cls) for name, function, cls in _ops()},
+        "ops": ops,
         "objects": _objects(),
         "activation_aliases": _activation_aliases(),
     }
+
+
+def _add_types(section: str, entries: dict[str, dict]) -> None:
+    """Give each entry of `section` its `types` (graphspec/keras/catalog_types.py), always
+    present, empty where no argument's type is known."""
+    for name, entry in entries.items():
+        entry["types"] = catalog_types.types(section, name, entry)
 
 
 def render(catalog: dict) -> str:
@@ -438,7 +453,16 @@ def compare(old: dict, new: dict) -> list[str]:
         for name in sorted(before.keys() - after.keys()):
             lines.append(f"{section}: - {name}")
         for name in sorted(before.keys() & after.keys()):
-            for key in ("args", "required", "call", "defaults", "capabilities", "refused", "safe_defaults"):
+            for key in (
+                "args",
+                "required",
+                "call",
+                "defaults",
+                "types",
+                "capabilities",
+                "refused",
+                "safe_defaults",
+            ):
                 was, now = before[name].get(key), after[name].get(key)
                 if was != now:
                     lines.append(f"{section}: ~ {name}.{key}: {was} -> {now}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from graphspec import arrays, policy
 from graphspec.errors import Diagnostics, Suggestion, did_you_mean
-from graphspec.spec import catalog, ops
+from graphspec.spec import catalog, ops, types
 from graphspec.spec.model import INDEX_TARGET, NAME, REFERENCE, VALUE_LOSS, LayerSpec, Spec, TypedObject
 from graphspec.spec.nodes import check_nodes
 from graphspec.spec.search import check_search
@@ -30,12 +30,26 @@ class Context:
     diagnostics: Diagnostics
     # node name -> (input names, output names) of the nested spec it uses
     nested: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    # Where type errors were reported (`type_error`).
+    _typed: set[str] = field(default_factory=set)
 
     def error(self, message: str, path: tuple, hint: str | None = None, key: bool = False) -> None:
         self.diagnostics.error(message, self.positions.of(path, key=key), hint)
 
     def warning(self, message: str, path: tuple, hint: str | None = None, key: bool = False) -> None:
         self.diagnostics.warning(message, self.positions.of(path, key=key), hint)
+
+    def type_error(self, message: str, path: tuple, hint: str | None = None) -> None:
+        """An error about a value's type, unless an error is already reported where the value
+        is: a value the loader refused (a Python tag, an expression that failed) was replaced,
+        and its type would only echo that error."""
+        location = self.positions.of(path)
+        place = str(location)
+        # The same block line's other expansions are reported (and counted) as usual.
+        if place not in self._typed and any(str(d.location) == place for d in self.diagnostics.errors):
+            return
+        self._typed.add(place)
+        self.diagnostics.error(message, location, hint)
 
 
 def check_names(ctx: Context) -> None:
@@ -97,6 +111,12 @@ def _check_op(ctx: Context, name: str, node: LayerSpec) -> None:
     for arg, value in node.args.items():
         if found := _foreign_object(value, path + (arg,)):
             ctx.error(f"op node '{name}': {found[1]}", found[0], hint=_OBJECT_HINT, key=found[2])
+        elif wrong := types.argument_mismatch(entry, arg, value):
+            ctx.type_error(
+                f"op node '{name}': {node.op}'s argument '{arg}' {wrong.message}",
+                path + (arg, *wrong.path),
+                wrong.hint,
+            )
     if node.call:
         ctx.error(
             f"op node '{name}' has call arguments; an op takes its arguments as keys of the node",
@@ -153,6 +173,12 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
             ctx.error(f"{what}: {type_name}'s {refused.message}", path + (arg,), hint=refused.hint)
         elif found := _foreign_object(value, path + (arg,)):
             ctx.error(f"{what}: {found[1]}", found[0], hint=_OBJECT_HINT, key=found[2])
+        elif wrong := types.argument_mismatch(entry, arg, value):
+            ctx.type_error(
+                f"{what}: {type_name}'s argument '{arg}' {wrong.message}",
+                path + (arg, *wrong.path),
+                wrong.hint,
+            )
         elif (arg in catalog.LAYER_VALUED_ARGS or _layer_activation(arg, value)) and isinstance(value, dict):
             inner = dict(value)
             inner_type = inner.pop("type", None)
@@ -371,6 +397,12 @@ def _check_object(
             )
         elif refused := policy.argument_refusal(entry, arg, arg_value):
             ctx.error(f"{kind} {value.type}: {refused.message}", path + (arg,), hint=refused.hint)
+        elif wrong := types.argument_mismatch(entry, arg, arg_value):
+            ctx.type_error(
+                f"{kind} {value.type}'s argument '{arg}' {wrong.message}",
+                path + (arg, *wrong.path),
+                wrong.hint,
+            )
     for arg in entry["required"]:
         if arg not in value.args:
             ctx.error(f"{kind} {value.type} needs argument '{arg}'", path, key=True)

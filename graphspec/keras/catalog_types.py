@@ -1,0 +1,220 @@
+"""The argument types `catalog_gen` writes into `catalog.json`: a JSON Schema fragment per argument.
+
+An argument's type is derived from its name and its Keras default (`units` is a positive
+integer, `*_initializer` names an initializer, `padding` with a string default is one of Keras's
+paddings, ...). Where that rule is wrong for a class, `EXCEPTIONS` says what is true instead, each
+entry checked against Keras by tests/test_catalog_types.py, which constructs (and, where
+construction accepts, calls) every typed layer with each type's examples and counter-examples.
+
+Shared fragments live in the catalog's top-level `$defs` and are referenced as
+`{"$ref": "#/$defs/NAME"}`; graphspec/spec/types.py checks values against them without Keras.
+Run at generation time only (it reads the installed Keras's registries).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any
+
+REF = "#/$defs/"
+
+POSITIVE_INT = {"type": "integer", "minimum": 1}
+NON_NEGATIVE_INT = {"type": "integer", "minimum": 0}
+INT = {"type": "integer"}
+RATE = {"type": "number", "minimum": 0, "maximum": 1}
+NULL = {"type": "null"}
+# A nested `{type: Name, ...}` object: its class and arguments are checked by check.py's own rules.
+TYPED_OBJECT = {"type": "object", "required": ["type"]}
+
+
+# Losses' reductions (keras.src.losses.loss.standardize_reduction; None is taken too).
+REDUCTIONS = ["sum_over_batch_size", "sum", "none", "mean", "mean_with_sample_weight"]
+# A Python float: Keras's optimizers refuse an int learning rate (`learning_rate: 1`).
+FLOAT = {
+    "description": "a number with a decimal point (1.0, not 1)",
+    "type": "number",
+    "not": {"type": "integer"},
+}
+
+
+def ref(name: str) -> dict:
+    return {"$ref": REF + name}
+
+
+def any_of(*fragments: dict) -> dict:
+    return {"anyOf": list(fragments)}
+
+
+def defs() -> dict[str, dict]:
+    """The shared fragments, from the installed Keras's registries."""
+    from keras.src import activations, constraints, initializers, regularizers
+
+    def names(module: Any) -> list[str]:
+        # Strings `get` resolves, and the `type` of a `{type: ...}` object: the registry's keys
+        # that are not abstract base classes.
+        base = {"Initializer", "Regularizer", "Constraint", "initializer", "regularizer", "constraint"}
+        return sorted(n for n in module.ALL_OBJECTS_DICT if n not in base)
+
+    def resolves(module: Any, name: str) -> bool:
+        try:
+            module.get(name)
+        except Exception:  # e.g. 'constant', whose class needs an argument a name cannot give
+            return False
+        return True
+
+    def name_or_object(module: Any, kind: str) -> dict:
+        known = names(module)
+        return {
+            "description": f"{kind} name or {{type: ..., ...}}",
+            "anyOf": [
+                {"enum": [n for n in known if resolves(module, n)]},
+                {"type": "object", "required": ["type"], "properties": {"type": {"enum": known}}},
+            ],
+        }
+
+    # An activation a name can give: one whose function takes the tensor alone ('threshold' needs
+    # two more arguments, and Keras refuses it when the layer is called).
+    activation_names = sorted(
+        n
+        for n, f in activations.ALL_OBJECTS_DICT.items()
+        if sum(p.default is p.empty for p in inspect.signature(f).parameters.values()) <= 1
+    )
+    return {
+        "activation": {
+            "description": "an activation name or a {type: ...} layer",
+            "anyOf": [{"enum": activation_names}, TYPED_OBJECT],
+        },
+        "initializer": name_or_object(initializers, "an initializer"),
+        "regularizer": name_or_object(regularizers, "a regularizer"),
+        "constraint": name_or_object(constraints, "a constraint"),
+        "padding": {"description": "'valid' or 'same'", "enum": ["valid", "same"]},
+        "padding_causal": {"description": "'valid', 'same' or 'causal'", "enum": ["valid", "same", "causal"]},
+        "data_format": {
+            "description": "'channels_last' or 'channels_first'",
+            "enum": ["channels_last", "channels_first"],
+        },
+        "positive_int": {"description": "a positive integer", **POSITIVE_INT},
+        "rate": {"description": "a number from 0 to 1", **RATE},
+        "float": FLOAT,
+        "axis": {
+            "description": "an integer or a list of integers",
+            "anyOf": [INT, {"type": "array", "items": INT}],
+        },
+    }
+
+
+def size(rank: int) -> dict:
+    """A positive integer, or a list of `rank` of them (kernel_size, strides, pool_size...)."""
+    return any_of(POSITIVE_INT, {"type": "array", "items": POSITIVE_INT, "minItems": rank, "maxItems": rank})
+
+
+_RANK = re.compile(r"([123])D(Transpose)?$")
+_POSITIVE = ("units", "filters", "input_dim", "output_dim", "num_heads", "key_dim")
+_SIZES = ("kernel_size", "strides", "dilation_rate", "pool_size")
+_RATES = ("rate", "dropout", "recurrent_dropout")
+
+# Where the rule of a name is wrong for a class: (section, class, argument) -> the fragment that
+# holds instead, or None for "leave untyped". Each was found by constructing the class in Keras.
+EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
+    # int(axis): a list is refused, a float is rounded down.
+    ("layers", "BatchNormalization", "axis"): {"type": "number"},
+    # One axis: a list is taken when constructed and refused when called.
+    ("layers", "Concatenate", "axis"): INT,
+    ("layers", "GroupNormalization", "axis"): INT,
+    # Keras clips a recurrent layer's dropout rates to [0, 1] and takes an attention layer's
+    # dropout as any number: only a number is checked.
+    **{
+        ("layers", layer, arg): {"type": "number"}
+        for layer in ("LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
+        for arg in ("dropout", "recurrent_dropout")
+    },
+    ("layers", "Attention", "dropout"): {"type": "number"},
+    ("layers", "AdditiveAttention", "dropout"): {"type": "number"},
+    # ConvLSTM takes filters=0.
+    **{("layers", f"ConvLSTM{n}D", "filters"): NON_NEGATIVE_INT for n in (1, 2, 3)},
+    # The adaptive poolings read a false data_format (0, '') as the default one.
+    **{
+        ("layers", f"Adaptive{kind}Pooling{n}D", "data_format"): any_of(
+            ref("data_format"), {"enum": [0, False, ""]}
+        )
+        for kind in ("Average", "Max")
+        for n in (1, 2, 3)
+    },
+    # SimpleRNN takes activity_regularizer and never reads it: any value passes.
+    ("layers", "SimpleRNN", "activity_regularizer"): None,
+}
+
+
+def _other_rule(section: str, name: str, arg: str) -> dict | None:
+    """Rules for the classes that are not layers: losses, metrics, optimizers, callbacks."""
+    if section == "losses" and arg == "reduction":
+        return any_of({"enum": REDUCTIONS}, NULL)
+    if section == "optimizers" and arg == "learning_rate":
+        return ref("float")
+    if section == "optimizers" and arg == "momentum" and name == "SGD":
+        return {**FLOAT, **RATE, "description": "a number with a decimal point from 0.0 to 1.0"}
+    if section == "metrics" and arg == "num_thresholds":
+        return {"type": "integer", "minimum": 2}
+    if section == "callbacks" and name == "ReduceLROnPlateau" and arg == "factor":
+        return {"type": "number", "exclusiveMaximum": 1}
+    return None
+
+
+def _rule(section: str, name: str, arg: str, default: Any, has_default: bool) -> dict | None:
+    """The fragment the name-and-default rules give argument `arg` of class `name`, or None."""
+    if section not in ("layers", "application_layers"):
+        return _other_rule(section, name, arg)
+    rank_match = _RANK.search(name)
+    rank = int(rank_match.group(1)) if rank_match else None
+    if arg in _POSITIVE:
+        return ref("positive_int")
+    if (
+        arg in _SIZES
+        and rank is not None
+        and (not has_default or default is None or isinstance(default, (int, list)))
+    ):
+        return size(rank)
+    if arg == "padding" and isinstance(default, str):
+        # Only Conv1D takes 'causal' (SeparableConv1D, DepthwiseConv1D, Conv1DTranspose and
+        # ConvLSTM1D refuse it).
+        return ref("padding_causal" if name == "Conv1D" else "padding")
+    if arg == "data_format":
+        return ref("data_format")
+    if arg == "activation" or arg.endswith("_activation"):
+        return ref("activation")
+    if arg.endswith("_initializer"):
+        return ref("initializer")
+    if arg.endswith("_regularizer"):
+        return ref("regularizer")
+    if arg.endswith("_constraint"):
+        return ref("constraint")
+    if arg in _RATES and (not has_default or isinstance(default, (int, float))):
+        return ref("rate")
+    if arg == "axis" and (isinstance(default, int) or isinstance(default, list)):
+        return ref("axis")
+    return None
+
+
+def types(section: str, name: str, entry: dict) -> dict[str, dict]:
+    """`{argument: fragment}` for the arguments of catalog entry `entry` whose type is known.
+
+    An argument whose Keras default is None also accepts null."""
+    found = {}
+    defaults = entry.get("defaults", {})
+    for arg in entry.get("args", ()):
+        key = (section, name, arg)
+        has_default = arg in defaults
+        fragment = (
+            EXCEPTIONS[key]
+            if key in EXCEPTIONS
+            else _rule(section, name, arg, defaults.get(arg), has_default)
+        )
+        if fragment is None:
+            continue
+        if has_default and defaults[arg] is None:
+            fragment = (
+                any_of(fragment, NULL) if "anyOf" not in fragment else {"anyOf": [*fragment["anyOf"], NULL]}
+            )
+        found[arg] = fragment
+    return found

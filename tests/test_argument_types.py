@@ -1,0 +1,149 @@
+"""`validate` refuses an argument of the wrong type or range, without TensorFlow (issue 22).
+
+The types come from the catalog (graphspec/keras/catalog_types.py, checked against Keras by
+tests/test_catalog_types.py); graphspec/spec/types.py checks values against them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from graphspec.cli import app
+from graphspec.spec import catalog, types
+
+BOOK_QA = Path("specs/book_qa.yaml")
+
+# The single edits of specs/book_qa.yaml from issue 22, and the start of what validate says.
+EDITS = [
+    ('units: "${answer_vocab}"', 'unitz: "${answer_vocab}"', "layer 'answer': Dense has no argument 'unitz'"),
+    ('units: "${answer_vocab}"', "units: -3", "Dense's argument 'units' takes a positive integer, not -3"),
+    ('units: "${answer_vocab}"', "units: 2.5", "Dense's argument 'units' takes a positive integer, not 2.5"),
+    (
+        'units: "${answer_vocab}"',
+        'units: "abc"',
+        "Dense's argument 'units' takes a positive integer, not 'abc'",
+    ),
+    ("axis: -1", 'axis: "left"', "Concatenate's argument 'axis' takes an integer, not 'left'"),
+    (
+        "output_dim: 64",
+        "output_dim: [64]",
+        "Embedding's argument 'output_dim' takes a positive integer, not [64]",
+    ),
+    ("activation: softmax", "activation: softmaxx", "Dense's argument 'activation' takes an activation name"),
+    ("activation: softmax", "activation: 3", "Dense's argument 'activation' takes an activation name"),
+]
+
+
+def _validate(tmp_path: Path, text: str) -> tuple[int, str]:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    return result.exit_code, result.stderr.replace(str(path), "spec.yaml")
+
+
+@pytest.mark.parametrize(("old", "new", "message"), EDITS, ids=[e[1] for e in EDITS])
+def test_each_single_edit_of_book_qa_is_refused(tmp_path, old, new, message):
+    text = BOOK_QA.read_text()
+    assert text.count(old) == 1
+    code, stderr = _validate(tmp_path, text.replace(old, new))
+    assert code == 2
+    assert message in stderr
+    assert stderr.endswith("1 error\n")
+
+
+def test_a_misspelt_activation_is_told_the_right_spelling(tmp_path):
+    code, stderr = _validate(
+        tmp_path, BOOK_QA.read_text().replace("activation: softmax", "activation: softmaxx")
+    )
+    assert "hint: did you mean 'softmax'?" in stderr
+
+
+def test_the_book_spec_itself_validates(tmp_path):
+    assert _validate(tmp_path, BOOK_QA.read_text()) == (0, "")
+
+
+def test_a_nested_activation_layer_and_null_are_taken(tmp_path):
+    text = BOOK_QA.read_text().replace("activation: softmax", "activation: {type: Softmax}")
+    assert _validate(tmp_path, text)[0] == 0
+    text = BOOK_QA.read_text().replace("activation: softmax", "activation: null")
+    assert _validate(tmp_path, text)[0] == 0
+
+
+def test_an_expressions_result_is_checked_where_the_expression_is(tmp_path):
+    text = BOOK_QA.read_text().replace("answer_vocab: 500", "answer_vocab: -5")
+    code, stderr = _validate(tmp_path, text)
+    assert code == 2
+    assert stderr.startswith(
+        "spec.yaml:22:36: error: layer 'answer': Dense's argument 'units' takes a positive integer, not -5\n"
+        '    answer:     {type: Dense, units: "${answer_vocab}", activation: softmax, in: merged}\n'
+        "                                     ^~~~~~~~~~~~~~~~~\n"
+    )
+
+
+def test_validating_a_wrong_type_imports_no_tensorflow():
+    code = (
+        "import sys, graphspec\n"
+        "from graphspec import SpecErrors\n"
+        f"text = open({str(BOOK_QA)!r}).read().replace('units: 32', 'units: -32')\n"
+        "try:\n"
+        "    graphspec.load(text)\n"
+        "    raise SystemExit('accepted')\n"
+        "except SpecErrors as e:\n"
+        "    assert \"'units' takes a positive integer, not -32\" in e.diagnostics.render()\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_an_integer_is_never_a_boolean_and_null_only_where_keras_defaults_to_none():
+    dense = catalog.layer("Dense")["types"]
+    assert types.argument_mismatch({"types": dense}, "units", True) is not None
+    assert types.argument_mismatch({"types": dense}, "activation", None) is None
+    conv = catalog.layer("Conv2D")["types"]
+    assert types.argument_mismatch({"types": conv}, "kernel_size", [3, 3]) is None
+    assert types.argument_mismatch({"types": conv}, "kernel_size", None) is not None
+    assert types.argument_mismatch({"types": conv}, "padding", "causal") is not None
+    assert types.argument_mismatch({"types": catalog.layer("Conv1D")["types"]}, "padding", "causal") is None
+
+
+def test_every_spec_in_specs_validates():
+    specs = sorted(str(p) for p in Path("specs").glob("*.yaml"))
+    result = CliRunner().invoke(app, ["validate", *specs])
+    assert result.exit_code == 0, result.stderr
+
+
+def test_every_typed_argument_is_an_argument_of_its_class():
+    c = catalog.catalog()
+    sections = [
+        c["layers"],
+        c["applications"],
+        c["application_layers"],
+        c["optimizers"],
+        c["callbacks"],
+        c["ops"],
+    ]
+    sections += [c["losses"]["classes"], c["metrics"]["classes"]]
+    for entries in sections:
+        for name, entry in entries.items():
+            assert set(entry["types"]) <= set(entry["args"]), name
+
+
+def test_a_callbacks_and_an_optimizers_argument_are_checked(tmp_path):
+    text = BOOK_QA.read_text().replace(
+        "  optimizer: rmsprop\n",
+        "  optimizer: {type: RMSprop, learning_rate: 1}\ntrain:\n  callbacks:\n"
+        "    - {type: ReduceLROnPlateau, factor: 1.5}\n",
+    )
+    code, stderr = _validate(tmp_path, text)
+    assert code == 2
+    assert (
+        "error: optimizer RMSprop's argument 'learning_rate' takes a number with a decimal point "
+        "(1.0, not 1), not 1\n" in stderr
+    )
+    assert "error: callback ReduceLROnPlateau's argument 'factor' takes a number below 1, not 1.5\n" in stderr

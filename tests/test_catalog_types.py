@@ -1,0 +1,229 @@
+"""The catalog's argument types agree with Keras: each typed layer is constructed with examples of
+each argument's type (Keras accepts them) and with counter-examples (Keras refuses them, when
+constructing or, where construction takes anything, when the layer is called on a symbolic
+input). A rule or an exception in graphspec/keras/catalog_types.py that Keras contradicts fails
+here, with the class, argument and value."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+from graphspec.spec import catalog, types
+
+# A value for each required argument the catalog does not type, so that the class can be built.
+REQUIRED = {
+    "output_size": 2,
+    "height": 4,
+    "width": 4,
+    "axes": 1,
+    "stddev": 0.1,
+    "factor": 0.1,
+    "dims": [1],
+}
+# Values of untyped arguments some classes need to be constructed at all.
+OVERRIDES = {"CategoryEncoding": {"num_tokens": 4}, "RandomPosterization": {"factor": 2}}
+# Arguments the catalog lists for a class (from the base class's **kwargs) that the class itself
+# refuses whatever their value: not a matter of types, and found by the test below.
+NOT_TAKEN = {
+    ("ActivityRegularization", "activity_regularizer"),
+    ("IntegerLookup", "activity_regularizer"),
+    ("StringLookup", "activity_regularizer"),
+}
+# Layers whose construction needs more than plain values (a layer, code, files) or whose call
+# needs inputs of their own: the types of their arguments are the same rules' as checked on
+# other layers.
+LEFT_OUT = {
+    "Bidirectional",
+    "FlaxLayer",
+    "JaxLayer",
+    "Lambda",
+    "RNN",
+    "TimeDistributed",
+    "TorchModuleWrapper",
+}
+MERGE = {"Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract"}
+SEQUENCE = re.compile(r"^(LSTM|GRU|SimpleRNN)$")
+
+
+def _resolve(fragment: dict) -> dict:
+    return types._resolve(fragment)
+
+
+def examples(fragment: dict) -> list[Any]:
+    """Values of type `fragment` (nested `{type: ...}` objects left out: the builder turns them
+    into Keras's own form, tested where it is)."""
+    fragment = _resolve(fragment)
+    if "anyOf" in fragment:
+        return [v for f in fragment["anyOf"] for v in examples(f)]
+    if "enum" in fragment:
+        return list(fragment["enum"])
+    kind = fragment.get("type")
+    if kind == "null":
+        return [None]
+    if kind == "integer":
+        # An integer with no bound is an axis: the last one fits every input.
+        return [fragment["minimum"], fragment["minimum"] + 2] if "minimum" in fragment else [-1]
+    if kind == "number":
+        low, high = fragment.get("minimum", 0), fragment.get("maximum", 1)
+        candidates = [low, high, float(low), (low + high) / 2, float(high)]
+        return [v for v in candidates if types.matches(v, fragment)]
+    if kind == "array" and "items" in fragment:
+        count = fragment.get("minItems", 1)
+        return [[examples(fragment["items"])[-1]] * count]
+    return []
+
+
+def counter_examples(fragment: dict) -> list[Any]:
+    """Values `fragment` refuses: types.matches is asked, so each is wrong by the checker too."""
+    candidates: list[Any] = ["abc", "softmaxx", 3, -3, 0, 2.5, -0.1, 1.5, [64], [2, 2, 2, 2], "smae"]
+    return [v for v in candidates if not types.matches(v, fragment)]
+
+
+def _input(name: str, entry: dict) -> Any:
+    """A small real batch for layer `name` (real, not symbolic: some refusals, such as
+    Softmax's axis, come only when a value is computed)."""
+    rank = re.search(r"([123])D", name)
+    if name in MERGE:
+        return [np.ones((2, 4, 6), "float32"), np.ones((2, 4, 6), "float32")]
+    if name == "Embedding":
+        return np.ones((2, 5), "int32")
+    if rank:
+        extra = 1 if name.startswith("ConvLSTM") else 0
+        return np.ones((2, *([9] * (int(rank.group(1)) + extra)), 3), "float32")
+    return np.ones((2, 5, 6), "float32")
+
+
+def _call(layer: Any, name: str, entry: dict) -> None:
+    x = _input(name, entry)
+    if entry["call"][:2] == ["query", "value"]:
+        layer(x, x)
+    elif "Attention" in name and entry["call"][0] == "inputs":
+        layer([x, x])
+    else:
+        layer(x)
+
+
+def _base_args(name: str, entry: dict) -> dict:
+    args = {}
+    for arg in entry["required"]:
+        if arg in entry["types"]:
+            args[arg] = next(v for v in examples(entry["types"][arg]) if v is not None)
+        else:
+            args[arg] = REQUIRED[arg]
+    return {**args, **OVERRIDES.get(name, {})}
+
+
+def _typed_layers() -> list[str]:
+    layers = catalog.catalog()["layers"]
+    return [
+        n
+        for n, e in layers.items()
+        if e["types"] and n not in LEFT_OUT and all(a in e["types"] or a in REQUIRED for a in e["required"])
+    ]
+
+
+def _refused(cls: type, args: dict, name: str, entry: dict) -> bool:
+    try:
+        layer = cls(**args)
+    except Exception:
+        return True
+    try:
+        _call(layer, name, entry)
+    except Exception:
+        return True
+    return False
+
+
+def test_keras_accepts_each_example_and_refuses_each_counter_example():
+    accepted_wrongly, refused_wrongly = [], []
+    checked, not_taken, tried = 0, set(), set()
+    for name in _typed_layers():
+        entry = catalog.catalog()["layers"][name]
+        cls = getattr(keras.layers, name)
+        base = _base_args(name, entry)
+        callable_with_defaults = not _refused(cls, base, name, entry)
+        for arg, fragment in entry["types"].items():
+            if arg in entry["defaults"]:
+                try:
+                    cls(**{**base, arg: entry["defaults"][arg]})
+                except Exception:
+                    not_taken.add((name, arg))
+                    continue
+            # Every example of a fragment is tried once, then two (and null) on each other class:
+            # enough to show the class takes that kind of value, in a fraction of the time.
+            values = examples(fragment)
+            key = json.dumps(fragment, sort_keys=True)
+            if key in tried:
+                values = values[:2] + [None] * (None in values)
+            tried.add(key)
+            for value in values:
+                try:
+                    layer = cls(**{**base, arg: value})
+                    # An axis is called too (where the class's defaults can be): a list axis is
+                    # taken by Concatenate's constructor and refused by its call. Other values
+                    # are not: a valid one may not fit this test's small input (an orthogonal
+                    # initializer of a vector, channels_first on a CPU).
+                    if callable_with_defaults and arg == "axis":
+                        _call(layer, name, entry)
+                except Exception as exc:
+                    refused_wrongly.append(f"{name}({arg}={value!r}): {str(exc)[:120]}")
+                checked += 1
+            for value in counter_examples(fragment):
+                if not _refused(cls, {**base, arg: value}, name, entry):
+                    accepted_wrongly.append(f"{name}({arg}={value!r})")
+                checked += 1
+    assert not refused_wrongly, "Keras refuses values the catalog's types allow:\n" + "\n".join(
+        refused_wrongly
+    )
+    assert not accepted_wrongly, "Keras accepts values the catalog's types refuse:\n" + "\n".join(
+        accepted_wrongly
+    )
+    assert not_taken == NOT_TAKEN
+    assert checked > 1000
+
+
+@pytest.mark.parametrize("name", ["Dense", "Conv1D", "Conv2D", "Dropout", "Embedding", "LayerNormalization"])
+def test_the_common_layers_are_typed(name):
+    assert name in _typed_layers()
+
+
+# Values of untyped required arguments of the other sections' classes.
+REQUIRED_OTHER = {"specificity": 0.5, "sensitivity": 0.5, "precision": 0.5, "recall": 0.5}
+
+
+def test_losses_metrics_optimizers_and_callbacks_agree_with_keras():
+    c = catalog.catalog()
+    sections = {
+        "losses": (c["losses"]["classes"], keras.losses),
+        "metrics": (c["metrics"]["classes"], keras.metrics),
+        "optimizers": (c["optimizers"], keras.optimizers),
+        "callbacks": (c["callbacks"], keras.callbacks),
+    }
+    disagreements, checked = [], 0
+    for section, (entries, module) in sections.items():
+        for name, entry in entries.items():
+            if not entry["types"]:
+                continue
+            cls = getattr(module, name)
+            base = {a: REQUIRED_OTHER[a] for a in entry["required"]}
+            for arg, fragment in entry["types"].items():
+                for value in examples(fragment):
+                    try:
+                        cls(**{**base, arg: value})
+                    except Exception as exc:
+                        disagreements.append(f"refused {section}.{name}({arg}={value!r}): {str(exc)[:100]}")
+                for value in counter_examples(fragment):
+                    try:
+                        cls(**{**base, arg: value})
+                    except Exception:
+                        continue
+                    disagreements.append(f"accepted {section}.{name}({arg}={value!r})")
+                checked += 1
+    assert not disagreements, "\n".join(disagreements)
+    assert checked >= 40
