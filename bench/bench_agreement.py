@@ -7,7 +7,8 @@ validate's checks: Keras's own answer; see tests/fixtures/agreement.py), in this
 Keras's session cleared between builds.
 
 Run alone: `python bench/run.py agreement`, or `python bench/bench_agreement.py` to print every
-edit build rejects and validate does not, grouped by kind. `--write` also records each edit's
+edit build rejects and validate does not, grouped by kind (`--recorded`: build's verdicts read
+from the record instead of built, in seconds, for a change to validate). `--write` also records each edit's
 build verdict in tests/fixtures/agreement_builds.json, which tests/test_agreement.py compares
 validate with on the whole corpus (and re-checks by building a sample).
 """
@@ -33,15 +34,19 @@ COMMAND = "python bench/run.py agreement"
 TARGET = 0.99
 
 
-def measure(edits: list[agreement.Edit], progress: bool = False) -> dict:
-    """Both verdicts on each edit, the counts of each class, and the time builds took."""
+def measure(edits: list[agreement.Edit], progress: bool = False, recorded: dict | None = None) -> dict:
+    """Both verdicts on each edit, the counts of each class, and the time builds took; with
+    `recorded` (agreement_builds.json), build's verdicts are read from it instead."""
     results = []
     build_seconds = validate_seconds = 0.0
     for n, edit in enumerate(edits):
         start = time.perf_counter()
         validate = agreement.validate_verdict(edit)
         middle = time.perf_counter()
-        build = agreement.build_verdict(edit)
+        if recorded is None:
+            build = agreement.build_verdict(edit)
+        else:
+            build = agreement.Verdict(recorded[str(edit.id)]["error"])
         validate_seconds += middle - start
         build_seconds += time.perf_counter() - middle
         results.append((edit, validate, build, agreement.classify(validate, build)))
@@ -86,7 +91,8 @@ def run() -> list[Row]:
 
 def main(argv: list[str]) -> int:
     edits = agreement.read()
-    m = measure(edits, progress=True)
+    recorded = json.loads(agreement.BUILDS.read_text()) if "--recorded" in argv else None
+    m = measure(edits, progress=True, recorded=recorded)
     counts = m["counts"]
     print(f"{len(edits)} edits: {dict(counts)}")
     share = agreement.agreement(counts)
