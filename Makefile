@@ -7,12 +7,12 @@ STAMP   = $(VENV)/.installed
 # `pip install -e '.[tensorflow]' 'tensorflow[and-cuda]'` instead (see the README).
 TF_EXTRA ?= tensorflow-cpu
 
-.PHONY: demo hub test test-torch test-backends lint bench catalog schema graphviz chromium postgresql clean demo-pythons check-upgrade
+.PHONY: yaml-ls demo hub test test-torch test-backends lint bench catalog schema graphviz chromium postgresql clean demo-pythons check-upgrade
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,lsp,test]'
 	$(HUB_INSTALL)
 	touch $(STAMP)
 
@@ -52,6 +52,19 @@ postgresql:
 	    (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) || echo "note: could not install postgresql"; \
 	  else echo "note: PostgreSQL is not installed; the test of tune on PostgreSQL will be skipped"; fi; }
 
+# yaml-language-server, the YAML language server editors run, for tests/test_yaml_ls.py: the
+# version pinned in tests/yaml-ls/package-lock.json, installed with npm into .cache/yaml-ls
+# (again only when the lock changes). Without Node.js and npm those tests are skipped, saying why.
+YAML_LS = .cache/yaml-ls
+yaml-ls:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  echo "note: Node.js and npm are not installed; the yaml-language-server tests will be skipped"; \
+	elif ! cmp -s tests/yaml-ls/package-lock.json $(YAML_LS)/package-lock.json || \
+	     [ ! -f $(YAML_LS)/node_modules/yaml-language-server/package.json ]; then \
+	  mkdir -p $(YAML_LS) && cp tests/yaml-ls/package.json tests/yaml-ls/package-lock.json $(YAML_LS)/ && \
+	  npm ci --prefix $(YAML_LS) --no-audit --no-fund --loglevel=error >/dev/null || \
+	  { rm -f $(YAML_LS)/package-lock.json; echo "note: could not install yaml-language-server"; }; fi
+
 # The whole path on the book's three-headed model: check, build, draw, train briefly on
 # synthetic data whose targets come from a fixed random copy of the network.
 demo: $(STAMP) graphviz
@@ -61,7 +74,7 @@ demo: $(STAMP) graphviz
 	$(BIN)/graphspec train specs/book_social_media.yaml --synthetic --kind teacher --samples 256 \
 	  --epochs 2 --runs-dir runs/demo
 
-test: $(STAMP) graphviz chromium postgresql
+test: $(STAMP) graphviz chromium postgresql yaml-ls
 	$(BIN)/ruff check graphspec tests bench
 	$(BIN)/ruff format --check graphspec tests bench
 	$(BIN)/python -m pytest -n 2 --dist loadfile
@@ -71,7 +84,7 @@ test: $(STAMP) graphviz chromium postgresql
 # torch wheel brings 3 GB of CUDA libraries (about 5 minutes to install on 2 cores), which would
 # take `make test` past 15 minutes. .ci/run runs both.
 test-torch: $(STAMP)
-	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,torch,test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,torch,lsp,test]'
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests/test_backends.py tests/test_distributed.py tests/test_losses.py -k torch
 
 # The old name of test-torch.
@@ -84,10 +97,13 @@ lint: $(STAMP)
 bench: $(STAMP) graphviz
 	$(BIN)/python bench/run.py
 
-# Regenerate the Keras catalog and the JSON Schema after upgrading Keras or changing the format.
+# Regenerate the Keras catalog, its docs (Keras's docstrings, the schema's descriptions) and the
+# JSON Schema after upgrading Keras or changing the format.
 catalog: $(STAMP)
 	$(BIN)/python -m graphspec.keras.catalog_gen
 	$(BIN)/python -m graphspec.keras.hub_catalog_gen
+	$(BIN)/python -m graphspec.keras.catalog_docs_gen
+	$(BIN)/graphspec schema > schemas/graphspec.schema.json
 
 schema: $(STAMP)
 	$(BIN)/graphspec schema > schemas/graphspec.schema.json
@@ -111,4 +127,4 @@ check-upgrade:
 	.venv-upgrade/bin/python -m graphspec.keras.catalog_gen --compare
 
 clean:
-	rm -rf $(VENV) .venv-3.11 .venv-3.13 .venv-upgrade .pytest_cache .ruff_cache runs
+	rm -rf $(VENV) .venv-3.11 .venv-3.13 .venv-upgrade .pytest_cache .ruff_cache runs .cache

@@ -1,3 +1,3 @@
-from graphspec.cli import main
+from graphspec.main import main
 
 main()

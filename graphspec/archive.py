@@ -175,7 +175,10 @@ def members(loaded: LoadedSpec) -> dict[str, bytes]:
     expected = fingerprint(loaded)
     top, files = _source_files(loaded)
     overrides = list(loaded.overrides)
-    exact = _within_limits(files) and _reproduces(top, files, overrides, expected)
+    from graphspec.policy import granted
+
+    with granted(loaded.grants):  # loaded back as the command loaded it, with its grants
+        exact = _within_limits(files) and _reproduces(top, files, overrides, expected)
     resolved_docs = {
         name: rd.spec_text(
             _expanded(data), "# Resolved by graphspec: params, overrides and blocks applied.\n"

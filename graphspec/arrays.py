@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from graphspec.errors import Diagnostics, SpecErrors, did_you_mean
 
+# NumPy is imported by the functions that use it: `validate` reads this module's loss kinds
+# and must not pay NumPy's import (tests/test_cli_imports.py).
 if TYPE_CHECKING:
+    import numpy as np
+
     from graphspec.spec.load import LoadedSpec
     from graphspec.spec.model import TypedObject
 
@@ -110,6 +112,8 @@ def targetless_outputs(loaded: LoadedSpec) -> list[str]:
 def dummy_target(count: int) -> np.ndarray:
     """What Keras is fed as `y_true` of `count` samples for a targetless output: zeros, one per
     sample, which graphspec's losses for these outputs ignore (`graphspec.keras.losses`)."""
+    import numpy as np
+
     return np.zeros((count,), dtype=np.float32)
 
 
@@ -126,6 +130,8 @@ def dtype_kind(dtype: str) -> str:
 
 def numpy_dtype(dtype: str) -> np.dtype:
     """The NumPy dtype to generate for a Keras dtype (bfloat16, which NumPy lacks, as float32)."""
+    import numpy as np
+
     return np.dtype("float32" if dtype == "bfloat16" else dtype)
 
 
@@ -141,6 +147,8 @@ class InputPlan:
 
     def generate(self, rng: np.random.Generator, count: int) -> np.ndarray:
         """`count` samples: integers in [low, high), floats uniform in it or standard normal."""
+        import numpy as np
+
         size = (count,) + self.shape
         kind = dtype_kind(self.dtype)
         if kind == "int":
@@ -211,6 +219,8 @@ def input_plans(loaded: LoadedSpec, seq_len: int | None = None) -> dict[str, Inp
 
 
 def _one_hot(ids: np.ndarray, classes: int) -> np.ndarray:
+    import numpy as np
+
     out = np.zeros(ids.shape + (classes,), dtype=np.float32)
     np.put_along_axis(out, ids[..., None], 1.0, axis=-1)
     return out
@@ -219,6 +229,8 @@ def _one_hot(ids: np.ndarray, classes: int) -> np.ndarray:
 def random_target(target: Target, shape: tuple[int, ...], rng: np.random.Generator, count: int) -> np.ndarray:
     """Noise targets for an output of per-sample `shape` (the output's, not the target's),
     fitting its loss."""
+    import numpy as np
+
     if target.family in (ONE_HOT, SPARSE):
         ids = rng.integers(0, shape[-1], size=(count,) + shape[:-1], dtype=np.int32)
         return _one_hot(ids, shape[-1]) if target.family == ONE_HOT else ids
@@ -232,6 +244,8 @@ def random_target(target: Target, shape: tuple[int, ...], rng: np.random.Generat
 
 def _scores(target: Target, prediction: np.ndarray) -> np.ndarray:
     """Class scores of a classification output: its logits, or log-probabilities."""
+    import numpy as np
+
     prediction = np.asarray(prediction, dtype=np.float32)
     if target.family in (ONE_HOT, SPARSE) and not target.from_logits:
         return np.log(np.clip(prediction, 1e-7, 1.0))
@@ -247,6 +261,8 @@ def teacher_calibration(target: Target, predictions: np.ndarray) -> dict[str, np
     fixed function of the input that the same architecture can represent: the offsets are
     biases of its last layer.
     """
+    import numpy as np
+
     scores = _scores(target, predictions)
     axes = tuple(range(scores.ndim - 1))
     if target.family in (ONE_HOT, SPARSE):
@@ -260,6 +276,8 @@ def teacher_target(target: Target, prediction: np.ndarray, calibration: dict[str
     """Targets from a teacher's predictions: its class after removing each class's mean score
     (classification), its side of each unit's median (binary), its standardized value
     (regression; through softplus where targets must be positive)."""
+    import numpy as np
+
     scores = _scores(target, prediction)
     if target.family in (ONE_HOT, SPARSE):
         ids = np.argmax(scores - calibration["offset"], axis=-1).astype(np.int32)
@@ -369,6 +387,8 @@ def load_arrays(path: Path, loaded: LoadedSpec | None = None) -> dict[str, np.nd
     arrays (presence, shape, dtype), and the targets' for presence and a numeric dtype, before
     any array is read; then only the arrays the spec reads are read.
     """
+    import numpy as np
+
     path = Path(path)
     headers = read_headers(path)
     names = list(headers)
@@ -422,6 +442,8 @@ def check_inputs(
     """Report, in `diagnostics`, each input array that is missing or has a wrong shape, dtype or
     value (an index past the vocabulary of the Embedding it feeds). `arrays` may be headers
     (`ArrayHeader`): all but the values are checked."""
+    import numpy as np
+
     for name, spec_input in loaded.spec.inputs.items():
         if name not in arrays:
             diagnostics.error(

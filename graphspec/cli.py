@@ -109,6 +109,24 @@ def _main(
             "Only the command line can grant this, never a spec.",
         ),
     ] = None,
+    allow_download: Annotated[
+        bool,
+        typer.Option(
+            "--allow-download",
+            help="Let a spec's `weights: imagenet` (keras.applications) and KerasHub `preset:` "
+            "names download into Keras's and KerasHub's own caches. Only the command line can "
+            "grant this, never a spec.",
+        ),
+    ] = False,
+    allow_read: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--allow-read",
+            metavar="DIR",
+            help="Let a spec name a weights file or a KerasHub preset folder under DIR (links "
+            "and '..' followed first). Repeatable. Only the command line can grant this.",
+        ),
+    ] = None,
     limits: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -127,6 +145,13 @@ def _main(
         raise _fail(exc, debug=False) from None
     # One budget per command: a command run in the same process later starts afresh.
     ctx.call_on_close(lambda: budget.activate(None))
+    from graphspec import policy
+
+    try:
+        policy.activate_grants(policy.make_grants(allow_download, allow_read or []))
+    except ValueError as exc:
+        raise _fail(SpecErrors.single(str(exc)), debug=False) from None
+    ctx.call_on_close(lambda: policy.activate_grants(policy.Grants()))
     if allow_custom:
         _quiet_tensorflow()
         try:
@@ -138,14 +163,9 @@ def _main(
 
 
 def _fail(exc: SpecErrors, debug: bool) -> typer.Exit:
-    if debug:
-        import traceback
+    from graphspec.main import print_errors
 
-        traceback.print_exception(exc)
-    typer.echo(exc.diagnostics.render(), err=True)
-    count = len(exc.diagnostics.errors)
-    typer.echo(f"{count} error{'s' if count != 1 else ''}", err=True)
-    return typer.Exit(EXIT_INVALID)
+    return typer.Exit(print_errors(exc, debug))
 
 
 def _failure(exc: Exception, what: str, debug: bool) -> Exception:
@@ -176,25 +196,12 @@ def validate(
     debug: DebugOption = False,
 ) -> None:
     """Check specs without building them (no TensorFlow): exit 0 when all are valid, 2 if not."""
-    from graphspec.spec.load import load
+    # The same function runs `graphspec validate FILE...` without typer (graphspec.main).
+    from graphspec.main import validate_specs
 
-    failed = 0
-    for path in specs:
-        try:
-            loaded = load(path, overrides or [], root=root)
-        except SpecErrors as exc:
-            failed += 1
-            _fail(exc, debug)
-            continue
-        if warnings and loaded.warnings:
-            typer.echo(loaded.diagnostics.render(), err=True)
-        spec = loaded.spec
-        typer.echo(
-            f"{printable(str(path), newlines=False)}: ok ({len(spec.inputs)} inputs, "
-            f"{len(spec.layers)} layers, {len(spec.outputs)} outputs)"
-        )
-    if failed:
-        raise typer.Exit(EXIT_INVALID)
+    status = validate_specs(specs, overrides, warnings, root, debug)
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command()
@@ -284,6 +291,18 @@ def schema() -> None:
     from graphspec.spec.schema import render
 
     sys.stdout.write(render())
+
+
+@app.command()
+def lsp(root: RootOption = None) -> None:
+    """Run the language server on stdin and stdout, for editors: validate's problems as you type,
+    go to definition, hover and rename (needs the lsp extra: pip install 'graphspec[lsp]')."""
+    try:
+        from graphspec.lsp import serve
+    except ImportError as exc:
+        typer.echo(f"error: graphspec lsp needs pygls ({exc}): pip install 'graphspec[lsp]'", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    serve(root)
 
 
 @app.command()
@@ -813,6 +832,29 @@ def export(
         raise _fail(exc, debug) from None
     for path in written:
         typer.echo(f"wrote {printable(str(path))}", err=True)
+
+
+@app.command()
+def card(
+    run: Annotated[Path, typer.Argument(help="A finished run's folder.", show_default=False)],
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", help="The card to write (default: RUN/MODEL_CARD.md).", show_default=False
+        ),
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Write MODEL_CARD.md for a finished run (Hugging Face's model-card sections), with a
+    picture of the architecture beside it (architecture.svg)."""
+    from graphspec.card import write_card
+
+    _quiet_tensorflow()
+    try:
+        written = write_card(run, output)
+    except SpecErrors as exc:
+        raise _fail(exc, debug) from None
+    typer.echo(f"wrote {printable(str(written))}")
 
 
 @app.command()

@@ -25,7 +25,9 @@ and the model's input and output `structure` and `trainable: false`. Hashes made
 `SCHEME` are not comparable: changing the canonical form is a format change.
 
 The training hash covers `compile` (the optimizer with its defaults left out, the same way),
-`train`, and the inputs' synthetic-data settings (range, seq_len).
+`train`, the inputs' synthetic-data settings (range, seq_len), and the grants the command gave
+(`--allow-download`, `--allow-read DIR`), where it gave any: they are the command's, never the
+architecture's.
 
 Not hashed: `name`, `doc`, `params` (only their substituted values count), block definitions,
 `include`. No TensorFlow here: Keras's defaults are read from the catalog.
@@ -131,13 +133,17 @@ def training_form(loaded: LoadedSpec) -> dict[str, Any]:
     spec = loaded.spec
     compile_form = spec.compile.model_dump(mode="json", by_alias=True)
     compile_form["optimizer"] = defaults.optimizer(compile_form.get("optimizer"))
-    return {
+    form = {
         "compile": compile_form,
         "train": spec.train.model_dump(mode="json", by_alias=True),
         "data": {
             name: {k: getattr(i, k) for k in _DATA_FIELDS if k != "doc"} for name, i in spec.inputs.items()
         },
     }
+    grants = getattr(loaded, "grants", None)
+    if grants:  # left out when none, so that a run without grants hashes as before
+        form["grants"] = grants.record()
+    return form
 
 
 def layer_form(

@@ -384,8 +384,6 @@ def _between(loaded: LoadedSpec, start: str | None, end: str | None) -> set[str]
     `PlotError` for a name that is not a node, or when `end` is not reached from `start`."""
     if start is None and end is None:
         return None
-    import networkx as nx
-
     from graphspec.errors import did_you_mean
 
     graph = loaded.graph
@@ -404,10 +402,10 @@ def _between(loaded: LoadedSpec, start: str | None, end: str | None) -> set[str]
     keep = set(graph)
     if start is not None:
         starts = members("--from", start)
-        keep &= set().union(*(nx.descendants(graph, n) for n in starts)) | starts
+        keep &= set().union(*(graph.descendants(n) for n in starts)) | starts
     if end is not None:
         ends = members("--to", end)
-        keep &= set().union(*(nx.ancestors(graph, n) for n in ends)) | ends
+        keep &= set().union(*(graph.ancestors(n) for n in ends)) | ends
     if not keep:
         raise PlotError(f"'{end}' is not reached from '{start}': nothing lies between them")
     return keep

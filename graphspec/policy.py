@@ -7,7 +7,12 @@ A spec is data from someone else: a pull request, a model zoo, a colleague. By d
   cannot lead out;
 - write inside the run (or tune) directory of the command, by relative paths only;
 
-and nothing else: no other file is read, no connection opened, nothing downloaded, no code run.
+and nothing else: no other file is read, no connection opened, nothing downloaded, no code run,
+unless the person running the command grants it (`Grants`): `--allow-download` lets a spec's
+`weights: imagenet` and KerasHub `preset:` names download into Keras's and KerasHub's own
+caches, and `--allow-read DIR` lets it name a weights file or a preset folder under DIR. Grants
+come from the command line or the calling program (`granted`, `graphspec.load(grants=...)`),
+never from a spec, an include or a saved model.
 Keras arguments are known by what they can do (`CAPABILITIES`, recorded per argument in the
 catalog by `graphspec/keras/catalog_gen.py`), not by their names, so every argument goes through
 the same rule. Paths a user passes on the command line (`--data`, `--out`, `--weights`,
@@ -19,7 +24,10 @@ from __future__ import annotations
 import os
 import re
 import string
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -104,6 +112,31 @@ CAPABILITIES: dict[tuple[str, str, str], str] = {
     ("layers", "keras_hub.layers.TokenAndPositionEmbedding", "vocabulary_size"): DATA,
     # 'imagenet' (the default) downloads; a path is read.
     ("applications", "*", "weights"): NETWORK,
+    # A KerasHub backbone's preset (graphspec's own argument, `from_preset`): a name or a
+    # kaggle:// or hf:// handle downloads; a path names a preset folder, which is read.
+    ("layers", "keras_hub.models.*", "preset"): NETWORK,
+    # Backbone arguments whose names look like resources but are sizes, rates and switches.
+    **{
+        ("layers", "keras_hub.models.*", argument): DATA
+        for argument in (
+            "audio_vocab_offset",
+            "audio_vocab_size",
+            "drop_path",
+            "drop_path_rate",
+            "max_drop_path_rate",
+            "text_vocab_size",
+            "tie_embedding_weights",
+            "use_bidirectional_attention",
+            "use_vision_bidirectional_attention",
+            "vision_vocab_offset",
+            "vision_vocab_size",
+            "vocab_size",
+            "vocab_size_per_layer_input",
+            "vocabulary_size",
+        )
+    },
+    # MobileNetV5's rounding function: Python code.
+    ("layers", "keras_hub.models.MobileNetV5Backbone", "round_chs_fn"): CODE,
 }
 
 # Where Keras's default of a READ, NETWORK or CODE argument would use it, graphspec passes this
@@ -127,7 +160,11 @@ def looks_like_resource(argument: str, default: Any) -> bool:
 
 def capability(section: str, cls: str, argument: str) -> str | None:
     """What `argument` of `section`'s class `cls` can do, or None when it is not classified."""
-    return CAPABILITIES.get((section, cls, argument), CAPABILITIES.get((section, "*", argument)))
+    family = cls.rsplit(".", 1)[0] + ".*" if "." in cls else "*"
+    return CAPABILITIES.get(
+        (section, cls, argument),
+        CAPABILITIES.get((section, family, argument), CAPABILITIES.get((section, "*", argument))),
+    )
 
 
 def safe_default(section: str, cls: str, argument: str) -> tuple[bool, Any]:
@@ -147,8 +184,8 @@ _REFUSALS = {
 # What to write instead of a refused argument, by argument name.
 _INSTEAD = {
     "vocabulary": "write the vocabulary inline, as a list",
-    "weights": "leave 'weights' out (graphspec passes null); pretrained weights come from the "
-    "command line: graphspec build SPEC --weights FILE.keras",
+    "weights": "leave 'weights' out (graphspec passes null), or run with --allow-download "
+    "(weights: imagenet) or --allow-read DIR (a weights file under DIR)",
     "embeddings_metadata": "leave it out; TensorBoard's projector works without it",
 }
 
@@ -182,11 +219,15 @@ def class_refusal(entry: dict) -> Refusal | None:
     return refusal(refused["capability"], f"its argument '{refused['argument']}'")
 
 
-def argument_refusal(entry: dict, argument: str, value: Any) -> Refusal | None:
+def argument_refusal(
+    entry: dict, argument: str, value: Any, grants: Grants | None = None, base: Path | None = None
+) -> Refusal | None:
     """Why a spec may not give `value` to `argument` of the catalog class `entry`, or None.
 
     Null is always allowed. A path to write must stay in the run directory; a READ argument
-    takes its data inline (a list), never a path; NETWORK and CODE arguments take nothing else.
+    takes its data inline (a list), never a path; NETWORK and CODE arguments take nothing else,
+    except what `grants` allow: a download name under `--allow-download`, a path (relative to
+    `base`, the spec's folder) under an `--allow-read` folder.
     """
     kind = entry.get("capabilities", {}).get(argument)
     if kind is None or value is None:
@@ -196,9 +237,196 @@ def argument_refusal(entry: dict, argument: str, value: Any) -> Refusal | None:
         return Refusal(f"argument '{argument}': {refused.message}", refused.hint) if refused else None
     if kind == READ and isinstance(value, list):
         return None
-    if kind == NETWORK and isinstance(value, str) and "/" in value and "://" not in value:
+    if kind == NETWORK and is_path(value, argument):
         kind = READ  # a name (weights: imagenet) is downloaded; a path is read
+        if argument in GRANTABLE:
+            return read_refusal(argument, value, grants or Grants(), base or Path.cwd())
+    if kind == NETWORK and argument in GRANTABLE:
+        return download_refusal(argument, value, grants or Grants())
     return refusal(kind, f"argument '{argument}'", _INSTEAD.get(argument))
+
+
+# The arguments a grant can allow: what they download or read is weights, never code.
+GRANTABLE = ("weights", "preset")
+# What `--allow-download` lets each of them name: keras.applications' one download, and
+# KerasHub's preset names and handles (kaggle://, hf://, modelscope://). Anything else, a
+# file:// or http:// address among them, stays refused: the grant is for Keras's and
+# KerasHub's own sources and caches, not for any address a spec writes.
+_DOWNLOADS = {
+    "weights": re.compile(r"imagenet"),
+    "preset": re.compile(
+        r"(?:(?:kaggle|hf|modelscope)://)?[A-Za-z0-9][A-Za-z0-9_.\-]*(?:/[A-Za-z0-9_.\-]+)*"
+    ),
+}
+
+
+def is_path(value: Any, argument: str = "preset") -> bool:
+    """Whether a `weights` or `preset` value names a file or folder rather than something to
+    download: a `weights` other than 'imagenet', or a preset with a `/` that is no address."""
+    if not isinstance(value, str) or "://" in value:
+        return False
+    if argument == "weights":
+        return value != "imagenet"
+    return "/" in value or value.startswith((".", "~"))
+
+
+def download_refusal(argument: str, value: Any, grants: Grants) -> Refusal | None:
+    """Why `argument: value` may not download, under `grants`; None if it may."""
+    pattern = _DOWNLOADS[argument]
+    if not isinstance(value, str) or not pattern.fullmatch(value) or ".." in value.split("/"):
+        allowed = (
+            "'imagenet'" if argument == "weights" else "a KerasHub preset name or a kaggle:// or hf:// handle"
+        )
+        return Refusal(
+            f"argument '{argument}': {value!r} is neither a path nor {allowed}, and a spec downloads "
+            "nothing else",
+            "name a file or folder (with a '/'), under a folder the command grants with --allow-read DIR",
+        )
+    if grants.download:
+        return None
+    return refusal(
+        NETWORK,
+        f"argument '{argument}'",
+        f"run again with --allow-download to let Keras fetch {value!r} into its own cache",
+    )
+
+
+def read_refusal(argument: str, value: str, grants: Grants, base: Path) -> Refusal | None:
+    """Why the weights file or preset folder `value` (relative to `base`) may not be read under
+    `grants`; None if it may. Judged where the path really leads: `..` and every symlink are
+    followed first, so neither a link nor `..` can lead out of a granted folder."""
+    if value.startswith("~"):
+        return Refusal(
+            f"argument '{argument}': '{value}' starts with '~'; write the path absolute, or relative "
+            "to the spec's folder"
+        )
+    if "\0" in value:
+        return Refusal(f"argument '{argument}': {value!r} holds a NUL character, which no path does")
+    real = granted_path(value, base)
+    if not grants.read:
+        return refusal(
+            READ,
+            f"argument '{argument}'",
+            f"run again with --allow-read DIR to let the spec read files under DIR (this one is {real})",
+        )
+    if not any(is_within(real, folder) for folder in grants.read):
+        link = f", which leads to {real}," if real != Path(os.path.abspath(base / value)) else ""
+        return Refusal(
+            f"argument '{argument}': '{value}'{link} is outside the folders --allow-read grants "
+            f"({', '.join(str(f) for f in grants.read)})",
+            f"run again with --allow-read DIR for a folder that holds {real}",
+        )
+    if not real.exists():
+        return Refusal(f"argument '{argument}': '{value}' does not exist (it would be {real})")
+    if not (real.is_file() or real.is_dir()):  # a FIFO or a device would block or never end
+        return Refusal(f"argument '{argument}': '{value}' ({real}) is neither a file nor a folder")
+    if argument == "weights" and not (real.is_file() and real.name.endswith(".h5")):
+        # Keras would also unpack a .keras zip here, past the bounded reading every model file
+        # graphspec reads goes through (graphspec/keras/model_file.py): HDF5 weights only.
+        return Refusal(
+            f"argument 'weights': '{value}' ({real}) is not a weights file",
+            "name a .weights.h5 file (model.save_weights), or Keras's older .h5",
+        )
+    if real.is_dir():
+        # A preset folder is read whole (config, weights, tokenizer assets): a link inside it
+        # must not lead out either.
+        for count, inner in enumerate(_walk(real)):
+            if count >= _MAX_WALK:  # unchecked entries would be read unchecked: refuse instead
+                return Refusal(
+                    f"argument '{argument}': '{value}' holds more than {_MAX_WALK:,} files and folders; "
+                    "a preset is a handful"
+                )
+            target = resolved(inner)
+            if not any(is_within(target, folder) for folder in grants.read):
+                return Refusal(
+                    f"argument '{argument}': {inner} in '{value}' is a link to {target}, outside the "
+                    f"folders --allow-read grants ({', '.join(str(f) for f in grants.read)})"
+                )
+            if not (target.is_file() or target.is_dir()):
+                return Refusal(f"argument '{argument}': {inner} in '{value}' is neither a file nor a folder")
+    return None
+
+
+# The most entries a preset folder may hold: each is judged, so the check is bounded.
+_MAX_WALK = 10_000
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Every entry under `folder`; links are not followed into (each is judged by where it
+    leads), and at most one past `_MAX_WALK` is listed."""
+    count = 0
+    for parent, folders, files in os.walk(folder):
+        for name in folders + files:
+            yield Path(parent) / name
+            count += 1
+            if count > _MAX_WALK:
+                return
+
+
+def granted_path(value: str, base: Path) -> Path:
+    """The file or folder a spec's `value` names, relative to `base`, with `..` and every link
+    followed: what the check judges, and what the build passes to Keras."""
+    return resolved(Path(base) / value)
+
+
+@dataclass(frozen=True)
+class Grants:
+    """What the person running a command allows a spec beyond the policy: `download` (fetch
+    `weights: imagenet` and KerasHub presets into Keras's and KerasHub's caches) and `read`
+    (the folders, symlinks resolved, whose weights files and preset folders it may name)."""
+
+    download: bool = False
+    read: tuple[Path, ...] = field(default_factory=tuple)
+
+    def __bool__(self) -> bool:
+        return self.download or bool(self.read)
+
+    def record(self) -> dict[str, Any]:
+        """The grants as JSON-ready data, as the run records them and the training fingerprint
+        hashes them."""
+        return {"download": self.download, "read": sorted(str(f) for f in self.read)}
+
+    def flags(self) -> list[str]:
+        """The command-line options that give these grants."""
+        return (["--allow-download"] if self.download else []) + [f"--allow-read={f}" for f in self.read]
+
+
+def make_grants(download: bool = False, read: list[str | Path] | tuple = ()) -> Grants:
+    """Grants from the command line's `--allow-download` and `--allow-read DIR` values. Each
+    folder must exist; it is kept with its symlinks resolved, so that what it grants is fixed
+    now. Raises ValueError naming a folder that is not one."""
+    folders = []
+    for given in read:
+        real = resolved(Path(given).expanduser())
+        if not real.is_dir():
+            raise ValueError(f"--allow-read {given}: {real} is not a folder")
+        if real not in folders:
+            folders.append(real)
+    return Grants(bool(download), tuple(folders))
+
+
+_GRANTS: ContextVar[Grants | None] = ContextVar("graphspec_grants", default=None)
+
+
+def current_grants() -> Grants:
+    """The grants of the command being run (none unless the command line or the calling
+    program gave some)."""
+    return _GRANTS.get() or Grants()
+
+
+@contextmanager
+def granted(grants: Grants) -> Iterator[Grants]:
+    """Run the block with `grants` in effect for every spec it loads and builds."""
+    token = _GRANTS.set(grants)
+    try:
+        yield grants
+    finally:
+        _GRANTS.reset(token)
+
+
+def activate_grants(grants: Grants) -> None:
+    """Put `grants` in effect for the rest of this command (the CLI's options)."""
+    _GRANTS.set(grants)
 
 
 def resolved(path: Path) -> Path:
@@ -220,11 +448,13 @@ class Policy:
     """
 
     root: Path | None = None
+    # What the command line or the calling program grants beyond the policy (never a spec).
+    grants: Grants = field(default_factory=lambda: Grants())
 
     def for_spec(self, spec_path: Path) -> Policy:
         """This policy with its root fixed: the given root, else `spec_path`'s folder."""
         root = self.root if self.root is not None else Path(spec_path).parent
-        return Policy(resolved(Path(root)))
+        return Policy(resolved(Path(root)), self.grants)
 
     def spec_refusal(self, written: str, target: Path) -> Refusal | None:
         """Why a spec may not read the spec it writes as `written`, found at `target`; None if it may.

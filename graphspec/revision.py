@@ -170,3 +170,29 @@ def _git(args: list[str], name: str) -> bytes:
         reason = reason.removeprefix("fatal: ").removeprefix("error: ")
         raise SpecErrors.single(f"cannot read '{name}' from git: {reason}")
     return result.stdout
+
+
+def spec_revision(path: Path | None) -> dict[str, Any] | None:
+    """Where the spec file at `path` stands in git, for a run's record and its model card:
+    `{"commit": SHA, "path": PATH in the repository, "modified": bool}` (modified: the file
+    differs from that commit, or is not in it). None when it is in no git repository, or git is
+    missing or does not answer: the revision is then unknown, which is no error."""
+    if path is None:
+        return None
+    folder, name = str(Path(path).resolve().parent), Path(path).name
+
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(["git", "-C", folder, *args], capture_output=True, timeout=5, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return result.stdout.decode("utf-8", "replace").strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "--verify", "--quiet", "HEAD")
+    prefix = git("rev-parse", "--show-prefix")
+    if not commit or prefix is None:
+        return None
+    # `--` ends git's options, so a file named like one is only a file.
+    tracked = git("ls-files", "--error-unmatch", "--", name) is not None
+    status = git("status", "--porcelain", "--", name)
+    return {"commit": commit, "path": prefix + name, "modified": not tracked or bool(status)}

@@ -7,7 +7,8 @@ that fails is removed; one that is killed stays, with a backup of its last compl
 
     spec.yaml        the resolved spec (params and overrides applied, the seed used); nested
                      specs beside it in spec/, so `graphspec train spec.yaml` reruns it
-    overrides.json   the overrides and data given on the command line
+    overrides.json   the overrides and data given on the command line, the grants it had, and
+                     the spec's git revision when it was in a repository (for `graphspec card`)
     fingerprint.json the architecture and training fingerprints (`graphspec fingerprint`)
     model.keras      the final model
     history.csv/.json  loss and metrics per epoch

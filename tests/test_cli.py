@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -130,7 +131,8 @@ def test_validate_never_imports_tensorflow_or_keras(tmp_path):
 
 
 # Each command that reads a spec or a model file, with what it reads: `{spec}` a spec file,
-# `{model}` a .keras file graphspec built (its recorded spec), `{out}` a fresh folder. export
+# `{model}` a .keras file graphspec built (its recorded spec), `{out}` a fresh folder, `{run}` a
+# folder holding both as a run does. export
 # writes a recorded spec back unparsed: what it reads is charged to `model-bytes`.
 READERS = {
     "validate": ["validate", "{spec}"],
@@ -144,10 +146,14 @@ READERS = {
     "fingerprint": ["fingerprint", "{model}"],
     "diff": ["diff", "{model}", "{spec}"],
     "tune": ["tune", "{spec}", "--synthetic", "--out", "{out}/tune"],
+    "card": ["card", "{run}", "-o", "{out}/MODEL_CARD.md"],
     "git-diff": ["git-diff", "s.yaml", "{spec}", "0" * 40, "100644", "{spec}", "0" * 40, "100644"],
 }
 # ensemble reads model files only: tests/test_model_files.py shows its members spend one budget.
 READS_NO_SPEC = {"schema", "ensemble"}
+# The language server reads specs as they are edited, each analysis on a budget of its own with
+# the command's limits (tests/test_lsp_analysis.py).
+SERVES = {"lsp"}
 
 
 def test_every_command_that_reads_a_spec_spends_the_budget_limit_sets(write_spec, tmp_path, monkeypatch):
@@ -155,12 +161,16 @@ def test_every_command_that_reads_a_spec_spends_the_budget_limit_sets(write_spec
     spec = write_spec(TINY)
     model = tmp_path / "m.keras"
     assert runner.invoke(app, ["build", str(spec), "-o", str(model)]).exit_code == 0
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(spec, run / "spec.yaml")
+    shutil.copy(model, run / "model.keras")
     commands = {command.name or command.callback.__name__ for command in app.registered_commands}
-    assert commands == set(READERS) | READS_NO_SPEC
+    assert commands == set(READERS) | READS_NO_SPEC | SERVES
     for name, args in READERS.items():
         out = tmp_path / name
         out.mkdir()
-        filled = [a.format(spec=spec, model=model, out=out) for a in args]
+        filled = [a.format(spec=spec, model=model, out=out, run=run) for a in args]
         meter, counts = (
             ("model-bytes", "bytes of model files") if name == "export" else ("bytes", "bytes of spec")
         )

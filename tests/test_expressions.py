@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -424,14 +425,19 @@ def test_every_yaml_example_in_the_docs_parses_with_yaml_safe_load(where, block)
     yaml.safe_load(block)
 
 
+@functools.cache
+def _schema_validator() -> jsonschema.Draft202012Validator:
+    # Built once: jsonschema.validate checks the schema itself on every call, seconds for a schema
+    # of every argument of every class (check-jsonschema checks it, in tests/test_yaml_ls.py).
+    return jsonschema.Draft202012Validator(json.loads(Path("schemas/graphspec.schema.json").read_text()))
+
+
 @pytest.mark.parametrize("path", SPECS, ids=str)
 def test_every_spec_validates_against_the_committed_schema(path):
-    schema = json.loads(Path("schemas/graphspec.schema.json").read_text())
-    jsonschema.validate(yaml.safe_load(path.read_text()), schema, cls=jsonschema.Draft202012Validator)
+    _schema_validator().validate(yaml.safe_load(path.read_text()))
 
 
 def test_the_schema_takes_an_expression_where_a_number_goes_and_refuses_other_strings():
-    schema = json.loads(Path("schemas/graphspec.schema.json").read_text())
     document = {
         "graphspec": 1,
         "name": "s",
@@ -439,10 +445,10 @@ def test_the_schema_takes_an_expression_where_a_number_goes_and_refuses_other_st
         "outputs": {"x": {}},
         "train": {"epochs": "${epochs}"},
     }
-    jsonschema.validate(document, schema, cls=jsonschema.Draft202012Validator)
+    _schema_validator().validate(document)
     document["train"]["epochs"] = "ten"
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(document, schema, cls=jsonschema.Draft202012Validator)
+        _schema_validator().validate(document)
 
 
 def test_expressions_never_import_tensorflow(tmp_path):

@@ -12,7 +12,6 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import keras
-import networkx as nx
 
 from graphspec.errors import SpecErrors
 from graphspec.graph import build_order, output_nodes
@@ -46,6 +45,8 @@ def build_model_and_tensors(
     so a spec asking for 10^12 parameters fails in a second, naming the layer to blame, instead
     of exhausting memory.
     """
+    from graphspec.keras.pretrained import uses_pretrained
+
     builder = _Builder(loaded)
     if max_params is None:
         model = builder.model()
@@ -53,18 +54,41 @@ def build_model_and_tensors(
         from keras.src.backend.common import global_state
         from keras.src.backend.common.variables import initialize_all_variables
 
+        pretrained = uses_pretrained(loaded)
         try:
             with keras.StatelessScope(initialize_variables=False):
-                model = builder.model()
+                # Weights loaded in this scope would be lost: the budget is checked on the
+                # model without them, which is then built again, loading them.
+                model = _Builder(loaded, load=False).model() if pretrained else builder.model()
             _check_budget(model, loaded, max_params)
         except BaseException:
             # Forget the declared weights, or the next model built would allocate them.
             global_state.set_global_attribute("uninitialized_variables", [])
             raise
-        initialize_all_variables()
+        if pretrained:
+            global_state.set_global_attribute("uninitialized_variables", [])
+            model = builder.model()
+        else:
+            initialize_all_variables()
     if compile:
         compile_model(model, loaded)
     return model, dict(builder.tensors)
+
+
+def declared_model(loaded: LoadedSpec) -> tuple[keras.Model, dict[str, Any], dict[str, Any]]:
+    """The model of `loaded` with its weights declared but never allocated and no pretrained
+    weights loaded (a preset's configuration is still read), and its input and output tensors
+    by the spec's names: shapes, dtypes and parameter counts for a description (the model card)."""
+    from keras.src.backend.common import global_state
+
+    builder = _Builder(loaded, load=False)
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = builder.model()
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", [])
+    inputs = {name: builder.tensors[name] for name in loaded.spec.inputs}
+    return model, inputs, builder.outputs
 
 
 def _check_budget(model: keras.Model, loaded: LoadedSpec, max_params: int) -> None:
@@ -148,8 +172,11 @@ def layer_activation(arg: str, value: Any) -> bool:
     )
 
 
-def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.layers.Layer:
-    """A Keras layer (or keras.applications model) from its catalog name and arguments."""
+def make_layer(
+    type_name: str, args: dict[str, Any], name: str | None, load: bool = True
+) -> keras.layers.Layer:
+    """A Keras layer (or keras.applications model, or KerasHub backbone) from its catalog name
+    and arguments; a backbone's preset weights are loaded only when `load`."""
     kwargs = {k: _argument(k, v) for k, v in args.items()}
     # Where Keras's default would download or read (applications' weights='imagenet'), the
     # policy's safe value is passed instead: a spec never reaches the network.
@@ -158,6 +185,10 @@ def make_layer(type_name: str, args: dict[str, Any], name: str | None) -> keras.
         kwargs.setdefault(arg, value)
     if name is not None:
         kwargs["name"] = name
+    if entry.get("backbone"):
+        from graphspec.keras.pretrained import make_backbone
+
+        return make_backbone(entry, kwargs, load)
     if "module" in entry and "class" in entry:
         # A layer keras.applications defines for its models, or a KerasHub layer: the class the
         # catalog records (never a name from the spec's text).
@@ -206,11 +237,14 @@ def make_operation(op_name: str, values: dict[str, Any], name: str) -> Any:
 
 
 class _Builder:
-    def __init__(self, loaded: LoadedSpec):
+    def __init__(self, loaded: LoadedSpec, load: bool = True):
         self.loaded = loaded
+        # False for the weightless build that checks the budget: no pretrained weights loaded.
+        self.load = load
         self.spec = loaded.spec
         self.instances: dict[str, Any] = {}
         self.tensors: dict[str, Any] = {}
+        self.outputs: dict[str, Any] = {}  # the output tensors by the spec's output names
 
     def fail(self, node: str, message: str) -> SpecErrors:
         return SpecErrors.single(
@@ -231,7 +265,7 @@ class _Builder:
         self.tensors.update(inputs)
         needed = set()
         for target in output_nodes(self.spec):
-            needed |= nx.ancestors(self.loaded.graph, target) | {target}
+            needed |= self.loaded.graph.ancestors(target) | {target}
         for name in build_order(self.spec, self.loaded.graph):
             if name in needed:
                 self.call(name)
@@ -244,6 +278,7 @@ class _Builder:
                 # Keras names an output after the layer that makes it; an Identity layer named
                 # as the output keeps the output's name, its loss and its metrics matched.
                 outputs[name] = keras.layers.Identity(name=name)(tensor)
+        self.outputs = dict(outputs)
         structure = self.spec.structure
         if structure is not None and structure.inputs is not None:
             inputs = arrange(structure.inputs, inputs)
@@ -270,7 +305,7 @@ class _Builder:
         if node.share is not None:
             layer = self.instance(node.share)
         elif node.spec is not None:
-            layer = _Builder(self.loaded.nested[name]).model()
+            layer = _Builder(self.loaded.nested[name], self.load).model()
             layer.name = name
         elif nodes.kind_of(node) is not None:
             from graphspec.keras.layers import make_node_layer
@@ -284,14 +319,17 @@ class _Builder:
         else:
             if catalog.is_hub(node.type) and not hub_installed():
                 raise SpecErrors.single(
-                    f"layer '{name}' is KerasHub's {node.type.removeprefix(catalog.HUB_PREFIX)}, "
+                    f"layer '{name}' is KerasHub's {node.type.split('.')[-1]}, "
                     "and keras_hub is not installed",
                     self.loaded.location("layers", name, "type"),
                     hint=f"install it: {catalog.HUB_INSTALL}",
                     sources=self.loaded.diagnostics.sources,
                 )
+            from graphspec.keras.pretrained import pretrained_args
+
+            args = pretrained_args(self.loaded, name, node.args, self.load)
             try:
-                layer = make_layer(node.type, node.args, name)
+                layer = make_layer(node.type, args, name, self.load)
             except Exception as exc:
                 raise self.fail(name, f"layer '{name}' ({node.type}): {_keras_message(exc)}") from None
         self.instances[name] = layer
@@ -342,6 +380,8 @@ class _Builder:
                 }
                 if nested is not None:
                     out = layer(_nested_inputs(nested.spec, args), **call_kwargs)
+                elif (catalog.layer(node.type or "") or {}).get("backbone"):
+                    out = layer(args, **call_kwargs)  # a KerasHub backbone takes one dict
                 else:
                     out = layer(**args, **call_kwargs)
             else:

@@ -1,7 +1,9 @@
 """Generate `graphspec/spec/catalog_hub.json`, the catalog of KerasHub's layers, from the
 installed keras_hub (the optional extra: `pip install 'graphspec[hub]'`, or `make hub`).
 
-A spec names them `keras_hub.layers.NAME`. Like Keras's own catalog, the file is what lets
+A spec names them `keras_hub.layers.NAME`, and KerasHub's backbones `keras_hub.models.NAME`
+(made from their configuration arguments, or from a `preset`, which is graphspec's own argument:
+`NAME.from_preset(preset, ...)`). Like Keras's own catalog, the file is what lets
 `graphspec validate` check their arguments without importing TensorFlow or keras_hub. It is a
 file of its own, so that regenerating Keras's catalog without KerasHub installed leaves it as
 it is. Regenerate it after upgrading keras-hub:
@@ -17,7 +19,7 @@ import sys
 from collections.abc import Iterator
 
 from graphspec.keras import catalog_gen
-from graphspec.spec.catalog import HUB_CATALOG_PATH, HUB_PREFIX
+from graphspec.spec.catalog import HUB_CATALOG_PATH, HUB_MODEL_PREFIX, HUB_PREFIX
 
 
 def hub_layers() -> Iterator[tuple[str, type]]:
@@ -29,6 +31,42 @@ def hub_layers() -> Iterator[tuple[str, type]]:
         cls = getattr(keras_hub.layers, name)
         if not name.startswith("_") and inspect.isclass(cls) and issubclass(cls, keras.layers.Layer):
             yield HUB_PREFIX + name, cls
+
+
+def hub_backbones() -> Iterator[tuple[str, type]]:
+    """(spec name, class) of each backbone `keras_hub.models` exports, sorted by name."""
+    import keras_hub
+
+    for name in sorted(dir(keras_hub.models)):
+        cls = getattr(keras_hub.models, name)
+        if (
+            name.endswith("Backbone")
+            and inspect.isclass(cls)
+            and issubclass(cls, keras_hub.models.Backbone)
+            and cls is not keras_hub.models.Backbone
+        ):
+            yield HUB_MODEL_PREFIX + name, cls
+
+
+def _backbone_entry(name: str, cls: type) -> dict:
+    """A backbone's entry: its constructor's arguments, plus `preset`, which gives them all
+    (graphspec builds it with `from_preset`); called as a model is."""
+    from graphspec import policy
+
+    entry = {**catalog_gen._layer_entry(cls), **catalog_gen._capabilities("layers", name, cls.__init__)}
+    entry["args"] = sorted([*entry["args"], "preset"])
+    entry["capabilities"] = {
+        **entry.get("capabilities", {}),
+        "preset": policy.capability("layers", name, "preset"),
+    }
+    entry["call"] = ["inputs", "training", "mask"]
+    # A default that is code (MobileNetV5's rounding function) is no JSON: its class is refused.
+    entry["resource_defaults"] = {
+        k: v for k, v in entry.get("resource_defaults", {}).items() if isinstance(v, (str, int, float, bool))
+    }
+    if not entry["resource_defaults"]:
+        del entry["resource_defaults"]
+    return {**entry, **_refusal(cls), "module": cls.__module__, "class": cls.__name__, "backbone": True}
 
 
 # A class whose constructor takes no `name`, `trainable` or `dtype` (not even through **kwargs)
@@ -62,6 +100,7 @@ def generate() -> dict:
         }
         for name, cls in hub_layers()
     }
+    layers.update({name: _backbone_entry(name, cls) for name, cls in hub_backbones()})
     return {"keras_hub_version": keras_hub.__version__, "layers": layers}
 
 
@@ -71,7 +110,7 @@ def unclassified() -> list[tuple[str, str, str]]:
     from graphspec import policy
 
     missing = []
-    for name, cls in hub_layers():
+    for name, cls in [*hub_layers(), *hub_backbones()]:
         for arg, default in catalog_gen._defaults(cls.__init__)[0].items():
             value = None if default is catalog_gen._REQUIRED else default
             if policy.looks_like_resource(arg, value) and policy.capability("layers", name, arg) is None:

@@ -268,7 +268,14 @@ def _train(
         callbacks += [epochs, *(extra_callbacks or [])]
         if not resume:
             rd.write_spec(run.path, loaded, seed)
-            rd.write_json(run.path / rd.OVERRIDES_FILE, {"overrides": loaded.overrides, **source.describe()})
+            from graphspec.revision import spec_revision
+
+            granted = {"grants": loaded.grants.record()} if loaded.grants else {}
+            revision = spec_revision(loaded.path)  # for the model card; None outside git
+            started = {"overrides": loaded.overrides, **source.describe(), **granted}
+            rd.write_json(
+                run.path / rd.OVERRIDES_FILE, {**started, **({"revision": revision} if revision else {})}
+            )
             rd.write_json(run.path / "fingerprint.json", fingerprint(loaded).as_dict())
         model.fit(epochs=settings.epochs, callbacks=callbacks, verbose=verbose, **fit_args)
         values = epochs.history

@@ -18,6 +18,9 @@ CATALOG_PATH = Path(__file__).with_name("catalog.json")
 # `python -m graphspec.keras.hub_catalog_gen`: checked like Keras's own, without keras_hub.
 HUB_CATALOG_PATH = Path(__file__).with_name("catalog_hub.json")
 HUB_PREFIX = "keras_hub.layers."
+# KerasHub's backbones (`keras_hub.models.BertBackbone`), built from a `preset` or from their
+# configuration arguments; in the same file, under "layers".
+HUB_MODEL_PREFIX = "keras_hub.models."
 # What to run when a spec uses a KerasHub layer and keras_hub is not installed.
 HUB_INSTALL = (
     "pip install 'graphspec[hub]' (with the full tensorflow package), or `make hub` beside "
@@ -77,7 +80,7 @@ def layer(type_name: str) -> dict | None:
     helper = catalog().get("application_layers", {}).get(type_name)
     if helper is not None:
         return helper
-    if type_name.startswith(HUB_PREFIX):
+    if type_name.startswith((HUB_PREFIX, HUB_MODEL_PREFIX)):
         return hub_catalog()["layers"].get(type_name)
     if type_name.startswith(APPLICATION_PREFIX):
         entry = catalog()["applications"].get(type_name[len(APPLICATION_PREFIX) :])

@@ -66,6 +66,7 @@ class Desugarer:
         self.positions = positions
         self.diagnostics = diagnostics
         self.failed = False
+        self.refused: list[Path] = []  # counts in `in` refused, where they are: not fatal
         self._under: dict[Path, list] | None = None
         self._written: set = set()
         self._order: list[str] = []  # the layers written so far, chain elements one by one
@@ -179,9 +180,10 @@ class Desugarer:
                 return {k: name(v, at + (k,)) for k, v in value.items()}
             if not _is_count(value):
                 return value
-            # Not fatal: the number stays, and validation, which refuses it at the same place,
-            # is not told twice (load.py); the spec's other errors are still found.
+            # Not fatal: the number stays, and validation, which refuses it too, is not told
+            # twice (load.py); the spec's other errors are still found.
             if value >= 0:
+                self.refused.append(at)
                 self.diagnostics.error(
                     f"layer '{path[-1]}' reads {value}: a number in 'in' counts back through the "
                     "layers written before this one, and is negative",
@@ -190,6 +192,7 @@ class Desugarer:
                 )
                 return value
             if -value > before:
+                self.refused.append(at)
                 self.diagnostics.error(
                     f"layer '{path[-1]}' reads {value}, but "
                     + (
@@ -266,13 +269,15 @@ def rename_references(value: Any, chains: dict[str, str]) -> Any:
     return value
 
 
-def desugar_spec(data: dict, positions: Positions, diagnostics: Diagnostics) -> tuple[dict, bool]:
+def desugar_spec(data: dict, positions: Positions, diagnostics: Diagnostics) -> tuple[dict, list[Path]]:
     """The spec `data` with its top-level layers made explicit; outputs named after a chain, or
-    reading one (`from`), read its last element; and whether an error leaves it unfit to go on
-    (a layer left without `in`). Blocks' layers are done by blocks.py."""
+    reading one (`from`), read its last element. Blocks' layers are done by blocks.py.
+
+    Also returns where a count in `in` was refused: each such error is one of `diagnostics`'
+    new errors that leaves the rest fit to check; any other new error does not."""
     layers = data.get("layers")
     if not isinstance(layers, dict):
-        return data, False
+        return data, []
     inputs = data.get("inputs")
     names = list(inputs) if isinstance(inputs, dict) else []
     first = names[0] if len(names) == 1 else None
@@ -282,7 +287,7 @@ def desugar_spec(data: dict, positions: Positions, diagnostics: Diagnostics) -> 
     desugarer = Desugarer(positions, diagnostics)
     new_layers, chains = desugarer.layers(layers, ("layers",), first, no_first)
     if new_layers is layers:
-        return data, desugarer.failed
+        return data, desugarer.refused
     data = {**data, "layers": new_layers}
     outputs = data.get("outputs")
     if chains and isinstance(outputs, dict):
@@ -295,7 +300,7 @@ def desugar_spec(data: dict, positions: Positions, diagnostics: Diagnostics) -> 
                 positions.values[("outputs", name, "from")] = positions.key_of(("outputs", name))
             rewritten[name] = output
         data["outputs"] = rewritten
-    return data, desugarer.failed
+    return data, desugarer.refused
 
 
 def desugar_block(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from graphspec import arrays, policy
@@ -32,6 +33,10 @@ class Context:
     nested: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     # Where type errors were reported (`type_error`).
     _typed: set[str] = field(default_factory=set)
+    # What the command grants (weights and presets to download or read), and the folder the
+    # spec's relative paths start from.
+    grants: policy.Grants = field(default_factory=policy.Grants)
+    base: Path | None = None
 
     def error(self, message: str, path: tuple, hint: str | None = None, key: bool = False) -> None:
         self.diagnostics.error(message, self.positions.of(path, key=key), hint)
@@ -169,7 +174,7 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
             elif hint:
                 misspelt.add(hint.split("'")[1])
             ctx.error(f"{what}: {type_name} has no argument '{arg}'", path + (arg,), key=True, hint=hint)
-        elif refused := policy.argument_refusal(entry, arg, value):
+        elif refused := policy.argument_refusal(entry, arg, value, ctx.grants, ctx.base):
             ctx.error(f"{what}: {type_name}'s {refused.message}", path + (arg,), hint=refused.hint)
         elif found := _foreign_object(value, path + (arg,)):
             ctx.error(f"{what}: {found[1]}", found[0], hint=_OBJECT_HINT, key=found[2])
@@ -188,6 +193,8 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
                 _check_typed(ctx, inner_type, inner, path + (arg,), f"{what}'s {arg}")
     # A required argument that is only misspelt was reported above, with its correct spelling.
     missing = [a for a in entry["required"] if a not in args and a not in misspelt]
+    if "preset" in entry["args"] and args.get("preset") is not None:
+        missing = []  # a KerasHub preset gives the backbone's configuration
     for arg in missing:
         ctx.error(f"{what}: {type_name} needs argument '{arg}'", path, key=True)
 
@@ -265,7 +272,15 @@ def _call_arguments(ctx: Context, name: str) -> list[str] | None:
     if root.spec is not None:
         return ctx.nested[owner][0] + ["training", "mask"] if owner in ctx.nested else None
     entry = catalog.layer(root.type) if root.type else None
+    if entry is not None and entry.get("backbone"):
+        return None  # a KerasHub backbone takes its inputs as one dict, named as it defines them
     return entry["call"] if entry else None
+
+
+def _is_backbone(ctx: Context, name: str | None) -> bool:
+    node = ctx.spec.layers.get(name) if name is not None else None
+    entry = catalog.layer(node.type) if node is not None and node.type else None
+    return bool(entry and entry.get("backbone"))
 
 
 def check_references(ctx: Context) -> None:
@@ -359,6 +374,8 @@ def _check_reference(ctx: Context, reference: Any, path: tuple, what: str, known
     if index is None or index.lstrip("-").isdigit():
         return
     nested_outputs = ctx.nested.get(ctx.spec.owner(target), (None, None))[1]
+    if nested_outputs is None and _is_backbone(ctx, ctx.spec.owner(target)):
+        return  # a backbone's named outputs (BERT's pooled_output) are known once it is built
     if nested_outputs is None:
         ctx.error(f"{what} '{reference}': only a nested spec has named outputs; use an index", path)
     elif index not in nested_outputs:

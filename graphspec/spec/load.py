@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from graphspec import budget
 from graphspec.errors import Diagnostics, Location, SpecErrors, did_you_mean
-from graphspec.policy import Policy
+from graphspec.policy import Grants, Policy, current_grants
 from graphspec.spec import chains, math
 from graphspec.spec import params as params_module
 from graphspec.spec.blocks import Expansion, Use
@@ -26,7 +26,8 @@ from graphspec.spec.source import Positions, Source, parse
 
 if TYPE_CHECKING:
     import keras
-    import networkx as nx
+
+    from graphspec.graph import Graph
 
 MAX_NESTING = 16
 # More parameters than this is almost surely a typo (or an attack): --max-params raises it.
@@ -41,12 +42,20 @@ class LoadedSpec:
     source: Source
     positions: Positions
     diagnostics: Diagnostics
-    graph: nx.DiGraph
+    graph: Graph
     path: Path | None = None
     overrides: list[str] = field(default_factory=list)
     nested: dict[str, LoadedSpec] = field(default_factory=dict)
     # The document after blocks were expanded, and which block use made each generated node.
     expansion: Expansion = field(default_factory=lambda: Expansion({}))
+    # What the command granted when the spec was checked: the build reads and downloads only
+    # what was allowed then (`graphspec.policy.Grants`).
+    grants: Grants = field(default_factory=Grants)
+
+    @property
+    def base(self) -> Path:
+        """The folder the spec's relative paths are relative to: its own, or the current one."""
+        return self.path.parent if self.path else Path.cwd()
 
     @property
     def name(self) -> str:
@@ -92,13 +101,19 @@ class LoadedSpec:
 
 
 def load(
-    source: str | Path, overrides: list[str] | dict[str, Any] | None = None, *, root: Path | None = None
+    source: str | Path,
+    overrides: list[str] | dict[str, Any] | None = None,
+    *,
+    root: Path | None = None,
+    grants: Grants | None = None,
 ) -> LoadedSpec:
     """Load and check a spec from a path or from YAML text.
 
     `overrides` are `--set` values: `["units=64", "layers.dense.activation=tanh"]` or a dict.
     Nested specs and includes are read only under `root` (default: the spec's folder; see
-    `graphspec.policy`). Raises `SpecErrors` with every problem found.
+    `graphspec.policy`). `grants` (default: the command's, `graphspec.policy.granted`) lets
+    the spec name pretrained weights and presets to download or read. Raises `SpecErrors`
+    with every problem found.
 
     >>> spec = load('''
     ... graphspec: 1
@@ -113,8 +128,8 @@ def load(
     with budget.ensure():  # one budget over every file this load reads
         if isinstance(source, Path) or ("\n" not in str(source) and str(source).endswith((".yaml", ".yml"))):
             path = Path(source)
-            return _load_file(path, overrides or [], (), WORKING_TREE, Policy(root).for_spec(path))
-        policy = Policy(root).for_spec(Path.cwd() / "<string>")
+            return _load_file(path, overrides or [], (), WORKING_TREE, _policy(root, grants).for_spec(path))
+        policy = _policy(root, grants).for_spec(Path.cwd() / "<string>")
         return _load_text(str(source), "<string>", None, overrides or [], (), WORKING_TREE, policy)
 
 
@@ -125,6 +140,7 @@ def load_text(
     base: Path | None = None,
     files: Files = WORKING_TREE,
     root: Path | None = None,
+    grants: Grants | None = None,
 ) -> LoadedSpec:
     """Load YAML text that messages call `file` (`HEAD~1:specs/a.yaml`), as `load` would a file.
 
@@ -133,9 +149,13 @@ def load_text(
     and only under `root` (default: that folder).
     """
     base = Path(base) if base else None
-    policy = Policy(root).for_spec(base or Path.cwd() / "<string>")
+    policy = _policy(root, grants).for_spec(base or Path.cwd() / "<string>")
     with budget.ensure():
         return _load_text(text, file, base, overrides or [], (), files, policy)
+
+
+def _policy(root: Path | None, grants: Grants | None) -> Policy:
+    return Policy(root, grants if grants is not None else current_grants())
 
 
 def _load_file(path: Path, overrides, chain: tuple[Path, ...], files: Files, policy: Policy) -> LoadedSpec:
@@ -173,8 +193,11 @@ def _load_text(
         raise SpecErrors(diagnostics)
     unused = _unused_params(data, params)
     data = params_module.substitute(data, resolved, positions, diagnostics)
-    data, failed = chains.desugar_spec(data, positions, diagnostics)
-    if failed:  # a node left without `in` would only echo the error
+    before = len(diagnostics.errors)
+    data, refused = chains.desugar_spec(data, positions, diagnostics)
+    # A node left without `in` would only echo its error; a refused count is validated as it is.
+    before += len(refused)
+    if len(diagnostics.errors) > before:
         raise SpecErrors(diagnostics)
     expansion = expand_blocks(
         data, positions, diagnostics, path.parent if path else Path.cwd(), files, policy, resolved
@@ -184,7 +207,6 @@ def _load_text(
     data = expansion.data
     unused = [name for name in unused if name not in expansion.inherited]
     if isinstance(data.get("layers"), dict):
-        before = len(diagnostics.errors)
         # `math:` nodes become op nodes (math.py): what every later stage, and expand, sees.
         data = {**data, "layers": math.desugar(data["layers"], positions, diagnostics, expansion.origins)}
         expansion.data = data
@@ -194,7 +216,7 @@ def _load_text(
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        _report_validation(exc, data, positions, diagnostics)
+        _report_validation(exc, data, positions, diagnostics, refused)
         raise SpecErrors(diagnostics) from None
 
     nested = _load_nested(spec, path, positions, diagnostics, chain, files, policy)
@@ -203,9 +225,12 @@ def _load_text(
         positions,
         diagnostics,
         {n: (list(s.spec.inputs), list(s.spec.outputs)) for n, s in nested.items()},
+        grants=policy.grants,
+        base=path.parent if path else Path.cwd(),
     )
     run_checks(ctx)
     diagnostics.raise_if_errors()
+    _anchor_paths(spec, expansion.data, path.parent if path else Path.cwd())
     from graphspec.graph import run_graph_checks
 
     graph = run_graph_checks(ctx)
@@ -230,7 +255,29 @@ def _load_text(
         list(overrides) if isinstance(overrides, list) else [f"{k}={v}" for k, v in overrides.items()],
         nested,
         expansion,
+        policy.grants,
     )
+
+
+def _anchor_paths(spec: Spec, document: dict, base: Path) -> None:
+    """Make each weights file or preset folder the spec names relative to its folder (granted,
+    or the checks would have refused it) absolute, in the spec and in its expanded `document`,
+    so that the spec a run or a tune writes elsewhere names the same file."""
+    import os
+
+    from graphspec.policy import GRANTABLE, is_path
+    from graphspec.spec import catalog
+
+    for name, node in spec.layers.items():
+        capabilities = (catalog.layer(node.type) or {}).get("capabilities", {}) if node.type else {}
+        for argument in GRANTABLE:
+            value = node.args.get(argument)
+            if argument in capabilities and is_path(value, argument) and not os.path.isabs(value):
+                anchored = os.path.normpath(os.path.join(os.path.abspath(base), value))
+                node.model_extra[argument] = anchored  # `args` is a copy of these
+                written = document.get("layers", {}).get(name)
+                if isinstance(written, dict) and written.get(argument) == value:
+                    written[argument] = anchored
 
 
 def _unused_params(data: dict, params: dict) -> list[str]:
@@ -374,17 +421,16 @@ def _check_node_count(
 
 
 def _report_validation(
-    exc: ValidationError, data: dict, positions: Positions, diagnostics: Diagnostics
+    exc: ValidationError, data: dict, positions: Positions, diagnostics: Diagnostics, told: list = ()
 ) -> None:
     """Turn pydantic's errors into diagnostics at the nearest recorded position.
 
     pydantic's locations include the names of union members and validators (`str`,
     `list[str]`, `function-after[...]`) that are not keys of the document; they are dropped.
     A value that matches no member of a union gives one error per member: only the first is kept.
+    An error about a value holding one of the paths in `told`, already refused, is left out.
     """
     seen: set[tuple] = set()
-    # A value an earlier stage has already refused (a count in `in`, chains.py) is told once.
-    told = {d.location for d in diagnostics.errors}
     for error in exc.errors():
         path, node = [], data
         for part in error["loc"]:
@@ -401,9 +447,8 @@ def _report_validation(
             continue
         seen.add(path)
         message, hint, key = _message(error, path, node)
-        location = positions.of(path, key=key)
-        if location not in told:
-            diagnostics.error(message, location, hint)
+        if not (path and any(tuple(t[: len(path)]) == path for t in told)):
+            diagnostics.error(message, positions.of(path, key=key), hint)
 
 
 def _message(error: dict, path: tuple, value: Any) -> tuple[str, str | None, bool]:
