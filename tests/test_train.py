@@ -479,7 +479,7 @@ def _bad(tmp_path: Path, *args: str, spec: str = "specs/book_qa.yaml") -> str:
 def test_a_missing_data_file_is_named(tmp_path):
     assert (
         _bad(tmp_path, "--data", str(tmp_path / "nope.npz"))
-        == f"error: no such data file: {tmp_path / 'nope.npz'}\n1 error\n"
+        == f"error: no such data file or folder: {tmp_path / 'nope.npz'}\n1 error\n"
     )
 
 
@@ -553,11 +553,14 @@ def test_wrong_shapes_of_inputs_and_targets_are_named(tmp_path):
 
 
 def test_what_to_train_on_must_be_said_once(tmp_path):
-    assert _bad(tmp_path) == "error: say what to train on: --synthetic, or --data FILE.npz\n1 error\n"
+    assert (
+        _bad(tmp_path)
+        == "error: say what to train on: --synthetic, or --data PATH (.npz, folder or table)\n1 error\n"
+    )
     np.savez(tmp_path / "d.npz", **_qa_arrays(8))
     assert (
         _bad(tmp_path, "--synthetic", "--data", str(tmp_path / "d.npz"))
-        == "error: say what to train on: --synthetic, or --data FILE.npz\n1 error\n"
+        == "error: say what to train on: --synthetic, or --data PATH (.npz, folder or table)\n1 error\n"
     )
     assert (
         _bad(tmp_path, "--synthetic", "--val-data", str(tmp_path / "d.npz"))
