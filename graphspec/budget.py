@@ -65,6 +65,17 @@ LIMITS: dict[str, Limit] = {
         # A layer takes about five serialized objects (itself, its dtype policy, initializers):
         # some 20,000 layers, twice a 10,000-node spec's model.
         Limit("model-objects", 100_000, "serialized Keras objects in model files (about five a layer)"),
+        # Training data named by --data, --val-data, --test-data (graphspec.data). An .npz is read
+        # whole: its members' sizes, as their zip headers declare them, are charged before any is
+        # inflated (a 2 MB file of zeros can declare 2 GB). Folders and tables are read as they go.
+        Limit("data-bytes", 1_000_000_000, "bytes of .npz arrays read into memory (as declared)"),
+        # A table is read line by line, each line at most this long: a file of one 2 GB line is
+        # refused after reading this much of it, not after reading it all.
+        Limit("data-line", 1_000_000, "bytes of one line (one record) of a data table"),
+        Limit("data-files", 10_000_000, "files listed in data folders, and table shards"),
+        # Pillow's own bound on one image (its decompression-bomb error is at twice 89 million);
+        # checked from the header, before any pixel is decoded.
+        Limit("image-pixels", 178_956_970, "pixels of one image file in a data folder"),
     )
 }
 

@@ -50,6 +50,21 @@ ValDataOption = Annotated[
     Optional[Path],
     typer.Option("--val-data", help="Validation arrays (.npz), keyed like --data.", show_default=False),
 ]
+# train, evaluate and predict read any data graphspec.data knows.
+_DATA_KINDS = (
+    "an .npz, a CSV/TSV/JSON Lines table (file, folder of shards or glob), or a folder of class "
+    "subfolders of images or text"
+)
+TrainDataOption = Annotated[
+    Optional[Path],
+    typer.Option("--data", metavar="PATH", help=f"Training data: {_DATA_KINDS}.", show_default=False),
+]
+TrainValDataOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--val-data", metavar="PATH", help="Validation data, of a kind --data takes.", show_default=False
+    ),
+]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
 RootOption = Annotated[
     Optional[Path],
@@ -192,6 +207,16 @@ def validate(
     specs: Annotated[list[Path], typer.Argument(help="Spec files to check.", show_default=False)],
     overrides: SetOption = None,
     warnings: Annotated[bool, typer.Option(help="Show warnings as well as errors.")] = True,
+    data: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--data",
+            metavar="PATH",
+            help="Also check this data against each spec: its kind and files, a table's header "
+            "against the columns the spec reads (no examples are read).",
+            show_default=False,
+        ),
+    ] = None,
     root: RootOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -199,7 +224,7 @@ def validate(
     # The same function runs `graphspec validate FILE...` without typer (graphspec.main).
     from graphspec.main import validate_specs
 
-    status = validate_specs(specs, overrides, warnings, root, debug)
+    status = validate_specs(specs, overrides, warnings, root, debug, data)
     if status:
         raise typer.Exit(status)
 
@@ -495,8 +520,18 @@ def train(
             show_default=False,
         ),
     ] = None,
-    data: DataOption = None,
-    val_data: ValDataOption = None,
+    data: TrainDataOption = None,
+    val_data: TrainValDataOption = None,
+    test_data: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--test-data",
+            metavar="PATH",
+            help="Score the trained model on this data once training ends (test_* metrics, "
+            "test_metrics.json).",
+            show_default=False,
+        ),
+    ] = None,
     validation_split: Annotated[
         Optional[float],
         typer.Option(
@@ -674,7 +709,7 @@ def train(
                 hint="give only --resume RUN_DIR",
             )
         if resume is not None:
-            if spec is not None or given or synthetic or data or val_data or out:
+            if spec is not None or given or synthetic or data or val_data or test_data or out:
                 raise SpecErrors.single(
                     "--resume continues a run with the spec, overrides and data it started with",
                     hint="give only --resume RUN_DIR",
@@ -685,6 +720,7 @@ def train(
             synthetic, kind = bool(started.get("synthetic")), started.get("kind")
             data = Path(started["data"]) if started.get("data") else None
             val_data = Path(started["val_data"]) if started.get("val_data") else None
+            test_data = Path(started["test_data"]) if started.get("test_data") else None
             out = final
         elif spec is None:
             raise SpecErrors.single("name the spec to train, or give --resume RUN_DIR")
@@ -694,7 +730,7 @@ def train(
         on_built = _init_from(init_from, quiet, max_params) if init_from is not None else None
         from graphspec.keras import train as training
 
-        source = training.DataSource(synthetic, kind=kind, data=data, val_data=val_data)
+        source = training.DataSource(synthetic, kind=kind, data=data, val_data=val_data, test_data=test_data)
         result = training.train(
             loaded,
             source,
@@ -716,6 +752,72 @@ def train(
         typer.echo("trained with the other processes; process 0 saves the run")
     else:
         typer.echo(f"run saved in {printable(str(result.run_dir), newlines=False)}")
+
+
+ModelArgument = Annotated[
+    Path, typer.Argument(metavar="RUN_DIR|F.keras", help="A run directory, or a model file graphspec wrote.")
+]
+EvalDataOption = Annotated[Path, typer.Option("--data", metavar="PATH", help=f"The examples: {_DATA_KINDS}.")]
+BatchOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--batch-size",
+        min=1,
+        help="Examples per batch (default: the spec's train.batch_size).",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def evaluate(
+    model: ModelArgument,
+    data: EvalDataOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+    batch_size: BatchOption = None,
+    max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
+    debug: DebugOption = False,
+) -> None:
+    """Score a trained model on labelled data: print the spec's loss and metrics."""
+    _quiet_tensorflow()
+    try:
+        from graphspec.keras.files import evaluate as evaluate_model
+
+        metrics, count = evaluate_model(model, data, batch_size, max_params)
+    except Exception as exc:
+        raise _failure(exc, "evaluation", debug) from None
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({"examples": count, "metrics": metrics}))
+    else:
+        typer.echo(f"{count} examples: " + " - ".join(f"{k}: {v:.4g}" for k, v in metrics.items()))
+
+
+@app.command()
+def predict(
+    model: ModelArgument,
+    data: EvalDataOption,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", metavar="FILE.csv|FILE.npz", help="Where the predictions go.")
+    ],
+    batch_size: BatchOption = None,
+    max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
+    debug: DebugOption = False,
+) -> None:
+    """Write a trained model's predictions on data: one row per example, with its file or row
+    id, the outputs, and the predicted class name where the run knows the classes."""
+    _quiet_tensorflow()
+    try:
+        from graphspec.data import predictions
+        from graphspec.keras.files import predict as predict_model
+
+        predictions.check_output(output)  # before any model is loaded
+        ids, outputs, classes = predict_model(model, data, batch_size, max_params)
+        predictions.write(output, ids, outputs, classes)
+    except Exception as exc:
+        raise _failure(exc, "prediction", debug) from None
+    typer.echo(f"{len(ids)} predictions written to {printable(str(output), newlines=False)}")
 
 
 def _init_from(path: Path, quiet: bool, max_params: int):

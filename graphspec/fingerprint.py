@@ -25,7 +25,8 @@ and the model's input and output `structure` and `trainable: false`. Hashes made
 `SCHEME` are not comparable: changing the canonical form is a format change.
 
 The training hash covers `compile` (the optimizer with its defaults left out, the same way),
-`train`, the inputs' synthetic-data settings (range, seq_len), and the grants the command gave
+`train`, the inputs' synthetic-data settings (range, seq_len), the `data:` section where there
+is one (how files and columns feed the model), and the grants the command gave
 (`--allow-download`, `--allow-read DIR`), where it gave any: they are the command's, never the
 architecture's.
 
@@ -145,6 +146,8 @@ def training_form(loaded: LoadedSpec) -> dict[str, Any]:
     grants = getattr(loaded, "grants", None)
     if grants:  # left out when none, so that a run without grants hashes as before
         form["grants"] = grants.record()
+    if spec.data is not None:  # only where written, so a spec without one hashes as before
+        form["feeding"] = spec.data.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     return form
 
 

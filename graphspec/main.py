@@ -37,15 +37,21 @@ def validate_specs(
     warnings: bool = True,
     root: Path | None = None,
     debug: bool = False,
+    data: Path | None = None,
 ) -> int:
     """Check each spec file as `graphspec validate` does, printing `PATH: ok (...)` for each valid
-    one and the diagnostics of each invalid one; the exit status: 0 if all are valid, else 2."""
+    one and the diagnostics of each invalid one; the exit status: 0 if all are valid, else 2.
+    With `data`, a table's header is also checked against the columns each spec names."""
     from graphspec.spec.load import load
 
     failed = 0
     for path in specs:
         try:
             loaded = load(path, overrides or [], root=root)
+            if data is not None:
+                from graphspec.data.examples import check_header
+
+                check_header(loaded, data)
         except SpecErrors as exc:
             failed += 1
             print_errors(exc, debug)

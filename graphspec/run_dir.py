@@ -242,7 +242,13 @@ _KINDS = {
     "strings": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v)),
 }
 # What a run records of its data (`DataSource.describe()`), in overrides.json and a tune's tune.json.
-SOURCE_FIELDS = {"synthetic": "bool?", "kind": "str?", "data": "str?", "val_data": "str?"}
+SOURCE_FIELDS = {
+    "synthetic": "bool?",
+    "kind": "str?",
+    "data": "str?",
+    "val_data": "str?",
+    "test_data": "str?",
+}
 _STARTED_FIELDS = {"overrides": "strings", **SOURCE_FIELDS}
 
 

@@ -350,6 +350,11 @@ def _checked_source(loaded: LoadedSpec, source: DataSource) -> DataSource:
     if source.val_data is not None and source.data is None:
         raise SpecErrors.single("--val-data needs --data: synthetic runs make their own validation data")
     for path in (source.data, source.val_data):
+        if path is not None and Path(path).is_dir():
+            raise SpecErrors.single(
+                f"tune trains on .npz arrays, and {path} is a folder",
+                hint="folders and tables are read by train, evaluate and predict; not yet by tune",
+            )
         if path is not None and not Path(path).is_file():
             raise SpecErrors.single(f"no such data file: {path}")
     train = loaded.spec.train

@@ -215,6 +215,30 @@ def test_training_on_jax_needs_no_tensorflow(tmp_path):
     assert (tmp_path / "run" / "model.keras").is_file()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_image_folder_trains_and_is_scored(backend, tmp_path):
+    # Your own data (graphspec/data) reads files with Pillow into a keras.utils.PyDataset,
+    # which every backend takes; --test-data scores the trained model on a folder too.
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, low in (("dark", 0), ("light", 160)):
+        (tmp_path / "pics" / label).mkdir(parents=True)
+        for i in range(16):
+            pixels = rng.integers(low, low + 96, size=(4, 4, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "pics" / label / f"{i}.png")
+    sets = ["--set", "height=4", "--set", "width=4", "--set", "channels=3", "--set", "classes=2"]
+    pics, out = str(tmp_path / "pics"), tmp_path / "run"
+    args = ["specs/image_classifier.yaml", "--data", pics, "--test-data", pics, *sets]
+    args += ["--epochs", "8", "--batch-size", "4", "--quiet", "--out", str(out)]
+    result = _python(backend, "-m", "graphspec", "train", *args)
+    assert result.returncode == 0, result.stderr
+    tested = json.loads((out / "test_metrics.json").read_text())
+    assert tested["accuracy"] >= 0.85
+    assert json.loads((out / "classes.json").read_text()) == {"label": ["dark", "light"]}
+
+
 @needs_jax
 def test_a_callback_that_needs_tensorflow_is_refused_without_it(tmp_path):
     spec = tmp_path / "logged.yaml"

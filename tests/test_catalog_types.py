@@ -155,12 +155,13 @@ def test_keras_accepts_each_example_and_refuses_each_counter_example():
                 except Exception:
                     not_taken.add((name, arg))
                     continue
-            # Every example of a fragment is tried once, then two (and null) on each other class:
-            # enough to show the class takes that kind of value, in a fraction of the time.
-            values = examples(fragment)
+            # Every example and counter-example of a fragment is tried once, then two examples
+            # (and null) and four counter-examples on each other class: enough to show the class
+            # takes that kind of value and refuses the wrong kinds, in a fraction of the time.
+            values, wrong = examples(fragment), counter_examples(fragment)
             key = json.dumps(fragment, sort_keys=True)
             if key in tried:
-                values = values[:2] + [None] * (None in values)
+                values, wrong = values[:2] + [None] * (None in values), wrong[:4]
             tried.add(key)
             for value in values:
                 try:
@@ -174,7 +175,7 @@ def test_keras_accepts_each_example_and_refuses_each_counter_example():
                 except Exception as exc:
                     refused_wrongly.append(f"{name}({arg}={value!r}): {str(exc)[:120]}")
                 checked += 1
-            for value in counter_examples(fragment):
+            for value in wrong:
                 if not _refused(cls, {**base, arg: value}, name, entry):
                     accepted_wrongly.append(f"{name}({arg}={value!r})")
                 checked += 1
@@ -227,3 +228,25 @@ def test_losses_metrics_optimizers_and_callbacks_agree_with_keras():
                 checked += 1
     assert not disagreements, "\n".join(disagreements)
     assert checked >= 40
+
+
+def test_ops_agree_with_keras():
+    x = np.ones((2, 5, 6), "float32")
+    disagreements, checked = [], 0
+    for name, entry in catalog.catalog()["ops"].items():
+        function = getattr(keras.ops, name)
+        for arg, fragment in entry["types"].items():
+            for value in examples(fragment):
+                try:
+                    function(x, **{arg: value})
+                except Exception as exc:
+                    disagreements.append(f"refused ops.{name}({arg}={value!r}): {str(exc)[:100]}")
+            for value in counter_examples(fragment):
+                try:
+                    function(x, **{arg: value})
+                except Exception:
+                    continue
+                disagreements.append(f"accepted ops.{name}({arg}={value!r})")
+            checked += 1
+    assert not disagreements, "\n".join(disagreements)
+    assert checked >= 30

@@ -147,6 +147,8 @@ READERS = {
     "diff": ["diff", "{model}", "{spec}"],
     "tune": ["tune", "{spec}", "--synthetic", "--out", "{out}/tune"],
     "card": ["card", "{run}", "-o", "{out}/MODEL_CARD.md"],
+    "evaluate": ["evaluate", "{model}", "--data", "{out}/d.npz"],
+    "predict": ["predict", "{model}", "--data", "{out}/d.npz", "-o", "{out}/p.csv"],
     "git-diff": ["git-diff", "s.yaml", "{spec}", "0" * 40, "100644", "{spec}", "0" * 40, "100644"],
 }
 # ensemble reads model files only: tests/test_model_files.py shows its members spend one budget.

@@ -106,3 +106,14 @@ def test_two_overrides_in_one_set_are_an_error_saying_to_repeat_set():
 def test_a_quoted_value_with_an_equals_sign_after_a_space_is_a_plain_string():
     assert "Dense's argument 'activation' takes an activation name" in _render(["act='a b=c'"])
     assert "not 'a b=c'" in _render(["act='a b=c'"])
+
+
+def test_a_placeholder_left_open_is_an_error_at_its_value():
+    with pytest.raises(SpecErrors) as info:
+        graphspec.load(SPEC.replace("units: 1,", 'units: "${",'))
+    assert info.value.diagnostics.render() == (
+        "<string>:11:27: error: '${' opens an expression that no '}' closes\n"
+        '    y: {type: Dense, units: "${", in: h}\n'
+        "                            ^~~~\n"
+        "  hint: write it as ${name}"
+    )

@@ -346,3 +346,37 @@ def test_stages_are_in_the_training_fingerprint_and_absent_stages_change_nothing
     assert training_form(staged)["train"]["stages"] == [{"epochs": 1, "freeze": "backbone", "unfreeze": []}]
     before, after = fingerprint(plain).as_dict(), fingerprint(staged).as_dict()
     assert before["architecture"] == after["architecture"] and before["training"] != after["training"]
+
+
+def test_each_stage_reads_a_tables_batches_of_its_own_epochs(tmp_path, monkeypatch):
+    from graphspec.keras.files import FileBatches
+
+    served: list[list[int]] = [[]]  # the epochs of the batches read before fitting, then per fit
+    getitem = FileBatches.__getitem__
+
+    def read(self, index):
+        served[-1].append(self.first_epoch + index // self.per_epoch)
+        return getitem(self, index)
+
+    monkeypatch.setattr(FileBatches, "__getitem__", read)
+
+    class Fits(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            served.append([])
+
+    spec = {
+        "graphspec": 1,
+        "name": "table",
+        "inputs": {"a": {"shape": [1]}},
+        "layers": {"kind": {"type": "Dense", "units": 2, "activation": "softmax", "in": "a"}},
+        "outputs": {"kind": {"loss": "sparse_categorical_crossentropy"}},
+        "train": {"batch_size": 8, "seed": 5, "stages": [{"epochs": 1}, {"epochs": 2}]},
+    }
+    (tmp_path / "table.yaml").write_text(yaml.safe_dump(spec))
+    table = tmp_path / "t.csv"
+    table.write_text("a,kind\n" + "".join(f"{i},{'cat' if i % 2 else 'dog'}\n" for i in range(8)))
+    loaded = graphspec.load(tmp_path / "table.yaml")
+    result = train(loaded, DataSource(data=table), out=tmp_path / "run", verbose=0, extra_callbacks=[Fits()])
+    assert result.history["stage"] == [1, 2, 2]
+    # Stage 2's fit reads epochs 1 and 2 (in their orders), not stage 1's epoch 0 again.
+    assert len(served) == 3 and 0 not in served[2] and {1, 2} <= set(served[2])

@@ -71,7 +71,10 @@ def test_every_spec_trains_one_short_epoch_on_synthetic_data(path, tmp_path):
     again = graphspec.load(result.run_dir / "spec.yaml")
     assert again.spec.train.seed == 0 and again.spec.train.samples == 4
     assert again.resolved() == loaded.resolved()
-    assert json.loads((result.run_dir / "overrides.json").read_text()) == {
+    recorded = json.loads((result.run_dir / "overrides.json").read_text())
+    # The spec is in this repository: the run records its commit and path (for `graphspec card`).
+    assert recorded.pop("revision")["path"] == f"specs/{path.name}"
+    assert recorded == {
         "overrides": overrides,
         "synthetic": True,
         "kind": "random",
@@ -429,6 +432,7 @@ def test_training_on_npz_files_with_validation_data(tmp_path):
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history["epoch"] == [0, 1] and len(history["val_loss"]) == 2
     recorded = json.loads((tmp_path / "run" / "overrides.json").read_text())
+    assert recorded.pop("revision")["path"] == "specs/book_qa.yaml"
     assert recorded == {
         "overrides": QA_SMALL + ["train.epochs=2", "train.batch_size=4"],
         "data": str(tmp_path / "train.npz"),
@@ -479,7 +483,7 @@ def _bad(tmp_path: Path, *args: str, spec: str = "specs/book_qa.yaml") -> str:
 def test_a_missing_data_file_is_named(tmp_path):
     assert (
         _bad(tmp_path, "--data", str(tmp_path / "nope.npz"))
-        == f"error: no such data file: {tmp_path / 'nope.npz'}\n1 error\n"
+        == f"error: no such data file or folder: {tmp_path / 'nope.npz'}\n1 error\n"
     )
 
 
@@ -553,11 +557,14 @@ def test_wrong_shapes_of_inputs_and_targets_are_named(tmp_path):
 
 
 def test_what_to_train_on_must_be_said_once(tmp_path):
-    assert _bad(tmp_path) == "error: say what to train on: --synthetic, or --data FILE.npz\n1 error\n"
+    assert (
+        _bad(tmp_path)
+        == "error: say what to train on: --synthetic, or --data PATH (.npz, folder or table)\n1 error\n"
+    )
     np.savez(tmp_path / "d.npz", **_qa_arrays(8))
     assert (
         _bad(tmp_path, "--synthetic", "--data", str(tmp_path / "d.npz"))
-        == "error: say what to train on: --synthetic, or --data FILE.npz\n1 error\n"
+        == "error: say what to train on: --synthetic, or --data PATH (.npz, folder or table)\n1 error\n"
     )
     assert (
         _bad(tmp_path, "--synthetic", "--val-data", str(tmp_path / "d.npz"))

@@ -7,6 +7,7 @@ Keras raises while creating or calling a node is reported at that node's line in
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -125,9 +126,25 @@ def _argument(name: str, value: Any) -> Any:
         type_name = inner.pop("type")
         if name in catalog.LAYER_VALUED_ARGS or layer_activation(name, value):
             return make_layer(type_name, inner, name=None)
-        # Initializers, regularizers and constraints: Keras's own deserializer takes this form.
-        return {"class_name": type_name, "config": {**_object_defaults(type_name), **inner}}
+        return object_config(type_name, inner)
     return value
+
+
+def object_config(type_name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """An initializer, regularizer or constraint `{type: NAME, ...args}` as the config Keras's own
+    deserializer takes. Raises TypeError for an argument the class does not take: Keras's
+    `Constant.from_config` would drop a misspelt one silently, and build a different model."""
+    for module in (keras.initializers, keras.regularizers, keras.constraints):
+        cls = getattr(module, type_name, None)
+        if isinstance(cls, type):
+            parameters = inspect.signature(cls).parameters.values()
+            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+                known = {p.name for p in parameters}
+                for arg in args:
+                    if arg not in known:
+                        raise TypeError(f"{type_name}() got an unexpected keyword argument '{arg}'")
+            break
+    return {"class_name": type_name, "config": {**_object_defaults(type_name), **args}}
 
 
 def _object_defaults(type_name: str) -> dict[str, Any]:

@@ -141,6 +141,33 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         for kind in ("Average", "Max")
         for n in (1, 2, 3)
     },
+    # Ops that take one axis, not a list (argsort and sort round a float one down).
+    **{
+        ("ops", op, "axis"): INT
+        for op in (
+            "argmax",
+            "argmin",
+            "cumprod",
+            "cumsum",
+            "glu",
+            "log_softmax",
+            "nanargmax",
+            "nanargmin",
+            "nancumprod",
+            "nancumsum",
+            "softmax",
+            "sparsemax",
+            "unique",
+            "unstack",
+        )
+    },
+    ("ops", "argsort", "axis"): {"type": "number"},
+    ("ops", "sort", "axis"): {"type": "number"},
+    # Whether these take an axis depends on the tensor's shape (norm: at most 2 axes; squeeze: of
+    # size 1); stack's x is a list of tensors.
+    ("ops", "norm", "axis"): None,
+    ("ops", "squeeze", "axis"): None,
+    ("ops", "stack", "axis"): None,
     # SimpleRNN takes activity_regularizer and never reads it: any value passes.
     ("layers", "SimpleRNN", "activity_regularizer"): None,
 }
@@ -156,6 +183,8 @@ def _other_rule(section: str, name: str, arg: str) -> dict | None:
         return {**FLOAT, **RATE, "description": "a number with a decimal point from 0.0 to 1.0"}
     if section == "metrics" and arg == "num_thresholds":
         return {"type": "integer", "minimum": 2}
+    if section == "ops" and arg == "axis":
+        return ref("axis")
     if section == "callbacks" and name == "ReduceLROnPlateau" and arg == "factor":
         return {"type": "number", "exclusiveMaximum": 1}
     return None
@@ -204,6 +233,9 @@ def types(section: str, name: str, entry: dict) -> dict[str, dict]:
     defaults = entry.get("defaults", {})
     for arg in entry.get("args", ()):
         key = (section, name, arg)
+        # An op's axis is typed where the op reads one tensor `x` (what the test can call it on).
+        if section == "ops" and (entry.get("required") != ["x"] or arg not in entry.get("init", ())):
+            continue
         has_default = arg in defaults
         fragment = (
             EXCEPTIONS[key]

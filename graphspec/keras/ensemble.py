@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from graphspec import arrays as arr
 from graphspec import run_dir as rd
+from graphspec.data import npz
 from graphspec.errors import SpecErrors
 from graphspec.keras.build import by_name, honour_call_training
 from graphspec.keras.data import checked_arrays
@@ -124,7 +124,7 @@ def _shape(shape: tuple) -> str:
 
 def data_for(member: Member, data: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The validation arrays, checked against the member's model: inputs and targets by name."""
-    checked = checked_arrays(arr.load_arrays(data, member.loaded), str(data), member.loaded, member.model)
+    checked = checked_arrays(npz.load(data, member.loaded), str(data), member.loaded, member.model)
     return checked.x, checked.y
 
 

@@ -200,11 +200,10 @@ def make_node_layer(node: LayerSpec, name: str) -> keras.layers.Layer:
 def _object(arg: str, value: Any) -> Any:
     """An initializer, regularizer or constraint written `{type: NAME, ...}`, as Keras's config."""
     if isinstance(value, dict) and isinstance(value.get("type"), str):
-        from graphspec.keras.build import _object_defaults
+        from graphspec.keras.build import object_config
 
         inner = dict(value)
-        type_name = inner.pop("type")
-        return {"class_name": type_name, "config": {**_object_defaults(type_name), **inner}}
+        return object_config(inner.pop("type"), inner)
     return value
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from graphspec import arrays as arr
 from graphspec import atomic, flock
+from graphspec.data import npz
 from graphspec.errors import Diagnostics
 from graphspec.keras.build import by_name
 from graphspec.keras.data import checked_arrays, output_shapes, synthetic_datasets, targets_of
@@ -164,7 +165,7 @@ def reported_metrics(loaded: LoadedSpec, data: Path | dict[str, np.ndarray], val
     model on the way."""
     keras.utils.set_random_seed(0)
     model = by_name(loaded.build(), loaded)
-    found = data if isinstance(data, dict) else arr.load_arrays(data, loaded)
+    found = data if isinstance(data, dict) else npz.load(data, loaded)
     arrays = checked_arrays(found, "synthetic data" if isinstance(data, dict) else str(data), loaded, model)
     count = min(len(arrays), 8)
     logs = model.evaluate(

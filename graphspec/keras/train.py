@@ -1,4 +1,4 @@
-"""A training run: a spec, data (synthetic or .npz), callbacks, and a run directory.
+"""A training run: a spec, data (synthetic, .npz, folders or tables), callbacks, and a run directory.
 
 Everything that can be wrong with the input (a data file, an array, a callback) is found
 before `fit` starts, and a run that fails leaves no run directory behind (`graphspec.run_dir`).
@@ -18,11 +18,13 @@ import numpy as np
 
 from graphspec import arrays as arr
 from graphspec import run_dir as rd
+from graphspec.data import npz
+from graphspec.data.examples import Examples, bind, is_npz
 from graphspec.errors import SpecErrors
 from graphspec.fingerprint import fingerprint
 from graphspec.keras.build import build_model_and_tensors, by_name, compile_model
 from graphspec.keras.callbacks import activation_tensors, build_callbacks, check_tensorflow
-from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, synthetic_datasets
+from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, output_shapes, synthetic_datasets
 from graphspec.keras.distribute import (
     Cluster,
     ProcessBatches,
@@ -37,6 +39,7 @@ from graphspec.keras.distribute import (
     same_seed,
     saving_alone,
 )
+from graphspec.keras.files import FileBatches, raising_failure, score, write_classes
 from graphspec.keras.save import save_model
 from graphspec.keras.stages import STAGE_KEY, BuiltState, StageMarker, apply_stage
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
 
 
 BACKUP_DIR = "backup"
+TEST_METRICS_FILE = "test_metrics.json"
 
 
 @dataclass
@@ -67,11 +71,15 @@ class DataSource:
     kind: str | None = None
     data: Path | None = None
     val_data: Path | None = None
+    test_data: Path | None = None
 
     def describe(self) -> dict[str, Any]:
         if self.synthetic:
             return {"synthetic": True, "kind": self.kind}
-        return {"data": str(self.data), "val_data": str(self.val_data) if self.val_data else None}
+        described = {"data": str(self.data), "val_data": str(self.val_data) if self.val_data else None}
+        if self.test_data is not None:
+            described["test_data"] = str(self.test_data)
+        return described
 
 
 class EpochHistory(keras.callbacks.Callback):
@@ -126,7 +134,7 @@ def train(
     """
     settings = loaded.spec.train
     if source.synthetic == (source.data is not None):
-        raise SpecErrors.single("say what to train on: --synthetic, or --data FILE.npz")
+        raise SpecErrors.single("say what to train on: --synthetic, or --data PATH (.npz, folder or table)")
     if source.val_data is not None and source.data is None:
         raise SpecErrors.single("--val-data needs --data: synthetic runs make their own validation data")
     if source.val_data is not None and settings.validation_split:
@@ -139,12 +147,25 @@ def train(
     check_tensorflow(loaded)
     if out is None and not resume:
         rd.checked_base(runs_root, loaded.name)  # a link on the way is refused before any work
-    # Files are read before TensorFlow builds anything, so a missing one fails at once.
-    files = {}
+    if source.test_data is not None and source.data is None:
+        raise SpecErrors.single("--test-data needs --data: it scores a model trained on files")
+    # Files are read before TensorFlow builds anything, so a missing one fails at once: .npz
+    # arrays whole (charged to the data-bytes limit first), folders and tables as examples
+    # whose headers and labels are checked now and whose files are read batch by batch.
+    files: dict[str, Any] = {}
     if source.data is not None:
-        files["data"] = arr.load_arrays(source.data, loaded)
-        if source.val_data is not None:
-            files["val"] = arr.load_arrays(source.val_data, loaded)
+        if is_npz(source.data) and (source.val_data is None or is_npz(source.val_data)):
+            files["data"] = npz.load(source.data, loaded)
+            if source.val_data is not None:
+                files["val"] = npz.load(source.val_data, loaded)
+        else:
+            files["examples"] = bind(loaded, source.data)
+            classes = files["examples"].classes
+            if source.val_data is not None:
+                files["val_examples"] = bind(loaded, source.val_data, classes=classes)
+        if source.test_data is not None:
+            classes = files["examples"].classes if "examples" in files else None
+            files["test_examples"] = bind(loaded, source.test_data, classes=classes)
 
     if cluster is not None:
         check_cluster_run(cluster, [c.type for c in settings.callbacks], devices, resume)
@@ -179,7 +200,7 @@ def train(
 def _train(
     loaded: LoadedSpec,
     source: DataSource,
-    files: dict[str, dict[str, np.ndarray]],
+    files: dict[str, Any],
     settings: Any,
     replicas: int,
     scope: Callable[[], Any],
@@ -224,6 +245,41 @@ def _train(
         check_batches(replicas, settings.batch_size, counts, processes)
         sample = val_data.inputs(0) if val_data is not None else None
         fit_args: dict[str, Any] = fit_arguments(train_data, val_data, settings.shuffle)
+    elif "examples" in files:
+        if processes.count > 1:
+            raise SpecErrors.single(
+                "a multi-process run trains on .npz arrays or synthetic data; folders and tables "
+                "are read by one process"
+            )
+        examples: Examples = files["examples"]
+        _check_class_counts(loaded, model, examples)
+        if "val_examples" in files:
+            validation_examples: Examples | None = files["val_examples"]
+        else:
+            # A folder lists its examples class by class: the split is drawn from the seed.
+            if examples.files:
+                examples = examples.shuffled(seed)
+            examples, validation_examples = examples.split(settings.validation_split)
+        counts = {
+            "training": len(examples),
+            "validation": len(validation_examples) if validation_examples is not None else 0,
+        }
+        check_batches(replicas, settings.batch_size, counts, processes)
+        targetless = arr.targetless_outputs(loaded)
+        # A resumed run goes on from the epoch after its last completed one, in that epoch's order.
+        done = (
+            max((len(v) for v in rd.read_history(rd.partial_path(out)).values()), default=0) if resume else 0
+        )
+        batches = FileBatches(
+            examples, settings.batch_size, seed, settings.shuffle, targetless, settings.total_epochs, done
+        )
+        val_batches = (
+            FileBatches(validation_examples, settings.batch_size, targetless=targetless)
+            if validation_examples is not None
+            else None
+        )
+        sample = val_batches[0][0] if val_batches is not None else None
+        fit_args = {"x": batches, "validation_data": val_batches, "steps_per_epoch": batches.per_epoch}
     else:
         arrays = checked_arrays(files["data"], str(source.data), loaded, model)
         if "val" in files:
@@ -282,9 +338,17 @@ def _train(
                 run.path / rd.OVERRIDES_FILE, {**started, **({"revision": revision} if revision else {})}
             )
             rd.write_json(run.path / "fingerprint.json", fingerprint(loaded).as_dict())
-        stages.fit(callbacks, run.path / BACKUP_DIR, verbose=verbose, **fit_args)
+            if "examples" in files:
+                write_classes(run.path, files["examples"].classes)
+        datasets = [fit_args.get("x"), fit_args.get("validation_data")]
+        with raising_failure(*[d for d in datasets if isinstance(d, FileBatches)]):
+            stages.fit(callbacks, run.path / BACKUP_DIR, verbose=verbose, **fit_args)
         values = epochs.history
         rd.write_history(run.path, values)
+        if "test_examples" in files:
+            tested = score(model, loaded, files["test_examples"], settings.batch_size)
+            rd.write_json(run.path / TEST_METRICS_FILE, tested)
+            values = {**values, **{f"test_{key}": [value] for key, value in tested.items()}}
         with local():  # a multi-process run saves on process 0 alone (`saving_alone`)
             save_model(built, run.path / rd.MODEL_FILE, loaded)
         where = run.commit()
@@ -311,6 +375,10 @@ class Stages:
             self.model.fit(epochs=self.settings.epochs, callbacks=callbacks, **fit_args)
             return
         start = 0
+        # Batches read from files are drawn by epoch: each stage's fit starts at its first epoch
+        # (or, resumed, at the first one not done), not at the run's.
+        files = fit_args.get("x") if isinstance(fit_args.get("x"), FileBatches) else None
+        resumed_at = files.first_epoch if files is not None else 0
         for index, stage in enumerate(stages):
             apply_stage(self.state, self.loaded, stage, index)
             with self.scope():
@@ -323,6 +391,8 @@ class Stages:
                 own.append(keras.callbacks.BackupAndRestore(folder, delete_checkpoint=False))
             # Keras keeps the epoch a backup restored on the model; the next stage starts at its own.
             self.model._initial_epoch = None
+            if files is not None:
+                files.first_epoch = min(max(start, resumed_at), start + stage.epochs - 1)
             self.model.fit(
                 initial_epoch=start, epochs=start + stage.epochs, callbacks=own + callbacks, **fit_args
             )
@@ -333,6 +403,31 @@ class Stages:
                 break
         if backups is not None:
             shutil.rmtree(backups, ignore_errors=True)
+
+
+def _check_class_counts(loaded: LoadedSpec, model: keras.Model, examples: Examples) -> None:
+    """Refuse data with more classes than an output has units (sparse or one-hot targets): its
+    last classes would be out of range, which Keras does not always notice."""
+    if not examples.classes or not len(examples):
+        return
+    x, _ = examples.batch(np.arange(1))
+    shapes = output_shapes(model, {name: value.shape[1:] for name, value in x.items()})
+    for name, classes in examples.classes.items():
+        units = shapes[name][-1] if shapes.get(name) else None
+        target = examples.targets.get(name)
+        if (
+            units is None
+            or target is None
+            or (target.ndim == 2 and target.shape[1] == 1 and target.dtype.kind == "f")
+        ):
+            continue  # a binary output: one unit, two classes
+        if len(classes) > units:
+            raise SpecErrors.single(
+                f"output '{name}' has {units} units, and data {examples.path} has {len(classes)} classes",
+                loaded.location("outputs", name, key=True),
+                hint="give the output one unit per class (specs/image_classifier.yaml: --set classes=N)",
+                sources=loaded.diagnostics.sources,
+            )
 
 
 def _process_batches(

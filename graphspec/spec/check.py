@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from graphspec import arrays, policy
+from graphspec.data.section import check_data
 from graphspec.errors import Diagnostics, Suggestion, did_you_mean
 from graphspec.spec import catalog, ops, types
 from graphspec.spec.model import INDEX_TARGET, NAME, REFERENCE, VALUE_LOSS, LayerSpec, Spec, TypedObject
@@ -574,6 +575,7 @@ CHECKS: tuple[Callable[[Context], None], ...] = (
     check_train_stages,
     check_search,
     check_sizes,
+    check_data,
 )
 
 

@@ -499,10 +499,13 @@ def _allowed_keys(parent: tuple, model) -> list[str]:
         ("compile",): model.CompileSpec,
         ("train",): model.TrainSpec,
         ("search",): model.SearchSpec,
+        ("data",): model.DataSpec,
     }
     cls = top.get(parent)
     if cls is None and len(parent) == 2:
         cls = {"inputs": model.InputSpec, "outputs": model.OutputSpec}.get(parent[0])
+    if cls is None and len(parent) == 3 and parent[0] == "data":
+        cls = {"inputs": model.DataInput, "outputs": model.DataOutput}.get(parent[1])
     if cls is None and len(parent) == 3 and parent[:2] == ("search", "params"):
         from graphspec.spec.search import SearchParam
 

@@ -287,6 +287,76 @@ class TrainSpec(_Strict):
         return sum(s.epochs for s in self.stages) if self.stages else self.epochs
 
 
+# What data.outputs' encoding may say: how an output's targets are made from labels or values.
+ENCODINGS = ("sparse", "one-hot", "binary", "regression")
+
+
+class ImageSettings(_Strict):
+    """How an image file becomes an input: decoded, cropped, resized, with this many channels."""
+
+    size: tuple[int, int] | None = Field(
+        default=None, description="[height, width] images are resized to; default: the input's shape."
+    )
+    channels: Literal[1, 3, 4] | None = Field(
+        default=None, description="1 (grey), 3 (RGB) or 4 (RGBA); default: the input's last dimension."
+    )
+    crop: Literal["center"] | None = Field(
+        default=None, description="'center': crop to the size's aspect ratio before resizing."
+    )
+    convert: bool = Field(
+        default=False, description="Convert images of another channel count instead of refusing them."
+    )
+
+    @field_validator("size")
+    @classmethod
+    def _positive_size(cls, size: tuple[int, int] | None) -> tuple[int, int] | None:
+        if size is not None and (min(size) <= 0 or max(size) > 65_535):
+            raise ValueError(f"an image size is two lengths from 1 to 65535, got {list(size)}")
+        return size
+
+
+class DataInput(_Strict):
+    """Where one input's values come from: a table's column or columns, an image or a text file."""
+
+    column: str | None = Field(default=None, description="A table column: one value per example.")
+    columns: list[str] | str | None = Field(
+        default=None, description="Table columns, in order, or a glob of column names ('p*'): a vector."
+    )
+    image: ImageSettings | None = Field(default=None, description="The example's image file.")
+    text: bool | None = Field(default=None, description="true: the example's text file, as a string.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataInput:
+        given = [k for k in ("column", "columns", "image", "text") if getattr(self, k) not in (None, False)]
+        if len(given) > 1:
+            raise ValueError("a data input reads one of 'column', 'columns', 'image' or 'text'")
+        return self
+
+
+class DataOutput(_Strict):
+    """Where one output's targets come from, and how they are encoded."""
+
+    column: str | None = Field(
+        default=None, description="A table column; default: the output's name. Folders: the class folder."
+    )
+    columns: list[str] | str | None = Field(
+        default=None, description="Table columns (or a glob of names) of a vector target."
+    )
+    encoding: Literal["sparse", "one-hot", "binary", "regression"] | None = Field(
+        default=None, description="How labels become targets; default: what the output's loss takes."
+    )
+    classes: list[str] | None = Field(
+        default=None, description="The class names in order; default: the labels seen in training, sorted."
+    )
+
+
+class DataSpec(_Strict):
+    """How examples on disk meet the model's inputs and outputs (README: Your own data)."""
+
+    inputs: dict[str, DataInput] = Field(default_factory=dict)
+    outputs: dict[str, DataOutput] = Field(default_factory=dict)
+
+
 class BlockSpec(_Strict):
     """A reusable sub-graph, used as a node any number of times (docs/blocks.md)."""
 
@@ -342,6 +412,9 @@ class Spec(_Strict):
     trainable: bool = Field(default=True, description="False freezes the whole model (Keras's trainable).")
     compile: CompileSpec = Field(default_factory=CompileSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
+    data: DataSpec | None = Field(
+        default=None, description="How files, folders and tables feed the inputs and targets."
+    )
     search: SearchSpec | None = Field(
         default=None, description="A hyperparameter search over this spec's values (graphspec tune)."
     )

@@ -351,6 +351,11 @@ def _substitute_string(
     check_only: bool,
 ) -> Any:
     matches = list(PLACEHOLDER.finditer(data))
+    if not matches:
+        diagnostics.error(
+            "'${' opens an expression that no '}' closes", positions.of(path), hint="write it as ${name}"
+        )
+        return data
     parsed: list[expr.Expression | str] = []
     for match in matches:
         if match.group(1).strip() in params:

@@ -80,6 +80,9 @@ def matches(value: Any, fragment: dict) -> bool:
         if not any(_is_type(value, k) for k in kinds):
             return False
     if _is_type(value, "number"):
+        bounded = any(k in fragment for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"))
+        if bounded and value != value:  # NaN is within no bounds
+            return False
         if "minimum" in fragment and value < fragment["minimum"]:
             return False
         if "maximum" in fragment and value > fragment["maximum"]:
@@ -165,7 +168,12 @@ def show(value: Any) -> str:
     """`value` as a spec's reader would write it in a message."""
     if isinstance(value, str):
         return repr(value)
-    return json.dumps(value)
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return ".nan" if value != value else (".inf" if value > 0 else "-.inf")  # as YAML writes them
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):  # a value YAML made that JSON has no form for (a date)
+        return repr(value)
 
 
 def _enums(fragment: dict) -> list[str]:

@@ -22,6 +22,7 @@ SECTION_ORDER = (
     "trainable",
     "compile",
     "train",
+    "data",
 )
 _ONE_PER_LINE = ("inputs", "layers", "outputs")
 _MAX_ALIGN = 32

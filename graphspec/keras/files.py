@@ -1,0 +1,219 @@
+"""Examples of a data path (`graphspec.data.examples`) as Keras takes them, and the scoring and
+predicting of a trained model on them.
+
+`FileBatches` is a `keras.utils.PyDataset`, so it runs on every Keras backend: batch `i` is read
+(images decoded, texts read) when Keras asks for it, in an order drawn each epoch from the run's
+seed and the epoch's number. A file found damaged mid-stream raises `SpecErrors` naming it; Keras
+wraps whatever a dataset raises in its own errors, so the error is kept on the dataset and
+`raising_failure` raises it in place of Keras's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+
+from graphspec import arrays as arr
+from graphspec import run_dir as rd
+from graphspec.data.examples import Examples, bind
+from graphspec.errors import SpecErrors
+from graphspec.spec.load import DEFAULT_MAX_PARAMS
+
+if TYPE_CHECKING:
+    from graphspec.spec.load import LoadedSpec
+
+CLASSES_FILE = "classes.json"
+
+
+class FileBatches(keras.utils.PyDataset):
+    """`examples` in batches of `batch_size`, for epochs `first_epoch` to `epochs - 1`, in a new
+    order each epoch when `shuffle`: train with `steps_per_epoch=batches.per_epoch`.
+
+    Batch `k` is batch `k % per_epoch` of epoch `first_epoch + k // per_epoch`, whose order is
+    drawn from (seed, epoch) alone: no state follows the calls, which Keras makes out of order
+    and more than once (it reads batches ahead to learn their shapes, and calls `on_epoch_end`
+    when it resets an iterator too). So a run resumed at epoch `e` (`first_epoch=e`) reads the
+    batches the uninterrupted run would have.
+    """
+
+    def __init__(
+        self,
+        examples: Examples,
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = False,
+        targetless: list[str] | None = None,
+        epochs: int = 1,
+        first_epoch: int = 0,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.examples, self.batch_size = examples, batch_size
+        self.seed, self.shuffle = seed, shuffle
+        self.epochs, self.first_epoch = epochs, min(first_epoch, epochs - 1)
+        self.targetless = targetless or []
+        self.failure: SpecErrors | None = None
+        self._orders: dict[int, np.ndarray] = {}
+
+    @property
+    def per_epoch(self) -> int:
+        """Batches in one epoch."""
+        return math.ceil(len(self.examples) / self.batch_size)
+
+    def order_of(self, epoch: int) -> np.ndarray:
+        """The order of the examples in epoch `epoch`."""
+        order = self._orders.get(epoch)
+        if order is None:
+            count = len(self.examples)
+            order = (
+                np.random.default_rng((self.seed, epoch)).permutation(count)
+                if self.shuffle
+                else np.arange(count)
+            )
+            self._orders = {epoch: order, **{e: o for e, o in self._orders.items() if e >= epoch - 1}}
+        return order
+
+    def __len__(self) -> int:
+        return self.per_epoch * (self.epochs - self.first_epoch)
+
+    def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        epoch, batch = divmod(index, self.per_epoch)
+        rows = self.order_of(self.first_epoch + epoch)[
+            batch * self.batch_size : (batch + 1) * self.batch_size
+        ]
+        try:
+            x, y = self.examples.batch(rows)
+        except SpecErrors as exc:
+            self.failure = exc
+            raise
+        if self.targetless:
+            y = {**y, **{name: arr.dummy_target(len(rows)) for name in self.targetless}}
+        return x, y
+
+
+@contextlib.contextmanager
+def raising_failure(*datasets: FileBatches | None) -> Iterator[None]:
+    """Run the block; if it fails after one of `datasets` failed to read a file, raise that
+    dataset's located error instead of what Keras made of it."""
+    try:
+        yield
+    except Exception:
+        for dataset in datasets:
+            if dataset is not None and dataset.failure is not None:
+                raise dataset.failure from None
+        raise
+
+
+def write_classes(directory: Path, classes: dict[str, list[str]]) -> None:
+    """Record each output's class names in a run directory (`classes.json`)."""
+    if classes:
+        rd.write_json(directory / CLASSES_FILE, classes)
+
+
+def read_classes(directory: Path) -> dict[str, list[str]] | None:
+    """The class names a run recorded, or None when it recorded none."""
+    path = directory / CLASSES_FILE
+    if not path.is_file():
+        return None
+    data = rd.read_json(path)
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(c, str) for c in v) for v in data.values()
+    ):
+        raise SpecErrors.single(f"{path} is damaged: it should map outputs to lists of class names")
+    return data
+
+
+def open_trained(
+    path: Path, max_params: int | None = DEFAULT_MAX_PARAMS
+) -> tuple[keras.Model, Any, dict | None]:
+    """A trained model to score or predict with, from a run directory or a `.keras` file that
+    graphspec wrote (it carries its spec): compiled as its spec says, by name, with the file's
+    weights; its spec; and the class names its run recorded (None when unknown)."""
+    import graphspec
+    from graphspec import archive
+    from graphspec.keras.build import by_name
+    from graphspec.keras.export import load_keras_file
+
+    path = Path(path)
+    if path.is_dir():
+        model_path, spec_path = path / rd.MODEL_FILE, path / rd.SPEC_FILE
+        for needed in (model_path, spec_path):
+            if not needed.is_file():
+                raise SpecErrors.single(
+                    f"{path} is not a run directory: it has no {needed.name}",
+                    hint="name a folder that graphspec train wrote, or its model.keras",
+                )
+        loaded = graphspec.load(spec_path)
+        classes = read_classes(path)
+    else:
+        model_path = path
+        if not path.is_file():
+            raise SpecErrors.single(f"no such model file or run directory: {path}")
+        loaded = archive.load_embedded(path)
+        classes = read_classes(path.parent)
+    # Read through the untrusted-file checks; its weights go into the model its spec builds,
+    # compiled with the spec's losses and metrics.
+    saved = load_keras_file(model_path, max_params)[0]
+    built = loaded.build(max_params=max_params)
+    try:
+        built.set_weights(saved.get_weights())
+    except ValueError as exc:
+        raise SpecErrors.single(f"{model_path}'s weights do not fit its spec: {exc}") from None
+    return by_name(built, loaded), loaded, classes
+
+
+def evaluate(
+    path: Path, data: Path, batch_size: int | None = None, max_params: int | None = DEFAULT_MAX_PARAMS
+) -> tuple[dict[str, float], int]:
+    """The spec's loss and metrics of the trained model at `path` on the examples at `data`,
+    and how many examples were scored. A label the run never saw is refused."""
+    model, loaded, classes = open_trained(path, max_params)
+    examples = bind(loaded, data, classes=classes)
+    return score(model, loaded, examples, batch_size), len(examples)
+
+
+def score(
+    model: keras.Model, loaded: LoadedSpec, examples: Examples, batch_size: int | None = None
+) -> dict[str, float]:
+    """`model.evaluate` on `examples`, as a dict of floats."""
+    missing = [n for n, o in loaded.spec.outputs.items() if o.takes_data and n not in examples.targets]
+    if missing:
+        raise SpecErrors.single(f"data {examples.path} has no targets for output '{missing[0]}'")
+    batches = FileBatches(
+        examples, batch_size or loaded.spec.train.batch_size, targetless=arr.targetless_outputs(loaded)
+    )
+    with raising_failure(batches):
+        values = model.evaluate(batches, verbose=0, return_dict=True)
+    return {key: float(value) for key, value in values.items()}
+
+
+def predict(
+    path: Path, data: Path, batch_size: int | None = None, max_params: int | None = DEFAULT_MAX_PARAMS
+) -> tuple[list[str], dict[str, np.ndarray], dict[str, list[str]]]:
+    """Each example's id and the outputs of the trained model at `path` on the examples at
+    `data`, with the class names of outputs whose classes are known. Labels in the data are
+    checked against the run's classes; targets are not read."""
+    model, loaded, classes = open_trained(path, max_params)
+    examples = bind(loaded, data, classes=classes, labelled=False)
+    batches = FileBatches(examples, batch_size or loaded.spec.train.batch_size)
+    outputs: dict[str, list[np.ndarray]] = {}
+    with raising_failure(batches):
+        for index in range(len(batches)):
+            x, _ = batches[index]
+            for name, value in model.predict_on_batch(x).items():
+                outputs.setdefault(name, []).append(np.asarray(value))
+    known = classes if classes is not None else examples.classes
+    return examples.ids, {n: np.concatenate(v) for n, v in outputs.items()}, dict(known or {})
+
+
+def classes_json(classes: dict[str, list[str]]) -> str:
+    return json.dumps(classes, indent=2)
