@@ -25,8 +25,10 @@ from graphspec import budget
 PEAK_RSS_MB = 600  # a validate of a tiny spec takes about 60 MB
 _CHILD = textwrap.dedent(
     """
-    import resource, runpy, sys
+    import os, resource, runpy, sys
     sys.argv = ["graphspec", *sys.argv[1:]]
+    # validate's fast path ends with os._exit (no teardown): here it must come back to report.
+    os._exit = sys.exit
     code = 0
     try:
         runpy.run_module("graphspec", run_name="__main__")

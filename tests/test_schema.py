@@ -252,3 +252,9 @@ def test_losses_metrics_optimizers_and_callbacks_take_their_classes_arguments():
     assert errors(train={"callbacks": [{"type": "EarlyStopping", "patience": 2}]}) == []
     assert errors(train={"callbacks": [{"type": "EarlyStopping", "patienc": 2}]}) != []
     assert errors(train={"callbacks": [{"type": "ActivationLogger", "directory": "acts"}]}) == []
+
+
+def test_every_reference_in_the_schema_names_one_of_its_definitions():
+    schema = json.loads(Path("schemas/graphspec.schema.json").read_text())
+    refs = set(re.findall(r'"\$ref": "#/\$defs/([^"]+)"', json.dumps(schema)))
+    assert refs and refs <= set(schema["$defs"]), sorted(refs - set(schema["$defs"]))

@@ -60,6 +60,9 @@ def _backbone_entry(name: str, cls: type) -> dict:
         "preset": policy.capability("layers", name, "preset"),
     }
     entry["call"] = ["inputs", "training", "mask"]
+    # Functional.call's, written out: the class's own signature reads differently once Keras
+    # has made any functional model (its call is wrapped then), and the catalog must not.
+    entry["call_defaults"] = {"mask": None, "training": None}
     # A default that is code (MobileNetV5's rounding function) is no JSON: its class is refused.
     entry["resource_defaults"] = {
         k: v for k, v in entry.get("resource_defaults", {}).items() if isinstance(v, (str, int, float, bool))

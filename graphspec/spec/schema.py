@@ -208,6 +208,9 @@ def _typed_objects(schema: dict, source: dict, docs: dict, names: frozenset[str]
     optimizer = schema["$defs"]["CompileSpec"]["properties"]["optimizer"]
     optimizer["anyOf"] = [{"$ref": "#/$defs/Optimizer"}]
     schema["$defs"]["TrainSpec"]["properties"]["callbacks"]["items"] = {"$ref": "#/$defs/Callback"}
+    stage = schema["$defs"].get("StageSpec", {}).get("properties", {})
+    if "optimizer" in stage:  # a fine-tuning stage's own optimizer (train.stages)
+        stage["optimizer"] = {"anyOf": [{"$ref": "#/$defs/Optimizer"}, {"type": "null"}]}
     del schema["$defs"]["TypedObject"]
 
 
