@@ -12,8 +12,8 @@ TF_EXTRA ?= tensorflow-cpu
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,lsp,test]'
-	$(HUB_INSTALL)
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,lsp,test,hub-layers]'
+	$(HUB_NO_DEPS)
 	touch $(STAMP)
 
 # KerasHub's layers, for specs that use keras_hub.layers.NAME and for their tests. keras-hub's own
@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 # more, installed over tensorflow-cpu's files (BENCHMARKS.md); its layers need neither, so it is
 # installed without them, with the two modules `import keras_hub` needs (36 s, 61 MB). pip then
 # reports keras-hub's missing requirements after later installs: expected, see the README.
-HUB_INSTALL = $(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),hub-layers]' && \
-	$(BIN)/pip install -q -c constraints.txt --no-deps keras-hub
+# The stamp installs hub-layers in its one resolve with the rest, then keras-hub alone, rather
+# than resolving and rebuilding graphspec a second time for two packages (about 5 s; BENCHMARKS.md).
+HUB_NO_DEPS = $(BIN)/pip install -q -c constraints.txt --no-deps keras-hub
+HUB_INSTALL = $(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),hub-layers]' && $(HUB_NO_DEPS)
 
 hub: $(STAMP)
 	$(HUB_INSTALL)

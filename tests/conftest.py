@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import textwrap
 from pathlib import Path
@@ -14,6 +15,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move everything alive after collection (TensorFlow's, Keras's and JAX's modules, the
+    collected tests) out of the garbage collector's reach: they live until the end anyway, and
+    otherwise every full collection, and every gc.collect() that keras.backend.clear_session()
+    runs, walks them all again. Objects the tests create are still collected as before."""
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)

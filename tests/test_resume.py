@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from graphspec.cli import app
 
-EPOCHS = 6
+# Killed after 2 epochs, so 1 or 2 are left to resume: enough to show it continues, not restarts.
+EPOCHS = 4
 
 
 def _train(*args: str) -> subprocess.Popen:
