@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 
+from graphspec.keras.catalog_types import OP_ARGUMENTS
 from graphspec.spec import catalog, types
 
 # A value for each required argument the catalog does not type, so that the class can be built.
@@ -25,6 +26,10 @@ REQUIRED = {
     "stddev": 0.1,
     "factor": 0.1,
     "dims": [1],
+    # Typed, but a value that fits the test's (2, 5, 6) input is needed, not any of the type's.
+    "equation": "abc,cd->abd",
+    "output_shape": [None, 4],
+    "target_shape": [30],
 }
 # Values of untyped arguments some classes need to be constructed at all.
 OVERRIDES = {"CategoryEncoding": {"num_tokens": 4}, "RandomPosterization": {"factor": 2}}
@@ -112,10 +117,10 @@ def _call(layer: Any, name: str, entry: dict) -> None:
 def _base_args(name: str, entry: dict) -> dict:
     args = {}
     for arg in entry["required"]:
-        if arg in entry["types"]:
-            args[arg] = next(v for v in examples(entry["types"][arg]) if v is not None)
-        else:
+        if arg in REQUIRED:
             args[arg] = REQUIRED[arg]
+        else:
+            args[arg] = next(v for v in examples(entry["types"][arg]) if v is not None)
     return {**args, **OVERRIDES.get(name, {})}
 
 
@@ -235,15 +240,16 @@ def test_ops_agree_with_keras():
     disagreements, checked = [], 0
     for name, entry in catalog.catalog()["ops"].items():
         function = getattr(keras.ops, name)
+        others = OP_ARGUMENTS.get(name, {})
         for arg, fragment in entry["types"].items():
             for value in examples(fragment):
                 try:
-                    function(x, **{arg: value})
+                    function(x, **{**others, arg: value})
                 except Exception as exc:
                     disagreements.append(f"refused ops.{name}({arg}={value!r}): {str(exc)[:100]}")
             for value in counter_examples(fragment):
                 try:
-                    function(x, **{arg: value})
+                    function(x, **{**others, arg: value})
                 except Exception:
                     continue
                 disagreements.append(f"accepted ops.{name}({arg}={value!r})")

@@ -9,6 +9,7 @@ name, and loads in stock Keras once `graphspec.keras.layers` is imported.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -297,3 +298,36 @@ def test_a_masked_input_is_read_for_its_batch_and_length_without_a_warning():
     assert model.get_layer("cls").compute_mask(None, mask=np.ones((1, 3), bool)) is None
     got = model.predict({"tok": np.array([[1, 2, 0]])}, verbose=0)
     np.testing.assert_array_equal(got["pos"], [[0, 1, 2]])
+
+
+# An initializer argument with a number as default, and what Keras does with each value when the
+# weight is made: a string, null or mapping is refused (validate refuses it too), a list is
+# broadcast and an integer taken (validate takes them).
+INITIALIZER_ARGS = [("RandomNormal", "stddev"), ("RandomUniform", "maxval"), ("Orthogonal", "gain")]
+
+
+@pytest.mark.parametrize(("cls", "arg"), INITIALIZER_ARGS)
+@pytest.mark.parametrize("value", ["abc", None, {"a": 1}, [0.1, 0.2, 0.3], 2])
+def test_a_weight_initializers_numbers_are_refused_where_keras_refuses_them(tmp_path, cls, arg, value):
+    try:
+        getattr(keras.initializers, cls)(**{arg: value})((3, 3))
+        keras_refuses = False
+    except Exception:
+        keras_refuses = True
+    assert keras_refuses == (value is None or isinstance(value, (str, dict)))
+    written = {"type": cls, arg: value}
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "graphspec: 1\nname: w\ninputs: {x: {shape: [3]}}\n"
+        f"layers:\n  w: {{weight: [3, 3], initializer: {json.dumps(written)}, in: x}}\n"
+        "  y: {math: 'x @ w'}\n"
+        "outputs: {y: {loss: mse}}\n"
+    )
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    if keras_refuses:
+        assert result.exit_code == 2
+        message = f"weight node 'w': initializer {cls}'s argument '{arg}' is a number, not {value!r}"
+        assert message in result.stderr
+        assert f"{path}:5:" in result.stderr
+    else:
+        assert result.exit_code == 0, result.stderr

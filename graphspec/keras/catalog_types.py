@@ -114,6 +114,14 @@ _POSITIVE = ("units", "filters", "input_dim", "output_dim", "num_heads", "key_di
 _SIZES = ("kernel_size", "strides", "dilation_rate", "pool_size")
 _RATES = ("rate", "dropout", "recurrent_dropout")
 
+# Ops that read more than one tensor `x` whose arguments are typed all the same: the values of
+# their other required arguments (and an axis that fits them) that tests/test_catalog_types.py
+# calls them with, on a (2, 5, 6) tensor.
+OP_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "take": {"indices": 0},
+    "split": {"indices_or_sections": 2, "axis": -1},
+}
+
 # Where the rule of a name is wrong for a class: (section, class, argument) -> the fragment that
 # holds instead, or None for "leave untyped". Each was found by constructing the class in Keras.
 EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
@@ -161,6 +169,14 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
             "unstack",
         )
     },
+    ("ops", "take", "axis"): INT,
+    ("ops", "split", "axis"): INT,
+    # A number of equal sections, or the indices to split at (a float, and a negative index, are
+    # refused on every backend, built or run).
+    ("ops", "split", "indices_or_sections"): {
+        "description": "a positive integer or a list of integers of at least 0",
+        "anyOf": [POSITIVE_INT, {"type": "array", "items": NON_NEGATIVE_INT}],
+    },
     ("ops", "argsort", "axis"): {"type": "number"},
     ("ops", "sort", "axis"): {"type": "number"},
     # Whether these take an axis depends on the tensor's shape (norm: at most 2 axes; squeeze: of
@@ -168,6 +184,22 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     ("ops", "norm", "axis"): None,
     ("ops", "squeeze", "axis"): None,
     ("ops", "stack", "axis"): None,
+    # float(epsilon): a list or a word is refused (LayerNormalization builds with epsilon: 'abc',
+    # so its epsilon stays untyped).
+    ("layers", "BatchNormalization", "epsilon"): {"type": "number"},
+    # ReLU refuses a negative max_value (and anything not comparable with 0.0).
+    ("layers", "ReLU", "max_value"): {"type": "number", "minimum": 0},
+    # The equation is matched with re: anything but a string is refused.
+    ("layers", "EinsumDense", "equation"): {
+        "description": "an einsum equation such as 'ab,bc->ac'",
+        "type": "string",
+    },
+    # A list of dimension sizes (-1 for one inferred): a word or a single number is refused.
+    ("layers", "Reshape", "target_shape"): {
+        "description": "a list of integers (-1 for one dimension inferred)",
+        "type": "array",
+        "items": {"type": "number"},
+    },
     # SimpleRNN takes activity_regularizer and never reads it: any value passes.
     ("layers", "SimpleRNN", "activity_regularizer"): None,
 }
@@ -233,8 +265,10 @@ def types(section: str, name: str, entry: dict) -> dict[str, dict]:
     defaults = entry.get("defaults", {})
     for arg in entry.get("args", ()):
         key = (section, name, arg)
-        # An op's axis is typed where the op reads one tensor `x` (what the test can call it on).
-        if section == "ops" and (entry.get("required") != ["x"] or arg not in entry.get("init", ())):
+        # An op's arguments are typed where the test can call it: on one tensor `x`, with
+        # OP_ARGUMENTS's values for its other required arguments.
+        callable_ = entry.get("required") == ["x"] or name in OP_ARGUMENTS
+        if section == "ops" and (not callable_ or arg not in entry.get("init", ())):
             continue
         has_default = arg in defaults
         fragment = (

@@ -178,11 +178,26 @@ def _check_object(ctx: Context, what: str, arg: str, value: Any, path: tuple) ->
             hint=did_you_mean(value["type"], list(classes)),
         )
         return
-    for key in value:
-        if key != "type" and key not in entry.get("defaults", {}):
+    defaults = entry.get("defaults", {})
+    for key, given in value.items():
+        if key != "type" and key not in defaults:
             ctx.error(
                 f"{what}: {arg} {value['type']} has no argument '{key}'",
                 path + (key,),
                 key=True,
-                hint=did_you_mean(key, entry.get("defaults", {})),
+                hint=did_you_mean(key, defaults),
             )
+        elif arg == "initializer" and _refused_number(defaults.get(key), given):
+            ctx.error(
+                f"{what}: {arg} {value['type']}'s argument '{key}' is a number, not {given!r}", path + (key,)
+            )
+
+
+def _refused_number(default: Any, value: Any) -> bool:
+    """Whether an initializer refuses `value` for an argument whose default is `default`: one
+    with a number as default (mean, stddev, minval, maxval, gain, scale, value) refuses a
+    string, null or mapping when the weight is made (a list is broadcast, and taken)."""
+    numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if not numeric or (isinstance(value, str) and "${" in value):
+        return False
+    return value is None or isinstance(value, (str, dict))
