@@ -78,6 +78,16 @@ def render(rows: list[Row], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _sections(path: Path) -> str:
+    """The hand-written sections of `path` (from its first `## ` heading on), which `make bench`
+    keeps below the table it writes: figures measured by other means (lines, agreement, test time)."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    at = text.find("\n## ")
+    return "" if at < 0 else text[at:]
+
+
 def main(selected: list[str]) -> int:
     modules = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
     if selected:
@@ -102,7 +112,7 @@ def main(selected: list[str]) -> int:
         print(f"  {time.perf_counter() - start:.1f} s", flush=True)
     text = render(rows, header)
     if not selected:
-        OUTPUT.write_text(text)
+        OUTPUT.write_text(text + _sections(OUTPUT))
         print(f"wrote {OUTPUT.relative_to(ROOT)}")
     print(text)
     missed = [r for r in rows if r.met is False]
