@@ -4,14 +4,9 @@ epoch and ends at the same epoch count as an uninterrupted run."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
+from fixtures.killed import kill_after, train_process
 from typer.testing import CliRunner
 
 from graphspec.cli import app
@@ -20,28 +15,10 @@ from graphspec.cli import app
 EPOCHS = 4
 
 
-def _train(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "graphspec", "train", *args, "--quiet"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _epochs_written(partial: Path) -> int:
-    try:
-        return len(json.loads((partial / "history.json").read_text())["epoch"])
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
 def test_a_run_killed_mid_training_resumes_to_the_same_epoch_count(tmp_path):
     run = tmp_path / "run"
     partial = tmp_path / ".run.partial"
-    process = _train(
+    process = train_process(
         "specs/book_mlp.yaml",
         "--synthetic",
         "--epochs",
@@ -55,19 +32,13 @@ def test_a_run_killed_mid_training_resumes_to_the_same_epoch_count(tmp_path):
         "--out",
         str(run),
     )
-    deadline = time.monotonic() + 240
-    while _epochs_written(partial) < 2 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert process.poll() is None, "training ended before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    before = json.loads((partial / "history.json").read_text())
+    before = kill_after(process, partial)
     completed = len(before["epoch"])
     assert 2 <= completed < EPOCHS
     assert not run.exists()  # a killed run never stands where a finished one would
     assert (partial / "backup").is_dir()
 
-    resumed = _train("--resume", str(run))
+    resumed = train_process("--resume", str(run))
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
 
     history = json.loads((run / "history.json").read_text())

@@ -6,17 +6,15 @@ finds a pattern that names nothing, without TensorFlow."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import yaml
+from fixtures.killed import kill_after, train_process
 from typer.testing import CliRunner
 
 import graphspec
@@ -191,19 +189,6 @@ def test_validate_accepts_stages_naming_a_node_a_block_use_and_a_glob(tmp_path):
     assert result.exit_code == 0, result.stderr
 
 
-def _epochs_written(partial: Path) -> int:
-    try:
-        return len(json.loads((partial / "history.json").read_text())["epoch"])
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
-def _train(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, "-m", "graphspec", "train", *args, "--quiet"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def _backbone_weights(h5: Path) -> list[bytes]:
     import h5py
 
@@ -222,20 +207,14 @@ def test_resume_after_a_kill_in_stage_two_continues_stage_two(tmp_path):
     stages = [{"epochs": 1}, {"epochs": 3, "freeze": ["backbone"]}]
     spec = _spec(tmp_path, stages, samples=4000, batch_size=16)
     run, partial = tmp_path / "run", tmp_path / ".run.partial"
-    process = _train(str(spec), "--synthetic", "--out", str(run))
-    deadline = time.monotonic() + 240
-    while _epochs_written(partial) < 2 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert process.poll() is None, "training ended before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    before = json.loads((partial / "history.json").read_text())
+    process = train_process(str(spec), "--synthetic", "--out", str(run))
+    before = kill_after(process, partial)
     completed = len(before["epoch"])
     assert 2 <= completed < 4 and before["stage"][:2] == [1, 2]
     # The backbone as stage 1 left it: stage 2 freezes it.
     stage_one = _backbone_weights(partial / "backup" / "stage-1" / "latest.weights.h5")
 
-    resumed = _train("--resume", str(run))
+    resumed = train_process("--resume", str(run))
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     history = json.loads((run / "history.json").read_text())
     assert history["epoch"] == list(range(4))

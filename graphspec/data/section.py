@@ -8,6 +8,7 @@ table's header, columns are checked in `graphspec.data.examples`, before anythin
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from graphspec import arrays
@@ -58,9 +59,7 @@ def check_data(ctx: Context) -> None:
                 hint="give the input dtype: string (and shape: [])",
             )
         if isinstance(entry.columns, list):
-            size = 1
-            for dim in shape:
-                size = size * dim if dim is not None else size
+            size = math.prod(dim for dim in shape if dim is not None)
             if None in shape or size != len(entry.columns):
                 ctx.error(
                     f"data: input '{name}' reads {len(entry.columns)} columns, and input '{name}' "
