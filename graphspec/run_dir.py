@@ -170,6 +170,15 @@ def resolved_documents(loaded: LoadedSpec, name: str = SPEC_FILE) -> dict[str, d
     return documents
 
 
+def finished_files(run: Path, hint: str) -> tuple[Path, Path]:
+    """The model and spec files of the finished run `run`; an error naming the one it lacks."""
+    model_path, spec_path = run / MODEL_FILE, run / SPEC_FILE
+    for needed in (model_path, spec_path):
+        if not needed.is_file():
+            raise SpecErrors.single(f"{run} is not a run directory: it has no {needed.name}", hint=hint)
+    return model_path, spec_path
+
+
 def write_spec(directory: Path, loaded: LoadedSpec, seed: int | None) -> None:
     """Write the resolved spec (with the seed the run used) and its nested specs beside it, so
     that it validates and builds on its own, under its folder as the policy's root."""

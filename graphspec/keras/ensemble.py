@@ -75,13 +75,9 @@ def load_members(runs: list[Path], max_params: int | None = DEFAULT_MAX_PARAMS) 
     members = []
     with budget.ensure():  # one budget over every member's files, as the command has
         for run in runs:
-            model_path, spec_path = run / rd.MODEL_FILE, run / rd.SPEC_FILE
-            for path in (model_path, spec_path):
-                if not path.is_file():
-                    raise SpecErrors.single(
-                        f"{run} is not a run directory: it has no {path.name}",
-                        hint="name folders that `graphspec train` or `graphspec tune` wrote",
-                    )
+            model_path, spec_path = rd.finished_files(
+                run, hint="name folders that `graphspec train` or `graphspec tune` wrote"
+            )
             # A node's `call: {training: ...}` is in the file but not what makes predict honour it.
             model = honour_call_training(load_keras_file(model_path, max_params)[0])
             loaded = graphspec.load(spec_path)

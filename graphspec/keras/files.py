@@ -145,13 +145,9 @@ def open_trained(
 
     path = Path(path)
     if path.is_dir():
-        model_path, spec_path = path / rd.MODEL_FILE, path / rd.SPEC_FILE
-        for needed in (model_path, spec_path):
-            if not needed.is_file():
-                raise SpecErrors.single(
-                    f"{path} is not a run directory: it has no {needed.name}",
-                    hint="name a folder that graphspec train wrote, or its model.keras",
-                )
+        model_path, spec_path = rd.finished_files(
+            path, hint="name a folder that graphspec train wrote, or its model.keras"
+        )
         loaded = graphspec.load(spec_path)
         classes = read_classes(path)
     else:

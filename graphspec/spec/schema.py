@@ -316,14 +316,15 @@ def _rewrite_refs(node: Any, names: frozenset[str]) -> Any:
     return found
 
 
-def _widened(node: Any) -> Any:
-    """`node` with each schema of a number, a boolean or an enumeration also taking an expression."""
+def _widened(node: Any, enums: bool = True) -> Any:
+    """`node` with each schema of a number or a boolean, and with `enums` of an enumeration or a
+    constant, also taking an expression."""
     if isinstance(node, list):
-        return [_widened(item) for item in node]
+        return [_widened(item, enums) for item in node]
     if not isinstance(node, dict):
         return node
-    node = {key: _widened(value) for key, value in node.items()}
-    if node.get("type") in _COMPUTED_TYPES or "enum" in node or "const" in node:
+    node = {key: _widened(value, enums) for key, value in node.items()}
+    if node.get("type") in _COMPUTED_TYPES or (enums and ("enum" in node or "const" in node)):
         inner = {k: v for k, v in node.items() if k not in _KEPT_OUTSIDE}
         outer = {k: v for k, v in node.items() if k in _KEPT_OUTSIDE}
         return {**outer, "anyOf": [inner, EXPRESSION_REF]}
@@ -340,17 +341,9 @@ def _or_expression(fragment: dict) -> dict:
 
 
 def _computable(node: Any) -> Any:
-    """`node` with each schema of a number or a boolean widened to also take an expression."""
-    if isinstance(node, list):
-        return [_computable(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: _computable(value) for key, value in node.items()}
-    if node.get("type") in _COMPUTED_TYPES:
-        inner = {k: v for k, v in node.items() if k not in _KEPT_OUTSIDE}
-        outer = {k: v for k, v in node.items() if k in _KEPT_OUTSIDE}
-        return {**outer, "anyOf": [inner, {"$ref": "#/$defs/Expression"}]}
-    return node
+    """`node` with each schema of a number or a boolean widened to also take an expression (the
+    format's own fields: their enumerations are names, never computed)."""
+    return _widened(node, enums=False)
 
 
 def render() -> str:
