@@ -97,7 +97,18 @@ class FileBatches(keras.utils.PyDataset):
             raise
         if self.targetless:
             y = {**y, **{name: arr.dummy_target(len(rows)) for name in self.targetless}}
-        return x, y
+        return string_tensors(x), y
+
+
+def string_tensors(x: dict[str, np.ndarray]) -> dict[str, Any]:
+    """`x` with each array of strings (NumPy's dtype object) as a TensorFlow string tensor on
+    TensorFlow: Keras's datasets refuse NumPy arrays of strings (`Invalid dtype: object`), and a
+    string input (a category column for a StringLookup, a text file) reaches the model so."""
+    if keras.backend.backend() != "tensorflow" or not any(v.dtype == object for v in x.values()):
+        return x
+    import tensorflow as tf
+
+    return {name: tf.constant(v) if v.dtype == object else v for name, v in x.items()}
 
 
 @contextlib.contextmanager
@@ -140,6 +151,7 @@ def open_trained(
     weights; its spec; and the class names its run recorded (None when unknown)."""
     import graphspec
     from graphspec import archive
+    from graphspec.keras.adapt import copy_adapted
     from graphspec.keras.build import by_name
     from graphspec.keras.export import load_keras_file
 
@@ -164,6 +176,8 @@ def open_trained(
         built.set_weights(saved.get_weights())
     except ValueError as exc:
         raise SpecErrors.single(f"{model_path}'s weights do not fit its spec: {exc}") from None
+    # What adapted layers learned is not all weights (a vocabulary is an asset).
+    copy_adapted(saved, built, loaded)
     return by_name(built, loaded), loaded, classes
 
 

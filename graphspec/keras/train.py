@@ -22,6 +22,7 @@ from graphspec.data import npz
 from graphspec.data.examples import Examples, bind, is_npz
 from graphspec.errors import SpecErrors
 from graphspec.fingerprint import fingerprint
+from graphspec.keras.adapt import InputBatches, adapt_layers, first_batches, sampled_rows
 from graphspec.keras.build import build_model_and_tensors, by_name, compile_model
 from graphspec.keras.callbacks import activation_tensors, build_callbacks, check_tensorflow
 from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, output_shapes, synthetic_datasets
@@ -245,6 +246,7 @@ def _train(
         check_batches(replicas, settings.batch_size, counts, processes)
         sample = val_data.inputs(0) if val_data is not None else None
         fit_args: dict[str, Any] = fit_arguments(train_data, val_data, settings.shuffle)
+        training_inputs: InputBatches = first_batches(len(train_data), train_data.inputs)
     elif "examples" in files:
         if processes.count > 1:
             raise SpecErrors.single(
@@ -280,6 +282,10 @@ def _train(
         )
         sample = val_batches[0][0] if val_batches is not None else None
         fit_args = {"x": batches, "validation_data": val_batches, "steps_per_epoch": batches.per_epoch}
+        training = examples
+        training_inputs = sampled_rows(
+            len(training), lambda rows: training.batch(rows)[0], settings.batch_size, seed
+        )
     else:
         arrays = checked_arrays(files["data"], str(source.data), loaded, model)
         if "val" in files:
@@ -298,8 +304,17 @@ def _train(
         }
         if processes.count > 1:
             fit_args = _process_batches(arrays, validation, settings, processes)
+        training_x = arrays.x
+        training_inputs = sampled_rows(
+            len(arrays), lambda rows: {k: v[rows] for k, v in training_x.items()}, settings.batch_size, seed
+        )
     if sample is not None:
         sample = {k: np.asarray(v[:1]) for k, v in sample.items()}
+    # Preprocessing layers marked `adapt` learn from the training split alone, before the run
+    # directory exists: a problem found here leaves nothing behind. A resumed run adapts again
+    # (the same examples, so the same state) before its backup restores the weights.
+    with local():
+        adapt_layers(loaded, built, tensors, training_inputs)
 
     stages = Stages(loaded, built, model, scope)
     if not processes.writes:

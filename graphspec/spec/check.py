@@ -16,6 +16,7 @@ from graphspec import arrays, policy
 from graphspec.data.section import check_data
 from graphspec.errors import Diagnostics, Suggestion, did_you_mean
 from graphspec.spec import catalog, ops, types
+from graphspec.spec.adapt import check_adapt
 from graphspec.spec.model import INDEX_TARGET, NAME, REFERENCE, VALUE_LOSS, LayerSpec, Spec, TypedObject
 from graphspec.spec.nodes import check_nodes
 from graphspec.spec.search import check_search
@@ -569,6 +570,7 @@ CHECKS: tuple[Callable[[Context], None], ...] = (
     check_references,
     check_call_training,
     check_nodes,
+    check_adapt,
     check_compile,
     check_targets,
     check_callbacks,

@@ -79,6 +79,18 @@ class TypedObject(BaseModel):
         return dict(self.model_extra or {})
 
 
+class AdaptSpec(_Strict):
+    """How a preprocessing layer learns its state from the training split before `fit`."""
+
+    samples: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SAMPLES,
+        description="Adapt on at most this many training examples, drawn by the run's seed; "
+        "default: every one.",
+    )
+
+
 # What a layer node can be: a Keras layer, a shared one, a nested spec, a keras.ops function,
 # or one of graphspec's own nodes (graphspec/spec/nodes.py): a weight, positions, random values.
 NODE_KINDS = ("type", "share", "spec", "op", "weight", "range", "random")
@@ -113,6 +125,11 @@ class LayerSpec(BaseModel):
     )
     inbound: Inbound = Field(alias="in", description="What the node reads.")
     call: dict[str, Any] = Field(default_factory=dict, description="Call-time arguments, e.g. training.")
+    adapt: bool | AdaptSpec | None = Field(
+        default=None,
+        description="Learn the layer's state (mean, vocabulary, bins) from what reaches it on the "
+        "training split before fit, as Keras's layer.adapt(): true, or {samples: N} for a sample.",
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="Params of a nested spec.")
     doc: str | None = None
     # A use of a block: `{block: NAME, repeat: N, PARAM: VALUE, in: ...}`. Expansion (blocks.py)
@@ -154,6 +171,13 @@ class LayerSpec(BaseModel):
     def node_kind(self) -> str:
         """Which of `NODE_KINDS` this node is."""
         return next(k for k in NODE_KINDS if getattr(self, k) is not None)
+
+    @property
+    def adapted(self) -> AdaptSpec | None:
+        """How the node is adapted (`adapt: true` is `{}`), or None when it is not."""
+        if self.adapt is None or self.adapt is False:
+            return None
+        return AdaptSpec() if self.adapt is True else self.adapt
 
     @property
     def args(self) -> dict[str, Any]:

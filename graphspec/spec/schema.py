@@ -21,6 +21,7 @@ from typing import Any
 
 from graphspec import policy
 from graphspec.spec import catalog, compact, nodes
+from graphspec.spec.adapt import ADAPTABLE
 from graphspec.spec.model import VALUE_LOSS, Spec
 
 SCHEMA_ID = "https://graphspec.dev/schemas/graphspec.schema.json"
@@ -222,6 +223,8 @@ def _described_enum(names: list[str], docs: dict) -> dict:
 def _type_rule(name: str, entry: dict, docs: dict, names: frozenset[str]) -> dict:
     """`if type is NAME then` its arguments, typed and described, and nothing else."""
     properties = {key: {} for key in TYPE_NODE_KEYS}
+    if name in ADAPTABLE:  # `adapt:` (graphspec/spec/adapt.py), typed by LayerSpec's property
+        properties["adapt"] = {}
     if entry.get("call") is not None:
         # The layer's call arguments: the keys of `call:`, and of `in:` where it is a mapping
         # (`in: {query: x, value: ctx}`); a list or a name is not an object, and not concerned.
