@@ -72,7 +72,10 @@ def check_adapt(ctx: Context) -> None:
                 else _HINT_LAYERS
             )
             ctx.error(
-                f"{what}: {node.type} has no adapt method; it learns nothing from data", where, hint=hint
+                f"{what}: {node.type} has no adapt method; it learns nothing from data",
+                where,
+                key=True,
+                hint=hint,
             )
             continue
         for arg in GIVEN_STATE[node.type]:
