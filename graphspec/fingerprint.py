@@ -26,7 +26,8 @@ and the model's input and output `structure` and `trainable: false`. Hashes made
 
 The training hash covers `compile` (the optimizer with its defaults left out, the same way),
 `train`, the inputs' synthetic-data settings (range, seq_len), the `data:` section where there
-is one (how files and columns feed the model), and the grants the command gave
+is one (how files and columns feed the model), which layers are adapted and on how many samples
+(`adapt:`, where any is), and the grants the command gave
 (`--allow-download`, `--allow-read DIR`), where it gave any: they are the command's, never the
 architecture's.
 
@@ -43,6 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from graphspec.spec import defaults, nodes
+from graphspec.spec.adapt import adapted_nodes
 from graphspec.spec.model import REFERENCE
 
 if TYPE_CHECKING:
@@ -148,6 +150,11 @@ def training_form(loaded: LoadedSpec) -> dict[str, Any]:
         form["grants"] = grants.record()
     if spec.data is not None:  # only where written, so a spec without one hashes as before
         form["feeding"] = spec.data.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    adapted = adapted_nodes(spec)
+    if adapted:  # what learns from the data before fit; left out when nothing does
+        form["adapt"] = {
+            name: how.model_dump(mode="json", exclude_none=True) for name, how in adapted.items()
+        }
     return form
 
 

@@ -394,3 +394,17 @@ def test_adapting_streams_batches_without_holding_the_split(write_spec):
     assert peak < 10 * size * 10 * 8  # ten batches' worth, against 250 in the split
     np.testing.assert_allclose(np.ravel(model.get_layer("norm").mean), 1.5, atol=0.01)
     np.testing.assert_allclose(np.ravel(model.get_layer("norm").variance), 1.0, atol=0.02)
+
+
+def test_adapt_is_in_the_training_fingerprint_not_the_architectures(write_spec):
+    from graphspec.fingerprint import fingerprint
+
+    def hashes(text: str):
+        return fingerprint(graphspec.load(write_spec(text)))
+
+    plain = hashes(SPEC.replace("adapt: true, ", ""))
+    adapted = hashes(SPEC)
+    sampled = hashes(SPEC.replace("Normalization, adapt: true", "Normalization, adapt: {samples: 5}"))
+    assert plain.architecture == adapted.architecture == sampled.architecture
+    assert len({plain.training, adapted.training, sampled.training}) == 3
+    assert hashes(SPEC.replace("adapt: true, ", "adapt: false, ")) == plain
