@@ -408,3 +408,65 @@ def test_adapt_is_in_the_training_fingerprint_not_the_architectures(write_spec):
     assert plain.architecture == adapted.architecture == sampled.architecture
     assert len({plain.training, adapted.training, sampled.training}) == 3
     assert hashes(SPEC.replace("adapt: true, ", "adapt: false, ")) == plain
+
+
+# --- the other kinds of training data ----------------------------------------------------------
+
+NORMALIZED = """
+graphspec: 1
+name: normalized
+inputs:
+  x: {shape: [3], range: [10, 20]}
+layers:
+  norm: {type: Normalization, adapt: true, in: x}
+  y: {type: Dense, units: 1, in: norm}
+outputs:
+  y: {loss: mse}
+train: {epochs: 1, batch_size: 8, seed: 0, samples: 64, validation_split: 0.25}
+"""
+
+
+def test_npz_arrays_adapt_on_their_training_rows(write_spec, tmp_path):
+    x = np.arange(60, dtype="float32").reshape(20, 3)
+    np.savez(tmp_path / "d.npz", x=x, y=np.zeros((20, 1), dtype="float32"))
+    model, _ = _train(write_spec(NORMALIZED), tmp_path / "d.npz", tmp_path / "run")
+    np.testing.assert_allclose(np.ravel(model.get_layer("norm").mean), x[:15].mean(axis=0), rtol=1e-6)
+
+
+def test_an_image_folder_adapts_on_its_images(write_spec, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, size=(6, 4, 4, 3), dtype=np.uint8)
+    for i, image in enumerate(pixels):
+        folder = tmp_path / "pics" / ("cat" if i % 2 else "dog")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i}.png")
+    spec = write_spec(
+        """
+        graphspec: 1
+        name: pictures
+        inputs:
+          image: {shape: [4, 4, 3]}
+        layers:
+          norm: {type: Normalization, axis: -1, adapt: true, in: image}
+          flat: {type: Flatten, in: norm}
+          label: {type: Dense, units: 2, activation: softmax, in: flat}
+        outputs:
+          label: {loss: sparse_categorical_crossentropy}
+        train: {epochs: 1, batch_size: 4, seed: 0}
+        """
+    )
+    model, _ = _train(spec, tmp_path / "pics", tmp_path / "run")
+    channels = pixels.reshape(-1, 3).astype("float64")  # no validation split: every image trains
+    np.testing.assert_allclose(np.ravel(model.get_layer("norm").mean), channels.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(np.ravel(model.get_layer("norm").variance), channels.var(axis=0), rtol=1e-4)
+
+
+def test_synthetic_data_adapts_on_its_training_batches(write_spec, tmp_path):
+    built: list[keras.Model] = []
+    loaded = graphspec.load(write_spec(NORMALIZED))
+    train(loaded, DataSource(synthetic=True), out=tmp_path / "run", verbose=0, on_built=built.append)
+    mean = np.ravel(built[0].get_layer("norm").mean)
+    np.testing.assert_allclose(mean, 15.0, atol=1.0)  # uniform in [10, 20): 48 training samples
+    np.testing.assert_allclose(np.ravel(built[0].get_layer("norm").variance), 100 / 12, rtol=0.35)
