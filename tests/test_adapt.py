@@ -470,3 +470,13 @@ def test_synthetic_data_adapts_on_its_training_batches(write_spec, tmp_path):
     mean = np.ravel(built[0].get_layer("norm").mean)
     np.testing.assert_allclose(mean, 15.0, atol=1.0)  # uniform in [10, 20): 48 training samples
     np.testing.assert_allclose(np.ravel(built[0].get_layer("norm").variance), 100 / 12, rtol=0.35)
+
+
+def test_in_memory_rows_adapt_many_at_a_time_within_bounds():
+    from graphspec.keras.adapt import ADAPT_BATCH_BYTES, MAX_ADAPT_BATCH, adapt_batch_rows
+
+    numbers = np.zeros((10, 13), dtype="float32")
+    assert adapt_batch_rows({"x": numbers}, 32) == min(MAX_ADAPT_BATCH, ADAPT_BATCH_BYTES // 52)
+    images = np.zeros((2, 224, 224, 3), dtype="float32")  # 602,112 bytes a row
+    assert adapt_batch_rows({"x": images}, 32) == 32  # never fewer than the training batch
+    assert adapt_batch_rows({"x": np.zeros((2, 1))}, 16) == MAX_ADAPT_BATCH

@@ -22,7 +22,7 @@ from graphspec.data import npz
 from graphspec.data.examples import Examples, bind, is_npz
 from graphspec.errors import SpecErrors
 from graphspec.fingerprint import fingerprint
-from graphspec.keras.adapt import InputBatches, adapt_layers, first_batches, sampled_rows
+from graphspec.keras.adapt import InputBatches, adapt_batch_rows, adapt_layers, first_batches, sampled_rows
 from graphspec.keras.build import build_model_and_tensors, by_name, compile_model
 from graphspec.keras.callbacks import activation_tensors, build_callbacks, check_tensorflow
 from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, output_shapes, synthetic_datasets
@@ -283,9 +283,12 @@ def _train(
         sample = val_batches[0][0] if val_batches is not None else None
         fit_args = {"x": batches, "validation_data": val_batches, "steps_per_epoch": batches.per_epoch}
         training = examples
-        training_inputs = sampled_rows(
-            len(training), lambda rows: training.batch(rows)[0], settings.batch_size, seed
-        )
+        # Files (images, texts) are read a training batch at a time; a table's columns, held
+        # already, many rows at a time.
+        per_batch = settings.batch_size
+        if not training.files:
+            per_batch = adapt_batch_rows(training.arrays, per_batch)
+        training_inputs = sampled_rows(len(training), lambda rows: training.batch(rows)[0], per_batch, seed)
     else:
         arrays = checked_arrays(files["data"], str(source.data), loaded, model)
         if "val" in files:
@@ -306,7 +309,10 @@ def _train(
             fit_args = _process_batches(arrays, validation, settings, processes)
         training_x = arrays.x
         training_inputs = sampled_rows(
-            len(arrays), lambda rows: {k: v[rows] for k, v in training_x.items()}, settings.batch_size, seed
+            len(arrays),
+            lambda rows: {k: v[rows] for k, v in training_x.items()},
+            adapt_batch_rows(training_x, settings.batch_size),
+            seed,
         )
     if sample is not None:
         sample = {k: np.asarray(v[:1]) for k, v in sample.items()}
