@@ -64,13 +64,15 @@ def sampled_rows(
     a sample of them drawn from `seed` (kept in order), `batch_size` rows at a time."""
 
     def batches(names: list[str], samples: int | None) -> Iterator[dict[str, np.ndarray]]:
-        if samples is None or samples >= count:
-            rows = np.arange(count)
-        else:
+        drawn = None
+        if samples is not None and samples < count:
             draw = np.random.default_rng((seed, _SAMPLE_STREAM))
-            rows = np.sort(draw.choice(count, samples, replace=False))
-        for start in range(0, len(rows), batch_size):
-            values = read(rows[start : start + batch_size])
+            drawn = np.sort(draw.choice(count, samples, replace=False))
+        total = count if drawn is None else len(drawn)
+        for start in range(0, total, batch_size):
+            # Without a cap, each batch's row numbers are made as it is read, not the split's.
+            stop = min(start + batch_size, total)
+            values = read(np.arange(start, stop) if drawn is None else drawn[start:stop])
             yield {name: values[name] for name in names}
 
     return batches
