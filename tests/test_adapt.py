@@ -480,3 +480,45 @@ def test_in_memory_rows_adapt_many_at_a_time_within_bounds():
     images = np.zeros((2, 224, 224, 3), dtype="float32")  # 602,112 bytes a row
     assert adapt_batch_rows({"x": images}, 32) == 32  # never fewer than the training batch
     assert adapt_batch_rows({"x": np.zeros((2, 1))}, 16) == MAX_ADAPT_BATCH
+
+
+def test_a_lookup_after_a_hashed_crossing_adapts_on_the_crossed_ids(write_spec, tmp_path):
+    """HashedCrossing learns nothing (validate refuses adapt on it), and a layer after it is
+    adapted on its output: here the crossed ids of two string columns, fed from both inputs."""
+    spec = write_spec(
+        """
+        graphspec: 1
+        name: crossed
+        inputs:
+          city: {shape: [1], dtype: string}
+          kind: {shape: [1], dtype: string}
+        layers:
+          cross: {type: HashedCrossing, num_bins: 1000, in: [city, kind]}
+          ids: {type: IntegerLookup, max_tokens: 8, output_mode: one_hot, pad_to_max_tokens: true,
+                adapt: true, in: cross}
+          label: {type: Dense, units: 2, activation: softmax, in: ids}
+        outputs:
+          label: {loss: sparse_categorical_crossentropy}
+        train: {epochs: 1, batch_size: 4, validation_split: 0.25, seed: 0}
+        data:
+          inputs:
+            kind: {column: sort}
+        """
+    )
+    cities = ["Oslo", "Rome", "Lima", "Oslo"] * 3 + ["Zurich"] * 4
+    sorts = ["a", "b", "a", "b"] * 3 + ["z"] * 4
+    table = tmp_path / "t.csv"
+    table.write_text(
+        "city,sort,label\n"
+        + "".join(f"{c},{s},{i % 2}\n" for i, (c, s) in enumerate(zip(cities, sorts, strict=True)))
+    )
+    model, _ = _train(spec, table, tmp_path / "run")
+
+    crossing = keras.layers.HashedCrossing(num_bins=1000)
+    crossed = crossing(
+        (np.array(cities[:12], dtype=object)[:, None], np.array(sorts[:12], dtype=object)[:, None])
+    )
+    expected = keras.layers.IntegerLookup(max_tokens=8, output_mode="one_hot", pad_to_max_tokens=True)
+    expected.adapt(keras.ops.convert_to_numpy(crossed))
+    assert model.get_layer("ids").get_vocabulary() == expected.get_vocabulary()
+    assert len(expected.get_vocabulary()) == 1 + 4  # the OOV id and four crossings of training rows
