@@ -522,3 +522,21 @@ def test_a_lookup_after_a_hashed_crossing_adapts_on_the_crossed_ids(write_spec, 
     expected.adapt(keras.ops.convert_to_numpy(crossed))
     assert model.get_layer("ids").get_vocabulary() == expected.get_vocabulary()
     assert len(expected.get_vocabulary()) == 1 + 4  # the OOV id and four crossings of training rows
+
+
+def test_a_killed_run_adapts_again_when_it_resumes(write_spec, tmp_path):
+    from fixtures.killed import kill_after, train_process
+
+    rows = [(float(i % 97), float(i % 13), ["Oslo", "Rome", "Lima"][i % 3]) for i in range(4000)]
+    spec = write_spec(SPEC.replace("epochs: 1, batch_size: 4", "epochs: 4, batch_size: 8"))
+    table = _csv(tmp_path / "t.csv", rows)
+    run, partial = tmp_path / "run", tmp_path / ".run.partial"
+    kill_after(train_process(str(spec), "--data", str(table), "--out", str(run)), partial)
+    resumed = train_process("--resume", str(run))
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+
+    model = keras.saving.load_model(run / "model.keras")
+    training = np.array([[a, b] for a, b, _ in rows[:3000]])
+    np.testing.assert_allclose(np.ravel(model.get_layer("norm").mean), training.mean(axis=0), rtol=1e-5)
+    vocabulary = model.get_layer("ids").get_vocabulary(include_special_tokens=False)
+    assert sorted(str(token) for token in vocabulary) == ["Lima", "Oslo", "Rome"]
