@@ -540,3 +540,27 @@ def test_a_killed_run_adapts_again_when_it_resumes(write_spec, tmp_path):
     np.testing.assert_allclose(np.ravel(model.get_layer("norm").mean), training.mean(axis=0), rtol=1e-5)
     vocabulary = model.get_layer("ids").get_vocabulary(include_special_tokens=False)
     assert sorted(str(token) for token in vocabulary) == ["Lima", "Oslo", "Rome"]
+
+
+@pytest.mark.parametrize(
+    "value, message, hint",
+    [
+        ("3", "6:38: error: layers.norm.adapt: should be true, false or {samples: N}", None),
+        ("{sample: 5}", "6:39: error: unknown key 'sample' in layers.norm.adapt", "did you mean 'samples'?"),
+        (
+            "{samples: 0}",
+            "6:48: error: layers.norm.adapt.samples: should be greater than or equal to 1",
+            None,
+        ),
+    ],
+)
+def test_an_adapt_value_of_the_wrong_form_is_one_error_at_its_place(write_spec, value, message, hint):
+    spec = write_spec(
+        "graphspec: 1\nname: t\ninputs:\n  x: {shape: [3]}\nlayers:\n"
+        f"  norm: {{type: Normalization, adapt: {value}, in: x}}\noutputs:\n  norm: {{loss: mse}}\n"
+    )
+    result = runner.invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"{spec}:{message}" and lines[-1] == "1 error"
+    assert (f"  hint: {hint}" in lines) == (hint is not None)

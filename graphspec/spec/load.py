@@ -490,6 +490,7 @@ _UNION_MESSAGES = {
     ),
     "loss": "should be a loss name or {type: LossClass, ...arguments}",
     "optimizer": "should be an optimizer name or {type: OptimizerClass, ...arguments}",
+    "adapt": "should be true, false or {samples: N}",
 }
 
 
@@ -506,6 +507,8 @@ def _allowed_keys(parent: tuple, model) -> list[str]:
         cls = {"inputs": model.InputSpec, "outputs": model.OutputSpec}.get(parent[0])
     if cls is None and len(parent) == 3 and parent[0] == "data":
         cls = {"inputs": model.DataInput, "outputs": model.DataOutput}.get(parent[1])
+    if cls is None and len(parent) == 3 and parent[0] == "layers" and parent[2] == "adapt":
+        cls = model.AdaptSpec
     if cls is None and len(parent) == 3 and parent[:2] == ("search", "params"):
         from graphspec.spec.search import SearchParam
 

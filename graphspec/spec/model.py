@@ -7,9 +7,9 @@ graph must look like is checked in `graph.py`. Here: which keys exist and what t
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from typing_extensions import TypeAliasType
 
 from graphspec.spec.search import SearchSpec
@@ -125,7 +125,14 @@ class LayerSpec(BaseModel):
     )
     inbound: Inbound = Field(alias="in", description="What the node reads.")
     call: dict[str, Any] = Field(default_factory=dict, description="Call-time arguments, e.g. training.")
-    adapt: bool | AdaptSpec | None = Field(
+    adapt: (
+        Annotated[
+            Union[Annotated[bool, Tag("flag")], Annotated[AdaptSpec, Tag("settings")]],
+            # A mapping is the settings, anything else a flag: one member's errors, not both's.
+            Discriminator(lambda v: "settings" if isinstance(v, dict | AdaptSpec) else "flag"),
+        ]
+        | None
+    ) = Field(
         default=None,
         description="Learn the layer's state (mean, vocabulary, bins) from what reaches it on the "
         "training split before fit, as Keras's layer.adapt(): true, or {samples: N} for a sample.",
