@@ -352,7 +352,7 @@ def _compare_named(old: dict, new: dict, added: list, removed: list, changed: li
 
 
 def _training(loaded: LoadedSpec) -> dict[str, Any]:
-    """compile.*, train.* and inputs.NAME.range/seq_len as one flat mapping."""
+    """compile.*, train.*, inputs.NAME.range/seq_len and layers.NAME.adapt as one flat mapping."""
     form = training_form(loaded)
     flat = {f"compile.{k}": v for k, v in form["compile"].items()}
     flat.update({f"train.{k}": v for k, v in form["train"].items() if k != "stages"})
@@ -361,6 +361,8 @@ def _training(loaded: LoadedSpec) -> dict[str, Any]:
         flat[f"train.stages[{i + 1}]"] = describe_stage(stage)
     for name, data in form["data"].items():
         flat.update({f"inputs.{name}.{k}": v for k, v in data.items()})
+    # What learns from the data before fit: `true`, or its settings (`{samples: N}`).
+    flat.update({f"layers.{name}.adapt": how or True for name, how in form.get("adapt", {}).items()})
     return flat
 
 

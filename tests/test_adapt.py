@@ -564,3 +564,20 @@ def test_an_adapt_value_of_the_wrong_form_is_one_error_at_its_place(write_spec, 
     lines = result.stderr.splitlines()
     assert lines[0] == f"{spec}:{message}" and lines[-1] == "1 error"
     assert (f"  hint: {hint}" in lines) == (hint is not None)
+
+
+def test_diff_shows_a_change_of_adapt_as_a_training_change(write_spec):
+    old = write_spec(SPEC, "old.yaml")
+    new = write_spec(
+        SPEC.replace("Normalization, adapt: true", "Normalization, adapt: {samples: 50}").replace(
+            "StringLookup, adapt: true, ", "StringLookup, "
+        ),
+        "new.yaml",
+    )
+    result = runner.invoke(app, ["diff", str(old), str(new)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[2:] == [
+        "training changed (2):",
+        "  ~ layers.norm.adapt true -> {samples: 50}",
+        "  ~ layers.ids.adapt true -> (unset)",
+    ]
