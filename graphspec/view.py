@@ -179,6 +179,14 @@ def _short(value: Any) -> Any:
     return f"{text[:MAX_VALUE_CHARS]}… ({len(text):,} characters)"
 
 
+def _adapt(node: LayerSpec) -> dict[str, Any]:
+    """`adapt` shown beside a node's arguments (what the layer learns before fit is part of it):
+    true, or its settings; nothing when the node is not adapted."""
+    if node.adapted is None:
+        return {}
+    return {"adapt": node.adapted.model_dump(exclude_none=True) or True}
+
+
 @dataclass
 class _Interface:
     """Where a nested spec's inputs and outputs are on the page: node ids (and output labels)."""
@@ -260,7 +268,7 @@ class _Collector:
                 container,
                 kind=kind,
                 type=type_,
-                args={k: _short(v) for k, v in node.args.items()},
+                args={k: _short(v) for k, v in node.args.items()} | _adapt(node),
                 reads=node.inbound,
                 call=node.call or None,
                 shared=shared,

@@ -581,3 +581,13 @@ def test_diff_shows_a_change_of_adapt_as_a_training_change(write_spec):
         "  ~ layers.norm.adapt true -> {samples: 50}",
         "  ~ layers.ids.adapt true -> (unset)",
     ]
+
+
+def test_view_shows_adapt_beside_a_nodes_arguments(write_spec):
+    from graphspec.view import page_data
+
+    spec = write_spec(SPEC.replace("StringLookup, adapt: true", "StringLookup, adapt: {samples: 5}"))
+    nodes = {node["id"]: node for node in page_data(graphspec.load(spec))["nodes"]}
+    assert nodes["norm"]["args"] == {"adapt": True}
+    assert nodes["ids"]["args"] == {"adapt": {"samples": 5}}
+    assert "adapt" not in nodes["vec"]["args"]
