@@ -591,3 +591,31 @@ def test_view_shows_adapt_beside_a_nodes_arguments(write_spec):
     assert nodes["norm"]["args"] == {"adapt": True}
     assert nodes["ids"]["args"] == {"adapt": {"samples": 5}}
     assert "adapt" not in nodes["vec"]["args"]
+
+
+def test_a_text_folder_trains_through_an_adapted_text_vectorization(write_spec, tmp_path):
+    texts = {"pos": ["a fine film", "fine acting, fine story"], "neg": ["a dull film", "dull and long"]}
+    for label, items in texts.items():
+        (tmp_path / "reviews" / label).mkdir(parents=True)
+        for i, text in enumerate(items):
+            (tmp_path / "reviews" / label / f"{i}.txt").write_text(text)
+    spec = write_spec(
+        """
+        graphspec: 1
+        name: reviews
+        inputs:
+          review: {shape: [], dtype: string}
+        layers:
+          words: {type: TextVectorization, max_tokens: 16, output_mode: multi_hot, pad_to_max_tokens: true,
+                  adapt: true, in: review}
+          label: {type: Dense, units: 2, activation: softmax, in: words}
+        outputs:
+          label: {loss: sparse_categorical_crossentropy}
+        train: {epochs: 2, batch_size: 2, seed: 0}
+        """
+    )
+    model, result = _train(spec, tmp_path / "reviews", tmp_path / "run")
+    expected = keras.layers.TextVectorization(max_tokens=16, output_mode="multi_hot", pad_to_max_tokens=True)
+    expected.adapt(np.array([t for items in texts.values() for t in items]))
+    assert model.get_layer("words").get_vocabulary() == expected.get_vocabulary()
+    assert len(json.loads((result.run_dir / "history.json").read_text())["loss"]) == 2

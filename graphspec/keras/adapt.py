@@ -106,6 +106,8 @@ def adapt_layers(
     would not survive Keras's saving."""
     adapted = adapted_nodes(loaded.spec)
     counts: dict[str, int] = {}
+    if not adapted:
+        return counts
     for name in build_order(loaded.spec):
         if name not in adapted:
             continue
