@@ -146,7 +146,12 @@ def copy_adapted(source: keras.Model, target: keras.Model, loaded: LoadedSpec) -
     same name in `source` (the saved model), the way Keras's saving carries it: variables,
     assets (a vocabulary) and a Discretization's boundaries."""
     for name in adapted_nodes(loaded.spec):
-        saved, layer = source.get_layer(name), target.get_layer(name)
+        try:
+            saved, layer = source.get_layer(name), target.get_layer(name)
+        except ValueError:
+            raise SpecErrors.single(
+                f"the saved model has no layer '{name}', which its spec adapts: it does not fit its spec"
+            ) from None
         store: dict[str, Any] = {}
         saved.save_own_variables(store)
         layer.load_own_variables(store)
