@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,6 +91,57 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     user's gets (0666 less the umask)."""
     with _partial(Path(path)) as (temporary, _):
         yield temporary
+
+
+def check_folder(path: str | os.PathLike) -> Path:
+    """`path` as a Path, if `replacing_folder` can write the folder there as far as can be told
+    without writing; else `SpecErrors` saying why. Cheap: callers check before long work."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise _error(path, "it is in the way and is not a folder")
+    if path.is_dir() and any(path.iterdir()):
+        raise _error(path, "it is a folder with files in it", hint="remove it or choose another folder")
+    # The temporary folder is made beside `path`: its parent must take new entries.
+    reason = None if path.is_dir() else unwritable(path)
+    if path.is_dir() and not os.access(path.parent, os.W_OK | os.X_OK):
+        reason = f"cannot create a folder in {path.parent} ({os.strerror(errno.EACCES)})"
+    if reason is not None:
+        raise _error(path, reason)
+    return path
+
+
+@contextmanager
+def replacing_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Write the folder `path` through the temporary folder this yields, `.NAME.partial` beside
+    it: when the block ends without an error it is renamed onto `path`; on an error it is
+    removed, with any folder made for it, and nothing is left. `path` must not exist or be an
+    empty folder: a folder with files in it is refused (as `train --out` refuses one), since
+    replacing it would delete files graphspec did not write. A temporary folder left by a killed
+    write is taken over; a link there is removed, never followed."""
+    path = check_folder(path)
+    temporary = path.with_name(f".{path.name}{PARTIAL}")
+    made = _make_folders(path, path.parent)
+    try:
+        _remove_tree(temporary)
+        try:
+            temporary.mkdir()
+            yield temporary
+            os.replace(temporary, path)  # rename(2) replaces an empty folder too
+        except BaseException as exc:
+            _remove_tree(temporary)
+            if isinstance(exc, OSError):
+                raise _error(path, exc.strerror or str(exc)) from None
+            raise
+    except BaseException:
+        _remove_folders(made)
+        raise
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -217,5 +269,5 @@ def _unlink(path: Path) -> None:
         pass
 
 
-def _error(path: Path, reason: str) -> SpecErrors:
-    return SpecErrors.single(f"cannot write {path}: {reason}")
+def _error(path: Path, reason: str, hint: str | None = None) -> SpecErrors:
+    return SpecErrors.single(f"cannot write {path}: {reason}", hint=hint)
