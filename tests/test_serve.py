@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from graphspec import atomic
 from graphspec.cli import app
+from graphspec.errors import SpecErrors
 
 # Two named inputs, one through a Normalization with its own mean and variance (state the
 # exported graph must carry), and two named outputs.
@@ -54,7 +56,7 @@ def trained(tmp_path_factory):
     (folder / "served.yaml").write_text(SPEC)
     result = run("train", folder / "served.yaml", "--synthetic", "--out", folder / "run", "-q")
     assert result.exit_code == 0, result.output
-    model = keras.saving.load_model(folder / "run" / "model.keras")
+    model = keras.saving.load_model(folder / "run" / "model.keras", compile=False)
     expected = {batch: model.predict(inputs(batch), verbose=0) for batch in BATCHES}
     return folder / "run", expected
 
@@ -240,3 +242,78 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {tmp_path} is not a run directory: it has no model.keras\n")
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+# The folder formats' writes (atomic.replacing_folder), without a model.
+
+
+def test_a_failed_folder_write_leaves_nothing_not_even_the_folders_made_for_it(tmp_path):
+    target = tmp_path / "new" / "served"
+    with pytest.raises(RuntimeError), atomic.replacing_folder(target) as temporary:
+        (temporary / "saved_model.pb").write_bytes(b"half")
+        raise RuntimeError("the converter failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_a_killed_write_left_is_taken_over(tmp_path):
+    left = tmp_path / ".served.partial"
+    left.mkdir()
+    (left / atomic.FOLDER_MARK).write_text("")
+    (left / "stale.bin").write_bytes(b"old")
+    with atomic.replacing_folder(tmp_path / "served") as temporary:
+        (temporary / "model.xml").write_text("<net/>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]
+    assert sorted(p.name for p in (tmp_path / "served").iterdir()) == ["model.xml"]
+
+
+def test_a_hidden_folder_graphspec_did_not_make_is_not_deleted(tmp_path):
+    theirs = tmp_path / ".served.partial"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    with pytest.raises(SpecErrors) as caught, atomic.replacing_folder(tmp_path / "served"):
+        pass
+    assert caught.value.diagnostics.errors[0].message == (
+        f"cannot write {tmp_path / 'served'}: {theirs} is in the way, and graphspec did not make it"
+    )
+    assert (theirs / "notes.txt").read_text() == "mine"
+
+
+def test_a_second_writer_of_the_same_folder_is_refused(tmp_path):
+    with atomic.replacing_folder(tmp_path / "served") as temporary:
+        (temporary / "model.xml").write_text("<net/>")
+        with pytest.raises(SpecErrors) as caught, atomic.replacing_folder(tmp_path / "served"):
+            pass
+        assert caught.value.diagnostics.errors[0].message == (
+            f"cannot write {tmp_path / 'served'}: another graphspec process is writing it"
+        )
+    assert sorted(p.name for p in (tmp_path / "served").iterdir()) == ["model.xml"]
+
+
+def test_an_adapted_normalization_is_exported_with_the_statistics_it_learned(tmp_path):
+    """A run's model.keras whose Normalization was adapted (its mean and variance are weights,
+    not arguments): the exported graph normalises as the trained model does."""
+    needs("onnxruntime", "the ONNX file")
+    import onnxruntime
+
+    import graphspec
+    from graphspec.keras.save import save_model
+
+    spec = SPEC.replace(
+        "{type: Normalization, mean: [1, 2, 3, 4], variance: [1, 4, 9, 16], in: features}",
+        "{type: Normalization, in: features}",
+    )
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "spec.yaml").write_text(spec)
+    loaded = graphspec.load(folder / "spec.yaml")
+    model = loaded.build()
+    scaled = model.get_layer("scaled")
+    scaled.adapt(np.random.default_rng(1).normal(50.0, 10.0, (64, 4)).astype("float32"))
+    assert np.all(np.asarray(scaled.mean) > 40)  # learned, not the initial zeros
+    save_model(model, folder / "model.keras", loaded)
+    expected = keras.saving.load_model(folder / "model.keras", compile=False).predict(inputs(5), verbose=0)
+
+    export(folder, "onnx", tmp_path / "adapted.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "adapted.onnx"))
+    names = [o.name for o in session.get_outputs()]
+    assert_close(dict(zip(names, session.run(None, inputs(5)), strict=True)), expected)
