@@ -317,3 +317,38 @@ def test_an_adapted_normalization_is_exported_with_the_statistics_it_learned(tmp
     session = onnxruntime.InferenceSession(str(tmp_path / "adapted.onnx"))
     names = [o.name for o in session.get_outputs()]
     assert_close(dict(zip(names, session.run(None, inputs(5)), strict=True)), expected)
+
+
+def test_a_model_with_a_structure_and_a_fixed_batch_is_served_by_name_and_any_batch(write_spec, tmp_path):
+    """`structure:` makes the Keras model take a list and give one tensor, and an input fixes its
+    batch size; the served model still takes and gives the spec's names, at any batch size."""
+    needs("onnxruntime", "the ONNX file")
+    import onnxruntime
+
+    import graphspec
+    from graphspec.keras import serve
+
+    loaded = graphspec.load(
+        write_spec(
+            """
+            graphspec: 1
+            name: listed
+            structure: {inputs: [features, extra], outputs: probs}
+            inputs:
+              features: {shape: [4]}
+              extra: {shape: [3], batch_size: 2}
+            layers:
+              joined: {type: Concatenate, in: [features, extra]}
+              probs: {type: Dense, units: 3, activation: softmax, in: joined}
+            outputs:
+              probs: {loss: categorical_crossentropy}
+            """
+        )
+    )
+    model = loaded.build()
+    serve.export(model, loaded, "onnx", tmp_path / "listed.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "listed.onnx"))
+    assert [o.name for o in session.get_outputs()] == ["probs"]
+    x = inputs(5)
+    (got,) = session.run(None, x)
+    np.testing.assert_allclose(got, model.predict([x["features"], x["extra"]], verbose=0), atol=1e-5, rtol=0)
