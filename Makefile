@@ -12,7 +12,7 @@ TF_EXTRA ?= tensorflow-cpu
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,lsp,test,hub-layers]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(TF_EXTRA),jax,lsp,test,hub-layers,serve]'
 	$(HUB_NO_DEPS)
 	touch $(STAMP)
 

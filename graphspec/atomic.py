@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,6 +91,97 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     user's gets (0666 less the umask)."""
     with _partial(Path(path)) as (temporary, _):
         yield temporary
+
+
+def check_folder(path: str | os.PathLike) -> Path:
+    """`path` as a Path, if `replacing_folder` can write the folder there as far as can be told
+    without writing; else `SpecErrors` saying why. Cheap: callers check before long work."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise _error(path, "it is in the way and is not a folder")
+    if path.is_dir() and any(path.iterdir()):
+        raise _error(path, "it is a folder with files in it", hint="remove it or choose another folder")
+    # The temporary folder is made beside `path`: its parent must take new entries.
+    reason = None if path.is_dir() else unwritable(path)
+    if path.is_dir() and not os.access(path.parent, os.W_OK | os.X_OK):
+        reason = f"cannot create a folder in {path.parent} ({os.strerror(errno.EACCES)})"
+    if reason is not None:
+        raise _error(path, reason)
+    return path
+
+
+# The file that marks a temporary folder as graphspec's own (and holds the writer's lock), so that
+# only a folder a killed write left is taken over: any other folder of that name is refused.
+FOLDER_MARK = ".graphspec-partial"
+
+
+@contextmanager
+def replacing_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Write the folder `path` through the temporary folder this yields, `.NAME.partial` beside
+    it: when the block ends without an error it is renamed onto `path`; on an error it is
+    removed, with any folder made for it, and nothing is left. `path` must not exist or be an
+    empty folder (see `check_folder`). A temporary folder that a killed write left is taken
+    over; one graphspec did not make (no mark in it), a file or a link there is refused, and so
+    is a second writer of the same folder while the first writes."""
+    path = check_folder(path)
+    temporary = path.with_name(f".{path.name}{PARTIAL}")
+    made = _make_folders(path, path.parent)
+    fd = None
+    try:
+        fd = _take_folder(path, temporary)
+        try:
+            yield temporary
+            os.unlink(temporary / FOLDER_MARK)  # the lock stays held on the open descriptor
+            os.replace(temporary, path)  # rename(2) replaces an empty folder too
+        except BaseException as exc:
+            shutil.rmtree(temporary, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise _error(path, exc.strerror or str(exc)) from None
+            raise
+    except BaseException:
+        _remove_folders(made)
+        raise
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _take_folder(path: Path, temporary: Path) -> int:
+    """Make the temporary folder `temporary` (or take over the one a killed write left), with
+    its mark locked; the mark's open descriptor."""
+    if temporary.is_symlink() or (temporary.exists() and not temporary.is_dir()):
+        raise _error(path, f"{temporary} is in the way and is not a folder")
+    if temporary.is_dir():
+        if not (temporary / FOLDER_MARK).is_file() or (temporary / FOLDER_MARK).is_symlink():
+            raise _error(path, f"{temporary} is in the way, and graphspec did not make it")
+        fd = os.open(temporary / FOLDER_MARK, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        if not _try_lock(fd):
+            os.close(fd)
+            raise _error(path, "another graphspec process is writing it")
+        # A killed write's folder: emptied and reused, the lock held throughout.
+        for entry in temporary.iterdir():
+            if entry.name != FOLDER_MARK:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        return fd
+    try:
+        temporary.mkdir()
+        fd = os.open(temporary / FOLDER_MARK, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise _error(path, f"cannot create a folder in {path.parent} ({exc.strerror or exc})") from None
+    if not _try_lock(fd):  # another writer took it over between the two calls above
+        os.close(fd)
+        raise _error(path, "another graphspec process is writing it")
+    return fd
+
+
+def _try_lock(fd: int) -> bool:
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -217,5 +309,5 @@ def _unlink(path: Path) -> None:
         pass
 
 
-def _error(path: Path, reason: str) -> SpecErrors:
-    return SpecErrors.single(f"cannot write {path}: {reason}")
+def _error(path: Path, reason: str, hint: str | None = None) -> SpecErrors:
+    return SpecErrors.single(f"cannot write {path}: {reason}", hint=hint)

@@ -157,6 +157,10 @@ def card_text(run: Path, loaded: LoadedSpec, picture: str) -> str:
         f"The spec it was built from is `{rd.SPEC_FILE}` in the run; `graphspec train {rd.SPEC_FILE}` "
         "trains it again.",
         "",
+        "For a server without Keras, `graphspec export-model RUN --format FORMAT -o OUT` writes it as "
+        "a SavedModel (`saved_model`), ONNX (`onnx`), LiteRT (`litert`) or OpenVINO (`openvino`) "
+        "model, its inputs and outputs named as above.",
+        "",
     ]
     return "\n".join(lines)
 

@@ -233,7 +233,20 @@ def validate(
 def build(
     spec: Annotated[Path, typer.Argument(help="The spec to build.", show_default=False)],
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Save the compiled model here (.keras).")
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", help="Save the compiled model here (.keras), or the --format's file or folder."
+        ),
+    ] = None,
+    serving_format: Annotated[
+        Optional[str],
+        typer.Option(
+            "--format",
+            metavar="saved_model|onnx|litert|openvino",
+            help="Write the model for serving instead of as .keras (needs --output): a SavedModel "
+            "folder, an .onnx file, a LiteRT .tflite file, or a folder with OpenVINO's model.xml.",
+            show_default=False,
+        ),
     ] = None,
     overrides: SetOption = None,
     expand_nested: Annotated[
@@ -268,7 +281,9 @@ def build(
     """Build the Keras model and print its summary: shapes, parameters per layer, totals."""
     from graphspec.spec.load import load
 
-    if output is not None and output.suffix != ".keras":
+    if serving_format is not None and output is None:
+        raise _fail(SpecErrors.single("--format says how to write --output, which is not given"), debug)
+    if serving_format is None and output is not None and output.suffix != ".keras":
         typer.echo(f"error: --output must end in .keras, got '{printable(str(output))}'", err=True)
         raise typer.Exit(EXIT_INVALID)
     if partial and weights is None:
@@ -276,7 +291,11 @@ def build(
     _quiet_tensorflow()
     report = None
     try:
-        if output is not None:
+        if serving_format is not None:
+            from graphspec.keras.serve import check_output
+
+            check_output(serving_format, output)  # before the model is built, which can take long
+        elif output is not None:
             from graphspec.atomic import check_target
 
             check_target(output)  # before the model is built, which can take long
@@ -301,12 +320,17 @@ def build(
     if partial and report is not None:
         typer.echo(printable(report.table()))  # after the summary, where it is read
     if output is not None:
-        from graphspec.keras.save import save_model
-
         try:
-            save_model(model, output, loaded)
-        except SpecErrors as exc:
-            raise _fail(exc, debug) from None
+            if serving_format is not None:
+                from graphspec.keras.serve import export as export_served
+
+                export_served(model, loaded, serving_format, output)
+            else:
+                from graphspec.keras.save import save_model
+
+                save_model(model, output, loaded)
+        except Exception as exc:
+            raise _failure(exc, "export" if serving_format else "saving", debug) from None
         typer.echo(f"saved {printable(str(output))}")
 
 
@@ -934,6 +958,39 @@ def export(
         raise _fail(exc, debug) from None
     for path in written:
         typer.echo(f"wrote {printable(str(path))}", err=True)
+
+
+@app.command("export-model")
+def export_model(
+    run: Annotated[Path, typer.Argument(help="A finished run's folder.", show_default=False)],
+    serving_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="saved_model|onnx|litert|openvino",
+            help="A SavedModel folder, an .onnx file, a LiteRT .tflite file, or a folder with "
+            "OpenVINO's model.xml.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The file or folder to write.", show_default=False)
+    ],
+    max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
+    debug: DebugOption = False,
+) -> None:
+    """Write a finished run's trained model for serving (Keras's model.export): inputs and
+    outputs named as in its spec, batch size dynamic, preprocessing state included."""
+    _quiet_tensorflow()
+    try:
+        from graphspec.keras.serve import check_output, export_run
+
+        check_output(serving_format, output)  # before the model is loaded
+        written = export_run(run, serving_format, output, max_params)
+    except Exception as exc:
+        # Keras or a converter failing on a model (say, an operation LiteRT lacks) is exit 1.
+        raise _failure(exc, "export", debug) from None
+    typer.echo(f"saved {printable(str(written))}")
 
 
 @app.command()

@@ -87,6 +87,8 @@ def test_the_card_gives_what_the_run_and_the_spec_say(trained):
     # The spec's text is shown as written, never as HTML or as a table's bar.
     assert "Scores &lt;b&gt;four&lt;/b&gt; features \\| two classes." in card
     assert "<b>" not in card
+    # How to serve it without Keras (README, Serving formats).
+    assert "For a server without Keras, `graphspec export-model RUN --format FORMAT -o OUT` writes" in card
     if shutil.which("dot"):
         assert "![The architecture, drawn by graphspec plot](architecture.svg)" in card
         assert (folder / "architecture.svg").read_text().lstrip().startswith(("<?xml", "<svg"))

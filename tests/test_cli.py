@@ -147,6 +147,7 @@ READERS = {
     "diff": ["diff", "{model}", "{spec}"],
     "tune": ["tune", "{spec}", "--synthetic", "--out", "{out}/tune"],
     "card": ["card", "{run}", "-o", "{out}/MODEL_CARD.md"],
+    "export-model": ["export-model", "{run}", "--format", "saved_model", "-o", "{out}/served"],
     "evaluate": ["evaluate", "{model}", "--data", "{out}/d.npz"],
     "predict": ["predict", "{model}", "--data", "{out}/d.npz", "-o", "{out}/p.csv"],
     "git-diff": ["git-diff", "s.yaml", "{spec}", "0" * 40, "100644", "{spec}", "0" * 40, "100644"],
