@@ -1,0 +1,115 @@
+"""The worker behind hover's output shapes (graphspec.lsp_shapes), driven as the language server
+drives it: a spec Keras refuses, a build past the timeout, a worker killed under it, a worker
+without the memory to load Keras. Each answer is what hover then says, word for word."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from graphspec.lsp_shapes import COMPUTING, Shapes, ShapeService, content_key, hover_lines
+from graphspec.spec.load import load_text
+
+SPEC = """\
+graphspec: 1
+name: t
+inputs:
+  x: {shape: [4]}
+layers:
+  h: {type: Dense, units: 64, in: x}
+  y: {type: Dense, units: 1, in: h}
+outputs:
+  y: {loss: mse}
+"""
+
+
+def chain(nodes: int) -> str:
+    """A spec of `nodes` Dense layers in a row, its last one `out`: about a second to build."""
+    lines = ["graphspec: 1", "name: chain", "inputs: {x: {shape: [8]}}", "layers:"]
+    lines += [f"  n{i}: {{type: Dense, units: 8, in: {f'n{i - 1}' if i else 'x'}}}" for i in range(nodes - 1)]
+    lines += [f"  out: {{type: Dense, units: 1, in: n{nodes - 2}}}", "outputs: {out: {loss: mse}}"]
+    return "\n".join(lines) + "\n"
+
+
+def ask(service: ShapeService, text: str) -> str:
+    """Request the shapes of `text` as the server does after a valid analysis; its key."""
+    key = content_key(load_text(text, "t.yaml"))
+    service.request("file:///t.yaml", key, text, "t.yaml", None, None)
+    return key
+
+
+def answer(service: ShapeService, key: str) -> Shapes:
+    deadline = time.monotonic() + 120
+    while service.state(key) in (COMPUTING, None) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    state = service.state(key)
+    assert isinstance(state, Shapes)
+    return state
+
+
+@pytest.fixture
+def service():
+    made = ShapeService({}, debounce_s=0.0)
+    yield made
+    made.close()
+
+
+def test_a_model_keras_refuses_says_why_and_the_same_worker_answers_the_next(service):
+    # validate accepts it: only Keras knows that 4 and 64 features cannot be added.
+    refused = SPEC.replace("{type: Dense, units: 1, in: h}", "{type: Add, in: [x, h]}")
+    said = hover_lines(answer(service, ask(service, refused)), "h")
+    assert said == [
+        "shape: not known (layer 'y' (Add): Inputs have incompatible shapes. Received shapes (4,) and (64,))"
+    ]
+    assert hover_lines(answer(service, ask(service, SPEC)), "h") == ["shape: `(None, 64)` float32"]
+    assert service.workers_started == 1
+
+
+def test_a_build_past_the_timeout_is_killed_and_the_next_request_gets_a_new_worker(service):
+    service.timeout_s = 0.2  # a 1,000-layer spec takes about a second
+    key = ask(service, chain(1_000))
+    while service.worker_pid is None:
+        time.sleep(0.05)
+    worker = service.worker_pid
+    assert hover_lines(answer(service, key), "out") == [
+        "shape: not known (working them out took longer than 0.2 s)"
+    ]
+    assert not os.path.exists(f"/proc/{worker}")
+    service.timeout_s = 30
+    assert hover_lines(answer(service, ask(service, SPEC)), "y") == ["shape: `(None, 1)` float32"]
+    assert service.workers_started == 2
+
+
+def test_a_worker_killed_while_working_is_reported_not_fatal(service):
+    key = ask(service, chain(1_000))
+    while service.worker_pid is None:
+        time.sleep(0.05)
+    os.kill(service.worker_pid, signal.SIGKILL)
+    assert hover_lines(answer(service, key), "out") == [
+        "shape: not known (the shape worker stopped (killed by signal 9))"
+    ]
+    assert service.worker_pid is None
+
+
+def test_a_worker_without_the_memory_to_load_keras_says_so():
+    starved = ShapeService({}, debounce_s=0.0, memory_bytes=200_000_000)
+    try:
+        (said,) = hover_lines(answer(starved, ask(starved, SPEC)), "h")
+    finally:
+        starved.close()
+    assert said.startswith("shape: not known (Keras could not be loaded: ")
+
+
+def test_edits_closer_than_the_debounce_are_worked_out_once_for_the_last():
+    debounced = ShapeService({}, debounce_s=60.0)
+    try:
+        first = ask(debounced, SPEC)
+        last = ask(debounced, SPEC.replace("units: 64", "units: 32"))
+        # The first edit's request was replaced by the last one; neither is due yet.
+        assert debounced.state(first) is None and debounced.state(last) == COMPUTING
+        assert debounced.workers_started == 0
+    finally:
+        debounced.close()
