@@ -178,7 +178,11 @@ class ShapeService:
                 if request is None:
                     return
                 self._running = request.key
-            found, key = self._compute(request)
+            try:
+                found, key = self._compute(request)
+            except Exception as exc:  # a fault of ours: said on hover, and the service goes on
+                self._stop_worker()
+                found, key = Shapes(error=f"{type(exc).__name__}: {exc}"), request.key
             with self._changed:
                 self._running = None
                 for one in {request.key, key}:
@@ -221,9 +225,11 @@ class ShapeService:
                 "root": request.root,
                 "limits": self.limits,
             }
-            assert self._worker is not None and self._worker.stdin is not None
-            self._worker.stdin.write(json.dumps(message).encode() + b"\n")
-            self._worker.stdin.flush()
+            worker = self._worker
+            if worker is None or worker.stdin is None:  # closed while it started
+                raise _WorkerFailed("the language server is stopping")
+            worker.stdin.write(json.dumps(message).encode() + b"\n")
+            worker.stdin.flush()
             reply = self._reply(self.timeout_s, f"working them out took longer than {self.timeout_s:g} s")
         except _WorkerFailed as exc:
             self._stop_worker()
@@ -258,7 +264,8 @@ class ShapeService:
         """The worker's next line as JSON, within `timeout_s`; raises _WorkerFailed (saying
         `overdue` on a timeout) when it does not come."""
         worker = self._worker
-        assert worker is not None and worker.stdout is not None
+        if worker is None or worker.stdout is None:  # closed meanwhile
+            raise _WorkerFailed("the language server is stopping")
         deadline = time.monotonic() + timeout_s
         descriptor = worker.stdout.fileno()
         while b"\n" not in self._buffer:

@@ -1,16 +1,19 @@
 """The worker behind hover's output shapes (graphspec.lsp_shapes), driven as the language server
-drives it: a spec Keras refuses, a build past the timeout, a worker killed under it, a worker
-without the memory to load Keras. Each answer is what hover then says, word for word."""
+drives it: a spec Keras refuses, a build past the timeout, a worker killed under it, the
+worker's memory cap and priority, the debounce. Each answer is what hover then says, word for
+word."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
-from graphspec.lsp_shapes import COMPUTING, Shapes, ShapeService, content_key, hover_lines
+from graphspec.lsp_shape_worker import NICENESS
+from graphspec.lsp_shapes import COMPUTING, MEMORY_BYTES, Shapes, ShapeService, content_key, hover_lines
 from graphspec.spec.load import load_text
 
 SPEC = """\
@@ -57,15 +60,24 @@ def service():
     made.close()
 
 
-def test_a_model_keras_refuses_says_why_and_the_same_worker_answers_the_next(service):
+@pytest.fixture(scope="module")
+def shared():
+    """One service (one import of Keras) for the tests that leave its worker running."""
+    made = ShapeService({}, debounce_s=0.0)
+    yield made
+    made.close()
+
+
+def test_a_model_keras_refuses_says_why_and_the_same_worker_answers_the_next(shared):
     # validate accepts it: only Keras knows that 4 and 64 features cannot be added.
     refused = SPEC.replace("{type: Dense, units: 1, in: h}", "{type: Add, in: [x, h]}")
-    said = hover_lines(answer(service, ask(service, refused)), "h")
+    said = hover_lines(answer(shared, ask(shared, refused)), "h")
+    worker = shared.worker_pid
     assert said == [
         "shape: not known (layer 'y' (Add): Inputs have incompatible shapes. Received shapes (4,) and (64,))"
     ]
-    assert hover_lines(answer(service, ask(service, SPEC)), "h") == ["shape: `(None, 64)` float32"]
-    assert service.workers_started == 1
+    assert hover_lines(answer(shared, ask(shared, SPEC)), "h") == ["shape: `(None, 64)` float32"]
+    assert shared.worker_pid == worker
 
 
 def test_a_build_past_the_timeout_is_killed_and_the_next_request_gets_a_new_worker(service):
@@ -94,13 +106,17 @@ def test_a_worker_killed_while_working_is_reported_not_fatal(service):
     assert service.worker_pid is None
 
 
-def test_a_worker_without_the_memory_to_load_keras_says_so():
-    starved = ShapeService({}, debounce_s=0.0, memory_bytes=200_000_000)
-    try:
-        (said,) = hover_lines(answer(starved, ask(starved, SPEC)), "h")
-    finally:
-        starved.close()
-    assert said.startswith("shape: not known (Keras could not be loaded: ")
+def test_the_worker_runs_with_its_data_capped_and_below_the_servers_priority(shared):
+    assert hover_lines(answer(shared, ask(shared, SPEC.replace("64", "16"))), "h") == [
+        "shape: `(None, 16)` float32"
+    ]
+    worker = shared.worker_pid
+    limits = Path(f"/proc/{worker}/limits").read_text().splitlines()
+    niceness = int(Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    (data,) = [line.split()[3:5] for line in limits if line.startswith("Max data size")]
+    # Soft and hard: past it, an allocation fails (MemoryError, or a crash the server reports).
+    assert data == [str(MEMORY_BYTES), str(MEMORY_BYTES)] and MEMORY_BYTES == 4 * 1024**3
+    assert niceness == os.nice(0) + NICENESS
 
 
 def test_edits_closer_than_the_debounce_are_worked_out_once_for_the_last():
