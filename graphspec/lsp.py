@@ -9,6 +9,7 @@ the `lsp` extra (`pip install 'graphspec[lsp]'`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ class GraphspecServer(LanguageServer):
             self.analyse(uri)
         return self.analyses[uri]
 
-    def shape_lines(self, loaded: Any) -> Any:
+    def shape_lines(self, loaded: Any) -> Callable[[str], list[str]]:
         """What hover says of each node's output shapes in `loaded` (a function of the node)."""
         state = self.shapes.state(content_key(loaded)) if self.shapes and loaded is not None else None
         return lambda node: hover_lines(state, node)
@@ -127,7 +128,8 @@ def make_server(root: Path | None = None, shapes: bool = True) -> GraphspecServe
         )
 
     @server.feature(types.SHUTDOWN)
-    def shutdown(ls: GraphspecServer, params: None) -> None:
+    def on_shutdown(ls: GraphspecServer, params: None) -> None:
+        # The client asks before it exits: the worker's memory is given back at once.
         if ls.shapes is not None:
             ls.shapes.close()
 

@@ -122,6 +122,7 @@ class ShapeService:
         self._buffer = b""
         self._next_id = 0
         self._closed = False
+        self._unloadable: str | None = None  # why the worker could not import Keras, once it said
 
     def request(self, uri: str, key: str, text: str, name: str, path: str | None, root: str | None) -> None:
         """Ask for the shapes of document `uri`'s load `key` (of `text`, read as the file `path`
@@ -209,12 +210,16 @@ class ShapeService:
 
     def _compute(self, request: _Request) -> tuple[Shapes, str]:
         """Ask the worker (started if none runs); a failure of any kind is an answer."""
+        if self._unloadable is not None:
+            return Shapes(error=self._unloadable), request.key
         try:
             if self._worker is None or self._worker.poll() is not None:
                 ready = self._start_worker()
                 if ready.get("ready") is not True:
+                    # Not installed, or no backend: trying again at each edit would not help.
                     self._stop_worker()
-                    return Shapes(error=f"Keras could not be loaded: {ready.get('error')}"), request.key
+                    self._unloadable = f"Keras could not be loaded: {ready.get('error')}"
+                    return Shapes(error=self._unloadable), request.key
             self._next_id += 1
             message = {
                 "id": self._next_id,

@@ -5,6 +5,7 @@ word."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import time
@@ -129,3 +130,20 @@ def test_edits_closer_than_the_debounce_are_worked_out_once_for_the_last():
         assert debounced.workers_started == 0
     finally:
         debounced.close()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is not None, reason="torch is installed: Keras can load that backend"
+)
+def test_a_worker_that_cannot_load_keras_says_why_once_and_is_not_started_again(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "torch")  # the worker inherits it; torch is not installed
+    missing = ShapeService({}, debounce_s=0.0)
+    try:
+        first = answer(missing, ask(missing, SPEC))
+        again = answer(missing, ask(missing, SPEC.replace("64", "16")))
+    finally:
+        missing.close()
+    assert hover_lines(first, "h") == [
+        "shape: not known (Keras could not be loaded: No module named 'torch')"
+    ]
+    assert again == first and missing.workers_started == 1
