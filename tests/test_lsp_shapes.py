@@ -147,3 +147,17 @@ def test_a_worker_that_cannot_load_keras_says_why_once_and_is_not_started_again(
         "shape: not known (Keras could not be loaded: No module named 'torch')"
     ]
     assert again == first and missing.workers_started == 1
+
+
+def test_the_worker_loads_each_spec_under_the_servers_limits(shared):
+    # `graphspec --limit values=5 lsp`: the server would refuse this spec before asking, but
+    # the worker parses it again (and the files it includes) and must hold to the same limit.
+    limits, shared.limits = shared.limits, {"values": 5}
+    try:
+        (said,) = hover_lines(answer(shared, ask(shared, SPEC.replace("64", "8"))), "h")
+    finally:
+        shared.limits = limits
+    assert said == (
+        "shape: not known (this value, with the values read before it, would go over the limit "
+        "of 5 values read from spec files in all)"
+    )
