@@ -38,12 +38,13 @@ def confine(memory_bytes: int) -> None:
     import resource
     import signal
 
-    resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
-    os.nice(NICENESS)
     if sys.platform == "linux":
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+    # Last, so that a lowered priority tells a watcher the rest is done.
+    os.nice(NICENESS)
 
 
 def answer(request: dict[str, Any]) -> dict[str, Any]:

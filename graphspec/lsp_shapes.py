@@ -255,6 +255,8 @@ class ShapeService:
         self._stop_worker()
         self._buffer = b""
         self.workers_started += 1
+        # Started from the service's own thread, which lives as long as the service: Linux's
+        # parent-death signal, which the worker asks for, follows the thread that started it.
         self._worker = subprocess.Popen(
             [sys.executable, "-m", "graphspec.lsp_shape_worker", str(self.memory_bytes)],
             stdin=subprocess.PIPE,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -113,11 +115,10 @@ def test_the_worker_runs_with_its_data_capped_and_below_the_servers_priority(sha
     ]
     worker = shared.worker_pid
     limits = Path(f"/proc/{worker}/limits").read_text().splitlines()
-    niceness = int(Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[16])
     (data,) = [line.split()[3:5] for line in limits if line.startswith("Max data size")]
     # Soft and hard: past it, an allocation fails (MemoryError, or a crash the server reports).
     assert data == [str(MEMORY_BYTES), str(MEMORY_BYTES)] and MEMORY_BYTES == 4 * 1024**3
-    assert niceness == os.nice(0) + NICENESS
+    assert niceness(worker) == os.nice(0) + NICENESS
 
 
 def test_edits_closer_than_the_debounce_are_worked_out_once_for_the_last():
@@ -161,3 +162,42 @@ def test_the_worker_loads_each_spec_under_the_servers_limits(shared):
         "shape: not known (this value, with the values read before it, would go over the limit "
         "of 5 values read from spec files in all)"
     )
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="the worker asks Linux (prctl) to kill it with its parent"
+)
+def test_the_worker_dies_with_the_process_that_started_it_however_that_ends():
+    # A parent that starts a worker and is then killed outright (SIGKILL: no cleanup of its own).
+    start = (
+        "import subprocess, sys, time\n"
+        "worker = subprocess.Popen([sys.executable, '-m', 'graphspec.lsp_shape_worker', '4294967296'],"
+        " stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n"
+        "print(worker.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", start], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    deadline = time.monotonic() + 60
+    # Its priority is lowered last when it confines itself: then it has asked to die with its parent.
+    while niceness(worker) == os.nice(0) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    parent.kill()
+    parent.wait()
+    # At once, not when it next reads or writes a pipe (after importing Keras: seconds).
+    deadline = time.monotonic() + 1.0
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not alive(worker)
+
+
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead and not yet reaped by whoever adopted it, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
