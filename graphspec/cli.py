@@ -343,15 +343,26 @@ def schema() -> None:
 
 
 @app.command()
-def lsp(root: RootOption = None) -> None:
+def lsp(
+    root: RootOption = None,
+    no_shapes: Annotated[
+        bool,
+        typer.Option(
+            "--no-shapes",
+            help="Hover shows no output shapes, and no Keras worker process is started "
+            "(it imports Keras once, about a gigabyte, to build each spec after edits pause).",
+        ),
+    ] = False,
+) -> None:
     """Run the language server on stdin and stdout, for editors: validate's problems as you type,
-    go to definition, hover and rename (needs the lsp extra: pip install 'graphspec[lsp]')."""
+    go to definition, hover (with output shapes) and rename (needs the lsp extra: pip install
+    'graphspec[lsp]')."""
     try:
         from graphspec.lsp import serve
     except ImportError as exc:
         typer.echo(f"error: graphspec lsp needs pygls ({exc}): pip install 'graphspec[lsp]'", err=True)
         raise typer.Exit(EXIT_INVALID) from None
-    serve(root)
+    serve(root, shapes=not no_shapes)
 
 
 @app.command()

@@ -10,6 +10,7 @@ into LSP messages.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -296,10 +297,19 @@ class Document:
                     return ("layers",), token.path[1]
         return None
 
-    def hover(self, line: int, character: int, loaded: Any = None, stale: bool = False) -> str | None:
+    def hover(
+        self,
+        line: int,
+        character: int,
+        loaded: Any = None,
+        stale: bool = False,
+        shapes: Callable[[str], list[str]] | None = None,
+    ) -> str | None:
         """Markdown about the node under the cursor: its kind and type, and its arguments after
         params and overrides were substituted (from `loaded`, the last valid load of this
-        document, `stale` when the text has changed since), or as written without one."""
+        document, `stale` when the text has changed since), or as written without one; with
+        `shapes`, what it says of a node's output shapes in that load (graphspec.lsp_shapes)."""
+        shapes = shapes or (lambda node: [])
         found = self.node_at(line, character)
         if found is None:
             return None
@@ -318,15 +328,24 @@ class Document:
             title = "arguments after substitution" + (" (as of the last valid version)" if stale else "")
             lines += _arguments(args, title)
             lines.append(f"- in: `{_short(node.inbound)}`")
+            lines += [f"- {said}" for said in shapes(name)]
         elif spec_layers is not None and any(n.startswith(name + ".") for n in spec_layers):
             members = [n for n in spec_layers if n.startswith(name + ".")]
             kind = "block use" if isinstance(raw, dict) and "block" in raw else "chain"
             lines[0] += f": {kind} of {len(members)} nodes"
+            # What is said of no node in particular ("computing", "not known") is said of the
+            # whole load: once, not on each member's line.
+            of_the_load = shapes("")
             for member in members[:20]:
                 node = spec_layers[member]
-                lines.append(f"- `{member}`: {node.node_kind} `{getattr(node, node.node_kind)}`")
+                said = "" if of_the_load else "; ".join(shapes(member))
+                lines.append(
+                    f"- `{member}`: {node.node_kind} `{getattr(node, node.node_kind)}`"
+                    + (f", {said}" if said else "")
+                )
             if len(members) > 20:
                 lines.append(f"- ... and {len(members) - 20} more")
+            lines += [f"- {said}" for said in of_the_load]
         elif isinstance(raw, dict):
             kind = next((k for k in ("type", "op", "share", "spec", "block", "math") if k in raw), None)
             if kind:

@@ -1,11 +1,13 @@
 """`graphspec lsp` driven by a real LSP client (pygls's) over stdio, as an editor drives it:
 validate's problems published at their ranges as the text changes, go to definition, hover,
-rename."""
+rename; hover's output shapes, worked out by a worker process that goes with the server."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,7 +68,8 @@ def position(text: str, line: int, needle: str, offset: int = 0) -> types.Positi
 class Session:
     """A client connected to `python -m graphspec lsp`, keeping what the server publishes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
+        self.options = options
         self.client = LanguageClient("graphspec-test", "1")
         self.published: asyncio.Queue = asyncio.Queue()
 
@@ -75,7 +78,7 @@ class Session:
             self.published.put_nowait(params)
 
     async def start(self) -> None:
-        await self.client.start_io(sys.executable, "-m", "graphspec", "lsp", cwd=str(ROOT))
+        await self.client.start_io(sys.executable, "-m", "graphspec", "lsp", *self.options, cwd=str(ROOT))
         await self.client.initialize_async(
             types.InitializeParams(capabilities=types.ClientCapabilities(), root_uri=None)
         )
@@ -86,6 +89,16 @@ class Session:
             params = await asyncio.wait_for(self.published.get(), 60)
             if params.uri == uri:
                 return list(params.diagnostics)
+
+    @property
+    def pid(self) -> int:
+        return self.client._server.pid
+
+    async def hover(self, uri: str, position: types.Position) -> str:
+        found = await self.client.text_document_hover_async(
+            types.HoverParams(types.TextDocumentIdentifier(uri), position)
+        )
+        return found.contents.value if found else ""
 
     async def stop(self) -> None:
         await self.client.shutdown_async(None)
@@ -111,7 +124,8 @@ def test_problems_follow_the_edits_and_navigation_hover_rename_answer(spec_files
     uri = from_fs_path(str(spec_files))
 
     async def scenario() -> None:
-        session = Session()
+        # Shapes have tests of their own: this one needs no Keras worker.
+        session = Session("--no-shapes")
         await session.start()
         client = session.client
         try:
@@ -226,3 +240,123 @@ def apply(text: str, edits: list[types.TextEdit]) -> str:
         line = lines[start.line]
         lines[start.line] = line[: start.character] + edit.new_text + line[end.character :]
     return "\n".join(lines)
+
+
+SHAPED = """\
+graphspec: 1
+name: shaped
+inputs:
+  x: {shape: [4]}
+layers:
+  h: {type: Dense, units: 64, in: x}
+  y: {type: Dense, units: 1, in: h}
+outputs:
+  y: {loss: mse}
+"""
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux's /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(pid):
+            found.append(int(entry.name))
+    return found
+
+
+def keras_shape(units: int) -> str:
+    """The output shape Keras gives Dense(units) on an input of shape (4,), as hover writes it."""
+    import keras
+
+    return str(tuple(keras.layers.Dense(units)(keras.Input((4,))).shape))
+
+
+async def settled_hover(session: Session, uri: str, position: types.Position) -> str:
+    """Hover until it no longer says the shapes are being worked out (the worker imports Keras
+    first: seconds); every answer before says "computing"."""
+    deadline = time.monotonic() + 120
+    while True:
+        text = await session.hover(uri, position)
+        if "shape: computing…" not in text or time.monotonic() > deadline:
+            return text
+        await asyncio.sleep(0.2)
+
+
+def test_hover_shows_the_output_shape_keras_gives_and_the_new_one_after_an_edit(tmp_path: Path):
+    spec = tmp_path / "shaped.yaml"
+    spec.write_text(SHAPED)
+    uri = from_fs_path(str(spec))
+    on_h = types.Position(5, 2)
+
+    async def scenario() -> tuple[str, str, str, int]:
+        session = Session()
+        await session.start()
+        try:
+            session.client.text_document_did_open(
+                types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "yaml", 1, SHAPED))
+            )
+            assert await session.diagnostics(uri) == []
+            before = await settled_hover(session, uri, on_h)
+            (worker,) = children(session.pid)
+            # TensorFlow is loaded in the worker, never in the server.
+            assert "libtensorflow" in Path(f"/proc/{worker}/maps").read_text()
+            assert "libtensorflow" not in Path(f"/proc/{session.pid}/maps").read_text()
+
+            # units: 64 -> 32. The first hover after the edit is about the new text: the old
+            # shape is never shown for it.
+            at = position(SHAPED, 5, "64")
+            change = types.TextDocumentContentChangePartial(
+                range=types.Range(at, types.Position(5, at.character + 2)), text="32"
+            )
+            session.client.text_document_did_change(
+                types.DidChangeTextDocumentParams(
+                    types.VersionedTextDocumentIdentifier(version=2, uri=uri), [change]
+                )
+            )
+            assert await session.diagnostics(uri) == []
+            first = await session.hover(uri, on_h)
+            after = await settled_hover(session, uri, on_h)
+            assert children(session.pid) == [worker]  # the same worker: Keras imported once
+        finally:
+            await session.stop()
+        return before, first, after, worker
+
+    before, first, after, worker = run(scenario())
+    assert f"- shape: `{keras_shape(64)}` float32" in before.split("\n")
+    assert f"- shape: `{keras_shape(32)}` float32" in after.split("\n")
+    assert keras_shape(32) == "(None, 32)"
+    assert "- shape: computing…" in first.split("\n") or after == first
+    # The worker went with the server.
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{worker}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{worker}")
+
+
+def test_with_no_shapes_hover_has_no_shapes_and_no_worker_is_started(tmp_path: Path):
+    spec = tmp_path / "shaped.yaml"
+    spec.write_text(SHAPED)
+    uri = from_fs_path(str(spec))
+
+    async def scenario() -> tuple[str, list[int]]:
+        session = Session("--no-shapes")
+        await session.start()
+        try:
+            session.client.text_document_did_open(
+                types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "yaml", 1, SHAPED))
+            )
+            assert await session.diagnostics(uri) == []
+            # Past the debounce, when a worker would have been started.
+            await asyncio.sleep(1.5)
+            hover = await session.hover(uri, types.Position(5, 2))
+            return hover, children(session.pid)
+        finally:
+            await session.stop()
+
+    hover, started = run(scenario())
+    assert "units: `64`" in hover and "shape" not in hover
+    assert started == []

@@ -153,3 +153,19 @@ def test_hover_says_when_its_arguments_come_from_an_earlier_valid_text():
     text = broken.hover(12, 2, loaded, stale=True)
     assert text.startswith("**h**: `LSTM`") and "(as of the last valid version)" in text
     assert "(as of" not in document().hover(12, 2, loaded)
+
+
+def test_hover_shows_each_chain_members_shape_and_a_load_wide_status_once():
+    from graphspec.lsp_shapes import COMPUTING, Shapes, hover_lines
+
+    doc = document()
+    _, loaded = problems(doc)
+    # What the worker answers for this spec (tests/test_lsp_shapes.py asks a real one).
+    known = Shapes({"c.dense": [("", (None, 4), "float32")], "c.re_lu": [("", (None, 4), "float32")]})
+    text = doc.hover(13, 2, loaded, shapes=lambda node: hover_lines(known, node))
+    assert text.split("\n")[1:3] == [
+        "- `c.dense`: type `Dense`, shape: `(None, 4)` float32",
+        "- `c.re_lu`: type `ReLU`, shape: `(None, 4)` float32",
+    ]
+    text = doc.hover(13, 2, loaded, shapes=lambda node: hover_lines(COMPUTING, node))
+    assert text.count("computing") == 1 and text.endswith("\n- shape: computing…")

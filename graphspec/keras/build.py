@@ -91,6 +91,22 @@ def declared_model(loaded: LoadedSpec) -> tuple[keras.Model, dict[str, Any], dic
     return model, inputs, builder.outputs
 
 
+def declared_tensors(loaded: LoadedSpec) -> dict[str, Any]:
+    """The symbolic tensor(s) each input and each node an output needs produced, with every
+    weight declared but never allocated and no pretrained weights loaded, and no model made
+    of them: the shapes of a spec whose weights would not fit in memory, or whose graph is too
+    deep for `keras.Model` to walk (it recurses once per layer)."""
+    from keras.src.backend.common import global_state
+
+    builder = _Builder(loaded, load=False)
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            builder.wire()
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", [])
+    return dict(builder.tensors)
+
+
 def _check_budget(model: keras.Model, loaded: LoadedSpec, max_params: int) -> None:
     total = model.count_params()
     if total <= max_params:
@@ -252,6 +268,28 @@ class _Builder:
         )
 
     def model(self) -> keras.Model:
+        inputs, outputs = self.wire()
+        structure = self.spec.structure
+        if structure is not None and structure.inputs is not None:
+            inputs = arrange(structure.inputs, inputs)
+        if structure is not None and structure.outputs is not None:
+            outputs = arrange(structure.outputs, outputs)
+        try:
+            model = keras.Model(
+                inputs=inputs, outputs=outputs, name=self.spec.name, trainable=self.spec.trainable
+            )
+        except Exception as exc:  # Keras's own graph checks, should ours have missed a case
+            raise SpecErrors.single(
+                f"Keras refused the model: {_keras_message(exc)}", sources=self.loaded.diagnostics.sources
+            ) from None
+        for name, node in self.spec.layers.items():
+            if "training" in node.call and name in self.instances:
+                fix_training(self.instances[name])
+        return model
+
+    def wire(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Make the inputs and call every node an output needs, in order (filling `tensors`):
+        the input and output tensors by the spec's names, before any model is made of them."""
         inputs = {}
         for name, spec_input in self.spec.inputs.items():
             inputs[name] = keras.Input(
@@ -279,23 +317,7 @@ class _Builder:
                 # as the output keeps the output's name, its loss and its metrics matched.
                 outputs[name] = keras.layers.Identity(name=name)(tensor)
         self.outputs = dict(outputs)
-        structure = self.spec.structure
-        if structure is not None and structure.inputs is not None:
-            inputs = arrange(structure.inputs, inputs)
-        if structure is not None and structure.outputs is not None:
-            outputs = arrange(structure.outputs, outputs)
-        try:
-            model = keras.Model(
-                inputs=inputs, outputs=outputs, name=self.spec.name, trainable=self.spec.trainable
-            )
-        except Exception as exc:  # Keras's own graph checks, should ours have missed a case
-            raise SpecErrors.single(
-                f"Keras refused the model: {_keras_message(exc)}", sources=self.loaded.diagnostics.sources
-            ) from None
-        for name, node in self.spec.layers.items():
-            if "training" in node.call and name in self.instances:
-                fix_training(self.instances[name])
-        return model
+        return inputs, outputs
 
     def instance(self, name: str) -> Any:
         """The layer instance a node calls: created once, shared by every node that shares it."""
