@@ -26,7 +26,9 @@ def families(c: dict) -> dict[str, dict[str, dict]]:
         "layers": c["layers"],
         "application_layers": c["application_layers"],
         "applications": c["applications"],
-        "ops": c["ops"],
+        # An op's arguments a node writes as values: its operation's constructor's (the call's
+        # are its tensors, read with `in`).
+        "ops": {name: {**entry, "args": entry["init"]} for name, entry in c["ops"].items()},
         "losses": c["losses"]["classes"],
         "metrics": c["metrics"]["classes"],
         "optimizers": c["optimizers"],

@@ -33,7 +33,11 @@ REQUIRED = {
     "target_shape": [30],
 }
 # Values of untyped arguments some classes need to be constructed at all.
-OVERRIDES = {"CategoryEncoding": {"num_tokens": 4}, "RandomPosterization": {"factor": 2}}
+OVERRIDES = {
+    "CategoryEncoding": {"num_tokens": 4},
+    "RandomPosterization": {"factor": 2},
+    "Discretization": {"bin_boundaries": [0.5]},
+}
 # Arguments the catalog lists for a class (from the base class's **kwargs) that the class itself
 # refuses whatever their value: not a matter of types, and found by the test below.
 NOT_TAKEN = {

@@ -31,6 +31,7 @@ NON_NEGATIVE = {"type": "number", "minimum": 0}
 TYPED_OBJECT = {"type": "object", "required": ["type"]}
 
 
+DTYPE = {"description": "a dtype name such as 'float32' or 'mixed_float16'", "type": "string"}
 # A list of two numbers, the range of an image's values (the preprocessing layers' value_range).
 VALUE_RANGE = {
     "description": "a list of two numbers, the lowest and the highest value",
@@ -403,6 +404,11 @@ def _rule(section: str, name: str, arg: str, default: Any, has_default: bool) ->
     rank = int(rank_match.group(1)) if rank_match else None
     if arg in _POSITIVE or arg == "depth_multiplier":
         return ref("positive_int")
+    if arg == "dtype":
+        # A dtype or dtype policy's name (or null): Keras refuses a number, a list, a mapping or
+        # a boolean. Which names a layer takes depends on the layer (Dense refuses 'string'), so
+        # only the kind is typed.
+        return DTYPE
     if arg == "trainable":
         # Keras's Layer refuses anything but True or False.
         return BOOLEAN
