@@ -205,3 +205,12 @@ def test_an_objects_right_arguments_are_taken_by_validate_and_by_keras(tmp_path)
     )
     assert _validate(tmp_path, text) == (0, "")
     assert builds(text)
+
+
+def test_an_object_whose_type_is_not_a_name_is_no_crash_where_the_argument_is_untyped(tmp_path):
+    # KerasHub's layers have no types in the catalog: their initializers reach the object check
+    # unchecked, `type: [1]` included.
+    text = OBJECT_SPEC.format(arg="kernel_initializer", value="{type: [1]}")
+    text = text.replace("type: Dense, units: 4", "type: keras_hub.layers.FNetEncoder, intermediate_dim: 4")
+    code, stderr = _validate(tmp_path, text)
+    assert (code, stderr) == (0, "")

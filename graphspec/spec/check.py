@@ -217,8 +217,10 @@ def _check_object_arguments(ctx: Context, what: str, section: str, value: dict, 
     """The arguments of an initializer, regularizer or constraint written as `{type: ..., ...}`
     (its type was checked already): each one its class takes, of the catalog's type. Keras
     refuses any other argument when it makes the object."""
-    objects = catalog.catalog()["objects"][section]
-    entry = objects["classes"].get(objects["names"].get(value.get("type"), value.get("type")))
+    objects, name = catalog.catalog()["objects"][section], value.get("type")
+    if not isinstance(name, str):
+        return  # an argument the catalog does not type (a KerasHub layer's): Keras says what is wrong
+    entry = objects["classes"].get(objects["names"].get(name, name))
     if entry is None or "args" not in entry:
         return
     kind = section[:-1]
