@@ -166,9 +166,9 @@ def test_keras_accepts_each_example_and_refuses_each_counter_example():
                     not_taken.add((name, arg))
                     continue
             # Every example and counter-example of a fragment is tried once, then two examples
-            # (and null) and four counter-examples on the next classes, and one example and two
-            # counter-examples from the fifth class on (a fragment such as `trainable`'s is on a
-            # hundred): enough to show each class takes that kind of value and refuses the wrong
+            # (and null) and four counter-examples on the next three classes, and one example
+            # and two counter-examples from the fifth class on (`trainable`'s fragment is on 135
+            # layers): enough to show each class takes that kind of value and refuses the wrong
             # kinds, in a fraction of the time.
             values, wrong = examples(fragment), counter_examples(fragment)
             key = json.dumps(fragment, sort_keys=True)

@@ -391,6 +391,8 @@ def _other_rule(section: str, name: str, arg: str) -> dict | None:
         return _OBJECT_TYPES.get((name, arg)) or _OBJECT_TYPES.get((section, arg))
     if section == "ops" and arg == "axis":
         return ref("axis")
+    if section == "ops" and arg == "dtype":
+        return DTYPE  # as a layer's: a number, a list or a boolean is refused
     if section == "callbacks" and name == "ReduceLROnPlateau" and arg == "factor":
         return {"type": "number", "exclusiveMaximum": 1}
     return None
