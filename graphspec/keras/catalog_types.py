@@ -150,6 +150,12 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         for layer in ("LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
         for arg in ("dropout", "recurrent_dropout")
     },
+    # So do the cells (GRUCell(dropout=3) is taken).
+    **{
+        ("layers", cell, arg): {"type": "number"}
+        for cell in ("LSTMCell", "GRUCell", "SimpleRNNCell")
+        for arg in ("dropout", "recurrent_dropout")
+    },
     ("layers", "Attention", "dropout"): {"type": "number"},
     ("layers", "AdditiveAttention", "dropout"): {"type": "number"},
     # ConvLSTM takes filters=0.
@@ -215,8 +221,19 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     },
     # SimpleRNN takes activity_regularizer and never reads it: any value passes.
     ("layers", "SimpleRNN", "activity_regularizer"): None,
-    # AugMix refuses to be called when constructed with `trainable` at all (it is not trainable).
+    # AugMix refuses to be called when constructed with `trainable` at all (it is not trainable);
+    # HashedCrossing and the lookup layers take any value, and the lookups any dtype (theirs is
+    # the vocabulary's, read when adapted).
     ("layers", "AugMix", "trainable"): None,
+    ("layers", "HashedCrossing", "trainable"): None,
+    **{
+        (("layers", layer, arg)): None
+        for layer in ("IntegerLookup", "StringLookup")
+        for arg in ("trainable", "dtype")
+    },
+    # These take any value_range when constructed, and are not shown to refuse one when built.
+    ("layers", "ContrastLimitedAdaptiveHistogramEqualization", "value_range"): None,
+    ("layers", "RandomHue", "value_range"): None,
     # momentum is a number (a word or a list is refused when constructed). The image layers'
     # fill_value and Equalization's bins are refused only when a value is computed, not when a
     # model is built, and ELU's and MixUp's alpha are broadcast (a list is taken): untyped, so
