@@ -147,3 +147,70 @@ def test_a_callbacks_and_an_optimizers_argument_are_checked(tmp_path):
         "(1.0, not 1), not 1\n" in stderr
     )
     assert "error: callback ReduceLROnPlateau's argument 'factor' takes a number below 1, not 1.5\n" in stderr
+
+
+OBJECT_SPEC = """\
+graphspec: 1
+name: objects
+inputs:
+  x: {{shape: [8]}}
+layers:
+  d: {{type: Dense, units: 4, in: x, {arg}: {value}}}
+outputs:
+  d: {{loss: mse}}
+"""
+OBJECT_EDITS = [
+    (
+        "kernel_initializer",
+        "{type: GlorotUniform, sed: 0}",
+        "layer 'd': Dense's argument 'kernel_initializer': initializer GlorotUniform has no argument 'sed'",
+    ),
+    (
+        "kernel_initializer",
+        "{type: VarianceScaling, mode: fan_inn}",
+        "layer 'd': Dense's argument 'kernel_initializer': initializer VarianceScaling's argument 'mode' "
+        "takes one of 'fan_in', 'fan_out', 'fan_avg', not 'fan_inn'",
+    ),
+    (
+        "kernel_regularizer",
+        '{type: L2, l2: "abc"}',
+        "layer 'd': Dense's argument 'kernel_regularizer': regularizer L2's argument 'l2' takes a number of "
+        "at least 0 or null, not 'abc'",
+    ),
+    (
+        "bias_constraint",
+        "{type: MaxNorm, max_valu: 2}",
+        "layer 'd': Dense's argument 'bias_constraint': constraint MaxNorm has no argument 'max_valu'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("arg", "value", "message"), OBJECT_EDITS, ids=[e[1] for e in OBJECT_EDITS])
+def test_an_objects_arguments_are_checked_and_keras_refuses_them_too(tmp_path, arg, value, message):
+    from test_application_inputs import builds
+
+    text = OBJECT_SPEC.format(arg=arg, value=value)
+    code, stderr = _validate(tmp_path, text)
+    assert code == 2
+    assert stderr.splitlines()[0].endswith(f"error: {message}")
+    assert stderr.endswith("1 error\n")
+    assert not builds(text)
+
+
+def test_an_objects_right_arguments_are_taken_by_validate_and_by_keras(tmp_path):
+    from test_application_inputs import builds
+
+    text = OBJECT_SPEC.format(
+        arg="kernel_initializer", value="{type: VarianceScaling, mode: fan_out, seed: 3}"
+    )
+    assert _validate(tmp_path, text) == (0, "")
+    assert builds(text)
+
+
+def test_an_object_whose_type_is_not_a_name_is_no_crash_where_the_argument_is_untyped(tmp_path):
+    # KerasHub's layers have no types in the catalog: their initializers reach the object check
+    # unchecked, `type: [1]` included.
+    text = OBJECT_SPEC.format(arg="kernel_initializer", value="{type: [1]}")
+    text = text.replace("type: Dense, units: 4", "type: keras_hub.layers.FNetEncoder, intermediate_dim: 4")
+    code, stderr = _validate(tmp_path, text)
+    assert (code, stderr) == (0, "")

@@ -129,6 +129,34 @@ def _layer_entry(cls: type) -> dict:
     }
 
 
+class _InputSize(Exception):
+    pass
+
+
+def _input_size(application: Any) -> dict:
+    """`{"default_size": S}`: the image size keras.applications' `obtain_input_shape` is given
+    by `application` when built with neither weights nor an input shape (its model then takes
+    (S, S, 3) with include_top, else any size); {} for an application that does not ask it
+    (MobileNetV3). Asked by calling the application with `obtain_input_shape` replaced by one
+    that stops it, before any layer is made."""
+    from keras.src.applications import imagenet_utils
+
+    def stop(input_shape: Any, default_size: int, **kwargs: Any) -> None:
+        raise _InputSize(default_size)
+
+    original = imagenet_utils.obtain_input_shape
+    imagenet_utils.obtain_input_shape = stop
+    try:
+        application(weights=None)
+    except _InputSize as asked:
+        return {"default_size": asked.args[0]}
+    except Exception:
+        return {}
+    finally:
+        imagenet_utils.obtain_input_shape = original
+    return {}
+
+
 def _base_layer_init() -> Any:
     import keras
 
@@ -200,7 +228,11 @@ def _objects() -> dict:
             public = getattr(importlib.import_module(f"keras.{section}"), cls.__name__, None)
             canonical = cls.__name__ if public is cls else name
             names[name] = canonical
-            classes[canonical] = {"defaults": _json_defaults(_defaults(cls.__init__)[0])}
+            entry = {
+                "args": _class_args(cls.__init__)["args"],
+                "defaults": _json_defaults(_defaults(cls.__init__)[0]),
+            }
+            classes[canonical] = {**entry, "types": catalog_types.types(section, canonical, entry)}
         found[section] = {"names": names, "classes": dict(sorted(classes.items()))}
     return found
 
@@ -372,7 +404,7 @@ def generate() -> dict:
         if section == "layers":
             entry = _layer_entry(obj)
         elif section == "applications":
-            entry = _class_args(obj, ("name", "input_tensor"))
+            entry = {**_class_args(obj, ("name", "input_tensor")), **_input_size(obj)}
         else:
             entry = _class_args(obj.__init__)
         sections[section][name] = {**entry, **_capabilities(section, name, _constructor(obj))}

@@ -24,9 +24,22 @@ NON_NEGATIVE_INT = {"type": "integer", "minimum": 0}
 INT = {"type": "integer"}
 RATE = {"type": "number", "minimum": 0, "maximum": 1}
 NULL = {"type": "null"}
+BOOLEAN = {"type": "boolean"}
+NUMBER = {"type": "number"}
+NON_NEGATIVE = {"type": "number", "minimum": 0}
 # A nested `{type: Name, ...}` object: its class and arguments are checked by check.py's own rules.
 TYPED_OBJECT = {"type": "object", "required": ["type"]}
 
+
+DTYPE = {"description": "a dtype name such as 'float32' or 'mixed_float16'", "type": "string"}
+# A list of two numbers, the range of an image's values (the preprocessing layers' value_range).
+VALUE_RANGE = {
+    "description": "a list of two numbers, the lowest and the highest value",
+    "type": "array",
+    "items": {"type": "number"},
+    "minItems": 2,
+    "maxItems": 2,
+}
 
 # Losses' reductions (keras.src.losses.loss.standardize_reduction; None is taken too).
 REDUCTIONS = ["sum_over_batch_size", "sum", "none", "mean", "mean_with_sample_weight"]
@@ -137,6 +150,12 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         for layer in ("LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
         for arg in ("dropout", "recurrent_dropout")
     },
+    # So do the cells (GRUCell(dropout=3) is taken).
+    **{
+        ("layers", cell, arg): {"type": "number"}
+        for cell in ("LSTMCell", "GRUCell", "SimpleRNNCell")
+        for arg in ("dropout", "recurrent_dropout")
+    },
     ("layers", "Attention", "dropout"): {"type": "number"},
     ("layers", "AdditiveAttention", "dropout"): {"type": "number"},
     # ConvLSTM takes filters=0.
@@ -202,7 +221,160 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     },
     # SimpleRNN takes activity_regularizer and never reads it: any value passes.
     ("layers", "SimpleRNN", "activity_regularizer"): None,
+    # AugMix refuses to be called when constructed with `trainable` at all (it is not trainable);
+    # HashedCrossing and the lookup layers take any value, and the lookups any dtype (theirs is
+    # the vocabulary's, read when adapted).
+    ("layers", "AugMix", "trainable"): None,
+    ("layers", "HashedCrossing", "trainable"): None,
+    **{
+        (("layers", layer, arg)): None
+        for layer in ("IntegerLookup", "StringLookup")
+        for arg in ("trainable", "dtype")
+    },
+    # These take any value_range when constructed, and are not shown to refuse one when built.
+    ("layers", "ContrastLimitedAdaptiveHistogramEqualization", "value_range"): None,
+    ("layers", "RandomHue", "value_range"): None,
+    # momentum is a number (a word or a list is refused when constructed). The image layers'
+    # fill_value and Equalization's bins are refused only when a value is computed, not when a
+    # model is built, and ELU's and MixUp's alpha are broadcast (a list is taken): untyped, so
+    # that validate never refuses what build takes.
+    ("layers", "BatchNormalization", "momentum"): NUMBER,
+    # RandomColorJitter passes value_range on unread to layers it makes only when its factors are given.
+    ("layers", "RandomColorJitter", "value_range"): None,
+    # ReLU and LeakyReLU refuse a negative slope or threshold.
+    ("layers", "ReLU", "negative_slope"): NON_NEGATIVE,
+    ("layers", "ReLU", "threshold"): NON_NEGATIVE,
+    ("layers", "LeakyReLU", "negative_slope"): NON_NEGATIVE,
+    # ActivityRegularization's factors: at least 0, or null for none.
+    ("layers", "ActivityRegularization", "l1"): any_of(NON_NEGATIVE, NULL),
+    ("layers", "ActivityRegularization", "l2"): any_of(NON_NEGATIVE, NULL),
+    # Enumerations Keras checks in the constructor.
+    ("layers", "Attention", "score_mode"): {"enum": ["dot", "concat"]},
+    ("layers", "CategoryEncoding", "output_mode"): {"enum": ["count", "one_hot", "multi_hot"]},
+    ("layers", "STFTSpectrogram", "mode"): {
+        "enum": ["log", "magnitude", "psd", "real", "imag", "angle", "stft"]
+    },
+    ("layers", "STFTSpectrogram", "scaling"): {"enum": ["density", "spectrum"]},
+    ("layers", "STFTSpectrogram", "periodic"): BOOLEAN,
+    ("layers", "MultiHeadAttention", "value_dim"): ref("positive_int"),
+    ("layers", "RandomGaussianBlur", "kernel_size"): ref("positive_int"),
 }
+
+
+# Metrics' arguments, by (class, argument); ("*", argument) for every metric that takes it. Each is
+# checked when the metric is constructed.
+_METRIC_TYPES: dict[tuple[str, str], dict] = {
+    # The confusion metrics (Precision, TruePositives, ...): a threshold from 0 to 1, or a list.
+    **{
+        (metric, "thresholds"): any_of(RATE, {"type": "array", "items": RATE})
+        for metric in (
+            "FalseNegatives",
+            "FalsePositives",
+            "Precision",
+            "Recall",
+            "TrueNegatives",
+            "TruePositives",
+        )
+    },
+    ("AUC", "thresholds"): {"type": "array", "items": {"type": "number"}},
+    ("AUC", "curve"): {"enum": ["ROC", "roc", "PR", "pr", "PRGAIN", "prgain"]},
+    ("AUC", "summation_method"): {
+        "enum": ["interpolation", "Interpolation", "majoring", "Majoring", "minoring", "Minoring"]
+    },
+    **{
+        (metric, arg): RATE
+        for metric, arg in (
+            ("PrecisionAtRecall", "recall"),
+            ("RecallAtPrecision", "precision"),
+            ("SensitivityAtSpecificity", "specificity"),
+            ("SpecificityAtSensitivity", "sensitivity"),
+        )
+    },
+    **{(metric, "average"): {"enum": ["micro", "macro", "weighted"]} for metric in ("F1Score", "FBetaScore")},
+    # A Python float in (0, 1].
+    **{
+        (metric, "threshold"): {
+            **FLOAT,
+            "exclusiveMinimum": 0,
+            "maximum": 1,
+            "description": "a number with a decimal point above 0.0, at most 1.0",
+        }
+        for metric in ("F1Score", "FBetaScore")
+    },
+    ("FBetaScore", "beta"): {
+        **FLOAT,
+        "exclusiveMinimum": 0,
+        "description": "a number with a decimal point above 0.0",
+    },
+    ("R2Score", "class_aggregation"): any_of(
+        {"enum": ["uniform_average", "variance_weighted_average"]}, NULL
+    ),
+    ("R2Score", "num_regressors"): NON_NEGATIVE,
+}
+
+
+# Layers that make their random generator from `seed` when constructed: an integer of any sign
+# (or null); a float, a word, a list or a boolean is refused. The dropout layers (Dropout,
+# GaussianDropout, SpatialDropout2D, MultiHeadAttention, ...) keep a seed unread until trained,
+# so theirs stays untyped.
+_SEEDED = {
+    "AugMix",
+    "CutMix",
+    "GRU",
+    "GaussianNoise",
+    "LSTM",
+    "MixUp",
+    "RandomBrightness",
+    "RandomColorJitter",
+    "RandomContrast",
+    "RandomCrop",
+    "RandomElasticTransform",
+    "RandomErasing",
+    "RandomFlip",
+    "RandomGaussianBlur",
+    "RandomInvert",
+    "RandomPerspective",
+    "RandomPosterization",
+    "RandomRotation",
+    "RandomSharpness",
+    "RandomShear",
+    "SimpleRNN",
+    "Solarization",
+}
+
+
+# The arguments of initializers, regularizers and constraints (a `{type: ..., ...}` object's), by
+# (class, argument), or (section, argument) for every class of the section that takes it; each
+# checked when the object is made (and used on a (4, 3) weight by the test). The initializers' other numbers
+# (mean, stddev, gain, ...) are broadcast: a list is taken, and they stay untyped here (a weight
+# node's are checked by graphspec/spec/nodes.py). A constraint is first used in training, after
+# build: build takes any value for its arguments, so none is typed (validate never refuses what
+# build takes); so is OrthogonalRegularizer's factor, refused only when the penalty is computed.
+_OBJECT_TYPES: dict[tuple[str, str], dict] = {
+    ("initializers", "seed"): INT,
+    ("VarianceScaling", "scale"): {"type": "number", "exclusiveMinimum": 0},
+    ("VarianceScaling", "mode"): {"enum": ["fan_in", "fan_out", "fan_avg"]},
+    ("VarianceScaling", "distribution"): {"enum": ["truncated_normal", "untruncated_normal", "uniform"]},
+    # A regularizer's factor: at least 0, or null (no penalty).
+    **{
+        (name, arg): any_of(NON_NEGATIVE, NULL)
+        for name, arg in (("L1", "l1"), ("L2", "l2"), ("L1L2", "l1"), ("L1L2", "l2"))
+    },
+    ("OrthogonalRegularizer", "mode"): {"enum": ["rows", "columns"]},
+}
+
+
+def _supported(name: str, arg: str) -> list[str] | None:
+    """The values a Keras layer's class lists as supported for `arg` (`_SUPPORTED_FILL_MODE`,
+    `_SUPPORTED_INTERPOLATION`), which its constructor checks `arg` against; None if it lists none."""
+    import keras
+
+    cls = getattr(keras.layers, name, None)
+    for attribute in (f"_SUPPORTED_{arg.upper()}", f"_SUPPORTED_{arg.upper()}S"):
+        supported = getattr(cls, attribute, None)
+        if isinstance(supported, (tuple, list, set, frozenset, dict)):
+            return sorted(supported)
+    return None
 
 
 def _other_rule(section: str, name: str, arg: str) -> dict | None:
@@ -215,8 +387,29 @@ def _other_rule(section: str, name: str, arg: str) -> dict | None:
         return {**FLOAT, **RATE, "description": "a number with a decimal point from 0.0 to 1.0"}
     if section == "metrics" and arg == "num_thresholds":
         return {"type": "integer", "minimum": 2}
+    if section == "optimizers" and arg == "gradient_accumulation_steps":
+        # Read as a truth value first: 0 (or null) means none, and any other number is at least 2.
+        return any_of({"type": "number", "minimum": 2}, {"enum": [0, False]})
+    if section == "optimizers" and name == "Ftrl":
+        if arg == "learning_rate_power":
+            return {"type": "number", "maximum": 0}
+        if arg in (
+            "initial_accumulator_value",
+            "l1_regularization_strength",
+            "l2_regularization_strength",
+            "l2_shrinkage_regularization_strength",
+        ):
+            return NON_NEGATIVE
+    if section == "metrics":
+        return _METRIC_TYPES.get((name, arg)) or _METRIC_TYPES.get(("*", arg))
+    if section == "callbacks" and arg == "min_delta":
+        return NUMBER
+    if section in ("initializers", "regularizers", "constraints"):
+        return _OBJECT_TYPES.get((name, arg)) or _OBJECT_TYPES.get((section, arg))
     if section == "ops" and arg == "axis":
         return ref("axis")
+    if section == "ops" and arg == "dtype":
+        return DTYPE  # as a layer's: a number, a list or a boolean is refused
     if section == "callbacks" and name == "ReduceLROnPlateau" and arg == "factor":
         return {"type": "number", "exclusiveMaximum": 1}
     return None
@@ -228,8 +421,27 @@ def _rule(section: str, name: str, arg: str, default: Any, has_default: bool) ->
         return _other_rule(section, name, arg)
     rank_match = _RANK.search(name)
     rank = int(rank_match.group(1)) if rank_match else None
-    if arg in _POSITIVE:
+    if arg in _POSITIVE or arg == "depth_multiplier":
         return ref("positive_int")
+    if arg == "dtype":
+        # A dtype or dtype policy's name (or null): Keras refuses a number, a list, a mapping or
+        # a boolean. Which names a layer takes depends on the layer (Dense refuses 'string'), so
+        # only the kind is typed.
+        return DTYPE
+    if arg == "trainable":
+        # Keras's Layer refuses anything but True or False.
+        return BOOLEAN
+    if arg == "seed" and name in _SEEDED:
+        return INT
+    if arg in ("interpolation", "fill_mode") and (supported := _supported(name, arg)) is not None:
+        return {"enum": supported}
+    if arg == "value_range" and isinstance(default, list):
+        return VALUE_RANGE
+    if arg == "output_size" and rank is not None:
+        return size(rank)
+    if arg == "size" and name.startswith("UpSampling") and rank is not None:
+        # UpSampling1D takes one integer only; 2D and 3D one or a list of one per axis.
+        return ref("positive_int") if rank == 1 else size(rank)
     if (
         arg in _SIZES
         and rank is not None

@@ -186,6 +186,10 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
                 path + (arg, *wrong.path),
                 wrong.hint,
             )
+        elif (section := _object_section(arg)) and isinstance(value, dict):
+            _check_object_arguments(
+                ctx, f"{what}: {type_name}'s argument '{arg}'", section, value, path + (arg,)
+            )
         elif (arg in catalog.LAYER_VALUED_ARGS or _layer_activation(arg, value)) and isinstance(value, dict):
             inner = dict(value)
             inner_type = inner.pop("type", None)
@@ -199,6 +203,44 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
         missing = []  # a KerasHub preset gives the backbone's configuration
     for arg in missing:
         ctx.error(f"{what}: {type_name} needs argument '{arg}'", path, key=True)
+
+
+def _object_section(arg: str) -> str | None:
+    """The catalog's `objects` section a layer argument names an object of (`kernel_initializer`:
+    initializers), or None."""
+    for suffix in ("initializer", "regularizer", "constraint"):
+        if arg.endswith("_" + suffix):
+            return suffix + "s"
+    return None
+
+
+def _check_object_arguments(ctx: Context, what: str, section: str, value: dict, path: tuple) -> None:
+    """The arguments of an initializer, regularizer or constraint written as `{type: ..., ...}`
+    (its type was checked already): each one its class takes, of the catalog's type. Keras
+    refuses any other argument when it makes the object."""
+    objects, name = catalog.catalog()["objects"][section], value.get("type")
+    if not isinstance(name, str):
+        return  # an argument the catalog does not type (a KerasHub layer's): Keras says what is wrong
+    entry = objects["classes"].get(objects["names"].get(name, name))
+    if entry is None or "args" not in entry:
+        return
+    kind = section[:-1]
+    for key, given in value.items():
+        if key == "type":
+            continue
+        if key not in entry["args"]:
+            ctx.error(
+                f"{what}: {kind} {value['type']} has no argument '{key}'",
+                path + (key,),
+                key=True,
+                hint=did_you_mean(key, entry["args"]),
+            )
+        elif wrong := types.argument_mismatch(entry, key, given):
+            ctx.type_error(
+                f"{what}: {kind} {value['type']}'s argument '{key}' {wrong.message}",
+                path + (key, *wrong.path),
+                wrong.hint,
+            )
 
 
 def _layer_activation(arg: str, value: Any) -> bool:
@@ -358,6 +400,49 @@ def check_call_training(ctx: Context) -> None:
                 key=True,
                 hint=f"add call: {{training: ...}} to '{without}' too",
             )
+
+
+def check_application_inputs(ctx: Context) -> None:
+    """A keras.applications model built with `include_top` true (any value Python reads as true,
+    as Keras reads it) and without `input_shape` or weights takes images of its default size
+    only (the catalog's `default_size`, S): a node of it that reads a spec input of rank 3 whose
+    two image dimensions are not S (either order: Keras's configuration chooses channels first
+    or last, not the spec) is refused, as Keras refuses it when the model is called. Without
+    the top it takes any size (and Keras does not check the channels either); other inputs'
+    shapes are not known without building, and are not checked."""
+    for name, node in ctx.spec.layers.items():
+        owner = ctx.spec.owner(name)
+        root = ctx.spec.layers.get(owner) if owner is not None else None
+        if root is None or root.type is None or not catalog.is_application(root.type):
+            continue
+        entry = catalog.layer(root.type) or {}
+        size, args = entry.get("default_size"), root.args
+        read = node.inbound[0] if isinstance(node.inbound, list) and len(node.inbound) == 1 else node.inbound
+        if size is None or args.get("input_shape") or args.get("weights") is not None:
+            continue
+        if not isinstance(read, str) or read not in ctx.spec.inputs:
+            continue
+        top = args.get("include_top", entry["defaults"].get("include_top", True))
+        if not top or (isinstance(top, str) and "${" in top):
+            continue  # no top; or an expression that failed, reported where it is written
+        shape = list(ctx.spec.inputs[read].shape)
+        if _fits(shape, [size, size, None]) or _fits(shape, [None, size, size]):
+            continue
+        given = "true" if top is True else f"{types.show(top)} (read as true)"
+        takes = f"[{size}, {size}, channels]"
+        ctx.error(
+            f"layer '{name}' reads '{read}' of shape {json.dumps(shape)}, and {root.type} with "
+            f"include_top {given} and no input_shape takes {takes}",
+            ("layers", name, "in"),
+            hint=f"give '{read}' the shape {takes}, or set include_top: false for images of any size",
+        )
+
+
+def _fits(shape: list[int | None], wanted: list[int | None]) -> bool:
+    """Whether a tensor of `shape` fits a model input of shape `wanted` (null fits anything)."""
+    return len(shape) == len(wanted) and all(
+        a is None or b is None or a == b for a, b in zip(shape, wanted, strict=True)
+    )
 
 
 def _check_reference(ctx: Context, reference: Any, path: tuple, what: str, known: set[str]) -> None:
@@ -569,6 +654,7 @@ CHECKS: tuple[Callable[[Context], None], ...] = (
     check_shares,
     check_references,
     check_call_training,
+    check_application_inputs,
     check_nodes,
     check_adapt,
     check_compile,
