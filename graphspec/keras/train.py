@@ -20,6 +20,7 @@ from graphspec import arrays as arr
 from graphspec import run_dir as rd
 from graphspec.data import npz
 from graphspec.data.examples import Examples, bind, is_npz
+from graphspec.data.stream import TableStream
 from graphspec.errors import SpecErrors
 from graphspec.fingerprint import fingerprint
 from graphspec.keras.build import build_model_and_tensors, by_name, compile_model
@@ -42,6 +43,7 @@ from graphspec.keras.distribute import (
 from graphspec.keras.files import FileBatches, raising_failure, score, write_classes
 from graphspec.keras.save import save_model
 from graphspec.keras.stages import STAGE_KEY, BuiltState, StageMarker, apply_stage
+from graphspec.keras.streams import StreamBatches
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
 if TYPE_CHECKING:
@@ -150,8 +152,9 @@ def train(
     if source.test_data is not None and source.data is None:
         raise SpecErrors.single("--test-data needs --data: it scores a model trained on files")
     # Files are read before TensorFlow builds anything, so a missing one fails at once: .npz
-    # arrays whole (charged to the data-bytes limit first), folders and tables as examples
-    # whose headers and labels are checked now and whose files are read batch by batch.
+    # arrays whole (charged to the data-bytes limit first), folders as examples whose headers
+    # and labels are checked now and whose files are read batch by batch, tables as streams
+    # whose every cell is checked now and which are read window by window.
     files: dict[str, Any] = {}
     if source.data is not None:
         if is_npz(source.data) and (source.val_data is None or is_npz(source.val_data)):
@@ -159,13 +162,13 @@ def train(
             if source.val_data is not None:
                 files["val"] = npz.load(source.val_data, loaded)
         else:
-            files["examples"] = bind(loaded, source.data)
+            files["examples"] = bind(loaded, source.data, stream=True)
             classes = files["examples"].classes
             if source.val_data is not None:
-                files["val_examples"] = bind(loaded, source.val_data, classes=classes)
+                files["val_examples"] = bind(loaded, source.val_data, classes=classes, stream=True)
         if source.test_data is not None:
             classes = files["examples"].classes if "examples" in files else None
-            files["test_examples"] = bind(loaded, source.test_data, classes=classes)
+            files["test_examples"] = bind(loaded, source.test_data, classes=classes, stream=True)
 
     if cluster is not None:
         check_cluster_run(cluster, [c.type for c in settings.callbacks], devices, resume)
@@ -251,13 +254,14 @@ def _train(
                 "a multi-process run trains on .npz arrays or synthetic data; folders and tables "
                 "are read by one process"
             )
-        examples: Examples = files["examples"]
+        examples: Examples | TableStream = files["examples"]
         _check_class_counts(loaded, model, examples)
         if "val_examples" in files:
-            validation_examples: Examples | None = files["val_examples"]
+            validation_examples: Examples | TableStream | None = files["val_examples"]
         else:
             # A folder lists its examples class by class: the split is drawn from the seed.
-            if examples.files:
+            # A table's is its last rows (graphspec.data.stream).
+            if isinstance(examples, Examples) and examples.files:
                 examples = examples.shuffled(seed)
             examples, validation_examples = examples.split(settings.validation_split)
         counts = {
@@ -270,16 +274,25 @@ def _train(
         done = (
             max((len(v) for v in rd.read_history(rd.partial_path(out)).values()), default=0) if resume else 0
         )
-        batches = FileBatches(
+        # A table's batches come in the order its stream draws; Keras must not reorder them.
+        reader, ordered = (
+            (StreamBatches, {"shuffle": False}) if isinstance(examples, TableStream) else (FileBatches, {})
+        )
+        batches = reader(
             examples, settings.batch_size, seed, settings.shuffle, targetless, settings.total_epochs, done
         )
         val_batches = (
-            FileBatches(validation_examples, settings.batch_size, targetless=targetless)
+            _batches_of(validation_examples, settings.batch_size, targetless)
             if validation_examples is not None
             else None
         )
         sample = val_batches[0][0] if val_batches is not None else None
-        fit_args = {"x": batches, "validation_data": val_batches, "steps_per_epoch": batches.per_epoch}
+        fit_args = {
+            "x": batches,
+            "validation_data": val_batches,
+            "steps_per_epoch": batches.per_epoch,
+            **ordered,
+        }
     else:
         arrays = checked_arrays(files["data"], str(source.data), loaded, model)
         if "val" in files:
@@ -341,7 +354,7 @@ def _train(
             if "examples" in files:
                 write_classes(run.path, files["examples"].classes)
         datasets = [fit_args.get("x"), fit_args.get("validation_data")]
-        with raising_failure(*[d for d in datasets if isinstance(d, FileBatches)]):
+        with raising_failure(*[d for d in datasets if isinstance(d, FileBatches | StreamBatches)]):
             stages.fit(callbacks, run.path / BACKUP_DIR, verbose=verbose, **fit_args)
         values = epochs.history
         rd.write_history(run.path, values)
@@ -377,7 +390,7 @@ class Stages:
         start = 0
         # Batches read from files are drawn by epoch: each stage's fit starts at its first epoch
         # (or, resumed, at the first one not done), not at the run's.
-        files = fit_args.get("x") if isinstance(fit_args.get("x"), FileBatches) else None
+        files = fit_args.get("x") if isinstance(fit_args.get("x"), FileBatches | StreamBatches) else None
         resumed_at = files.first_epoch if files is not None else 0
         for index, stage in enumerate(stages):
             apply_stage(self.state, self.loaded, stage, index)
@@ -405,16 +418,25 @@ class Stages:
             shutil.rmtree(backups, ignore_errors=True)
 
 
-def _check_class_counts(loaded: LoadedSpec, model: keras.Model, examples: Examples) -> None:
+def _batches_of(
+    examples: Examples | TableStream, batch_size: int, targetless: list[str]
+) -> FileBatches | StreamBatches:
+    """Batches of `examples` in their order (validation, scoring)."""
+    reader = StreamBatches if isinstance(examples, TableStream) else FileBatches
+    return reader(examples, batch_size, targetless=targetless)
+
+
+def _check_class_counts(loaded: LoadedSpec, model: keras.Model, examples: Examples | TableStream) -> None:
     """Refuse data with more classes than an output has units (sparse or one-hot targets): its
-    last classes would be out of range, which Keras does not always notice."""
+    last classes would be out of range, which Keras does not always notice. A table's first
+    row is read to learn the shapes (its first batch is checked here, before training)."""
     if not examples.classes or not len(examples):
         return
-    x, _ = examples.batch(np.arange(1))
+    x, y = examples.first() if isinstance(examples, TableStream) else examples.batch(np.arange(1))
     shapes = output_shapes(model, {name: value.shape[1:] for name, value in x.items()})
     for name, classes in examples.classes.items():
         units = shapes[name][-1] if shapes.get(name) else None
-        target = examples.targets.get(name)
+        target = y.get(name)
         if (
             units is None
             or target is None
