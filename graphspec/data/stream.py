@@ -55,8 +55,8 @@ class RowIds:
 
 
 @dataclass
-class _Window:
-    """A window's rows made into inputs and targets, with their ids."""
+class Rows:
+    """Rows made into inputs and targets (a window, a block, a batch), with their ids."""
 
     x: dict[str, np.ndarray]
     y: dict[str, np.ndarray]
@@ -65,14 +65,14 @@ class _Window:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def take(self, rows: Any) -> _Window:
-        return _Window(
+    def take(self, rows: Any) -> Rows:
+        return Rows(
             {n: a[rows] for n, a in self.x.items()},
             {n: a[rows] for n, a in self.y.items()},
             self.ids.take(rows),
         )
 
-    def then(self, other: _Window) -> _Window:
+    def then(self, other: Rows) -> Rows:
         def joined(a: dict, b: dict) -> dict:
             return {n: np.concatenate([a[n], b[n]]) for n in a}
 
@@ -81,7 +81,7 @@ class _Window:
             np.concatenate([self.ids.shard, other.ids.shard]),
             np.concatenate([self.ids.line, other.ids.line]),
         )
-        return _Window(joined(self.x, other.x), joined(self.y, other.y), ids)
+        return Rows(joined(self.x, other.x), joined(self.y, other.y), ids)
 
 
 @dataclass
@@ -99,7 +99,7 @@ class TableStream:
     classes: dict[str, list[str]] = field(default_factory=dict)
     start: int = 0
     stop: int | None = None
-    _cache: dict[tuple, _Window] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple, Rows] = field(default_factory=dict, repr=False)
     _handles: dict[int, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -147,7 +147,7 @@ class TableStream:
                 pieces.append((chunk, low - chunk.first, high - chunk.first))
         return pieces
 
-    def _read(self, pieces: list[tuple[Chunk, int, int]], keep: bool = False) -> _Window:
+    def _read(self, pieces: list[tuple[Chunk, int, int]], keep: bool = False) -> Rows:
         """The rows of `pieces` (in table order) as inputs and targets. With `keep` (a stream
         of one window), the window is kept, so such a table is read once, not every epoch."""
         key = tuple((c.first, low, high) for c, low, high in pieces)
@@ -159,15 +159,19 @@ class TableStream:
             parts.append({n: v[low:high] for n, v in values.items()})
             lines.append(numbers[low:high])
             shards.append(np.full(high - low, chunk.shard, dtype=np.int32))
-        values = {n: np.concatenate([p.pop(n) for p in parts]) for n in [*self.numeric, *self.text]}
+        # One piece (a window of one row group) is used as read, not copied.
+        values = {
+            n: parts[0][n] if len(parts) == 1 else np.concatenate([p.pop(n) for p in parts])
+            for n in [*self.numeric, *self.text]
+        }
         ids = RowIds(self.table.shards, np.concatenate(shards), np.concatenate(lines))
         x, y = self.assemble(values, ids)
-        window = _Window(x, y, ids)
+        window = Rows(x, y, ids)
         if keep:
             self._cache[key] = window
         return window
 
-    def _windows(self, batch_size: int, seed: int, epoch: int, shuffle: bool) -> Iterator[_Window]:
+    def _windows(self, batch_size: int, seed: int, epoch: int, shuffle: bool) -> Iterator[Rows]:
         pieces = self._pieces()
         size = self.window_rows(batch_size)
         rng = np.random.default_rng((seed, epoch)) if shuffle else None
@@ -192,23 +196,35 @@ class TableStream:
         """Batches in one epoch."""
         return math.ceil(len(self) / batch_size)
 
-    def batches(
-        self, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False
-    ) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray], RowIds]]:
-        """One epoch's batches: inputs, targets and the rows' ids, in the order (seed, epoch)
-        draws when `shuffle`, else in table order. Every batch is full but the last."""
-        left: _Window | None = None
+    def blocks(self, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False) -> Iterator[Rows]:
+        """One epoch's rows in the order (seed, epoch) draws when `shuffle`, else in table
+        order, as blocks of whole batches (a window's rows, a last part batch carried over into
+        the next window), then the epoch's last part batch, if any, as a block of its own."""
+        left: Rows | None = None
         for window in self._windows(batch_size, seed, epoch, shuffle):
             if left is not None:
                 window, left = left.then(window), None
             full = len(window) - len(window) % batch_size
-            for low in range(0, full, batch_size):
-                part = window.take(slice(low, low + batch_size))
-                yield part.x, part.y, part.ids
-            left = window.take(slice(full, None)) if full < len(window) else None
-            window = part = None  # not held while the next window is read
+            if full == len(window):
+                yield window
+            else:
+                left = window.take(slice(full, None))
+                if full:
+                    yield window.take(slice(0, full))
+            window = None  # not held while the next window is read
         if left is not None:
-            yield left.x, left.y, left.ids
+            yield left
+
+    def batches(
+        self, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False
+    ) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray], RowIds]]:
+        """One epoch's batches (`blocks` cut): inputs, targets and the rows' ids. Every batch
+        is full but the last."""
+        for block in self.blocks(batch_size, seed, epoch, shuffle):
+            for low in range(0, len(block), batch_size):
+                part = block.take(slice(low, low + batch_size))
+                yield part.x, part.y, part.ids
+            block = part = None
 
     def first(self) -> Batch:
         """Inputs and targets of the first chunk's rows (to check shapes before training)."""

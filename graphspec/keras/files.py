@@ -194,7 +194,8 @@ def score(
         examples, batch_size or loaded.spec.train.batch_size, targetless=arr.targetless_outputs(loaded)
     )
     with raising_failure(batches):
-        values = model.evaluate(batches, verbose=0, return_dict=True)
+        data = batches.for_fit() if isinstance(batches, StreamBatches) else batches
+        values = model.evaluate(data, verbose=0, return_dict=True)
     return {key: float(value) for key, value in values.items()}
 
 

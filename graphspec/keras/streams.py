@@ -1,11 +1,13 @@
-"""A streamed table (`graphspec.data.stream.TableStream`) as Keras takes it: a PyDataset read in
-order, on every backend.
+"""A streamed table (`graphspec.data.stream.TableStream`) as Keras takes it.
 
-Keras reads a `keras.utils.PyDataset` through a `tf.data` generator with `prefetch(AUTOTUNE)` on
-TensorFlow, and through its own iterator on JAX and PyTorch; either way it asks for batch 0, 1,
-2, ... of a run that `fit(..., shuffle=False)` does not reorder (its first batch or two also once
-more, to learn their shapes). So batches are made by walking the stream: a batch asked for out of
-turn restarts the walk at its epoch, and the last few batches are kept for the repeat.
+On TensorFlow, `StreamBatches.for_fit()` is a `tf.data` pipeline: a generator hands over blocks
+of whole batches (a window's rows, a few MB), read and made into inputs and targets in Python
+while the previous block trains (`prefetch`), and tf.data cuts them into batches in C++, so
+no Python runs per batch. On JAX and PyTorch it is the `keras.utils.PyDataset` itself, which
+Keras reads batch 0, 1, 2, ... when `fit(..., shuffle=False)` does not reorder them (its first
+batch or two also once more, to learn their shapes): batches are made by walking the stream, a
+batch asked for out of turn restarts the walk at its epoch, and the last few are kept for the
+repeat.
 """
 
 from __future__ import annotations
@@ -74,6 +76,47 @@ class StreamBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return self.per_epoch * (self.epochs - self.first_epoch)
 
+    def for_fit(self) -> Any:
+        """What `fit` reads: a `tf.data.Dataset` on TensorFlow, else this PyDataset. The
+        dataset starts at `first_epoch` as it is when an iteration starts (each fit's)."""
+        if keras.backend.backend() != "tensorflow":
+            return self
+        import tensorflow as tf
+
+        x, y = self.stream.first()
+        if self.targetless:
+            y = {**y, **{name: arr.dummy_target(1) for name in self.targetless}}
+        signature = keras.tree.map_structure(
+            lambda a: tf.TensorSpec(
+                (None, None, *a.shape[1:]), tf.string if a.dtype == object else tf.as_dtype(a.dtype)
+            ),
+            (x, y),
+        )
+
+        def blocks() -> Iterator[tuple[dict, dict]]:
+            size = self.batch_size
+            try:
+                for epoch in range(self.first_epoch, self.epochs):
+                    for block in self.stream.blocks(size, self.seed, epoch, self.shuffle):
+                        count = len(block)
+                        # A block of k whole batches as k batches of one element each; the
+                        # epoch's last part batch as one.
+                        k, each = (count // size, size) if count % size == 0 else (1, count)
+                        y = {**block.y, **{n: arr.dummy_target(count) for n in self.targetless}}
+                        yield _reshaped((block.x, y), (k, each))
+            except SpecErrors as exc:
+                self.failure = exc
+                raise
+
+        dataset = tf.data.Dataset.from_generator(blocks, output_signature=signature)
+        dataset = dataset.prefetch(1).unbatch()
+        if self.epochs == 1:
+            # Validation and scoring read it to its end: told its length, Keras does not run off
+            # the end and warn. (Training is told by steps_per_epoch; a fine-tuning stage's
+            # first epoch, so its length, changes between fits.)
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(self)))
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
     def _batches(self, epoch: int) -> Iterator[tuple[dict, dict]]:
         for current in range(epoch, self.epochs):
             for x, y, _ in self.stream.batches(self.batch_size, self.seed, current, self.shuffle):
@@ -108,3 +151,8 @@ class StreamBatches(keras.utils.PyDataset):
             self._next += 1
         self._next += 1
         return next(self._walk)
+
+
+def _reshaped(tree: Any, batches: tuple[int, int]) -> Any:
+    """Every array of `tree` with its first axis split in two: (batches, rows per batch)."""
+    return keras.tree.map_structure(lambda a: a.reshape(*batches, *a.shape[1:]), tree)

@@ -231,6 +231,8 @@ def _train(
         # layers and weights); the run keeps the model in the spec's structure.
         model = by_name(built, loaded)
 
+    # The batches read from files (folders, tables): what fit reads may wrap them (tf.data).
+    readers: list[FileBatches | StreamBatches | None] = []
     if source.synthetic:
         kind = source.kind or settings.synthetic
         train_data, val_data = synthetic_datasets(
@@ -287,9 +289,12 @@ def _train(
             else None
         )
         sample = val_batches[0][0] if val_batches is not None else None
+        readers = [batches, val_batches]
         fit_args = {
-            "x": batches,
-            "validation_data": val_batches,
+            "x": batches.for_fit() if isinstance(batches, StreamBatches) else batches,
+            "validation_data": val_batches.for_fit()
+            if isinstance(val_batches, StreamBatches)
+            else val_batches,
             "steps_per_epoch": batches.per_epoch,
             **ordered,
         }
@@ -314,7 +319,7 @@ def _train(
     if sample is not None:
         sample = {k: np.asarray(v[:1]) for k, v in sample.items()}
 
-    stages = Stages(loaded, built, model, scope)
+    stages = Stages(loaded, built, model, scope, readers[0] if readers else None)
     if not processes.writes:
         return _follow(loaded, model, stages, fit_args, extra_callbacks)
 
@@ -353,8 +358,7 @@ def _train(
             rd.write_json(run.path / "fingerprint.json", fingerprint(loaded).as_dict())
             if "examples" in files:
                 write_classes(run.path, files["examples"].classes)
-        datasets = [fit_args.get("x"), fit_args.get("validation_data")]
-        with raising_failure(*[d for d in datasets if isinstance(d, FileBatches | StreamBatches)]):
+        with raising_failure(*readers):
             stages.fit(callbacks, run.path / BACKUP_DIR, verbose=verbose, **fit_args)
         values = epochs.history
         rd.write_history(run.path, values)
@@ -373,8 +377,17 @@ class Stages:
     """The run's fits: one of `train.epochs`, or one per fine-tuning stage (`train.stages`),
     each with its layers frozen as it says and the model recompiled with its optimizer."""
 
-    def __init__(self, loaded: LoadedSpec, built: keras.Model, model: keras.Model, scope: Callable[[], Any]):
+    def __init__(
+        self,
+        loaded: LoadedSpec,
+        built: keras.Model,
+        model: keras.Model,
+        scope: Callable[[], Any],
+        files: FileBatches | StreamBatches | None = None,
+    ):
+        """`files`: the batches read from files (folders, tables) that `fit` reads, drawn by epoch."""
         self.loaded, self.built, self.model, self.scope = loaded, built, model, scope
+        self.files = files
         self.settings = loaded.spec.train
         self.state = BuiltState(built) if self.settings.stages else None
 
@@ -390,7 +403,7 @@ class Stages:
         start = 0
         # Batches read from files are drawn by epoch: each stage's fit starts at its first epoch
         # (or, resumed, at the first one not done), not at the run's.
-        files = fit_args.get("x") if isinstance(fit_args.get("x"), FileBatches | StreamBatches) else None
+        files = self.files
         resumed_at = files.first_epoch if files is not None else 0
         for index, stage in enumerate(stages):
             apply_stage(self.state, self.loaded, stage, index)
