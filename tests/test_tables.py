@@ -8,6 +8,7 @@ Every table is written at test time in tmp_path; the real data is scikit-learn's
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -262,6 +263,62 @@ def test_a_streamed_table_gives_every_row_once_an_epoch_in_an_order_of_seed_and_
     assert len({r // 5 for r in first[:12]}) == 3
     unshuffled = [int(a) for x, _, _ in examples.batches(6) for a in x["age"][:, 0]]
     assert unshuffled == list(range(ROWS))
+
+
+@pytest.mark.parametrize("kind", ["csv", "tsv", "jsonl"])
+def test_a_text_table_streamed_in_chunks_reads_the_rows_a_whole_read_does(
+    write_spec, tmp_path, monkeypatch, kind
+):
+    import json
+
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 3)  # chunks start mid-file, after quoted newlines
+    loaded = graphspec.load(write_spec(TABLE_SPEC))
+    columns = _columns(10)
+    columns["kind"] = ["cat", "dog", "a\nb", "cat", "x,y", "dog", "cat", "a\nb", "dog", "cat"]
+    rows = [dict(zip(columns, r, strict=True)) for r in zip(*columns.values(), strict=True)]
+    path = tmp_path / f"t.{kind}"
+    if kind == "jsonl":  # blank lines between objects are skipped
+        path.write_text(
+            "\n".join(json.dumps(r) + ("\n" if i % 4 == 1 else "") for i, r in enumerate(rows)) + "\n"
+        )
+    else:
+        import csv
+
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, list(columns), delimiter="\t" if kind == "tsv" else ",")
+            writer.writeheader()
+            writer.writerows(rows)
+    whole = bind(loaded, path)
+    streamed = bind(loaded, path, stream=True)
+    assert len(streamed.chunks) == 4 and streamed.classes == whole.classes
+    batches = list(streamed.batches(4))
+    x, y = whole.batch(np.arange(10))
+    assert np.concatenate([b[0]["age"] for b in batches]).tolist() == x["age"].tolist()
+    assert np.concatenate([b[1]["kind"] for b in batches]).tolist() == y["kind"].tolist()
+    assert [i for b in batches for i in b[2].strings()] == whole.ids
+
+
+def test_a_parquet_row_group_past_the_data_limit_is_refused_before_it_is_read(write_spec, tmp_path):
+    from graphspec import budget
+
+    loaded = graphspec.load(write_spec(TABLE_SPEC))
+    table = _parquet(tmp_path / "t.parquet", row_group_size=40)
+    budget.activate(budget.Budget({"data-bytes": 1_000}))
+    try:
+        with pytest.raises(SpecErrors) as caught:
+            bind(loaded, table, stream=True)
+    finally:
+        budget.activate(None)
+    first = _message(caught.value).splitlines()[0]
+    # 5 columns of 40 rows, each counted at least 8 bytes a cell (1,600), or what the footer
+    # declares it inflates to when that is more (its page headers too: pyarrow's own figure).
+    declared = re.fullmatch(
+        rf"{re.escape(str(table))}:1:1: error: row group 0 of table {re.escape(str(table))} \(40 rows; "
+        r"([\d,]+) bytes of the columns read\) would go over the limit of 1,000 bytes of \.npz arrays "
+        r"\(as declared\) and tables held in memory",
+        first,
+    )
+    assert declared and int(declared.group(1).replace(",", "")) >= 1_600, first
 
 
 def test_a_table_of_one_window_is_ordered_as_a_table_held_whole_was(write_spec, tmp_path):

@@ -313,6 +313,7 @@ def scan(table: Table, numeric: list[str], text: list[str], labels: list[str]) -
                 count = handle.metadata.row_group(group).num_rows
                 chunk = Chunk(index, rows, count, group, line)
                 if count:
+                    _check_group_size(table, handle, chunk, [*numeric, *text])
                     _check_nulls(table, handle, chunk, [*numeric, *text])
                     if labels:
                         values = _parquet_columns(table, handle, chunk, labels)
@@ -392,14 +393,36 @@ def _check_nulls(table: Table, handle: Any, chunk: Chunk, columns: list[str]) ->
         _parquet_columns(table, handle, chunk, suspect)
 
 
+def _check_group_size(table: Table, handle: Any, chunk: Chunk, columns: list[str]) -> None:
+    """Refuse a row group whose `columns` would pass the `data-bytes` limit, from its footer:
+    a row group is read whole, and a compressed one of one repeated value can declare gigabytes.
+    Each column counts what its footer says it inflates to, at least 8 bytes a cell."""
+    group = handle.metadata.row_group(chunk.offset)
+    declared = sum(
+        max(group.column(i).total_uncompressed_size, 8 * chunk.rows)
+        for i in range(group.num_columns)
+        if group.column(i).path_in_schema in columns
+    )
+    shard = table.shards[chunk.shard]
+    budget.current().check(
+        "data-bytes",
+        declared,
+        Location(str(shard), chunk.line, 1),
+        f"row group {chunk.offset} of table {shard} ({chunk.rows:,} rows; {declared:,} bytes of the "
+        f"columns read)",
+    )
+
+
 def _parquet_columns(table: Table, handle: Any, chunk: Chunk, columns: list[str]) -> dict[str, Any]:
     """The Arrow columns `columns` of a Parquet chunk; a null cell refused with its row."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     shard = table.shards[chunk.shard]
+    wanted = list(dict.fromkeys(columns))
+    _check_group_size(table, handle, chunk, wanted)
     try:
-        read = handle.read_row_group(chunk.offset, columns=list(dict.fromkeys(columns)))
+        read = handle.read_row_group(chunk.offset, columns=wanted)
     except (pa.ArrowException, OSError) as exc:
         raise SpecErrors.single(
             f"row group {chunk.offset} of table {shard} cannot be read: {' '.join(str(exc).split())[:200]}",
