@@ -328,6 +328,26 @@ def test_a_table_of_one_window_is_ordered_as_a_table_held_whole_was(write_spec, 
         assert _order(examples, 4, 5, epoch) == np.random.default_rng((5, epoch)).permutation(ROWS).tolist()
 
 
+def test_stream_batches_serve_epoch_after_epoch_in_order_even_when_asked_out_of_turn(
+    write_spec, tmp_path, small_windows
+):
+    from graphspec.keras.streams import StreamBatches
+
+    loaded = graphspec.load(write_spec(TABLE_SPEC))
+    examples = bind(loaded, _csv(tmp_path / "t.csv"), stream=True)
+    batches = StreamBatches(examples, 6, seed=2, shuffle=True, epochs=3)
+    assert (batches.per_epoch, len(batches)) == (7, 21)
+    ages = [batches[i][0]["age"][:, 0].tolist() for i in range(len(batches))]
+    epochs = [_order(examples, 6, 2, e) for e in range(3)]
+    assert [a for batch in ages for a in batch] == [a for epoch in epochs for a in epoch]
+    # As Keras asks on JAX and PyTorch: the first batches twice, then one from before.
+    assert [batches[i][0]["age"][:, 0].tolist() for i in (0, 1, 0, 1, 2, 9, 3)] == [
+        ages[i] for i in (0, 1, 0, 1, 2, 9, 3)
+    ]
+    resumed = StreamBatches(examples, 6, seed=2, shuffle=True, epochs=3, first_epoch=2)
+    assert [resumed[i][0]["age"][:, 0].tolist() for i in range(len(resumed))] == ages[14:]
+
+
 def test_the_validation_split_is_the_last_rows_of_the_table(write_spec, tmp_path, small_windows):
     loaded = graphspec.load(write_spec(TABLE_SPEC))
     examples = bind(loaded, _parquet(tmp_path / "t.parquet", row_group_size=6), stream=True)
