@@ -442,7 +442,8 @@ def _table(
     for name, (columns, encoding) in targets.items():
         if encoding != "regression":
             known = _classes(loaded, name, wanted_outputs[name], classes)
-            names[name] = known or _sorted_labels({tables.label_of(v) for v in values[columns[0]]})
+            found_labels = {tables.label_of(v) for v in values[columns[0]]} if known is None else set()
+            names[name] = known if known is not None else _sorted_labels(found_labels)
     assemble = _assembler(loaded, feeds, targets, wanted_outputs, names, labelled)
     x, y = assemble(values, ids)
     return Examples(found.path, ids, x, targets=y, classes=names)
@@ -471,7 +472,7 @@ def _table_stream(
     for name, (_, encoding) in targets.items():
         if encoding != "regression":
             known = _classes(loaded, name, wanted_outputs[name], classes)
-            names[name] = known or _sorted_labels(scanned.labels[label_columns[name]])
+            names[name] = known if known is not None else _sorted_labels(scanned.labels[label_columns[name]])
     assemble = _assembler(loaded, feeds, targets, wanted_outputs, names, labelled)
     return TableStream(found.path, table, scanned.chunks, numeric, text_columns, assemble, names)
 
