@@ -68,7 +68,7 @@ LIMITS: dict[str, Limit] = {
         # Training data named by --data, --val-data, --test-data (graphspec.data). An .npz is read
         # whole: its members' sizes, as their zip headers declare them, are charged before any is
         # inflated (a 2 MB file of zeros can declare 2 GB). Folders and tables are read as they go.
-        Limit("data-bytes", 1_000_000_000, "bytes of .npz arrays read into memory (as declared)"),
+        Limit("data-bytes", 1_000_000_000, "bytes of .npz arrays (as declared) and tables held in memory"),
         # A table is read line by line, each line at most this long: a file of one 2 GB line is
         # refused after reading this much of it, not after reading it all.
         Limit("data-line", 1_000_000, "bytes of one line (one record) of a data table"),

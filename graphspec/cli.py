@@ -52,7 +52,7 @@ ValDataOption = Annotated[
 ]
 # train, evaluate and predict read any data graphspec.data knows.
 _DATA_KINDS = (
-    "an .npz, a CSV/TSV/JSON Lines table (file, folder of shards or glob), or a folder of class "
+    "an .npz, a CSV/TSV/JSON Lines/Parquet table (file, folder of shards or glob), or a folder of class "
     "subfolders of images or text"
 )
 TrainDataOption = Annotated[

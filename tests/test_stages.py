@@ -328,16 +328,16 @@ def test_stages_are_in_the_training_fingerprint_and_absent_stages_change_nothing
 
 
 def test_each_stage_reads_a_tables_batches_of_its_own_epochs(tmp_path, monkeypatch):
-    from graphspec.keras.files import FileBatches
+    from graphspec.data.stream import TableStream
 
-    served: list[list[int]] = [[]]  # the epochs of the batches read before fitting, then per fit
-    getitem = FileBatches.__getitem__
+    served: list[list[int]] = [[]]  # the epochs of the rows read before fitting, then per fit
+    blocks = TableStream.blocks
 
-    def read(self, index):
-        served[-1].append(self.first_epoch + index // self.per_epoch)
-        return getitem(self, index)
+    def read(self, batch_size, seed=0, epoch=0, shuffle=False):
+        served[-1].append(epoch)
+        return blocks(self, batch_size, seed, epoch, shuffle)
 
-    monkeypatch.setattr(FileBatches, "__getitem__", read)
+    monkeypatch.setattr(TableStream, "blocks", read)
 
     class Fits(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):

@@ -5,7 +5,9 @@ feeds each input and which column or class folder is each output's target (the s
 section, else the defaults: a table's column named like the input or output; an image or text
 folder's one input and one output with a loss), checks all of it against the data's header or
 files, and returns `Examples`. Tables and .npz are read into arrays of the columns the spec
-reads; images and texts stay files, read when their batch is asked for. No TensorFlow here.
+reads; images and texts stay files, read when their batch is asked for. `bind(..., stream=True)`
+returns a table as a `TableStream` instead (`graphspec.data.stream`): checked by one pass,
+then read window by window as batches are asked for. No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from graphspec.arrays import read_headers
 from graphspec.data import images, npz, source, tables, text
 from graphspec.data.section import encoding_for
+from graphspec.data.stream import TableStream
 from graphspec.errors import SpecErrors
 
 if TYPE_CHECKING:
@@ -99,10 +102,12 @@ def bind(
     *,
     classes: dict[str, list[str]] | None = None,
     labelled: bool = True,
-) -> Examples:
+    stream: bool = False,
+) -> Examples | TableStream:
     """The examples at `path` for the model `loaded` describes. `classes`: the class names each
     output was trained with (a label outside them is refused); None: taken from the data.
-    `labelled=False` (predict) reads no targets, but checks any labels the data has."""
+    `labelled=False` (predict) reads no targets, but checks any labels the data has.
+    `stream=True`: a table is a `TableStream`, every cell checked but none kept."""
     found = source.identify(path)
     section = loaded.spec.data
     wanted_inputs = {n: (section.inputs.get(n) if section else None) for n in loaded.spec.inputs}
@@ -112,13 +117,16 @@ def bind(
         return _npz(loaded, found, labelled)
     if found.kind in (source.IMAGES, source.TEXT):
         return _folder(loaded, found, wanted_inputs, wanted_outputs, classes, labelled)
+    if stream:
+        return _table_stream(loaded, found, wanted_inputs, wanted_outputs, classes, labelled)
     return _table(loaded, found, wanted_inputs, wanted_outputs, classes, labelled)
 
 
 def check_header(loaded: LoadedSpec, path: str | Path) -> str:
     """Check the data at `path` against `loaded` from what can be told without reading its
     examples: its kind and files (folders listed, links followed), a table's header against the
-    columns the spec reads. Returns the kind; raises `SpecErrors` (`graphspec validate --data`)."""
+    columns the spec reads (a Parquet schema's column types too, and its row groups' null counts
+    from their statistics). Returns the kind; raises `SpecErrors` (`graphspec validate --data`)."""
     found = source.identify(path)
     if found.kind == source.TABLE:
         section = loaded.spec.data
@@ -126,7 +134,9 @@ def check_header(loaded: LoadedSpec, path: str | Path) -> str:
         outputs = [n for n, o in loaded.spec.outputs.items() if o.takes_data]
         wanted_outputs = {n: (section.outputs.get(n) if section else None) for n in outputs}
         table = tables.open_table(found.path, found.files)
-        _plan(loaded, found, table, wanted_inputs, wanted_outputs, True)
+        _, _, numeric, text_columns = _plan(loaded, found, table, wanted_inputs, wanted_outputs, True)
+        if table.kind == tables.PARQUET:
+            tables.scan(table, list(dict.fromkeys(numeric)), list(dict.fromkeys(text_columns)), [])
     elif found.kind == source.NPZ:
         read_headers(found.files[0])
     return found.kind
@@ -360,7 +370,9 @@ def _plan(
                 )
             )
         feeds[name] = columns
-        (text_columns if loaded.spec.inputs[name].dtype == "string" else numeric).extend(columns)
+        reads_text = loaded.spec.inputs[name].dtype == "string"
+        problems += _typed(table, found, columns, f"input '{name}'", where, needs_numbers=not reads_text)
+        (text_columns if reads_text else numeric).extend(columns)
     targets: dict[str, tuple[list[str], str]] = {}
     for name, entry in wanted_outputs.items():
         columns = _columns(table, name, entry)
@@ -378,6 +390,9 @@ def _plan(
             )
         encoding = (entry.encoding if entry else None) or encoding_for(loaded.spec.outputs[name].loss)
         targets[name] = (columns, encoding or "regression")
+        present = [c for c in columns if c not in absent]
+        needs_numbers = encoding in (None, "regression")
+        problems += _typed(table, found, present, f"output '{name}'", where, needs_numbers=needs_numbers)
         (numeric if encoding in (None, "regression") else text_columns).extend(columns)
     if problems:
         from graphspec.errors import Diagnostics
@@ -387,6 +402,27 @@ def _plan(
             diagnostics.error(problem[0], problem[1], problem[2] if len(problem) > 2 else None)
         diagnostics.raise_if_errors()
     return feeds, targets, numeric, text_columns
+
+
+def _typed(
+    table: tables.Table, found: source.Source, columns: list[str], user: str, where: Any, needs_numbers: bool
+) -> list[tuple]:
+    """Problems with the types a Parquet schema gives `columns`, read by `user` (numbers where
+    `needs_numbers`, else numbers or text); none for a text table, whose cells are checked as read."""
+    problems = []
+    for column in columns:
+        kind = table.types.get(column)
+        if kind is None or kind == tables.NUMBER or (kind == tables.TEXT and not needs_numbers):
+            continue
+        problems.append(
+            (
+                f"column '{column}' of table {found.path} holds {tables.type_name(table, column)} "
+                f"values, and {user} needs {'numbers' if needs_numbers else 'numbers or strings'}",
+                where,
+                "convert the column to numbers where the table is written, or read another column",
+            )
+        )
+    return problems
 
 
 def _table(
@@ -402,40 +438,85 @@ def _table(
         loaded, found, table, wanted_inputs, wanted_outputs, labelled
     )
     values, ids = tables.read_columns(table, list(dict.fromkeys(numeric)), list(dict.fromkeys(text_columns)))
-    examples = Examples(found.path, ids)
-    for name, columns in feeds.items():
-        spec_input = loaded.spec.inputs[name]
-        stacked = np.stack([values[c] for c in columns], axis=1)
-        shape = [d for d in spec_input.shape]
-        if None not in shape and math.prod(shape) == len(columns):
-            stacked = stacked.reshape((len(ids), *shape))
-        elif shape == []:
-            stacked = stacked[:, 0]
-        dtype = object if spec_input.dtype == "string" else spec_input.dtype
-        examples.arrays[name] = stacked.astype(dtype)
+    names = {}
     for name, (columns, encoding) in targets.items():
-        entry = wanted_outputs[name]
-        if encoding == "regression":
-            examples.targets[name] = np.stack([values[c] for c in columns], axis=1).astype(np.float32)
-            continue
-        labels = [_label(v) for v in values[columns[0]]]
-        known = _classes(loaded, name, entry, classes)
-        label_ids, names = _encode_ids(loaded, name, labels, known, ids)
-        examples.classes[name] = names
-        if labelled:
-            examples.targets[name] = _encoded(loaded, name, entry, label_ids, len(names))
-    return examples
+        if encoding != "regression":
+            known = _classes(loaded, name, wanted_outputs[name], classes)
+            found_labels = {tables.label_of(v) for v in values[columns[0]]} if known is None else set()
+            names[name] = known if known is not None else _sorted_labels(found_labels)
+    assemble = _assembler(loaded, feeds, targets, wanted_outputs, names, labelled)
+    x, y = assemble(values, ids)
+    return Examples(found.path, ids, x, targets=y, classes=names)
 
 
-def _label(value: Any) -> str:
-    text_value = str(value).strip()
-    try:  # 3, 3.0 and "3" are one label
-        number = float(text_value)
-        if number.is_integer():
-            return str(int(number))
-    except ValueError:
-        pass
-    return text_value
+def _table_stream(
+    loaded: LoadedSpec,
+    found: source.Source,
+    wanted_inputs: dict[str, DataInput | None],
+    wanted_outputs: dict[str, DataOutput | None],
+    classes: dict[str, list[str]] | None,
+    labelled: bool,
+) -> TableStream:
+    table = tables.open_table(found.path, found.files)
+    feeds, targets, numeric, text_columns = _plan(
+        loaded, found, table, wanted_inputs, wanted_outputs, labelled
+    )
+    numeric, text_columns = list(dict.fromkeys(numeric)), list(dict.fromkeys(text_columns))
+    label_columns = {
+        name: columns[0]
+        for name, (columns, encoding) in targets.items()
+        if encoding != "regression" and _classes(loaded, name, wanted_outputs[name], classes) is None
+    }
+    scanned = tables.scan(table, numeric, text_columns, list(dict.fromkeys(label_columns.values())))
+    names = {}
+    for name, (_, encoding) in targets.items():
+        if encoding != "regression":
+            known = _classes(loaded, name, wanted_outputs[name], classes)
+            names[name] = known if known is not None else _sorted_labels(scanned.labels[label_columns[name]])
+    assemble = _assembler(loaded, feeds, targets, wanted_outputs, names, labelled)
+    return TableStream(found.path, table, scanned.chunks, numeric, text_columns, assemble, names)
+
+
+def _assembler(
+    loaded: LoadedSpec,
+    feeds: dict[str, list[str]],
+    targets: dict[str, tuple[list[str], str]],
+    wanted_outputs: dict[str, DataOutput | None],
+    names: dict[str, list[str]],
+    labelled: bool,
+) -> Callable[[dict[str, np.ndarray], Any], tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """What makes inputs and targets of rows from their columns' values (and their ids, named
+    by a label outside `names`, the class names of each output)."""
+
+    def assemble(values: dict[str, np.ndarray], ids: Any) -> tuple[dict, dict]:
+        count = len(next(iter(values.values()))) if values else 0
+        x = {}
+        for name, columns in feeds.items():
+            spec_input = loaded.spec.inputs[name]
+            # Filled column by column in the input's dtype: no float64 copy of all of them.
+            stacked = np.empty(
+                (count, len(columns)), dtype=object if spec_input.dtype == "string" else spec_input.dtype
+            )
+            for i, column in enumerate(columns):
+                stacked[:, i] = values[column]
+            shape = list(spec_input.shape)
+            if None not in shape and math.prod(shape) == len(columns):
+                stacked = stacked.reshape((count, *shape))
+            elif shape == []:
+                stacked = stacked[:, 0]
+            x[name] = stacked
+        y = {}
+        for name, (columns, encoding) in targets.items():
+            if encoding == "regression":
+                y[name] = np.stack([values[c] for c in columns], axis=1).astype(np.float32)
+                continue
+            labels = [tables.label_of(v) for v in values[columns[0]]]
+            label_ids, known = _encode_ids(loaded, name, labels, names[name], ids)
+            if labelled:
+                y[name] = _encoded(loaded, name, wanted_outputs[name], label_ids, len(known))
+        return x, y
+
+    return assemble
 
 
 def _columns(table: tables.Table, name: str, entry: Any) -> list[str]:

@@ -1,7 +1,7 @@
 """Which kind of data a path names, and the files of a data folder, listed safely.
 
-A path is one of: an `.npz` file; a table (`.csv`, `.tsv`, `.jsonl`), a folder of table shards
-or a glob of them; a folder of class subfolders of images or of text files (a folder of images
+A path is one of: an `.npz` file; a table (`.csv`, `.tsv`, `.jsonl`, `.parquet`), a folder of
+table shards or a glob of them; a folder of class subfolders of images or of text files (a folder of images
 with no subfolders is unlabelled images, for `predict`). Folders are walked with links followed,
 but a link back to a folder above it is refused (a symlink loop), and the number of files listed
 is charged to the `data-files` limit. No TensorFlow here.
@@ -20,10 +20,10 @@ from graphspec.errors import SpecErrors
 NPZ, IMAGES, TEXT, TABLE = "npz", "images", "text", "table"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 TEXT_SUFFIXES = (".txt",)
-TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
 _KINDS_HINT = (
-    "give an .npz file, a table (.csv, .tsv, .jsonl), a folder or glob of table shards, or a folder "
-    "of class subfolders of images (.jpg, .png, .bmp, .gif) or text files (.txt)"
+    "give an .npz file, a table (.csv, .tsv, .jsonl, .parquet), a folder or glob of table shards, "
+    "or a folder of class subfolders of images (.jpg, .png, .bmp, .gif) or text files (.txt)"
 )
 
 
@@ -84,7 +84,7 @@ def _table_shards(text: str, shards: list[Path]) -> Source:
     if len(endings) > 1:
         raise SpecErrors.single(
             f"data {text} mixes table kinds ({', '.join(sorted(endings))})",
-            hint="shards of one table are all .csv, all .tsv or all .jsonl",
+            hint="shards of one table are all .csv, all .tsv, all .jsonl or all .parquet",
         )
     budget.current().check("data-files", len(shards), None, f"data {text}'s {len(shards):,} shards")
     return Source(text, TABLE, shards)

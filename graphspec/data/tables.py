@@ -1,12 +1,19 @@
-"""Tables as data: CSV, TSV and JSON Lines, one file or shards, read line by line.
+"""Tables as data: CSV, TSV, JSON Lines and Parquet, one file or shards, read in chunks.
 
-Every line is read with a bound (the `data-line` limit), so a file of one 2 GB line is refused
-after reading that much of it. The header (a CSV's first line, a JSON Lines file's first
-object's keys) is read alone first, so a spec's columns are checked against it before anything
-else; then one pass reads the columns the spec names, nothing else, checking every cell: a
-ragged row, a cell that is not a number in a numeric column, a line that is not UTF-8 are each
-refused with the file, line and column. What is kept (numbers as float64, text cells, each
-row's id) is charged to the `data-bytes` limit as it is read. No TensorFlow here.
+Every line of a text table is read with a bound (the `data-line` limit), so a file of one 2 GB
+line is refused after reading that much of it. The header (a CSV's first line, a JSON Lines
+file's first object's keys, a Parquet file's schema) is read alone first, so a spec's columns
+are checked against it before anything else; a Parquet schema also tells each column's type, so
+a column of strings where numbers are needed is refused from it, without reading a row.
+
+A table is cut into chunks (`Chunk`): a Parquet row group, or `CHUNK_ROWS` records of a text
+table, found by one `scan` that checks every cell the spec reads (a ragged row, a cell that is
+not a number in a numeric column, a line that is not UTF-8, a null Parquet cell: each refused
+with the file, line or row, and column) and keeps only where each chunk starts and each label
+column's distinct labels. `read_chunk` then reads one chunk's columns as arrays, seeking to it,
+so training holds a few chunks at a time (`graphspec.data.stream`), not the table.
+`read_columns` reads them all, charging what it keeps to the `data-bytes` limit (predict).
+No TensorFlow here; pyarrow is imported only for a Parquet table.
 """
 
 from __future__ import annotations
@@ -17,16 +24,21 @@ import json
 import math
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from graphspec import budget
 from graphspec.errors import Location, SpecErrors, did_you_mean
 
-CSV, TSV, JSONL = "csv", "tsv", "jsonl"
-_KIND = {".csv": CSV, ".tsv": TSV, ".jsonl": JSONL, ".ndjson": JSONL}
+CSV, TSV, JSONL, PARQUET = "csv", "tsv", "jsonl", "parquet"
+_KIND = {".csv": CSV, ".tsv": TSV, ".jsonl": JSONL, ".ndjson": JSONL, ".parquet": PARQUET}
+# A Parquet column's type, as the spec needs it: numbers, text, or neither (lists, structs...).
+NUMBER, TEXT, OTHER = "number", "text", "other"
+# Records of a text table per chunk: where a chunk starts is all the scan keeps of it.
+CHUNK_ROWS = 4096
 
 
 @dataclass
@@ -37,6 +49,9 @@ class Table:
     shards: list[Path]
     kind: str
     header: list[str]
+    # A Parquet table's column types (NUMBER, TEXT or OTHER) from its schema; empty for text
+    # tables, whose cells are checked as they are read.
+    types: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, columns: str | list[str]) -> list[str]:
         """Column names: a list as given, or a glob's matches in header order (none is an error,
@@ -54,15 +69,17 @@ class Table:
         )
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each line of `path`, each read with the `data-line` bound."""
+def _lines(path: Path, offset: int = 0, first: int = 1) -> Iterator[tuple[int, str, int]]:
+    """(line number, text, the offset just past it) of each line of `path` from byte `offset`
+    (the start of line `first`), each read with the `data-line` bound."""
     limit = budget.current().limits["data-line"]
     try:
         handle = open(path, "rb")  # noqa: SIM115 (closed below; the generator may be abandoned)
     except OSError as exc:
         raise SpecErrors.single(f"cannot read table {path}: {exc.strerror or exc}") from None
     with handle:
-        number = 0
+        handle.seek(offset)
+        number = first - 1
         while True:
             raw = handle.readline(limit + 2)
             if not raw:
@@ -80,13 +97,17 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                     Location(str(path), number, exc.start + 1),
                     hint="convert the file to UTF-8",
                 ) from None
-            yield number, text
+            yield number, text, handle.tell()
 
 
-def _records(path: Path, kind: str) -> Iterator[tuple[int, list[str] | dict]]:
-    """(line number, record) of each non-blank record: a list of cells, or a JSON object."""
+def _records(
+    path: Path, kind: str, offset: int = 0, first: int = 1
+) -> Iterator[tuple[int, list[str] | dict, int, int]]:
+    """(line number, record, the offset just past it, its last line's number) of each
+    non-blank record from byte `offset` (the start of line `first`): a list of cells, or a
+    JSON object."""
     if kind == JSONL:
-        for number, text in _lines(path):
+        for number, text, end in _lines(path, offset, first):
             if not text.strip():
                 continue
             try:
@@ -102,14 +123,18 @@ def _records(path: Path, kind: str) -> Iterator[tuple[int, list[str] | dict]]:
                     Location(str(path), number, 1),
                     hint='JSON Lines tables hold one object per line: {"column": value, ...}',
                 )
-            yield number, record
+            yield number, record, end, number
         return
-    lines = _lines(path)
-    numbers: list[int] = []
+    lines = _lines(path, offset, first)
+    # The line number a record starts at, and the offset past its last line: the csv reader
+    # asks for one line at a time and never reads past the end of a record.
+    seen = {"start": first, "number": first - 1, "end": offset, "fresh": True}
 
     def texts() -> Iterator[str]:
-        for number, text in lines:
-            numbers.append(number)
+        for number, text, end in lines:
+            if seen["fresh"]:
+                seen["start"], seen["fresh"] = number, False
+            seen["number"], seen["end"] = number, end
             yield text
 
     # A quoted cell may span lines; its bound is the line bound.
@@ -117,10 +142,11 @@ def _records(path: Path, kind: str) -> Iterator[tuple[int, list[str] | dict]]:
     reader = csv.reader(texts(), delimiter="\t" if kind == TSV else ",")
     try:
         for row in reader:
+            seen["fresh"] = True
             if row:
-                yield numbers[-1], row
+                yield seen["start"], row, seen["end"], seen["number"]
     except csv.Error as exc:
-        number = numbers[-1] if numbers else 1
+        number = seen["number"] if seen["number"] >= first else first
         raise SpecErrors.single(
             f"line {number} of table {path} cannot be read as {kind.upper()}: {exc}",
             Location(str(path), number, 1),
@@ -129,29 +155,340 @@ def _records(path: Path, kind: str) -> Iterator[tuple[int, list[str] | dict]]:
 
 def open_table(path: str, shards: list[Path]) -> Table:
     """The table of `shards`, its header read from each (they must agree). An empty file, or a
-    file with a header and no rows in a table of one file, is refused."""
+    file with a header and no rows in a table of one file, is refused. A Parquet table's schema
+    is read (its types too), none of its rows."""
     kind = _KIND[shards[0].suffix.lower()]
     header: list[str] | None = None
+    types: dict[str, str] = {}
     for shard in shards:
-        first = next(_records(shard, kind), None)
-        if first is None:
-            raise SpecErrors.single(
-                f"table {shard} is empty", hint="a table starts with a header line naming its columns"
-            )
-        number, record = first
-        names = list(record) if kind == JSONL else [c.strip() for c in record]
-        if kind != JSONL and len(set(names)) != len(names):
-            twice = next(n for n in names if names.count(n) > 1)
-            raise SpecErrors.single(f"table {shard} names column '{twice}' twice", Location(str(shard), 1, 1))
+        if kind == PARQUET:
+            names, shard_types = _parquet_schema(shard)
+            number = 1
+            if header is not None and shard_types != types:
+                names = [*names, "(types)"]  # same names, other types: refused as other columns
+            types = types or shard_types
+        else:
+            first = next(_records(shard, kind), None)
+            if first is None:
+                raise SpecErrors.single(
+                    f"table {shard} is empty", hint="a table starts with a header line naming its columns"
+                )
+            number, record, _, _ = first
+            names = list(record) if kind == JSONL else [c.strip() for c in record]
+            if kind != JSONL and len(set(names)) != len(names):
+                twice = next(n for n in names if names.count(n) > 1)
+                raise SpecErrors.single(
+                    f"table {shard} names column '{twice}' twice", Location(str(shard), 1, 1)
+                )
         if header is None:
             header = names
         elif names != header:
             raise SpecErrors.single(
                 f"table shard {shard} has other columns than {shards[0]}",
                 Location(str(shard), number, 1),
-                hint="every shard of a table has the same header",
+                hint="every shard of a table has the same header"
+                + (" and column types" if kind == PARQUET else ""),
             )
-    return Table(path, shards, kind, header or [])
+    return Table(path, shards, kind, header or [], types)
+
+
+def _pyarrow() -> Any:
+    """pyarrow.parquet, or a `SpecErrors` saying how to install it."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise SpecErrors.single(
+            "reading a Parquet table needs pyarrow, which is not installed",
+            hint="pip install pyarrow (graphspec's dependencies name it)",
+        ) from None
+    # Arrow's default allocator (mimalloc) keeps what a window freed: streaming a 250 MB table
+    # then peaks about 30 MB higher than reading one window. The C library's gives it back.
+    if pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
+    return pq
+
+
+def _parquet_file(shard: Path) -> Any:
+    """`shard` opened as a Parquet file (its footer read); an empty or damaged file refused."""
+    pq = _pyarrow()
+    import pyarrow as pa
+
+    try:
+        empty = shard.stat().st_size == 0
+    except OSError as exc:
+        raise SpecErrors.single(f"cannot read table {shard}: {exc.strerror or exc}") from None
+    if empty:
+        raise SpecErrors.single(
+            f"table {shard} is empty", hint="a Parquet file holds a schema and row groups; write it again"
+        )
+    try:
+        return pq.ParquetFile(shard)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise SpecErrors.single(
+            f"table {shard} is not a readable Parquet file: {' '.join(str(exc).split())[:200]}",
+            hint="the file is damaged or truncated, or not Parquet; write it again",
+        ) from None
+
+
+def _type(arrow_type: Any) -> str:
+    import pyarrow as pa
+
+    types = pa.types
+    if types.is_integer(arrow_type) or types.is_floating(arrow_type) or types.is_boolean(arrow_type):
+        return NUMBER
+    if types.is_decimal(arrow_type):
+        return NUMBER
+    if types.is_string(arrow_type) or types.is_large_string(arrow_type):
+        return TEXT
+    if types.is_dictionary(arrow_type):
+        return _type(arrow_type.value_type)
+    return OTHER
+
+
+def _parquet_schema(shard: Path) -> tuple[list[str], dict[str, str]]:
+    schema = _parquet_file(shard).schema_arrow
+    names = list(schema.names)
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise SpecErrors.single(f"table {shard} names column '{twice}' twice", Location(str(shard), 1, 1))
+    return names, {f.name: _type(f.type) for f in schema}
+
+
+def type_name(table: Table, column: str) -> str:
+    """How a Parquet column's type is written in its schema (for messages)."""
+    schema = _parquet_file(table.shards[0]).schema_arrow
+    return str(schema.field(column).type)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows of one shard read together: a Parquet row group (`offset` its index; `line` its
+    first row's number in the file, from 1), or up to `CHUNK_ROWS` records of a text table
+    starting at byte `offset`, which is the start of line `line`. `first` is its first row's
+    index in the whole table."""
+
+    shard: int
+    first: int
+    rows: int
+    offset: int
+    line: int
+
+
+@dataclass
+class Scan:
+    """What one pass over a table found: its chunks in order, its row count, and the distinct
+    labels of each column asked for."""
+
+    chunks: list[Chunk]
+    rows: int
+    labels: dict[str, set[str]]
+
+
+def _where(table: Table, shard: int, number: int) -> Location:
+    return Location(str(table.shards[shard]), number, 1)
+
+
+def scan(table: Table, numeric: list[str], text: list[str], labels: list[str]) -> Scan:
+    """One pass over `table` that checks every cell of `numeric` (a number, not null) and of
+    `text` (present, not null), collects the distinct `labels` cells of each column named there
+    (each new label charged to `data-bytes`), and cuts the table into chunks. Raises `SpecErrors`
+    at the file and line or row of the first bad cell; a table with no rows is refused."""
+    found: dict[str, set[str]] = {name: set() for name in labels}
+    chunks: list[Chunk] = []
+    rows = 0
+    meter = budget.current()
+
+    def note(column: str, value: Any, where: Location) -> None:
+        label = label_of(value)
+        if label not in found[column]:
+            meter.charge("data-bytes", _ROW_BYTES + len(label), where, f"the labels of table {table.path}")
+            found[column].add(label)
+
+    if table.kind == PARQUET:
+        for index, shard in enumerate(table.shards):
+            handle = _parquet_file(shard)
+            line = 1
+            for group in range(handle.metadata.num_row_groups):
+                count = handle.metadata.row_group(group).num_rows
+                chunk = Chunk(index, rows, count, group, line)
+                if count:
+                    _check_group_size(table, handle, chunk, [*numeric, *text])
+                    _check_nulls(table, handle, chunk, [*numeric, *text])
+                    if labels:
+                        values = _parquet_columns(table, handle, chunk, labels)
+                        for column in labels:
+                            for value in dict.fromkeys(values[column].tolist()):
+                                note(column, value, _where(table, index, line))
+                    chunks.append(chunk)
+                rows += count
+                line += count
+    else:
+        for index, shard in enumerate(table.shards):
+            records = _records(shard, table.kind)
+            start, line = 0, 1
+            if table.kind != JSONL:
+                _, _, start, last = next(records)  # the header (open_table refused an empty file)
+                line = last + 1
+            count = 0
+            for number, cells in _cells(table, index, numeric, text, records):
+                for name in numeric:
+                    _number(cells[name], name, shard, number, _where(table, index, number))
+                for column in labels:
+                    note(column, cells[column], _where(table, index, number))
+                count += 1
+                if count == CHUNK_ROWS:
+                    chunks.append(Chunk(index, rows, count, start, line))
+                    rows += count
+                    (start, last), count = cells[_END], 0
+                    line = last + 1
+            if count:
+                chunks.append(Chunk(index, rows, count, start, line))
+                rows += count
+    if not rows:
+        raise SpecErrors.single(f"table {table.path} has no rows", hint="a table holds a header and rows")
+    return Scan(chunks, rows, found)
+
+
+# The key under which `_cells` hands over the offset just past a record and its last line.
+_END = "\0end"
+
+
+def _cells(
+    table: Table, shard: int, numeric: list[str], text: list[str], records: Iterator
+) -> Iterator[tuple[int, dict]]:
+    """(line number, the cells named in `numeric` and `text`) of each record of a text table's
+    shard, a ragged row refused. The offset past the record and its last line's number are
+    under `_END`."""
+    names = [*numeric, *text]
+    index = {name: table.header.index(name) for name in names}
+    path = table.shards[shard]
+    for number, record, end, last in records:
+        if table.kind == JSONL:
+            cells = _object_cells(record, names, path, number, _where(table, shard, number))
+        else:
+            if len(record) != len(table.header):
+                raise SpecErrors.single(
+                    f"row at line {number} of table {path} has {len(record)} cells; its header "
+                    f"has {len(table.header)} columns",
+                    _where(table, shard, number),
+                    hint="a ragged row: every row has one cell per column",
+                )
+            cells = {name: record[i] for name, i in index.items()}
+        cells[_END] = (end, last)
+        yield number, cells
+
+
+def _check_nulls(table: Table, handle: Any, chunk: Chunk, columns: list[str]) -> None:
+    """Refuse a null cell of `columns` in a Parquet row group, found from its statistics where
+    it has them (the column is read only when they count a null, or have no count)."""
+    group = handle.metadata.row_group(chunk.offset)
+    positions = {group.column(i).path_in_schema: i for i in range(group.num_columns)}
+    suspect = []
+    for name in dict.fromkeys(columns):
+        stats = group.column(positions[name]).statistics if name in positions else None
+        if stats is None or not stats.has_null_count or stats.null_count:
+            suspect.append(name)
+    if suspect:
+        _parquet_columns(table, handle, chunk, suspect)
+
+
+def _check_group_size(table: Table, handle: Any, chunk: Chunk, columns: list[str]) -> None:
+    """Refuse a row group whose `columns` would pass the `data-bytes` limit, from its footer:
+    a row group is read whole, and a compressed one of one repeated value can declare gigabytes.
+    Each column counts what its footer says it inflates to, at least 8 bytes a cell."""
+    group = handle.metadata.row_group(chunk.offset)
+    declared = sum(
+        max(group.column(i).total_uncompressed_size, 8 * chunk.rows)
+        for i in range(group.num_columns)
+        if group.column(i).path_in_schema in columns
+    )
+    shard = table.shards[chunk.shard]
+    budget.current().check(
+        "data-bytes",
+        declared,
+        Location(str(shard), chunk.line, 1),
+        f"row group {chunk.offset} of table {shard} ({chunk.rows:,} rows; {declared:,} bytes of the "
+        f"columns read)",
+    )
+
+
+def _parquet_columns(table: Table, handle: Any, chunk: Chunk, columns: list[str]) -> dict[str, Any]:
+    """The Arrow columns `columns` of a Parquet chunk; a null cell refused with its row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    shard = table.shards[chunk.shard]
+    wanted = list(dict.fromkeys(columns))
+    _check_group_size(table, handle, chunk, wanted)
+    try:
+        read = handle.read_row_group(chunk.offset, columns=wanted)
+    except (pa.ArrowException, OSError) as exc:
+        raise SpecErrors.single(
+            f"row group {chunk.offset} of table {shard} cannot be read: {' '.join(str(exc).split())[:200]}",
+            Location(str(shard), chunk.line, 1),
+            hint="the file is damaged or truncated; write it again",
+        ) from None
+    values = {}
+    for name in dict.fromkeys(columns):
+        column = read.column(name).combine_chunks()
+        if column.null_count:
+            row = chunk.line + int(pc.index(pc.is_null(column), True).as_py())
+            raise SpecErrors.single(
+                f"row {row} of table {shard}, column '{name}': the cell is empty (null)",
+                Location(str(shard), row, 1),
+                hint="fill the cell, or remove the row",
+            )
+        values[name] = column
+    return values
+
+
+def read_chunk(
+    table: Table, chunk: Chunk, numeric: list[str], text: list[str], handles: dict[int, Any] | None = None
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The rows of `chunk`: each of `numeric` as float64 and each of `text` as an object array
+    of str, and each row's number in its shard. `handles` keeps Parquet files open between calls.
+    Bad cells are refused as `scan` refuses them (the file may have changed since)."""
+    if table.kind == PARQUET:
+        handles = handles if handles is not None else {}
+        if chunk.shard not in handles:
+            handles[chunk.shard] = _parquet_file(table.shards[chunk.shard])
+        columns = _parquet_columns(table, handles[chunk.shard], chunk, [*numeric, *text])
+        # `_plan` refused a column of another type where numbers are needed, from the schema.
+        arrays = {name: columns[name].cast("float64").to_numpy(zero_copy_only=False) for name in numeric}
+        for name in text:
+            arrays[name] = np.asarray([str(v) for v in columns[name].to_pylist()], dtype=object)
+        return arrays, np.arange(chunk.line, chunk.line + chunk.rows, dtype=np.int64)
+    numbers: dict[str, array] = {name: array("d") for name in numeric}
+    texts: dict[str, list[str]] = {name: [] for name in text}
+    lines = array("q")
+    shard = table.shards[chunk.shard]
+    records = _records(shard, table.kind, chunk.offset, chunk.line)
+    for number, cells in _cells(table, chunk.shard, numeric, text, records):
+        for name in numeric:
+            numbers[name].append(
+                _number(cells[name], name, shard, number, _where(table, chunk.shard, number))
+            )
+        for name in text:
+            texts[name].append(str(cells[name]))
+        lines.append(number)
+        if len(lines) == chunk.rows:
+            break
+    arrays = {name: np.frombuffer(numbers[name], dtype=np.float64) for name in numeric}
+    arrays.update({name: np.asarray(texts[name], dtype=object) for name in text})
+    return arrays, np.frombuffer(lines, dtype=np.int64)
+
+
+def label_of(value: Any) -> str:
+    """A cell as a class label: 3, 3.0 and "3" are one label."""
+    text_value = str(value).strip()
+    try:
+        number = float(text_value)
+        if number.is_integer():
+            return str(int(number))
+    except (ValueError, OverflowError):
+        pass
+    return text_value
 
 
 # What one row kept costs beyond its cells, charged to `data-bytes`: its id (`file:line`) and
@@ -163,33 +500,39 @@ def read_columns(
     table: Table, numeric: list[str], text: list[str]
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """One pass over `table`: each of `numeric` as float64 and each of `text` as str, and each
-    row's id (`file:line`). What is kept is charged to the `data-bytes` limit row by row (8
-    bytes a number, a text cell's length, `_ROW_BYTES` a row), so a table too large to hold is
-    refused at the line that passes it. Raises `SpecErrors` with file, line and column for a
-    ragged row, a cell that is not a number in a numeric column, and a table with no rows."""
+    row's id (`file:line`, a Parquet row's `file:row`). What is kept is charged to the
+    `data-bytes` limit row by row (8 bytes a number, a text cell's length, `_ROW_BYTES` a row;
+    a Parquet row group at once), so a table too large to hold is refused at the line that
+    passes it. Raises `SpecErrors` with file, line and column for a ragged row, a cell that is
+    not a number in a numeric column, and a table with no rows."""
+    meter = budget.current()
+    if table.kind == PARQUET:
+        parts, ids = [], []
+        handles: dict[int, Any] = {}
+        for chunk in scan(table, numeric, text, []).chunks:
+            shard = table.shards[chunk.shard]
+            cost = chunk.rows * (_ROW_BYTES + 8 * len(numeric))
+            meter.charge(
+                "data-bytes",
+                cost,
+                Location(str(shard), chunk.line, 1),
+                f"table {table.path}, kept up to row {chunk.line + chunk.rows - 1} of {shard},",
+            )
+            values, rows = read_chunk(table, chunk, numeric, text, handles)
+            for name in text:
+                meter.charge("data-bytes", sum(len(v) for v in values[name]), None, f"table {table.path}")
+            parts.append(values)
+            ids += [f"{shard}:{row}" for row in rows.tolist()]
+        return {name: np.concatenate([p[name] for p in parts]) for name in [*numeric, *text]}, ids
     numbers: dict[str, array] = {name: array("d") for name in numeric}
     texts: dict[str, list[str]] = {name: [] for name in text}
     ids: list[str] = []
-    names = [*numeric, *text]
-    index = {name: table.header.index(name) for name in names}
-    meter = budget.current()
-    for shard in table.shards:
+    for index, shard in enumerate(table.shards):
         records = _records(shard, table.kind)
         if table.kind != JSONL:
             next(records, None)  # the header
-        for number, record in records:
-            where = Location(str(shard), number, 1)
-            if table.kind == JSONL:
-                cells = _object_cells(record, names, shard, number, where)
-            else:
-                if len(record) != len(table.header):
-                    raise SpecErrors.single(
-                        f"row at line {number} of table {shard} has {len(record)} cells; its header "
-                        f"has {len(table.header)} columns",
-                        where,
-                        hint="a ragged row: every row has one cell per column",
-                    )
-                cells = {name: record[i] for name, i in index.items()}
+        for number, cells in _cells(table, index, numeric, text, records):
+            where = _where(table, index, number)
             cost = _ROW_BYTES + 8 * len(numeric)
             for name in numeric:
                 numbers[name].append(_number(cells[name], name, shard, number, where))

@@ -78,14 +78,14 @@ def sampled_rows(
     return batches
 
 
-def first_batches(count: int, batch: Callable[[int], dict[str, np.ndarray]]) -> InputBatches:
-    """`InputBatches` over the `count` batches that `batch` gives by index (synthetic data):
-    a sample cap takes the first examples, which are as random as any."""
+def block_batches(blocks: Callable[[], Iterator[dict[str, np.ndarray]]]) -> InputBatches:
+    """`InputBatches` over the input batches `blocks()` yields, afresh for each layer (a streamed
+    table's windows, synthetic batches by index): a sample cap takes the first examples, which
+    are as random as any."""
 
     def batches(names: list[str], samples: int | None) -> Iterator[dict[str, np.ndarray]]:
         left = samples
-        for index in range(count):
-            values = batch(index)
+        for values in blocks():
             if left is not None:
                 values = {name: value[:left] for name, value in values.items()}
                 left -= len(next(iter(values.values())))
@@ -94,6 +94,11 @@ def first_batches(count: int, batch: Callable[[int], dict[str, np.ndarray]]) -> 
                 return
 
     return batches
+
+
+def first_batches(count: int, batch: Callable[[int], dict[str, np.ndarray]]) -> InputBatches:
+    """`InputBatches` over the `count` batches that `batch` gives by index (synthetic data)."""
+    return block_batches(lambda: (batch(index) for index in range(count)))
 
 
 def adapt_layers(

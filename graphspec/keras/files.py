@@ -23,6 +23,7 @@ import numpy as np
 from graphspec import arrays as arr
 from graphspec import run_dir as rd
 from graphspec.data.examples import Examples, bind
+from graphspec.data.stream import TableStream
 from graphspec.errors import SpecErrors
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
@@ -112,9 +113,10 @@ def string_tensors(x: dict[str, np.ndarray]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def raising_failure(*datasets: FileBatches | None) -> Iterator[None]:
-    """Run the block; if it fails after one of `datasets` failed to read a file, raise that
-    dataset's located error instead of what Keras made of it."""
+def raising_failure(*datasets: Any) -> Iterator[None]:
+    """Run the block; if it fails after one of `datasets` (each a `FileBatches` or a
+    `StreamBatches`, or None) failed to read a file, raise that dataset's located error instead
+    of what Keras made of it."""
     try:
         yield
     except Exception:
@@ -187,22 +189,27 @@ def evaluate(
     """The spec's loss and metrics of the trained model at `path` on the examples at `data`,
     and how many examples were scored. A label the run never saw is refused."""
     model, loaded, classes = open_trained(path, max_params)
-    examples = bind(loaded, data, classes=classes)
+    examples = bind(loaded, data, classes=classes, stream=True)
     return score(model, loaded, examples, batch_size), len(examples)
 
 
 def score(
-    model: keras.Model, loaded: LoadedSpec, examples: Examples, batch_size: int | None = None
+    model: keras.Model, loaded: LoadedSpec, examples: Examples | TableStream, batch_size: int | None = None
 ) -> dict[str, float]:
-    """`model.evaluate` on `examples`, as a dict of floats."""
-    missing = [n for n, o in loaded.spec.outputs.items() if o.takes_data and n not in examples.targets]
+    """`model.evaluate` on `examples` (a table streamed), as a dict of floats."""
+    from graphspec.keras.streams import StreamBatches
+
+    targets = examples.first()[1] if isinstance(examples, TableStream) else examples.targets
+    missing = [n for n, o in loaded.spec.outputs.items() if o.takes_data and n not in targets]
     if missing:
         raise SpecErrors.single(f"data {examples.path} has no targets for output '{missing[0]}'")
-    batches = FileBatches(
+    reader = StreamBatches if isinstance(examples, TableStream) else FileBatches
+    batches = reader(
         examples, batch_size or loaded.spec.train.batch_size, targetless=arr.targetless_outputs(loaded)
     )
     with raising_failure(batches):
-        values = model.evaluate(batches, verbose=0, return_dict=True)
+        data = batches.for_fit() if isinstance(batches, StreamBatches) else batches
+        values = model.evaluate(data, verbose=0, return_dict=True)
     return {key: float(value) for key, value in values.items()}
 
 
@@ -213,16 +220,25 @@ def predict(
     `data`, with the class names of outputs whose classes are known. Labels in the data are
     checked against the run's classes; targets are not read."""
     model, loaded, classes = open_trained(path, max_params)
-    examples = bind(loaded, data, classes=classes, labelled=False)
-    batches = FileBatches(examples, batch_size or loaded.spec.train.batch_size)
+    examples = bind(loaded, data, classes=classes, labelled=False, stream=True)
+    size = batch_size or loaded.spec.train.batch_size
     outputs: dict[str, list[np.ndarray]] = {}
-    with raising_failure(batches):
-        for index in range(len(batches)):
-            x, _ = batches[index]
+    if isinstance(examples, TableStream):  # read window by window; the ids come with the rows
+        ids: list[str] = []
+        for x, _, rows in examples.batches(size):
+            ids += rows.strings()
             for name, value in model.predict_on_batch(x).items():
                 outputs.setdefault(name, []).append(np.asarray(value))
+    else:
+        ids = examples.ids
+        batches = FileBatches(examples, size)
+        with raising_failure(batches):
+            for index in range(len(batches)):
+                x, _ = batches[index]
+                for name, value in model.predict_on_batch(x).items():
+                    outputs.setdefault(name, []).append(np.asarray(value))
     known = classes if classes is not None else examples.classes
-    return examples.ids, {n: np.concatenate(v) for n, v in outputs.items()}, dict(known or {})
+    return ids, {n: np.concatenate(v) for n, v in outputs.items()}, dict(known or {})
 
 
 def classes_json(classes: dict[str, list[str]]) -> str:

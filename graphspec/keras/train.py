@@ -20,9 +20,17 @@ from graphspec import arrays as arr
 from graphspec import run_dir as rd
 from graphspec.data import npz
 from graphspec.data.examples import Examples, bind, is_npz
+from graphspec.data.stream import TableStream
 from graphspec.errors import SpecErrors
 from graphspec.fingerprint import fingerprint
-from graphspec.keras.adapt import InputBatches, adapt_batch_rows, adapt_layers, first_batches, sampled_rows
+from graphspec.keras.adapt import (
+    InputBatches,
+    adapt_batch_rows,
+    adapt_layers,
+    block_batches,
+    first_batches,
+    sampled_rows,
+)
 from graphspec.keras.build import build_model_and_tensors, by_name, compile_model
 from graphspec.keras.callbacks import activation_tensors, build_callbacks, check_tensorflow
 from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, output_shapes, synthetic_datasets
@@ -43,6 +51,7 @@ from graphspec.keras.distribute import (
 from graphspec.keras.files import FileBatches, raising_failure, score, write_classes
 from graphspec.keras.save import save_model
 from graphspec.keras.stages import STAGE_KEY, BuiltState, StageMarker, apply_stage
+from graphspec.keras.streams import StreamBatches
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
 if TYPE_CHECKING:
@@ -151,8 +160,9 @@ def train(
     if source.test_data is not None and source.data is None:
         raise SpecErrors.single("--test-data needs --data: it scores a model trained on files")
     # Files are read before TensorFlow builds anything, so a missing one fails at once: .npz
-    # arrays whole (charged to the data-bytes limit first), folders and tables as examples
-    # whose headers and labels are checked now and whose files are read batch by batch.
+    # arrays whole (charged to the data-bytes limit first), folders as examples whose headers
+    # and labels are checked now and whose files are read batch by batch, tables as streams
+    # whose every cell is checked now and which are read window by window.
     files: dict[str, Any] = {}
     if source.data is not None:
         if is_npz(source.data) and (source.val_data is None or is_npz(source.val_data)):
@@ -160,13 +170,13 @@ def train(
             if source.val_data is not None:
                 files["val"] = npz.load(source.val_data, loaded)
         else:
-            files["examples"] = bind(loaded, source.data)
+            files["examples"] = bind(loaded, source.data, stream=True)
             classes = files["examples"].classes
             if source.val_data is not None:
-                files["val_examples"] = bind(loaded, source.val_data, classes=classes)
+                files["val_examples"] = bind(loaded, source.val_data, classes=classes, stream=True)
         if source.test_data is not None:
             classes = files["examples"].classes if "examples" in files else None
-            files["test_examples"] = bind(loaded, source.test_data, classes=classes)
+            files["test_examples"] = bind(loaded, source.test_data, classes=classes, stream=True)
 
     if cluster is not None:
         check_cluster_run(cluster, [c.type for c in settings.callbacks], devices, resume)
@@ -229,6 +239,8 @@ def _train(
         # layers and weights); the run keeps the model in the spec's structure.
         model = by_name(built, loaded)
 
+    # The batches read from files (folders, tables): what fit reads may wrap them (tf.data).
+    readers: list[FileBatches | StreamBatches | None] = []
     if source.synthetic:
         kind = source.kind or settings.synthetic
         train_data, val_data = synthetic_datasets(
@@ -253,13 +265,14 @@ def _train(
                 "a multi-process run trains on .npz arrays or synthetic data; folders and tables "
                 "are read by one process"
             )
-        examples: Examples = files["examples"]
+        examples: Examples | TableStream = files["examples"]
         _check_class_counts(loaded, model, examples)
         if "val_examples" in files:
-            validation_examples: Examples | None = files["val_examples"]
+            validation_examples: Examples | TableStream | None = files["val_examples"]
         else:
             # A folder lists its examples class by class: the split is drawn from the seed.
-            if examples.files:
+            # A table's is its last rows (graphspec.data.stream).
+            if isinstance(examples, Examples) and examples.files:
                 examples = examples.shuffled(seed)
             examples, validation_examples = examples.split(settings.validation_split)
         counts = {
@@ -272,23 +285,40 @@ def _train(
         done = (
             max((len(v) for v in rd.read_history(rd.partial_path(out)).values()), default=0) if resume else 0
         )
-        batches = FileBatches(
+        # A table's batches come in the order its stream draws; Keras must not reorder them.
+        reader, ordered = (
+            (StreamBatches, {"shuffle": False}) if isinstance(examples, TableStream) else (FileBatches, {})
+        )
+        batches = reader(
             examples, settings.batch_size, seed, settings.shuffle, targetless, settings.total_epochs, done
         )
         val_batches = (
-            FileBatches(validation_examples, settings.batch_size, targetless=targetless)
+            _batches_of(validation_examples, settings.batch_size, targetless)
             if validation_examples is not None
             else None
         )
         sample = val_batches[0][0] if val_batches is not None else None
-        fit_args = {"x": batches, "validation_data": val_batches, "steps_per_epoch": batches.per_epoch}
-        training = examples
-        # Files (images, texts) are read a training batch at a time; a table's columns, held
-        # already, many rows at a time.
-        per_batch = settings.batch_size
-        if not training.files:
-            per_batch = adapt_batch_rows(training.arrays, per_batch)
-        training_inputs = sampled_rows(len(training), lambda rows: training.batch(rows)[0], per_batch, seed)
+        readers = [batches, val_batches]
+        fit_args = {
+            "x": batches.for_fit() if isinstance(batches, StreamBatches) else batches,
+            "validation_data": val_batches.for_fit()
+            if isinstance(val_batches, StreamBatches)
+            else val_batches,
+            "steps_per_epoch": batches.per_epoch,
+            **ordered,
+        }
+        if isinstance(examples, TableStream):
+            # A streamed table adapts window by window, in the order the run's seed draws.
+            stream = examples
+            training_inputs = block_batches(
+                lambda: (block.x for block in stream.blocks(settings.batch_size, seed, 0, True))
+            )
+        else:
+            # Files (images, texts) are read a training batch at a time.
+            training = examples
+            training_inputs = sampled_rows(
+                len(training), lambda rows: training.batch(rows)[0], settings.batch_size, seed
+            )
     else:
         arrays = checked_arrays(files["data"], str(source.data), loaded, model)
         if "val" in files:
@@ -322,7 +352,7 @@ def _train(
     with local():
         adapt_layers(loaded, built, tensors, training_inputs)
 
-    stages = Stages(loaded, built, model, scope)
+    stages = Stages(loaded, built, model, scope, readers[0] if readers else None)
     if not processes.writes:
         return _follow(loaded, model, stages, fit_args, extra_callbacks)
 
@@ -361,8 +391,7 @@ def _train(
             rd.write_json(run.path / "fingerprint.json", fingerprint(loaded).as_dict())
             if "examples" in files:
                 write_classes(run.path, files["examples"].classes)
-        datasets = [fit_args.get("x"), fit_args.get("validation_data")]
-        with raising_failure(*[d for d in datasets if isinstance(d, FileBatches)]):
+        with raising_failure(*readers):
             stages.fit(callbacks, run.path / BACKUP_DIR, verbose=verbose, **fit_args)
         values = epochs.history
         rd.write_history(run.path, values)
@@ -381,8 +410,17 @@ class Stages:
     """The run's fits: one of `train.epochs`, or one per fine-tuning stage (`train.stages`),
     each with its layers frozen as it says and the model recompiled with its optimizer."""
 
-    def __init__(self, loaded: LoadedSpec, built: keras.Model, model: keras.Model, scope: Callable[[], Any]):
+    def __init__(
+        self,
+        loaded: LoadedSpec,
+        built: keras.Model,
+        model: keras.Model,
+        scope: Callable[[], Any],
+        files: FileBatches | StreamBatches | None = None,
+    ):
+        """`files`: the batches read from files (folders, tables) that `fit` reads, drawn by epoch."""
         self.loaded, self.built, self.model, self.scope = loaded, built, model, scope
+        self.files = files
         self.settings = loaded.spec.train
         self.state = BuiltState(built) if self.settings.stages else None
 
@@ -398,7 +436,7 @@ class Stages:
         start = 0
         # Batches read from files are drawn by epoch: each stage's fit starts at its first epoch
         # (or, resumed, at the first one not done), not at the run's.
-        files = fit_args.get("x") if isinstance(fit_args.get("x"), FileBatches) else None
+        files = self.files
         resumed_at = files.first_epoch if files is not None else 0
         for index, stage in enumerate(stages):
             apply_stage(self.state, self.loaded, stage, index)
@@ -426,16 +464,25 @@ class Stages:
             shutil.rmtree(backups, ignore_errors=True)
 
 
-def _check_class_counts(loaded: LoadedSpec, model: keras.Model, examples: Examples) -> None:
+def _batches_of(
+    examples: Examples | TableStream, batch_size: int, targetless: list[str]
+) -> FileBatches | StreamBatches:
+    """Batches of `examples` in their order (validation, scoring)."""
+    reader = StreamBatches if isinstance(examples, TableStream) else FileBatches
+    return reader(examples, batch_size, targetless=targetless)
+
+
+def _check_class_counts(loaded: LoadedSpec, model: keras.Model, examples: Examples | TableStream) -> None:
     """Refuse data with more classes than an output has units (sparse or one-hot targets): its
-    last classes would be out of range, which Keras does not always notice."""
+    last classes would be out of range, which Keras does not always notice. A table's first
+    row is read to learn the shapes (its first batch is checked here, before training)."""
     if not examples.classes or not len(examples):
         return
-    x, _ = examples.batch(np.arange(1))
+    x, y = examples.first() if isinstance(examples, TableStream) else examples.batch(np.arange(1))
     shapes = output_shapes(model, {name: value.shape[1:] for name, value in x.items()})
     for name, classes in examples.classes.items():
         units = shapes[name][-1] if shapes.get(name) else None
-        target = examples.targets.get(name)
+        target = y.get(name)
         if (
             units is None
             or target is None
