@@ -145,6 +145,25 @@ def test_a_learned_token_that_keras_cannot_save_is_refused(write_spec, tmp_path)
     assert not out.exists()
 
 
+def test_a_model_whose_lookup_never_adapted_is_not_saved(write_spec, tmp_path):
+    # Keras itself writes such a file and then cannot load it: its table is rebuilt empty.
+    keras.saving.save_model(
+        keras.Sequential([keras.Input((1,), dtype="string"), keras.layers.StringLookup()]),
+        tmp_path / "k.keras",
+    )
+    with pytest.raises(Exception, match="cannot be empty"):
+        keras.saving.load_model(tmp_path / "k.keras")
+    spec = write_spec(SPEC)
+    out = tmp_path / "m.keras"
+    result = runner.invoke(app, ["build", str(spec), "-o", str(out)])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-5] == (
+        f"{spec}:8:3: error: layer 'ids' (StringLookup) has no vocabulary yet, and Keras cannot "
+        "load a model saved so"
+    )
+    assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "k.keras", spec]
+
+
 def test_discretization_integer_lookup_and_text_vectorization_learn_as_keras_adapts(write_spec, tmp_path):
     spec = write_spec(
         """

@@ -43,9 +43,11 @@ OVERRIDES = {
     "STFTSpectrogram": {"frame_length": 16},
 }
 # Arguments the catalog lists for a class (from the base class's **kwargs) that the class itself
-# refuses whatever their value: not a matter of types, and found by the test below.
+# refuses whatever their value, or whose default it refuses (CategoryEncoding's num_tokens must be
+# set): not a matter of types, and found by the test below.
 NOT_TAKEN = {
     ("ActivityRegularization", "activity_regularizer"),
+    ("CategoryEncoding", "num_tokens"),
     ("IntegerLookup", "activity_regularizer"),
     ("StringLookup", "activity_regularizer"),
 }

@@ -55,7 +55,12 @@ def _run_files(run: Path) -> set[str]:
     return {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+# Specs that synthetic data cannot feed, with where they are trained instead.
+NEEDS_DATA = {"tabular": "string inputs; trained on the wine table in test_adapt"}
+SYNTHETIC = [p for p in SPECS if p.stem not in NEEDS_DATA]
+
+
+@pytest.mark.parametrize("path", SYNTHETIC, ids=[p.stem for p in SYNTHETIC])
 def test_every_spec_trains_one_short_epoch_on_synthetic_data(path, tmp_path):
     shrink = SHRINK.get(path.stem, ["size=32"] if "size" in graphspec.load(path).spec.params else [])
     overrides = shrink + QUICK

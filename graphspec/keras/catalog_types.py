@@ -251,6 +251,14 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # Enumerations Keras checks in the constructor.
     ("layers", "Attention", "score_mode"): {"enum": ["dot", "concat"]},
     ("layers", "CategoryEncoding", "output_mode"): {"enum": ["count", "one_hot", "multi_hot"]},
+    # Counts compared with numbers when constructed: num_tokens must be set, and max_tokens, where
+    # set, above 1. (HashedCrossing's num_bins and output_mode are refused only when it is called
+    # on strings, which tests/test_catalog_types.py does not do: untyped.)
+    ("layers", "CategoryEncoding", "num_tokens"): ref("positive_int"),
+    **{
+        ("layers", layer, "max_tokens"): {"type": "number", "exclusiveMinimum": 1}
+        for layer in ("IntegerLookup", "StringLookup", "TextVectorization")
+    },
     ("layers", "STFTSpectrogram", "mode"): {
         "enum": ["log", "magnitude", "psd", "real", "imag", "angle", "stft"]
     },

@@ -844,19 +844,28 @@ def layer_arguments(layer: Any) -> dict[str, Any]:
     type_name = layer_type(layer)
     entry = catalog.layer(type_name)
     config = layer.get_config()
-    target = _normal(config)
+    learned = _LEARNED.get(type_name, ())
+
+    def normal(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in _normal(values).items() if k not in learned}
+
+    target = normal(config)
     allowed = set(entry["args"])
     values = {
         k: _spec_value(v, f"layer '{layer.name}': argument '{k}'")
         for k, v in config.items()
         if k not in _IGNORED_CONFIG_KEYS and k in allowed
     }
-    args = {k: values[k] for k in entry["required"] if k in values}
-    differing: list[str] = []
+    # What is required, and what defaults to None but is set: a layer may need it to be made
+    # at all (CategoryEncoding's num_tokens) before anything can be compared.
+    defaults = entry.get("defaults", {})
+    needed = [k for k in values if k in defaults and defaults[k] is None and values[k] is not None]
+    args = {k: values[k] for k in [*entry["required"], *needed] if k in values}
+    differing: list[str] = list(needed)  # left out below where the others imply them
     # Add what differs until nothing more does: an argument can change another's default
     # (MaxPooling2D's strides default to its pool_size), so one pass is not always enough.
     for _ in range(len(values) + 1):
-        rebuilt = _normal(_rebuild(type_name, args, layer.name))
+        rebuilt = normal(_rebuild(type_name, args, layer.name))
         more = [k for k in values if k not in args and rebuilt.get(k) != target.get(k)]
         if not more:
             break
@@ -866,12 +875,12 @@ def layer_arguments(layer: Any) -> dict[str, Any]:
     for key in differing:
         trial = {k: v for k, v in args.items() if k != key}
         try:
-            implied = _normal(_rebuild(type_name, trial, layer.name)) == target
+            implied = normal(_rebuild(type_name, trial, layer.name)) == target
         except SpecErrors:  # the others need it (Normalization's mean needs its variance)
             implied = False
         if implied:
             args = trial
-    rebuilt = _normal(_rebuild(type_name, args, layer.name))
+    rebuilt = normal(_rebuild(type_name, args, layer.name))
     if rebuilt != target:
         keys = sorted(k for k in set(rebuilt) | set(target) if rebuilt.get(k) != target.get(k))
         raise SpecErrors.single(
@@ -889,7 +898,18 @@ def layer_arguments(layer: Any) -> dict[str, Any]:
                 if type_name == "Normalization"
                 else None,
             )
-    return _without_built_defaults(layer, type_name, {k: _compact(k, v) for k, v in args.items()})
+    # In the order Keras's config lists them, required first, however they were found.
+    order = [*(k for k in entry["required"] if k in args), *(k for k in values if k in args)]
+    args = {k: _compact(k, args[k]) for k in dict.fromkeys(order)}
+    args = _without_built_defaults(layer, type_name, args)
+    if learned and config.get("vocabulary") is None and layer.get_vocabulary(include_special_tokens=False):
+        args["adapt"] = True  # its vocabulary came from data, and comes again from the next run's
+    return args
+
+
+# What a layer learns from data by `adapt` and its config reports: a lookup's vocabulary size.
+# Rebuilt from arguments it is not there yet; the spec marks such a layer `adapt: true`.
+_LEARNED = {name: ("vocabulary_size",) for name in ("StringLookup", "IntegerLookup", "TextVectorization")}
 
 
 # The most numbers one argument may hold: a spec is read by people, and a Normalization's

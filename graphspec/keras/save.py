@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import keras
 
 from graphspec import archive, atomic
+from graphspec.errors import SpecErrors
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -28,6 +29,7 @@ def save_model(model: keras.Model, path: Path, loaded: LoadedSpec | None = None)
     warning once that the file has no optimizer variables to load.
     """
     path = Path(path)
+    _check_lookups_learned(model, loaded)
     # Gathered before anything is written: a problem leaves no file behind.
     spec_members = archive.members(loaded) if loaded is not None else {}
     optimizer = getattr(model, "optimizer", None)
@@ -44,3 +46,25 @@ def save_model(model: keras.Model, path: Path, loaded: LoadedSpec | None = None)
                 object.__setattr__(model, "optimizer", optimizer)
         if spec_members:
             archive.append(temporary, spec_members)
+
+
+# Keras saves a lookup layer's vocabulary as an asset and rebuilds its table from it on load;
+# an empty one fails there ("keys and values cannot be empty tensors"), so such a file would be
+# written and never read back.
+_LOOKUPS = (keras.layers.StringLookup, keras.layers.IntegerLookup, keras.layers.TextVectorization)
+
+
+def _check_lookups_learned(model: keras.Model, loaded: LoadedSpec | None) -> None:
+    """Refuse to save a model with a lookup layer that has no vocabulary yet (one marked
+    `adapt: true` that was built but never adapted): Keras cannot load that file."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, _LOOKUPS) and not layer.get_vocabulary(include_special_tokens=False):
+            where = loaded.location("layers", layer.name, key=True) if loaded is not None else None
+            raise SpecErrors.single(
+                f"layer '{layer.name}' ({type(layer).__name__}) has no vocabulary yet, and Keras "
+                "cannot load a model saved so",
+                where,
+                hint="train the spec on data (graphspec train --data PATH), which adapts it first, "
+                "or give the layer its vocabulary",
+                sources=loaded.diagnostics.sources if loaded is not None else None,
+            )
