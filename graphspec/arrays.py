@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -329,6 +328,10 @@ def read_headers(path: Path) -> dict[str, ArrayHeader]:
     does not account for exactly the bytes the archive records for it (a damaged or forged
     file, whose header cannot be trusted to say how much reading it takes).
     """
+    # Imported here, as NumPy is: `validate` imports this module for its target families, and
+    # zipfile (with shutil, bz2 and lzma) cost it 4 ms (issue 22).
+    import zipfile
+
     from numpy.lib import format as npy
 
     path = Path(path)
@@ -387,6 +390,8 @@ def load_arrays(path: Path, loaded: LoadedSpec | None = None) -> dict[str, np.nd
     arrays (presence, shape, dtype), and the targets' for presence and a numeric dtype, before
     any array is read; then only the arrays the spec reads are read.
     """
+    import zipfile
+
     import numpy as np
 
     path = Path(path)

@@ -37,6 +37,17 @@ Nested = TypeAliasType("Nested", Union[str, list["Nested"], dict[str, "Nested"]]
 Inbound = Union[Reference, list[Reference], dict[str, Union[Reference, list[Reference]]]]
 
 
+# The default factories are these functions, not `list` and `dict`: pydantic asks each factory's
+# signature whether it takes the validated data, and a builtin's signature is parsed from its
+# text with tokenize, whose first use compiles a large regex (3 ms of every `validate`, issue 22).
+def _empty_list() -> list:
+    return []
+
+
+def _empty_dict() -> dict:
+    return {}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -124,7 +135,9 @@ class LayerSpec(BaseModel):
         default=None, description="Random values shaped like 'in': normal or uniform, sampled in training."
     )
     inbound: Inbound = Field(alias="in", description="What the node reads.")
-    call: dict[str, Any] = Field(default_factory=dict, description="Call-time arguments, e.g. training.")
+    call: dict[str, Any] = Field(
+        default_factory=_empty_dict, description="Call-time arguments, e.g. training."
+    )
     adapt: (
         Annotated[
             Union[Annotated[bool, Tag("flag")], Annotated[AdaptSpec, Tag("settings")]],
@@ -137,7 +150,7 @@ class LayerSpec(BaseModel):
         description="Learn the layer's state (mean, vocabulary, bins) from what reaches it on the "
         "training split before fit, as Keras's layer.adapt(): true, or {samples: N} for a sample.",
     )
-    params: dict[str, Any] = Field(default_factory=dict, description="Params of a nested spec.")
+    params: dict[str, Any] = Field(default_factory=_empty_dict, description="Params of a nested spec.")
     doc: str | None = None
     # A use of a block: `{block: NAME, repeat: N, PARAM: VALUE, in: ...}`. Expansion (blocks.py)
     # replaces every use by the block's layers before validation; these are here for the schema.
@@ -223,7 +236,7 @@ class OutputSpec(_Strict):
         description="'index': the target is each row's index in its batch (contrastive labels), not data.",
     )
     weight: float = 1.0
-    metrics: list[str | TypedObject] = Field(default_factory=list)
+    metrics: list[str | TypedObject] = Field(default_factory=_empty_list)
     doc: str | None = None
 
     @property
@@ -259,12 +272,12 @@ class StageSpec(_Strict):
 
     epochs: int = Field(ge=1, le=MAX_EPOCHS)
     freeze: str | list[LayerPattern] = Field(
-        default_factory=list,
+        default_factory=_empty_list,
         description="Layers made non-trainable: a node, a block use (its NAME.* layers), a glob, "
         "or {NAME: {top: N}}.",
     )
     unfreeze: str | list[LayerPattern] = Field(
-        default_factory=list, description="Layers made trainable again, after 'freeze' (same forms)."
+        default_factory=_empty_list, description="Layers made trainable again, after 'freeze' (same forms)."
     )
     optimizer: str | TypedObject | None = Field(
         default=None, description="This stage's optimizer; default: compile.optimizer."
@@ -304,7 +317,7 @@ class TrainSpec(_Strict):
         description="Length of null dimensions in synthetic data, for inputs that set no seq_len.",
     )
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="Seeds weights and synthetic data.")
-    callbacks: list[TypedObject] = Field(default_factory=list)
+    callbacks: list[TypedObject] = Field(default_factory=_empty_list)
     stages: list[StageSpec] | None = Field(
         default=None,
         min_length=1,
@@ -384,8 +397,8 @@ class DataOutput(_Strict):
 class DataSpec(_Strict):
     """How examples on disk meet the model's inputs and outputs (README: Your own data)."""
 
-    inputs: dict[str, DataInput] = Field(default_factory=dict)
-    outputs: dict[str, DataOutput] = Field(default_factory=dict)
+    inputs: dict[str, DataInput] = Field(default_factory=_empty_dict)
+    outputs: dict[str, DataOutput] = Field(default_factory=_empty_dict)
 
 
 class BlockSpec(_Strict):
@@ -428,13 +441,13 @@ class Spec(_Strict):
     graphspec: Literal[1] = Field(description="Format version.")
     name: str
     doc: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=_empty_dict)
     include: str | list[str] = Field(
-        default_factory=list, description="Files whose blocks this spec uses, relative to it."
+        default_factory=_empty_list, description="Files whose blocks this spec uses, relative to it."
     )
-    blocks: dict[str, BlockSpec] = Field(default_factory=dict)
+    blocks: dict[str, BlockSpec] = Field(default_factory=_empty_dict)
     inputs: dict[str, InputSpec] = Field(min_length=1)
-    layers: dict[str, LayerSpec] = Field(default_factory=dict)
+    layers: dict[str, LayerSpec] = Field(default_factory=_empty_dict)
     outputs: dict[str, OutputSpec] = Field(min_length=1)
     structure: StructureSpec | None = Field(
         default=None,
