@@ -45,6 +45,10 @@ backup (or make the history wait on the thread) and on 2 cores competes with the
 steps for the same CPU; backing up every N seconds means a kill loses up to N seconds and the
 history would have to lag likewise. At 10 ms an epoch neither is needed.
 
+The walk uses Keras's own saver (`saving_lib._save_state`, a private function of the pinned
+Keras 3.15) with a store that records instead of writing; tests/test_backup.py compares the file
+with `save_weights`'s, so a Keras that changes either shows there.
+
 A model that stores a value other than its variables (a layer whose `save_own_variables`
 computes what it saves) is backed up by Keras's `save_weights` each epoch, still through the
 temporary file.
@@ -176,8 +180,9 @@ def _replace(path: Path, write: Callable[[Path], None]) -> None:
 
 
 class EpochBackup(keras.callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore (same folder, same files, same restore), written faster and
-    atomically: see the module's docstring. Backs up at each epoch's end only."""
+    """Keras's BackupAndRestore (same folder, same weights file, restored by Keras), written
+    faster and atomically, its epoch inside the file: see the module's docstring. Backs up at
+    each epoch's end only."""
 
     def __init__(self, backup_dir: str | Path, delete_checkpoint: bool = True):
         super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=delete_checkpoint)
