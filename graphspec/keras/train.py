@@ -31,6 +31,7 @@ from graphspec.keras.adapt import (
     first_batches,
     sampled_rows,
 )
+from graphspec.keras.backup import EpochBackup
 from graphspec.keras.build import build_model_and_tensors, by_name, compile_model
 from graphspec.keras.callbacks import activation_tensors, build_callbacks, check_tensorflow
 from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, output_shapes, synthetic_datasets
@@ -371,9 +372,9 @@ def _train(
         if not settings.stages and not any(
             isinstance(c, keras.callbacks.BackupAndRestore) for c in callbacks
         ):
-            # Keras keeps the previous backup while writing the next, so a kill mid-write
-            # still leaves one to resume from.
-            callbacks.insert(0, keras.callbacks.BackupAndRestore(str(run.path / BACKUP_DIR)))
+            # Written whole or not at all, so a kill mid-write still leaves the previous one
+            # to resume from; first, so the history never records an epoch it does not hold.
+            callbacks.insert(0, EpochBackup(run.path / BACKUP_DIR))
         if processes.count > 1:
             callbacks = saving_alone(callbacks)
         epochs = EpochHistory(run.path, rd.read_history(run.path) if resume else {})
@@ -447,7 +448,7 @@ class Stages:
             own: list[keras.callbacks.Callback] = [StageMarker(index + 1)]
             if backups is not None:
                 folder = str(backups / f"stage-{index + 1}")
-                own.append(keras.callbacks.BackupAndRestore(folder, delete_checkpoint=False))
+                own.append(EpochBackup(folder, delete_checkpoint=False))
             # Keras keeps the epoch a backup restored on the model; the next stage starts at its own.
             self.model._initial_epoch = None
             if files is not None:
