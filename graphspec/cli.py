@@ -834,7 +834,10 @@ def predict(
     model: ModelArgument,
     data: EvalDataOption,
     output: Annotated[
-        Path, typer.Option("-o", "--output", metavar="FILE.csv|FILE.npz", help="Where the predictions go.")
+        Path,
+        typer.Option(
+            "-o", "--output", metavar="FILE.csv|FILE.parquet|FILE.npz", help="Where the predictions go."
+        ),
     ],
     batch_size: BatchOption = None,
     max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
