@@ -399,11 +399,23 @@ def _bound(loaded: LoadedSpec, source: DataSource) -> tuple[Any, Any, dict[str, 
         else None
     )
     digests = {
-        name: data_source.listing_digest(data_source.identify(path))
-        for name, path in (("data", source.data), ("val_data", source.val_data))
-        if path is not None
+        name: data_source.listing_digest(_files_of(bound))
+        for name, bound in (("data", examples), ("val_data", validation))
+        if bound is not None
     }
     return examples, validation, digests
+
+
+def _files_of(examples: Any) -> list[Path]:
+    """The files binding listed (not listed again: the listing is charged to `data-files`):
+    a table's shards, a folder's example files, or the one .npz file."""
+    from graphspec.data.stream import TableStream
+
+    if isinstance(examples, TableStream):
+        return list(examples.table.shards)
+    if examples.files:
+        return list(next(iter(examples.files.values()))[0])
+    return [Path(examples.path)]
 
 
 def _directory(loaded: LoadedSpec, out: Path | None, runs_root: Path) -> Path:
@@ -681,7 +693,10 @@ class _Objective:
         reporter = keras_search.TrialReporter(trial, self.search.metric)
         out = self.directory / TRIALS_DIR / f"{trial.number:04d}"
         try:
-            result = train(loaded, source, out=out, verbose=0, extra_callbacks=[reporter])
+            # Each trial reads its data as a `train` command would, charged to a budget of its
+            # own: the tenth trial is not refused for the data the nine before it read.
+            with command_budget.fresh():
+                result = train(loaded, source, out=out, verbose=0, extra_callbacks=[reporter])
         except SpecErrors:
             raise
         except KeyboardInterrupt:

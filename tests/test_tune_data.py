@@ -187,3 +187,20 @@ def test_the_digest_follows_the_files_of_a_folder(tmp_path):
     assert result.exit_code == 2, result.output
     assert "holds a search of another spec, other overrides, search or data" in result.output
     assert json.loads((folder / "tune.json").read_text())["digest"] == digest
+
+
+def test_each_trial_reads_the_folder_on_a_data_files_budget_of_its_own(tmp_path):
+    # The folder lists 2 class folders and 16 images: 18 entries, charged when it is bound
+    # before trial 0 and again by each trial's train. A limit of 30 holds one listing, not two.
+    spec = tmp_path / "pictures.yaml"
+    spec.write_text(IMAGE_SPEC)
+    data, folder = _images(tmp_path / "png"), tmp_path / "tune"
+    args = ["tune", str(spec), "--data", str(data), "--out", str(folder), "-q"]
+    result = runner.invoke(app, ["--limit", "data-files=30", *args])
+    assert result.exit_code == 0, result.output
+    assert len(_trials(folder, "pictures")) == 2
+    refused = runner.invoke(
+        app, ["--limit", "data-files=17", *args[:-3], "--out", str(tmp_path / "t2"), "-q"]
+    )
+    assert refused.exit_code == 2, refused.output
+    assert "data-files" in refused.output and "trial 0" not in refused.output
