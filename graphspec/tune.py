@@ -201,6 +201,8 @@ def tune(
             hint="it logs: " + ", ".join(reported),
         )
 
+    # Trials bind the data anew: what was bound here (a table's open shards) is not held.
+    bound = probe = None
     used_seed = settings["seed"]
     fresh = not directory.exists()
     settings = _claim(directory, wanted, explicit)
