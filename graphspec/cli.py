@@ -39,18 +39,7 @@ SetOption = Annotated[
         "(layers.dense.units=64, compile.optimizer.learning_rate=0.01). Repeatable.",
     ),
 ]
-# train and tune read the same arrays.
-DataOption = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--data", help="Training arrays (.npz) keyed by input and output names.", show_default=False
-    ),
-]
-ValDataOption = Annotated[
-    Optional[Path],
-    typer.Option("--val-data", help="Validation arrays (.npz), keyed like --data.", show_default=False),
-]
-# train, evaluate and predict read any data graphspec.data knows.
+# train, tune, evaluate, predict and ensemble read any data graphspec.data knows.
 _DATA_KINDS = (
     "an .npz, a CSV/TSV/JSON Lines/Parquet table (file, folder of shards or glob), or a folder of class "
     "subfolders of images or text"
@@ -834,7 +823,10 @@ def predict(
     model: ModelArgument,
     data: EvalDataOption,
     output: Annotated[
-        Path, typer.Option("-o", "--output", metavar="FILE.csv|FILE.npz", help="Where the predictions go.")
+        Path,
+        typer.Option(
+            "-o", "--output", metavar="FILE.csv|FILE.parquet|FILE.npz", help="Where the predictions go."
+        ),
     ],
     batch_size: BatchOption = None,
     max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
@@ -1134,8 +1126,8 @@ def tune(
         Optional[str],
         typer.Option("--kind", help="Synthetic targets: teacher (default) or random.", show_default=False),
     ] = None,
-    data: DataOption = None,
-    val_data: ValDataOption = None,
+    data: TrainDataOption = None,
+    val_data: TrainValDataOption = None,
     trials: Annotated[
         Optional[int],
         typer.Option(
@@ -1252,7 +1244,10 @@ def ensemble(
     data: Annotated[
         Path,
         typer.Option(
-            "--data", help="Validation arrays (.npz) keyed by input and output names.", show_default=False
+            "--data",
+            metavar="PATH",
+            help=f"Validation data, labelled: {_DATA_KINDS}.",
+            show_default=False,
         ),
     ],
     runs: Annotated[

@@ -1,8 +1,9 @@
 """`graphspec ensemble`: trained models averaged, with weights fitted on validation data.
 
-The validation arrays are split (seeded) into a part that fits the weights and a held-out part
-that scores them, so the reported scores are not the ones the weights were chosen on. Weights
-come from one of two methods, both giving non-negative weights that sum to one:
+The validation data (.npz arrays, a folder of class subfolders or a table: what `train --data`
+takes) is split (seeded) into a part that fits the weights and a held-out part that scores
+them, so the reported scores are not the ones the weights were chosen on. Weights come from one
+of two methods, both giving non-negative weights that sum to one:
 
 - `caruana` (default): greedy forward selection with replacement (Caruana, Niculescu-Mizil,
   Crew and Ksikes, "Ensemble selection from libraries of models", ICML 2004). Start empty; add,
@@ -127,10 +128,11 @@ def build_ensemble(
     out: Path | None = None,
     runs_root: Path = Path("runs"),
 ) -> EnsembleResult:
-    """Fit the ensemble of the models in `runs` (run directories) on `data` and save it.
+    """Fit the ensemble of the models in `runs` (run directories) on `data` (an .npz, a folder
+    or a table) and save it.
 
-    Raises `SpecErrors` (nothing written) for runs that are not run directories, members whose
-    inputs or outputs do not match, data that does not fit them, or an unknown metric or method.
+        Raises `SpecErrors` (nothing written) for runs that are not run directories, members whose
+        inputs or outputs do not match, data that does not fit them, or an unknown metric or method.
     """
     from graphspec import run_dir as rd
 
@@ -147,9 +149,8 @@ def build_ensemble(
     from graphspec.keras import ensemble as keras_ensemble
 
     members = keras_ensemble.load_members(runs, max_params=options.max_params)
-    x, y = keras_ensemble.data_for(members[0], data)
     scorer = keras_ensemble.Scorer(members[0].loaded, options.metric)
-    predictions = keras_ensemble.predictions(members, x)
+    predictions, y = keras_ensemble.predicted_on(members, data)
     count = len(next(iter(y.values())))
     fit, held = split(count, options.holdout, options.seed)
 

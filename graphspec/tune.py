@@ -155,6 +155,9 @@ def tune(
             sources=loaded.diagnostics.sources,
         )
     source = _checked_source(loaded, source)
+    # Folders and tables are bound now, once: a bad file, label or column fails here, before
+    # anything is written and before trial 0.
+    bound = _bound(loaded, source)
 
     directory = _directory(loaded, out, runs_root)
     wanted = {
@@ -165,7 +168,7 @@ def tune(
         "storage": _storage_setting(storage) if storage is not None else search.storage or STUDY_FILE,
         "study": study_name or search.study or loaded.name,
         "seed": _seed(loaded),
-        "digest": _digest(loaded, source),
+        "digest": _digest(loaded, source, bound),
     }
     explicit = {"storage": storage is not None, "study": study_name is not None}
     settings = _existing(directory, wanted, explicit) or wanted
@@ -185,7 +188,10 @@ def tune(
             loaded, kind=source.kind, samples=train.samples, seed=settings["seed"], seq_len=train.seq_len
         )
     validation = bool(train.validation_split) or source.val_data is not None
-    probe = arrays if arrays is not None else (data if source.synthetic else source.data)
+    if bound is not None:
+        probe = bound[0]
+    else:
+        probe = arrays if arrays is not None else (data if source.synthetic else source.data)
     reported = keras_search.reported_metrics(loaded, probe, validation)
     if search.metric not in reported:
         raise SpecErrors.single(
@@ -195,6 +201,8 @@ def tune(
             hint="it logs: " + ", ".join(reported),
         )
 
+    # Trials bind the data anew: what was bound here (a table's open shards) is not held.
+    bound = probe = None
     used_seed = settings["seed"]
     fresh = not directory.exists()
     settings = _claim(directory, wanted, explicit)
@@ -342,21 +350,14 @@ def _values_text(values: dict[str, Any]) -> str:
 
 
 def _checked_source(loaded: LoadedSpec, source: DataSource) -> DataSource:
-    """The data source with its synthetic kind decided; problems found without TensorFlow."""
+    """The data source with its synthetic kind decided and its paths absolute; problems found
+    without TensorFlow or reading the data (`_bound` reads it)."""
     from dataclasses import replace
 
     if source.synthetic == (source.data is not None):
-        raise SpecErrors.single("say what to train on: --synthetic, or --data FILE.npz")
+        raise SpecErrors.single("say what to train on: --synthetic, or --data PATH (.npz, folder or table)")
     if source.val_data is not None and source.data is None:
         raise SpecErrors.single("--val-data needs --data: synthetic runs make their own validation data")
-    for path in (source.data, source.val_data):
-        if path is not None and Path(path).is_dir():
-            raise SpecErrors.single(
-                f"tune trains on .npz arrays, and {path} is a folder",
-                hint="folders and tables are read by train, evaluate and predict; not yet by tune",
-            )
-        if path is not None and not Path(path).is_file():
-            raise SpecErrors.single(f"no such data file: {path}")
     train = loaded.spec.train
     metric = loaded.spec.search.metric
     if metric.startswith("val_") and not train.validation_split and source.val_data is None:
@@ -379,6 +380,44 @@ def _checked_source(loaded: LoadedSpec, source: DataSource) -> DataSource:
         data=Path(source.data).resolve(),
         val_data=Path(source.val_data).resolve() if source.val_data else None,
     )
+
+
+def _bound(loaded: LoadedSpec, source: DataSource) -> tuple[Any, Any, dict[str, str]] | None:
+    """The training and validation examples of a search on a folder or a table, bound to the
+    spec's inputs and outputs as `train` binds them (a table scanned cell by cell, image
+    headers read, labels checked; the validation data against the training data's classes),
+    with a digest of the files each lists; None for synthetic data and .npz arrays. No
+    TensorFlow. Each trial binds its own spec again, as `train` does: a trial's values may
+    change what the data must fit, and the scan costs less than one epoch's reading."""
+    from graphspec.data import source as data_source
+    from graphspec.data.examples import bind, is_npz
+
+    if source.synthetic or (is_npz(source.data) and (source.val_data is None or is_npz(source.val_data))):
+        return None
+    examples = bind(loaded, source.data, stream=True)
+    validation = (
+        bind(loaded, source.val_data, classes=examples.classes, stream=True)
+        if source.val_data is not None
+        else None
+    )
+    digests = {
+        name: data_source.listing_digest(_files_of(bound))
+        for name, bound in (("data", examples), ("val_data", validation))
+        if bound is not None
+    }
+    return examples, validation, digests
+
+
+def _files_of(examples: Any) -> list[Path]:
+    """The files binding listed (not listed again: the listing is charged to `data-files`):
+    a table's shards, a folder's example files, or the one .npz file."""
+    from graphspec.data.stream import TableStream
+
+    if isinstance(examples, TableStream):
+        return list(examples.table.shards)
+    if examples.files:
+        return list(next(iter(examples.files.values()))[0])
+    return [Path(examples.path)]
 
 
 def _directory(loaded: LoadedSpec, out: Path | None, runs_root: Path) -> Path:
@@ -413,13 +452,18 @@ def _seed_override(loaded: LoadedSpec, seed: int) -> list[str]:
     return [] if loaded.spec.train.seed is not None else [f"train.seed={seed}"]
 
 
-def _digest(loaded: LoadedSpec, source: DataSource) -> str:
-    """A hash of what makes trials comparable: the resolved spec, the search, the data."""
+def _digest(loaded: LoadedSpec, source: DataSource, bound: tuple | None = None) -> str:
+    """A hash of what makes trials comparable: the resolved spec, the search, the data. Data is
+    known by its paths; a folder's or a table's also by its files' paths, sizes and modification
+    times (`graphspec.data.source.listing_digest`), and the class names binding found."""
     data = {
         "fingerprint": fingerprint(loaded).as_dict(),
         "search": loaded.spec.search.model_dump(mode="json", exclude={"trials", "timeout", "storage"}),
         "source": source.describe(),
     }
+    if bound is not None:  # .npz and synthetic searches keep the digest they had
+        examples, _, files = bound
+        data["files"], data["classes"] = files, examples.classes
     return "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -651,7 +695,10 @@ class _Objective:
         reporter = keras_search.TrialReporter(trial, self.search.metric)
         out = self.directory / TRIALS_DIR / f"{trial.number:04d}"
         try:
-            result = train(loaded, source, out=out, verbose=0, extra_callbacks=[reporter])
+            # Each trial reads its data as a `train` command would, charged to a budget of its
+            # own: the tenth trial is not refused for the data the nine before it read.
+            with command_budget.fresh():
+                result = train(loaded, source, out=out, verbose=0, extra_callbacks=[reporter])
         except SpecErrors:
             raise
         except KeyboardInterrupt:

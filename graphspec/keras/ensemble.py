@@ -17,9 +17,12 @@ import numpy as np
 
 from graphspec import run_dir as rd
 from graphspec.data import npz
+from graphspec.data.examples import bind, is_npz
+from graphspec.data.stream import TableStream
 from graphspec.errors import SpecErrors
 from graphspec.keras.build import by_name, honour_call_training
 from graphspec.keras.data import checked_arrays
+from graphspec.keras.files import FileBatches, raising_failure, read_classes, string_tensors
 from graphspec.keras.save import save_model
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
@@ -122,6 +125,88 @@ def data_for(member: Member, data: Path) -> tuple[dict[str, np.ndarray], dict[st
     """The validation arrays, checked against the member's model: inputs and targets by name."""
     checked = checked_arrays(npz.load(data, member.loaded), str(data), member.loaded, member.model)
     return checked.x, checked.y
+
+
+def predicted_on(
+    members: list[Member], data: Path, batch_size: int = 256
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every member's predictions on the examples at `data`, stacked per output as
+    `predictions` gives them, and the examples' targets by output name.
+
+    An .npz is read whole. A folder or a table is bound to the first member's spec as `train`
+    bound it (the targets its `data:` section says) with the class names the runs recorded, so
+    a label no member was trained on is refused as `predict` refuses it; its examples are read
+    a batch at a time, each batch given to every member before the next is read."""
+    if is_npz(data):
+        x, y = data_for(members[0], data)
+        return predictions(members, x), y
+    first = members[0]
+    section = _data_section(first)
+    for member in members[1:]:
+        if _data_section(member) != section:
+            raise SpecErrors.single(
+                f"run {member.run}'s spec reads its data otherwise than run {first.run}'s "
+                "(their `data:` sections differ)",
+                hint="an ensemble of folders or tables reads them one way for every member",
+            )
+    examples = bind(first.loaded, data, classes=agreed_classes(members), stream=True)
+    made: list[dict[str, list[np.ndarray]]] = [{} for _ in members]
+    targets: dict[str, list[np.ndarray]] = {}
+
+    def take(x: dict[str, Any], y: dict[str, np.ndarray]) -> None:
+        for name, values in y.items():
+            targets.setdefault(name, []).append(np.asarray(values))
+        for member, outputs in zip(members, made, strict=True):
+            for name, value in member.model.predict_on_batch(x).items():
+                outputs.setdefault(name, []).append(np.asarray(value, dtype=np.float32))
+
+    if isinstance(examples, TableStream):  # read window by window
+        for x, y, _ in examples.batches(batch_size):
+            take(string_tensors(x), y)
+    else:
+        batches = FileBatches(examples, batch_size)
+        with raising_failure(batches):
+            for index in range(len(batches)):
+                take(*batches[index])
+    missing = [n for n, o in first.loaded.spec.outputs.items() if o.takes_data and n not in targets]
+    if missing:
+        raise SpecErrors.single(f"data {examples.path} has no targets for output '{missing[0]}'")
+    stacked = {name: np.stack([np.concatenate(m[name]) for m in made]) for name in made[0]}
+    return stacked, {name: np.concatenate(values) for name, values in targets.items()}
+
+
+def _data_section(member: Member) -> Any:
+    section = member.loaded.spec.data
+    return section.model_dump(mode="json") if section is not None else None
+
+
+def agreed_classes(members: list[Member]) -> dict[str, list[str]] | None:
+    """The class names the members' runs recorded (`classes.json`), which must be the same for
+    every member that recorded any: averaging outputs whose units mean other classes would
+    mix them. None when no run recorded classes (trained on arrays)."""
+    agreed: tuple[Path, dict[str, list[str]]] | None = None
+    for member in members:
+        classes = read_classes(member.run)
+        if classes is None:
+            continue
+        if agreed is None:
+            agreed = (member.run, classes)
+        elif classes != agreed[1]:
+            output = next(
+                (n for n in sorted(set(classes) | set(agreed[1])) if classes.get(n) != agreed[1].get(n)), ""
+            )
+            raise SpecErrors.single(
+                f"run {member.run} was trained with other classes of output '{output}' than "
+                f"run {agreed[0]}: {_listed(classes.get(output))} against {_listed(agreed[1].get(output))}",
+                hint="an ensemble averages models whose outputs mean the same classes, in the same order",
+            )
+    return agreed[1] if agreed is not None else None
+
+
+def _listed(classes: list[str] | None) -> str:
+    if classes is None:
+        return "none"
+    return "[" + ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "") + "]"
 
 
 def predictions(members: list[Member], x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -159,25 +159,48 @@ def data_for(
     return path
 
 
-def reported_metrics(loaded: LoadedSpec, data: Path | dict[str, np.ndarray], validation: bool) -> list[str]:
-    """The metrics a fit of `loaded` on `data` (an .npz or its arrays) logs, found by evaluating
-    a few samples (with `val_` twins when there is validation data). Checks the data against the
+def reported_metrics(loaded: LoadedSpec, data: Any, validation: bool) -> list[str]:
+    """The metrics a fit of `loaded` on `data` (an .npz, its arrays, or the examples of a folder
+    or a table as `graphspec.data.examples.bind` gives them) logs, found by evaluating a few
+    samples (with `val_` twins when there is validation data). Checks the data against the
     model on the way."""
     keras.utils.set_random_seed(0)
     model = by_name(loaded.build(), loaded)
-    found = data if isinstance(data, dict) else npz.load(data, loaded)
-    arrays = checked_arrays(found, "synthetic data" if isinstance(data, dict) else str(data), loaded, model)
-    count = min(len(arrays), 8)
-    logs = model.evaluate(
-        {k: v[:count] for k, v in arrays.x.items()},
-        {k: v[:count] for k, v in arrays.y.items()},
-        batch_size=count,
-        verbose=0,
-        return_dict=True,
-    )
+    if isinstance(data, (dict, str, Path)):
+        found = data if isinstance(data, dict) else npz.load(data, loaded)
+        arrays = checked_arrays(
+            found, "synthetic data" if isinstance(data, dict) else str(data), loaded, model
+        )
+        count = min(len(arrays), 8)
+        x = {k: v[:count] for k, v in arrays.x.items()}
+        y = {k: v[:count] for k, v in arrays.y.items()}
+    else:
+        x, y = _first_examples(loaded, model, data)
+        count = len(next(iter(y.values()))) if y else 1
+    logs = model.evaluate(x, y, batch_size=count, verbose=0, return_dict=True)
     keras.backend.clear_session(free_memory=False)
     names = sorted(logs)
     return names + [f"val_{name}" for name in names] if validation else names
+
+
+def _first_examples(loaded: LoadedSpec, model: keras.Model, examples: Any) -> tuple[dict, dict]:
+    """The first few examples of a folder (files read) or the first row of a table, as inputs
+    and targets the model is evaluated on; class counts checked against the outputs' units as
+    `train` checks them."""
+    from graphspec.data.stream import TableStream
+    from graphspec.keras.files import string_tensors
+
+    # The check `train` makes before fitting, made here before trial 0.
+    from graphspec.keras.train import _check_class_counts
+
+    _check_class_counts(loaded, model, examples)
+    if isinstance(examples, TableStream):
+        x, y = examples.first()
+    else:
+        x, y = examples.batch(np.arange(min(len(examples), 8)))
+    count = len(next(iter(x.values())))
+    y = {**y, **{name: arr.dummy_target(count) for name in arr.targetless_outputs(loaded)}}
+    return string_tensors(x), y
 
 
 def fresh_session() -> None:
