@@ -133,9 +133,7 @@ def test_a_truncated_jpeg_found_mid_stream_is_named(write_spec, tmp_path):
     assert f"image {bad} is damaged or truncated" in caught.value.diagnostics.render()
 
 
-def test_the_python_reader_is_kept_for_skip_bad_and_for_files_tf_data_reads_otherwise(
-    write_spec, tmp_path
-):
+def test_the_python_reader_is_kept_for_skip_bad_and_for_files_tf_data_reads_otherwise(write_spec, tmp_path):
     pics = _kinds(tmp_path / "pics", size=(6, 6))
     loaded = graphspec.load(write_spec(SPEC + "data:\n  inputs:\n    image: {image: {convert: true}}\n"))
     examples = bind(loaded, pics)
@@ -144,3 +142,21 @@ def test_the_python_reader_is_kept_for_skip_bad_and_for_files_tf_data_reads_othe
     # A GIF (TensorFlow decodes it without its transparency) sends the whole folder to Pillow.
     Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(pics / "a" / "still.gif")
     assert reader_for(bind(loaded, pics)) is FileBatches
+
+
+def test_a_damaged_file_early_in_a_long_epoch_is_found_where_tf_data_stopped(write_spec, tmp_path):
+    # 300 batches of one: the generator has handed over far fewer when the first one fails.
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        folder = tmp_path / "pics" / ("a" if i % 2 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    bad = tmp_path / "pics" / "a" / "001.png"
+    whole = bad.read_bytes()
+    bad.write_bytes(whole[: len(whole) - 40])  # the header reads; the pixels end early
+    examples = bind(graphspec.load(write_spec(SPEC)), tmp_path / "pics")
+    streamed = ImageStream(examples, 1, epochs=1)
+    with pytest.raises(SpecErrors) as caught, raising_failure(streamed):
+        for _ in streamed.for_fit():
+            pass
+    assert f"image {bad} is damaged or truncated" in caught.value.diagnostics.render()

@@ -32,8 +32,9 @@ from graphspec.data.examples import Examples
 from graphspec.errors import SpecErrors
 from graphspec.keras.files import FileBatches
 
-# Batches whose indices are kept for finding a damaged file: more than tf.data reads ahead.
-_RECENT = 64
+# Batches whose indices are kept for finding a damaged file: more than tf.data reads ahead
+# (its prefetch buffer and the examples being decoded).
+_RECENT = 128
 
 
 def reads(examples: Any, skip_bad: int = 0) -> bool:
@@ -71,25 +72,28 @@ class ImageStream(FileBatches):
         import tensorflow as tf
 
         size = self.batch_size
+        whole = self.per_epoch * size
 
         def indices() -> Any:
-            # Each epoch's order is padded with -1 to whole batches, so that tf.data's batches
-            # end where the epoch ends; the padding is dropped from the last batch (`_trimmed`).
+            # Each epoch's order is padded to whole batches with its own first examples, so
+            # that tf.data's batches end where the epoch ends; `_trimmed` drops the padding from
+            # the last batch. (A padded example is decoded for nothing: fewer than a batch an
+            # epoch, cheaper than a condition on every example.)
+            # Handed over a batch at a time, so that the batches handed over last are those
+            # tf.data is reading (`failure_for`).
             for epoch in range(self.first_epoch, self.epochs):
-                padded = np.full(self.per_epoch * size, -1, dtype=np.int64)
                 order = self.order_of(epoch)
-                padded[: len(order)] = order
-                for batch in padded.reshape(self.per_epoch, size):
+                padded = np.resize(order, whole)
+                kept = np.arange(whole) < len(order)
+                for start in range(0, whole, size):
+                    batch = padded[start : start + size]
                     self._recent.append(batch)
-                    yield batch
+                    yield batch, kept[start : start + size]
 
-        dataset = tf.data.Dataset.from_generator(indices, output_signature=tf.TensorSpec((size,), tf.int64))
-        dataset = (
-            dataset.unbatch()
-            .map(self._element, num_parallel_calls=tf.data.AUTOTUNE)
-            .batch(size)
-            .map(self._trimmed)
-        )
+        signature = (tf.TensorSpec((size,), tf.int64), tf.TensorSpec((size,), tf.bool))
+        dataset = tf.data.Dataset.from_generator(indices, output_signature=signature).unbatch()
+        dataset = dataset.map(self._element, num_parallel_calls=tf.data.AUTOTUNE).batch(size)
+        dataset = dataset.map(self._trimmed if whole != len(self.examples) else self._whole)
         if self.epochs == 1:
             # Validation and scoring read it to its end: told its length, Keras does not run off
             # the end and warn.
@@ -103,10 +107,10 @@ class ImageStream(FileBatches):
         rows = np.asarray(rows, dtype=np.int64)
         self._recent.append(rows)
         dataset = (
-            tf.data.Dataset.from_tensor_slices(rows)
+            tf.data.Dataset.from_tensor_slices((rows, np.ones(len(rows), bool)))
             .map(self._element, num_parallel_calls=tf.data.AUTOTUNE)
             .batch(len(rows))
-            .map(self._trimmed)
+            .map(self._whole)
         )
         try:
             x, y = next(iter(dataset))
@@ -126,7 +130,7 @@ class ImageStream(FileBatches):
         checked: set[int] = set()
         for batch in list(self._recent):  # in the order tf.data read them: the first bad one
             for index in batch.tolist():
-                if index < 0 or index in checked:
+                if index in checked:
                     continue
                 checked.add(index)
                 path = self.paths[index]
@@ -149,25 +153,24 @@ class ImageStream(FileBatches):
             self._tensors = (paths, targets)
         return self._tensors
 
-    def _element(self, index: Any) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    def _element(self, index: Any, kept: Any) -> tuple[dict[str, Any], dict[str, Any], Any]:
         import tensorflow as tf
 
         paths, targets = self._constants()
-        row = tf.maximum(index, 0)
-        shape = self.shape
-        image = tf.cond(
-            index >= 0,
-            lambda: decode_file(tf.gather(paths, row), shape),
-            lambda: tf.zeros((shape.height, shape.width, shape.channels), tf.float32),
-        )
-        return {self.input_name: image}, {n: tf.gather(t, row) for n, t in targets.items()}, index >= 0
+        image = decode_file(tf.gather(paths, index), self.shape)
+        return {self.input_name: image}, {n: tf.gather(t, index) for n, t in targets.items()}, kept
 
     def _trimmed(self, x: dict[str, Any], y: dict[str, Any], kept: Any) -> tuple[dict, dict]:
         import tensorflow as tf
 
         x = {n: tf.boolean_mask(v, kept) for n, v in x.items()}
         y = {n: tf.boolean_mask(v, kept) for n, v in y.items()}
-        count = tf.reduce_sum(tf.cast(kept, tf.int32))
+        return self._whole(x, y, tf.boolean_mask(kept, kept))
+
+    def _whole(self, x: dict[str, Any], y: dict[str, Any], kept: Any) -> tuple[dict, dict]:
+        import tensorflow as tf
+
+        count = tf.shape(kept)[0]
         return x, {**y, **{n: tf.zeros((count,), tf.float32) for n in self.targetless}}
 
 
@@ -183,7 +186,10 @@ def decode_file(path: Any, shape: images.ImageShape) -> Any:
         lambda: tf.io.decode_jpeg(contents, channels=0, dct_method="INTEGER_ACCURATE"),
         lambda: tf.io.decode_png(contents, channels=0),
     )
-    pixels = _converted(pixels, shape.channels)
+    if shape.convert:
+        # Without `convert`, every file was found to have the input's channels (`images.probe`),
+        # as TensorFlow decodes them too.
+        pixels = _converted(pixels, shape.channels)
     if shape.crop == "center":
         pixels = _center_crop(pixels, shape.width / shape.height)
     size = tf.shape(pixels)[:2]
