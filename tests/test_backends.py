@@ -226,8 +226,8 @@ def test_training_on_jax_needs_no_tensorflow(tmp_path):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_an_image_folder_trains_and_is_scored(backend, tmp_path):
-    # Your own data (graphspec/data) reads files with Pillow into a keras.utils.PyDataset,
-    # which every backend takes; --test-data scores the trained model on a folder too.
+    # Your own data (graphspec/data) reads files with Pillow into a keras.utils.PyDataset on
+    # JAX and PyTorch (tf.data on TensorFlow); --test-data scores the trained model on a folder too.
     import numpy as np
     from PIL import Image
 

@@ -200,11 +200,10 @@ def _folder(
     spec_input = loaded.spec.inputs[name]
     if is_image:
         shape = _image_shape(loaded, name, wanted_inputs[name])
+        alike = True
         for file in found.files:  # headers only: every file is an image of the right channels
-            images.probe(file, shape, name)
-
-        def read(file: Path, shape: images.ImageShape = shape, name: str = name) -> np.ndarray:
-            return images.decode(file, shape, name)
+            alike = images.probe(file, shape, name) and alike
+        read: Callable[[Path], Any] = images.ImageReader(shape, name, alike)
     else:
         if spec_input.dtype != "string":
             raise _fail(

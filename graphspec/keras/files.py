@@ -92,13 +92,28 @@ class FileBatches(keras.utils.PyDataset):
             batch * self.batch_size : (batch + 1) * self.batch_size
         ]
         try:
-            x, y = self.examples.batch(rows)
+            x, y = self.read(rows)
         except SpecErrors as exc:
             self.failure = exc
             raise
         if self.targetless:
             y = {**y, **{name: arr.dummy_target(len(rows)) for name in self.targetless}}
         return string_tensors(x), y
+
+    def read(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Inputs and targets of the examples at `rows`, read as this reader reads them (files
+        in Python: images decoded with Pillow)."""
+        return self.examples.batch(rows)
+
+    def for_fit(self) -> Any:
+        """What `fit` reads: this PyDataset (`image_stream.ImageStream` makes a `tf.data`
+        pipeline)."""
+        return self
+
+    def failure_for(self, error: BaseException) -> SpecErrors | None:
+        """graphspec's error behind `error`, a failure of `fit` or of a read: a file this
+        reader found damaged, or None."""
+        return self.failure
 
 
 def string_tensors(x: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -114,15 +129,19 @@ def string_tensors(x: dict[str, np.ndarray]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def raising_failure(*datasets: Any) -> Iterator[None]:
-    """Run the block; if it fails after one of `datasets` (each a `FileBatches` or a
-    `StreamBatches`, or None) failed to read a file, raise that dataset's located error instead
-    of what Keras made of it."""
+    """Run the block; if it fails after one of `datasets` (each a `FileBatches`, an
+    `ImageStream` or a `StreamBatches`, or None) failed to read a file, raise that dataset's
+    located error instead of what Keras or TensorFlow made of it."""
     try:
         yield
-    except Exception:
+    except Exception as exc:
         for dataset in datasets:
-            if dataset is not None and dataset.failure is not None:
-                raise dataset.failure from None
+            if dataset is None:
+                continue
+            explain = getattr(dataset, "failure_for", None)
+            failure = explain(exc) if explain is not None else dataset.failure
+            if failure is not None:
+                raise failure from None
         raise
 
 
@@ -203,13 +222,14 @@ def score(
     missing = [n for n, o in loaded.spec.outputs.items() if o.takes_data and n not in targets]
     if missing:
         raise SpecErrors.single(f"data {examples.path} has no targets for output '{missing[0]}'")
-    reader = StreamBatches if isinstance(examples, TableStream) else FileBatches
+    from graphspec.keras.image_stream import reader_for
+
+    reader = StreamBatches if isinstance(examples, TableStream) else reader_for(examples)
     batches = reader(
         examples, batch_size or loaded.spec.train.batch_size, targetless=arr.targetless_outputs(loaded)
     )
     with raising_failure(batches):
-        data = batches.for_fit() if isinstance(batches, StreamBatches) else batches
-        values = model.evaluate(data, verbose=0, return_dict=True)
+        values = model.evaluate(batches.for_fit(), verbose=0, return_dict=True)
     return {key: float(value) for key, value in values.items()}
 
 
@@ -230,11 +250,14 @@ def predict(
             for name, value in model.predict_on_batch(x).items():
                 outputs.setdefault(name, []).append(np.asarray(value))
     else:
+        from graphspec.keras.image_stream import reader_for
+
         ids = examples.ids
-        batches = FileBatches(examples, size)
+        batches = reader_for(examples)(examples, size)
+        # In order; on TensorFlow a folder of images is decoded by tf.data, as training read it.
+        data = batches.for_fit()
         with raising_failure(batches):
-            for index in range(len(batches)):
-                x, _ = batches[index]
+            for x, _ in data if data is not batches else (batches[i] for i in range(len(batches))):
                 for name, value in model.predict_on_batch(x).items():
                     outputs.setdefault(name, []).append(np.asarray(value))
     known = classes if classes is not None else examples.classes

@@ -50,6 +50,7 @@ from graphspec.keras.distribute import (
     saving_alone,
 )
 from graphspec.keras.files import FileBatches, raising_failure, score, write_classes
+from graphspec.keras.image_stream import reader_for
 from graphspec.keras.save import save_model
 from graphspec.keras.stages import STAGE_KEY, BuiltState, StageMarker, apply_stage
 from graphspec.keras.streams import StreamBatches
@@ -287,24 +288,24 @@ def _train(
             max((len(v) for v in rd.read_history(rd.partial_path(out)).values()), default=0) if resume else 0
         )
         # A table's batches come in the order its stream draws; Keras must not reorder them.
-        reader, ordered = (
-            (StreamBatches, {"shuffle": False}) if isinstance(examples, TableStream) else (FileBatches, {})
-        )
+        # On TensorFlow a folder of images streams through tf.data (`ImageStream`), unless bad
+        # files are to be skipped, which the Python reader does.
+        skip_bad = getattr(source, "skip_bad", 0)
+        reader = StreamBatches if isinstance(examples, TableStream) else reader_for(examples, skip_bad)
+        ordered = {} if reader is FileBatches else {"shuffle": False}
         batches = reader(
             examples, settings.batch_size, seed, settings.shuffle, targetless, settings.total_epochs, done
         )
         val_batches = (
-            _batches_of(validation_examples, settings.batch_size, targetless)
+            _batches_of(validation_examples, settings.batch_size, targetless, skip_bad)
             if validation_examples is not None
             else None
         )
         sample = val_batches[0][0] if val_batches is not None else None
         readers = [batches, val_batches]
         fit_args = {
-            "x": batches.for_fit() if isinstance(batches, StreamBatches) else batches,
-            "validation_data": val_batches.for_fit()
-            if isinstance(val_batches, StreamBatches)
-            else val_batches,
+            "x": batches.for_fit(),
+            "validation_data": val_batches.for_fit() if val_batches is not None else None,
             "steps_per_epoch": batches.per_epoch,
             **ordered,
         }
@@ -315,10 +316,10 @@ def _train(
                 lambda: (block.x for block in stream.blocks(settings.batch_size, seed, 0, True))
             )
         else:
-            # Files (images, texts) are read a training batch at a time.
-            training = examples
+            # Files (images, texts) are read a training batch at a time, as training reads them.
+            file_reader = batches
             training_inputs = sampled_rows(
-                len(training), lambda rows: training.batch(rows)[0], settings.batch_size, seed
+                len(examples), lambda rows: file_reader.read(rows)[0], settings.batch_size, seed
             )
     else:
         arrays = checked_arrays(files["data"], str(source.data), loaded, model)
@@ -466,10 +467,10 @@ class Stages:
 
 
 def _batches_of(
-    examples: Examples | TableStream, batch_size: int, targetless: list[str]
+    examples: Examples | TableStream, batch_size: int, targetless: list[str], skip_bad: int = 0
 ) -> FileBatches | StreamBatches:
     """Batches of `examples` in their order (validation, scoring)."""
-    reader = StreamBatches if isinstance(examples, TableStream) else FileBatches
+    reader = StreamBatches if isinstance(examples, TableStream) else reader_for(examples, skip_bad)
     return reader(examples, batch_size, targetless=targetless)
 
 
