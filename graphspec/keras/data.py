@@ -301,6 +301,10 @@ class ArrayData:
     def __len__(self) -> int:
         return len(next(iter(self.x.values())))
 
+    def batch(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Inputs and targets of the samples at `rows` (as `Examples.batch`, for `FileBatches`)."""
+        return {k: v[rows] for k, v in self.x.items()}, {k: v[rows] for k, v in self.y.items()}
+
     def split(self, fraction: float) -> tuple[ArrayData, ArrayData | None]:
         """The first samples for training and the last `fraction` for validation, as Keras's
         own `validation_split` cuts them (before any shuffling)."""
