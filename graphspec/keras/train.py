@@ -34,7 +34,14 @@ from graphspec.keras.adapt import (
 )
 from graphspec.keras.build import build_model_and_tensors, by_name, compile_model
 from graphspec.keras.callbacks import activation_tensors, build_callbacks, check_tensorflow
-from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, output_shapes, synthetic_datasets
+from graphspec.keras.data import (
+    ArrayData,
+    array_batches,
+    checked_arrays,
+    fit_arguments,
+    output_shapes,
+    synthetic_datasets,
+)
 from graphspec.keras.distribute import (
     Cluster,
     ProcessBatches,
@@ -359,10 +366,10 @@ def _train(
             # trains on the batches the uninterrupted run would have (Keras's own shuffling of
             # arrays follows its generator's state, which a resumed process starts anew).
             done = _epochs_done(out) if resume else 0
-            batches = FileBatches(arrays, settings.batch_size, seed, True, None, settings.total_epochs, done)
+            ordered, batches = array_batches(arrays, settings.batch_size, seed, settings.total_epochs, done)
             readers = [batches, None]
             fit_args = {
-                "x": batches,
+                "x": ordered,
                 "steps_per_epoch": batches.per_epoch,
                 "shuffle": False,  # the order is drawn by `batches`
                 "validation_data": validation_data,
