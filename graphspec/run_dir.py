@@ -270,6 +270,7 @@ SOURCE_FIELDS = {
     "data": "str?",
     "val_data": "str?",
     "test_data": "str?",
+    "skip_bad": "int?",
 }
 _STARTED_FIELDS = {"overrides": "strings", **SOURCE_FIELDS}
 

@@ -180,3 +180,17 @@ def test_skip_bad_on_data_checked_whole_before_training_is_refused(write_spec, t
     result = runner.invoke(app, ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--skip-bad", "3"])
     assert result.exit_code == 2
     assert f"data {tmp_path / 'd.npz'} is checked whole before training" in result.stderr
+
+
+def test_a_resumed_run_whose_recorded_skip_limit_is_damaged_is_refused(write_spec, tmp_path):
+    spec = write_spec(SPEC.replace("epochs: 3", "epochs: 1"))
+    files = _images(tmp_path / "pics")
+    _truncate(files[5])
+    run = tmp_path / "run"
+    args = ["train", str(spec), "--data", str(tmp_path / "pics"), "--out", str(run), "--skip-bad", "0", "-q"]
+    assert runner.invoke(app, args).exit_code == 2
+    started = tmp_path / ".run.partial" / "overrides.json"
+    started.write_text(json.dumps({**json.loads(started.read_text()), "skip_bad": "many"}))
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 2
+    assert "'skip_bad' should be a whole number" in result.stderr
