@@ -194,3 +194,34 @@ def test_a_resumed_run_whose_recorded_skip_limit_is_damaged_is_refused(write_spe
     result = runner.invoke(app, ["train", "--resume", str(run)])
     assert result.exit_code == 2
     assert "'skip_bad' should be a whole number" in result.stderr
+
+
+def test_skip_bad_drops_a_text_file_that_is_not_utf8_from_its_batch(write_spec, tmp_path):
+    from graphspec.data.examples import bind
+    from graphspec.data.skips import Skips
+    from graphspec.keras.files import FileBatches
+
+    spec = write_spec(
+        """
+        graphspec: 1
+        name: texts
+        inputs: {review: {shape: [], dtype: string}}
+        layers: {words: {type: TextVectorization, max_tokens: 10, output_sequence_length: 4, in: review}}
+        outputs: {words: {}}
+        """
+    )
+    folder = tmp_path / "t" / "good"
+    folder.mkdir(parents=True)
+    for name in "abcd":
+        (folder / f"{name}.txt").write_text(f"text {name}\n")
+    (folder / "b.txt").write_bytes(b"na\xefve\n")
+    examples = bind(graphspec.load(spec), tmp_path / "t", labelled=False)
+    skips = Skips(1)
+    batches = FileBatches(examples, 2, skips=skips)
+    assert [np.asarray(batches[i][0]["review"]).tolist() for i in (0, 1)] == [
+        [b"text a\n"],
+        [b"text c\n", b"text d\n"],
+    ]
+    (record,) = skips.records
+    assert record["file"] == str(folder / "b.txt")
+    assert record["reason"].endswith("is not UTF-8 (byte 0xef)")
