@@ -623,6 +623,17 @@ def train(
             show_default=False,
         ),
     ] = None,
+    skip_bad: Annotated[
+        Optional[int],
+        typer.Option(
+            "--skip-bad",
+            metavar="N",
+            help="Skip at most N training examples found bad while training (an image or text file "
+            "damaged since it was checked), each recorded in the run's skipped.jsonl; the next one "
+            "stops the run, which can be resumed. Default: 0, the first stops it.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[
         bool,
         typer.Option(
@@ -745,6 +756,8 @@ def train(
             data = Path(started["data"]) if started.get("data") else None
             val_data = Path(started["val_data"]) if started.get("val_data") else None
             test_data = Path(started["test_data"]) if started.get("test_data") else None
+            if skip_bad is None:  # a resumed run may be allowed more
+                skip_bad = started.get("skip_bad", 0)
             out = final
         elif spec is None:
             raise SpecErrors.single("name the spec to train, or give --resume RUN_DIR")
@@ -754,7 +767,9 @@ def train(
         on_built = _init_from(init_from, quiet, max_params) if init_from is not None else None
         from graphspec.keras import train as training
 
-        source = training.DataSource(synthetic, kind=kind, data=data, val_data=val_data, test_data=test_data)
+        source = training.DataSource(
+            synthetic, kind=kind, data=data, val_data=val_data, test_data=test_data, skip_bad=skip_bad or 0
+        )
         result = training.train(
             loaded,
             source,
@@ -772,6 +787,10 @@ def train(
         raise _failure(exc, "training", debug) from None
     # Even quiet, a run says where it went and how it ended: scripts read both.
     typer.echo(" - ".join(f"{key}: {value:.4g}" for key, value in result.metrics.items()))
+    if result.skipped:
+        typer.echo(
+            f"skipped {result.skipped} bad example{'s' * (result.skipped != 1)} (listed in skipped.jsonl)"
+        )
     if result.run_dir is None:
         typer.echo("trained with the other processes; process 0 saves the run")
     else:

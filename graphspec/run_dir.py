@@ -2,7 +2,8 @@
 
 A run is written into a hidden folder beside its final place (`.NAME.partial`) and renamed there
 only when it has finished, so no half-made run ever stands where a finished one would. A run
-that fails is removed; one that is killed stays, with a backup of its last completed epoch, for
+that fails is removed; one that is killed, or stopped by bad data found mid-stream (kept with
+`RunDirectory.keep`), stays, with a backup of its last completed epoch, for
 `graphspec train --resume`. It holds:
 
     spec.yaml        the resolved spec (params and overrides applied, the seed used); nested
@@ -12,6 +13,7 @@ that fails is removed; one that is killed stays, with a backup of its last compl
     fingerprint.json the architecture and training fingerprints (`graphspec fingerprint`)
     model.keras      the final model
     history.csv/.json  loss and metrics per epoch
+    skipped.jsonl    the bad examples `--skip-bad N` skipped, one a line (`graphspec.data.skips`)
     ...              whatever the callbacks write (checkpoints, logs/, activations/)
 
 No TensorFlow here.
@@ -115,8 +117,9 @@ def interrupted_run(run: Path) -> Path:
 
 class RunDirectory:
     """A run directory being written: `path` is the hidden folder to write into; `commit()`
-    moves it to `final`. Leaving the `with` block on an error removes it; a kill (or Ctrl-C)
-    leaves it, so that `graphspec train --resume` can continue the run from its last epoch."""
+    moves it to `final`. Leaving the `with` block on an error removes it unless `keep()` was
+    called; a kill (or Ctrl-C) leaves it, so that `graphspec train --resume` can continue the
+    run from its last epoch."""
 
     def __init__(self, final: Path, resume: bool = False):
         self.final = Path(final)
@@ -136,13 +139,23 @@ class RunDirectory:
                 reason = exc.strerror or str(exc)
             if reason is not None:
                 raise SpecErrors.single(f"cannot create run directory {self.final}: {reason}")
-        self.committed = False
+        self.committed = self.kept = False
+
+    def keep(self) -> None:
+        """Leave the unfinished run in place when the `with` block ends on an error: it can be
+        resumed (bad data found mid-stream, which can be fixed)."""
+        self.kept = True
 
     def __enter__(self) -> RunDirectory:
         return self
 
     def __exit__(self, kind: type | None, *exc_info: Any) -> None:
-        if not self.committed and kind is not None and not issubclass(kind, KeyboardInterrupt):
+        if (
+            not self.committed
+            and not self.kept
+            and kind is not None
+            and not issubclass(kind, KeyboardInterrupt)
+        ):
             shutil.rmtree(self.path, ignore_errors=True)
 
     def commit(self) -> Path:
@@ -257,6 +270,7 @@ SOURCE_FIELDS = {
     "data": "str?",
     "val_data": "str?",
     "test_data": "str?",
+    "skip_bad": "int?",
 }
 _STARTED_FIELDS = {"overrides": "strings", **SOURCE_FIELDS}
 

@@ -322,7 +322,7 @@ def test_an_image_with_the_wrong_channel_count_is_refused_unless_converted(write
     assert y["label"].tolist() == [0, 1, 2]
 
 
-def test_a_truncated_image_found_mid_stream_stops_training_naming_it(write_spec, tmp_path):
+def test_a_truncated_image_found_mid_stream_stops_training_naming_it_with_the_run_kept(write_spec, tmp_path):
     spec = write_spec(IMAGE_SPEC)
     pics = _images(tmp_path / "pics", {"a": 2, "b": 2}, size=64)
     whole = (pics / "b" / "1.png").read_bytes()
@@ -332,7 +332,10 @@ def test_a_truncated_image_found_mid_stream_stops_training_naming_it(write_spec,
     result = runner.invoke(app, ["train", str(spec), "--data", str(pics), "--runs-dir", str(runs), "-q"])
     assert result.exit_code == 2, result.output
     assert f"image {pics / 'b' / '1.png'} is damaged or truncated" in result.output
-    assert not runs.exists() or not any(p for p in runs.rglob("*") if p.is_file())
+    # Nothing stands where a finished run would; the unfinished one is kept to resume.
+    (partial,) = (runs / "pictures").iterdir()
+    assert partial.name.startswith(".") and partial.name.endswith(".partial")
+    assert "graphspec train --resume" in result.output
 
 
 # --- .npz -------------------------------------------------------------------------------------

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 
+import keras
+import numpy as np
 import pytest
 from fixtures.killed import kill_after, train_process
 from typer.testing import CliRunner
 
+import graphspec
 from graphspec.cli import app
+from graphspec.keras.data import ArrayData
+from graphspec.keras.train import DataSource, train
 
 # Killed after 2 epochs, so 1 or 2 are left to resume: enough to show it continues, not restarts.
 EPOCHS = 4
@@ -72,3 +77,52 @@ def test_resume_of_nothing_says_so(tmp_path, where):
     result = CliRunner().invoke(app, ["train", "--resume", str(target)])
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: no interrupted run at {target}\n")
+
+
+class _KillAfterFirstEpoch(keras.callbacks.Callback):
+    """Stops the run as a kill would after its first epoch is backed up (Ctrl-C leaves the run)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_a_resumed_npz_run_trains_on_the_batches_the_uninterrupted_run_did(write_spec, tmp_path, monkeypatch):
+    spec = write_spec(
+        """
+        graphspec: 1
+        name: tiny
+        inputs: {x: {shape: [4]}}
+        layers: {y: {type: Dense, units: 1, in: x}}
+        outputs: {y: {loss: mse}}
+        train: {epochs: 3, batch_size: 8, seed: 5, shuffle: true, validation_split: 0}
+        """
+    )
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    np.savez(tmp_path / "d.npz", x=x, y=(x @ rng.normal(size=(4, 1))).astype("float32"))
+    data = DataSource(data=tmp_path / "d.npz")
+    served = []
+    batch = ArrayData.batch
+    monkeypatch.setattr(
+        ArrayData, "batch", lambda self, rows: served.append(tuple(rows)) or batch(self, rows)
+    )
+    whole = train(graphspec.load(spec), data, out=tmp_path / "whole", verbose=0)
+    # The epochs are read in the orders drawn from (seed, epoch), a new order each epoch.
+    orders = [np.random.default_rng((5, epoch)).permutation(64) for epoch in range(3)]
+    assert np.concatenate(served).tolist() == np.concatenate(orders).tolist()
+    monkeypatch.undo()
+
+    killed = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        train(graphspec.load(spec), data, out=killed, verbose=0, extra_callbacks=[_KillAfterFirstEpoch()])
+    assert json.loads((tmp_path / ".killed.partial" / "history.json").read_text())["epoch"] == [0]
+    resumed = train_process("--resume", str(killed))  # a new process, as after a kill
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+
+    # Epochs 2 and 3 saw the same batches in the same order: the same weights, step for step.
+    weights = keras.saving.load_model(killed / "model.keras").get_weights()
+    uninterrupted = keras.saving.load_model(whole.model_path)
+    for mine, theirs in zip(weights, uninterrupted.get_weights(), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-6)
+    history = json.loads((killed / "history.json").read_text())
+    assert history["loss"] == pytest.approx(whole.history["loss"], rel=1e-6)

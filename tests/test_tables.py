@@ -7,6 +7,7 @@ Every table is written at test time in tmp_path; the real data is scikit-learn's
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -357,7 +358,7 @@ def test_the_validation_split_is_the_last_rows_of_the_table(write_spec, tmp_path
     assert [int(a) for x, _, _ in validation.batches(4) for a in x["age"][:, 0]] == list(range(30, 40))
 
 
-def test_a_cell_spoiled_during_training_stops_it_naming_the_file_and_line(
+def test_a_cell_spoiled_during_training_stops_it_naming_the_file_and_line_kept_to_resume(
     write_spec, tmp_path, small_windows
 ):
     import keras
@@ -373,16 +374,23 @@ def test_a_cell_spoiled_during_training_stops_it_naming_the_file_and_line(
         the chunks still start where the check found them); the windows read after it find it."""
 
         def on_train_begin(self, logs=None):
-            lines[20] = lines[20].replace("9.5", "x.5")
-            table.write_text("".join(lines))
+            spoiled = [*lines]
+            spoiled[20] = lines[20].replace("9.5", "x.5")
+            table.write_text("".join(spoiled))
 
     out = tmp_path / "run"
     with pytest.raises(SpecErrors) as caught:
         train(loaded, DataSource(data=table), out=out, verbose=0, extra_callbacks=[Spoil()])
     assert _message(caught.value).splitlines()[0] == (
-        f"{table}:21:1: error: row at line 21 of table {table}, column 'p0': 'x.5' is not a number"
+        f"{table}:21:1: error: row at line 21 of table {table}, column 'p0': 'x.5' is not a number "
+        "(training stopped; the run is kept)"
     )
     assert not out.exists()
+    # Fixed, the table resumes the run, which ends at its epoch count.
+    table.write_text("".join(lines))
+    resumed = runner.invoke(app, ["train", "--resume", str(out), "-q"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((out / "history.json").read_text())["epoch"] == [0, 1, 2]
 
 
 def test_evaluate_and_predict_stream_a_parquet_table(write_spec, tmp_path):

@@ -301,6 +301,10 @@ class ArrayData:
     def __len__(self) -> int:
         return len(next(iter(self.x.values())))
 
+    def batch(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Inputs and targets of the samples at `rows` (as `Examples.batch`, for `FileBatches`)."""
+        return {k: v[rows] for k, v in self.x.items()}, {k: v[rows] for k, v in self.y.items()}
+
     def split(self, fraction: float) -> tuple[ArrayData, ArrayData | None]:
         """The first samples for training and the last `fraction` for validation, as Keras's
         own `validation_split` cuts them (before any shuffling)."""
@@ -341,3 +345,45 @@ def checked_arrays(
     count = len(arrays[inputs[0]])
     y.update({name: arr.dummy_target(count) for name in arr.targetless_outputs(loaded)})
     return ArrayData({name: arrays[name] for name in inputs}, y)
+
+
+# About how many bytes of arrays one block handed to tf.data holds (`ArrayBatches.for_fit`).
+BLOCK_BYTES = 4 * 2**20
+
+
+def array_batches(arrays: ArrayData, batch_size: int, seed: int, epochs: int, first_epoch: int) -> Any:
+    """`arrays` in batches for `fit(..., shuffle=False, steps_per_epoch=...)`, each epoch in the
+    order (seed, epoch) draws (`files.FileBatches`), from epoch `first_epoch`: what a resumed run
+    reads is what the uninterrupted run would have.
+
+    On TensorFlow it is a `tf.data` pipeline fed blocks of whole batches (about `BLOCK_BYTES`,
+    gathered by NumPy while the previous block trains) that tf.data cuts into batches, so no
+    Python runs per batch; elsewhere (or for arrays of strings) the `FileBatches` itself. Its
+    `first_epoch` is read when an iteration starts (each fine-tuning stage's fit)."""
+    from graphspec.keras.files import FileBatches
+    from graphspec.keras.streams import _reshaped
+
+    batches = FileBatches(arrays, batch_size, seed, True, None, epochs, first_epoch)
+    every = [*arrays.x.values(), *arrays.y.values()]
+    if keras.backend.backend() != "tensorflow" or any(a.dtype.kind in "OUS" for a in every):
+        return batches, batches
+    import tensorflow as tf
+
+    row_bytes = max(sum(a[:1].nbytes for a in every), 1)
+    per_block = max(1, BLOCK_BYTES // (row_bytes * batch_size))
+    signature = keras.tree.map_structure(
+        lambda a: tf.TensorSpec((None, None, *a.shape[1:]), tf.as_dtype(a.dtype)), (arrays.x, arrays.y)
+    )
+
+    def blocks() -> Any:
+        for epoch in range(batches.first_epoch, epochs):
+            order = batches.order_of(epoch)
+            full = len(order) - len(order) % batch_size
+            for low in range(0, full, per_block * batch_size):
+                rows = order[low : min(low + per_block * batch_size, full)]
+                yield _reshaped(arrays.batch(rows), (len(rows) // batch_size, batch_size))
+            if full < len(order):  # the epoch's last part batch, as a block of its own
+                yield _reshaped(arrays.batch(order[full:]), (1, len(order) - full))
+
+    dataset = tf.data.Dataset.from_generator(blocks, output_signature=signature)
+    return dataset.prefetch(1).unbatch().prefetch(tf.data.AUTOTUNE), batches

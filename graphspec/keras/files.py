@@ -5,7 +5,8 @@ predicting of a trained model on them.
 (images decoded, texts read) when Keras asks for it, in an order drawn each epoch from the run's
 seed and the epoch's number. A file found damaged mid-stream raises `SpecErrors` naming it; Keras
 wraps whatever a dataset raises in its own errors, so the error is kept on the dataset and
-`raising_failure` raises it in place of Keras's.
+`raising_failure` raises it in place of Keras's. Given `Skips` that allow it (`train --skip-bad
+N`), the damaged example is dropped from its batch instead (`graphspec.data.skips`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from graphspec import arrays as arr
 from graphspec import run_dir as rd
 from graphspec.data.examples import Examples, bind
+from graphspec.data.skips import Skips
 from graphspec.data.stream import TableStream
 from graphspec.errors import SpecErrors
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
@@ -41,7 +43,12 @@ class FileBatches(keras.utils.PyDataset):
     drawn from (seed, epoch) alone: no state follows the calls, which Keras makes out of order
     and more than once (it reads batches ahead to learn their shapes, and calls `on_epoch_end`
     when it resets an iterator too). So a run resumed at epoch `e` (`first_epoch=e`) reads the
-    batches the uninterrupted run would have.
+    batches the uninterrupted run would have. `examples` may be any object with a length and
+    `batch(rows)` (`keras.data.ArrayData`: .npz arrays, ordered the same way).
+
+    With `skips` that allow skipping, an example whose file cannot be read is left out of its
+    batch (recorded in `skips`, and not read again); a batch of bad examples alone is made of
+    the next good example of its epoch's order, so that no batch is empty.
     """
 
     def __init__(
@@ -53,6 +60,7 @@ class FileBatches(keras.utils.PyDataset):
         targetless: list[str] | None = None,
         epochs: int = 1,
         first_epoch: int = 0,
+        skips: Skips | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -60,6 +68,7 @@ class FileBatches(keras.utils.PyDataset):
         self.seed, self.shuffle = seed, shuffle
         self.epochs, self.first_epoch = epochs, min(first_epoch, epochs - 1)
         self.targetless = targetless or []
+        self.skips = skips if skips is not None and skips.limit else None
         self.failure: SpecErrors | None = None
         self._orders: dict[int, np.ndarray] = {}
 
@@ -88,16 +97,20 @@ class FileBatches(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
         epoch, batch = divmod(index, self.per_epoch)
-        rows = self.order_of(self.first_epoch + epoch)[
-            batch * self.batch_size : (batch + 1) * self.batch_size
-        ]
+        epoch += self.first_epoch
+        order = self.order_of(epoch)
+        rows = order[batch * self.batch_size : (batch + 1) * self.batch_size]
         try:
-            x, y = self.read(rows)
+            if self.skips is None:
+                x, y = self.read(rows)
+            else:
+                x, y = self._good(rows, order[(batch + 1) * self.batch_size :], epoch)
         except SpecErrors as exc:
             self.failure = exc
             raise
         if self.targetless:
-            y = {**y, **{name: arr.dummy_target(len(rows)) for name in self.targetless}}
+            count = len(next(iter(y.values()))) if y else len(next(iter(x.values())))
+            y = {**y, **{name: arr.dummy_target(count) for name in self.targetless}}
         return string_tensors(x), y
 
     def read(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -114,6 +127,44 @@ class FileBatches(keras.utils.PyDataset):
         """graphspec's error behind `error`, a failure of `fit` or of a read: a file this
         reader found damaged, or None."""
         return self.failure
+
+    def _read_one(self, row: int, epoch: int) -> tuple[dict, dict] | None:
+        """The example at `row` as a batch of one, or None when it is bad (given to `skips`)."""
+        example = self.examples.ids[row]
+        if (example, None) in self.skips:
+            return None
+        try:
+            return self.examples.batch(np.asarray([row]))
+        except SpecErrors as exc:
+            self.skips.skip(example, exc, epoch)
+            return None
+
+    def _good(
+        self, rows: np.ndarray, after: np.ndarray, epoch: int
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The batch of `rows` without its bad examples (each given to `skips`, which raises past
+        its limit); if none is good, the first good one of `after`."""
+        skips, ids = self.skips, self.examples.ids
+        rows = np.asarray([r for r in rows if (ids[r], None) not in skips])
+        if len(rows):
+            try:
+                return self.examples.batch(rows)
+            except SpecErrors:
+                pass  # which of them is bad is found one by one
+        parts = [part for part in (self._read_one(row, epoch) for row in rows) if part is not None]
+        for row in after if not parts else ():
+            part = self._read_one(row, epoch)
+            if part is not None:  # a stand-in for a batch of bad examples alone
+                parts.append(part)
+                break
+        if not parts:
+            raise SpecErrors.single(
+                f"every example left in epoch {epoch + 1} of {self.examples.path} is bad",
+                hint="fix or remove the bad examples (skipped.jsonl in the run lists them)",
+            )
+        return tuple(  # type: ignore[return-value]
+            {name: np.concatenate([part[i][name] for part in parts]) for name in parts[0][i]} for i in (0, 1)
+        )
 
 
 def string_tensors(x: dict[str, np.ndarray]) -> dict[str, Any]:

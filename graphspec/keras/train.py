@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +20,9 @@ from graphspec import arrays as arr
 from graphspec import run_dir as rd
 from graphspec.data import npz
 from graphspec.data.examples import Examples, bind, is_npz
+from graphspec.data.skips import Skips
 from graphspec.data.stream import TableStream
-from graphspec.errors import SpecErrors
+from graphspec.errors import Diagnostics, SpecErrors
 from graphspec.fingerprint import fingerprint
 from graphspec.keras.adapt import (
     InputBatches,
@@ -34,7 +35,14 @@ from graphspec.keras.adapt import (
 from graphspec.keras.backup import EpochBackup
 from graphspec.keras.build import build_model_and_tensors, by_name, compile_model
 from graphspec.keras.callbacks import activation_tensors, build_callbacks, check_tensorflow
-from graphspec.keras.data import ArrayData, checked_arrays, fit_arguments, output_shapes, synthetic_datasets
+from graphspec.keras.data import (
+    ArrayData,
+    array_batches,
+    checked_arrays,
+    fit_arguments,
+    output_shapes,
+    synthetic_datasets,
+)
 from graphspec.keras.distribute import (
     Cluster,
     ProcessBatches,
@@ -73,24 +81,33 @@ class TrainResult:
     history: dict[str, list[float]]
     model_path: Path | None
     metrics: dict[str, float] = field(default_factory=dict)
+    skipped: int = 0  # bad examples `--skip-bad` skipped (`skipped.jsonl` in the run lists them)
 
 
 @dataclass
 class DataSource:
-    """Where the training data comes from: `synthetic` (`kind` random or teacher), or files."""
+    """Where the training data comes from: `synthetic` (`kind` random or teacher), or files.
+    `skip_bad`: how many bad examples found mid-stream (a damaged image or text file) may be
+    skipped over the run (`graphspec.data.skips`); 0 stops the run at the first."""
 
     synthetic: bool = False
     kind: str | None = None
     data: Path | None = None
     val_data: Path | None = None
     test_data: Path | None = None
+    skip_bad: int = 0
 
     def describe(self) -> dict[str, Any]:
         if self.synthetic:
             return {"synthetic": True, "kind": self.kind}
-        described = {"data": str(self.data), "val_data": str(self.val_data) if self.val_data else None}
+        described: dict[str, Any] = {
+            "data": str(self.data),
+            "val_data": str(self.val_data) if self.val_data else None,
+        }
         if self.test_data is not None:
             described["test_data"] = str(self.test_data)
+        if self.skip_bad:
+            described["skip_bad"] = self.skip_bad
         return described
 
 
@@ -161,6 +178,7 @@ def train(
         rd.checked_base(runs_root, loaded.name)  # a link on the way is refused before any work
     if source.test_data is not None and source.data is None:
         raise SpecErrors.single("--test-data needs --data: it scores a model trained on files")
+    skips = Skips(source.skip_bad)
     # Files are read before TensorFlow builds anything, so a missing one fails at once: .npz
     # arrays whole (charged to the data-bytes limit first), folders as examples whose headers
     # and labels are checked now and whose files are read batch by batch, tables as streams
@@ -179,6 +197,16 @@ def train(
         if source.test_data is not None:
             classes = files["examples"].classes if "examples" in files else None
             files["test_examples"] = bind(loaded, source.test_data, classes=classes, stream=True)
+    if skips.limit and not isinstance(files.get("examples"), Examples):
+        raise SpecErrors.single(
+            "--skip-bad skips image and text files found bad while training; "
+            + (
+                "synthetic data has none"
+                if source.synthetic
+                else f"data {source.data} is checked whole before training"
+            ),
+            hint="leave --skip-bad out: bad data here is found before training starts",
+        )
 
     if cluster is not None:
         check_cluster_run(cluster, [c.type for c in settings.callbacks], devices, resume)
@@ -207,6 +235,7 @@ def train(
             on_built=on_built,
             processes=processes,
             max_params=max_params,
+            skips=skips,
         )
 
 
@@ -226,10 +255,13 @@ def _train(
     on_built: Callable[[keras.Model], None] | None = None,
     processes: Processes | None = None,
     max_params: int | None = DEFAULT_MAX_PARAMS,
+    skips: Skips | None = None,
 ) -> TrainResult:
     """`train` once its arguments are checked: the model is built and compiled in `scope`,
-    which replicates it over `replicas` devices (of every process in `processes`)."""
+    which replicates it over `replicas` devices (of every process in `processes`). Training
+    files found bad mid-stream are given to `skips`."""
     processes = processes or Processes()
+    skips = skips if skips is not None else Skips()
     seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
     seed = same_seed(seed, processes)
     keras.utils.set_random_seed(seed)
@@ -268,7 +300,7 @@ def _train(
                 "are read by one process"
             )
         examples: Examples | TableStream = files["examples"]
-        _check_class_counts(loaded, model, examples)
+        _check_class_counts(loaded, model, examples, skips)
         if "val_examples" in files:
             validation_examples: Examples | TableStream | None = files["val_examples"]
         else:
@@ -283,21 +315,19 @@ def _train(
         }
         check_batches(replicas, settings.batch_size, counts, processes)
         targetless = arr.targetless_outputs(loaded)
-        # A resumed run goes on from the epoch after its last completed one, in that epoch's order.
-        done = (
-            max((len(v) for v in rd.read_history(rd.partial_path(out)).values()), default=0) if resume else 0
-        )
-        # A table's batches come in the order its stream draws; Keras must not reorder them.
+        done = _epochs_done(out) if resume else 0
+        # The batches come in the order (seed, epoch) draws; Keras must not reorder them (its
+        # `shuffle` would shuffle every epoch's batches together, and a resumed run's anew).
         # On TensorFlow a folder of images streams through tf.data (`ImageStream`), unless bad
         # files are to be skipped, which the Python reader does.
-        skip_bad = getattr(source, "skip_bad", 0)
-        reader = StreamBatches if isinstance(examples, TableStream) else reader_for(examples, skip_bad)
-        ordered = {} if reader is FileBatches else {"shuffle": False}
+        reader = StreamBatches if isinstance(examples, TableStream) else reader_for(examples, skips.limit)
         batches = reader(
             examples, settings.batch_size, seed, settings.shuffle, targetless, settings.total_epochs, done
         )
+        if isinstance(batches, FileBatches) and skips.limit:
+            batches.skips = skips
         val_batches = (
-            _batches_of(validation_examples, settings.batch_size, targetless, skip_bad)
+            _batches_of(validation_examples, settings.batch_size, targetless, skips.limit)
             if validation_examples is not None
             else None
         )
@@ -307,7 +337,7 @@ def _train(
             "x": batches.for_fit(),
             "validation_data": val_batches.for_fit() if val_batches is not None else None,
             "steps_per_epoch": batches.per_epoch,
-            **ordered,
+            "shuffle": False,
         }
         if isinstance(examples, TableStream):
             # A streamed table adapts window by window, in the order the run's seed draws.
@@ -330,15 +360,30 @@ def _train(
         counts = {"training": len(arrays), "validation": len(validation) if validation is not None else 0}
         check_batches(replicas, settings.batch_size, counts, processes)
         sample = {k: v[:1] for k, v in validation.x.items()} if validation is not None else None
-        fit_args = {
-            "x": arrays.x,
-            "y": arrays.y,
-            "batch_size": settings.batch_size,
-            "shuffle": settings.shuffle,
-            "validation_data": (validation.x, validation.y) if validation is not None else None,
-        }
+        validation_data = (validation.x, validation.y) if validation is not None else None
         if processes.count > 1:
             fit_args = _process_batches(arrays, validation, settings, processes)
+        elif settings.shuffle:
+            # Each epoch's order is drawn from (seed, epoch), as a folder's is, so a resumed run
+            # trains on the batches the uninterrupted run would have (Keras's own shuffling of
+            # arrays follows its generator's state, which a resumed process starts anew).
+            done = _epochs_done(out) if resume else 0
+            ordered, batches = array_batches(arrays, settings.batch_size, seed, settings.total_epochs, done)
+            readers = [batches, None]
+            fit_args = {
+                "x": ordered,
+                "steps_per_epoch": batches.per_epoch,
+                "shuffle": False,  # the order is drawn by `batches`
+                "validation_data": validation_data,
+            }
+        else:
+            fit_args = {
+                "x": arrays.x,
+                "y": arrays.y,
+                "batch_size": settings.batch_size,
+                "shuffle": False,
+                "validation_data": validation_data,
+            }
         training_x = arrays.x
         training_inputs = sampled_rows(
             len(arrays),
@@ -393,8 +438,14 @@ def _train(
             rd.write_json(run.path / "fingerprint.json", fingerprint(loaded).as_dict())
             if "examples" in files:
                 write_classes(run.path, files["examples"].classes)
-        with raising_failure(*readers):
-            stages.fit(callbacks, run.path / BACKUP_DIR, verbose=verbose, **fit_args)
+        skips.attach(run.path)  # a resumed run counts the skips its folder records
+        try:
+            with raising_failure(*readers):
+                stages.fit(callbacks, run.path / BACKUP_DIR, verbose=verbose, **fit_args)
+        except SpecErrors as exc:
+            # Bad data found mid-stream: fixed, the run goes on from its last completed epoch.
+            run.keep()
+            raise _resumable(exc, final) from None
         values = epochs.history
         rd.write_history(run.path, values)
         if "test_examples" in files:
@@ -405,7 +456,27 @@ def _train(
             save_model(built, run.path / rd.MODEL_FILE, loaded)
         where = run.commit()
     metrics = {key: series[-1] for key, series in values.items() if series and key != STAGE_KEY}
-    return TrainResult(where, values, where / rd.MODEL_FILE, metrics)
+    return TrainResult(where, values, where / rd.MODEL_FILE, metrics, skipped=len(skips))
+
+
+def _resumable(error: SpecErrors, final: Path) -> SpecErrors:
+    """`error`, found while training, saying that the run stopped and is kept to resume."""
+    resume = f"graphspec train --resume {final}"
+    kept = Diagnostics(sources=dict(error.diagnostics.sources))
+    for diagnostic in error.diagnostics.items:
+        if diagnostic.severity != "error":
+            continue
+        hint = (
+            f"{diagnostic.hint}; then continue the run: {resume}"
+            if diagnostic.hint
+            else f"fix it, then continue the run: {resume}"
+        )
+        kept.items.append(
+            replace(
+                diagnostic, message=f"{diagnostic.message} (training stopped; the run is kept)", hint=hint
+            )
+        )
+    return SpecErrors(kept)
 
 
 class Stages:
@@ -466,6 +537,12 @@ class Stages:
             shutil.rmtree(backups, ignore_errors=True)
 
 
+def _epochs_done(out: Path | None) -> int:
+    """The epochs the interrupted run `out` completed: a resumed run goes on from the next one,
+    in that epoch's order."""
+    return max((len(v) for v in rd.read_history(rd.partial_path(out)).values()), default=0)
+
+
 def _batches_of(
     examples: Examples | TableStream, batch_size: int, targetless: list[str], skip_bad: int = 0
 ) -> FileBatches | StreamBatches:
@@ -474,13 +551,16 @@ def _batches_of(
     return reader(examples, batch_size, targetless=targetless)
 
 
-def _check_class_counts(loaded: LoadedSpec, model: keras.Model, examples: Examples | TableStream) -> None:
+def _check_class_counts(
+    loaded: LoadedSpec, model: keras.Model, examples: Examples | TableStream, skips: Skips
+) -> None:
     """Refuse data with more classes than an output has units (sparse or one-hot targets): its
     last classes would be out of range, which Keras does not always notice. A table's first
-    row is read to learn the shapes (its first batch is checked here, before training)."""
+    row is read to learn the shapes (its first batch is checked here, before training); a
+    folder's first example that reads, where `skips` allow skipping bad ones."""
     if not examples.classes or not len(examples):
         return
-    x, y = examples.first() if isinstance(examples, TableStream) else examples.batch(np.arange(1))
+    x, y = examples.first() if isinstance(examples, TableStream) else FileBatches(examples, 1, skips=skips)[0]
     shapes = output_shapes(model, {name: value.shape[1:] for name, value in x.items()})
     for name, classes in examples.classes.items():
         units = shapes[name][-1] if shapes.get(name) else None

@@ -1,0 +1,227 @@
+"""Bad data found while training, not before: the run stops and is kept to resume, or, with
+`--skip-bad N`, at most N bad examples are skipped and recorded in the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import graphspec
+from graphspec.cli import app
+from graphspec.errors import SpecErrors
+from graphspec.keras.train import DataSource, train
+
+runner = CliRunner()
+
+SPEC = """
+graphspec: 1
+name: pictures
+inputs:
+  image: {shape: [16, 16, 3]}
+layers:
+  flat: {type: Flatten, in: image}
+  label: {type: Dense, units: 2, activation: softmax, in: flat}
+outputs:
+  label: {loss: sparse_categorical_crossentropy}
+train: {epochs: 3, batch_size: 2, seed: 1, validation_split: 0}
+"""
+
+
+def _images(root: Path, per_class: int = 8) -> list[Path]:
+    rng = np.random.default_rng(0)
+    files = []
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            files.append(root / name / f"{i}.png")
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(files[-1])
+    return files
+
+
+def _truncate(path: Path) -> bytes:
+    """Cut `path` to half its bytes (its header still reads, so only decoding finds it); its
+    bytes before."""
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    return whole
+
+
+class TruncateAfterFirstEpoch(keras.callbacks.Callback):
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path, self.whole = path, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            self.whole = _truncate(self.path)
+
+
+def test_an_image_truncated_mid_run_stops_it_kept_and_it_resumes_once_fixed(write_spec, tmp_path):
+    spec = write_spec(SPEC)
+    files = _images(tmp_path / "pics")
+    run = tmp_path / "run"
+    damage = TruncateAfterFirstEpoch(files[3])
+    with pytest.raises(SpecErrors) as caught:
+        train(
+            graphspec.load(spec),
+            DataSource(data=tmp_path / "pics"),
+            out=run,
+            extra_callbacks=[damage],
+            verbose=0,
+        )
+    diagnostic = caught.value.diagnostics.errors[0]
+    assert diagnostic.message.startswith(f"image {files[3]} is damaged or truncated")
+    assert diagnostic.message.endswith("(training stopped; the run is kept)")
+    assert (
+        diagnostic.hint
+        == f"remove or replace the file; then continue the run: graphspec train --resume {run}"
+    )
+    partial = tmp_path / ".run.partial"
+    done = json.loads((partial / "history.json").read_text())["epoch"]
+    assert 1 <= len(done) < 3
+    assert not run.exists()
+
+    files[3].write_bytes(damage.whole)
+    result = runner.invoke(app, ["train", "--resume", str(run), "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "history.json").read_text())["epoch"] == [0, 1, 2]
+    assert not partial.exists()
+
+
+def test_the_cli_says_a_stopped_run_is_kept_with_exit_status_2(write_spec, tmp_path):
+    spec = write_spec(SPEC.replace("epochs: 3", "epochs: 1"))
+    files = _images(tmp_path / "pics")
+    _truncate(files[5])
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", str(spec), "--data", str(tmp_path / "pics"), "--out", str(run), "-q"]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"image {files[5]} is damaged or truncated" in result.stderr
+    assert f"then continue the run: graphspec train --resume {run}" in result.stderr
+    assert (tmp_path / ".run.partial" / "spec.yaml").is_file()
+
+
+def test_skip_bad_drops_bad_images_records_each_once_and_says_how_many(write_spec, tmp_path):
+    spec = write_spec(SPEC)
+    files = _images(tmp_path / "pics")
+    for bad in (files[2], files[9]):
+        _truncate(bad)
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["train", str(spec), "--data", str(tmp_path / "pics"), "--out", str(run), "--skip-bad", "2", "-q"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "skipped 2 bad examples (listed in skipped.jsonl)" in result.stdout
+    records = [json.loads(line) for line in (run / "skipped.jsonl").read_text().splitlines()]
+    assert sorted(r["file"] for r in records) == [str(files[2]), str(files[9])]
+    assert all(r["row"] is None and "is damaged or truncated" in r["reason"] for r in records)
+    assert all(r["epoch"] == 0 for r in records)
+    assert json.loads((run / "history.json").read_text())["epoch"] == [0, 1, 2]
+    assert json.loads((run / "overrides.json").read_text())["skip_bad"] == 2
+
+
+def test_the_bad_example_past_skip_bad_stops_the_run_kept_naming_the_limit(write_spec, tmp_path):
+    spec = write_spec(SPEC)
+    files = _images(tmp_path / "pics")
+    for bad in (files[2], files[9]):
+        _truncate(bad)
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["train", str(spec), "--data", str(tmp_path / "pics"), "--out", str(run), "--skip-bad", "1", "-q"],
+    )
+    assert result.exit_code == 2, result.output
+    assert "is bad example 2, past `--skip-bad 1`" in result.stderr
+    assert f"graphspec train --resume {run}" in result.stderr
+    assert len((tmp_path / ".run.partial" / "skipped.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_batch_of_bad_images_alone_trains_on_a_good_one_instead(write_spec, tmp_path):
+    from graphspec.data.examples import Examples, bind
+    from graphspec.data.skips import Skips
+    from graphspec.keras.files import FileBatches
+
+    files = _images(tmp_path / "pics", per_class=2)
+    for bad in files[:2]:
+        _truncate(bad)
+    examples = bind(graphspec.load(write_spec(SPEC)), tmp_path / "pics")
+    assert isinstance(examples, Examples)
+    skips = Skips(2)
+    batches = FileBatches(examples, 2, skips=skips)
+    x, y = batches[0]
+    assert x["image"].shape == (1, 16, 16, 3)
+    np.testing.assert_array_equal(x["image"], examples.batch(np.asarray([2]))[0]["image"])
+    assert len(skips) == 2
+
+
+def test_skip_bad_takes_a_whole_number_zero_or_more(write_spec, tmp_path):
+    spec = write_spec(SPEC)
+    _images(tmp_path / "pics")
+    data, runs = str(tmp_path / "pics"), str(tmp_path / "runs")
+    result = runner.invoke(app, ["train", str(spec), "--data", data, "--skip-bad", "-1", "--runs-dir", runs])
+    assert result.exit_code == 2
+    assert (
+        "`--skip-bad` takes how many bad examples may be skipped, a whole number 0 or more" in result.stderr
+    )
+    assert not (tmp_path / "runs").exists()
+
+
+def test_skip_bad_on_data_checked_whole_before_training_is_refused(write_spec, tmp_path):
+    spec = write_spec(SPEC)
+    np.savez(tmp_path / "d.npz", image=np.zeros((4, 16, 16, 3), "float32"), label=np.zeros(4))
+    result = runner.invoke(app, ["train", str(spec), "--data", str(tmp_path / "d.npz"), "--skip-bad", "3"])
+    assert result.exit_code == 2
+    assert f"data {tmp_path / 'd.npz'} is checked whole before training" in result.stderr
+
+
+def test_a_resumed_run_whose_recorded_skip_limit_is_damaged_is_refused(write_spec, tmp_path):
+    spec = write_spec(SPEC.replace("epochs: 3", "epochs: 1"))
+    files = _images(tmp_path / "pics")
+    _truncate(files[5])
+    run = tmp_path / "run"
+    args = ["train", str(spec), "--data", str(tmp_path / "pics"), "--out", str(run), "--skip-bad", "0", "-q"]
+    assert runner.invoke(app, args).exit_code == 2
+    started = tmp_path / ".run.partial" / "overrides.json"
+    started.write_text(json.dumps({**json.loads(started.read_text()), "skip_bad": "many"}))
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 2
+    assert "'skip_bad' should be a whole number" in result.stderr
+
+
+def test_skip_bad_drops_a_text_file_that_is_not_utf8_from_its_batch(write_spec, tmp_path):
+    from graphspec.data.examples import bind
+    from graphspec.data.skips import Skips
+    from graphspec.keras.files import FileBatches
+
+    spec = write_spec(
+        """
+        graphspec: 1
+        name: texts
+        inputs: {review: {shape: [], dtype: string}}
+        layers: {words: {type: TextVectorization, max_tokens: 10, output_sequence_length: 4, in: review}}
+        outputs: {words: {}}
+        """
+    )
+    folder = tmp_path / "t" / "good"
+    folder.mkdir(parents=True)
+    for name in "abcd":
+        (folder / f"{name}.txt").write_text(f"text {name}\n")
+    (folder / "b.txt").write_bytes(b"na\xefve\n")
+    examples = bind(graphspec.load(spec), tmp_path / "t", labelled=False)
+    skips = Skips(1)
+    batches = FileBatches(examples, 2, skips=skips)
+    assert [np.asarray(batches[i][0]["review"]).tolist() for i in (0, 1)] == [
+        [b"text a\n"],
+        [b"text c\n", b"text d\n"],
+    ]
+    (record,) = skips.records
+    assert record["file"] == str(folder / "b.txt")
+    assert record["reason"].endswith("is not UTF-8 (byte 0xef)")
