@@ -20,6 +20,7 @@ from graphspec import arrays as arr
 from graphspec import run_dir as rd
 from graphspec.data import npz
 from graphspec.data.examples import Examples, bind, is_npz
+from graphspec.data.npz_stream import ArrayRows
 from graphspec.data.stream import TableStream
 from graphspec.errors import SpecErrors
 from graphspec.fingerprint import fingerprint
@@ -166,9 +167,9 @@ def train(
     files: dict[str, Any] = {}
     if source.data is not None:
         if is_npz(source.data) and (source.val_data is None or is_npz(source.val_data)):
-            files["data"] = npz.load(source.data, loaded)
+            files["data"] = npz.load(source.data, loaded, stream=True)
             if source.val_data is not None:
-                files["val"] = npz.load(source.val_data, loaded)
+                files["val"] = npz.load(source.val_data, loaded, stream=True)
         else:
             files["examples"] = bind(loaded, source.data, stream=True)
             classes = files["examples"].classes
@@ -328,15 +329,46 @@ def _train(
         counts = {"training": len(arrays), "validation": len(validation) if validation is not None else 0}
         check_batches(replicas, settings.batch_size, counts, processes)
         sample = {k: v[:1] for k, v in validation.x.items()} if validation is not None else None
-        fit_args = {
-            "x": arrays.x,
-            "y": arrays.y,
-            "batch_size": settings.batch_size,
-            "shuffle": settings.shuffle,
-            "validation_data": (validation.x, validation.y) if validation is not None else None,
-        }
+        streamed = any(npz.is_streamed(f) for k, f in files.items() if k in ("data", "val"))
         if processes.count > 1:
+            # Each process reads its slice of each batch (from disk when streamed).
             fit_args = _process_batches(arrays, validation, settings, processes)
+        elif streamed:
+            # Batches read from disk in an order drawn from (seed, epoch), as folders are, so a
+            # resumed run goes on in its order; Keras must not reorder them.
+            done = (
+                max((len(v) for v in rd.read_history(rd.partial_path(out)).values()), default=0)
+                if resume
+                else 0
+            )
+            rows_batches = FileBatches(
+                ArrayRows(arrays.x, arrays.y),
+                settings.batch_size,
+                seed,
+                settings.shuffle,
+                epochs=settings.total_epochs,
+                first_epoch=done,
+            )
+            val_rows = (
+                FileBatches(ArrayRows(validation.x, validation.y), settings.batch_size)
+                if validation is not None
+                else None
+            )
+            readers = [rows_batches, val_rows]
+            fit_args = {
+                "x": rows_batches,
+                "validation_data": val_rows,
+                "steps_per_epoch": rows_batches.per_epoch,
+                "shuffle": False,
+            }
+        else:
+            fit_args = {
+                "x": arrays.x,
+                "y": arrays.y,
+                "batch_size": settings.batch_size,
+                "shuffle": settings.shuffle,
+                "validation_data": (validation.x, validation.y) if validation is not None else None,
+            }
         training_x = arrays.x
         training_inputs = sampled_rows(
             len(arrays),
