@@ -25,6 +25,7 @@ No TensorFlow here.
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import shutil
 import struct
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
 
 # Bytes inflated (and written) at a time, and read at a time by a pass over a whole column.
 CHUNK_BYTES = 4 * 2**20
+# Scattered rows smaller than this are gathered through a mapping, this many at a time (about
+# 256 x 64 KB resident at most while they are copied); larger ones are read one by one.
+_GATHER_ROW_BYTES = 4096
+_GATHER_ROWS = 256
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 
 
@@ -58,6 +63,15 @@ class _File:
         self._lock = threading.Lock()
         # A temporary file of inflated arrays is removed with its last reader (or at exit).
         self._finalizer = weakref.finalize(self, _close, self.fd, owned)
+
+    def check_size(self, end: int) -> None:
+        """Raise `SpecErrors` when the file no longer reaches `end` (a mapping past a file's
+        end would crash the process on reading, not raise)."""
+        size = os.fstat(self.fd).st_size
+        if size < end:
+            raise SpecErrors.single(
+                f"data file {self.path} is {size:,} bytes, not {end:,}: it changed while it was read"
+            )
 
     def read_into(self, buffer: memoryview, offset: int) -> None:
         wanted = len(buffer)
@@ -147,14 +161,37 @@ class Column:
             in_order = np.array_equal(order, np.arange(len(rows)))
             target = flat if in_order else np.empty_like(flat)
             breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
-            firsts = np.concatenate([[0], breaks])
-            lasts = np.concatenate([breaks, [len(rows)]])
-            for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
-                view = memoryview(target[first:last]).cast("B")
-                self.file.read_into(view, self.offset + int(ordered[first]) * row_bytes)
+            if row_bytes < _GATHER_ROW_BYTES and len(breaks) > len(rows) // 8:
+                self._gather(ordered, target)
+            else:
+                firsts = np.concatenate([[0], breaks])
+                lasts = np.concatenate([breaks, [len(rows)]])
+                for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
+                    view = memoryview(target[first:last]).cast("B")
+                    self.file.read_into(view, self.offset + int(ordered[first]) * row_bytes)
             if not in_order:
                 flat[order] = target
         return values
+
+    def _gather(self, ordered: np.ndarray, target: np.ndarray) -> None:
+        """Scattered small rows (`ordered`, file order) into `target` (one row of bytes each),
+        `_GATHER_ROWS` at a time through a mapping of the part of the file they span, let go of
+        before the next: a read call per row costs ten times as much, and a mapping of the whole
+        file would keep every page it touched (the kernel maps 64 KB around each) resident."""
+        row_bytes = self.row_bytes
+        for low in range(0, len(ordered), _GATHER_ROWS):
+            part = ordered[low : low + _GATHER_ROWS]
+            first = self.offset + int(part[0]) * row_bytes
+            end = self.offset + (int(part[-1]) + 1) * row_bytes
+            base = first - first % mmap.ALLOCATIONGRANULARITY
+            self.file.check_size(end)
+            mapped = mmap.mmap(self.file.fd, end - base, access=mmap.ACCESS_READ, offset=base)
+            try:
+                view = np.frombuffer(mapped, np.uint8, end - first, first - base).reshape(-1, row_bytes)
+                target[low : low + len(part)] = view[part - part[0]]
+                del view
+            finally:
+                mapped.close()
 
     def chunks(self) -> Any:
         """The column's rows in order, about `CHUNK_BYTES` at a time."""
