@@ -144,7 +144,26 @@ def test_streamed_batches_come_in_the_order_drawn_from_seed_and_epoch(write_spec
     # 30 training rows (the last 10 validate), 3 batches an epoch, 3 epochs.
     epochs = [sum(seen[i : i + 3], []) for i in range(len(seen) - 9, len(seen), 3)]
     for epoch, rows in enumerate(epochs):
-        assert rows == np.random.default_rng((0, epoch)).permutation(30).tolist()
+        assert rows == npz_stream.EpochOrder(30, 0, epoch)[0:30].tolist()
+        assert sorted(rows) == list(range(30))
+    assert epochs[0] != epochs[1]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 30, 1000, 4097])
+def test_an_epoch_order_is_a_permutation_made_a_slice_at_a_time(count):
+    for shuffle in (False, True):
+        order = npz_stream.EpochOrder(count, seed=7, epoch=2, shuffle=shuffle)
+        rows = np.concatenate([order[low : low + 10] for low in range(0, count, 10)])
+        assert sorted(rows.tolist()) == list(range(count))
+        if not shuffle:
+            assert rows.tolist() == list(range(count))
+    big = npz_stream.EpochOrder(10**9, seed=0, epoch=0)
+    first = big[0:4096]
+    assert len(set(first.tolist())) == 4096 and first.max() < 10**9
+    # Spread over the rows, not runs of neighbours: a quarter of them land in each quarter.
+    assert all(
+        800 < np.sum((first >= q * 250_000_000) & (first < (q + 1) * 250_000_000)) < 1250 for q in range(4)
+    )
 
 
 def test_a_killed_streamed_run_resumes_in_the_same_order(write_spec, tmp_path, streamed):

@@ -50,6 +50,7 @@ from graphspec.keras.distribute import (
     saving_alone,
 )
 from graphspec.keras.files import FileBatches, raising_failure, score, write_classes
+from graphspec.keras.npz_batches import NpzBatches
 from graphspec.keras.save import save_model
 from graphspec.keras.stages import STAGE_KEY, BuiltState, StageMarker, apply_stage
 from graphspec.keras.streams import StreamBatches
@@ -341,7 +342,7 @@ def _train(
                 if resume
                 else 0
             )
-            rows_batches = FileBatches(
+            rows_batches = NpzBatches(
                 ArrayRows(arrays.x, arrays.y),
                 settings.batch_size,
                 seed,
@@ -350,7 +351,7 @@ def _train(
                 first_epoch=done,
             )
             val_rows = (
-                FileBatches(ArrayRows(validation.x, validation.y), settings.batch_size)
+                NpzBatches(ArrayRows(validation.x, validation.y), settings.batch_size)
                 if validation is not None
                 else None
             )
