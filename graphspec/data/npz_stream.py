@@ -12,8 +12,9 @@ beyond the free space of that folder, before any is written.
 
 Why a file and not windows shuffled in the stream: with random access to every row, a streamed
 run's batches are the same rows in the same order however the file was written, and the order
-is a full permutation drawn from (seed, epoch), as `FileBatches` draws it for folders, so a
-resumed run continues in the same order and a multi-process run reads its slice of each batch.
+is a permutation of all the rows drawn from (seed, epoch) (`EpochOrder`, made a batch at a time
+so that no index of the rows is held), so a resumed run continues in the same order and a
+multi-process run reads its slice of each batch.
 Windows of an inflating stream would shuffle only rows close together in the file: a file
 sorted by class would train on one class at a time.
 
