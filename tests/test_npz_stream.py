@@ -337,6 +337,7 @@ def test_training_on_an_npz_4x_larger_than_its_memory_margin(write_spec, tmp_pat
     base = _peak_mb("train", spec, "--data", small, "--out", tmp_path / "a", "-q")
     peak = _peak_mb("train", spec, "--data", large, "--out", tmp_path / "b", "-q")
     margin = held / 4 / 2**20
+    print(f"peak {peak:.0f} MiB, small file's {base:.0f} MiB, margin {margin:.0f} MiB")
     # The cap is the small run's peak (TensorFlow, the model, its arrays) plus a quarter of the
     # arrays: reading them whole would pass it four times over.
     assert peak <= base + margin, f"peak {peak:.0f} MB, small file's {base:.0f} MB, margin {margin:.0f} MB"
