@@ -96,9 +96,16 @@ def test_a_process_of_a_multi_process_run_reads_its_part_of_each_streamed_batch(
     arrays = _arrays(64)
     np.savez(tmp_path / "a.npz", **arrays)
     columns = npz_stream.open_columns(tmp_path / "a.npz", npz_stream.members(tmp_path / "a.npz", ["x", "y"]))
-    streamed = ProcessBatches({"x": columns["x"]}, {"y": columns["y"]}, 16, Processes(count=2, index=1))
+    streamed = ProcessBatches(
+        npz_stream.range_reads({"x": columns["x"]}),
+        npz_stream.range_reads({"y": columns["y"]}),
+        16,
+        Processes(count=2, index=1),
+    )
     held = ProcessBatches({"x": arrays["x"]}, {"y": arrays["y"]}, 16, Processes(count=2, index=1))
     for index in range(len(held)):
+        assert isinstance(streamed[index][0]["x"], np.ndarray)
+        assert len(streamed[index][0]["x"]) == 8
         np.testing.assert_array_equal(streamed[index][0]["x"], held[index][0]["x"])
         np.testing.assert_array_equal(streamed[index][1]["y"], held[index][1]["y"])
 

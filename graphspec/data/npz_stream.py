@@ -342,6 +342,25 @@ def check_values(columns: dict[str, Any], file: str, loaded: LoadedSpec) -> None
     diagnostics.raise_if_errors()
 
 
+class RangeReads:
+    """A `Column` whose ranges of rows (`column[a:b]`) are read, as NumPy arrays: for readers
+    that slice arrays (`graphspec.keras.distribute.ProcessBatches`)."""
+
+    def __init__(self, column: Column):
+        self.column = column
+
+    def __len__(self) -> int:
+        return len(self.column)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self.column[key])
+
+
+def range_reads(arrays: dict[str, Any]) -> dict[str, Any]:
+    """`arrays` with each `Column` read a range at a time (`RangeReads`)."""
+    return {n: RangeReads(a) if isinstance(a, Column) else a for n, a in arrays.items()}
+
+
 class ArrayRows:
     """Arrays checked against a model (`graphspec.keras.data.ArrayData`, whose values may be
     `Column`s) as the examples `graphspec.keras.files.FileBatches` reads: `len` and `batch`."""

@@ -20,7 +20,7 @@ from graphspec import arrays as arr
 from graphspec import run_dir as rd
 from graphspec.data import npz
 from graphspec.data.examples import Examples, bind, is_npz
-from graphspec.data.npz_stream import ArrayRows
+from graphspec.data.npz_stream import ArrayRows, range_reads
 from graphspec.data.stream import TableStream
 from graphspec.errors import SpecErrors
 from graphspec.fingerprint import fingerprint
@@ -535,12 +535,15 @@ def _process_batches(
     arrays: ArrayData, validation: ArrayData | None, settings: Any, processes: Processes
 ) -> dict[str, Any]:
     """`fit`'s data arguments for .npz arrays in a multi-process run: this process's part of
-    every batch."""
+    every batch (read from disk, when streamed)."""
+    x, y = range_reads(arrays.x), range_reads(arrays.y)
     return {
-        "x": ProcessBatches(arrays.x, arrays.y, settings.batch_size, processes),
+        "x": ProcessBatches(x, y, settings.batch_size, processes),
         "shuffle": settings.shuffle,
         "validation_data": (
-            ProcessBatches(validation.x, validation.y, settings.batch_size, processes)
+            ProcessBatches(
+                range_reads(validation.x), range_reads(validation.y), settings.batch_size, processes
+            )
             if validation is not None
             else None
         ),
