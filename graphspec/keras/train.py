@@ -162,7 +162,8 @@ def train(
     if source.test_data is not None and source.data is None:
         raise SpecErrors.single("--test-data needs --data: it scores a model trained on files")
     # Files are read before TensorFlow builds anything, so a missing one fails at once: .npz
-    # arrays whole (charged to the data-bytes limit first), folders as examples whose headers
+    # arrays checked from their headers, then read whole when small (charged to the data-bytes
+    # limit first) or streamed (graphspec.data.npz), folders as examples whose headers
     # and labels are checked now and whose files are read batch by batch, tables as streams
     # whose every cell is checked now and which are read window by window.
     files: dict[str, Any] = {}
