@@ -65,10 +65,14 @@ LIMITS: dict[str, Limit] = {
         # A layer takes about five serialized objects (itself, its dtype policy, initializers):
         # some 20,000 layers, twice a 10,000-node spec's model.
         Limit("model-objects", 100_000, "serialized Keras objects in model files (about five a layer)"),
-        # Training data named by --data, --val-data, --test-data (graphspec.data). An .npz is read
-        # whole: its members' sizes, as their zip headers declare them, are charged before any is
-        # inflated (a 2 MB file of zeros can declare 2 GB). Folders and tables are read as they go.
-        Limit("data-bytes", 1_000_000_000, "bytes of .npz arrays (as declared) and tables held in memory"),
+        # Training data named by --data, --val-data, --test-data (graphspec.data). A small .npz is
+        # read whole: its members' sizes, as their zip headers declare them, are charged before any
+        # is inflated (a 2 MB file of zeros can declare 2 GB); a larger one is streamed, and a
+        # batch of its rows is charged. Folders and tables are read as they go.
+        Limit("data-bytes", 1_000_000_000, "bytes of .npz arrays and tables held in memory"),
+        # A streamed .npz's compressed arrays are inflated once to a temporary file
+        # (graphspec.data.npz_stream): a 2 MB file can ask for 2 GB of disk, or 200.
+        Limit("data-disk", 20_000_000_000, "bytes of compressed .npz arrays inflated to a temporary file"),
         # A table is read line by line, each line at most this long: a file of one 2 GB line is
         # refused after reading this much of it, not after reading it all.
         Limit("data-line", 1_000_000, "bytes of one line (one record) of a data table"),

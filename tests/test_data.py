@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 import graphspec
 from graphspec.cli import app
-from graphspec.data import source
+from graphspec.data import npz, source
 from graphspec.data.examples import bind
 from graphspec.errors import SpecErrors
 
@@ -344,7 +344,7 @@ def test_a_truncated_image_found_mid_stream_stops_training_naming_it_with_the_ru
 def _npz_bomb(path: Path, total_bytes: int) -> None:
     """An .npz of one float32 array of zeros that inflates to about `total_bytes`, written in
     milliseconds: the deflate stream of 1 MB of zeros after a full flush is the same bytes every
-    time, so it is repeated. The CRC is left 0: a refusal before inflating never checks it."""
+    time, so it is repeated; its CRC is that of the header and the zeros, so it can be read."""
     from numpy.lib import format as npy
 
     mb = 1 << 20
@@ -357,7 +357,10 @@ def _npz_bomb(path: Path, total_bytes: int) -> None:
     segment = compressor.compress(bytes(mb)) + compressor.flush(zlib.Z_FULL_FLUSH)
     data = first + segment * count + compressor.flush(zlib.Z_FINISH)
     size, name = len(head) + count * mb, b"x.npy"
-    local = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, 0, 0x21, 0, len(data), size, len(name), 0)
+    crc, zeros = zlib.crc32(head), bytes(mb)
+    for _ in range(count):
+        crc = zlib.crc32(zeros, crc)
+    local = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, 0, 0x21, crc, len(data), size, len(name), 0)
     central = struct.pack(
         "<4sHHHHHHIIIHHHHHII",
         b"PK\x01\x02",
@@ -367,7 +370,7 @@ def _npz_bomb(path: Path, total_bytes: int) -> None:
         8,
         0,
         0x21,
-        0,
+        crc,
         len(data),
         size,
         len(name),
@@ -405,15 +408,27 @@ def test_an_npz_that_inflates_past_the_limit_is_refused_before_it_is_read(write_
         layers:
           y: {type: Dense, units: 1, in: x}
         outputs:
-          y: {loss: mse}
+          y: {}
         """
     )
+    # Read whole (tune, ensemble), it would be held in memory: refused by data-bytes.
+    with pytest.raises(SpecErrors) as caught:
+        npz.load(bomb, graphspec.load(spec))
+    refusal = caught.value.diagnostics.render()
+    assert f"data file {bomb}, whose arrays inflate to 2,099,249,280 bytes," in refusal
+    assert "would go over the limit of 1,000,000,000 bytes of .npz arrays" in refusal
+    assert "graphspec --limit data-bytes=N" in refusal
+    # Trained on, it is streamed: a batch is held, and it is inflated to disk, charged to
+    # data-disk, whose limit (here lowered under the bomb) refuses it before a byte is written.
     runs = tmp_path / "runs"
-    result = runner.invoke(app, ["train", str(spec), "--data", str(bomb), "--runs-dir", str(runs)])
+    result = runner.invoke(
+        app,
+        ["--limit", "data-disk=1000000000", "train", str(spec), "--data", str(bomb), "--runs-dir", str(runs)],
+    )
     assert result.exit_code == 2, result.output
-    assert f"data file {bomb}, whose arrays inflate to 2,099,249,280 bytes," in result.output
-    assert "would go over the limit of 1,000,000,000 bytes of .npz arrays" in result.output
-    assert "graphspec --limit data-bytes=N" in result.output
+    assert f"data file {bomb}, whose compressed arrays inflate to 2,099,249,152 bytes," in result.output
+    assert "would go over the limit of 1,000,000,000 bytes of compressed .npz arrays" in result.output
+    assert "graphspec --limit data-disk=N" in result.output
     assert not runs.exists()
 
 

@@ -20,6 +20,7 @@ from graphspec import arrays as arr
 from graphspec import run_dir as rd
 from graphspec.data import npz
 from graphspec.data.examples import Examples, bind, is_npz
+from graphspec.data.npz_stream import ArrayRows, range_reads
 from graphspec.data.skips import Skips
 from graphspec.data.stream import TableStream
 from graphspec.errors import Diagnostics, SpecErrors
@@ -59,6 +60,7 @@ from graphspec.keras.distribute import (
 )
 from graphspec.keras.files import FileBatches, raising_failure, score, write_classes
 from graphspec.keras.image_stream import reader_for
+from graphspec.keras.npz_batches import NpzBatches
 from graphspec.keras.save import save_model
 from graphspec.keras.stages import STAGE_KEY, BuiltState, StageMarker, apply_stage
 from graphspec.keras.streams import StreamBatches
@@ -180,15 +182,16 @@ def train(
         raise SpecErrors.single("--test-data needs --data: it scores a model trained on files")
     skips = Skips(source.skip_bad)
     # Files are read before TensorFlow builds anything, so a missing one fails at once: .npz
-    # arrays whole (charged to the data-bytes limit first), folders as examples whose headers
+    # arrays checked from their headers, then read whole when small (charged to the data-bytes
+    # limit first) or streamed (graphspec.data.npz), folders as examples whose headers
     # and labels are checked now and whose files are read batch by batch, tables as streams
     # whose every cell is checked now and which are read window by window.
     files: dict[str, Any] = {}
     if source.data is not None:
         if is_npz(source.data) and (source.val_data is None or is_npz(source.val_data)):
-            files["data"] = npz.load(source.data, loaded)
+            files["data"] = npz.load(source.data, loaded, stream=True)
             if source.val_data is not None:
-                files["val"] = npz.load(source.val_data, loaded)
+                files["val"] = npz.load(source.val_data, loaded, stream=True)
         else:
             files["examples"] = bind(loaded, source.data, stream=True)
             classes = files["examples"].classes
@@ -361,8 +364,34 @@ def _train(
         check_batches(replicas, settings.batch_size, counts, processes)
         sample = {k: v[:1] for k, v in validation.x.items()} if validation is not None else None
         validation_data = (validation.x, validation.y) if validation is not None else None
+        streamed = any(npz.is_streamed(f) for k, f in files.items() if k in ("data", "val"))
         if processes.count > 1:
+            # Each process reads its slice of each batch (from disk when streamed).
             fit_args = _process_batches(arrays, validation, settings, processes)
+        elif streamed:
+            # Batches read from disk in an order drawn from (seed, epoch), as folders are, so a
+            # resumed run goes on in its order; Keras must not reorder them.
+            done = _epochs_done(out) if resume else 0
+            rows_batches = NpzBatches(
+                ArrayRows(arrays.x, arrays.y),
+                settings.batch_size,
+                seed,
+                settings.shuffle,
+                epochs=settings.total_epochs,
+                first_epoch=done,
+            )
+            val_rows = (
+                NpzBatches(ArrayRows(validation.x, validation.y), settings.batch_size)
+                if validation is not None
+                else None
+            )
+            readers = [rows_batches, val_rows]
+            fit_args = {
+                "x": rows_batches,
+                "validation_data": val_rows,
+                "steps_per_epoch": rows_batches.per_epoch,
+                "shuffle": False,
+            }
         elif settings.shuffle:
             # Each epoch's order is drawn from (seed, epoch), as a folder's is, so a resumed run
             # trains on the batches the uninterrupted run would have (Keras's own shuffling of
@@ -584,12 +613,15 @@ def _process_batches(
     arrays: ArrayData, validation: ArrayData | None, settings: Any, processes: Processes
 ) -> dict[str, Any]:
     """`fit`'s data arguments for .npz arrays in a multi-process run: this process's part of
-    every batch."""
+    every batch (read from disk, when streamed)."""
+    x, y = range_reads(arrays.x), range_reads(arrays.y)
     return {
-        "x": ProcessBatches(arrays.x, arrays.y, settings.batch_size, processes),
+        "x": ProcessBatches(x, y, settings.batch_size, processes),
         "shuffle": settings.shuffle,
         "validation_data": (
-            ProcessBatches(validation.x, validation.y, settings.batch_size, processes)
+            ProcessBatches(
+                range_reads(validation.x), range_reads(validation.y), settings.batch_size, processes
+            )
             if validation is not None
             else None
         ),
