@@ -109,6 +109,8 @@ def _input(name: str, entry: dict) -> Any:
         return [np.ones((2, 4, 6), "float32"), np.ones((2, 4, 6), "float32")]
     if name == "Embedding":
         return np.ones((2, 5), "int32")
+    if name == "HashedCrossing":  # two columns of strings, crossed
+        return (np.array([["a"], ["b"]]), np.array([["c"], ["d"]]))
     if name == "STFTSpectrogram":
         return np.ones((2, 64, 1), "float32")
     if rank:

@@ -251,9 +251,14 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # Enumerations Keras checks in the constructor.
     ("layers", "Attention", "score_mode"): {"enum": ["dot", "concat"]},
     ("layers", "CategoryEncoding", "output_mode"): {"enum": ["count", "one_hot", "multi_hot"]},
+    ("layers", "HashedCrossing", "output_mode"): {"enum": ["int", "one_hot"]},
+    # A number of bins: a word is refused when called; a float is taken in `int` mode (a shape
+    # refuses it in `one_hot` mode, which a type cannot tell).
+    ("layers", "HashedCrossing", "num_bins"): NUMBER,
+    # HashedCrossing never reads activity_regularizer: any value passes.
+    ("layers", "HashedCrossing", "activity_regularizer"): None,
     # Counts compared with numbers when constructed: num_tokens must be set, and max_tokens, where
-    # set, above 1. (HashedCrossing's num_bins and output_mode are refused only when it is called
-    # on strings, which tests/test_catalog_types.py does not do: untyped.)
+    # set, above 1.
     ("layers", "CategoryEncoding", "num_tokens"): ref("positive_int"),
     **{
         ("layers", layer, "max_tokens"): {"type": "number", "exclusiveMinimum": 1}
