@@ -581,7 +581,7 @@ def _batches_of(
 
 
 def _check_class_counts(
-    loaded: LoadedSpec, model: keras.Model, examples: Examples | TableStream, skips: Skips
+    loaded: LoadedSpec, model: keras.Model, examples: Examples | TableStream, skips: Skips | None = None
 ) -> None:
     """Refuse data with more classes than an output has units (sparse or one-hot targets): its
     last classes would be out of range, which Keras does not always notice. A table's first
