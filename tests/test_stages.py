@@ -333,9 +333,9 @@ def test_each_stage_reads_a_tables_batches_of_its_own_epochs(tmp_path, monkeypat
     served: list[list[int]] = [[]]  # the epochs of the rows read before fitting, then per fit
     blocks = TableStream.blocks
 
-    def read(self, batch_size, seed=0, epoch=0, shuffle=False):
+    def read(self, batch_size, seed=0, epoch=0, shuffle=False, share=(0, 1)):
         served[-1].append(epoch)
-        return blocks(self, batch_size, seed, epoch, shuffle)
+        return blocks(self, batch_size, seed, epoch, shuffle, share)
 
     monkeypatch.setattr(TableStream, "blocks", read)
 

@@ -12,6 +12,13 @@ one is shuffled in two steps with the same generator: the order of its chunks (P
 groups, `CHUNK_ROWS` lines of a text table), then the rows within each window of consecutive
 chunks in that order. A validation split is the last fraction of the rows, as Keras's
 `validation_split` cuts arrays, so it is the same rows every epoch, run and resume.
+
+In a multi-process run each process reads its share of every batch (`share`: its index and the
+number of processes): the processes draw the same order, each keeps its consecutive part of
+every batch (as `graphspec.keras.distribute.part` cuts one), and reads and makes inputs and
+targets of those rows alone. A window's chunks are still opened on every process that has rows
+in them (a Parquet row group is read column by column, a text table's lines are split), but
+only its rows' cells are converted and assembled.
 No TensorFlow here.
 """
 
@@ -147,18 +154,32 @@ class TableStream:
                 pieces.append((chunk, low - chunk.first, high - chunk.first))
         return pieces
 
-    def _read(self, pieces: list[tuple[Chunk, int, int]], keep: bool = False) -> Rows:
+    def _read(
+        self, pieces: list[tuple[Chunk, int, int]], keep: bool = False, rows: np.ndarray | None = None
+    ) -> Rows:
         """The rows of `pieces` (in table order) as inputs and targets. With `keep` (a stream
-        of one window), the window is kept, so such a table is read once, not every epoch."""
+        of one window), the window is kept, so such a table is read once, not every epoch.
+        With `rows` (positions among the pieces' rows, in table order), only those rows' cells
+        are converted and assembled, in the order `rows` gives; nothing is kept."""
         key = tuple((c.first, low, high) for c, low, high in pieces)
-        if key in self._cache:
+        if rows is None and key in self._cache:
             return self._cache[key]
+        wanted = np.sort(rows) if rows is not None else None
         parts, shards, lines = [], [], []
+        offset = 0
         for chunk, low, high in pieces:
-            values, numbers = read_chunk(self.table, chunk, self.numeric, self.text, self._handles)
-            parts.append({n: v[low:high] for n, v in values.items()})
-            lines.append(numbers[low:high])
-            shards.append(np.full(high - low, chunk.shard, dtype=np.int32))
+            select = None
+            if wanted is not None:
+                first, last = np.searchsorted(wanted, [offset, offset + high - low])
+                select, offset = wanted[first:last] - offset + low, offset + high - low
+                if not len(select):
+                    continue  # none of this chunk's rows are wanted: it is not read
+            values, numbers = read_chunk(self.table, chunk, self.numeric, self.text, self._handles, select)
+            if select is None:
+                values, numbers = {n: v[low:high] for n, v in values.items()}, numbers[low:high]
+            parts.append(values)
+            lines.append(numbers)
+            shards.append(np.full(len(numbers), chunk.shard, dtype=np.int32))
         # One piece (a window of one row group) is used as read, not copied.
         values = {
             n: parts[0][n] if len(parts) == 1 else np.concatenate([p.pop(n) for p in parts])
@@ -167,28 +188,44 @@ class TableStream:
         ids = RowIds(self.table.shards, np.concatenate(shards), np.concatenate(lines))
         x, y = self.assemble(values, ids)
         window = Rows(x, y, ids)
+        if wanted is not None:
+            return window.take(np.searchsorted(wanted, rows))  # in the order asked for
         if keep:
             self._cache[key] = window
         return window
 
-    def _windows(self, batch_size: int, seed: int, epoch: int, shuffle: bool) -> Iterator[Rows]:
+    def _windows(
+        self, batch_size: int, seed: int, epoch: int, shuffle: bool, share: tuple[int, int] = (0, 1)
+    ) -> Iterator[Rows]:
         pieces = self._pieces()
         size = self.window_rows(batch_size)
         rng = np.random.default_rng((seed, epoch)) if shuffle else None
-        if len(self) <= size:
+        mine = _share(len(self), batch_size, *share) if share[1] > 1 else None
+        if len(self) <= size and mine is None:
             window = self._read(pieces, keep=True)
             yield window.take(rng.permutation(len(window))) if rng is not None else window
             return
-        if rng is not None:
+        if len(self) > size and rng is not None:
             pieces = [pieces[i] for i in rng.permutation(len(pieces))]
         group: list[tuple[Chunk, int, int]] = []
+        start = 0  # where the window starts in the epoch's order
         for index, piece in enumerate(pieces):
             group.append(piece)
             if sum(high - low for _, low, high in group) >= size or index == len(pieces) - 1:
-                window = self._read(sorted(group, key=lambda p: p[0].first))
-                if rng is not None:
-                    window = window.take(rng.permutation(len(window)))
-                yield window
+                group = sorted(group, key=lambda p: p[0].first)
+                count = sum(high - low for _, low, high in group)
+                # Drawn before the window is read (the same draws, in the same sequence): a
+                # process with a share reads only its rows of it.
+                order = rng.permutation(count) if rng is not None else None
+                if mine is None:
+                    window = self._read(group)
+                    yield window.take(order) if order is not None else window
+                else:
+                    order = order if order is not None else np.arange(count)
+                    chosen = order[mine(np.arange(start, start + count))]
+                    if len(chosen):
+                        yield self._read(group, rows=chosen)
+                start += count
                 # Let go of it before the next is read: memory holds one window, not two.
                 window, group = None, []
 
@@ -196,15 +233,25 @@ class TableStream:
         """Batches in one epoch."""
         return math.ceil(len(self) / batch_size)
 
-    def blocks(self, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False) -> Iterator[Rows]:
+    def blocks(
+        self,
+        batch_size: int,
+        seed: int = 0,
+        epoch: int = 0,
+        shuffle: bool = False,
+        share: tuple[int, int] = (0, 1),
+    ) -> Iterator[Rows]:
         """One epoch's rows in the order (seed, epoch) draws when `shuffle`, else in table
         order, as blocks of whole batches (a window's rows, a last part batch carried over into
-        the next window), then the epoch's last part batch, if any, as a block of its own."""
+        the next window), then the epoch's last part batch, if any, as a block of its own.
+        With `share` (index, count), the blocks hold process `index`'s part of every batch of
+        `batch_size` alone: blocks of whole parts of `batch_size // count` rows."""
+        cut = batch_size // share[1]
         left: Rows | None = None
-        for window in self._windows(batch_size, seed, epoch, shuffle):
+        for window in self._windows(batch_size, seed, epoch, shuffle, share):
             if left is not None:
                 window, left = left.then(window), None
-            full = len(window) - len(window) % batch_size
+            full = len(window) - len(window) % cut
             if full == len(window):
                 yield window
             else:
@@ -216,13 +263,20 @@ class TableStream:
             yield left
 
     def batches(
-        self, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False
+        self,
+        batch_size: int,
+        seed: int = 0,
+        epoch: int = 0,
+        shuffle: bool = False,
+        share: tuple[int, int] = (0, 1),
     ) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray], RowIds]]:
         """One epoch's batches (`blocks` cut): inputs, targets and the rows' ids. Every batch
-        is full but the last."""
-        for block in self.blocks(batch_size, seed, epoch, shuffle):
-            for low in range(0, len(block), batch_size):
-                part = block.take(slice(low, low + batch_size))
+        is full but the last. With `share` (index, count), each is process `index`'s part of
+        the batch."""
+        cut = batch_size // share[1]
+        for block in self.blocks(batch_size, seed, epoch, shuffle, share):
+            for low in range(0, len(block), cut):
+                part = block.take(slice(low, low + cut))
                 yield part.x, part.y, part.ids
             block = part = None
 
@@ -233,3 +287,16 @@ class TableStream:
         values = {n: v[low : low + 1] for n, v in values.items()}
         ids = RowIds(self.table.shards, np.full(1, chunk.shard, dtype=np.int32), numbers[low : low + 1])
         return self.assemble(values, ids)
+
+
+def _share(rows: int, batch_size: int, index: int, count: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Whether each of some positions in an epoch's order of `rows` rows is in process
+    `index`'s share: the `index`th of `count` consecutive parts of its batch of `batch_size`
+    (the epoch's last batch may be smaller), as `graphspec.keras.distribute.part` cuts one."""
+
+    def mine(positions: np.ndarray) -> np.ndarray:
+        start = positions - positions % batch_size
+        each = np.maximum(np.minimum(batch_size, rows - start) // count, 1)
+        return (positions - start) // each == index
+
+    return mine

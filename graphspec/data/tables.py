@@ -444,35 +444,51 @@ def _parquet_columns(table: Table, handle: Any, chunk: Chunk, columns: list[str]
 
 
 def read_chunk(
-    table: Table, chunk: Chunk, numeric: list[str], text: list[str], handles: dict[int, Any] | None = None
+    table: Table,
+    chunk: Chunk,
+    numeric: list[str],
+    text: list[str],
+    handles: dict[int, Any] | None = None,
+    rows: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The rows of `chunk`: each of `numeric` as float64 and each of `text` as an object array
     of str, and each row's number in its shard. `handles` keeps Parquet files open between calls.
-    Bad cells are refused as `scan` refuses them (the file may have changed since)."""
+    With `rows` (ascending positions in the chunk), those rows alone: the others' cells are not
+    converted (a multi-process run's process reads its share). Bad cells are refused as `scan`
+    refuses them (the file may have changed since)."""
     if table.kind == PARQUET:
         handles = handles if handles is not None else {}
         if chunk.shard not in handles:
             handles[chunk.shard] = _parquet_file(table.shards[chunk.shard])
         columns = _parquet_columns(table, handles[chunk.shard], chunk, [*numeric, *text])
+        where = np.arange(chunk.line, chunk.line + chunk.rows, dtype=np.int64)
+        if rows is not None:
+            columns = {name: column.take(rows) for name, column in columns.items()}
+            where = where[rows]
         # `_plan` refused a column of another type where numbers are needed, from the schema.
         arrays = {name: columns[name].cast("float64").to_numpy(zero_copy_only=False) for name in numeric}
         for name in text:
             arrays[name] = np.asarray([str(v) for v in columns[name].to_pylist()], dtype=object)
-        return arrays, np.arange(chunk.line, chunk.line + chunk.rows, dtype=np.int64)
+        return arrays, where
+    wanted = None
+    if rows is not None:
+        wanted = np.zeros(chunk.rows, dtype=bool)
+        wanted[rows] = True
     numbers: dict[str, array] = {name: array("d") for name in numeric}
     texts: dict[str, list[str]] = {name: [] for name in text}
     lines = array("q")
     shard = table.shards[chunk.shard]
     records = _records(shard, table.kind, chunk.offset, chunk.line)
-    for number, cells in _cells(table, chunk.shard, numeric, text, records):
-        for name in numeric:
-            numbers[name].append(
-                _number(cells[name], name, shard, number, _where(table, chunk.shard, number))
-            )
-        for name in text:
-            texts[name].append(str(cells[name]))
-        lines.append(number)
-        if len(lines) == chunk.rows:
+    for position, (number, cells) in enumerate(_cells(table, chunk.shard, numeric, text, records)):
+        if wanted is None or wanted[position]:
+            for name in numeric:
+                numbers[name].append(
+                    _number(cells[name], name, shard, number, _where(table, chunk.shard, number))
+                )
+            for name in text:
+                texts[name].append(str(cells[name]))
+            lines.append(number)
+        if position + 1 == chunk.rows:
             break
     arrays = {name: np.frombuffer(numbers[name], dtype=np.float64) for name in numeric}
     arrays.update({name: np.asarray(texts[name], dtype=object) for name in text})

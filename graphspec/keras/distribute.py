@@ -333,7 +333,8 @@ def across_processes() -> Iterator[Callable[[], contextlib.AbstractContextManage
     yields the scope to build in, as `replicated` does."""
     previous = keras.distribution.distribution()
     # Each process gives its own part of every batch (`ProcessBatches`, `SyntheticData`'s
-    # shard): Keras is not to split the data between processes again.
+    # shard, a folder's `FileBatches`, a table's `StreamBatches`): Keras is not to split the
+    # data between processes again.
     everywhere = keras.distribution.DataParallel(
         devices=keras.distribution.list_devices(), auto_shard_dataset=False
     )

@@ -7,6 +7,9 @@ seed and the epoch's number. A file found damaged mid-stream raises `SpecErrors`
 wraps whatever a dataset raises in its own errors, so the error is kept on the dataset and
 `raising_failure` raises it in place of Keras's. Given `Skips` that allow it (`train --skip-bad
 N`), the damaged example is dropped from its batch instead (`graphspec.data.skips`).
+
+In a multi-process run each process's `FileBatches` reads its own part of every batch: every
+process draws the same order (the seed is the same), and reads and decodes only its rows of it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from graphspec.data.examples import Examples, bind
 from graphspec.data.skips import Skips
 from graphspec.data.stream import TableStream
 from graphspec.errors import SpecErrors
+from graphspec.keras.distribute import Processes, part
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 
 if TYPE_CHECKING:
@@ -49,6 +53,12 @@ class FileBatches(keras.utils.PyDataset):
     With `skips` that allow skipping, an example whose file cannot be read is left out of its
     batch (recorded in `skips`, and not read again); a batch of bad examples alone is made of
     the next good example of its epoch's order, so that no batch is empty.
+
+    With `processes` of a multi-process run, batch `k` is this process's part of it
+    (`distribute.part`): the processes draw the same order, so their parts make the batch a
+    single process reads, and each reads and decodes only its own examples. Skipping bad
+    examples is for a single process (a batch left short on one process would not match the
+    others'); validation reads its part likewise.
     """
 
     def __init__(
@@ -61,10 +71,12 @@ class FileBatches(keras.utils.PyDataset):
         epochs: int = 1,
         first_epoch: int = 0,
         skips: Skips | None = None,
+        processes: Processes | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.examples, self.batch_size = examples, batch_size
+        self.processes = processes if processes is not None else Processes()
         self.seed, self.shuffle = seed, shuffle
         self.epochs, self.first_epoch = epochs, min(first_epoch, epochs - 1)
         self.targetless = targetless or []
@@ -100,6 +112,8 @@ class FileBatches(keras.utils.PyDataset):
         epoch += self.first_epoch
         order = self.order_of(epoch)
         rows = order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        if self.processes.count > 1:
+            rows = rows[part(len(rows), self.processes)]  # this process reads its rows alone
         try:
             if self.skips is None:
                 x, y = self.read(rows)

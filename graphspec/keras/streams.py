@@ -8,6 +8,9 @@ Keras reads batch 0, 1, 2, ... when `fit(..., shuffle=False)` does not reorder t
 batch or two also once more, to learn their shapes): batches are made by walking the stream, a
 batch asked for out of turn restarts the walk at its epoch, and the last few are kept for the
 repeat.
+
+In a multi-process run each process's `StreamBatches` reads its part of every batch: the
+processes walk the same order, and each reads and assembles only its rows of each batch.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 from graphspec import arrays as arr
 from graphspec.data.stream import TableStream
 from graphspec.errors import SpecErrors
+from graphspec.keras.distribute import Processes
 
 # Batches kept for Keras's second look at the first ones.
 _KEPT = 4
@@ -33,7 +37,11 @@ class StreamBatches(keras.utils.PyDataset):
     `steps_per_epoch=batches.per_epoch` and `shuffle=False`. Batch `k` is batch
     `k % per_epoch` of epoch `first_epoch + k // per_epoch`, so a run resumed at epoch `e`
     reads what the uninterrupted run would have. A bad cell found mid-stream is kept on
-    `failure` (Keras wraps what a dataset raises; `files.raising_failure` raises it)."""
+    `failure` (Keras wraps what a dataset raises; `files.raising_failure` raises it).
+
+    With `processes` of a multi-process run, batch `k` is this process's part of it (as
+    `distribute.part` cuts a batch): the processes' parts make the batch a single process reads,
+    and each process reads only its own rows."""
 
     def __init__(
         self,
@@ -44,10 +52,14 @@ class StreamBatches(keras.utils.PyDataset):
         targetless: list[str] | None = None,
         epochs: int = 1,
         first_epoch: int = 0,
+        processes: Processes | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.stream, self.batch_size = stream, batch_size
+        processes = processes if processes is not None else Processes()
+        # Which part of every batch this process reads: its index, of how many.
+        self.share = (processes.index, processes.count)
         self.seed, self.shuffle = seed, shuffle
         self.epochs = epochs
         self.targetless = targetless or []
@@ -94,10 +106,12 @@ class StreamBatches(keras.utils.PyDataset):
         )
 
         def blocks() -> Iterator[tuple[dict, dict]]:
-            size = self.batch_size
+            size = self.batch_size // self.share[1]  # this process's part of a batch
             try:
                 for epoch in range(self.first_epoch, self.epochs):
-                    for block in self.stream.blocks(size, self.seed, epoch, self.shuffle):
+                    for block in self.stream.blocks(
+                        self.batch_size, self.seed, epoch, self.shuffle, self.share
+                    ):
                         count = len(block)
                         # A block of k whole batches as k batches of one element each; the
                         # epoch's last part batch as one.
@@ -119,7 +133,8 @@ class StreamBatches(keras.utils.PyDataset):
 
     def _batches(self, epoch: int) -> Iterator[tuple[dict, dict]]:
         for current in range(epoch, self.epochs):
-            for x, y, _ in self.stream.batches(self.batch_size, self.seed, current, self.shuffle):
+            batches = self.stream.batches(self.batch_size, self.seed, current, self.shuffle, self.share)
+            for x, y, _ in batches:
                 yield x, y
 
     def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

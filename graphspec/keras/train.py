@@ -211,6 +211,14 @@ def train(
             hint="leave --skip-bad out: bad data here is found before training starts",
         )
 
+    if cluster is not None and skips.limit:
+        # A bad example skipped on one process would leave its part of the batch short, out of
+        # step with the others' parts.
+        raise SpecErrors.single(
+            "--skip-bad skips bad files in a run in one process; in a multi-process run each "
+            "process reads its part of every batch, which must stay whole",
+            hint="leave --skip-bad out (the run stops at a bad file, naming it), or train in one process",
+        )
     if cluster is not None:
         check_cluster_run(cluster, [c.type for c in settings.callbacks], devices, resume)
         if cluster.process_id == 0 and out is not None:
@@ -297,11 +305,6 @@ def _train(
         fit_args: dict[str, Any] = fit_arguments(train_data, val_data, settings.shuffle)
         training_inputs: InputBatches = first_batches(len(train_data), train_data.inputs)
     elif "examples" in files:
-        if processes.count > 1:
-            raise SpecErrors.single(
-                "a multi-process run trains on .npz arrays or synthetic data; folders and tables "
-                "are read by one process"
-            )
         examples: Examples | TableStream = files["examples"]
         _check_class_counts(loaded, model, examples, skips)
         if "val_examples" in files:
@@ -322,15 +325,23 @@ def _train(
         # The batches come in the order (seed, epoch) draws; Keras must not reorder them (its
         # `shuffle` would shuffle every epoch's batches together, and a resumed run's anew).
         # On TensorFlow a folder of images streams through tf.data (`ImageStream`), unless bad
-        # files are to be skipped, which the Python reader does.
+        # files are to be skipped, which the Python reader does. In a multi-process run (JAX)
+        # each process reads its own part of every batch, in the order every process draws.
         reader = StreamBatches if isinstance(examples, TableStream) else reader_for(examples, skips.limit)
         batches = reader(
-            examples, settings.batch_size, seed, settings.shuffle, targetless, settings.total_epochs, done
+            examples,
+            settings.batch_size,
+            seed,
+            settings.shuffle,
+            targetless,
+            settings.total_epochs,
+            done,
+            processes=processes,
         )
         if isinstance(batches, FileBatches) and skips.limit:
             batches.skips = skips
         val_batches = (
-            _batches_of(validation_examples, settings.batch_size, targetless, skips.limit)
+            _batches_of(validation_examples, settings.batch_size, targetless, skips.limit, processes)
             if validation_examples is not None
             else None
         )
@@ -573,11 +584,16 @@ def _epochs_done(out: Path | None) -> int:
 
 
 def _batches_of(
-    examples: Examples | TableStream, batch_size: int, targetless: list[str], skip_bad: int = 0
+    examples: Examples | TableStream,
+    batch_size: int,
+    targetless: list[str],
+    skip_bad: int = 0,
+    processes: Processes | None = None,
 ) -> FileBatches | StreamBatches:
-    """Batches of `examples` in their order (validation, scoring)."""
+    """Batches of `examples` in their order (validation, scoring): in a multi-process run,
+    this process's part of each."""
     reader = StreamBatches if isinstance(examples, TableStream) else reader_for(examples, skip_bad)
-    return reader(examples, batch_size, targetless=targetless)
+    return reader(examples, batch_size, targetless=targetless, processes=processes)
 
 
 def _check_class_counts(
