@@ -654,3 +654,22 @@ def test_skip_bad_is_refused_in_a_multi_process_run(tmp_path):
         "1 error\n"
     )
     assert not (tmp_path / "r").exists()
+
+
+def test_test_data_is_refused_in_a_multi_process_run(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(FOLDER_SPEC)
+    pictures = _png_folder(tmp_path / "pictures", per_class=4)
+    result = CliRunner().invoke(
+        app,
+        ["train", str(spec), "--data", str(pictures), "--test-data", str(pictures), *_cluster(1234, 0)]
+        + ["--out", str(tmp_path / "r")],
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --test-data is scored by a run in one process; a multi-process run's model is "
+        "spread over every process\n"
+        "  hint: leave --test-data out, then score the run with `graphspec evaluate RUN --data TEST`\n"
+        "1 error\n"
+    )
+    assert not (tmp_path / "r").exists()

@@ -219,6 +219,14 @@ def train(
             "process reads its part of every batch, which must stay whole",
             hint="leave --skip-bad out (the run stops at a bad file, naming it), or train in one process",
         )
+    if cluster is not None and source.test_data is not None:
+        # Scoring after fit would run the distributed model on process 0 alone, which waits for
+        # the others forever.
+        raise SpecErrors.single(
+            "--test-data is scored by a run in one process; a multi-process run's model is spread "
+            "over every process",
+            hint="leave --test-data out, then score the run with `graphspec evaluate RUN --data TEST`",
+        )
     if cluster is not None:
         check_cluster_run(cluster, [c.type for c in settings.callbacks], devices, resume)
         if cluster.process_id == 0 and out is not None:
