@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import graphspec
 from graphspec.cli import app
-from graphspec.keras.data import ArrayData
+from graphspec.keras.files import FileBatches
 from graphspec.keras.train import DataSource, train
 
 # Killed after 2 epochs, so 1 or 2 are left to resume: enough to show it continues, not restarts.
@@ -102,12 +102,13 @@ def test_a_resumed_npz_run_trains_on_the_batches_the_uninterrupted_run_did(write
     np.savez(tmp_path / "d.npz", x=x, y=(x @ rng.normal(size=(4, 1))).astype("float32"))
     data = DataSource(data=tmp_path / "d.npz")
     served = []
-    batch = ArrayData.batch
+    order_of = FileBatches.order_of
     monkeypatch.setattr(
-        ArrayData, "batch", lambda self, rows: served.append(tuple(rows)) or batch(self, rows)
+        FileBatches, "order_of", lambda self, epoch: served.append(order_of(self, epoch)) or served[-1]
     )
     whole = train(graphspec.load(spec), data, out=tmp_path / "whole", verbose=0)
-    # The epochs are read in the orders drawn from (seed, epoch), a new order each epoch.
+    # The epochs are read in the orders drawn from (seed, epoch), a new order each epoch, each
+    # handed to tf.data whole.
     orders = [np.random.default_rng((5, epoch)).permutation(64) for epoch in range(3)]
     assert np.concatenate(served).tolist() == np.concatenate(orders).tolist()
     monkeypatch.undo()

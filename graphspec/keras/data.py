@@ -348,20 +348,17 @@ def checked_arrays(
 
 
 # About how many bytes of arrays one block handed to tf.data holds (`ArrayBatches.for_fit`).
-BLOCK_BYTES = 4 * 2**20
-
-
 def array_batches(arrays: ArrayData, batch_size: int, seed: int, epochs: int, first_epoch: int) -> Any:
     """`arrays` in batches for `fit(..., shuffle=False, steps_per_epoch=...)`, each epoch in the
     order (seed, epoch) draws (`files.FileBatches`), from epoch `first_epoch`: what a resumed run
     reads is what the uninterrupted run would have.
 
-    On TensorFlow it is a `tf.data` pipeline fed blocks of whole batches (about `BLOCK_BYTES`,
-    gathered by NumPy while the previous block trains) that tf.data cuts into batches, so no
-    Python runs per batch; elsewhere (or for arrays of strings) the `FileBatches` itself. Its
-    `first_epoch` is read when an iteration starts (each fine-tuning stage's fit)."""
+    On TensorFlow it is a `tf.data` pipeline, as Keras's own for arrays: the arrays are one
+    tensor, each epoch's order is handed over whole, and batches are gathered from the tensor in
+    parallel by TensorFlow, so no Python runs per batch (nor holds the GIL while a step runs);
+    elsewhere (or for arrays of strings) the `FileBatches` itself. Its `first_epoch` is read when
+    an iteration starts (each fine-tuning stage's fit)."""
     from graphspec.keras.files import FileBatches
-    from graphspec.keras.streams import _reshaped
 
     batches = FileBatches(arrays, batch_size, seed, True, None, epochs, first_epoch)
     every = [*arrays.x.values(), *arrays.y.values()]
@@ -369,21 +366,15 @@ def array_batches(arrays: ArrayData, batch_size: int, seed: int, epochs: int, fi
         return batches, batches
     import tensorflow as tf
 
-    row_bytes = max(sum(a[:1].nbytes for a in every), 1)
-    per_block = max(1, BLOCK_BYTES // (row_bytes * batch_size))
-    signature = keras.tree.map_structure(
-        lambda a: tf.TensorSpec((None, None, *a.shape[1:]), tf.as_dtype(a.dtype)), (arrays.x, arrays.y)
-    )
-
-    def blocks() -> Any:
+    def orders() -> Any:
         for epoch in range(batches.first_epoch, epochs):
-            order = batches.order_of(epoch)
-            full = len(order) - len(order) % batch_size
-            for low in range(0, full, per_block * batch_size):
-                rows = order[low : min(low + per_block * batch_size, full)]
-                yield _reshaped(arrays.batch(rows), (len(rows) // batch_size, batch_size))
-            if full < len(order):  # the epoch's last part batch, as a block of its own
-                yield _reshaped(arrays.batch(order[full:]), (1, len(order) - full))
+            yield batches.order_of(epoch)
 
-    dataset = tf.data.Dataset.from_generator(blocks, output_signature=signature)
-    return dataset.prefetch(1).unbatch().prefetch(tf.data.AUTOTUNE), batches
+    whole = tf.data.Dataset.from_tensors((arrays.x, arrays.y)).repeat()
+    rows = tf.data.Dataset.from_generator(orders, output_signature=tf.TensorSpec((None,), tf.int64))
+    rows = rows.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+    dataset = tf.data.Dataset.zip((rows, whole)).map(
+        lambda taken, data: tf.nest.map_structure(lambda a: tf.gather(a, taken), data),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE), batches
