@@ -198,10 +198,12 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     },
     ("ops", "argsort", "axis"): {"type": "number"},
     ("ops", "sort", "axis"): {"type": "number"},
-    # Whether these take an axis depends on the tensor's shape (norm: at most 2 axes; squeeze: of
-    # size 1); stack's x is a list of tensors.
+    # Whether these take an axis depends on the tensor's shape (norm: at most 2 axes); stack's x
+    # is a list of tensors.
     ("ops", "norm", "axis"): None,
-    ("ops", "squeeze", "axis"): None,
+    # Which axes squeeze takes depends on the shape (of size 1), but an axis is an integer or a
+    # list of them whatever the shape.
+    ("ops", "squeeze", "axis"): any_of(INT, {"type": "array", "items": INT}),
     ("ops", "stack", "axis"): None,
     # float(epsilon): a list or a word is refused (LayerNormalization builds with epsilon: 'abc',
     # so its epsilon stays untyped).
@@ -212,6 +214,12 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     ("layers", "EinsumDense", "equation"): {
         "description": "an einsum equation such as 'ab,bc->ac'",
         "type": "string",
+    },
+    # The output's sizes, a number or a list (null for a size taken from the input): a negative
+    # size is refused when the layer is built.
+    ("layers", "EinsumDense", "output_shape"): {
+        "description": "a size or a list of sizes of at least 0 (null for one taken from the input)",
+        "anyOf": [NON_NEGATIVE_INT, {"type": "array", "items": any_of(NON_NEGATIVE_INT, NULL)}],
     },
     # A list of dimension sizes (-1 for one inferred): a word or a single number is refused.
     ("layers", "Reshape", "target_shape"): {
