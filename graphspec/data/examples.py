@@ -12,7 +12,9 @@ then read window by window as batches are asked for. No TensorFlow here.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +29,19 @@ from graphspec.data.stream import TableStream
 from graphspec.errors import SpecErrors
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from graphspec.spec.load import LoadedSpec
     from graphspec.spec.model import DataInput, DataOutput
+
+
+@functools.cache
+def _decoders() -> ThreadPoolExecutor:
+    """The threads that decode a batch's files, one per core (at most 8), made when first
+    needed and kept for the process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(min(8, os.cpu_count() or 1), thread_name_prefix="graphspec-decode")
 
 
 @dataclass
@@ -51,7 +64,10 @@ class Examples:
         """Inputs and targets of the examples at `rows`; files are read now."""
         x = {name: values[rows] for name, values in self.arrays.items()}
         for name, (paths, read) in self.files.items():
-            items = [read(paths[i]) for i in rows]
+            # Decoded in parallel (Pillow and the text codecs let go of the GIL); `map` raises
+            # the first failure in row order, as reading one by one would.
+            named = [paths[i] for i in rows]
+            items = list(_decoders().map(read, named)) if len(named) > 1 else [read(p) for p in named]
             x[name] = np.stack(items) if not isinstance(items[0], str) else np.asarray(items, dtype=object)
         return x, {name: values[rows] for name, values in self.targets.items()}
 
