@@ -35,13 +35,30 @@ if TYPE_CHECKING:
     from graphspec.spec.model import DataInput, DataOutput
 
 
+# Threads that decode a batch's files: one per core, at most 8.
+DECODE_THREADS = min(8, os.cpu_count() or 1)
+
+
 @functools.cache
 def _decoders() -> ThreadPoolExecutor:
-    """The threads that decode a batch's files, one per core (at most 8), made when first
-    needed and kept for the process."""
+    """The `DECODE_THREADS` threads, made when first needed and kept for the process."""
     from concurrent.futures import ThreadPoolExecutor
 
-    return ThreadPoolExecutor(min(8, os.cpu_count() or 1), thread_name_prefix="graphspec-decode")
+    return ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="graphspec-decode")
+
+
+def _read_all(read: Callable[[Any], Any], paths: list[Any]) -> list[Any]:
+    """`read` of each of `paths`, in order, decoded in parallel: a run of consecutive files per
+    thread (Pillow lets go of the GIL while it decodes; a task per file cost more than a small
+    JPEG's decoding). The first failure in `paths`' order is raised, as reading one by one would."""
+    count = min(len(paths), DECODE_THREADS)
+    if count < 2:
+        return [read(path) for path in paths]
+    bounds = np.linspace(0, len(paths), count + 1).astype(int)
+    parts = _decoders().map(
+        lambda low, high: [read(path) for path in paths[low:high]], bounds[:-1], bounds[1:]
+    )
+    return [item for part in parts for item in part]
 
 
 @dataclass
@@ -64,10 +81,7 @@ class Examples:
         """Inputs and targets of the examples at `rows`; files are read now."""
         x = {name: values[rows] for name, values in self.arrays.items()}
         for name, (paths, read) in self.files.items():
-            # Decoded in parallel (Pillow and the text codecs let go of the GIL); `map` raises
-            # the first failure in row order, as reading one by one would.
-            named = [paths[i] for i in rows]
-            items = list(_decoders().map(read, named)) if len(named) > 1 else [read(p) for p in named]
+            items = _read_all(read, [paths[i] for i in rows])
             x[name] = np.stack(items) if not isinstance(items[0], str) else np.asarray(items, dtype=object)
         return x, {name: values[rows] for name, values in self.targets.items()}
 

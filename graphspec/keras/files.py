@@ -15,9 +15,11 @@ process draws the same order (the seed is the same), and reads and decodes only 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +85,9 @@ class FileBatches(keras.utils.PyDataset):
         self.skips = skips if skips is not None and skips.limit else None
         self.failure: SpecErrors | None = None
         self._orders: dict[int, np.ndarray] = {}
+        # Set for training on backends whose trainers read no batch ahead (`_read_ahead`).
+        self.read_ahead = False
+        self._ahead: tuple[tuple[int, int], Future] | None = None
 
     @property
     def per_epoch(self) -> int:
@@ -108,15 +113,10 @@ class FileBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
-        epoch, batch = divmod(index, self.per_epoch)
-        epoch += self.first_epoch
-        order = self.order_of(epoch)
-        rows = order[batch * self.batch_size : (batch + 1) * self.batch_size]
-        if self.processes.count > 1:
-            rows = rows[part(len(rows), self.processes)]  # this process reads its rows alone
+        epoch, batch, order, rows = self._rows(index)
         try:
             if self.skips is None:
-                x, y = self.read(rows)
+                x, y = self._read_ahead(index, rows)
             else:
                 x, y = self._good(rows, order[(batch + 1) * self.batch_size :], epoch)
         except SpecErrors as exc:
@@ -126,6 +126,35 @@ class FileBatches(keras.utils.PyDataset):
             count = len(next(iter(y.values()))) if y else len(next(iter(x.values())))
             y = {**y, **{name: arr.dummy_target(count) for name in self.targetless}}
         return string_tensors(x), y
+
+    def _rows(self, index: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+        """Batch `index`'s epoch, its place in the epoch, the epoch's order and its rows (this
+        process's part of them)."""
+        epoch, batch = divmod(index, self.per_epoch)
+        epoch += self.first_epoch
+        order = self.order_of(epoch)
+        rows = order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        if self.processes.count > 1:
+            rows = rows[part(len(rows), self.processes)]  # this process reads its rows alone
+        return epoch, batch, order, rows
+
+    def _read_ahead(
+        self, index: int, rows: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """`read(rows)`, taken from the batch read ahead where it is this one; with `read_ahead`,
+        batch `index + 1` is then read on a thread of its own while this one trains (Keras's JAX
+        and PyTorch trainers ask for a PyDataset's batches one at a time, in order, and read none
+        ahead). A batch read ahead is keyed by its index and `first_epoch`, which a new stage's
+        fit may change."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == (index, self.first_epoch):
+            x, y = ahead[1].result()  # raises what reading it raised, now that it is asked for
+        else:
+            x, y = self.read(rows)
+        if self.read_ahead and index + 1 < len(self):
+            following = self._rows(index + 1)[3]
+            self._ahead = ((index + 1, self.first_epoch), _ahead_reader().submit(self.read, following))
+        return x, y
 
     def read(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Inputs and targets of the examples at `rows`, read as this reader reads them (files
@@ -179,6 +208,12 @@ class FileBatches(keras.utils.PyDataset):
         return tuple(  # type: ignore[return-value]
             {name: np.concatenate([part[i][name] for part in parts]) for name in parts[0][i]} for i in (0, 1)
         )
+
+
+@functools.cache
+def _ahead_reader() -> ThreadPoolExecutor:
+    """The thread that reads the next training batch while one trains (`FileBatches`)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="graphspec-read-ahead")
 
 
 def string_tensors(x: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -348,6 +348,9 @@ def _train(
         )
         if isinstance(batches, FileBatches) and skips.limit:
             batches.skips = skips
+        # TensorFlow prefetches what it is given (tf.data); JAX's and PyTorch's trainers do not.
+        if isinstance(batches, FileBatches) and keras.backend.backend() != "tensorflow":
+            batches.read_ahead = True
         val_batches = (
             _batches_of(validation_examples, settings.batch_size, targetless, skips.limit, processes)
             if validation_examples is not None
