@@ -4,8 +4,9 @@ so `--resume` reads what the uninterrupted run would) against Keras's own shuffl
 graphspec's side is what `train` fits an .npz with `shuffle` on: `keras.data.array_batches` (on
 TensorFlow a tf.data pipeline given each epoch's seeded order whole, batches gathered by
 `tf.gather` from the arrays held as one tensor), `fit(..., shuffle=False)`. The baseline is
-`model.fit(x, y, shuffle=True)` on the same arrays, the same small MLP (32 -> 64 -> 10), compiled alike. Each run fits three
-epochs and the last two are timed (the first pays for tracing); the sides alternate run by run.
+`model.fit(x, y, shuffle=True)` on the same arrays, the same small MLP (32 -> 64 -> 10),
+compiled alike. Each run fits three epochs and the last two are timed (the first pays for
+tracing); the sides alternate run by run.
 The ratio is Keras's median epoch time over graphspec's (above 1: graphspec is faster).
 
 Standalone: `.venv/bin/python bench/bench_npz_order.py` prints the rows.
