@@ -19,17 +19,14 @@ Standalone: `.venv/bin/python bench/bench_npz.py` prints the rows.
 from __future__ import annotations
 
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import ENV, ROOT, Row  # noqa: E402
+from harness import PRINT_PEAK, Marginal, Row, graphspec_with_peak, run_with_peak  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_NPZ_ROWS", "1000000"))
 FEATURES = 32
@@ -70,23 +67,7 @@ BY_HAND = textwrap.dedent(
     model.compile(optimizer=keras.optimizers.Adam(0.001), loss={{"y": "mse"}})
     model.fit({{"x": x}}, {{"y": y}}, batch_size={BATCH}, epochs={EPOCHS}, shuffle=True, verbose=0)
     model.save(sys.argv[2])
-    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-    print(f"PEAK_RSS_KB={{peak}}", file=sys.stderr)
-    """
-)
-
-GRAPHSPEC_PEAK = textwrap.dedent(
-    """
-    import runpy, sys
-    sys.argv = ["graphspec", *sys.argv[1:]]
-    code = 0
-    try:
-        runpy.run_module("graphspec", run_name="__main__")
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-    print(f"PEAK_RSS_KB={peak}", file=sys.stderr)
-    sys.exit(code)
+    {PRINT_PEAK}
     """
 )
 
@@ -98,18 +79,6 @@ def write_npz(path: Path, rows: int) -> None:
     x = rng.normal(size=(rows, FEATURES)).astype("float32")
     y = (x @ rng.normal(size=(FEATURES, 1)) + rng.normal(scale=0.1, size=(rows, 1))).astype("float32")
     np.savez_compressed(path, x=x, y=y)
-
-
-def _run(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one process."""
-    env = {**ENV, "PYTHONPATH": str(ROOT), "TF_ENABLE_ONEDNN_OPTS": "0"}
-    start = time.perf_counter()
-    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{result.stderr[-2000:]}")
-    peak = [line for line in result.stderr.splitlines() if line.startswith("PEAK_RSS_KB=")]
-    return seconds, int(peak[-1].split("=")[1]) / 1024
 
 
 def run() -> list[Row]:
@@ -124,50 +93,17 @@ def run() -> list[Row]:
 
         def ours(rows: int) -> tuple[float, float]:
             out = folder / f"run{next(runs)}"
-            return _run(
-                [
-                    sys.executable,
-                    "-c",
-                    GRAPHSPEC_PEAK,
-                    "train",
-                    str(spec),
-                    "--data",
-                    str(files[rows]),
-                    "--out",
-                    str(out),
-                    "-q",
-                ]
-            )
+            return graphspec_with_peak("train", spec, "--data", files[rows], "--out", out, "-q")
 
         def by_hand(rows: int) -> tuple[float, float]:
             out = folder / f"hand{next(runs)}.keras"
-            return _run([sys.executable, str(folder / "by_hand.py"), str(files[rows]), str(out)])
+            return run_with_peak([sys.executable, str(folder / "by_hand.py"), str(files[rows]), str(out)])
 
-        measured: dict[str, dict[int, list[tuple[float, float]]]] = {
-            name: {ROWS: [], SMALL: []} for name in ("ours", "numpy")
-        }
-        for repeat in range(REPEATS):  # alternating, so load from outside weighs on both alike
-            sides = [("ours", ours), ("numpy", by_hand)]
-            for name, side in sides if repeat % 2 == 0 else sides[::-1]:
-                for rows in (ROWS, SMALL):
-                    measured[name][rows].append(side(rows))
+        measured = Marginal.measure({"ours": ours, "numpy": by_hand}, ROWS, SMALL, EPOCHS, REPEATS)
 
-    def seconds(name: str, rows: int) -> float:
-        return statistics.median(s for s, _ in measured[name][rows])
-
-    def rate(name: str) -> float:
-        return (ROWS - SMALL) * EPOCHS / (seconds(name, ROWS) - seconds(name, SMALL))
-
-    def whole(name: str) -> str:
-        times = [s for s, _ in measured[name][ROWS]]
-        return (
-            f"whole process {seconds(name, ROWS):.1f} s ({min(times):.1f}-{max(times):.1f}, n={len(times)}), "
-            f"{SMALL:,} rows {seconds(name, SMALL):.1f} s"
-        )
-
+    rate, whole = measured.rate, measured.whole
     ratio = rate("ours") / rate("numpy")
-    peak = max(p for _, p in measured["ours"][ROWS])
-    hand_peak = max(p for _, p in measured["numpy"][ROWS])
+    peak, hand_peak = measured.peak("ours", ROWS), measured.peak("numpy", ROWS)
     held = ROWS * (FEATURES + 1) * 4 / 2**20
     return [
         Row(

@@ -27,18 +27,15 @@ Standalone: `.venv/bin/python bench/bench_tables.py` prints the rows.
 from __future__ import annotations
 
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import ENV, ROOT, Row, not_measured  # noqa: E402
+from harness import PRINT_PEAK, Marginal, Row, graphspec_with_peak, not_measured, run_with_peak  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_TABLE_ROWS", "1000000"))
 FEATURES = 32
@@ -99,25 +96,7 @@ BY_HAND = textwrap.dedent(
     else:  # the arrays themselves: Keras batches and shuffles them
         model.fit({{"x": x}}, {{"y": y}}, batch_size={BATCH}, epochs={EPOCHS}, shuffle=True, verbose=0)
     model.save(sys.argv[2])
-    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-    print(f"PEAK_RSS_KB={{peak}}", file=sys.stderr)
-    """
-)
-
-# `graphspec train` in a process that reports its own peak (VmHWM; ru_maxrss would carry a
-# forking parent's across exec).
-GRAPHSPEC_PEAK = textwrap.dedent(
-    """
-    import runpy, sys
-    sys.argv = ["graphspec", *sys.argv[1:]]
-    code = 0
-    try:
-        runpy.run_module("graphspec", run_name="__main__")
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-    print(f"PEAK_RSS_KB={peak}", file=sys.stderr)
-    sys.exit(code)
+    {PRINT_PEAK}
     """
 )
 
@@ -140,35 +119,6 @@ def write_table(path: Path, rows: int) -> None:
             writer.write_table(pa.table({**dict(zip(names, x.T, strict=True)), "y": y}, schema=schema))
 
 
-def _run(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one process."""
-    env = {**ENV, "PYTHONPATH": str(ROOT), "TF_ENABLE_ONEDNN_OPTS": "0"}
-    start = time.perf_counter()
-    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{result.stderr[-2000:]}")
-    peak = [line for line in result.stderr.splitlines() if line.startswith("PEAK_RSS_KB=")]
-    return seconds, int(peak[-1].split("=")[1]) / 1024
-
-
-def _graphspec(spec: Path, table: Path, out: Path) -> tuple[float, float]:
-    return _run(
-        [
-            sys.executable,
-            "-c",
-            GRAPHSPEC_PEAK,
-            "train",
-            str(spec),
-            "--data",
-            str(table),
-            "--out",
-            str(out),
-            "-q",
-        ]
-    )
-
-
 def run() -> list[Row]:
     try:
         import pyarrow  # noqa: F401
@@ -184,44 +134,27 @@ def run() -> list[Row]:
         runs = iter(range(10**6))
 
         def ours(rows: int) -> tuple[float, float]:
-            return _graphspec(spec, tables[rows], folder / f"run{next(runs)}")
+            return graphspec_with_peak(
+                "train", spec, "--data", tables[rows], "--out", folder / f"run{next(runs)}", "-q"
+            )
 
         def by_hand(mode: str) -> Callable[[int], tuple[float, float]]:
             def fit(rows: int) -> tuple[float, float]:
                 out = folder / f"hand{next(runs)}.keras"
-                return _run([sys.executable, str(folder / "by_hand.py"), str(tables[rows]), str(out), mode])
+                return run_with_peak(
+                    [sys.executable, str(folder / "by_hand.py"), str(tables[rows]), str(out), mode]
+                )
 
             return fit
 
-        measured: dict[str, dict[int, list[tuple[float, float]]]] = {
-            name: {ROWS: [], SMALL: []} for name in ("ours", "theirs", "numpy")
-        }
-        for repeat in range(REPEATS):  # alternating, so load from outside weighs on all alike
-            sides = [("ours", ours), ("theirs", by_hand("tf.data")), ("numpy", by_hand("numpy"))]
-            for name, side in sides if repeat % 2 == 0 else sides[::-1]:
-                for rows in (ROWS, SMALL):
-                    measured[name][rows].append(side(rows))
+        sides = {"ours": ours, "theirs": by_hand("tf.data"), "numpy": by_hand("numpy")}
+        measured = Marginal.measure(sides, ROWS, SMALL, EPOCHS, REPEATS)
 
-    def seconds(name: str, rows: int) -> float:
-        return statistics.median(s for s, _ in measured[name][rows])
-
-    def rate(name: str) -> float:
-        """Rows per second of the rows the large table has beyond the small one: the start,
-        imports, build and save that both runs pay cancel out."""
-        return (ROWS - SMALL) * EPOCHS / (seconds(name, ROWS) - seconds(name, SMALL))
-
-    def whole(name: str) -> str:
-        times = [s for s, _ in measured[name][ROWS]]
-        return (
-            f"whole process {seconds(name, ROWS):.1f} s ({min(times):.1f}-{max(times):.1f}, n={len(times)}), "
-            f"{SMALL:,} rows {seconds(name, SMALL):.1f} s"
-        )
-
+    rate, whole = measured.rate, measured.whole
     ratio = rate("ours") / rate("theirs")
     against_numpy = rate("ours") / rate("numpy")
-    peak = max(p for _, p in measured["ours"][ROWS])
-    small_peak = max(p for _, p in measured["ours"][SMALL])
-    hand_peak = max(p for _, p in measured["theirs"][ROWS])
+    peak, small_peak = measured.peak("ours", ROWS), measured.peak("ours", SMALL)
+    hand_peak = measured.peak("theirs", ROWS)
     return [
         Row(
             f"Parquet training throughput, {ROWS:,} rows x {FEATURES} columns, {EPOCHS} epochs, "

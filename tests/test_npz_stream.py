@@ -5,10 +5,6 @@ memory bounded by a batch rather than the file."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
@@ -277,21 +273,6 @@ def test_a_small_npz_is_still_read_whole_and_charged_so(write_spec, tmp_path):
 
 # --- memory: an .npz larger than the memory it may take ----------------------------------------
 
-_CHILD = textwrap.dedent(
-    """
-    import runpy, sys
-    sys.argv = ["graphspec", *sys.argv[1:]]
-    code = 0
-    try:
-        runpy.run_module("graphspec", run_name="__main__")
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    # VmHWM: this process's own peak (ru_maxrss would carry the forking pytest's across exec).
-    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-    print(f"PEAK_RSS_KB={peak}", file=sys.stderr)
-    sys.exit(code)
-    """
-)
 WIDE = """
 graphspec: 1
 name: wide
@@ -326,23 +307,13 @@ def write_wide_npz(path: Path, rows: int, features: int = 64) -> int:
     return rows * (features + 1) * 4
 
 
-def _peak_mb(*args: object) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(
-        [sys.executable, "-c", _CHILD, *map(str, args)], capture_output=True, text=True, env=env, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    peak = [line for line in result.stderr.splitlines() if line.startswith("PEAK_RSS_KB=")]
-    return int(peak[0].split("=")[1]) / 1024
-
-
-def test_training_on_an_npz_4x_larger_than_its_memory_margin(write_spec, tmp_path):
+def test_training_on_an_npz_4x_larger_than_its_memory_margin(write_spec, tmp_path, graphspec_peak_mb):
     spec = write_spec(WIDE)
     small, large = tmp_path / "small.npz", tmp_path / "large.npz"
     write_wide_npz(small, 32768)  # 8.5 MB: read whole
     held = write_wide_npz(large, 1_200_000)  # 312 MB as arrays: streamed
-    base = _peak_mb("train", spec, "--data", small, "--out", tmp_path / "a", "-q")
-    peak = _peak_mb("train", spec, "--data", large, "--out", tmp_path / "b", "-q")
+    base = graphspec_peak_mb("train", spec, "--data", small, "--out", tmp_path / "a", "-q")
+    peak = graphspec_peak_mb("train", spec, "--data", large, "--out", tmp_path / "b", "-q")
     margin = held / 4 / 2**20
     print(f"peak {peak:.0f} MiB, small file's {base:.0f} MiB, margin {margin:.0f} MiB")
     # The cap is the small run's peak (TensorFlow, the model, its arrays) plus a quarter of the

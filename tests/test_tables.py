@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -430,21 +429,6 @@ def test_the_digits_parquet_table_is_learned(tmp_path):
 
 # --- memory: a table larger than the memory it may take ----------------------------------------
 
-_CHILD = textwrap.dedent(
-    """
-    import os, runpy, sys
-    sys.argv = ["graphspec", *sys.argv[1:]]
-    code = 0
-    try:
-        runpy.run_module("graphspec", run_name="__main__")
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    # VmHWM: this process's own peak (ru_maxrss would carry the forking pytest's across exec).
-    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-    print(f"PEAK_RSS_KB={peak}", file=sys.stderr)
-    sys.exit(code)
-    """
-)
 MEMORY_SPEC = """
 graphspec: 1
 name: wide
@@ -476,24 +460,16 @@ def _wide_parquet(path: Path, rows: int, features: int = 64) -> int:
     return rows * len(names) * 8
 
 
-def _peak_mb(*args: object) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(
-        [sys.executable, "-c", _CHILD, *map(str, args)], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    peak = [line for line in result.stderr.splitlines() if line.startswith("PEAK_RSS_KB=")]
-    return int(peak[0].split("=")[1]) / 1024
-
-
-def test_training_on_a_parquet_table_4x_larger_than_its_memory_margin(write_spec, tmp_path):
+def test_training_on_a_parquet_table_4x_larger_than_its_memory_margin(
+    write_spec, tmp_path, graphspec_peak_mb
+):
     spec = write_spec(MEMORY_SPEC)
     small = tmp_path / "small.parquet"
     large = tmp_path / "large.parquet"
     _wide_parquet(small, 16384)
     held = _wide_parquet(large, 500_000)  # 260 MB as float64 arrays
-    base = _peak_mb("train", spec, "--data", small, "--out", tmp_path / "a", "-q")
-    peak = _peak_mb("train", spec, "--data", large, "--out", tmp_path / "b", "-q")
+    base = graphspec_peak_mb("train", spec, "--data", small, "--out", tmp_path / "a", "-q")
+    peak = graphspec_peak_mb("train", spec, "--data", large, "--out", tmp_path / "b", "-q")
     margin = held / 4 / 2**20
     # The cap is the small run's peak (TensorFlow, the model, a window) plus a quarter of the
     # table: reading the table whole would pass it four times over.
