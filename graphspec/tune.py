@@ -155,6 +155,9 @@ def tune(
             sources=loaded.diagnostics.sources,
         )
     source = _checked_source(loaded, source)
+    from graphspec.keras.data import check_string_inputs
+
+    check_string_inputs(loaded)
     # Folders and tables are bound now, once: a bad file, label or column fails here, before
     # anything is written and before trial 0.
     bound = _bound(loaded, source)

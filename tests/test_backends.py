@@ -339,3 +339,21 @@ def test_weight_range_and_random_nodes_run_and_reload(backend, tmp_path):
     result = _python(backend, "-c", RELOAD_NODES, str(saved))
     assert result.returncode == 0, result.stderr
     assert "'RandomNormal', 'RandomUniform', 'Range', 'Weight'" in result.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_string_inputs_are_refused_off_tensorflow_before_any_work(backend, tmp_path):
+    # Keras's StringLookup runs inside a model only on TensorFlow; elsewhere training used to
+    # fail late with "Invalid dtype: object". Now: exit 2 at the input's line, no run written.
+    table = tmp_path / "t.csv"
+    table.write_text("n_1,first,second,label\n" + "".join(f"{i},a,b,{i % 3}\n" for i in range(8)))
+    runs = tmp_path / "runs"
+    sets = ["--set", "features=1", "--set", "label=label", "--runs-dir", str(runs)]
+    result = _python(backend, "-m", "graphspec", "train", "specs/tabular.yaml", "--data", str(table), *sets)
+    assert result.returncode == 2, result.stderr
+    assert (
+        "specs/tabular.yaml:28:32: error: input 'first' takes strings, and Keras runs string layers "
+        f"inside a model only on TensorFlow (the Keras backend is {backend})"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not runs.exists()

@@ -69,6 +69,28 @@ def check_index_outputs(loaded: LoadedSpec, model: keras.Model, input_shapes: di
             )
 
 
+def check_string_inputs(loaded: LoadedSpec, backend: str | None = None) -> None:
+    """Refuse, before anything is read, built or written, a spec with string inputs on a Keras
+    backend other than TensorFlow (`backend`: the one running): a `SpecErrors` at each such
+    input's line. Keras's string layers (StringLookup, HashedCrossing, TextVectorization, ...)
+    run inside a model only on TensorFlow; on JAX and PyTorch a batch of strings reaches the
+    backend as an array it cannot hold, and training fails with an unlocated dtype error."""
+    backend = backend or keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    diagnostics = Diagnostics(sources=dict(loaded.diagnostics.sources))
+    for name, spec in loaded.spec.inputs.items():
+        if spec.dtype == "string":
+            diagnostics.error(
+                f"input '{name}' takes strings, and Keras runs string layers inside a model only "
+                f"on TensorFlow (the Keras backend is {backend})",
+                loaded.location("inputs", name, "dtype") or loaded.location("inputs", name),
+                "run it with KERAS_BACKEND=tensorflow (its model.keras then predicts from strings "
+                "wherever TensorFlow is installed), or feed this input integer ids made beforehand",
+            )
+    diagnostics.raise_if_errors()
+
+
 def targets_of(loaded: LoadedSpec) -> dict[str, arr.Target]:
     """The target kind of each output that has a loss."""
     targets = {}

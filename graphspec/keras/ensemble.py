@@ -21,7 +21,7 @@ from graphspec.data.examples import bind, is_npz
 from graphspec.data.stream import TableStream
 from graphspec.errors import SpecErrors
 from graphspec.keras.build import by_name, honour_call_training
-from graphspec.keras.data import checked_arrays
+from graphspec.keras.data import check_string_inputs, checked_arrays
 from graphspec.keras.files import FileBatches, raising_failure, read_classes, string_tensors
 from graphspec.keras.save import save_model
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
@@ -84,6 +84,7 @@ def load_members(runs: list[Path], max_params: int | None = DEFAULT_MAX_PARAMS) 
             # A node's `call: {training: ...}` is in the file but not what makes predict honour it.
             model = honour_call_training(load_keras_file(model_path, max_params)[0])
             loaded = graphspec.load(spec_path)
+            check_string_inputs(loaded)  # before the next member is read
             # An ensemble averages outputs by name: a member with `structure:` joins as its twin
             # that takes and gives dicts by name (the same layers).
             members.append(Member(run, by_name(model, loaded, compile=False), loaded))

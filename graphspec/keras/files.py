@@ -274,6 +274,7 @@ def open_trained(
     from graphspec import archive
     from graphspec.keras.adapt import copy_adapted
     from graphspec.keras.build import by_name
+    from graphspec.keras.data import check_string_inputs
     from graphspec.keras.export import load_keras_file
 
     path = Path(path)
@@ -289,6 +290,7 @@ def open_trained(
             raise SpecErrors.single(f"no such model file or run directory: {path}")
         loaded = archive.load_embedded(path)
         classes = read_classes(path.parent)
+    check_string_inputs(loaded)
     # Read through the untrusted-file checks; its weights go into the model its spec builds,
     # compiled with the spec's losses and metrics.
     saved = load_keras_file(model_path, max_params)[0]

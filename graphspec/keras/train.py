@@ -39,6 +39,7 @@ from graphspec.keras.callbacks import activation_tensors, build_callbacks, check
 from graphspec.keras.data import (
     ArrayData,
     array_batches,
+    check_string_inputs,
     checked_arrays,
     fit_arguments,
     output_shapes,
@@ -176,6 +177,7 @@ def train(
             sources=loaded.diagnostics.sources,
         )
     check_tensorflow(loaded)
+    check_string_inputs(loaded)
     if out is None and not resume:
         rd.checked_base(runs_root, loaded.name)  # a link on the way is refused before any work
     if source.test_data is not None and source.data is None:
