@@ -628,9 +628,11 @@ def train(
         typer.Option(
             "--skip-bad",
             metavar="N",
-            help="Skip at most N training examples found bad while training (an image or text file "
-            "damaged since it was checked), each recorded in the run's skipped.jsonl; the next one "
-            "stops the run, which can be resumed. Default: 0, the first stops it.",
+            help="Skip at most N bad training examples, each recorded in the run's skipped.jsonl: "
+            "table rows the check finds bad (left out from the start), and images, text files and "
+            "table rows found bad while training. Past N, bad rows the check finds are refused "
+            "before training; one found while training stops the run, which can be resumed. "
+            "Default: 0, the first stops it.",
             show_default=False,
         ),
     ] = None,
