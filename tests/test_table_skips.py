@@ -235,3 +235,44 @@ def test_skip_bad_still_refuses_a_table_missing_a_column(write_spec, tmp_path):
     table = _write(tmp_path / "t.csv", [line.rsplit(",", 1)[0] for line in _lines()])
     with pytest.raises(SpecErrors, match=f"table {table} has no column 'y' for output 'y'"):
         bind(graphspec.load(write_spec(SPEC)), table, stream=True, skips=Skips(5))
+
+
+# --- validation and test tables: the same N, counted over the run -----------------------------
+
+
+def _run(write_spec, tmp_path, skip_bad: int, *extra: str):
+    table = _bad_csv(tmp_path / "t.csv")
+    run = tmp_path / f"run-{skip_bad}"
+    args = ["train", str(write_spec(SPEC)), "--data", str(table), *extra]
+    return runner.invoke(app, [*args, "--out", str(run), "--skip-bad", str(skip_bad), "-q"]), run
+
+
+def test_bad_rows_of_val_and_test_tables_are_skipped_against_the_same_limit(write_spec, tmp_path):
+    lines = _lines()
+    lines[5] = "4,four,2.0"
+    val = _write(tmp_path / "val.csv", lines)
+    test = _write(tmp_path / "test.csv", lines)
+    result, run = _run(write_spec, tmp_path, 4, "--val-data", str(val), "--test-data", str(test))
+    assert result.exit_code == 0, result.output
+    assert "skipped 4 bad examples (listed in skipped.jsonl)" in result.stdout
+    records = [json.loads(line) for line in (run / "skipped.jsonl").read_text().splitlines()]
+    assert [(Path(r["file"]).name, r["row"]) for r in records] == [
+        ("t.csv", 4),
+        ("t.csv", 9),
+        ("val.csv", 6),
+        ("test.csv", 6),
+    ]
+    assert "loss" in json.loads((run / "test_metrics.json").read_text())
+
+
+def test_a_bad_val_row_past_the_limit_the_training_rows_used_is_refused_before_training(write_spec, tmp_path):
+    lines = _lines()
+    lines[5] = "4,four,2.0"
+    val = _write(tmp_path / "val.csv", lines)
+    result, run = _run(write_spec, tmp_path, 2, "--val-data", str(val))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[0] == (
+        f"{val}:6:1: error: {val}:6 is bad example 3, past `--skip-bad 2`: row at line 6 of table {val}, "
+        "column 'b': 'four' is not a number"
+    )
+    assert not run.exists()

@@ -208,10 +208,12 @@ def train(
             files["examples"] = bind(loaded, source.data, stream=True, skips=skips)
             classes = files["examples"].classes
             if source.val_data is not None:
-                files["val_examples"] = bind(loaded, source.val_data, classes=classes, stream=True)
+                files["val_examples"] = bind(
+                    loaded, source.val_data, classes=classes, stream=True, skips=skips
+                )
         if source.test_data is not None:
             classes = files["examples"].classes if "examples" in files else None
-            files["test_examples"] = bind(loaded, source.test_data, classes=classes, stream=True)
+            files["test_examples"] = bind(loaded, source.test_data, classes=classes, stream=True, skips=skips)
     if skips.limit and not isinstance(files.get("examples"), Examples | TableStream):
         raise SpecErrors.single(
             "--skip-bad skips bad image and text files and table rows; "
@@ -359,6 +361,8 @@ def _train(
             if validation_examples is not None
             else None
         )
+        if isinstance(val_batches, FileBatches) and skips.limit:
+            val_batches.skips = skips  # the same N, counted over the run
         sample = val_batches[0][0] if val_batches is not None else None
         readers = [batches, val_batches]
         fit_args = {
@@ -376,8 +380,9 @@ def _train(
         else:
             # Files (images, texts) are read a training batch at a time, as training reads them.
             file_reader = batches
+            # Bad files skipped where the run allows it, as found before training.
             training_inputs = sampled_rows(
-                len(examples), lambda rows: file_reader.read(rows)[0], settings.batch_size, seed
+                len(examples), lambda rows: file_reader.read_good(rows, None)[0], settings.batch_size, seed
             )
     else:
         arrays = checked_arrays(files["data"], str(source.data), loaded, model)
@@ -503,7 +508,7 @@ def _train(
         values = epochs.history
         rd.write_history(run.path, values)
         if "test_examples" in files:
-            tested = score(model, loaded, files["test_examples"], settings.batch_size)
+            tested = score(model, loaded, files["test_examples"], settings.batch_size, skips)
             rd.write_json(run.path / TEST_METRICS_FILE, tested)
             values = {**values, **{f"test_{key}": [value] for key, value in tested.items()}}
         with local():  # a multi-process run saves on process 0 alone (`saving_alone`)
