@@ -276,3 +276,43 @@ def test_a_bad_val_row_past_the_limit_the_training_rows_used_is_refused_before_t
         "column 'b': 'four' is not a number"
     )
     assert not run.exists()
+
+
+# --- evaluate --skip-bad -----------------------------------------------------------------------
+
+
+def test_evaluate_skip_bad_scores_the_good_rows_and_lists_the_bad(write_spec, tmp_path):
+    run = tmp_path / "run"
+    clean = _write(tmp_path / "clean.csv", _lines())
+    args = ["train", str(write_spec(SPEC)), "--data", str(clean), "--out", str(run), "--epochs", "1", "-q"]
+    assert runner.invoke(app, args).exit_code == 0
+    table = _bad_csv(tmp_path / "t.csv")
+    scored = runner.invoke(app, ["evaluate", str(run), "--data", str(table), "--skip-bad", "2", "--json"])
+    assert scored.exit_code == 0, scored.output
+    report = json.loads(scored.stdout)
+    assert report["examples"] == 10
+    assert report["skipped"] == [
+        {
+            "file": str(table),
+            "row": 4,
+            "reason": f"row at line 4 of table {table}, column 'b': 'oops' is not a number",
+        },
+        {
+            "file": str(table),
+            "row": 9,
+            "reason": f"row at line 9 of table {table} has 2 cells; its header has 3 columns",
+        },
+    ]
+    lines = _lines()
+    without = _write(tmp_path / "without.csv", lines[:3] + lines[4:8] + lines[9:])
+    expected = json.loads(runner.invoke(app, ["evaluate", str(run), "--data", str(without), "--json"]).stdout)
+    assert report["metrics"] == pytest.approx(expected["metrics"])
+    text = runner.invoke(app, ["evaluate", str(run), "--data", str(table), "--skip-bad", "2"])
+    assert text.stdout.splitlines()[1:] == [
+        "skipped 2 bad examples:",
+        f"  {table}:4: row at line 4 of table {table}, column 'b': 'oops' is not a number",
+        f"  {table}:9: row at line 9 of table {table} has 2 cells; its header has 3 columns",
+    ]
+    refused = runner.invoke(app, ["evaluate", str(run), "--data", str(table), "--skip-bad", "1"])
+    assert refused.exit_code == 2
+    assert f"{table}:9 is bad example 2, past `--skip-bad 1`" in refused.stderr

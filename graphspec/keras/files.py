@@ -313,13 +313,23 @@ def open_trained(
 
 
 def evaluate(
-    path: Path, data: Path, batch_size: int | None = None, max_params: int | None = DEFAULT_MAX_PARAMS
-) -> tuple[dict[str, float], int]:
+    path: Path,
+    data: Path,
+    batch_size: int | None = None,
+    max_params: int | None = DEFAULT_MAX_PARAMS,
+    skip_bad: int = 0,
+) -> tuple[dict[str, float], int, list[dict[str, Any]]]:
     """The spec's loss and metrics of the trained model at `path` on the examples at `data`,
-    and how many examples were scored. A label the run never saw is refused."""
+    how many examples were scored, and the bad ones skipped (`Skips.records`: at most
+    `skip_bad`; past it, or with 0, the first bad one is refused). A label the run never saw
+    is refused."""
+    skips = Skips(skip_bad)
     model, loaded, classes = open_trained(path, max_params)
-    examples = bind(loaded, data, classes=classes, stream=True)
-    return score(model, loaded, examples, batch_size), len(examples)
+    examples = bind(loaded, data, classes=classes, stream=True, skips=skips)
+    metrics = score(model, loaded, examples, batch_size, skips)
+    # A table's rows the check found bad are not in its length; those found as read are.
+    read = sum(1 for record in skips.records if record["epoch"] is not None)
+    return metrics, len(examples) - read, skips.records
 
 
 def score(
