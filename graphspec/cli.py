@@ -628,9 +628,11 @@ def train(
         typer.Option(
             "--skip-bad",
             metavar="N",
-            help="Skip at most N training examples found bad while training (an image or text file "
-            "damaged since it was checked), each recorded in the run's skipped.jsonl; the next one "
-            "stops the run, which can be resumed. Default: 0, the first stops it.",
+            help="Skip at most N bad training examples, each recorded in the run's skipped.jsonl: "
+            "table rows the check finds bad (left out from the start), and images, text files and "
+            "table rows found bad while training. Past N, bad rows the check finds are refused "
+            "before training; one found while training stops the run, which can be resumed. "
+            "Default: 0, the first stops it.",
             show_default=False,
         ),
     ] = None,
@@ -819,6 +821,15 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
     batch_size: BatchOption = None,
     max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
+    skip_bad: Annotated[
+        int,
+        typer.Option(
+            "--skip-bad",
+            metavar="N",
+            help="Skip at most N bad examples (table rows, image or text files), each listed after "
+            'the metrics (--json: under "skipped"); the next one fails. Default: 0, the first fails.',
+        ),
+    ] = 0,
     debug: DebugOption = False,
 ) -> None:
     """Score a trained model on labelled data: print the spec's loss and metrics."""
@@ -826,15 +837,21 @@ def evaluate(
     try:
         from graphspec.keras.files import evaluate as evaluate_model
 
-        metrics, count = evaluate_model(model, data, batch_size, max_params)
+        metrics, count, skipped = evaluate_model(model, data, batch_size, max_params, skip_bad)
     except Exception as exc:
         raise _failure(exc, "evaluation", debug) from None
     if as_json:
         import json
 
-        typer.echo(json.dumps({"examples": count, "metrics": metrics}))
-    else:
-        typer.echo(f"{count} examples: " + " - ".join(f"{k}: {v:.4g}" for k, v in metrics.items()))
+        listed = [{key: r[key] for key in ("file", "row", "reason")} for r in skipped]
+        typer.echo(json.dumps({"examples": count, "metrics": metrics, "skipped": listed}))
+        return
+    typer.echo(f"{count} examples: " + " - ".join(f"{k}: {v:.4g}" for k, v in metrics.items()))
+    if skipped:
+        typer.echo(f"skipped {len(skipped)} bad example{'s' * (len(skipped) != 1)}:")
+        for record in skipped:
+            where = record["file"] + (f":{record['row']}" if record["row"] is not None else "")
+            typer.echo(printable(f"  {where}: {record['reason']}", newlines=False))
 
 
 @app.command()

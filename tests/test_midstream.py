@@ -225,3 +225,23 @@ def test_skip_bad_drops_a_text_file_that_is_not_utf8_from_its_batch(write_spec, 
     (record,) = skips.records
     assert record["file"] == str(folder / "b.txt")
     assert record["reason"].endswith("is not UTF-8 (byte 0xef)")
+
+
+def test_skip_bad_skips_a_bad_val_data_image_and_one_adapt_reads_against_the_same_limit(write_spec, tmp_path):
+    spec = write_spec(
+        SPEC.replace(
+            "  flat: {type: Flatten, in: image}",
+            "  normal: {type: Normalization, adapt: true, in: image}\n  flat: {type: Flatten, in: normal}",
+        )
+    )
+    files = _images(tmp_path / "pics", per_class=2)
+    validation = _images(tmp_path / "val", per_class=2)
+    _truncate(files[1])  # read by adapt, before training
+    _truncate(validation[2])
+    run = tmp_path / "run"
+    args = ["train", str(spec), "--data", str(tmp_path / "pics"), "--val-data", str(tmp_path / "val")]
+    result = runner.invoke(app, [*args, "--out", str(run), "--skip-bad", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (run / "skipped.jsonl").read_text().splitlines()]
+    assert sorted(r["file"] for r in records) == [str(files[1]), str(validation[2])]
+    assert [r["epoch"] for r in records if r["file"] == str(files[1])] == [None]

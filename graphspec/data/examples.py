@@ -25,6 +25,7 @@ import numpy as np
 from graphspec.arrays import read_headers
 from graphspec.data import images, npz, source, tables, text
 from graphspec.data.section import encoding_for
+from graphspec.data.skips import Skips
 from graphspec.data.stream import TableStream
 from graphspec.errors import SpecErrors
 
@@ -133,11 +134,14 @@ def bind(
     classes: dict[str, list[str]] | None = None,
     labelled: bool = True,
     stream: bool = False,
+    skips: Skips | None = None,
 ) -> Examples | TableStream:
     """The examples at `path` for the model `loaded` describes. `classes`: the class names each
     output was trained with (a label outside them is refused); None: taken from the data.
     `labelled=False` (predict) reads no targets, but checks any labels the data has.
-    `stream=True`: a table is a `TableStream`, every cell checked but none kept."""
+    `stream=True`: a table is a `TableStream`, every cell checked but none kept. With `skips`
+    that allow it, the rows of a streamed table found bad are given to them (which raise past
+    their limit) and left out, and so are those found bad as the stream reads them."""
     found = source.identify(path)
     section = loaded.spec.data
     wanted_inputs = {n: (section.inputs.get(n) if section else None) for n in loaded.spec.inputs}
@@ -148,7 +152,7 @@ def bind(
     if found.kind in (source.IMAGES, source.TEXT):
         return _folder(loaded, found, wanted_inputs, wanted_outputs, classes, labelled)
     if stream:
-        return _table_stream(loaded, found, wanted_inputs, wanted_outputs, classes, labelled)
+        return _table_stream(loaded, found, wanted_inputs, wanted_outputs, classes, labelled, skips)
     return _table(loaded, found, wanted_inputs, wanted_outputs, classes, labelled)
 
 
@@ -485,6 +489,7 @@ def _table_stream(
     wanted_outputs: dict[str, DataOutput | None],
     classes: dict[str, list[str]] | None,
     labelled: bool,
+    skips: Skips | None = None,
 ) -> TableStream:
     table = tables.open_table(found.path, found.files)
     feeds, targets, numeric, text_columns = _plan(
@@ -496,14 +501,39 @@ def _table_stream(
         for name, (columns, encoding) in targets.items()
         if encoding != "regression" and _classes(loaded, name, wanted_outputs[name], classes) is None
     }
-    scanned = tables.scan(table, numeric, text_columns, list(dict.fromkeys(label_columns.values())))
+    skipping = skips is not None and skips.limit > 0
+    excluded: list[int] = []
+
+    def bad(shard: int, number: int, index: int, error: SpecErrors) -> None:
+        file = str(table.shards[shard])
+        if skips.found_while_training(file, number):
+            return  # a resumed run keeps it in its order, as the run did: it is left out as read
+        skips.skip(file, error, None, row=number)
+        excluded.append(index)
+
+    label_names = list(dict.fromkeys(label_columns.values()))
+    scanned = tables.scan(table, numeric, text_columns, label_names, bad if skipping else None)
+    if len(excluded) == scanned.rows:
+        raise SpecErrors.single(
+            f"every row of table {found.path} is bad", hint="fix the rows, then train again"
+        )
     names = {}
     for name, (_, encoding) in targets.items():
         if encoding != "regression":
             known = _classes(loaded, name, wanted_outputs[name], classes)
             names[name] = known if known is not None else _sorted_labels(scanned.labels[label_columns[name]])
     assemble = _assembler(loaded, feeds, targets, wanted_outputs, names, labelled)
-    return TableStream(found.path, table, scanned.chunks, numeric, text_columns, assemble, names)
+    return TableStream(
+        found.path,
+        table,
+        scanned.chunks,
+        numeric,
+        text_columns,
+        assemble,
+        names,
+        excluded=np.asarray(sorted(excluded), dtype=np.int64),
+        skips=skips if skipping else None,
+    )
 
 
 def _assembler(

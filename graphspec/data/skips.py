@@ -7,7 +7,8 @@ reader drop the example from its batch instead, counts the distinct examples dro
 whole run (a resumed run counts those its folder records), and stops the run at the (N+1)th.
 Each one is recorded once in the run directory, one JSON object a line in `skipped.jsonl`:
 `{"file": ..., "row": ..., "reason": ..., "epoch": ...}` (`row` null where the example is a
-whole file). No TensorFlow here.
+whole file; `epoch` null where it was found before training, by the scan of a table, whose bad
+rows are then left out of training from the start). No TensorFlow here.
 
 >>> skips = Skips(1)
 >>> skips.skip("a.png", SpecErrors.single("image a.png is damaged"), epoch=0)
@@ -74,12 +75,17 @@ class Skips:
                 return
             if len(self._records) >= self.limit:
                 where = f"{example}:{row}" if row is not None else str(example)
+                # Before the run directory exists, the examples found bad are named here.
+                listed = (
+                    f"{SKIPPED_FILE} in the run lists those skipped"
+                    if self.directory is not None
+                    else "found before it: " + ", ".join(_where(r) for r in self._records.values())
+                )
                 raise SpecErrors.single(
                     f"{where} is bad example {self.limit + 1}, past `--skip-bad {self.limit}`: "
                     f"{diagnostic.message}",
                     diagnostic.location,
-                    hint=f"fix or remove the bad examples ({SKIPPED_FILE} in the run lists those "
-                    "skipped), or allow more with --skip-bad",
+                    hint=f"fix or remove the bad examples ({listed}), or allow more with --skip-bad",
                 )
             self._records[key] = {
                 "file": str(example),
@@ -89,6 +95,21 @@ class Skips:
             }
             if self.directory is not None:
                 self._write()
+
+    def found_while_training(self, example: str, row: int | None = None) -> bool:
+        """Whether the example (file, row) was skipped as training read it (not by a scan
+        before training): a resumed run keeps such a table row in its order, as the run did."""
+        record = self._records.get((str(example), row))
+        return record is not None and record.get("epoch") is not None
+
+    def recall(self, directory: Path) -> None:
+        """Count the examples `directory/skipped.jsonl` records (a resumed run's), without
+        writing there: known before its data is scanned, they are not counted twice."""
+        path = Path(directory) / SKIPPED_FILE
+        if path.is_file():
+            with self._lock:
+                for record in _read(path):
+                    self._records.setdefault((record["file"], record["row"]), record)
 
     def attach(self, directory: Path) -> None:
         """Record skips in `directory/skipped.jsonl` from now on (those found before too). The
@@ -106,6 +127,10 @@ class Skips:
         # The whole file, through a rename: a kill mid-write never leaves half a line.
         lines = "".join(json.dumps(r) + "\n" for r in self._records.values())
         atomic.write_text(self.directory / SKIPPED_FILE, lines)
+
+
+def _where(record: dict[str, Any]) -> str:
+    return f"{record['file']}:{record['row']}" if record["row"] is not None else record["file"]
 
 
 def _read(path: Path) -> list[dict[str, Any]]:

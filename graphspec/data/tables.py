@@ -13,6 +13,12 @@ with the file, line or row, and column) and keeps only where each chunk starts a
 column's distinct labels. `read_chunk` then reads one chunk's columns as arrays, seeking to it,
 so training holds a few chunks at a time (`graphspec.data.stream`), not the table.
 `read_columns` reads them all, charging what it keeps to the `data-bytes` limit (predict).
+
+A bad row (a ragged row, a cell that is not a number, a line that is not UTF-8 or not a JSON
+object, a null Parquet cell) is refused by default. Given an `OnBad`, `scan` and `read_chunk`
+hand it each bad row instead, and leave the row out where it returns (`train --skip-bad`).
+What is wrong with a whole file (no header, a missing column, a damaged Parquet footer, a line
+over the `data-line` limit, a CSV the csv module cannot go on reading) is always refused.
 No TensorFlow here; pyarrow is imported only for a Parquet table.
 """
 
@@ -23,7 +29,7 @@ import fnmatch
 import json
 import math
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +45,11 @@ _KIND = {".csv": CSV, ".tsv": TSV, ".jsonl": JSONL, ".ndjson": JSONL, ".parquet"
 NUMBER, TEXT, OTHER = "number", "text", "other"
 # Records of a text table per chunk: where a chunk starts is all the scan keeps of it.
 CHUNK_ROWS = 4096
+
+# What a reader does with a bad row: given its shard's index, its line (a Parquet row's number)
+# in that file, its index in the whole table and the error, it raises to stop reading, or
+# returns to leave the row out.
+OnBad = Callable[[int, int, int, SpecErrors], None]
 
 
 @dataclass
@@ -69,9 +80,10 @@ class Table:
         )
 
 
-def _lines(path: Path, offset: int = 0, first: int = 1) -> Iterator[tuple[int, str, int]]:
-    """(line number, text, the offset just past it) of each line of `path` from byte `offset`
-    (the start of line `first`), each read with the `data-line` bound."""
+def _lines(path: Path, offset: int = 0, first: int = 1) -> Iterator[tuple[int, str, int, SpecErrors | None]]:
+    """(line number, text, the offset just past it, None) of each line of `path` from byte
+    `offset` (the start of line `first`), each read with the `data-line` bound. A line that is
+    not UTF-8 comes with its error in place of None (and its text decoded with replacements)."""
     limit = budget.current().limits["data-line"]
     try:
         handle = open(path, "rb")  # noqa: SIM115 (closed below; the generator may be abandoned)
@@ -89,52 +101,42 @@ def _lines(path: Path, offset: int = 0, first: int = 1) -> Iterator[tuple[int, s
                 raise budget.current().refusal(
                     "data-line", f"line {number} of table {path}, over {limit:,} bytes long,", None
                 )
+            error = None
             try:
                 text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                raise SpecErrors.single(
+                error = SpecErrors.single(
                     f"line {number} of table {path} is not UTF-8 (byte 0x{raw[exc.start]:02x})",
                     Location(str(path), number, exc.start + 1),
                     hint="convert the file to UTF-8",
-                ) from None
-            yield number, text, handle.tell()
+                )
+                text = raw.decode("utf-8", errors="replace")
+            yield number, text, handle.tell(), error
 
 
 def _records(
     path: Path, kind: str, offset: int = 0, first: int = 1
-) -> Iterator[tuple[int, list[str] | dict, int, int]]:
+) -> Iterator[tuple[int, list[str] | dict | SpecErrors, int, int]]:
     """(line number, record, the offset just past it, its last line's number) of each
-    non-blank record from byte `offset` (the start of line `first`): a list of cells, or a
-    JSON object."""
+    non-blank record from byte `offset` (the start of line `first`): a list of cells, a JSON
+    object, or the error that makes it a bad row (not UTF-8; not JSON, or not an object)."""
     if kind == JSONL:
-        for number, text, end in _lines(path, offset, first):
-            if not text.strip():
+        for number, text, end, error in _lines(path, offset, first):
+            if error is None and not text.strip():
                 continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise SpecErrors.single(
-                    f"line {number} of table {path} is not JSON: {exc.msg}",
-                    Location(str(path), number, exc.colno),
-                ) from None
-            if not isinstance(record, dict):
-                raise SpecErrors.single(
-                    f"line {number} of table {path} is a JSON {type(record).__name__}, not an object",
-                    Location(str(path), number, 1),
-                    hint='JSON Lines tables hold one object per line: {"column": value, ...}',
-                )
-            yield number, record, end, number
+            yield number, error or _object(text, path, number), end, number
         return
     lines = _lines(path, offset, first)
     # The line number a record starts at, and the offset past its last line: the csv reader
     # asks for one line at a time and never reads past the end of a record.
-    seen = {"start": first, "number": first - 1, "end": offset, "fresh": True}
+    seen: dict[str, Any] = {"start": first, "number": first - 1, "end": offset, "fresh": True, "error": None}
 
     def texts() -> Iterator[str]:
-        for number, text, end in lines:
+        for number, text, end, error in lines:
             if seen["fresh"]:
-                seen["start"], seen["fresh"] = number, False
+                seen["start"], seen["fresh"], seen["error"] = number, False, None
             seen["number"], seen["end"] = number, end
+            seen["error"] = seen["error"] or error  # the record's first line that is not UTF-8
             yield text
 
     # A quoted cell may span lines; its bound is the line bound.
@@ -143,14 +145,31 @@ def _records(
     try:
         for row in reader:
             seen["fresh"] = True
-            if row:
-                yield seen["start"], row, seen["end"], seen["number"]
+            if row or seen["error"] is not None:
+                yield seen["start"], seen["error"] or row, seen["end"], seen["number"]
     except csv.Error as exc:
         number = seen["number"] if seen["number"] >= first else first
         raise SpecErrors.single(
             f"line {number} of table {path} cannot be read as {kind.upper()}: {exc}",
             Location(str(path), number, 1),
         ) from None
+
+
+def _object(text: str, path: Path, number: int) -> dict | SpecErrors:
+    """Line `number` of a JSON Lines table as its object, or the error that makes it a bad row."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return SpecErrors.single(
+            f"line {number} of table {path} is not JSON: {exc.msg}", Location(str(path), number, exc.colno)
+        )
+    if not isinstance(record, dict):
+        return SpecErrors.single(
+            f"line {number} of table {path} is a JSON {type(record).__name__}, not an object",
+            Location(str(path), number, 1),
+            hint='JSON Lines tables hold one object per line: {"column": value, ...}',
+        )
+    return record
 
 
 def open_table(path: str, shards: list[Path]) -> Table:
@@ -174,6 +193,8 @@ def open_table(path: str, shards: list[Path]) -> Table:
                     f"table {shard} is empty", hint="a table starts with a header line naming its columns"
                 )
             number, record, _, _ = first
+            if isinstance(record, SpecErrors):
+                raise record  # a header that cannot be read is the whole file's problem
             names = list(record) if kind == JSONL else [c.strip() for c in record]
             if kind != JSONL and len(set(names)) != len(names):
                 twice = next(n for n in names if names.count(n) > 1)
@@ -289,11 +310,14 @@ def _where(table: Table, shard: int, number: int) -> Location:
     return Location(str(table.shards[shard]), number, 1)
 
 
-def scan(table: Table, numeric: list[str], text: list[str], labels: list[str]) -> Scan:
+def scan(
+    table: Table, numeric: list[str], text: list[str], labels: list[str], bad: OnBad | None = None
+) -> Scan:
     """One pass over `table` that checks every cell of `numeric` (a number, not null) and of
     `text` (present, not null), collects the distinct `labels` cells of each column named there
     (each new label charged to `data-bytes`), and cuts the table into chunks. Raises `SpecErrors`
-    at the file and line or row of the first bad cell; a table with no rows is refused."""
+    at the file and line or row of the first bad cell; given `bad`, hands it each bad row (its
+    labels not collected; it stays in its chunk) and goes on. A table with no rows is refused."""
     found: dict[str, set[str]] = {name: set() for name in labels}
     chunks: list[Chunk] = []
     rows = 0
@@ -314,11 +338,14 @@ def scan(table: Table, numeric: list[str], text: list[str], labels: list[str]) -
                 chunk = Chunk(index, rows, count, group, line)
                 if count:
                     _check_group_size(table, handle, chunk, [*numeric, *text])
-                    _check_nulls(table, handle, chunk, [*numeric, *text])
+                    nulls = _check_nulls(table, handle, chunk, [*numeric, *text], bad)
                     if labels:
-                        values = _parquet_columns(table, handle, chunk, labels)
+                        values = _parquet_columns(table, handle, chunk, labels, bad, nulls)[0]
                         for column in labels:
-                            for value in dict.fromkeys(values[column].tolist()):
+                            cells = values[column]
+                            if len(nulls):
+                                cells = cells.filter(_mask(len(cells), nulls, keep=False))
+                            for value in dict.fromkeys(cells.tolist()):
                                 note(column, value, _where(table, index, line))
                     chunks.append(chunk)
                 rows += count
@@ -331,16 +358,24 @@ def scan(table: Table, numeric: list[str], text: list[str], labels: list[str]) -
                 _, _, start, last = next(records)  # the header (open_table refused an empty file)
                 line = last + 1
             count = 0
-            for number, cells in _cells(table, index, numeric, text, records):
-                for name in numeric:
-                    _number(cells[name], name, shard, number, _where(table, index, number))
-                for column in labels:
-                    note(column, cells[column], _where(table, index, number))
+            for number, cells, (end, last) in _cells(table, index, numeric, text, records):
+                try:
+                    if isinstance(cells, SpecErrors):
+                        raise cells
+                    for name in numeric:
+                        _number(cells[name], name, shard, number, _where(table, index, number))
+                except SpecErrors as error:
+                    if bad is None:
+                        raise
+                    bad(index, number, rows + count, error)
+                else:
+                    for column in labels:
+                        note(column, cells[column], _where(table, index, number))
                 count += 1
                 if count == CHUNK_ROWS:
                     chunks.append(Chunk(index, rows, count, start, line))
                     rows += count
-                    (start, last), count = cells[_END], 0
+                    start, count = end, 0
                     line = last + 1
             if count:
                 chunks.append(Chunk(index, rows, count, start, line))
@@ -350,38 +385,38 @@ def scan(table: Table, numeric: list[str], text: list[str], labels: list[str]) -
     return Scan(chunks, rows, found)
 
 
-# The key under which `_cells` hands over the offset just past a record and its last line.
-_END = "\0end"
-
-
 def _cells(
     table: Table, shard: int, numeric: list[str], text: list[str], records: Iterator
-) -> Iterator[tuple[int, dict]]:
-    """(line number, the cells named in `numeric` and `text`) of each record of a text table's
-    shard, a ragged row refused. The offset past the record and its last line's number are
-    under `_END`."""
+) -> Iterator[tuple[int, dict | SpecErrors, tuple[int, int]]]:
+    """(line number, the cells named in `numeric` and `text`, (the offset past the record, its
+    last line's number)) of each record of a text table's shard. A record that is a bad row
+    (ragged, not UTF-8, not a JSON object) comes as its error in place of its cells."""
     names = [*numeric, *text]
     index = {name: table.header.index(name) for name in names}
     path = table.shards[shard]
     for number, record, end, last in records:
-        if table.kind == JSONL:
+        if isinstance(record, SpecErrors):
+            cells: dict | SpecErrors = record
+        elif table.kind == JSONL:
             cells = _object_cells(record, names, path, number, _where(table, shard, number))
+        elif len(record) != len(table.header):
+            cells = SpecErrors.single(
+                f"row at line {number} of table {path} has {len(record)} cells; its header "
+                f"has {len(table.header)} columns",
+                _where(table, shard, number),
+                hint="a ragged row: every row has one cell per column",
+            )
         else:
-            if len(record) != len(table.header):
-                raise SpecErrors.single(
-                    f"row at line {number} of table {path} has {len(record)} cells; its header "
-                    f"has {len(table.header)} columns",
-                    _where(table, shard, number),
-                    hint="a ragged row: every row has one cell per column",
-                )
             cells = {name: record[i] for name, i in index.items()}
-        cells[_END] = (end, last)
-        yield number, cells
+        yield number, cells, (end, last)
 
 
-def _check_nulls(table: Table, handle: Any, chunk: Chunk, columns: list[str]) -> None:
+def _check_nulls(
+    table: Table, handle: Any, chunk: Chunk, columns: list[str], bad: OnBad | None = None
+) -> np.ndarray:
     """Refuse a null cell of `columns` in a Parquet row group, found from its statistics where
-    it has them (the column is read only when they count a null, or have no count)."""
+    it has them (the column is read only when they count a null, or have no count). Given
+    `bad`, each row with a null is handed to it; returns their positions in the row group."""
     group = handle.metadata.row_group(chunk.offset)
     positions = {group.column(i).path_in_schema: i for i in range(group.num_columns)}
     suspect = []
@@ -390,7 +425,15 @@ def _check_nulls(table: Table, handle: Any, chunk: Chunk, columns: list[str]) ->
         if stats is None or not stats.has_null_count or stats.null_count:
             suspect.append(name)
     if suspect:
-        _parquet_columns(table, handle, chunk, suspect)
+        return _parquet_columns(table, handle, chunk, suspect, bad)[1]
+    return np.zeros(0, dtype=np.int64)
+
+
+def _mask(count: int, positions: np.ndarray, keep: bool) -> np.ndarray:
+    """A mask of `count` rows, `keep` at `positions` and the opposite elsewhere."""
+    mask = np.full(count, not keep)
+    mask[positions] = keep
+    return mask
 
 
 def _check_group_size(table: Table, handle: Any, chunk: Chunk, columns: list[str]) -> None:
@@ -413,8 +456,19 @@ def _check_group_size(table: Table, handle: Any, chunk: Chunk, columns: list[str
     )
 
 
-def _parquet_columns(table: Table, handle: Any, chunk: Chunk, columns: list[str]) -> dict[str, Any]:
-    """The Arrow columns `columns` of a Parquet chunk; a null cell refused with its row."""
+def _parquet_columns(
+    table: Table,
+    handle: Any,
+    chunk: Chunk,
+    columns: list[str],
+    bad: OnBad | None = None,
+    known: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The Arrow columns `columns` of a Parquet chunk (with `rows`, positions in it, those rows
+    alone), and the positions of its rows with a null cell, in order. A null cell is refused
+    with its row; given `bad`, each such row (but those of `known`, positions found before) is
+    handed to it once instead."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -430,17 +484,29 @@ def _parquet_columns(table: Table, handle: Any, chunk: Chunk, columns: list[str]
             hint="the file is damaged or truncated; write it again",
         ) from None
     values = {}
+    nulls: dict[int, SpecErrors] = {}
     for name in dict.fromkeys(columns):
         column = read.column(name).combine_chunks()
+        if rows is not None:
+            column = column.take(rows)
         if column.null_count:
-            row = chunk.line + int(pc.index(pc.is_null(column), True).as_py())
-            raise SpecErrors.single(
-                f"row {row} of table {shard}, column '{name}': the cell is empty (null)",
-                Location(str(shard), row, 1),
-                hint="fill the cell, or remove the row",
-            )
+            found = np.flatnonzero(pc.is_null(column).to_numpy(zero_copy_only=False))
+            for position in found if bad is not None else found[:1]:
+                at = int(rows[position]) if rows is not None else int(position)
+                row = chunk.line + at
+                error = SpecErrors.single(
+                    f"row {row} of table {shard}, column '{name}': the cell is empty (null)",
+                    Location(str(shard), row, 1),
+                    hint="fill the cell, or remove the row",
+                )
+                if bad is None:
+                    raise error
+                nulls.setdefault(at, error)
         values[name] = column
-    return values
+    for at in sorted(nulls):
+        if known is None or at not in known:
+            bad(chunk.shard, chunk.line + at, chunk.first + at, nulls[at])
+    return values, np.asarray(sorted(nulls), dtype=np.int64)
 
 
 def read_chunk(
@@ -450,21 +516,27 @@ def read_chunk(
     text: list[str],
     handles: dict[int, Any] | None = None,
     rows: np.ndarray | None = None,
+    bad: OnBad | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The rows of `chunk`: each of `numeric` as float64 and each of `text` as an object array
     of str, and each row's number in its shard. `handles` keeps Parquet files open between calls.
     With `rows` (ascending positions in the chunk), those rows alone: the others' cells are not
-    converted (a multi-process run's process reads its share). Bad cells are refused as `scan`
-    refuses them (the file may have changed since)."""
+    converted or checked (a multi-process run's process reads its share; rows left out of
+    training). Bad cells are refused as `scan` refuses them (the file may have changed since);
+    given `bad`, each bad row is handed to it and left out of what is returned."""
     if table.kind == PARQUET:
         handles = handles if handles is not None else {}
         if chunk.shard not in handles:
             handles[chunk.shard] = _parquet_file(table.shards[chunk.shard])
-        columns = _parquet_columns(table, handles[chunk.shard], chunk, [*numeric, *text])
+        handle = handles[chunk.shard]
+        columns, nulls = _parquet_columns(table, handle, chunk, [*numeric, *text], bad, rows=rows)
         where = np.arange(chunk.line, chunk.line + chunk.rows, dtype=np.int64)
         if rows is not None:
-            columns = {name: column.take(rows) for name, column in columns.items()}
             where = where[rows]
+        if len(nulls):  # rows handed to `bad`: left out
+            keep = _mask(len(where), nulls if rows is None else np.searchsorted(rows, nulls), keep=False)
+            columns = {name: column.filter(keep) for name, column in columns.items()}
+            where = where[keep]
         # `_plan` refused a column of another type where numbers are needed, from the schema.
         arrays = {name: columns[name].cast("float64").to_numpy(zero_copy_only=False) for name in numeric}
         for name in text:
@@ -479,15 +551,24 @@ def read_chunk(
     lines = array("q")
     shard = table.shards[chunk.shard]
     records = _records(shard, table.kind, chunk.offset, chunk.line)
-    for position, (number, cells) in enumerate(_cells(table, chunk.shard, numeric, text, records)):
+    for position, (number, cells, _) in enumerate(_cells(table, chunk.shard, numeric, text, records)):
         if wanted is None or wanted[position]:
-            for name in numeric:
-                numbers[name].append(
-                    _number(cells[name], name, shard, number, _where(table, chunk.shard, number))
-                )
-            for name in text:
-                texts[name].append(str(cells[name]))
-            lines.append(number)
+            try:
+                if isinstance(cells, SpecErrors):
+                    raise cells
+                # Every number converted before any is kept: a bad row leaves no cell behind.
+                where = _where(table, chunk.shard, number)
+                row = [_number(cells[n], n, shard, number, where) for n in numeric]
+            except SpecErrors as error:
+                if bad is None:
+                    raise
+                bad(chunk.shard, number, chunk.first + position, error)
+            else:
+                for name, value in zip(numeric, row, strict=True):
+                    numbers[name].append(value)
+                for name in text:
+                    texts[name].append(str(cells[name]))
+                lines.append(number)
         if position + 1 == chunk.rows:
             break
     arrays = {name: np.frombuffer(numbers[name], dtype=np.float64) for name in numeric}
@@ -547,7 +628,9 @@ def read_columns(
         records = _records(shard, table.kind)
         if table.kind != JSONL:
             next(records, None)  # the header
-        for number, cells in _cells(table, index, numeric, text, records):
+        for number, cells, _ in _cells(table, index, numeric, text, records):
+            if isinstance(cells, SpecErrors):
+                raise cells
             where = _where(table, index, number)
             cost = _ROW_BYTES + 8 * len(numeric)
             for name in numeric:
@@ -567,10 +650,13 @@ def read_columns(
     return arrays, ids
 
 
-def _object_cells(record: dict, names: list[str], shard: Path, number: int, where: Location) -> dict:
+def _object_cells(
+    record: dict, names: list[str], shard: Path, number: int, where: Location
+) -> dict | SpecErrors:
+    """The cells `names` of a JSON Lines row, or the error that makes it a ragged row."""
     missing = [name for name in names if name not in record]
     if missing:
-        raise SpecErrors.single(
+        return SpecErrors.single(
             f"row at line {number} of table {shard} has no '{missing[0]}'",
             where,
             hint="a ragged row: every object has the columns of the first",

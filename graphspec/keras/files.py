@@ -161,6 +161,15 @@ class FileBatches(keras.utils.PyDataset):
         in Python: images decoded with Pillow)."""
         return self.examples.batch(rows)
 
+    def read_good(
+        self, rows: np.ndarray, epoch: int | None
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """`read(rows)`, but with `skips` that allow it, without the bad examples (each given to
+        `skips` as found in `epoch`, None before training), or one good example if all are."""
+        if self.skips is None:
+            return self.read(rows)
+        return self._good(rows, self.order_of(0), epoch)
+
     def for_fit(self) -> Any:
         """What `fit` reads: this PyDataset (`image_stream.ImageStream` makes a `tf.data`
         pipeline)."""
@@ -183,7 +192,7 @@ class FileBatches(keras.utils.PyDataset):
             return None
 
     def _good(
-        self, rows: np.ndarray, after: np.ndarray, epoch: int
+        self, rows: np.ndarray, after: np.ndarray, epoch: int | None
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The batch of `rows` without its bad examples (each given to `skips`, which raises past
         its limit); if none is good, the first good one of `after`."""
@@ -202,7 +211,8 @@ class FileBatches(keras.utils.PyDataset):
                 break
         if not parts:
             raise SpecErrors.single(
-                f"every example left in epoch {epoch + 1} of {self.examples.path} is bad",
+                f"every example left {f'in epoch {epoch + 1}' if epoch is not None else 'to read'} "
+                f"of {self.examples.path} is bad",
                 hint="fix or remove the bad examples (skipped.jsonl in the run lists them)",
             )
         return tuple(  # type: ignore[return-value]
@@ -305,19 +315,35 @@ def open_trained(
 
 
 def evaluate(
-    path: Path, data: Path, batch_size: int | None = None, max_params: int | None = DEFAULT_MAX_PARAMS
-) -> tuple[dict[str, float], int]:
+    path: Path,
+    data: Path,
+    batch_size: int | None = None,
+    max_params: int | None = DEFAULT_MAX_PARAMS,
+    skip_bad: int = 0,
+) -> tuple[dict[str, float], int, list[dict[str, Any]]]:
     """The spec's loss and metrics of the trained model at `path` on the examples at `data`,
-    and how many examples were scored. A label the run never saw is refused."""
+    how many examples were scored, and the bad ones skipped (`Skips.records`: at most
+    `skip_bad`; past it, or with 0, the first bad one is refused). A label the run never saw
+    is refused."""
+    skips = Skips(skip_bad)
     model, loaded, classes = open_trained(path, max_params)
-    examples = bind(loaded, data, classes=classes, stream=True)
-    return score(model, loaded, examples, batch_size), len(examples)
+    examples = bind(loaded, data, classes=classes, stream=True, skips=skips)
+    metrics = score(model, loaded, examples, batch_size, skips)
+    # A table's rows the check found bad are not in its length; those found as read are.
+    read = sum(1 for record in skips.records if record["epoch"] is not None)
+    return metrics, len(examples) - read, skips.records
 
 
 def score(
-    model: keras.Model, loaded: LoadedSpec, examples: Examples | TableStream, batch_size: int | None = None
+    model: keras.Model,
+    loaded: LoadedSpec,
+    examples: Examples | TableStream,
+    batch_size: int | None = None,
+    skips: Skips | None = None,
 ) -> dict[str, float]:
-    """`model.evaluate` on `examples` (a table streamed), as a dict of floats."""
+    """`model.evaluate` on `examples` (a table streamed), as a dict of floats. A folder's file
+    found bad is given to `skips` (a table's rows, to the `skips` it was bound with), which
+    leave it out of its batch where they allow it."""
     from graphspec.keras.streams import StreamBatches
 
     targets = examples.first()[1] if isinstance(examples, TableStream) else examples.targets
@@ -326,10 +352,14 @@ def score(
         raise SpecErrors.single(f"data {examples.path} has no targets for output '{missing[0]}'")
     from graphspec.keras.image_stream import reader_for
 
-    reader = StreamBatches if isinstance(examples, TableStream) else reader_for(examples)
+    skipping = skips is not None and skips.limit > 0
+    limit = skips.limit if skipping else 0
+    reader = StreamBatches if isinstance(examples, TableStream) else reader_for(examples, limit)
     batches = reader(
         examples, batch_size or loaded.spec.train.batch_size, targetless=arr.targetless_outputs(loaded)
     )
+    if isinstance(batches, FileBatches) and skipping:
+        batches.skips = skips
     with raising_failure(batches):
         values = model.evaluate(batches.for_fit(), verbose=0, return_dict=True)
     return {key: float(value) for key, value in values.items()}

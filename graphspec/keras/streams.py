@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from graphspec import arrays as arr
-from graphspec.data.stream import TableStream
+from graphspec.data.stream import TableStream, cut_block
 from graphspec.errors import SpecErrors
 from graphspec.keras.distribute import Processes
 
@@ -112,6 +112,12 @@ class StreamBatches(keras.utils.PyDataset):
                     for block in self.stream.blocks(
                         self.batch_size, self.seed, epoch, self.shuffle, self.share
                     ):
+                        if block.good is not None:
+                            # Rows found bad as read leave their batches short: one at a time.
+                            for part in cut_block(block, size):
+                                y = {**part.y, **{n: arr.dummy_target(len(part)) for n in self.targetless}}
+                                yield _reshaped((part.x, y), (1, len(part)))
+                            continue
                         count = len(block)
                         # A block of k whole batches as k batches of one element each; the
                         # epoch's last part batch as one.

@@ -90,8 +90,8 @@ class TrainResult:
 @dataclass
 class DataSource:
     """Where the training data comes from: `synthetic` (`kind` random or teacher), or files.
-    `skip_bad`: how many bad examples found mid-stream (a damaged image or text file) may be
-    skipped over the run (`graphspec.data.skips`); 0 stops the run at the first."""
+    `skip_bad`: how many bad training examples may be skipped over the run (a damaged image or
+    text file, a bad table row: `graphspec.data.skips`); 0 stops the run at the first."""
 
     synthetic: bool = False
     kind: str | None = None
@@ -183,6 +183,18 @@ def train(
     if source.test_data is not None and source.data is None:
         raise SpecErrors.single("--test-data needs --data: it scores a model trained on files")
     skips = Skips(source.skip_bad)
+    if cluster is not None and skips.limit:
+        # A bad example skipped on one process would leave its part of the batch short, out of
+        # step with the others' parts.
+        raise SpecErrors.single(
+            "--skip-bad skips bad files in a run in one process; in a multi-process run each "
+            "process reads its part of every batch, which must stay whole",
+            hint="leave --skip-bad out (the run stops at a bad file, naming it), or train in one process",
+        )
+    if resume and skips.limit:
+        # Known before the data is scanned: the rows the run skipped as it read them keep their
+        # place in its order (graphspec.data.stream), and none is counted twice.
+        skips.recall(rd.partial_path(rd.interrupted_run(out)))
     # Files are read before TensorFlow builds anything, so a missing one fails at once: .npz
     # arrays checked from their headers, then read whole when small (charged to the data-bytes
     # limit first) or streamed (graphspec.data.npz), folders as examples whose headers
@@ -195,31 +207,24 @@ def train(
             if source.val_data is not None:
                 files["val"] = npz.load(source.val_data, loaded, stream=True)
         else:
-            files["examples"] = bind(loaded, source.data, stream=True)
+            files["examples"] = bind(loaded, source.data, stream=True, skips=skips)
             classes = files["examples"].classes
             if source.val_data is not None:
-                files["val_examples"] = bind(loaded, source.val_data, classes=classes, stream=True)
+                files["val_examples"] = bind(
+                    loaded, source.val_data, classes=classes, stream=True, skips=skips
+                )
         if source.test_data is not None:
             classes = files["examples"].classes if "examples" in files else None
-            files["test_examples"] = bind(loaded, source.test_data, classes=classes, stream=True)
-    if skips.limit and not isinstance(files.get("examples"), Examples):
+            files["test_examples"] = bind(loaded, source.test_data, classes=classes, stream=True, skips=skips)
+    if skips.limit and not isinstance(files.get("examples"), Examples | TableStream):
         raise SpecErrors.single(
-            "--skip-bad skips image and text files found bad while training; "
+            "--skip-bad skips bad image and text files and table rows; "
             + (
                 "synthetic data has none"
                 if source.synthetic
                 else f"data {source.data} is checked whole before training"
             ),
             hint="leave --skip-bad out: bad data here is found before training starts",
-        )
-
-    if cluster is not None and skips.limit:
-        # A bad example skipped on one process would leave its part of the batch short, out of
-        # step with the others' parts.
-        raise SpecErrors.single(
-            "--skip-bad skips bad files in a run in one process; in a multi-process run each "
-            "process reads its part of every batch, which must stay whole",
-            hint="leave --skip-bad out (the run stops at a bad file, naming it), or train in one process",
         )
     if cluster is not None and source.test_data is not None:
         # Scoring after fit would run the distributed model on process 0 alone, which waits for
@@ -358,6 +363,8 @@ def _train(
             if validation_examples is not None
             else None
         )
+        if isinstance(val_batches, FileBatches) and skips.limit:
+            val_batches.skips = skips  # the same N, counted over the run
         sample = val_batches[0][0] if val_batches is not None else None
         readers = [batches, val_batches]
         fit_args = {
@@ -370,13 +377,14 @@ def _train(
             # A streamed table adapts window by window, in the order the run's seed draws.
             stream = examples
             training_inputs = block_batches(
-                lambda: (block.x for block in stream.blocks(settings.batch_size, seed, 0, True))
+                lambda: (block.kept().x for block in stream.blocks(settings.batch_size, seed, 0, True))
             )
         else:
             # Files (images, texts) are read a training batch at a time, as training reads them.
             file_reader = batches
+            # Bad files skipped where the run allows it, as found before training.
             training_inputs = sampled_rows(
-                len(examples), lambda rows: file_reader.read(rows)[0], settings.batch_size, seed
+                len(examples), lambda rows: file_reader.read_good(rows, None)[0], settings.batch_size, seed
             )
     else:
         arrays = checked_arrays(files["data"], str(source.data), loaded, model)
@@ -502,7 +510,7 @@ def _train(
         values = epochs.history
         rd.write_history(run.path, values)
         if "test_examples" in files:
-            tested = score(model, loaded, files["test_examples"], settings.batch_size)
+            tested = score(model, loaded, files["test_examples"], settings.batch_size, skips)
             rd.write_json(run.path / TEST_METRICS_FILE, tested)
             values = {**values, **{f"test_{key}": [value] for key, value in tested.items()}}
         with local():  # a multi-process run saves on process 0 alone (`saving_alone`)
