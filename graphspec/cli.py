@@ -847,6 +847,11 @@ def evaluate(
         typer.echo(json.dumps({"examples": count, "metrics": metrics, "skipped": listed}))
         return
     typer.echo(f"{count} examples: " + " - ".join(f"{k}: {v:.4g}" for k, v in metrics.items()))
+    _print_skipped(skipped)
+
+
+def _print_skipped(skipped: list[dict]) -> None:
+    """The bad examples `--skip-bad` left out, one a line (nothing when none)."""
     if skipped:
         typer.echo(f"skipped {len(skipped)} bad example{'s' * (len(skipped) != 1)}:")
         for record in skipped:
@@ -866,6 +871,15 @@ def predict(
     ],
     batch_size: BatchOption = None,
     max_params: MaxParamsOption = DEFAULT_MAX_PARAMS,
+    skip_bad: Annotated[
+        int,
+        typer.Option(
+            "--skip-bad",
+            metavar="N",
+            help="Skip at most N bad examples (table rows, image or text files): no row is written "
+            "for them, and each is listed; the next one fails. Default: 0, the first fails.",
+        ),
+    ] = 0,
     debug: DebugOption = False,
 ) -> None:
     """Write a trained model's predictions on data: one row per example, with its file or row
@@ -876,11 +890,12 @@ def predict(
         from graphspec.keras.files import predict as predict_model
 
         predictions.check_output(output)  # before any model is loaded
-        ids, outputs, classes = predict_model(model, data, batch_size, max_params)
-        predictions.write(output, ids, outputs, classes)
+        predicted = predict_model(model, data, batch_size, max_params, skip_bad)
+        predictions.write(output, predicted.ids, predicted.outputs, predicted.classes)
     except Exception as exc:
         raise _failure(exc, "prediction", debug) from None
-    typer.echo(f"{len(ids)} predictions written to {printable(str(output), newlines=False)}")
+    typer.echo(f"{len(predicted.ids)} predictions written to {printable(str(output), newlines=False)}")
+    _print_skipped(predicted.skipped)
 
 
 def _init_from(path: Path, quiet: bool, max_params: int):

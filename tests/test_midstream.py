@@ -245,3 +245,32 @@ def test_skip_bad_skips_a_bad_val_data_image_and_one_adapt_reads_against_the_sam
     records = [json.loads(line) for line in (run / "skipped.jsonl").read_text().splitlines()]
     assert sorted(r["file"] for r in records) == [str(files[1]), str(validation[2])]
     assert [r["epoch"] for r in records if r["file"] == str(files[1])] == [None]
+
+
+def test_predict_skip_bad_leaves_out_a_damaged_image_and_its_id(write_spec, tmp_path):
+    spec = write_spec(SPEC.replace("epochs: 3", "epochs: 1"))
+    files = _images(tmp_path / "pics", per_class=3)
+    run = tmp_path / "run"
+    assert (
+        runner.invoke(
+            app, ["train", str(spec), "--data", str(tmp_path / "pics"), "--out", str(run), "-q"]
+        ).exit_code
+        == 0
+    )
+    expected = tmp_path / "expected.csv"
+    assert (
+        runner.invoke(
+            app, ["predict", str(run), "--data", str(tmp_path / "pics"), "-o", str(expected)]
+        ).exit_code
+        == 0
+    )
+    _truncate(files[1])
+    out = tmp_path / "p.csv"
+    args = ["predict", str(run), "--data", str(tmp_path / "pics"), "-o", str(out), "--skip-bad", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[:2] == [f"5 predictions written to {out}", "skipped 1 bad example:"]
+    assert result.stdout.splitlines()[2].startswith(f"  {files[1]}: image {files[1]} is damaged or truncated")
+    # Every other image's row is the one predicted before the damage, in the same order.
+    rows = expected.read_text().splitlines()
+    assert out.read_text().splitlines() == rows[:2] + rows[3:]

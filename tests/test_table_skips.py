@@ -316,3 +316,43 @@ def test_evaluate_skip_bad_scores_the_good_rows_and_lists_the_bad(write_spec, tm
     refused = runner.invoke(app, ["evaluate", str(run), "--data", str(table), "--skip-bad", "1"])
     assert refused.exit_code == 2
     assert f"{table}:9 is bad example 2, past `--skip-bad 1`" in refused.stderr
+
+
+# --- predict --skip-bad ------------------------------------------------------------------------
+
+
+def test_predict_skip_bad_writes_no_row_for_a_bad_row_and_lists_it(write_spec, tmp_path):
+    run = tmp_path / "run"
+    clean = _write(tmp_path / "clean.csv", _lines())
+    args = ["train", str(write_spec(SPEC)), "--data", str(clean), "--out", str(run), "--epochs", "1", "-q"]
+    assert runner.invoke(app, args).exit_code == 0
+    table, out = _bad_csv(tmp_path / "t.csv"), tmp_path / "p.csv"
+    result = runner.invoke(
+        app, ["predict", str(run), "--data", str(table), "-o", str(out), "--skip-bad", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"10 predictions written to {out}",
+        "skipped 2 bad examples:",
+        f"  {table}:4: row at line 4 of table {table}, column 'b': 'oops' is not a number",
+        f"  {table}:9: row at line 9 of table {table} has 2 cells; its header has 3 columns",
+    ]
+    written = out.read_text().splitlines()
+    # The good rows keep the ids of their lines in the table: lines 4 and 9 have none.
+    assert [line.split(",")[0] for line in written[1:]] == [
+        f"{table}:{line}" for line in (2, 3, 5, 6, 7, 8, 10, 11, 12, 13)
+    ]
+    lines = _lines()
+    without, expected = (
+        _write(tmp_path / "without.csv", lines[:3] + lines[4:8] + lines[9:]),
+        tmp_path / "e.csv",
+    )
+    assert (
+        runner.invoke(app, ["predict", str(run), "--data", str(without), "-o", str(expected)]).exit_code == 0
+    )
+    assert [line.split(",")[1:] for line in written] == [
+        line.split(",")[1:] for line in expected.read_text().splitlines()
+    ]
+    refused = runner.invoke(app, ["predict", str(run), "--data", str(table), "-o", str(tmp_path / "r.csv")])
+    assert refused.exit_code == 2
+    assert not (tmp_path / "r.csv").exists()

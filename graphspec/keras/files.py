@@ -20,6 +20,7 @@ import json
 import math
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,33 +192,47 @@ class FileBatches(keras.utils.PyDataset):
             self.skips.skip(example, exc, epoch)
             return None
 
+    def kept(
+        self, rows: np.ndarray, epoch: int | None
+    ) -> tuple[np.ndarray, tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None]:
+        """The rows of `rows` that read well, and their batch (None when none did): each bad one
+        is given to `skips` (which raises past its limit) as found in `epoch`."""
+        skips, ids = self.skips, self.examples.ids
+        rows = np.asarray([r for r in rows if (ids[r], None) not in skips], dtype=np.int64)
+        if len(rows):
+            try:
+                return rows, self.examples.batch(rows)
+            except SpecErrors:
+                pass  # which of them is bad is found one by one
+        parts = [(row, part) for row in rows if (part := self._read_one(row, epoch)) is not None]
+        if not parts:
+            return rows[:0], None
+        return np.asarray([row for row, _ in parts]), _joined([part for _, part in parts])
+
     def _good(
         self, rows: np.ndarray, after: np.ndarray, epoch: int | None
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """The batch of `rows` without its bad examples (each given to `skips`, which raises past
-        its limit); if none is good, the first good one of `after`."""
-        skips, ids = self.skips, self.examples.ids
-        rows = np.asarray([r for r in rows if (ids[r], None) not in skips])
-        if len(rows):
-            try:
-                return self.examples.batch(rows)
-            except SpecErrors:
-                pass  # which of them is bad is found one by one
-        parts = [part for part in (self._read_one(row, epoch) for row in rows) if part is not None]
-        for row in after if not parts else ():
+        """The batch of `rows` without its bad examples (`kept`); if none is good, the first
+        good one of `after`, a stand-in so that no batch is empty."""
+        batch = self.kept(rows, epoch)[1]
+        if batch is not None:
+            return batch
+        for row in after:
             part = self._read_one(row, epoch)
-            if part is not None:  # a stand-in for a batch of bad examples alone
-                parts.append(part)
-                break
-        if not parts:
-            raise SpecErrors.single(
-                f"every example left {f'in epoch {epoch + 1}' if epoch is not None else 'to read'} "
-                f"of {self.examples.path} is bad",
-                hint="fix or remove the bad examples (skipped.jsonl in the run lists them)",
-            )
-        return tuple(  # type: ignore[return-value]
-            {name: np.concatenate([part[i][name] for part in parts]) for name in parts[0][i]} for i in (0, 1)
+            if part is not None:
+                return part
+        raise SpecErrors.single(
+            f"every example left {f'in epoch {epoch + 1}' if epoch is not None else 'to read'} "
+            f"of {self.examples.path} is bad",
+            hint="fix or remove the bad examples (skipped.jsonl in the run lists them)",
         )
+
+
+def _joined(parts: list[tuple[dict, dict]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Batches of inputs and targets joined, in order, into one."""
+    return tuple(  # type: ignore[return-value]
+        {name: np.concatenate([part[i][name] for part in parts]) for name in parts[0][i]} for i in (0, 1)
+    )
 
 
 @functools.cache
@@ -365,35 +380,68 @@ def score(
     return {key: float(value) for key, value in values.items()}
 
 
+@dataclass
+class Predictions:
+    """What `predict` gives: each example's id, each output's values (a row per id), the class
+    names of the outputs whose classes are known, and the bad examples skipped
+    (`Skips.records`)."""
+
+    ids: list[str]
+    outputs: dict[str, np.ndarray]
+    classes: dict[str, list[str]]
+    skipped: list[dict[str, Any]]
+
+
 def predict(
-    path: Path, data: Path, batch_size: int | None = None, max_params: int | None = DEFAULT_MAX_PARAMS
-) -> tuple[list[str], dict[str, np.ndarray], dict[str, list[str]]]:
-    """Each example's id and the outputs of the trained model at `path` on the examples at
-    `data`, with the class names of outputs whose classes are known. Labels in the data are
-    checked against the run's classes; targets are not read."""
+    path: Path,
+    data: Path,
+    batch_size: int | None = None,
+    max_params: int | None = DEFAULT_MAX_PARAMS,
+    skip_bad: int = 0,
+) -> Predictions:
+    """The outputs of the trained model at `path` on the examples at `data`. Labels in the data
+    are checked against the run's classes; targets are not read. A bad example (a table row, an
+    image or text file) is refused, or with `skip_bad`, at most that many are left out: no row,
+    no id."""
+    skips = Skips(skip_bad)
     model, loaded, classes = open_trained(path, max_params)
-    examples = bind(loaded, data, classes=classes, labelled=False, stream=True)
+    examples = bind(loaded, data, classes=classes, labelled=False, stream=True, skips=skips)
     size = batch_size or loaded.spec.train.batch_size
     outputs: dict[str, list[np.ndarray]] = {}
+
+    def take(x: dict[str, Any]) -> None:
+        for name, value in model.predict_on_batch(x).items():
+            outputs.setdefault(name, []).append(np.asarray(value))
+
+    ids: list[str] = []
     if isinstance(examples, TableStream):  # read window by window; the ids come with the rows
-        ids: list[str] = []
         for x, _, rows in examples.batches(size):
-            ids += rows.strings()
-            for name, value in model.predict_on_batch(x).items():
-                outputs.setdefault(name, []).append(np.asarray(value))
+            if len(rows):  # every row of a batch may have been found bad as it was read
+                ids += rows.strings()
+                take(x)
+    elif skips.limit:
+        # In Python, batch by batch, so that each batch's bad files are left out with their ids.
+        batches = FileBatches(examples, size, skips=skips)
+        for index in range(len(batches)):
+            rows, batch = batches.kept(batches._rows(index)[3], epoch=None)
+            if batch is not None:
+                ids += [examples.ids[row] for row in rows]
+                take(string_tensors(batch[0]))
     else:
         from graphspec.keras.image_stream import reader_for
 
-        ids = examples.ids
+        ids = list(examples.ids)
         batches = reader_for(examples)(examples, size)
         # In order; on TensorFlow a folder of images is decoded by tf.data, as training read it.
-        data = batches.for_fit()
+        read = batches.for_fit()
         with raising_failure(batches):
-            for x, _ in data if data is not batches else (batches[i] for i in range(len(batches))):
-                for name, value in model.predict_on_batch(x).items():
-                    outputs.setdefault(name, []).append(np.asarray(value))
+            for x, _ in read if read is not batches else (batches[i] for i in range(len(batches))):
+                take(x)
+    if not ids:
+        raise SpecErrors.single(f"every example of {data} is bad: there is nothing to predict on")
     known = classes if classes is not None else examples.classes
-    return ids, {n: np.concatenate(v) for n, v in outputs.items()}, dict(known or {})
+    values = {name: np.concatenate(parts) for name, parts in outputs.items()}
+    return Predictions(ids, values, dict(known or {}), skips.records)
 
 
 def classes_json(classes: dict[str, list[str]]) -> str:
