@@ -5,6 +5,7 @@ memory bounded by a batch rather than the file."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -269,6 +270,33 @@ def test_a_small_npz_is_still_read_whole_and_charged_so(write_spec, tmp_path):
             limited.limits["data-bytes"] = 100
             limited.limits["data-disk"] = 100
             npz.load(tmp_path / "d.npz", graphspec.load(write_spec(SPEC)), stream=False)
+
+
+# --- scoring and predicting -------------------------------------------------------------------
+
+
+def test_evaluate_and_predict_stream_an_npz_past_data_bytes_as_training_does(write_spec, tmp_path):
+    # 2,000 rows of 4 float32 and a target: 40,000 bytes, more than the limit of 20,000 bytes,
+    # which only a streamed file (a batch of 8 rows held) stays within.
+    np.savez(tmp_path / "d.npz", **_arrays(2000))
+    spec, run, data = write_spec(SPEC), tmp_path / "run", str(tmp_path / "d.npz")
+    trained = runner.invoke(
+        app, ["train", str(spec), "--data", data, "--out", str(run), "--epochs", "1", "-q"]
+    )
+    assert trained.exit_code == 0, trained.output
+    limit = ["--limit", "data-bytes=20000"]
+    whole = runner.invoke(app, ["evaluate", str(run), "--data", data, "--json"])
+    streamed = runner.invoke(app, [*limit, "evaluate", str(run), "--data", data, "--json"])
+    assert streamed.exit_code == 0, streamed.output
+    expected, got = json.loads(whole.stdout), json.loads(streamed.stdout)
+    assert got["examples"] == expected["examples"] == 2000
+    assert got["metrics"] == pytest.approx(expected["metrics"], rel=1e-5)
+    first, second = tmp_path / "whole.csv", tmp_path / "streamed.csv"
+    assert runner.invoke(app, ["predict", str(run), "--data", data, "-o", str(first)]).exit_code == 0
+    predicted = runner.invoke(app, [*limit, "predict", str(run), "--data", data, "-o", str(second)])
+    assert predicted.exit_code == 0, predicted.output
+    assert second.read_text() == first.read_text()
+    assert second.read_text().splitlines()[2].startswith(f"{data}[1],")
 
 
 # --- memory: an .npz larger than the memory it may take ----------------------------------------

@@ -15,10 +15,10 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -69,7 +69,7 @@ class Examples:
     output whose targets are classes."""
 
     path: str
-    ids: list[str]
+    ids: Sequence[str]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     files: dict[str, tuple[list[Path], Callable[[Path], Any]]] = field(default_factory=dict)
     targets: dict[str, np.ndarray] = field(default_factory=dict)
@@ -148,7 +148,7 @@ def bind(
     outputs = {n: o for n, o in loaded.spec.outputs.items() if o.takes_data}
     wanted_outputs = {n: (section.outputs.get(n) if section else None) for n in outputs}
     if found.kind == source.NPZ:
-        return _npz(loaded, found, labelled)
+        return _npz(loaded, found, labelled, stream)
     if found.kind in (source.IMAGES, source.TEXT):
         return _folder(loaded, found, wanted_inputs, wanted_outputs, classes, labelled)
     if stream:
@@ -176,8 +176,35 @@ def check_header(loaded: LoadedSpec, path: str | Path) -> str:
     return found.kind
 
 
-def _npz(loaded: LoadedSpec, found: source.Source, labelled: bool) -> Examples:
-    arrays = npz.load(found.files[0], loaded if labelled else None)
+class ArrayIds(Sequence[str]):
+    """The ids of an .npz's rows `start` to `stop`, `FILE[i]`, each made when asked: a list of
+    them would take more memory than a streamed file's batch."""
+
+    def __init__(self, path: str, start: int, stop: int):
+        self.path, self.start, self.stop = path, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> ArrayIds: ...
+    def __getitem__(self, index: int | slice) -> str | ArrayIds:
+        if isinstance(index, slice):
+            low, high, step = index.indices(len(self))
+            if step != 1:
+                raise ValueError("the ids of an .npz's rows are sliced in order")
+            return ArrayIds(self.path, self.start + low, self.start + max(low, high))
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"row {index} of {len(self)}")
+        return f"{self.path}[{self.start + index % len(self)}]"
+
+
+def _npz(loaded: LoadedSpec, found: source.Source, labelled: bool, stream: bool = False) -> Examples:
+    """The examples of an .npz: its arrays held whole, or with `stream` and past
+    `npz.WHOLE_BYTES` (or what is left of `data-bytes`), read a batch at a time."""
+    arrays = npz.load(found.files[0], loaded if labelled else None, stream=stream)
     missing = [n for n in loaded.spec.inputs if n not in arrays]
     if missing:
         raise SpecErrors.single(
@@ -189,7 +216,7 @@ def _npz(loaded: LoadedSpec, found: source.Source, labelled: bool) -> Examples:
     }
     return Examples(
         found.path,
-        [f"{found.path}[{i}]" for i in range(count)],
+        ArrayIds(str(found.path), 0, count),
         {n: arrays[n] for n in loaded.spec.inputs},
         targets=targets,
     )

@@ -365,11 +365,10 @@ def score(
     missing = [n for n, o in loaded.spec.outputs.items() if o.takes_data and n not in targets]
     if missing:
         raise SpecErrors.single(f"data {examples.path} has no targets for output '{missing[0]}'")
-    from graphspec.keras.image_stream import reader_for
 
     skipping = skips is not None and skips.limit > 0
     limit = skips.limit if skipping else 0
-    reader = StreamBatches if isinstance(examples, TableStream) else reader_for(examples, limit)
+    reader = StreamBatches if isinstance(examples, TableStream) else _reader(examples, limit)
     batches = reader(
         examples, batch_size or loaded.spec.train.batch_size, targetless=arr.targetless_outputs(loaded)
     )
@@ -428,10 +427,8 @@ def predict(
                 ids += [examples.ids[row] for row in rows]
                 take(string_tensors(batch[0]))
     else:
-        from graphspec.keras.image_stream import reader_for
-
         ids = list(examples.ids)
-        batches = reader_for(examples)(examples, size)
+        batches = _reader(examples)(examples, size)
         # In order; on TensorFlow a folder of images is decoded by tf.data, as training read it.
         read = batches.for_fit()
         with raising_failure(batches):
@@ -442,6 +439,16 @@ def predict(
     known = classes if classes is not None else examples.classes
     values = {name: np.concatenate(parts) for name, parts in outputs.items()}
     return Predictions(ids, values, dict(known or {}), skips.records)
+
+
+def _reader(examples: Examples, skip_bad: int = 0) -> type[FileBatches]:
+    """What reads `examples` in order, to score or predict: `NpzBatches` for an .npz streamed
+    (no index of its rows held), else `image_stream.reader_for`'s."""
+    from graphspec.data.npz import is_streamed
+    from graphspec.keras.image_stream import reader_for
+    from graphspec.keras.npz_batches import NpzBatches
+
+    return NpzBatches if is_streamed(examples.arrays) else reader_for(examples, skip_bad)
 
 
 def classes_json(classes: dict[str, list[str]]) -> str:
