@@ -71,9 +71,17 @@ def _resolve(fragment: dict) -> dict:
     return types._resolve(fragment)
 
 
+# What a fragment that takes any value (types.unconstrained: `truth_value`, ...) is tried with:
+# a word, a list, numbers and null, none of them true or false, so that Keras is shown to take
+# what it was not written for.
+ODD_VALUES = ["abc", [1], 3, 0, -0.1, None]
+
+
 def examples(fragment: dict) -> list[Any]:
     """Values of type `fragment` (nested `{type: ...}` objects left out: the builder turns them
     into Keras's own form, tested where it is)."""
+    if types.unconstrained(fragment):
+        return list(ODD_VALUES)
     fragment = _resolve(fragment)
     if "anyOf" in fragment:
         return [v for f in fragment["anyOf"] for v in examples(f)]
@@ -225,11 +233,23 @@ def test_the_common_layers_are_typed(name):
     assert name in _typed_layers()
 
 
-# Values of untyped required arguments of the other sections' classes.
-REQUIRED_OTHER = {"specificity": 0.5, "sensitivity": 0.5, "precision": 0.5, "recall": 0.5}
+# Values of untyped required arguments of the other sections' classes (the callbacks' paths are
+# under the test's own folder: constructing them writes nothing, training would).
+REQUIRED_OTHER = {
+    "specificity": 0.5,
+    "sensitivity": 0.5,
+    "precision": 0.5,
+    "recall": 0.5,
+    "filepath": "model.keras",
+    "backup_dir": "backup",
+    "filename": "log.csv",
+    "num_classes": 3,
+    "target_class_ids": [0],
+}
 
 
-def test_losses_metrics_optimizers_and_callbacks_agree_with_keras():
+def test_losses_metrics_optimizers_and_callbacks_agree_with_keras(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     c = catalog.catalog()
     sections = {
         "losses": (c["losses"]["classes"], keras.losses),
@@ -261,6 +281,47 @@ def test_losses_metrics_optimizers_and_callbacks_agree_with_keras():
     assert checked >= 40
 
 
+# The applications' typed arguments, each tried on a few applications rather than all 40
+# (building one takes up to seconds): every application module reads `include_top` only as a
+# truth value (`if include_top:`, `weights == "imagenet" and include_top`, and
+# obtain_input_shape's `require_flatten`) and `pooling` only as `pooling == "avg"` and
+# `pooling == "max"`; ConvNeXt, EfficientNetV2 and MobileNetV3 read `include_preprocessing` as
+# `if include_preprocessing:`, and MobileNetV3 `minimalistic` as `if minimalistic:`. Two modules
+# of each stand for the rest (all 40 were built with odd include_top and pooling values when
+# these types were written). Small inputs and no weights keep each build well under a second.
+APPLICATION_CASES = {
+    "include_top": [("MobileNet", {"alpha": 0.25}), ("MobileNetV3Small", {})],
+    "pooling": [("VGG16", {"include_top": False}), ("MobileNet", {"alpha": 0.25, "include_top": False})],
+    "include_preprocessing": [("MobileNetV3Small", {"include_top": False})],
+    "minimalistic": [("MobileNetV3Small", {"include_top": False})],
+}
+# Fewer odd values than elsewhere, for time: two true ones (a word, a list) and two false ones.
+APPLICATION_VALUES = ["abc", [1], 0, None]
+
+
+def test_applications_agree_with_keras():
+    applications = catalog.catalog()["applications"]
+    typed = {
+        (arg, json.dumps(f, sort_keys=True)) for e in applications.values() for arg, f in e["types"].items()
+    }
+    # Each typed argument has one type, on every application, and a case below.
+    assert {arg for arg, _ in typed} == set(APPLICATION_CASES) and len(typed) == len(APPLICATION_CASES)
+    disagreements = []
+    for arg, cases in APPLICATION_CASES.items():
+        for name, base in cases:
+            fragment = applications[name]["types"][arg]
+            assert types.unconstrained(fragment)  # nothing is refused: no counter-example to try
+            for value in APPLICATION_VALUES:
+                try:
+                    getattr(keras.applications, name)(
+                        weights=None, classes=3, input_shape=(32, 32, 3), **base, **{arg: value}
+                    )
+                except Exception as exc:
+                    disagreements.append(f"refused applications.{name}({arg}={value!r}): {str(exc)[:100]}")
+                keras.backend.clear_session()
+    assert not disagreements, "\n".join(disagreements)
+
+
 def test_ops_agree_with_keras():
     disagreements, checked = [], 0
     for name, entry in catalog.catalog()["ops"].items():
@@ -272,6 +333,9 @@ def test_ops_agree_with_keras():
             for value in examples(fragment):
                 try:
                     function(x, **{**others, arg: value})
+                    if types.unconstrained(fragment):
+                        # A value taken by any value's type is taken by a symbolic build too.
+                        function(keras.Input(x.shape[1:]), **{**others, arg: value})
                 except Exception as exc:
                     disagreements.append(f"refused ops.{name}({arg}={value!r}): {str(exc)[:100]}")
             for value in counter_examples(fragment):

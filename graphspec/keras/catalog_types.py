@@ -55,6 +55,19 @@ def ref(name: str) -> dict:
     return {"$ref": REF + name}
 
 
+# Shared fragments that constrain nothing: Keras takes any value there, and build does too
+# (tests/test_catalog_types.py builds each with a word, a list, a number and null). Recorded so
+# that the schema and the editor describe the argument, and so that bench/bench_types.py counts
+# it as known, apart from the typed ones.
+ANY_VALUE = {
+    "truth_value": {"description": "true or false (Keras takes any value, read as true or false)"},
+    "application_pooling": {
+        "description": "'avg' or 'max', or null for none (Keras reads any other value as none)"
+    },
+}
+TRUTH_VALUE = ref("truth_value")
+
+
 def any_of(*fragments: dict) -> dict:
     return {"anyOf": list(fragments)}
 
@@ -114,6 +127,7 @@ def defs() -> dict[str, dict]:
             "description": "an integer or a list of integers",
             "anyOf": [INT, {"type": "array", "items": INT}],
         },
+        **ANY_VALUE,
     }
 
 
@@ -198,9 +212,10 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     },
     ("ops", "argsort", "axis"): {"type": "number"},
     ("ops", "sort", "axis"): {"type": "number"},
-    # Whether these take an axis depends on the tensor's shape (norm: at most 2 axes); stack's x
-    # is a list of tensors.
+    # Whether these take an axis depends on the tensor's shape (norm: at most 2 axes; the test's
+    # rank-3 tensor is refused whatever its keepdims); stack's x is a list of tensors.
     ("ops", "norm", "axis"): None,
+    ("ops", "norm", "keepdims"): None,
     # Which axes squeeze takes depends on the shape (of size 1), but an axis is an integer or a
     # list of them whatever the shape.
     ("ops", "squeeze", "axis"): any_of(INT, {"type": "array", "items": INT}),
@@ -385,6 +400,44 @@ _OBJECT_TYPES: dict[tuple[str, str], dict] = {
 }
 
 
+# Arguments Keras reads only as a truth value (`if self.use_ema:`, `if include_top:`), found in
+# its source and checked by tests/test_catalog_types.py, which builds each with odd values: any
+# value is taken, so none is refused. By section, then argument; a class listed where only some
+# classes of the section read it so.
+_TRUTH_VALUES: dict[str, set[str]] = {
+    "optimizers": {"amsgrad", "centered", "exclude_embeddings", "nesterov", "relative_step", "use_ema"},
+    "callbacks": {
+        "append",
+        "delete_checkpoint",
+        "double_checkpoint",
+        "raise_error",
+        "restore_best_weights",
+        "send_as_json",
+        "swap_on_epoch",
+        "write_graph",
+        "write_images",
+        "write_steps_per_second",
+    },
+    # Every application's `include_top` (obtain_input_shape's `require_flatten` too) and the
+    # `include_preprocessing` of ConvNeXt, EfficientNetV2 and MobileNetV3 and the latter's
+    # `minimalistic`.
+    "applications": {"include_preprocessing", "include_top", "minimalistic"},
+    # The reductions' keepdims (a symbolic build and a computation both take any value) and
+    # gelu's approximate.
+    "ops": {"approximate", "keepdims"},
+}
+
+# A loss's or metric's dtype: Keras reads `dtype or floatx()`, so a false value (0, '') is the
+# default; a name it does not know, another number, a list or true is refused.
+_OBJECT_DTYPE = {
+    "description": "a dtype name such as 'float32', or null",
+    "anyOf": [DTYPE, {"enum": [0, False]}],
+}
+# ModelCheckpoint's and BackupAndRestore's save_freq: 'epoch' or an integer (`isinstance(x, int)`,
+# so any integer, of any sign); a word, a float or a list is refused.
+_SAVE_FREQ = {"description": "'epoch' or a number of batches", "anyOf": [{"enum": ["epoch"]}, INT]}
+
+
 def _supported(name: str, arg: str) -> list[str] | None:
     """The values a Keras layer's class lists as supported for `arg` (`_SUPPORTED_FILL_MODE`,
     `_SUPPORTED_INTERPOLATION`), which its constructor checks `arg` against; None if it lists none."""
@@ -399,7 +452,33 @@ def _supported(name: str, arg: str) -> list[str] | None:
 
 
 def _other_rule(section: str, name: str, arg: str) -> dict | None:
-    """Rules for the classes that are not layers: losses, metrics, optimizers, callbacks."""
+    """Rules for the classes that are not layers: losses, metrics, optimizers, callbacks,
+    applications, ops and the objects (initializers, regularizers, constraints)."""
+    # OrbaxCheckpoint needs orbax, which graphspec does not install: nothing of it is checked.
+    if arg in _TRUTH_VALUES.get(section, ()) and name != "OrbaxCheckpoint":
+        return TRUTH_VALUE
+    if section == "applications" and arg == "pooling":
+        # Each application tests `pooling == "avg"` and `pooling == "max"`, and nothing else.
+        return ref("application_pooling")
+    if section in ("losses", "metrics") and arg == "dtype":
+        return _OBJECT_DTYPE
+    if section == "callbacks" and arg == "save_freq" and name in ("ModelCheckpoint", "BackupAndRestore"):
+        return _SAVE_FREQ
+    if section == "optimizers" and name == "Lion" and arg == "beta_1":
+        # Lion refuses a beta_1 outside (0, 1] (its other numbers are not checked).
+        return {
+            "description": "a number above 0, at most 1",
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1,
+        }
+    if section == "losses" and name == "CategoricalGeneralizedCrossEntropy" and arg == "q":
+        return {
+            "description": "a number above 0 and below 1",
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "exclusiveMaximum": 1,
+        }
     if section == "losses" and arg == "reduction":
         return any_of({"enum": REDUCTIONS}, NULL)
     if section == "optimizers" and arg == "learning_rate":
@@ -407,7 +486,11 @@ def _other_rule(section: str, name: str, arg: str) -> dict | None:
     if section == "optimizers" and arg == "momentum" and name == "SGD":
         return {**FLOAT, **RATE, "description": "a number with a decimal point from 0.0 to 1.0"}
     if section == "metrics" and arg == "num_thresholds":
-        return {"type": "integer", "minimum": 2}
+        # AUC needs two thresholds at least; the metrics at a recall, precision, sensitivity or
+        # specificity take one (0.5).
+        return {"type": "integer", "minimum": 2} if name == "AUC" else ref("positive_int")
+    if section == "metrics" and arg == "num_classes" and name in ("MeanIoU", "OneHotMeanIoU"):
+        return ref("positive_int")
     if section == "optimizers" and arg == "gradient_accumulation_steps":
         # Read as a truth value first: 0 (or null) means none, and any other number is at least 2.
         return any_of({"type": "number", "minimum": 2}, {"enum": [0, False]})
@@ -511,9 +594,11 @@ def types(section: str, name: str, entry: dict) -> dict[str, dict]:
         )
         if fragment is None:
             continue
-        if has_default and defaults[arg] is None:
+        if has_default and defaults[arg] is None and fragment.get("$ref", "")[len(REF) :] not in ANY_VALUE:
             fragment = (
-                any_of(fragment, NULL) if "anyOf" not in fragment else {"anyOf": [*fragment["anyOf"], NULL]}
+                any_of(fragment, NULL)
+                if "anyOf" not in fragment
+                else {**fragment, "anyOf": [*fragment["anyOf"], NULL]}
             )
         found[arg] = fragment
     return found
