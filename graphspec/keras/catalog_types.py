@@ -61,6 +61,11 @@ def ref(name: str) -> dict:
 # it as known, apart from the typed ones.
 ANY_VALUE = {
     "truth_value": {"description": "true or false (Keras takes any value, read as true or false)"},
+    # MonitorCallback (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau) warns of another mode
+    # and uses 'auto'.
+    "monitor_mode": {
+        "description": "'auto', 'min' or 'max' (Keras warns of any other value and reads it as 'auto')"
+    },
     "application_pooling": {
         "description": "'avg' or 'max', or null for none (Keras reads any other value as none)"
     },
@@ -425,6 +430,10 @@ _TRUTH_VALUES: dict[str, set[str]] = {
     # The reductions' keepdims (a symbolic build and a computation both take any value) and
     # gelu's approximate.
     "ops": {"approximate", "keepdims"},
+    # `if from_logits:` in every backend's crossentropies, `if self._from_logits:` in AUC, `if
+    # apply_class_balancing:` in the focal crossentropy.
+    "losses": {"apply_class_balancing", "from_logits"},
+    "metrics": {"from_logits"},
 }
 
 # A loss's or metric's dtype: Keras reads `dtype or floatx()`, so a false value (0, '') is the
@@ -460,6 +469,12 @@ def _other_rule(section: str, name: str, arg: str) -> dict | None:
     if section == "applications" and arg == "pooling":
         # Each application tests `pooling == "avg"` and `pooling == "max"`, and nothing else.
         return ref("application_pooling")
+    if (
+        section == "callbacks"
+        and arg == "mode"
+        and name in ("EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau")
+    ):
+        return ref("monitor_mode")
     if section in ("losses", "metrics") and arg == "dtype":
         return _OBJECT_DTYPE
     if section == "callbacks" and arg == "save_freq" and name in ("ModelCheckpoint", "BackupAndRestore"):
