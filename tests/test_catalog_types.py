@@ -129,21 +129,25 @@ def _past_bounds(fragment: dict) -> list[Any]:
 
 
 def _input(name: str, entry: dict) -> Any:
-    """A small real batch for layer `name` (real, not symbolic: some refusals, such as
-    Softmax's axis, come only when a value is computed)."""
+    """A small symbolic batch for layer `name`: graphspec builds a functional model, so what a
+    layer refuses only when a value is computed (Softmax's axis, an image layer's value_range)
+    build takes, and so must validate."""
     rank = re.search(r"([123])D", name)
     if name in MERGE:
-        return [np.ones((2, 4, 6), "float32"), np.ones((2, 4, 6), "float32")]
+        return [keras.Input(batch_shape=(2, 4, 6)), keras.Input(batch_shape=(2, 4, 6))]
     if name == "Embedding":
-        return np.ones((2, 5), "int32")
+        return keras.Input(batch_shape=(2, 5), dtype="int32")
     if name == "HashedCrossing":  # two columns of strings, crossed
-        return (np.array([["a"], ["b"]]), np.array([["c"], ["d"]]))
+        return (
+            keras.Input(batch_shape=(2, 1), dtype="string"),
+            keras.Input(batch_shape=(2, 1), dtype="string"),
+        )
     if name == "STFTSpectrogram":
-        return np.ones((2, 64, 1), "float32")
+        return keras.Input(batch_shape=(2, 64, 1))
     if rank:
         extra = 1 if name.startswith("ConvLSTM") else 0
-        return np.ones((2, *([9] * (int(rank.group(1)) + extra)), 3), "float32")
-    return np.ones((2, 5, 6), "float32")
+        return keras.Input(batch_shape=(2, *([9] * (int(rank.group(1)) + extra)), 3))
+    return keras.Input(batch_shape=(2, 5, 6))
 
 
 def _call(layer: Any, name: str, entry: dict) -> None:
@@ -179,8 +183,9 @@ def _typed_layers() -> list[str]:
 
 def _refused(cls: type, args: dict, name: str, entry: dict, call: bool = True) -> bool:
     """Whether Keras refuses to construct the layer, or (with `call`) to call it on this test's
-    small batch. A layer whose call fails with its defaults is judged by construction alone:
-    a call that fails whatever the value shows nothing about the value."""
+    small symbolic batch, as a functional build does. A layer whose call fails with its
+    defaults is judged by construction alone: a call that fails whatever the value shows
+    nothing about the value."""
     try:
         layer = cls(**args)
     except Exception:
@@ -355,25 +360,33 @@ def test_applications_agree_with_keras():
     assert not disagreements, "\n".join(disagreements)
 
 
+def _build_op(function: Any, x: Any, args: dict) -> None:
+    """Build a model of op `function` on symbolic input `x`, as graphspec's functional build does
+    (a split into no sections returns no tensor, which a model refuses)."""
+    keras.Model(x, function(x, **args))
+
+
 def test_ops_agree_with_keras():
+    """Each op is built on a symbolic input, as a functional build calls it: what validate
+    refuses, build refuses (a computation may refuse more: softmax's list of axes, ...)."""
     disagreements, checked = [], 0
     for name, entry in catalog.catalog()["ops"].items():
         function = getattr(keras.ops, name)
         others = OP_ARGUMENTS.get(name, {})
         # squeeze takes only axes of size 1.
-        x = np.ones((1, 5, 1) if name == "squeeze" else (2, 5, 6), "float32")
+        x = keras.Input(batch_shape=(1, 5, 1) if name == "squeeze" else (2, 5, 6))
         for arg, fragment in entry["types"].items():
             for value in examples(fragment):
                 try:
-                    function(x, **{**others, arg: value})
+                    _build_op(function, x, {**others, arg: value})
                     if types.unconstrained(fragment):
-                        # A value taken by any value's type is taken by a symbolic build too.
-                        function(keras.Input(x.shape[1:]), **{**others, arg: value})
+                        # Any value's type: a computation takes the value too.
+                        function(np.ones(x.shape, "float32"), **{**others, arg: value})
                 except Exception as exc:
                     disagreements.append(f"refused ops.{name}({arg}={value!r}): {str(exc)[:100]}")
             for value in counter_examples(fragment):
                 try:
-                    function(x, **{**others, arg: value})
+                    _build_op(function, x, {**others, arg: value})
                 except Exception:
                     continue
                 disagreements.append(f"accepted ops.{name}({arg}={value!r})")
