@@ -100,6 +100,8 @@ def examples(fragment: dict) -> list[Any]:
     if kind == "array" and "items" in fragment:
         count = fragment.get("minItems", 1)
         return [[examples(fragment["items"])[-1]] * count]
+    if kind == "array":  # of anything: a list of one integer
+        return [[0]]
     return []
 
 

@@ -152,6 +152,18 @@ _RATES = ("rate", "dropout", "recurrent_dropout")
 OP_ARGUMENTS: dict[str, dict[str, Any]] = {
     "take": {"indices": 0},
     "split": {"indices_or_sections": 2, "axis": -1},
+    "array_split": {"indices_or_sections": 2},
+    "argpartition": {"kth": 1},
+    "cast": {"dtype": "float16"},
+    "expand_dims": {"axis": 0},
+    "full_like": {"fill_value": 1},
+    "moments": {"axes": [1]},
+    "nanpercentile": {"q": 50},
+    "nanquantile": {"q": 0.5},
+    "one_hot": {"num_classes": 3},
+    "percentile": {"q": 50},
+    "quantile": {"q": 0.5},
+    "saturate_cast": {"dtype": "float16"},
 }
 
 # Where the rule of a name is wrong for a class: (section, class, argument) -> the fragment that
@@ -217,10 +229,13 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     ("ops", "argsort", "axis"): INT,
     ("ops", "sort", "axis"): INT,
     ("ops", "average", "axis"): INT,
-    # A build takes any axis of nancumprod and nancumsum (their shape is the input's), and
-    # softmax's and log_softmax's list of axes.
+    # A build takes any axis of nancumprod, nancumsum and argpartition (their shape is the
+    # input's), and softmax's and log_softmax's list of axes.
     ("ops", "nancumprod", "axis"): None,
     ("ops", "nancumsum", "axis"): None,
+    ("ops", "argpartition", "axis"): None,
+    ("ops", "array_split", "axis"): INT,
+    ("ops", "one_hot", "axis"): INT,
     # Whether these take an axis depends on the tensor's shape (norm: at most 2 axes; the test's
     # rank-3 tensor is refused whatever its keepdims); stack's x is a list of tensors.
     ("ops", "norm", "axis"): None,
@@ -457,10 +472,10 @@ _TRUTH_VALUES: dict[str, set[str]] = {
     # The reductions' keepdims (a symbolic build and a computation both take any value) and
     # gelu's approximate.
     "ops": {"approximate", "keepdims"},
-    # `if from_logits:` in every backend's crossentropies, `if self._from_logits:` in AUC, `if
-    # apply_class_balancing:` in the focal crossentropy.
+    # `if from_logits:` in every backend's crossentropies, `if self._from_logits:` and `if
+    # self.multi_label:` in AUC, `if apply_class_balancing:` in the focal crossentropy.
     "losses": {"apply_class_balancing", "from_logits"},
-    "metrics": {"from_logits"},
+    "metrics": {"from_logits", "multi_label"},
 }
 
 # A loss's or metric's dtype: Keras reads `dtype or floatx()`, so a false value (0, '') is the
@@ -531,8 +546,14 @@ def _other_rule(section: str, name: str, arg: str) -> dict | None:
         # AUC needs two thresholds at least; the metrics at a recall, precision, sensitivity or
         # specificity take one (0.5).
         return {"type": "integer", "minimum": 2} if name == "AUC" else ref("positive_int")
-    if section == "metrics" and arg == "num_classes" and name in ("MeanIoU", "OneHotMeanIoU"):
+    if section == "metrics" and arg == "num_classes" and name.endswith("IoU"):
         return ref("positive_int")
+    if section == "metrics" and arg == "target_class_ids":
+        # Made a list when constructed (a number or a word is refused); BinaryIoU's has only
+        # its two classes, 0 and 1.
+        if name == "BinaryIoU":
+            return {"description": "a list of 0 and 1", "type": "array", "items": {"enum": [0, 1]}}
+        return {"description": "a list of class ids", "type": "array"}
     if section == "optimizers" and arg == "gradient_accumulation_steps":
         # Read as a truth value first: 0 (or null) means none, and any other number is at least 2.
         return any_of({"type": "number", "minimum": 2}, {"enum": [0, False]})
