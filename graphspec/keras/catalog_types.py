@@ -508,6 +508,12 @@ def _other_rule(section: str, name: str, arg: str) -> dict | None:
     # OrbaxCheckpoint needs orbax, which graphspec does not install: nothing of it is checked.
     if arg in _TRUTH_VALUES.get(section, ()) and name != "OrbaxCheckpoint":
         return TRUTH_VALUE
+    if section == "applications" and arg == "alpha" and name.startswith("MobileNet"):
+        # The width: MobileNet's filters are int(32 * alpha), refused when not positive;
+        # MobileNetV2 and V3 round them up to 8 at least, so any number builds.
+        return {"type": "number", "exclusiveMinimum": 0} if name == "MobileNet" else NUMBER
+    if section == "applications" and arg == "depth_multiplier":
+        return ref("positive_int")  # MobileNet's DepthwiseConv2D's
     if section == "applications" and arg == "pooling":
         # Each application tests `pooling == "avg"` and `pooling == "max"`, and nothing else.
         return ref("application_pooling")
