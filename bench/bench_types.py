@@ -80,7 +80,7 @@ def run() -> list[Row]:
             f"{typed} + {anything} of {total} ({typed / total:.0%} + {anything / total:.0%}): {by_family}",
             "-",
             None,
-            "recorded, no target (an argument Keras takes any value for stays untyped)",
+            "recorded, no target (an argument Keras checks only when it trains or computes stays untyped)",
             True,
             COMMAND,
         )
