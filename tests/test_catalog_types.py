@@ -71,9 +71,17 @@ def _resolve(fragment: dict) -> dict:
     return types._resolve(fragment)
 
 
+# What a fragment that takes any value (types.unconstrained: `truth_value`, ...) is tried with:
+# a word, a list, numbers and null, none of them true or false, so that Keras is shown to take
+# what it was not written for.
+ODD_VALUES = ["abc", [1], 3, 0, -0.1, None]
+
+
 def examples(fragment: dict) -> list[Any]:
     """Values of type `fragment` (nested `{type: ...}` objects left out: the builder turns them
     into Keras's own form, tested where it is)."""
+    if types.unconstrained(fragment):
+        return list(ODD_VALUES)
     fragment = _resolve(fragment)
     if "anyOf" in fragment:
         return [v for f in fragment["anyOf"] for v in examples(f)]
@@ -92,31 +100,56 @@ def examples(fragment: dict) -> list[Any]:
     if kind == "array" and "items" in fragment:
         count = fragment.get("minItems", 1)
         return [[examples(fragment["items"])[-1]] * count]
+    if kind == "array":  # of anything: a list of one integer
+        return [[0]]
     return []
 
 
 def counter_examples(fragment: dict) -> list[Any]:
-    """Values `fragment` refuses: types.matches is asked, so each is wrong by the checker too."""
+    """Values `fragment` refuses: types.matches is asked, so each is wrong by the checker too.
+    The values just past each bound come first, so that a bound Keras does not hold (a count of
+    1 where the type says 2 at least) is found."""
     candidates: list[Any] = ["abc", "softmaxx", 3, -3, 0, 2.5, -0.1, 1.5, [64], [2, 2, 2, 2], "smae"]
-    return [v for v in candidates if not types.matches(v, fragment)]
+    candidates = _past_bounds(fragment) + candidates
+    return list({json.dumps(v): v for v in candidates if not types.matches(v, fragment)}.values())
+
+
+def _past_bounds(fragment: dict) -> list[Any]:
+    """The numbers just outside each bound of `fragment` (and of its alternatives)."""
+    fragment = _resolve(fragment)
+    found = [v for f in fragment.get("anyOf", ()) for v in _past_bounds(f)]
+    step = 1 if fragment.get("type") == "integer" else 0.5
+    for key, shift in (
+        ("minimum", -step),
+        ("maximum", step),
+        ("exclusiveMinimum", 0),
+        ("exclusiveMaximum", 0),
+    ):
+        if key in fragment:
+            found.append(fragment[key] + shift)
+    return found
 
 
 def _input(name: str, entry: dict) -> Any:
-    """A small real batch for layer `name` (real, not symbolic: some refusals, such as
-    Softmax's axis, come only when a value is computed)."""
+    """A small symbolic batch for layer `name`: graphspec builds a functional model, so what a
+    layer refuses only when a value is computed (Softmax's axis, an image layer's value_range)
+    build takes, and so must validate."""
     rank = re.search(r"([123])D", name)
     if name in MERGE:
-        return [np.ones((2, 4, 6), "float32"), np.ones((2, 4, 6), "float32")]
+        return [keras.Input(batch_shape=(2, 4, 6)), keras.Input(batch_shape=(2, 4, 6))]
     if name == "Embedding":
-        return np.ones((2, 5), "int32")
+        return keras.Input(batch_shape=(2, 5), dtype="int32")
     if name == "HashedCrossing":  # two columns of strings, crossed
-        return (np.array([["a"], ["b"]]), np.array([["c"], ["d"]]))
+        return (
+            keras.Input(batch_shape=(2, 1), dtype="string"),
+            keras.Input(batch_shape=(2, 1), dtype="string"),
+        )
     if name == "STFTSpectrogram":
-        return np.ones((2, 64, 1), "float32")
+        return keras.Input(batch_shape=(2, 64, 1))
     if rank:
         extra = 1 if name.startswith("ConvLSTM") else 0
-        return np.ones((2, *([9] * (int(rank.group(1)) + extra)), 3), "float32")
-    return np.ones((2, 5, 6), "float32")
+        return keras.Input(batch_shape=(2, *([9] * (int(rank.group(1)) + extra)), 3))
+    return keras.Input(batch_shape=(2, 5, 6))
 
 
 def _call(layer: Any, name: str, entry: dict) -> None:
@@ -152,8 +185,9 @@ def _typed_layers() -> list[str]:
 
 def _refused(cls: type, args: dict, name: str, entry: dict, call: bool = True) -> bool:
     """Whether Keras refuses to construct the layer, or (with `call`) to call it on this test's
-    small batch. A layer whose call fails with its defaults is judged by construction alone:
-    a call that fails whatever the value shows nothing about the value."""
+    small symbolic batch, as a functional build does. A layer whose call fails with its
+    defaults is judged by construction alone: a call that fails whatever the value shows
+    nothing about the value."""
     try:
         layer = cls(**args)
     except Exception:
@@ -225,11 +259,34 @@ def test_the_common_layers_are_typed(name):
     assert name in _typed_layers()
 
 
-# Values of untyped required arguments of the other sections' classes.
-REQUIRED_OTHER = {"specificity": 0.5, "sensitivity": 0.5, "precision": 0.5, "recall": 0.5}
+# Values of untyped required arguments of the other sections' classes (the callbacks' paths are
+# under the test's own folder: constructing them writes nothing, training would).
+REQUIRED_OTHER = {
+    "specificity": 0.5,
+    "sensitivity": 0.5,
+    "precision": 0.5,
+    "recall": 0.5,
+    "filepath": "model.keras",
+    "backup_dir": "backup",
+    "filename": "log.csv",
+    "num_classes": 3,
+    "target_class_ids": [0],
+}
 
 
-def test_losses_metrics_optimizers_and_callbacks_agree_with_keras():
+def _compute(name: str, made: Any) -> None:
+    """Compute loss or metric `made` (class `name`) on a batch of two rows of three classes."""
+    y_true = np.array([0, 2]) if name.startswith("Sparse") else np.array([[0, 0, 1], [1, 0, 0]], "float32")
+    y_pred = np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]], "float32")
+    if isinstance(made, keras.metrics.Metric):
+        made.update_state(y_true, y_pred)
+        made.result()
+    else:
+        made(y_true, y_pred)
+
+
+def test_losses_metrics_optimizers_and_callbacks_agree_with_keras(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     c = catalog.catalog()
     sections = {
         "losses": (c["losses"]["classes"], keras.losses),
@@ -247,7 +304,10 @@ def test_losses_metrics_optimizers_and_callbacks_agree_with_keras():
             for arg, fragment in entry["types"].items():
                 for value in examples(fragment):
                     try:
-                        cls(**{**base, arg: value})
+                        made = cls(**{**base, arg: value})
+                        if types.unconstrained(fragment) and section in ("losses", "metrics"):
+                            # Read when a value is computed: taken then too.
+                            _compute(name, made)
                     except Exception as exc:
                         disagreements.append(f"refused {section}.{name}({arg}={value!r}): {str(exc)[:100]}")
                 for value in counter_examples(fragment):
@@ -261,22 +321,84 @@ def test_losses_metrics_optimizers_and_callbacks_agree_with_keras():
     assert checked >= 40
 
 
+# The arguments every application takes are tried on a few applications rather than all 40
+# (building one takes up to seconds): every application module reads `include_top` only as a
+# truth value (`if include_top:`, `weights == "imagenet" and include_top`, and
+# obtain_input_shape's `require_flatten`) and `pooling` only as `pooling == "avg"` and
+# `pooling == "max"`; ConvNeXt, EfficientNetV2 and MobileNetV3 read `include_preprocessing` as
+# `if include_preprocessing:`, and MobileNetV3 `minimalistic` as `if minimalistic:`. Two modules
+# of each stand for the rest (all 40 were built with odd include_top and pooling values when
+# these types were written). An argument of a few applications (MobileNet's alpha) is tried on
+# each. Small inputs and no weights keep each build well under a second.
+SHARED_APPLICATION_CASES = {
+    "include_top": [("MobileNet", {"alpha": 0.25}), ("MobileNetV3Small", {})],
+    "pooling": [("VGG16", {"include_top": False}), ("MobileNet", {"alpha": 0.25, "include_top": False})],
+    "include_preprocessing": [("MobileNetV3Small", {"include_top": False})],
+    "minimalistic": [("MobileNetV3Small", {"include_top": False})],
+}
+# Fewer odd values than elsewhere, for time: two true ones (a word, a list) and two false ones.
+APPLICATION_VALUES = ["abc", [1], 0, None]
+
+
+def test_applications_agree_with_keras():
+    applications = catalog.catalog()["applications"]
+    cases = [(name, base, arg) for arg, shared in SHARED_APPLICATION_CASES.items() for name, base in shared]
+    for name, entry in applications.items():
+        for arg, fragment in entry["types"].items():
+            if arg in SHARED_APPLICATION_CASES:
+                # The same type on every application, as its representatives'.
+                assert types.unconstrained(fragment), (name, arg)
+            else:
+                cases.append((name, {}, arg))
+    disagreements = []
+    for name, base, arg in cases:
+        fragment = applications[name]["types"][arg]
+        application = getattr(keras.applications, name)
+        # A build each: the first and last examples, and four counter-examples (those just past
+        # the bounds first).
+        values = examples(fragment)
+        values = APPLICATION_VALUES if types.unconstrained(fragment) else values[:1] + values[-1:]
+        for value, taken in [(v, True) for v in values] + [
+            (v, False) for v in counter_examples(fragment)[:4]
+        ]:
+            try:
+                application(weights=None, classes=3, input_shape=(32, 32, 3), **base, **{arg: value})
+                if not taken:
+                    disagreements.append(f"accepted applications.{name}({arg}={value!r})")
+            except Exception as exc:
+                if taken:
+                    disagreements.append(f"refused applications.{name}({arg}={value!r}): {str(exc)[:100]}")
+            keras.backend.clear_session()
+    assert not disagreements, "\n".join(disagreements)
+
+
+def _build_op(function: Any, x: Any, args: dict) -> None:
+    """Build a model of op `function` on symbolic input `x`, as graphspec's functional build does
+    (a split into no sections returns no tensor, which a model refuses)."""
+    keras.Model(x, function(x, **args))
+
+
 def test_ops_agree_with_keras():
+    """Each op is built on a symbolic input, as a functional build calls it: what validate
+    refuses, build refuses (a computation may refuse more: softmax's list of axes, ...)."""
     disagreements, checked = [], 0
     for name, entry in catalog.catalog()["ops"].items():
         function = getattr(keras.ops, name)
         others = OP_ARGUMENTS.get(name, {})
         # squeeze takes only axes of size 1.
-        x = np.ones((1, 5, 1) if name == "squeeze" else (2, 5, 6), "float32")
+        x = keras.Input(batch_shape=(1, 5, 1) if name == "squeeze" else (2, 5, 6))
         for arg, fragment in entry["types"].items():
             for value in examples(fragment):
                 try:
-                    function(x, **{**others, arg: value})
+                    _build_op(function, x, {**others, arg: value})
+                    if types.unconstrained(fragment):
+                        # Any value's type: a computation takes the value too.
+                        function(np.ones(x.shape, "float32"), **{**others, arg: value})
                 except Exception as exc:
                     disagreements.append(f"refused ops.{name}({arg}={value!r}): {str(exc)[:100]}")
             for value in counter_examples(fragment):
                 try:
-                    function(x, **{**others, arg: value})
+                    _build_op(function, x, {**others, arg: value})
                 except Exception:
                     continue
                 disagreements.append(f"accepted ops.{name}({arg}={value!r})")

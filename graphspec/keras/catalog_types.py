@@ -55,6 +55,24 @@ def ref(name: str) -> dict:
     return {"$ref": REF + name}
 
 
+# Shared fragments that constrain nothing: Keras takes any value there, and build does too
+# (tests/test_catalog_types.py builds each with a word, a list, a number and null). Recorded so
+# that the schema and the editor describe the argument, and so that bench/bench_types.py counts
+# it as known, apart from the typed ones.
+ANY_VALUE = {
+    "truth_value": {"description": "true or false (Keras takes any value, read as true or false)"},
+    # MonitorCallback (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau) warns of another mode
+    # and uses 'auto'.
+    "monitor_mode": {
+        "description": "'auto', 'min' or 'max' (Keras warns of any other value and reads it as 'auto')"
+    },
+    "application_pooling": {
+        "description": "'avg' or 'max', or null for none (Keras reads any other value as none)"
+    },
+}
+TRUTH_VALUE = ref("truth_value")
+
+
 def any_of(*fragments: dict) -> dict:
     return {"anyOf": list(fragments)}
 
@@ -114,6 +132,7 @@ def defs() -> dict[str, dict]:
             "description": "an integer or a list of integers",
             "anyOf": [INT, {"type": "array", "items": INT}],
         },
+        **ANY_VALUE,
     }
 
 
@@ -133,6 +152,18 @@ _RATES = ("rate", "dropout", "recurrent_dropout")
 OP_ARGUMENTS: dict[str, dict[str, Any]] = {
     "take": {"indices": 0},
     "split": {"indices_or_sections": 2, "axis": -1},
+    "array_split": {"indices_or_sections": 2},
+    "argpartition": {"kth": 1},
+    "cast": {"dtype": "float16"},
+    "expand_dims": {"axis": 0},
+    "full_like": {"fill_value": 1},
+    "moments": {"axes": [1]},
+    "nanpercentile": {"q": 50},
+    "nanquantile": {"q": 0.5},
+    "one_hot": {"num_classes": 3},
+    "percentile": {"q": 50},
+    "quantile": {"q": 0.5},
+    "saturate_cast": {"dtype": "float16"},
 }
 
 # Where the rule of a name is wrong for a class: (section, class, argument) -> the fragment that
@@ -168,7 +199,8 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         for kind in ("Average", "Max")
         for n in (1, 2, 3)
     },
-    # Ops that take one axis, not a list (argsort and sort round a float one down).
+    # Ops that take one axis, not a list, when built (the test calls each on a symbolic input, as
+    # a functional build does).
     **{
         ("ops", op, "axis"): INT
         for op in (
@@ -177,12 +209,8 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
             "cumprod",
             "cumsum",
             "glu",
-            "log_softmax",
             "nanargmax",
             "nanargmin",
-            "nancumprod",
-            "nancumsum",
-            "softmax",
             "sparsemax",
             "unique",
             "unstack",
@@ -196,11 +224,22 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         "description": "a positive integer or a list of integers of at least 0",
         "anyOf": [POSITIVE_INT, {"type": "array", "items": NON_NEGATIVE_INT}],
     },
-    ("ops", "argsort", "axis"): {"type": "number"},
-    ("ops", "sort", "axis"): {"type": "number"},
-    # Whether these take an axis depends on the tensor's shape (norm: at most 2 axes); stack's x
-    # is a list of tensors.
+    # A computation rounds argsort's and sort's float axis down, and average takes a list of
+    # axes, but a build refuses both.
+    ("ops", "argsort", "axis"): INT,
+    ("ops", "sort", "axis"): INT,
+    ("ops", "average", "axis"): INT,
+    # A build takes any axis of nancumprod, nancumsum and argpartition (their shape is the
+    # input's), and softmax's and log_softmax's list of axes.
+    ("ops", "nancumprod", "axis"): None,
+    ("ops", "nancumsum", "axis"): None,
+    ("ops", "argpartition", "axis"): None,
+    ("ops", "array_split", "axis"): INT,
+    ("ops", "one_hot", "axis"): INT,
+    # Whether these take an axis depends on the tensor's shape (norm: at most 2 axes; the test's
+    # rank-3 tensor is refused whatever its keepdims); stack's x is a list of tensors.
     ("ops", "norm", "axis"): None,
+    ("ops", "norm", "keepdims"): None,
     # Which axes squeeze takes depends on the shape (of size 1), but an axis is an integer or a
     # list of them whatever the shape.
     ("ops", "squeeze", "axis"): any_of(INT, {"type": "array", "items": INT}),
@@ -221,11 +260,11 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         "description": "a size or a list of sizes of at least 0 (null for one taken from the input)",
         "anyOf": [NON_NEGATIVE_INT, {"type": "array", "items": any_of(NON_NEGATIVE_INT, NULL)}],
     },
-    # A list of dimension sizes (-1 for one inferred): a word or a single number is refused.
+    # A list of dimension sizes (-1 for one inferred): a single number is refused; a word is
+    # read as a list of letters, built to an output of unknown sizes.
     ("layers", "Reshape", "target_shape"): {
         "description": "a list of integers (-1 for one dimension inferred)",
-        "type": "array",
-        "items": {"type": "number"},
+        "anyOf": [{"type": "array", "items": {"type": "number"}}, {"type": "string"}],
     },
     # SimpleRNN takes activity_regularizer and never reads it: any value passes.
     ("layers", "SimpleRNN", "activity_regularizer"): None,
@@ -242,6 +281,27 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # These take any value_range when constructed, and are not shown to refuse one when built.
     ("layers", "ContrastLimitedAdaptiveHistogramEqualization", "value_range"): None,
     ("layers", "RandomHue", "value_range"): None,
+    # These read value_range only when they compute: a build takes any.
+    **{
+        ("layers", layer, "value_range"): None
+        for layer in (
+            "RandomContrast",
+            "RandomElasticTransform",
+            "RandomErasing",
+            "RandomGaussianBlur",
+            "RandomInvert",
+        )
+    },
+    # Softmax reads its axis only when it computes.
+    ("layers", "Softmax", "axis"): None,
+    # An adaptive pooling builds to a size of 0 (any value is refused only when computed).
+    **{
+        ("layers", f"Adaptive{kind}Pooling{n}D", "output_size"): any_of(
+            NON_NEGATIVE_INT, {"type": "array", "items": NON_NEGATIVE_INT, "minItems": n, "maxItems": n}
+        )
+        for kind in ("Average", "Max")
+        for n in (1, 2, 3)
+    },
     # momentum is a number (a word or a list is refused when constructed). The image layers'
     # fill_value and Equalization's bins are refused only when a value is computed, not when a
     # model is built, and ELU's and MixUp's alpha are broadcast (a list is taken): untyped, so
@@ -262,7 +322,7 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     ("layers", "HashedCrossing", "output_mode"): {"enum": ["int", "one_hot"]},
     # A number of bins: a word is refused when called; a float is taken in `int` mode (a shape
     # refuses it in `one_hot` mode, which a type cannot tell).
-    ("layers", "HashedCrossing", "num_bins"): NUMBER,
+    ("layers", "HashedCrossing", "num_bins"): None,
     # HashedCrossing never reads activity_regularizer: any value passes.
     ("layers", "HashedCrossing", "activity_regularizer"): None,
     # Counts compared with numbers when constructed: num_tokens must be set, and max_tokens, where
@@ -278,7 +338,9 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     ("layers", "STFTSpectrogram", "scaling"): {"enum": ["density", "spectrum"]},
     ("layers", "STFTSpectrogram", "periodic"): BOOLEAN,
     ("layers", "MultiHeadAttention", "value_dim"): ref("positive_int"),
-    ("layers", "RandomGaussianBlur", "kernel_size"): ref("positive_int"),
+    # An even number, a list or a word is refused when constructed, but an odd number of any sign
+    # (or a fraction) is taken by a build: no type of the catalog's says that.
+    ("layers", "RandomGaussianBlur", "kernel_size"): None,
 }
 
 
@@ -385,6 +447,48 @@ _OBJECT_TYPES: dict[tuple[str, str], dict] = {
 }
 
 
+# Arguments Keras reads only as a truth value (`if self.use_ema:`, `if include_top:`), found in
+# its source and checked by tests/test_catalog_types.py, which builds each with odd values: any
+# value is taken, so none is refused. By section, then argument; a class listed where only some
+# classes of the section read it so.
+_TRUTH_VALUES: dict[str, set[str]] = {
+    "optimizers": {"amsgrad", "centered", "exclude_embeddings", "nesterov", "relative_step", "use_ema"},
+    "callbacks": {
+        "append",
+        "delete_checkpoint",
+        "double_checkpoint",
+        "raise_error",
+        "restore_best_weights",
+        "send_as_json",
+        "swap_on_epoch",
+        "write_graph",
+        "write_images",
+        "write_steps_per_second",
+    },
+    # Every application's `include_top` (obtain_input_shape's `require_flatten` too) and the
+    # `include_preprocessing` of ConvNeXt, EfficientNetV2 and MobileNetV3 and the latter's
+    # `minimalistic`.
+    "applications": {"include_preprocessing", "include_top", "minimalistic"},
+    # The reductions' keepdims (a symbolic build and a computation both take any value) and
+    # gelu's approximate.
+    "ops": {"approximate", "keepdims"},
+    # `if from_logits:` in every backend's crossentropies, `if self._from_logits:` and `if
+    # self.multi_label:` in AUC, `if apply_class_balancing:` in the focal crossentropy.
+    "losses": {"apply_class_balancing", "from_logits"},
+    "metrics": {"from_logits", "multi_label"},
+}
+
+# A loss's or metric's dtype: Keras reads `dtype or floatx()`, so a false value (0, '') is the
+# default; a name it does not know, another number, a list or true is refused.
+_OBJECT_DTYPE = {
+    "description": "a dtype name such as 'float32', or null",
+    "anyOf": [DTYPE, {"enum": [0, False]}],
+}
+# ModelCheckpoint's and BackupAndRestore's save_freq: 'epoch' or an integer (`isinstance(x, int)`,
+# so any integer, of any sign); a word, a float or a list is refused.
+_SAVE_FREQ = {"description": "'epoch' or a number of batches", "anyOf": [{"enum": ["epoch"]}, INT]}
+
+
 def _supported(name: str, arg: str) -> list[str] | None:
     """The values a Keras layer's class lists as supported for `arg` (`_SUPPORTED_FILL_MODE`,
     `_SUPPORTED_INTERPOLATION`), which its constructor checks `arg` against; None if it lists none."""
@@ -399,7 +503,45 @@ def _supported(name: str, arg: str) -> list[str] | None:
 
 
 def _other_rule(section: str, name: str, arg: str) -> dict | None:
-    """Rules for the classes that are not layers: losses, metrics, optimizers, callbacks."""
+    """Rules for the classes that are not layers: losses, metrics, optimizers, callbacks,
+    applications, ops and the objects (initializers, regularizers, constraints)."""
+    # OrbaxCheckpoint needs orbax, which graphspec does not install: nothing of it is checked.
+    if arg in _TRUTH_VALUES.get(section, ()) and name != "OrbaxCheckpoint":
+        return TRUTH_VALUE
+    if section == "applications" and arg == "alpha" and name.startswith("MobileNet"):
+        # The width: MobileNet's filters are int(32 * alpha), refused when not positive;
+        # MobileNetV2 and V3 round them up to 8 at least, so any number builds.
+        return {"type": "number", "exclusiveMinimum": 0} if name == "MobileNet" else NUMBER
+    if section == "applications" and arg == "depth_multiplier":
+        return ref("positive_int")  # MobileNet's DepthwiseConv2D's
+    if section == "applications" and arg == "pooling":
+        # Each application tests `pooling == "avg"` and `pooling == "max"`, and nothing else.
+        return ref("application_pooling")
+    if (
+        section == "callbacks"
+        and arg == "mode"
+        and name in ("EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau")
+    ):
+        return ref("monitor_mode")
+    if section in ("losses", "metrics") and arg == "dtype":
+        return _OBJECT_DTYPE
+    if section == "callbacks" and arg == "save_freq" and name in ("ModelCheckpoint", "BackupAndRestore"):
+        return _SAVE_FREQ
+    if section == "optimizers" and name == "Lion" and arg == "beta_1":
+        # Lion refuses a beta_1 outside (0, 1] (its other numbers are not checked).
+        return {
+            "description": "a number above 0, at most 1",
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1,
+        }
+    if section == "losses" and name == "CategoricalGeneralizedCrossEntropy" and arg == "q":
+        return {
+            "description": "a number above 0 and below 1",
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "exclusiveMaximum": 1,
+        }
     if section == "losses" and arg == "reduction":
         return any_of({"enum": REDUCTIONS}, NULL)
     if section == "optimizers" and arg == "learning_rate":
@@ -407,7 +549,17 @@ def _other_rule(section: str, name: str, arg: str) -> dict | None:
     if section == "optimizers" and arg == "momentum" and name == "SGD":
         return {**FLOAT, **RATE, "description": "a number with a decimal point from 0.0 to 1.0"}
     if section == "metrics" and arg == "num_thresholds":
-        return {"type": "integer", "minimum": 2}
+        # AUC needs two thresholds at least; the metrics at a recall, precision, sensitivity or
+        # specificity take one (0.5).
+        return {"type": "integer", "minimum": 2} if name == "AUC" else ref("positive_int")
+    if section == "metrics" and arg == "num_classes" and name.endswith("IoU"):
+        return ref("positive_int")
+    if section == "metrics" and arg == "target_class_ids":
+        # Made a list when constructed (a number or a word is refused); BinaryIoU's has only
+        # its two classes, 0 and 1.
+        if name == "BinaryIoU":
+            return {"description": "a list of 0 and 1", "type": "array", "items": {"enum": [0, 1]}}
+        return {"description": "a list of class ids", "type": "array"}
     if section == "optimizers" and arg == "gradient_accumulation_steps":
         # Read as a truth value first: 0 (or null) means none, and any other number is at least 2.
         return any_of({"type": "number", "minimum": 2}, {"enum": [0, False]})
@@ -511,9 +663,11 @@ def types(section: str, name: str, entry: dict) -> dict[str, dict]:
         )
         if fragment is None:
             continue
-        if has_default and defaults[arg] is None:
+        if has_default and defaults[arg] is None and fragment.get("$ref", "")[len(REF) :] not in ANY_VALUE:
             fragment = (
-                any_of(fragment, NULL) if "anyOf" not in fragment else {"anyOf": [*fragment["anyOf"], NULL]}
+                any_of(fragment, NULL)
+                if "anyOf" not in fragment
+                else {**fragment, "anyOf": [*fragment["anyOf"], NULL]}
             )
         found[arg] = fragment
     return found

@@ -105,6 +105,17 @@ def matches(value: Any, fragment: dict) -> bool:
     return True
 
 
+_CONSTRAINTS = ("type", "enum", "anyOf", "not", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+_CONSTRAINTS += ("items", "minItems", "maxItems", "required", "properties")
+
+
+def unconstrained(fragment: dict) -> bool:
+    """Whether `fragment` takes every value: it only describes the argument (the catalog's
+    `truth_value`, for an argument Keras reads as true or false, whatever it is)."""
+    resolved = _resolve(fragment)
+    return not any(k in resolved for k in _CONSTRAINTS)
+
+
 def _same(value: Any, allowed: Any) -> bool:
     # `True == 1` in Python; an enum of strings or numbers never means a boolean.
     return value == allowed and isinstance(value, bool) == isinstance(allowed, bool)
