@@ -214,3 +214,27 @@ def test_an_object_whose_type_is_not_a_name_is_no_crash_where_the_argument_is_un
     text = text.replace("type: Dense, units: 4", "type: keras_hub.layers.FNetEncoder, intermediate_dim: 4")
     code, stderr = _validate(tmp_path, text)
     assert (code, stderr) == (0, "")
+
+
+OPERAND_SPEC = """\
+graphspec: 1
+name: operands
+inputs:
+  x: {{shape: [4]}}
+layers:
+  y: {{op: {op}, in: x, x2: {value}}}
+outputs:
+  y: {{loss: mse}}
+"""
+
+
+def test_a_binary_ops_written_operand_is_a_number_as_keras_promotes_it(tmp_path):
+    code, stderr = _validate(tmp_path, OPERAND_SPEC.format(op="subtract", value='"abc"'))
+    assert code == 2
+    assert stderr.startswith(
+        "spec.yaml:6:32: error: op node 'y': subtract's argument 'x2' takes a number, or true or "
+        "false (a tensor comes by `in:`), not 'abc'\n"
+    )
+    assert _validate(tmp_path, OPERAND_SPEC.format(op="subtract", value="0.5"))[0] == 0
+    # A comparison takes a string there when built, so validate takes it too.
+    assert _validate(tmp_path, OPERAND_SPEC.format(op="equal", value='"abc"'))[0] == 0

@@ -88,6 +88,10 @@ def examples(fragment: dict) -> list[Any]:
     if "enum" in fragment:
         return list(fragment["enum"])
     kind = fragment.get("type")
+    if isinstance(kind, list):  # one of several JSON types: each one's examples
+        return [v for k in kind for v in examples({**fragment, "type": k})]
+    if kind == "boolean":
+        return [True, False]
     if kind == "null":
         return [None]
     if kind == "integer":

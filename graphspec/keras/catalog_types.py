@@ -166,6 +166,20 @@ OP_ARGUMENTS: dict[str, dict[str, Any]] = {
     "saturate_cast": {"dtype": "float16"},
 }
 
+# A binary op's second operand written in a node (`{op: subtract, in: h, x2: 1}`; a tensor comes
+# by `in:`): Keras promotes its type with the tensor's, which a string has none of.
+OPERAND = {
+    "description": "a number, or true or false (a tensor comes by `in:`)",
+    "type": ["number", "boolean"],
+}
+# The binary ops left untyped: those whose symbolic call takes a string operand (compared, or
+# never promoted), and those that take a tensor alone there (no literal is taken: untested).
+UNTYPED_OPERANDS = {
+    "append", "correlate", "cross", "heaviside", "hypot", "matmul", "psnr",
+    "allclose", "arctan2", "equal", "greater", "greater_equal", "isclose", "isin", "less",
+    "less_equal", "logical_and", "logical_or", "logical_xor", "not_equal",
+}  # fmt: skip
+
 # Where the rule of a name is wrong for a class: (section, class, argument) -> the fragment that
 # holds instead, or None for "leave untyped". Each was found by constructing the class in Keras.
 EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
@@ -653,6 +667,10 @@ def types(section: str, name: str, entry: dict) -> dict[str, dict]:
         # An op's arguments are typed where the test can call it: on one tensor `x`, with
         # OP_ARGUMENTS's values for its other required arguments.
         callable_ = entry.get("required") == ["x"] or name in OP_ARGUMENTS
+        binary = section == "ops" and entry.get("args", [])[:2] == ["x1", "x2"]
+        if binary and arg == "x2" and name not in UNTYPED_OPERANDS:
+            found[arg] = OPERAND
+            continue
         if section == "ops" and (not callable_ or arg not in entry.get("init", ())):
             continue
         has_default = arg in defaults
