@@ -274,3 +274,34 @@ def test_predict_skip_bad_leaves_out_a_damaged_image_and_its_id(write_spec, tmp_
     # Every other image's row is the one predicted before the damage, in the same order.
     rows = expected.read_text().splitlines()
     assert out.read_text().splitlines() == rows[:2] + rows[3:]
+
+
+def test_evaluate_skip_bad_scores_each_good_image_once_when_a_whole_batch_is_bad(write_spec, tmp_path):
+    # Training fills a batch of bad files alone with a good one; scoring leaves it out, so the
+    # metrics are those of the folder without the bad files.
+    spec = write_spec(SPEC.replace("epochs: 3", "epochs: 1"))
+    files = _images(tmp_path / "pics", per_class=3)
+    run = tmp_path / "run"
+    assert (
+        runner.invoke(
+            app, ["train", str(spec), "--data", str(tmp_path / "pics"), "--out", str(run), "-q"]
+        ).exit_code
+        == 0
+    )
+    _images(tmp_path / "good", per_class=3)
+    for bad in files[:2]:  # a/0.png and a/1.png: the first batch of 2, whole
+        (tmp_path / "good" / bad.parent.name / bad.name).unlink()
+        _truncate(bad)
+    expected = json.loads(
+        runner.invoke(app, ["evaluate", str(run), "--data", str(tmp_path / "good"), "--json"]).stdout
+    )
+    args = ["evaluate", str(run), "--data", str(tmp_path / "pics"), "--skip-bad", "2", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["examples"] == expected["examples"] == 4
+    assert report["metrics"] == pytest.approx(expected["metrics"], rel=1e-5)
+    assert [record["file"] for record in report["skipped"]] == [str(f) for f in files[:2]]
+    refused = runner.invoke(app, [*args[:-3], "--skip-bad", "1"])
+    assert refused.exit_code == 2
+    assert f"{files[1]} is bad example 2, past `--skip-bad 1`: image {files[1]} is damaged" in refused.stderr

@@ -128,6 +128,10 @@ class FileBatches(keras.utils.PyDataset):
             y = {**y, **{name: arr.dummy_target(count) for name in self.targetless}}
         return string_tensors(x), y
 
+    def rows_of(self, index: int) -> np.ndarray:
+        """The rows of batch `index` (this process's part of them), before any is read."""
+        return self._rows(index)[3]
+
     def _rows(self, index: int) -> tuple[int, int, np.ndarray, np.ndarray]:
         """Batch `index`'s epoch, its place in the epoch, the epoch's order and its rows (this
         process's part of them)."""
@@ -153,7 +157,7 @@ class FileBatches(keras.utils.PyDataset):
         else:
             x, y = self.read(rows)
         if self.read_ahead and index + 1 < len(self):
-            following = self._rows(index + 1)[3]
+            following = self.rows_of(index + 1)
             self._ahead = ((index + 1, self.first_epoch), _ahead_reader().submit(self.read, following))
         return x, y
 
@@ -374,9 +378,43 @@ def score(
     )
     if isinstance(batches, FileBatches) and skipping:
         batches.skips = skips
-    with raising_failure(batches):
-        values = model.evaluate(batches.for_fit(), verbose=0, return_dict=True)
+        values = _scored_without_stand_ins(model, batches)
+    else:
+        with raising_failure(batches):
+            values = model.evaluate(batches.for_fit(), verbose=0, return_dict=True)
     return {key: float(value) for key, value in values.items()}
+
+
+def _scored_without_stand_ins(model: keras.Model, batches: FileBatches) -> dict[str, Any]:
+    """`model.evaluate` on the examples of `batches` that read well: a batch whose files are all
+    bad is left out rather than made of a good one in its place (as a training batch is), so
+    that every good example is scored once."""
+    scored, failure = 0, None
+
+    def good() -> Iterator[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+        nonlocal scored, failure
+        for index in range(len(batches)):
+            try:
+                batch = batches.kept(batches.rows_of(index), epoch=0)[1]
+            except SpecErrors as exc:  # past the limit: tf.data would wrap it in its own error
+                failure = exc
+                raise
+            if batch is not None:
+                x, y = batch
+                count = len(next(iter(x.values())))
+                scored += count
+                yield string_tensors(x), {**y, **{n: arr.dummy_target(count) for n in batches.targetless}}
+
+    try:
+        return model.evaluate(good(), verbose=0, return_dict=True)
+    except Exception:
+        if failure is not None:
+            raise failure from None
+        if scored:
+            raise
+        raise SpecErrors.single(
+            f"every example of {batches.examples.path} is bad: there is nothing to score"
+        ) from None
 
 
 @dataclass
@@ -422,7 +460,7 @@ def predict(
         # In Python, batch by batch, so that each batch's bad files are left out with their ids.
         batches = FileBatches(examples, size, skips=skips)
         for index in range(len(batches)):
-            rows, batch = batches.kept(batches._rows(index)[3], epoch=None)
+            rows, batch = batches.kept(batches.rows_of(index), epoch=None)
             if batch is not None:
                 ids += [examples.ids[row] for row in rows]
                 take(string_tensors(batch[0]))
