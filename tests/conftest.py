@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -45,38 +44,12 @@ def write_spec(tmp_path):
     return write
 
 
-# `python -c _PEAK_CHILD ARGS...` runs `graphspec ARGS...` and prints its peak resident memory
-# last: VmHWM, the process's own (ru_maxrss would carry the forking pytest's across exec).
-_PEAK_CHILD = """
-import runpy, sys
-sys.argv = ["graphspec", *sys.argv[1:]]
-code = 0
-try:
-    runpy.run_module("graphspec", run_name="__main__")
-except SystemExit as exc:
-    code = exc.code if isinstance(exc.code, int) else 1
-peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(f"PEAK_RSS_KB={peak}", file=sys.stderr)
-sys.exit(code)
-"""
-
-
 @pytest.fixture
 def graphspec_peak_mb():
-    """Run `graphspec ARGS...` as a process of its own, assert it succeeds, and return its peak
-    resident memory in MiB."""
+    """Run `graphspec ARGS...` as a process of its own and return its peak resident memory in
+    MiB; raise if it fails. It is bench/harness.py's, which the benchmarks measure with."""
+    if str(ROOT / "bench") not in sys.path:
+        sys.path.insert(0, str(ROOT / "bench"))
+    from harness import graphspec_with_peak
 
-    def run(*args: object) -> float:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        result = subprocess.run(
-            [sys.executable, "-c", _PEAK_CHILD, *map(str, args)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=600,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        peak = [line for line in result.stderr.splitlines() if line.startswith("PEAK_RSS_KB=")]
-        return int(peak[0].split("=")[1]) / 1024
-
-    return run
+    return lambda *args: graphspec_with_peak(*args)[1]

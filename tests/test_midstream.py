@@ -247,16 +247,20 @@ def test_skip_bad_skips_a_bad_val_data_image_and_one_adapt_reads_against_the_sam
     assert [r["epoch"] for r in records if r["file"] == str(files[1])] == [None]
 
 
-def test_predict_skip_bad_leaves_out_a_damaged_image_and_its_id(write_spec, tmp_path):
+def _trained_on_six_images(write_spec, tmp_path: Path) -> tuple[list[Path], Path]:
+    """A run trained for one epoch on a folder `pics` of 3 images a class; its files, its run."""
     spec = write_spec(SPEC.replace("epochs: 3", "epochs: 1"))
     files = _images(tmp_path / "pics", per_class=3)
     run = tmp_path / "run"
-    assert (
-        runner.invoke(
-            app, ["train", str(spec), "--data", str(tmp_path / "pics"), "--out", str(run), "-q"]
-        ).exit_code
-        == 0
+    result = runner.invoke(
+        app, ["train", str(spec), "--data", str(tmp_path / "pics"), "--out", str(run), "-q"]
     )
+    assert result.exit_code == 0, result.output
+    return files, run
+
+
+def test_predict_skip_bad_leaves_out_a_damaged_image_and_its_id(write_spec, tmp_path):
+    files, run = _trained_on_six_images(write_spec, tmp_path)
     expected = tmp_path / "expected.csv"
     assert (
         runner.invoke(
@@ -279,15 +283,7 @@ def test_predict_skip_bad_leaves_out_a_damaged_image_and_its_id(write_spec, tmp_
 def test_evaluate_skip_bad_scores_each_good_image_once_when_a_whole_batch_is_bad(write_spec, tmp_path):
     # Training fills a batch of bad files alone with a good one; scoring leaves it out, so the
     # metrics are those of the folder without the bad files.
-    spec = write_spec(SPEC.replace("epochs: 3", "epochs: 1"))
-    files = _images(tmp_path / "pics", per_class=3)
-    run = tmp_path / "run"
-    assert (
-        runner.invoke(
-            app, ["train", str(spec), "--data", str(tmp_path / "pics"), "--out", str(run), "-q"]
-        ).exit_code
-        == 0
-    )
+    files, run = _trained_on_six_images(write_spec, tmp_path)
     _images(tmp_path / "good", per_class=3)
     for bad in files[:2]:  # a/0.png and a/1.png: the first batch of 2, whole
         (tmp_path / "good" / bad.parent.name / bad.name).unlink()
