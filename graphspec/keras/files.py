@@ -213,6 +213,17 @@ class FileBatches(keras.utils.PyDataset):
             return rows[:0], None
         return np.asarray([row for row, _ in parts]), _joined([part for _, part in parts])
 
+    def good_batches(
+        self, epoch: int | None
+    ) -> Iterator[tuple[np.ndarray, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]]:
+        """Each batch's rows that read well and their batch, in order (`kept`, bad examples found
+        in `epoch`); a batch of bad examples alone is left out, not stood in for, so that
+        scoring and predicting see every good example once."""
+        for index in range(len(self)):
+            rows, batch = self.kept(self.rows_of(index), epoch)
+            if batch is not None:
+                yield rows, batch
+
     def _good(
         self, rows: np.ndarray, after: np.ndarray, epoch: int | None
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -373,37 +384,32 @@ def score(
     skipping = skips is not None and skips.limit > 0
     limit = skips.limit if skipping else 0
     reader = StreamBatches if isinstance(examples, TableStream) else _reader(examples, limit)
-    batches = reader(
-        examples, batch_size or loaded.spec.train.batch_size, targetless=arr.targetless_outputs(loaded)
-    )
-    if isinstance(batches, FileBatches) and skipping:
-        batches.skips = skips
-        values = _scored_without_stand_ins(model, batches)
+    size, targetless = batch_size or loaded.spec.train.batch_size, arr.targetless_outputs(loaded)
+    if reader is FileBatches and skipping:
+        values = _scored_without_stand_ins(
+            model, FileBatches(examples, size, targetless=targetless, skips=skips)
+        )
     else:
+        batches = reader(examples, size, targetless=targetless)
         with raising_failure(batches):
             values = model.evaluate(batches.for_fit(), verbose=0, return_dict=True)
     return {key: float(value) for key, value in values.items()}
 
 
 def _scored_without_stand_ins(model: keras.Model, batches: FileBatches) -> dict[str, Any]:
-    """`model.evaluate` on the examples of `batches` that read well: a batch whose files are all
-    bad is left out rather than made of a good one in its place (as a training batch is), so
-    that every good example is scored once."""
+    """`model.evaluate` on the examples of `batches` that read well (`good_batches`), so that
+    every good example is scored once."""
     scored, failure = 0, None
 
     def good() -> Iterator[tuple[dict[str, Any], dict[str, np.ndarray]]]:
         nonlocal scored, failure
-        for index in range(len(batches)):
-            try:
-                batch = batches.kept(batches.rows_of(index), epoch=0)[1]
-            except SpecErrors as exc:  # past the limit: tf.data would wrap it in its own error
-                failure = exc
-                raise
-            if batch is not None:
-                x, y = batch
-                count = len(next(iter(x.values())))
-                scored += count
-                yield string_tensors(x), {**y, **{n: arr.dummy_target(count) for n in batches.targetless}}
+        try:
+            for rows, (x, y) in batches.good_batches(epoch=0):
+                scored += len(rows)
+                yield string_tensors(x), {**y, **{n: arr.dummy_target(len(rows)) for n in batches.targetless}}
+        except SpecErrors as exc:  # past the limit: tf.data would wrap it in its own error
+            failure = exc
+            raise
 
     try:
         return model.evaluate(good(), verbose=0, return_dict=True)
@@ -458,12 +464,9 @@ def predict(
                 take(x)
     elif skips.limit:
         # In Python, batch by batch, so that each batch's bad files are left out with their ids.
-        batches = FileBatches(examples, size, skips=skips)
-        for index in range(len(batches)):
-            rows, batch = batches.kept(batches.rows_of(index), epoch=None)
-            if batch is not None:
-                ids += [examples.ids[row] for row in rows]
-                take(string_tensors(batch[0]))
+        for rows, (x, _) in FileBatches(examples, size, skips=skips).good_batches(epoch=None):
+            ids += [examples.ids[row] for row in rows]
+            take(string_tensors(x))
     else:
         ids = list(examples.ids)
         batches = _reader(examples)(examples, size)
