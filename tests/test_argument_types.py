@@ -149,6 +149,69 @@ def test_a_callbacks_and_an_optimizers_argument_are_checked(tmp_path):
     assert "error: callback ReduceLROnPlateau's argument 'factor' takes a number below 1, not 1.5\n" in stderr
 
 
+OPTIMIZER_SPEC = """\
+graphspec: 1
+name: optimizer
+inputs:
+  x: {{shape: [4]}}
+layers:
+  d: {{type: Dense, units: 2, in: x}}
+outputs:
+  d: {{loss: mse}}
+compile:
+  optimizer: {{type: Adam, {args}}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ('clipnorm: "1.0"', "optimizer Adam's argument 'clipnorm' takes a number or null, not '1.0'"),
+        ("epsilon: null", "optimizer Adam's argument 'epsilon' takes a number, or a list of numbers"),
+        ("beta_1: [0.9]", "optimizer Adam's argument 'beta_1' takes a number, not [0.9]"),
+        ("weight_decay: abc", "optimizer Adam's argument 'weight_decay' takes a number, or a list of"),
+    ],
+)
+def test_an_optimizers_numbers_are_checked_where_keras_takes_them_until_it_trains(tmp_path, args, message):
+    """Keras constructs Adam with each of these and fails only at the first update: validate
+    refuses them at their line, and so does build, which tries the optimizer on scratch weights."""
+    from test_application_inputs import builds
+
+    text = OPTIMIZER_SPEC.format(args=args)
+    code, stderr = _validate(tmp_path, text)
+    assert code == 2
+    assert message in stderr.splitlines()[0]
+    assert stderr.endswith("1 error\n")
+    assert not builds(text)
+
+
+def test_an_optimizers_numbers_keras_broadcasts_are_taken_by_validate_and_by_build(tmp_path):
+    from test_application_inputs import builds
+
+    text = OPTIMIZER_SPEC.format(args="epsilon: [1.0e-7], clipnorm: 1, weight_decay: null, beta_1: 0.8")
+    assert _validate(tmp_path, text) == (0, "")
+    assert builds(text)
+
+
+def test_build_refuses_an_optimizer_at_its_line_when_keras_would_refuse_it_in_training(tmp_path):
+    """What build says without validate's checks: the step on scratch weights fails as the first
+    training step would, and the error points at the optimizer."""
+    import keras
+    from fixtures import agreement
+
+    import graphspec
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(OPTIMIZER_SPEC.format(args='clipnorm: "1.0"'))
+    with agreement.without_validate_checks(), pytest.raises(graphspec.SpecErrors) as refused:
+        graphspec.load(path).build()
+    keras.backend.clear_session()
+    assert str(refused.value).startswith(
+        f"{path}:10:14: error: Keras refused optimizer Adam: '>' not supported between instances of "
+        "'str' and 'int'"
+    )
+
+
 OBJECT_SPEC = """\
 graphspec: 1
 name: objects

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 
+from graphspec.keras.catalog_gen import REFUSED_BASE_ARGS
 from graphspec.keras.catalog_types import OP_ARGUMENTS
 from graphspec.spec import catalog, types
 
@@ -45,12 +46,7 @@ OVERRIDES = {
 # Arguments the catalog lists for a class (from the base class's **kwargs) that the class itself
 # refuses whatever their value, or whose default it refuses (CategoryEncoding's num_tokens must be
 # set): not a matter of types, and found by the test below.
-NOT_TAKEN = {
-    ("ActivityRegularization", "activity_regularizer"),
-    ("CategoryEncoding", "num_tokens"),
-    ("IntegerLookup", "activity_regularizer"),
-    ("StringLookup", "activity_regularizer"),
-}
+NOT_TAKEN = {("CategoryEncoding", "num_tokens")}
 # Layers whose construction needs more than plain values (a layer, code, files) or whose call
 # needs inputs of their own: the types of their arguments are the same rules' as checked on
 # other layers.
@@ -236,10 +232,11 @@ def test_keras_accepts_each_example_and_refuses_each_counter_example():
                 try:
                     layer = cls(**{**base, arg: value})
                     # An axis is called too (where the class's defaults can be): a list axis is
-                    # taken by Concatenate's constructor and refused by its call. Other values
-                    # are not: a valid one may not fit this test's small input (an orthogonal
-                    # initializer of a vector, channels_first on a CPU).
-                    if callable_with_defaults and arg == "axis":
+                    # taken by Concatenate's constructor and refused by its call. So is a flag
+                    # of any value, which a build must take (`return_sequences: abc`). Other
+                    # values are not: a valid one may not fit this test's small input (an
+                    # orthogonal initializer of a vector, channels_first on a CPU).
+                    if callable_with_defaults and (arg == "axis" or types.unconstrained(fragment)):
                         _call(layer, name, entry)
                 except Exception as exc:
                     refused_wrongly.append(f"{name}({arg}={value!r}): {str(exc)[:120]}")
@@ -256,6 +253,16 @@ def test_keras_accepts_each_example_and_refuses_each_counter_example():
     )
     assert not_taken == NOT_TAKEN
     assert checked > 1000
+
+
+@pytest.mark.parametrize(
+    ("name", "arg"), [(n, a) for n, args in sorted(REFUSED_BASE_ARGS.items()) for a in sorted(args)]
+)
+def test_a_base_argument_a_layer_refuses_whatever_its_value_is_not_in_its_entry(name, arg):
+    for value in (None, True, "l2"):
+        with pytest.raises((TypeError, ValueError)):
+            getattr(keras.layers, name)(**{arg: value})
+    assert arg not in catalog.catalog()["layers"][name]["args"]
 
 
 @pytest.mark.parametrize("name", ["Dense", "Conv1D", "Conv2D", "Dropout", "Embedding", "LayerNormalization"])
@@ -289,6 +296,40 @@ def _compute(name: str, made: Any) -> None:
         made(y_true, y_pred)
 
 
+def _step(optimizer: Any) -> None:
+    """Two updates of a (4, 3) kernel and a bias by `optimizer`, and a loss scaled: where Keras
+    reads an optimizer's numbers (it takes any value when it constructs one)."""
+    weights = [keras.Variable(np.ones((4, 3), "float32")), keras.Variable(np.ones(3, "float32"))]
+    for _ in range(2):
+        optimizer.apply([np.full((4, 3), 0.5, "float32"), np.full(3, 0.5, "float32")], weights)
+    optimizer.scale_loss(np.float32(1.0))
+
+
+# Callbacks that read their numbers only during training: run through four epochs of worsening
+# loss, which stops EarlyStopping (patience 0) and saves a checkpoint each epoch.
+CALLBACKS_IN_TRAINING = {"EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau"}
+
+
+def _epochs(callback: Any) -> None:
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch, loss in enumerate([1.0, 2.0, 3.0, 4.0]):
+        callback.on_epoch_begin(epoch)
+        callback.on_train_batch_end(0, {"loss": loss})
+        callback.on_epoch_end(epoch, {"loss": loss, "val_loss": loss})
+    callback.on_train_end()
+
+
+def _use_in_training(section: str, name: str, made: Any) -> None:
+    """Use an optimizer or callback as training would, where Keras first reads its arguments."""
+    if section == "optimizers":
+        _step(made)
+    elif section == "callbacks" and name in CALLBACKS_IN_TRAINING:
+        _epochs(made)
+
+
 def test_losses_metrics_optimizers_and_callbacks_agree_with_keras(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     c = catalog.catalog()
@@ -312,11 +353,12 @@ def test_losses_metrics_optimizers_and_callbacks_agree_with_keras(tmp_path, monk
                         if types.unconstrained(fragment) and section in ("losses", "metrics"):
                             # Read when a value is computed: taken then too.
                             _compute(name, made)
+                        _use_in_training(section, name, made)
                     except Exception as exc:
                         disagreements.append(f"refused {section}.{name}({arg}={value!r}): {str(exc)[:100]}")
                 for value in counter_examples(fragment):
                     try:
-                        cls(**{**base, arg: value})
+                        _use_in_training(section, name, cls(**{**base, arg: value}))
                     except Exception:
                         continue
                     disagreements.append(f"accepted {section}.{name}({arg}={value!r})")

@@ -546,6 +546,47 @@ def _structured(structure: Any, values: dict[str, Any], missing: Any = None) -> 
     return arrange(structure, {name: values.get(name, missing) for name in keras.tree.flatten(structure)})
 
 
+def make_optimizer(value: Any, loaded: LoadedSpec, at: tuple) -> keras.optimizers.Optimizer:
+    """The optimizer `value` (a name, or a `TypedObject` written at spec path `at`) names.
+    Raises `SpecErrors` at `at` where Keras refuses it, constructed or tried (`_tried`)."""
+    if isinstance(value, str):
+        return keras.optimizers.get(value)
+    try:
+        return _tried(getattr(keras.optimizers, value.type), value.args)
+    except Exception as exc:
+        raise SpecErrors.single(
+            f"Keras refused optimizer {value.type}: {_keras_message(exc)}",
+            loaded.location(*at),
+            sources=loaded.diagnostics.sources,
+        ) from None
+
+
+def _tried(cls: type, args: dict) -> keras.optimizers.Optimizer:
+    """`cls(**args)`, after a scratch one has made two steps on scratch weights: Keras takes a
+    word or a list for most of an optimizer's numbers (`clipnorm: "1.0"`) when constructing it
+    and refuses them only in training, after the model is built."""
+    if not _distributed():
+        # Within a strategy's scope the scratch weights would be its (mirrored) weights, which
+        # an optimizer updates only within a replica's step; validate checks the same types.
+        scratch = cls(**args)
+        weights = [keras.Variable(keras.ops.ones((4, 3))), keras.Variable(keras.ops.ones((3,)))]
+        for _ in range(2):
+            scratch.apply([keras.ops.ones((4, 3)), keras.ops.ones((3,))], weights)
+        scratch.scale_loss(keras.ops.ones(()))
+    return cls(**args)
+
+
+def _distributed() -> bool:
+    """Whether a distribution (JAX's, or a TensorFlow strategy) is in force."""
+    if keras.distribution.distribution() is not None:
+        return True
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.has_strategy()
+    return False
+
+
 def by_name(model: keras.Model, loaded: LoadedSpec, compile: bool = True) -> keras.Model:
     """`model`, built from `loaded`, as a twin that takes and gives dicts by the spec's input
     and output names (compiled as the spec says, with `compile`): the same layers, so the same
@@ -568,11 +609,16 @@ def by_name(model: keras.Model, loaded: LoadedSpec, compile: bool = True) -> ker
 
 
 def compile_model(
-    model: keras.Model, loaded: LoadedSpec, structured: bool = True, optimizer: Any = None
+    model: keras.Model,
+    loaded: LoadedSpec,
+    structured: bool = True,
+    optimizer: Any = None,
+    optimizer_at: tuple = (),
 ) -> None:
     """Compile with each output's loss, loss weight and metrics, as the spec says: given in the
     outputs' `structure:` when `structured`, else by output name. `optimizer` (a name or a
-    `TypedObject`) replaces `compile.optimizer`: a fine-tuning stage's own."""
+    `TypedObject`, written at spec path `optimizer_at`) replaces `compile.optimizer`: a
+    fine-tuning stage's own."""
     spec = loaded.spec
     losses = {n: output_loss(o) for n, o in spec.outputs.items() if o.loss is not None}
     weights = {n: o.weight for n, o in spec.outputs.items() if o.loss is not None}
@@ -583,12 +629,9 @@ def compile_model(
         losses = _structured(spec.structure.outputs, losses)
         weights = _structured(spec.structure.outputs, weights, 1.0) if weights else None
         metrics = _structured(spec.structure.outputs, metrics)
-    optimizer = optimizer if optimizer is not None else spec.compile.optimizer
-    optimizer = (
-        keras.optimizers.get(optimizer)
-        if isinstance(optimizer, str)
-        else getattr(keras.optimizers, optimizer.type)(**optimizer.args)
-    )
+    if optimizer is None:
+        optimizer, optimizer_at = spec.compile.optimizer, ("compile", "optimizer")
+    optimizer = make_optimizer(optimizer, loaded, optimizer_at)
     try:
         model.compile(
             optimizer=optimizer,

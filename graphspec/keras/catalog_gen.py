@@ -23,6 +23,14 @@ CATALOG_PATH = Path(__file__).resolve().parent.parent / "spec" / "catalog.json"
 # Keyword arguments every layer's base class accepts through **kwargs. `name` is left out on
 # purpose: a node's name is its key in the spec.
 _BASE_LAYER_ARGS = ["activity_regularizer", "autocast", "dtype", "trainable"]
+# Those of them that a layer takes through **kwargs and then refuses whatever their value (it
+# passes its own to the base class, or never forwards them): left out of its catalog entry, so
+# that validate calls them unknown where Keras does. tests/test_catalog_types.py checks each.
+REFUSED_BASE_ARGS = {
+    "ActivityRegularization": {"activity_regularizer"},
+    "IntegerLookup": {"activity_regularizer", "autocast"},
+    "StringLookup": {"activity_regularizer", "autocast"},
+}
 
 
 def _parameters(func: Any) -> tuple[list[str], list[str], bool]:
@@ -113,10 +121,11 @@ def _layer_entry(cls: type) -> dict:
     args, required, var_kw = _parameters(cls.__init__)
     defaults = _json_defaults(_defaults(cls.__init__)[0])
     if var_kw:
-        args = args + [a for a in _BASE_LAYER_ARGS if a not in args]
+        refused = REFUSED_BASE_ARGS.get(cls.__name__, set())
+        args = args + [a for a in _BASE_LAYER_ARGS if a not in args and a not in refused]
         # What the base class gives the arguments it takes through **kwargs.
         base = _json_defaults(_defaults(_base_layer_init())[0])
-        defaults.update({a: v for a, v in base.items() if a in _BASE_LAYER_ARGS and a not in defaults})
+        defaults.update({a: v for a, v in base.items() if a in args and a not in defaults})
     call_args, _, _ = _parameters(cls.call)
     # The call's defaults too: `call: {use_causal_mask: false}` is the model without it.
     call_defaults = _json_defaults(_defaults(cls.call)[0])

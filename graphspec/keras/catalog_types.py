@@ -51,6 +51,10 @@ FLOAT = {
 }
 
 
+# A number Keras computes with, where true and false are taken as 1 and 0 (an optimizer's).
+NUMBER_LIKE = {"description": "a number", "type": ["number", "boolean"]}
+
+
 def ref(name: str) -> dict:
     return {"$ref": REF + name}
 
@@ -126,6 +130,11 @@ def defs() -> dict[str, dict]:
             "enum": ["channels_last", "channels_first"],
         },
         "positive_int": {"description": "a positive integer", **POSITIVE_INT},
+        "number_like": NUMBER_LIKE,
+        "numbers": {
+            "description": "a number, or a list of numbers (broadcast over each weight)",
+            "anyOf": [NUMBER_LIKE, {"type": "array", "items": NUMBER_LIKE}],
+        },
         "rate": {"description": "a number from 0 to 1", **RATE},
         "float": FLOAT,
         "axis": {
@@ -179,6 +188,12 @@ UNTYPED_OPERANDS = {
     "allclose", "arctan2", "equal", "greater", "greater_equal", "isclose", "isin", "less",
     "less_equal", "logical_and", "logical_or", "logical_xor", "not_equal",
 }  # fmt: skip
+
+
+def _pairs(items: dict, count: int) -> dict:
+    """A list of exactly `count` values of type `items`."""
+    return {"type": "array", "items": items, "minItems": count, "maxItems": count}
+
 
 # Where the rule of a name is wrong for a class: (section, class, argument) -> the fragment that
 # holds instead, or None for "leave untyped". Each was found by constructing the class in Keras.
@@ -258,6 +273,20 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # list of them whatever the shape.
     ("ops", "squeeze", "axis"): any_of(INT, {"type": "array", "items": INT}),
     ("ops", "stack", "axis"): None,
+    # Flags of ops that take any value when built but are computed on the test's (2, 5, 6) tensor
+    # only where they fit it (cholesky and vander need a square or 1-D one, bincount integers), or
+    # that TensorFlow refuses to compute with anything but true or false (svd's): left untyped.
+    **{
+        ("ops", op, arg): None
+        for op, arg in (
+            ("bincount", "sparse"),
+            ("cholesky", "upper"),
+            ("cholesky_inverse", "upper"),
+            ("svd", "compute_uv"),
+            ("svd", "full_matrices"),
+            ("vander", "increasing"),
+        )
+    },
     # float(epsilon): a list or a word is refused (LayerNormalization builds with epsilon: 'abc',
     # so its epsilon stays untyped).
     ("layers", "BatchNormalization", "epsilon"): {"type": "number"},
@@ -292,6 +321,54 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         for layer in ("IntegerLookup", "StringLookup")
         for arg in ("trainable", "dtype")
     },
+    # Flags whose true value needs another argument set (an output_mode that is not 'int',
+    # max_tokens): which values are taken depends on the others, which a type cannot say.
+    **{
+        ("layers", layer, "sparse"): None
+        for layer in ("Discretization", "IntegerLookup", "StringLookup", "TextVectorization")
+    },
+    **{
+        ("layers", layer, "pad_to_max_tokens"): None
+        for layer in ("IntegerLookup", "StringLookup", "TextVectorization")
+    },
+    # An image augmentation's strength: a number from 0 to 1, or a [low, high] pair of them;
+    # RandomGrayscale's factor and RandomPerspective's scale take the number alone.
+    **{
+        ("layers", layer, arg): any_of(RATE, {"type": "array", "items": RATE, "minItems": 2, "maxItems": 2})
+        for layer, arg in (
+            ("AugMix", "factor"),
+            ("CutMix", "factor"),
+            ("RandAugment", "factor"),
+            ("RandomElasticTransform", "factor"),
+            ("RandomElasticTransform", "scale"),
+            ("RandomErasing", "factor"),
+            ("RandomErasing", "scale"),
+            ("RandomGaussianBlur", "factor"),
+            ("RandomGaussianBlur", "sigma"),
+            ("RandomInvert", "factor"),
+            ("RandomPerspective", "factor"),
+            ("RandomShear", "x_factor"),
+            ("RandomShear", "y_factor"),
+            ("Solarization", "addition_factor"),
+            ("Solarization", "threshold_factor"),
+        )
+    },
+    ("layers", "RandomGrayscale", "factor"): ref("rate"),
+    ("layers", "RandomPerspective", "scale"): ref("rate"),
+    # A convolution's groups divide its filters and its input's channels (which a type cannot
+    # check): a positive integer.
+    **{("layers", f"Conv{n}D", "groups"): ref("positive_int") for n in (1, 2, 3)},
+    # What is cropped (or padded) off each end: a size, a size per axis, or (2D, 3D) a pair per axis.
+    ("layers", "Cropping1D", "cropping"): any_of(NON_NEGATIVE_INT, _pairs(NON_NEGATIVE_INT, 2)),
+    ("layers", "ZeroPadding1D", "padding"): any_of(NON_NEGATIVE_INT, _pairs(NON_NEGATIVE_INT, 2)),
+    **{
+        ("layers", f"Cropping{n}D", "cropping"): any_of(
+            NON_NEGATIVE_INT, _pairs(NON_NEGATIVE_INT, n), _pairs(_pairs(NON_NEGATIVE_INT, 2), n)
+        )
+        for n in (2, 3)
+    },
+    # 'auto', or whether to use cuDNN (Keras compares it with True and False, so 1 and 0 too).
+    **{("layers", layer, "use_cudnn"): {"enum": ["auto", True, False, 1, 0]} for layer in ("LSTM", "GRU")},
     # These take any value_range when constructed, and are not shown to refuse one when built.
     ("layers", "ContrastLimitedAdaptiveHistogramEqualization", "value_range"): None,
     ("layers", "RandomHue", "value_range"): None,
@@ -437,14 +514,21 @@ _SEEDED = {
     "RandomShear",
     "SimpleRNN",
     "Solarization",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
+    "RandAugment",
+    "RandomGrayscale",
+    "RandomHue",
+    "RandomSaturation",
 }
 
 
 # The arguments of initializers, regularizers and constraints (a `{type: ..., ...}` object's), by
 # (class, argument), or (section, argument) for every class of the section that takes it; each
 # checked when the object is made (and used on a (4, 3) weight by the test). The initializers' other numbers
-# (mean, stddev, gain, ...) are broadcast: a list is taken, and they stay untyped here (a weight
-# node's are checked by graphspec/spec/nodes.py). A constraint is first used in training, after
+# (mean, stddev, gain, ...) are broadcast: `_other_rule` gives them "numbers" (a weight node's
+# are checked by graphspec/spec/nodes.py). A constraint is first used in training, after
 # build: build takes any value for its arguments, so none is typed (validate never refuses what
 # build takes); so is OrthogonalRegularizer's factor, refused only when the penalty is computed.
 _OBJECT_TYPES: dict[tuple[str, str], dict] = {
@@ -516,7 +600,60 @@ def _supported(name: str, arg: str) -> list[str] | None:
     return None
 
 
-def _other_rule(section: str, name: str, arg: str) -> dict | None:
+# Optimizers' numbers, read when they first update a weight (Keras takes any value when it
+# constructs them, and graphspec's build tries each typed optimizer on scratch weights): by
+# default a number or a list of them, broadcast over each weight (`epsilon: [1e-7]` trains);
+# these take a number alone (a list is refused when the update is computed), and null where
+# the default is None (a clipping's, Muon's decays).
+_OPTIMIZER_SCALARS = {
+    ("*", "clipnorm"), ("*", "clipvalue"), ("*", "global_clipnorm"),
+    ("Adam", "beta_1"), ("Adam", "beta_2"), ("AdamW", "beta_1"), ("AdamW", "beta_2"),
+    ("Lamb", "beta_1"), ("Lamb", "beta_2"), ("Adamax", "beta_1"), ("Nadam", "beta_1"),
+    ("RMSprop", "rho"), ("RMSprop", "momentum"), ("Adadelta", "rho"),
+    ("Muon", "adam_beta_1"), ("Muon", "adam_beta_2"), ("Muon", "momentum"),
+    ("ScheduleFreeAdamW", "warmup_steps"),
+}  # fmt: skip
+_OPTIMIZER_NULLABLE = {("Muon", "weight_decay"), ("Muon", "adam_weight_decay"), ("Muon", "rms_rate")}
+# Read only with `use_ema: true` (any value is taken without it), and Muon's names of layers.
+_OPTIMIZER_UNTYPED = {"ema_momentum", "ema_overwrite_frequency", "exclude_layers"}
+
+
+# Callbacks' arguments. Numbers Keras reads at an epoch's end, once a monitored value stops improving
+# (EarlyStopping, ReduceLROnPlateau) or a checkpoint is saved: any value is taken when they are
+# constructed, so tests/test_catalog_types.py runs each through four epochs of worsening loss.
+_CALLBACK_TYPES = {
+    ("EarlyStopping", "patience"): ref("number_like"),
+    ("EarlyStopping", "start_from_epoch"): ref("number_like"),
+    ("EarlyStopping", "verbose"): ref("number_like"),
+    ("EarlyStopping", "baseline"): ref("numbers"),
+    ("ReduceLROnPlateau", "patience"): ref("number_like"),
+    # Checked when constructed.
+    ("ReduceLROnPlateau", "factor"): {"type": "number", "exclusiveMaximum": 1},
+    ("ModelCheckpoint", "verbose"): ref("number_like"),
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _optimizer_rule(name: str, arg: str, default: Any) -> dict | None:
+    if arg in _OPTIMIZER_UNTYPED:
+        return None
+    if (name, arg) == ("Muon", "ns_steps"):  # a number of iterations: a fraction is refused
+        return {"description": "an integer", "type": ["integer", "boolean"]}
+    if not (default is None or _is_number(default)):
+        return None
+    if ("*", arg) in _OPTIMIZER_SCALARS or (name, arg) in _OPTIMIZER_SCALARS:
+        return ref("number_like")
+    if (name, arg) in _OPTIMIZER_NULLABLE:
+        return any_of(ref("numbers"), NULL)
+    if default is None and arg not in ("loss_scale_factor", "weight_decay"):
+        return None
+    return ref("numbers")
+
+
+def _other_rule(section: str, name: str, arg: str, default: Any) -> dict | None:
     """Rules for the classes that are not layers: losses, metrics, optimizers, callbacks,
     applications, ops and the objects (initializers, regularizers, constraints)."""
     # OrbaxCheckpoint needs orbax, which graphspec does not install: nothing of it is checked.
@@ -575,8 +712,9 @@ def _other_rule(section: str, name: str, arg: str) -> dict | None:
             return {"description": "a list of 0 and 1", "type": "array", "items": {"enum": [0, 1]}}
         return {"description": "a list of class ids", "type": "array"}
     if section == "optimizers" and arg == "gradient_accumulation_steps":
-        # Read as a truth value first: 0 (or null) means none, and any other number is at least 2.
-        return any_of({"type": "number", "minimum": 2}, {"enum": [0, False]})
+        # Read as a truth value first: 0 (or null) means none, and any other count is at least 2
+        # (a float, 2.0 too, is refused by the first update).
+        return any_of({"type": "integer", "minimum": 2}, {"enum": [0, False]})
     if section == "optimizers" and name == "Ftrl":
         if arg == "learning_rate_power":
             return {"type": "number", "maximum": 0}
@@ -589,23 +727,34 @@ def _other_rule(section: str, name: str, arg: str) -> dict | None:
             return NON_NEGATIVE
     if section == "metrics":
         return _METRIC_TYPES.get((name, arg)) or _METRIC_TYPES.get(("*", arg))
+    if section == "optimizers":
+        return _optimizer_rule(name, arg, default)
     if section == "callbacks" and arg == "min_delta":
         return NUMBER
+    if section == "callbacks":
+        return _CALLBACK_TYPES.get((name, arg))
     if section in ("initializers", "regularizers", "constraints"):
-        return _OBJECT_TYPES.get((name, arg)) or _OBJECT_TYPES.get((section, arg))
+        found = _OBJECT_TYPES.get((name, arg)) or _OBJECT_TYPES.get((section, arg))
+        if found is None and section == "initializers" and _is_number(default):
+            # mean, stddev, gain, value, minval, maxval: broadcast over the weight (a list that
+            # fits its shape is taken), and a word or null refused when the weight is made.
+            return ref("numbers")
+        return found
+    if section == "ops" and isinstance(default, bool):
+        # A flag, as a layer's (tests/test_catalog_types.py builds and computes each op with odd
+        # values).
+        return TRUTH_VALUE
     if section == "ops" and arg == "axis":
         return ref("axis")
     if section == "ops" and arg == "dtype":
         return DTYPE  # as a layer's: a number, a list or a boolean is refused
-    if section == "callbacks" and name == "ReduceLROnPlateau" and arg == "factor":
-        return {"type": "number", "exclusiveMaximum": 1}
     return None
 
 
 def _rule(section: str, name: str, arg: str, default: Any, has_default: bool) -> dict | None:
     """The fragment the name-and-default rules give argument `arg` of class `name`, or None."""
     if section not in ("layers", "application_layers"):
-        return _other_rule(section, name, arg)
+        return _other_rule(section, name, arg, default)
     rank_match = _RANK.search(name)
     rank = int(rank_match.group(1)) if rank_match else None
     if arg in _POSITIVE or arg == "depth_multiplier":
@@ -618,6 +767,10 @@ def _rule(section: str, name: str, arg: str, default: Any, has_default: bool) ->
     if arg == "trainable":
         # Keras's Layer refuses anything but True or False.
         return BOOLEAN
+    if isinstance(default, bool):
+        # A flag (use_bias, return_sequences, autocast, ...): Keras reads it as `if flag:`, so any
+        # value is taken (tests/test_catalog_types.py builds each with odd values).
+        return TRUTH_VALUE
     if arg == "seed" and name in _SEEDED:
         return INT
     if arg in ("interpolation", "fill_mode") and (supported := _supported(name, arg)) is not None:

@@ -576,7 +576,11 @@ class Stages:
             apply_stage(self.state, self.loaded, stage, index)
             with self.scope():
                 compile_model(
-                    self.model, self.loaded, structured=self.model is self.built, optimizer=stage.optimizer
+                    self.model,
+                    self.loaded,
+                    structured=self.model is self.built,
+                    optimizer=stage.optimizer,
+                    optimizer_at=("train", "stages", index, "optimizer"),
                 )
             own: list[keras.callbacks.Callback] = [StageMarker(index + 1)]
             if backups is not None:
