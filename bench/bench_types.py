@@ -28,7 +28,12 @@ def families(c: dict) -> dict[str, dict[str, dict]]:
     found = {
         "layers": c["layers"],
         "application_layers": c["application_layers"],
-        "applications": c["applications"],
+        # An application's classes and classifier_activation are typed for its top only
+        # (`types_with_top`): counted as typed.
+        "applications": {
+            name: {**entry, "types": {**entry["types"], **entry.get("types_with_top", {})}}
+            for name, entry in c["applications"].items()
+        },
         # An op's arguments a node writes as values: its operation's constructor's (the call's
         # are its tensors, read with `in`).
         "ops": {name: {**entry, "args": entry["init"]} for name, entry in c["ops"].items()},

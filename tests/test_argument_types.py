@@ -212,6 +212,35 @@ def test_build_refuses_an_optimizer_at_its_line_when_keras_would_refuse_it_in_tr
     )
 
 
+APPLICATION_SPEC = """\
+graphspec: 1
+name: application
+inputs:
+  x: {{shape: [224, 224, 3]}}
+layers:
+  net: {{type: applications.MobileNet, weights: null, alpha: 0.25, {args}, in: x}}
+outputs:
+  net: {{loss: mse}}
+"""
+
+
+def test_an_applications_classes_are_checked_when_it_has_its_top(tmp_path):
+    code, stderr = _validate(tmp_path, APPLICATION_SPEC.format(args='classes: "10"'))
+    assert code == 2
+    assert stderr.splitlines()[0] == (
+        "spec.yaml:6:76: error: layer 'net': applications.MobileNet's argument 'classes' takes a "
+        "positive integer, not '10'"
+    )
+
+
+def test_an_applications_classes_are_not_checked_without_its_top_as_keras_never_reads_them(tmp_path):
+    from test_application_inputs import builds
+
+    text = APPLICATION_SPEC.format(args='include_top: false, classes: "10", classifier_activation: softmaxx')
+    assert _validate(tmp_path, text) == (0, "")
+    assert builds(text)
+
+
 OBJECT_SPEC = """\
 graphspec: 1
 name: objects

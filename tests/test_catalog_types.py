@@ -418,6 +418,41 @@ def test_applications_agree_with_keras():
     assert not disagreements, "\n".join(disagreements)
 
 
+# The arguments every application reads only when it builds its top (`types_with_top`): each
+# application passes `classes` to the top's Dense (MobileNetV2, and most) or Conv2D (MobileNet,
+# MobileNetV3) with `classifier_activation`; one of each kind stands for the rest.
+TOP_CASES = [("MobileNetV2", {"alpha": 0.35}), ("MobileNet", {"alpha": 0.25})]
+
+
+def test_applications_top_arguments_are_checked_with_the_top_only():
+    """With the top, Keras takes the examples and refuses the counter-examples; without it,
+    Keras takes the counter-examples too, so validate must not check them there."""
+    applications = catalog.catalog()["applications"]
+    for name, entry in applications.items():
+        assert set(entry["types_with_top"]) == {"classes", "classifier_activation"} & set(entry["args"]), name
+    disagreements = []
+    for name, base in TOP_CASES:
+        application = getattr(keras.applications, name)
+        for arg, fragment in applications[name]["types_with_top"].items():
+            values = examples(fragment)
+            for value, top, taken in (
+                [(v, True, True) for v in values[:1] + values[-1:]]
+                + [(v, True, False) for v in counter_examples(fragment)[:3]]
+                + [(v, False, True) for v in counter_examples(fragment)[:1]]
+            ):
+                args = {"classes": 3, **base, "include_top": top, arg: value}
+                try:
+                    application(weights=None, input_shape=(32, 32, 3), **args)
+                    if not taken:
+                        disagreements.append(f"accepted applications.{name}({arg}={value!r})")
+                except Exception as exc:
+                    if taken:
+                        called = f"{name}({arg}={value!r}, include_top={top})"
+                        disagreements.append(f"refused applications.{called}: {str(exc)[:100]}")
+                keras.backend.clear_session()
+    assert not disagreements, "\n".join(disagreements)
+
+
 def _build_op(function: Any, x: Any, args: dict) -> None:
     """Build a model of op `function` on symbolic input `x`, as graphspec's functional build does
     (a split into no sections returns no tensor, which a model refuses)."""

@@ -842,3 +842,12 @@ def types(section: str, name: str, entry: dict) -> dict[str, dict]:
             )
         found[arg] = fragment
     return found
+
+
+def types_with_top(entry: dict) -> dict[str, dict]:
+    """An application's arguments that Keras reads only when it builds the top (`include_top`
+    true, its default): the classes (a Dense's or a Conv2D's units) and their activation. Without
+    the top, Keras takes any value for them, so validate checks them only with it
+    (graphspec/spec/types.py `argument_mismatch`)."""
+    found = {"classes": ref("positive_int"), "classifier_activation": any_of(ref("activation"), NULL)}
+    return {arg: fragment for arg, fragment in found.items() if arg in entry.get("args", ())}

@@ -180,7 +180,7 @@ def _check_typed(ctx: Context, type_name: str, args: dict[str, Any], path: tuple
             ctx.error(f"{what}: {type_name}'s {refused.message}", path + (arg,), hint=refused.hint)
         elif found := _foreign_object(value, path + (arg,)):
             ctx.error(f"{what}: {found[1]}", found[0], hint=_OBJECT_HINT, key=found[2])
-        elif wrong := types.argument_mismatch(entry, arg, value):
+        elif wrong := types.argument_mismatch(entry, arg, value, args):
             ctx.type_error(
                 f"{what}: {type_name}'s argument '{arg}' {wrong.message}",
                 path + (arg, *wrong.path),

@@ -247,6 +247,14 @@ def _type_rule(name: str, entry: dict, docs: dict, names: frozenset[str]) -> dic
         then["anyOf"] = [{"required": ["preset"]}, {"required": required}]
     elif required:
         then["required"] = required
+    if with_top := entry.get("types_with_top"):
+        # An application reads its classes and their activation only when it builds its top:
+        # they are checked unless include_top is written as a value Python reads as false.
+        then["if"] = {
+            "properties": {"include_top": {"enum": [False, 0, None, "", [], {}]}},
+            "required": ["include_top"],
+        }
+        then["else"] = {"properties": {arg: _argument(f, None, names) for arg, f in with_top.items()}}
     if docs.get("doc"):
         then["description"] = docs["doc"]
     return {"if": {"properties": {"type": {"const": name}}, "required": ["type"]}, "then": then}

@@ -229,8 +229,23 @@ def mismatch(value: Any, fragment: dict) -> Mismatch | None:
     return Mismatch(f"takes {describe(fragment)}, not {show(value)}", (), hint)
 
 
-def argument_mismatch(entry: dict, arg: str, value: Any) -> Mismatch | None:
+def argument_mismatch(entry: dict, arg: str, value: Any, args: dict | None = None) -> Mismatch | None:
     """Why `value` is not of the type the catalog `entry` records for `arg`; None when it is,
-    or when the catalog records no type for `arg`."""
+    or when the catalog records no type for `arg`. With the node's `args`, an application's
+    arguments read only with its top (`types_with_top`) are checked where it has one."""
     fragment = entry.get("types", {}).get(arg)
+    if (
+        fragment is None
+        and args is not None
+        and arg in entry.get("types_with_top", {})
+        and with_top(entry, args)
+    ):
+        fragment = entry["types_with_top"][arg]
     return None if fragment is None else mismatch(value, fragment)
+
+
+def with_top(entry: dict, args: dict) -> bool:
+    """Whether an application node with `args` builds its top: `include_top` as Python reads it
+    (true by default); not known while it holds a `${...}` whose expression failed."""
+    top = args.get("include_top", entry.get("defaults", {}).get("include_top", True))
+    return not (isinstance(top, str) and "${" in top) and bool(top)
