@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import textwrap
 from typing import Any
 
 REF = "#/$defs/"
@@ -653,6 +654,43 @@ def _optimizer_rule(name: str, arg: str, default: Any) -> dict | None:
     return ref("numbers")
 
 
+def _validated_strings(name: str) -> dict[str, dict]:
+    """The words a Keras layer's constructor (or a base class's) checks an argument against with
+    `argument_validation.validate_string_arg(arg, allowable_strings=(...))`, read from its
+    source: `{arg: {"enum": [...]}}`, null added where it passes `allow_none=True`."""
+    import ast
+
+    import keras
+
+    found: dict[str, dict] = {}
+    cls = getattr(keras.layers, name, None)
+    for klass in getattr(cls, "__mro__", ()):
+        init = klass.__dict__.get("__init__")
+        if init is None or not klass.__module__.startswith("keras."):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for call in ast.walk(tree):
+            if not (
+                isinstance(call, ast.Call)
+                and getattr(call.func, "attr", getattr(call.func, "id", None)) == "validate_string_arg"
+                and call.args
+                and isinstance(call.args[0], ast.Name)
+            ):
+                continue
+            keywords = {k.arg: k.value for k in call.keywords}
+            try:
+                words = list(ast.literal_eval(keywords["allowable_strings"]))
+            except (KeyError, ValueError):
+                continue
+            allow_none = keywords.get("allow_none")
+            enum = words + ([None] if isinstance(allow_none, ast.Constant) and allow_none.value else [])
+            found.setdefault(call.args[0].id, {"enum": enum})
+    return found
+
+
 def _other_rule(section: str, name: str, arg: str, default: Any) -> dict | None:
     """Rules for the classes that are not layers: losses, metrics, optimizers, callbacks,
     applications, ops and the objects (initializers, regularizers, constraints)."""
@@ -775,6 +813,8 @@ def _rule(section: str, name: str, arg: str, default: Any, has_default: bool) ->
         return INT
     if arg in ("interpolation", "fill_mode") and (supported := _supported(name, arg)) is not None:
         return {"enum": supported}
+    if (checked := _validated_strings(name).get(arg)) is not None:
+        return checked
     if arg == "value_range" and isinstance(default, list):
         return VALUE_RANGE
     if arg == "output_size" and rank is not None:
