@@ -793,10 +793,16 @@ def report(
         result.notes.append("no trial completed, so there is no best spec")
     result.files.append(_plot_history(trials, search.metric, search.goal, directory / HISTORY_PNG))
     try:
-        importances = optuna.importance.get_param_importances(study)
+        # Optuna warns, with its own file and line, that too few trials give equal importances:
+        # said once as graphspec's note instead.
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always", UserWarning)
+            importances = optuna.importance.get_param_importances(study)
     except Exception as exc:  # importances are a picture: too few trials must not fail the tune
         result.notes.append(f"no parameter importances yet: {exc}")
     else:
+        if any("too small to compute importances" in str(w.message) for w in warned):
+            result.notes.append("parameter importances are drawn equal: too few trials to compare them")
         result.files.append(_plot_importances(importances, search.metric, directory / IMPORTANCES_PNG))
     return result
 
