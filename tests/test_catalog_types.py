@@ -6,6 +6,7 @@ here, with the class, argument and value."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from graphspec.keras.catalog_gen import REFUSED_BASE_ARGS
-from graphspec.keras.catalog_types import OP_ARGUMENTS
+from graphspec.keras.catalog_types import CALLBACK_NUMBERS_READ_IN_TRAINING, OP_ARGUMENTS
 from graphspec.spec import catalog, types
 
 # A value for each required argument the catalog does not type, so that the class can be built.
@@ -305,15 +306,18 @@ def _step(optimizer: Any) -> None:
     optimizer.scale_loss(np.float32(1.0))
 
 
-# Callbacks that read their numbers only during training: run through four epochs of worsening
-# loss, which stops EarlyStopping (patience 0) and saves a checkpoint each epoch.
-CALLBACKS_IN_TRAINING = {"EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau"}
+@functools.cache
+def _small_model() -> keras.Model:
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    return model
 
 
 def _epochs(callback: Any) -> None:
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    model.compile("sgd", "mse")
-    callback.set_model(model)
+    """Four epochs of worsening loss, which stop EarlyStopping (patience 0) and save a
+    checkpoint each epoch: where a callback reads the numbers Keras takes any value for when
+    it constructs it (catalog_types.CALLBACK_NUMBERS_READ_IN_TRAINING)."""
+    callback.set_model(_small_model())
     callback.on_train_begin()
     for epoch, loss in enumerate([1.0, 2.0, 3.0, 4.0]):
         callback.on_epoch_begin(epoch)
@@ -322,11 +326,11 @@ def _epochs(callback: Any) -> None:
     callback.on_train_end()
 
 
-def _use_in_training(section: str, name: str, made: Any) -> None:
-    """Use an optimizer or callback as training would, where Keras first reads its arguments."""
+def _use_in_training(section: str, name: str, arg: str, made: Any) -> None:
+    """Use an optimizer or callback as training would, where Keras first reads `arg`."""
     if section == "optimizers":
         _step(made)
-    elif section == "callbacks" and name in CALLBACKS_IN_TRAINING:
+    elif section == "callbacks" and (name, arg) in CALLBACK_NUMBERS_READ_IN_TRAINING:
         _epochs(made)
 
 
@@ -339,7 +343,7 @@ def test_losses_metrics_optimizers_and_callbacks_agree_with_keras(tmp_path, monk
         "optimizers": (c["optimizers"], keras.optimizers),
         "callbacks": (c["callbacks"], keras.callbacks),
     }
-    disagreements, checked = [], 0
+    disagreements, checked, tried = [], 0, Counter()
     for section, (entries, module) in sections.items():
         for name, entry in entries.items():
             if not entry["types"]:
@@ -347,18 +351,26 @@ def test_losses_metrics_optimizers_and_callbacks_agree_with_keras(tmp_path, monk
             cls = getattr(module, name)
             base = {a: REQUIRED_OTHER[a] for a in entry["required"]}
             for arg, fragment in entry["types"].items():
-                for value in examples(fragment):
+                values, wrong = examples(fragment), counter_examples(fragment)
+                key = (section, arg, json.dumps(fragment, sort_keys=True))
+                if section == "optimizers" and tried[key]:
+                    # Each optimizer's steps cost tens of milliseconds: an argument every
+                    # optimizer takes (clipnorm, epsilon, ...) is tried fully on the first, then
+                    # with one example (and null) and two counter-examples on the rest.
+                    values, wrong = values[:1] + [None] * (None in values), wrong[:2]
+                tried[key] += 1
+                for value in values:
                     try:
                         made = cls(**{**base, arg: value})
                         if types.unconstrained(fragment) and section in ("losses", "metrics"):
                             # Read when a value is computed: taken then too.
                             _compute(name, made)
-                        _use_in_training(section, name, made)
+                        _use_in_training(section, name, arg, made)
                     except Exception as exc:
                         disagreements.append(f"refused {section}.{name}({arg}={value!r}): {str(exc)[:100]}")
-                for value in counter_examples(fragment):
+                for value in wrong:
                     try:
-                        _use_in_training(section, name, cls(**{**base, arg: value}))
+                        _use_in_training(section, name, arg, cls(**{**base, arg: value}))
                     except Exception:
                         continue
                     disagreements.append(f"accepted {section}.{name}({arg}={value!r})")
@@ -436,8 +448,8 @@ def test_applications_top_arguments_are_checked_with_the_top_only():
         for arg, fragment in applications[name]["types_with_top"].items():
             values = examples(fragment)
             for value, top, taken in (
-                [(v, True, True) for v in values[:1] + values[-1:]]
-                + [(v, True, False) for v in counter_examples(fragment)[:3]]
+                [(v, True, True) for v in values[:1]]
+                + [(v, True, False) for v in counter_examples(fragment)[:2]]
                 + [(v, False, True) for v in counter_examples(fragment)[:1]]
             ):
                 args = {"classes": 3, **base, "include_top": top, arg: value}

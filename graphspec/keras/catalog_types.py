@@ -619,18 +619,21 @@ _OPTIMIZER_NULLABLE = {("Muon", "weight_decay"), ("Muon", "adam_weight_decay"), 
 _OPTIMIZER_UNTYPED = {"ema_momentum", "ema_overwrite_frequency", "exclude_layers"}
 
 
-# Callbacks' arguments. Numbers Keras reads at an epoch's end, once a monitored value stops improving
+# Callbacks' numbers Keras reads at an epoch's end, once a monitored value stops improving
 # (EarlyStopping, ReduceLROnPlateau) or a checkpoint is saved: any value is taken when they are
 # constructed, so tests/test_catalog_types.py runs each through four epochs of worsening loss.
-_CALLBACK_TYPES = {
+CALLBACK_NUMBERS_READ_IN_TRAINING = {
     ("EarlyStopping", "patience"): ref("number_like"),
     ("EarlyStopping", "start_from_epoch"): ref("number_like"),
     ("EarlyStopping", "verbose"): ref("number_like"),
     ("EarlyStopping", "baseline"): ref("numbers"),
     ("ReduceLROnPlateau", "patience"): ref("number_like"),
+    ("ModelCheckpoint", "verbose"): ref("number_like"),
+}
+_CALLBACK_TYPES = {
+    **CALLBACK_NUMBERS_READ_IN_TRAINING,
     # Checked when constructed.
     ("ReduceLROnPlateau", "factor"): {"type": "number", "exclusiveMaximum": 1},
-    ("ModelCheckpoint", "verbose"): ref("number_like"),
 }
 
 
