@@ -445,23 +445,26 @@ def test_applications_top_arguments_are_checked_with_the_top_only():
     disagreements = []
     for name, base in TOP_CASES:
         application = getattr(keras.applications, name)
-        for arg, fragment in applications[name]["types_with_top"].items():
-            values = examples(fragment)
-            for value, top, taken in (
-                [(v, True, True) for v in values[:1]]
-                + [(v, True, False) for v in counter_examples(fragment)[:2]]
-                + [(v, False, True) for v in counter_examples(fragment)[:1]]
-            ):
-                args = {"classes": 3, **base, "include_top": top, arg: value}
-                try:
-                    application(weights=None, input_shape=(32, 32, 3), **args)
-                    if not taken:
-                        disagreements.append(f"accepted applications.{name}({arg}={value!r})")
-                except Exception as exc:
-                    if taken:
-                        called = f"{name}({arg}={value!r}, include_top={top})"
-                        disagreements.append(f"refused applications.{called}: {str(exc)[:100]}")
-                keras.backend.clear_session()
+        typed = applications[name]["types_with_top"]
+        # One build with an example of each, two per argument with a counter-example, and one
+        # without the top with a counter-example of each.
+        cases = [({arg: examples(f)[0] for arg, f in typed.items()}, True, True)]
+        cases += [({arg: v}, True, False) for arg, f in typed.items() for v in counter_examples(f)[:2]]
+        cases += [({arg: counter_examples(f)[0] for arg, f in typed.items()}, False, True)]
+        for values, top, taken in cases:
+            called = f"{name}({values}, include_top={top})"
+            try:
+                application(
+                    weights=None,
+                    input_shape=(32, 32, 3),
+                    **{"classes": 3, **base, "include_top": top, **values},
+                )
+                if not taken:
+                    disagreements.append(f"accepted applications.{called}")
+            except Exception as exc:
+                if taken:
+                    disagreements.append(f"refused applications.{called}: {str(exc)[:100]}")
+            keras.backend.clear_session()
     assert not disagreements, "\n".join(disagreements)
 
 
