@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import pytest
 
+from graphspec.keras.build import scratch_steps
 from graphspec.keras.catalog_gen import REFUSED_BASE_ARGS
 from graphspec.keras.catalog_types import CALLBACK_NUMBERS_READ_IN_TRAINING, OP_ARGUMENTS
 from graphspec.spec import catalog, types
@@ -297,15 +298,6 @@ def _compute(name: str, made: Any) -> None:
         made(y_true, y_pred)
 
 
-def _step(optimizer: Any) -> None:
-    """Two updates of a (4, 3) kernel and a bias by `optimizer`, and a loss scaled: where Keras
-    reads an optimizer's numbers (it takes any value when it constructs one)."""
-    weights = [keras.Variable(np.ones((4, 3), "float32")), keras.Variable(np.ones(3, "float32"))]
-    for _ in range(2):
-        optimizer.apply([np.full((4, 3), 0.5, "float32"), np.full(3, 0.5, "float32")], weights)
-    optimizer.scale_loss(np.float32(1.0))
-
-
 @functools.cache
 def _small_model() -> keras.Model:
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
@@ -329,7 +321,7 @@ def _epochs(callback: Any) -> None:
 def _use_in_training(section: str, name: str, arg: str, made: Any) -> None:
     """Use an optimizer or callback as training would, where Keras first reads `arg`."""
     if section == "optimizers":
-        _step(made)
+        scratch_steps(made)  # as build tries each optimizer written with arguments
     elif section == "callbacks" and (name, arg) in CALLBACK_NUMBERS_READ_IN_TRAINING:
         _epochs(made)
 
@@ -411,7 +403,6 @@ def test_applications_agree_with_keras():
     disagreements = []
     for name, base, arg in cases:
         fragment = applications[name]["types"][arg]
-        application = getattr(keras.applications, name)
         # A build each: the first and last examples, and four counter-examples (those just past
         # the bounds first).
         values = examples(fragment)
@@ -419,15 +410,22 @@ def test_applications_agree_with_keras():
         for value, taken in [(v, True) for v in values] + [
             (v, False) for v in counter_examples(fragment)[:4]
         ]:
-            try:
-                application(weights=None, classes=3, input_shape=(32, 32, 3), **base, **{arg: value})
-                if not taken:
-                    disagreements.append(f"accepted applications.{name}({arg}={value!r})")
-            except Exception as exc:
-                if taken:
-                    disagreements.append(f"refused applications.{name}({arg}={value!r}): {str(exc)[:100]}")
-            keras.backend.clear_session()
+            wrong = _application_disagrees(name, {"classes": 3, **base, arg: value}, taken)
+            disagreements += [wrong] if wrong else []
     assert not disagreements, "\n".join(disagreements)
+
+
+def _application_disagrees(name: str, args: dict, taken: bool) -> str | None:
+    """Build application `name` (no weights, a 32x32 image) with `args`: what went other than
+    `taken` says, or None."""
+    called = f"applications.{name}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
+    try:
+        getattr(keras.applications, name)(weights=None, input_shape=(32, 32, 3), **args)
+    except Exception as exc:
+        return f"refused {called}: {str(exc)[:100]}" if taken else None
+    finally:
+        keras.backend.clear_session()
+    return None if taken else f"accepted {called}"
 
 
 # The arguments every application reads only when it builds its top (`types_with_top`): each
@@ -444,7 +442,6 @@ def test_applications_top_arguments_are_checked_with_the_top_only():
         assert set(entry["types_with_top"]) == {"classes", "classifier_activation"} & set(entry["args"]), name
     disagreements = []
     for name, base in TOP_CASES:
-        application = getattr(keras.applications, name)
         typed = applications[name]["types_with_top"]
         # One build with an example of each, two per argument with a counter-example, and one
         # without the top with a counter-example of each.
@@ -452,19 +449,8 @@ def test_applications_top_arguments_are_checked_with_the_top_only():
         cases += [({arg: v}, True, False) for arg, f in typed.items() for v in counter_examples(f)[:2]]
         cases += [({arg: counter_examples(f)[0] for arg, f in typed.items()}, False, True)]
         for values, top, taken in cases:
-            called = f"{name}({values}, include_top={top})"
-            try:
-                application(
-                    weights=None,
-                    input_shape=(32, 32, 3),
-                    **{"classes": 3, **base, "include_top": top, **values},
-                )
-                if not taken:
-                    disagreements.append(f"accepted applications.{called}")
-            except Exception as exc:
-                if taken:
-                    disagreements.append(f"refused applications.{called}: {str(exc)[:100]}")
-            keras.backend.clear_session()
+            wrong = _application_disagrees(name, {"classes": 3, **base, "include_top": top, **values}, taken)
+            disagreements += [wrong] if wrong else []
     assert not disagreements, "\n".join(disagreements)
 
 

@@ -568,12 +568,18 @@ def _tried(cls: type, args: dict) -> keras.optimizers.Optimizer:
     if not _distributed():
         # Within a strategy's scope the scratch weights would be its (mirrored) weights, which
         # an optimizer updates only within a replica's step; validate checks the same types.
-        scratch = cls(**args)
-        weights = [keras.Variable(keras.ops.ones((4, 3))), keras.Variable(keras.ops.ones((3,)))]
-        for _ in range(2):
-            scratch.apply([keras.ops.ones((4, 3)), keras.ops.ones((3,))], weights)
-        scratch.scale_loss(keras.ops.ones(()))
+        scratch_steps(cls(**args))
     return cls(**args)
+
+
+def scratch_steps(optimizer: keras.optimizers.Optimizer) -> None:
+    """Two updates of a scratch (4, 3) kernel and bias by `optimizer`, and a loss scaled: where
+    Keras first reads an optimizer's numbers (tests/test_catalog_types.py checks the catalog's
+    optimizer types with the same steps)."""
+    weights = [keras.Variable(keras.ops.ones((4, 3))), keras.Variable(keras.ops.ones((3,)))]
+    for _ in range(2):
+        optimizer.apply([keras.ops.ones((4, 3)), keras.ops.ones((3,))], weights)
+    optimizer.scale_loss(keras.ops.ones(()))
 
 
 def _distributed() -> bool:

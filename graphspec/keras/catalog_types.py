@@ -13,6 +13,7 @@ Run at generation time only (it reads the installed Keras's registries).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import textwrap
@@ -657,6 +658,7 @@ def _optimizer_rule(name: str, arg: str, default: Any) -> dict | None:
     return ref("numbers")
 
 
+@functools.cache
 def _validated_strings(name: str) -> dict[str, dict]:
     """The words a Keras layer's constructor (or a base class's) checks an argument against with
     `argument_validation.validate_string_arg(arg, allowable_strings=(...))`, read from its
