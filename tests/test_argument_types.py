@@ -212,6 +212,86 @@ def test_build_refuses_an_optimizer_at_its_line_when_keras_would_refuse_it_in_tr
     )
 
 
+LOSS_SPEC = """\
+graphspec: 1
+name: losses
+inputs:
+  x: {{shape: [8]}}
+layers:
+  p: {{type: Dense, units: 3, activation: softmax, in: x}}
+outputs:
+  p:
+    loss: {{type: CategoricalCrossentropy, {loss}}}
+    metrics: [{{type: Precision, {metric}}}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("loss", "metric", "message"),
+    [
+        (
+            "label_smoothing: abc",
+            "class_id: 0",
+            "spec.yaml:9:60: error: loss CategoricalCrossentropy's argument 'label_smoothing' takes a "
+            "number or null, not 'abc'",
+        ),
+        (
+            "axis: 1.5",
+            "class_id: 0",
+            "spec.yaml:9:49: error: loss CategoricalCrossentropy's argument 'axis' takes an integer or "
+            "a list of integers, or null, not 1.5",
+        ),
+        (
+            "axis: -1",
+            "class_id: 1.5",
+            "spec.yaml:10:43: error: metric Precision's argument 'class_id' takes an integer, not 1.5",
+        ),
+        (
+            "axis: -1",
+            "top_k: -1",
+            "spec.yaml:10:40: error: metric Precision's argument 'top_k' takes a count from 0, not -1",
+        ),
+    ],
+)
+def test_a_loss_or_metrics_numbers_are_checked_where_keras_takes_them_until_it_computes(
+    tmp_path, loss, metric, message
+):
+    """Keras constructs each of these and fails only when it computes the loss or the metric,
+    in training: validate refuses them at their line, and so does build, which computes each
+    on a scratch batch shaped like the output."""
+    from test_application_inputs import builds
+
+    text = LOSS_SPEC.format(loss=loss, metric=metric)
+    code, stderr = _validate(tmp_path, text)
+    assert (code, stderr.splitlines()[0]) == (2, message)
+    assert not builds(text)
+
+
+def test_a_loss_or_metrics_numbers_keras_computes_with_are_taken_by_validate_and_by_build(tmp_path):
+    from test_application_inputs import builds
+
+    text = LOSS_SPEC.format(loss="label_smoothing: 0.1, axis: -1", metric="class_id: 2, top_k: 1")
+    assert _validate(tmp_path, text) == (0, "")
+    assert builds(text)
+
+
+def test_build_refuses_a_loss_at_the_argument_keras_would_refuse_in_training(tmp_path):
+    """What build says without validate's checks: the loss computed on a scratch batch fails as
+    the first training step would, and the error points at the argument to blame."""
+    import keras
+    from fixtures import agreement
+
+    import graphspec
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(LOSS_SPEC.format(loss="label_smoothing: 0.1, axis: abc", metric="class_id: 0"))
+    with agreement.without_validate_checks(), pytest.raises(graphspec.SpecErrors) as refused:
+        graphspec.load(path).build()
+    keras.backend.clear_session()
+    # Keras's own words, which name neither the argument nor the value, follow the location.
+    assert str(refused.value).startswith(f"{path}:9:71: error: Keras refused loss CategoricalCrossentropy: ")
+
+
 APPLICATION_SPEC = """\
 graphspec: 1
 name: application

@@ -16,9 +16,9 @@ import keras
 import numpy as np
 import pytest
 
-from graphspec.keras.build import scratch_steps
 from graphspec.keras.catalog_gen import REFUSED_BASE_ARGS
-from graphspec.keras.catalog_types import CALLBACK_NUMBERS_READ_IN_TRAINING, OP_ARGUMENTS
+from graphspec.keras.catalog_types import CALLBACK_NUMBERS_READ_IN_TRAINING, OP_ARGUMENTS, computed_type
+from graphspec.keras.scratch import scratch_steps, scratch_value
 from graphspec.spec import catalog, types
 
 # A value for each required argument the catalog does not type, so that the class can be built.
@@ -288,14 +288,10 @@ REQUIRED_OTHER = {
 
 
 def _compute(name: str, made: Any) -> None:
-    """Compute loss or metric `made` (class `name`) on a batch of two rows of three classes."""
+    """Compute loss or metric `made` (class `name`) on a batch of two rows of three classes, as
+    build's scratch check does."""
     y_true = np.array([0, 2]) if name.startswith("Sparse") else np.array([[0, 0, 1], [1, 0, 0]], "float32")
-    y_pred = np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]], "float32")
-    if isinstance(made, keras.metrics.Metric):
-        made.update_state(y_true, y_pred)
-        made.result()
-    else:
-        made(y_true, y_pred)
+    scratch_value(made, y_true, np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]], "float32"))
 
 
 @functools.cache
@@ -319,11 +315,14 @@ def _epochs(callback: Any) -> None:
 
 
 def _use_in_training(section: str, name: str, arg: str, made: Any) -> None:
-    """Use an optimizer or callback as training would, where Keras first reads `arg`."""
+    """Use an optimizer, callback, loss or metric as training would, where Keras first reads
+    `arg`."""
     if section == "optimizers":
         scratch_steps(made)  # as build tries each optimizer written with arguments
     elif section == "callbacks" and (name, arg) in CALLBACK_NUMBERS_READ_IN_TRAINING:
         _epochs(made)
+    elif section in ("losses", "metrics") and computed_type(section, name, arg) is not None:
+        _compute(name, made)  # as build computes each loss and metric written with arguments
 
 
 def test_losses_metrics_optimizers_and_callbacks_agree_with_keras(tmp_path, monkeypatch):

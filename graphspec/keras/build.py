@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from graphspec.errors import SpecErrors
+from graphspec import arrays as arr
+from graphspec.errors import Diagnostics, SpecErrors
 from graphspec.graph import build_order, output_nodes
 from graphspec.keras import losses
+from graphspec.keras.scratch import refused_argument, scratch_batch, scratch_steps
 from graphspec.spec import catalog, nodes, ops
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
-from graphspec.spec.model import INDEX_TARGET, REFERENCE, VALUE_LOSS, LayerSpec, OutputSpec
+from graphspec.spec.model import INDEX_TARGET, REFERENCE, VALUE_LOSS, LayerSpec, OutputSpec, TypedObject
 
 if TYPE_CHECKING:
     from graphspec.spec.load import LoadedSpec
@@ -572,16 +574,6 @@ def _tried(cls: type, args: dict) -> keras.optimizers.Optimizer:
     return cls(**args)
 
 
-def scratch_steps(optimizer: keras.optimizers.Optimizer) -> None:
-    """Two updates of a scratch (4, 3) kernel and bias by `optimizer`, and a loss scaled: where
-    Keras first reads an optimizer's numbers (tests/test_catalog_types.py checks the catalog's
-    optimizer types with the same steps)."""
-    weights = [keras.Variable(keras.ops.ones((4, 3))), keras.Variable(keras.ops.ones((3,)))]
-    for _ in range(2):
-        optimizer.apply([keras.ops.ones((4, 3)), keras.ops.ones((3,))], weights)
-    optimizer.scale_loss(keras.ops.ones(()))
-
-
 def _distributed() -> bool:
     """Whether a distribution (JAX's, or a TensorFlow strategy) is in force."""
     if keras.distribution.distribution() is not None:
@@ -638,6 +630,7 @@ def compile_model(
     if optimizer is None:
         optimizer, optimizer_at = spec.compile.optimizer, ("compile", "optimizer")
     optimizer = make_optimizer(optimizer, loaded, optimizer_at)
+    check_losses_and_metrics(model, loaded, structured)
     try:
         model.compile(
             optimizer=optimizer,
@@ -654,3 +647,45 @@ def compile_model(
             loaded.location("outputs", key=True),
             sources=loaded.diagnostics.sources,
         ) from None
+
+
+def check_losses_and_metrics(model: keras.Model, loaded: LoadedSpec, structured: bool = True) -> None:
+    """Raise `SpecErrors` at each argument of a loss or metric that Keras refuses only when it
+    computes a value (`label_smoothing: "abc"`), found by computing each one written with
+    arguments on a scratch batch shaped like its output (`graphspec.keras.scratch`)."""
+    if _distributed():
+        return  # a metric's variables would be the strategy's; validate checks the same types
+    spec = loaded.spec
+    written = [
+        (name, output, value, path)
+        for name, output in spec.outputs.items()
+        if output.target != INDEX_TARGET
+        for value, path in [(output.loss, ("outputs", name, "loss"))]
+        + [(m, ("outputs", name, "metrics", i)) for i, m in enumerate(output.metrics)]
+        if isinstance(value, TypedObject) and value.args
+    ]
+    if not written:
+        return
+    tensors = model.output
+    if structured and spec.structure is not None and spec.structure.outputs is not None:
+        names = keras.tree.flatten(spec.structure.outputs)
+        tensors = dict(zip(names, keras.tree.flatten(tensors), strict=True))
+    if not isinstance(tensors, dict):
+        return
+    c = catalog.catalog()
+    diagnostics = Diagnostics(sources=dict(loaded.diagnostics.sources))
+    for name, output, value, path in written:
+        kind, module = ("loss", keras.losses) if path[2] == "loss" else ("metric", keras.metrics)
+        entry = c["losses" if kind == "loss" else "metrics"]["classes"].get(value.type)
+        target = arr.target_for(output.loss) or arr.Target(arr.REAL)
+        batch = scratch_batch(target, tensors[name].shape) if name in tensors else None
+        if entry is None or batch is None:
+            continue
+        found = refused_argument(getattr(module, value.type), value.args, entry["required"], *batch)
+        if found is not None:
+            arg, exc = found
+            diagnostics.error(
+                f"Keras refused {kind} {value.type}: {_keras_message(exc)}",
+                loaded.location(*path, arg) if arg is not None else loaded.location(*path),
+            )
+    diagnostics.raise_if_errors()

@@ -638,6 +638,79 @@ _CALLBACK_TYPES = {
 }
 
 
+# Losses' and metrics' arguments Keras reads only when it computes a value (it takes any value
+# when it constructs them): build computes each loss and metric written with arguments on a
+# scratch batch shaped like its output (graphspec/keras/scratch.py), and
+# tests/test_catalog_types.py computes each example and counter-example. By (section, class,
+# argument), "*" for every class of the section that takes it. An axis or a class id past the
+# output's rank or classes is refused then too, which a type cannot know; a list is taken where
+# Keras broadcasts it over the classes.
+_AXIS_OR_NULL = {
+    "description": "an integer or a list of integers, or null",
+    "anyOf": [INT, {"type": "array", "items": INT}, BOOLEAN, NULL],
+}
+# The categorical crossentropies refuse true and false (`axis must be of type int`).
+_INT_AXIS_OR_NULL = {
+    "description": "an integer or a list of integers, or null",
+    "anyOf": [INT, {"type": "array", "items": INT}, NULL],
+}
+# True and false are taken as 1 and 0.
+_INT_LIKE = {"description": "an integer", "anyOf": [INT, BOOLEAN]}
+_NUMBERS_OR_NULL = any_of(ref("numbers"), NULL)
+_FLAT_AXIS = (
+    "BinaryCrossentropy", "BinaryFocalCrossentropy", "ConcordanceCorrelation", "CosineSimilarity",
+    "Dice", "PearsonCorrelation", "Tversky",
+)  # fmt: skip
+_CLASS_ID = (
+    "Precision", "PrecisionAtRecall", "Recall", "RecallAtPrecision", "SensitivityAtSpecificity",
+    "SpecificityAtSensitivity",
+)  # fmt: skip
+COMPUTED_TYPES: dict[tuple[str, str, str], dict] = {
+    # `if label_smoothing:`, then arithmetic with it: a number, true or false, or null.
+    **{(s, "*", "label_smoothing"): any_of(NUMBER_LIKE, NULL) for s in ("losses", "metrics")},
+    **{(s, name, "axis"): _AXIS_OR_NULL for s in ("losses", "metrics") for name in _FLAT_AXIS},
+    **{
+        (s, name, "axis"): _INT_AXIS_OR_NULL
+        for s in ("losses", "metrics")
+        for name in ("CategoricalCrossentropy", "CategoricalFocalCrossentropy")
+    },
+    # The sparse crossentropy's axis must be the last: an integer (true is 1, the last axis of
+    # a batch of class scores; null and false are refused).
+    **{
+        (s, "SparseCategoricalCrossentropy", "axis"): {
+            "description": "an integer, the last axis (-1)",
+            "anyOf": [INT, {"enum": [True]}],
+        }
+        for s in ("losses", "metrics")
+    },
+    **{(s, "SparseCategoricalCrossentropy", "ignore_class"): _NUMBERS_OR_NULL for s in ("losses", "metrics")},
+    ("losses", "BinaryFocalCrossentropy", "gamma"): ref("numbers"),
+    ("losses", "CategoricalFocalCrossentropy", "gamma"): ref("numbers"),
+    ("losses", "CategoricalFocalCrossentropy", "alpha"): ref("numbers"),
+    ("losses", "Huber", "delta"): ref("numbers"),
+    ("losses", "Tversky", "alpha"): ref("numbers"),
+    ("losses", "Tversky", "beta"): ref("numbers"),
+    ("metrics", "BinaryAccuracy", "threshold"): ref("numbers"),
+    ("metrics", "BinaryIoU", "threshold"): ref("numbers"),
+    ("metrics", "AUC", "label_weights"): _NUMBERS_OR_NULL,
+    **{("metrics", name, "class_id"): _INT_LIKE for name in _CLASS_ID},
+    # At most the number of classes, which a type cannot know; a negative count is refused.
+    **{
+        ("metrics", name, "top_k"): {"description": "a count from 0", "anyOf": [NON_NEGATIVE_INT, BOOLEAN]}
+        for name in ("Precision", "Recall")
+    },
+    **{
+        ("metrics", name, "k"): _INT_LIKE
+        for name in ("TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy")
+    },
+}
+
+
+def computed_type(section: str, name: str, arg: str) -> dict | None:
+    """The type of a loss's or metric's argument Keras reads only when it computes a value."""
+    return COMPUTED_TYPES.get((section, name, arg)) or COMPUTED_TYPES.get((section, "*", arg))
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -719,6 +792,8 @@ def _other_rule(section: str, name: str, arg: str, default: Any) -> dict | None:
         return ref("monitor_mode")
     if section in ("losses", "metrics") and arg == "dtype":
         return _OBJECT_DTYPE
+    if section in ("losses", "metrics") and (computed := computed_type(section, name, arg)) is not None:
+        return computed
     if section == "callbacks" and arg == "save_freq" and name in ("ModelCheckpoint", "BackupAndRestore"):
         return _SAVE_FREQ
     if section == "optimizers" and name == "Lion" and arg == "beta_1":

@@ -1,0 +1,81 @@
+"""Scratch computations that find, while a model is built, what Keras refuses only in training.
+
+Keras takes any value for most of an optimizer's numbers, and for some of a loss's or a metric's,
+when it constructs them (`clipnorm: "1.0"`, `label_smoothing: "abc"`): it refuses them at the
+first training step, after the model is built, with no line of the spec to blame. `build` makes
+the same computations on scratch values first: two updates of a scratch kernel by the optimizer,
+and each loss's and metric's value on a scratch batch shaped like its output.
+tests/test_catalog_types.py checks the catalog's types with these same computations.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+
+from graphspec import arrays as arr
+
+# The most values a scratch batch holds; an output larger than that (two samples of it) is left
+# to training, so that the check costs no more than a small part of a training step.
+MAX_SCRATCH_VALUES = 1 << 22
+
+
+def scratch_steps(optimizer: keras.optimizers.Optimizer) -> None:
+    """Two updates of a scratch (4, 3) kernel and bias by `optimizer`, and a loss scaled: where
+    Keras first reads an optimizer's numbers."""
+    weights = [keras.Variable(keras.ops.ones((4, 3))), keras.Variable(keras.ops.ones((3,)))]
+    for _ in range(2):
+        optimizer.apply([keras.ops.ones((4, 3)), keras.ops.ones((3,))], weights)
+    optimizer.scale_loss(keras.ops.ones(()))
+
+
+def scratch_batch(target: arr.Target, shape: tuple) -> tuple[np.ndarray, np.ndarray] | None:
+    """Targets and predictions for two samples of an output of symbolic shape `shape` (its batch
+    axis first; an unknown length taken as 2): targets fitting the loss's kind, predictions
+    strictly between 0 and 1 (a probability, a logit and a value alike). None where that is
+    more than `MAX_SCRATCH_VALUES` values."""
+    per_sample = tuple(2 if d is None else d for d in shape[1:])
+    if 2 * math.prod(per_sample) > MAX_SCRATCH_VALUES:
+        return None
+    rng = np.random.default_rng(0)
+    y_pred = rng.uniform(0.1, 0.9, size=(2,) + per_sample).astype("float32")
+    if target.family in (arr.ONE_HOT, arr.SPARSE) and not per_sample:
+        return None  # classes need a last axis
+    return arr.random_target(target, per_sample, rng, 2), y_pred
+
+
+def scratch_value(made: Any, y_true: Any, y_pred: Any) -> None:
+    """Compute loss or metric `made` on `y_true` and `y_pred`, as a training step would."""
+    if isinstance(made, keras.metrics.Metric):
+        made.update_state(y_true, y_pred)
+        made.result()
+    else:
+        made(y_true, y_pred)
+
+
+def refused_argument(
+    cls: type, args: dict[str, Any], required: list[str], y_true: Any, y_pred: Any
+) -> tuple[str | None, Exception] | None:
+    """Whether Keras refuses loss or metric class `cls` with `args` when computing it on a batch
+    where it takes the same class with the required arguments alone: None where it takes it
+    (or refuses both: something else is wrong, which training will say), else the argument
+    that alone makes it fail (None where only their combination does) and Keras's error."""
+
+    def fails(given: dict[str, Any]) -> Exception | None:
+        try:
+            scratch_value(cls(**given), y_true, y_pred)
+        except Exception as exc:
+            return exc
+        return None
+
+    base = {a: args[a] for a in required if a in args}
+    error = fails(args)
+    if error is None or fails(base) is not None:
+        return None
+    for arg in args:
+        if arg not in base and (alone := fails({**base, arg: args[arg]})) is not None:
+            return arg, alone
+    return None, error
