@@ -172,6 +172,11 @@ OP_ARGUMENTS: dict[str, dict[str, Any]] = {
     "nanpercentile": {"q": 50},
     "nanquantile": {"q": 0.5},
     "one_hot": {"num_classes": 3},
+    "diff": {},
+    "moveaxis": {"source": 0, "destination": 1},
+    "multi_hot": {"num_classes": 3},
+    "repeat": {"repeats": 2},
+    "roll": {"shift": 1},
     "percentile": {"q": 50},
     "quantile": {"q": 0.5},
     "saturate_cast": {"dtype": "float16"},
@@ -267,6 +272,20 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     ("ops", "argpartition", "axis"): None,
     ("ops", "array_split", "axis"): INT,
     ("ops", "one_hot", "axis"): INT,
+    ("ops", "multi_hot", "axis"): INT,
+    ("ops", "repeat", "axis"): INT,
+    ("ops", "diff", "axis"): INT,
+    ("ops", "diagonal", "axis1"): INT,
+    ("ops", "diagonal", "axis2"): INT,
+    # A build takes a negative count of differences (their shape is the input's), and a float
+    # offset of diagonal and diagflat; not a word or a list.
+    ("ops", "diff", "n"): INT,
+    ("ops", "diagonal", "offset"): NUMBER,
+    ("ops", "diagflat", "k"): NUMBER,
+    # One count for every element, or a list of counts (one per element along the axis).
+    ("ops", "repeat", "repeats"): any_of(NON_NEGATIVE_INT, {"type": "array", "items": NON_NEGATIVE_INT}),
+    ("ops", "moveaxis", "source"): ref("axis"),
+    ("ops", "moveaxis", "destination"): ref("axis"),
     # Whether these take an axis depends on the tensor's shape (norm: at most 2 axes; the test's
     # rank-3 tensor is refused whatever its keepdims); stack's x is a list of tensors.
     ("ops", "norm", "axis"): None,
