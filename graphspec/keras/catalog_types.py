@@ -648,6 +648,11 @@ CALLBACK_NUMBERS_READ_IN_TRAINING = {
     ("EarlyStopping", "verbose"): ref("number_like"),
     ("EarlyStopping", "baseline"): ref("numbers"),
     ("ReduceLROnPlateau", "patience"): ref("number_like"),
+    # Read once the learning rate is reduced (tests/test_catalog_types.py's ReduceLROnPlateau has
+    # patience 0, so that it is reduced at the first worse epoch). Its min_lr stays untyped: a
+    # list is refused below the rate and taken above it (compared first, it stops the reduction).
+    ("ReduceLROnPlateau", "cooldown"): ref("number_like"),
+    ("ReduceLROnPlateau", "verbose"): ref("number_like"),
     ("ModelCheckpoint", "verbose"): ref("number_like"),
 }
 _CALLBACK_TYPES = {
