@@ -578,6 +578,9 @@ _TRUTH_VALUES: dict[str, set[str]] = {
         "double_checkpoint",
         "raise_error",
         "restore_best_weights",
+        # ModelCheckpoint's `if self.save_best_only:` (its save_weights_only is not: a true one
+        # needs a filepath ending in .weights.h5).
+        "save_best_only",
         "send_as_json",
         "swap_on_epoch",
         "write_graph",
