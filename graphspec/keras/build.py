@@ -597,9 +597,9 @@ def by_name(model: keras.Model, loaded: LoadedSpec, compile: bool = True) -> ker
     inputs, outputs = model.input, model.output
     # keras.tree flattens a mapping in key order, the names and the tensors alike.
     if structure.inputs is not None:
-        inputs = dict(zip(keras.tree.flatten(structure.inputs), keras.tree.flatten(inputs), strict=True))
+        inputs = _by_spec_name(structure.inputs, inputs)
     if structure.outputs is not None:
-        outputs = dict(zip(keras.tree.flatten(structure.outputs), keras.tree.flatten(outputs), strict=True))
+        outputs = _by_spec_name(structure.outputs, outputs)
     twin = keras.Model(inputs=inputs, outputs=outputs, name=model.name, trainable=model.trainable)
     if compile:
         compile_model(twin, loaded, structured=False)
@@ -649,6 +649,12 @@ def compile_model(
         ) from None
 
 
+def _by_spec_name(structure: Any, tensors: Any) -> dict[str, Any]:
+    """`tensors`, given in a `structure:` of the spec's names, as a dict by those names
+    (keras.tree flattens a mapping in key order, the names and the tensors alike)."""
+    return dict(zip(keras.tree.flatten(structure), keras.tree.flatten(tensors), strict=True))
+
+
 def check_losses_and_metrics(model: keras.Model, loaded: LoadedSpec, structured: bool = True) -> None:
     """Raise `SpecErrors` at each argument of a loss or metric that Keras refuses only when it
     computes a value (`label_smoothing: "abc"`), found by computing each one written with
@@ -656,36 +662,33 @@ def check_losses_and_metrics(model: keras.Model, loaded: LoadedSpec, structured:
     if _distributed():
         return  # a metric's variables would be the strategy's; validate checks the same types
     spec = loaded.spec
-    written = [
-        (name, output, value, path)
-        for name, output in spec.outputs.items()
-        if output.target != INDEX_TARGET
-        for value, path in [(output.loss, ("outputs", name, "loss"))]
-        + [(m, ("outputs", name, "metrics", i)) for i, m in enumerate(output.metrics)]
-        if isinstance(value, TypedObject) and value.args
-    ]
-    if not written:
-        return
     tensors = model.output
     if structured and spec.structure is not None and spec.structure.outputs is not None:
-        names = keras.tree.flatten(spec.structure.outputs)
-        tensors = dict(zip(names, keras.tree.flatten(tensors), strict=True))
+        tensors = _by_spec_name(spec.structure.outputs, tensors)
     if not isinstance(tensors, dict):
         return
     c = catalog.catalog()
     diagnostics = Diagnostics(sources=dict(loaded.diagnostics.sources))
-    for name, output, value, path in written:
-        kind, module = ("loss", keras.losses) if path[2] == "loss" else ("metric", keras.metrics)
-        entry = c["losses" if kind == "loss" else "metrics"]["classes"].get(value.type)
-        target = arr.target_for(output.loss) or arr.Target(arr.REAL)
-        batch = scratch_batch(target, tensors[name].shape) if name in tensors else None
-        if entry is None or batch is None:
+    for name, output in spec.outputs.items():
+        written = [("loss", output.loss, ("outputs", name, "loss"))] + [
+            ("metric", m, ("outputs", name, "metrics", i)) for i, m in enumerate(output.metrics)
+        ]
+        written = [w for w in written if isinstance(w[1], TypedObject) and w[1].args]
+        if not written or output.target == INDEX_TARGET or name not in tensors:
             continue
-        found = refused_argument(getattr(module, value.type), value.args, entry["required"], *batch)
-        if found is not None:
-            arg, exc = found
-            diagnostics.error(
-                f"Keras refused {kind} {value.type}: {_keras_message(exc)}",
-                loaded.location(*path, arg) if arg is not None else loaded.location(*path),
-            )
+        batch = scratch_batch(arr.target_for(output.loss) or arr.Target(arr.REAL), tensors[name].shape)
+        if batch is None:
+            continue
+        for kind, value, path in written:
+            module, section = (keras.losses, "losses") if kind == "loss" else (keras.metrics, "metrics")
+            entry = c[section]["classes"].get(value.type)
+            if entry is None:
+                continue
+            found = refused_argument(getattr(module, value.type), value.args, entry["required"], *batch)
+            if found is not None:
+                arg, exc = found
+                diagnostics.error(
+                    f"Keras refused {kind} {value.type}: {_keras_message(exc)}",
+                    loaded.location(*path, *([arg] if arg is not None else [])),
+                )
     diagnostics.raise_if_errors()

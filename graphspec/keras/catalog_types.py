@@ -981,7 +981,8 @@ def types(section: str, name: str, entry: dict) -> dict[str, dict]:
         )
         if fragment is None:
             continue
-        if has_default and defaults[arg] is None and fragment.get("$ref", "")[len(REF) :] not in ANY_VALUE:
+        takes_null = fragment.get("$ref", "")[len(REF) :] in ANY_VALUE or NULL in fragment.get("anyOf", ())
+        if has_default and defaults[arg] is None and not takes_null:
             fragment = (
                 any_of(fragment, NULL)
                 if "anyOf" not in fragment

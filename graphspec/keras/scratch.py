@@ -40,10 +40,10 @@ def scratch_batch(target: arr.Target, shape: tuple) -> tuple[np.ndarray, np.ndar
     per_sample = tuple(2 if d is None else d for d in shape[1:])
     if 2 * math.prod(per_sample) > MAX_SCRATCH_VALUES:
         return None
-    rng = np.random.default_rng(0)
-    y_pred = rng.uniform(0.1, 0.9, size=(2,) + per_sample).astype("float32")
     if target.family in (arr.ONE_HOT, arr.SPARSE) and not per_sample:
         return None  # classes need a last axis
+    rng = np.random.default_rng(0)
+    y_pred = rng.uniform(0.1, 0.9, size=(2,) + per_sample).astype("float32")
     return arr.random_target(target, per_sample, rng, 2), y_pred
 
 
