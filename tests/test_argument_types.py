@@ -354,6 +354,26 @@ OBJECT_EDITS = [
         "{type: MaxNorm, max_valu: 2}",
         "layer 'd': Dense's argument 'bias_constraint': constraint MaxNorm has no argument 'max_valu'",
     ),
+    # Keras takes these when it makes the object and refuses them when it first applies the
+    # constraint, after an update, or computes the penalty: build applies each to its weight.
+    (
+        "kernel_constraint",
+        "{type: MaxNorm, max_value: abc}",
+        "layer 'd': Dense's argument 'kernel_constraint': constraint MaxNorm's argument 'max_value' "
+        "takes a number, or a list of numbers (broadcast over each weight), not 'abc'",
+    ),
+    (
+        "kernel_constraint",
+        "{type: UnitNorm, axis: 1.5}",
+        "layer 'd': Dense's argument 'kernel_constraint': constraint UnitNorm's argument 'axis' takes an "
+        "integer or a list of integers, or null, not 1.5",
+    ),
+    (
+        "kernel_regularizer",
+        "{type: OrthogonalRegularizer, factor: 1}",
+        "layer 'd': Dense's argument 'kernel_regularizer': regularizer OrthogonalRegularizer's argument "
+        "'factor' takes a number with a decimal point, at least 0.0, not 1",
+    ),
 ]
 
 
@@ -374,6 +394,37 @@ def test_an_objects_right_arguments_are_taken_by_validate_and_by_keras(tmp_path)
 
     text = OBJECT_SPEC.format(
         arg="kernel_initializer", value="{type: VarianceScaling, mode: fan_out, seed: 3}"
+    )
+    assert _validate(tmp_path, text) == (0, "")
+    assert builds(text)
+
+
+def test_build_refuses_a_constraint_at_the_argument_keras_would_refuse_in_training(tmp_path):
+    """What build says without validate's checks: the constraint applied to its weight fails as
+    it would after the first update, and the error points at the argument to blame."""
+    import keras
+    from fixtures import agreement
+
+    import graphspec
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        OBJECT_SPEC.format(arg="kernel_constraint", value="{type: MinMaxNorm, rate: 0.5, axis: 4}")
+    )
+    with agreement.without_validate_checks(), pytest.raises(graphspec.SpecErrors) as refused:
+        graphspec.load(path).build()
+    keras.backend.clear_session()
+    assert str(refused.value).splitlines()[0] == (
+        f"{path}:6:92: error: Keras refused constraint MinMaxNorm: Invalid reduction dimension (4 for "
+        "input with 2 dimension(s)"
+    )
+
+
+def test_a_constraints_right_arguments_are_taken_by_validate_and_by_build(tmp_path):
+    from test_application_inputs import builds
+
+    text = OBJECT_SPEC.format(
+        arg="kernel_constraint", value="{type: MinMaxNorm, max_value: [1, 2, 3, 4], axis: 0}"
     )
     assert _validate(tmp_path, text) == (0, "")
     assert builds(text)

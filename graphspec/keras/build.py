@@ -17,7 +17,7 @@ from graphspec import arrays as arr
 from graphspec.errors import Diagnostics, SpecErrors
 from graphspec.graph import build_order, output_nodes
 from graphspec.keras import losses
-from graphspec.keras.scratch import refused_argument, scratch_batch, scratch_steps
+from graphspec.keras.scratch import refused_argument, scratch_batch, scratch_steps, scratch_value
 from graphspec.spec import catalog, nodes, ops
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 from graphspec.spec.model import INDEX_TARGET, REFERENCE, VALUE_LOSS, LayerSpec, OutputSpec, TypedObject
@@ -72,9 +72,55 @@ def build_model_and_tensors(
             model = builder.model()
         else:
             initialize_all_variables()
+    check_weight_objects(builder)
     if compile:
         compile_model(model, loaded)
     return model, dict(builder.tensors)
+
+
+def _weight_object_kind(arg: str) -> str | None:
+    """'constraint' or 'regularizer' where layer argument `arg` gives one of its weights'."""
+    for kind in ("constraint", "regularizer"):
+        if arg == kind or (arg.endswith(f"_{kind}") and arg != "activity_regularizer"):
+            return kind
+    return None
+
+
+def check_weight_objects(builder: _Builder) -> None:
+    """Raise `SpecErrors` at each argument of a constraint or regularizer written with arguments
+    (`kernel_constraint: {type: MaxNorm, max_value: 2}`) that Keras refuses only in training: a
+    constraint is first applied after an update, and OrthogonalRegularizer reads its factor when
+    the penalty is computed. Each is applied once to the weight it is its layer's for, so that
+    what validate refuses there build refuses too (graphspec.keras.scratch)."""
+    if _distributed():
+        return  # the weights are the strategy's; validate checks the same types
+    for nested in builder.nested.values():
+        check_weight_objects(nested)
+    loaded = builder.loaded
+    diagnostics = Diagnostics(sources=dict(loaded.diagnostics.sources))
+    for name, node in builder.spec.layers.items():
+        layer = builder.instances.get(name)
+        if layer is None or node.share is not None:
+            continue
+        for arg, value in node.args.items():
+            kind = _weight_object_kind(arg)
+            if kind is None or not isinstance(value, dict) or len(value) < 2:
+                continue
+            cls = getattr(getattr(keras, f"{kind}s"), str(value.get("type")), None)
+            made = getattr(layer, arg, None)
+            # The weight Keras gave this very object (a layer keeps it as the argument's name).
+            weights = [w for w in layer.weights if made is not None and getattr(w, kind, None) is made]
+            if not isinstance(cls, type) or not weights:
+                continue
+            args = {k: v for k, v in value.items() if k != "type"}
+            found = refused_argument(cls, args, [], lambda obj, weight=weights[0]: obj(weight))
+            if found is not None:
+                guilty, exc = found
+                diagnostics.error(
+                    f"Keras refused {kind} {value['type']}: {_keras_message(exc)}",
+                    loaded.location("layers", name, arg, *([guilty] if guilty is not None else [])),
+                )
+    diagnostics.raise_if_errors()
 
 
 def declared_model(loaded: LoadedSpec) -> tuple[keras.Model, dict[str, Any], dict[str, Any]]:
@@ -126,6 +172,7 @@ def _check_budget(model: keras.Model, loaded: LoadedSpec, max_params: int) -> No
 # Keras wraps a layer's error in bold (ANSI escapes, raw bytes in a log or a file) and lists
 # each argument of the call, an unfilled **kwargs as `kwargs=<class 'inspect._empty'>`.
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_TF_OP_ERROR = re.compile(r"^\{\{function_node [^}]*\}\} (.*?)(?: \[Op:\w+\](?: name:.*)?)?$")
 _EMPTY_ARGUMENT = re.compile(r"\s*•\s*\w+=<class 'inspect\._empty'>")
 
 
@@ -134,6 +181,9 @@ def _keras_message(exc: BaseException) -> str:
     text = _EMPTY_ARGUMENT.sub("", _ANSI.sub("", str(exc)))
     text = " ".join(text.split())
     text = re.sub(r"^Exception encountered when calling \S+\. ", "", text)
+    # TensorFlow's eager errors name the kernel's function and device before the message and
+    # the op after it: `{{function_node __wrapped__Sum_device_/job:...}} MESSAGE [Op:Sum] name:`.
+    text = _TF_OP_ERROR.sub(r"\1", text)
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
@@ -261,6 +311,7 @@ class _Builder:
         self.load = load
         self.spec = loaded.spec
         self.instances: dict[str, Any] = {}
+        self.nested: dict[str, _Builder] = {}  # the builders of the nodes that are nested specs
         self.tensors: dict[str, Any] = {}
         self.outputs: dict[str, Any] = {}  # the output tensors by the spec's output names
 
@@ -329,7 +380,8 @@ class _Builder:
         if node.share is not None:
             layer = self.instance(node.share)
         elif node.spec is not None:
-            layer = _Builder(self.loaded.nested[name], self.load).model()
+            self.nested[name] = _Builder(self.loaded.nested[name], self.load)
+            layer = self.nested[name].model()
             layer.name = name
         elif nodes.kind_of(node) is not None:
             from graphspec.keras.layers import make_node_layer
@@ -684,7 +736,12 @@ def check_losses_and_metrics(model: keras.Model, loaded: LoadedSpec, structured:
             entry = c[section]["classes"].get(value.type)
             if entry is None:
                 continue
-            found = refused_argument(getattr(module, value.type), value.args, entry["required"], *batch)
+            found = refused_argument(
+                getattr(module, value.type),
+                value.args,
+                entry["required"],
+                lambda made, batch=batch: scratch_value(made, *batch),
+            )
             if found is not None:
                 arg, exc = found
                 diagnostics.error(

@@ -547,11 +547,16 @@ _SEEDED = {
 
 # The arguments of initializers, regularizers and constraints (a `{type: ..., ...}` object's), by
 # (class, argument), or (section, argument) for every class of the section that takes it; each
-# checked when the object is made (and used on a (4, 3) weight by the test). The initializers' other numbers
-# (mean, stddev, gain, ...) are broadcast: `_other_rule` gives them "numbers" (a weight node's
-# are checked by graphspec/spec/nodes.py). A constraint is first used in training, after
-# build: build takes any value for its arguments, so none is typed (validate never refuses what
-# build takes); so is OrthogonalRegularizer's factor, refused only when the penalty is computed.
+# checked when the object is made and used on a (4, 3) weight by the test. The initializers'
+# other numbers (mean, stddev, gain, ...) are broadcast: `_other_rule` gives them "numbers" (a
+# weight node's are checked by graphspec/spec/nodes.py). A constraint is first applied in
+# training, after an update, and OrthogonalRegularizer computes with its factor only for the
+# penalty: build applies each one written with arguments to its weight once
+# (graphspec/keras/build.py `check_weight_objects`), so that build refuses what validate does.
+_AXIS_OR_NULL = {
+    "description": "an integer or a list of integers, or null",
+    "anyOf": [INT, {"type": "array", "items": INT}, BOOLEAN, NULL],
+}
 _OBJECT_TYPES: dict[tuple[str, str], dict] = {
     ("initializers", "seed"): INT,
     ("VarianceScaling", "scale"): {"type": "number", "exclusiveMinimum": 0},
@@ -563,6 +568,20 @@ _OBJECT_TYPES: dict[tuple[str, str], dict] = {
         for name, arg in (("L1", "l1"), ("L2", "l2"), ("L1L2", "l1"), ("L1L2", "l2"))
     },
     ("OrthogonalRegularizer", "mode"): {"enum": ["rows", "columns"]},
+    # A float: an integer factor, 0 included, fails when the penalty is computed.
+    ("OrthogonalRegularizer", "factor"): {
+        **FLOAT,
+        "description": "a number with a decimal point, at least 0.0",
+        "minimum": 0,
+    },
+    # A constraint's axes are those of the norm it keeps, over its weight (null: all of them).
+    ("constraints", "axis"): _AXIS_OR_NULL,
+    # The bounds are broadcast over the norms (a list that fits them is taken); the rate is not.
+    **{
+        key: ref("numbers")
+        for key in (("MaxNorm", "max_value"), ("MinMaxNorm", "min_value"), ("MinMaxNorm", "max_value"))
+    },
+    ("MinMaxNorm", "rate"): ref("number_like"),
 }
 
 
@@ -672,10 +691,6 @@ _CALLBACK_TYPES = {
 # argument), "*" for every class of the section that takes it. An axis or a class id past the
 # output's rank or classes is refused then too, which a type cannot know; a list is taken where
 # Keras broadcasts it over the classes.
-_AXIS_OR_NULL = {
-    "description": "an integer or a list of integers, or null",
-    "anyOf": [INT, {"type": "array", "items": INT}, BOOLEAN, NULL],
-}
 # The categorical crossentropies refuse true and false (`axis must be of type int`).
 _INT_AXIS_OR_NULL = {
     "description": "an integer or a list of integers, or null",
@@ -692,6 +707,7 @@ _CLASS_ID = (
     "Precision", "PrecisionAtRecall", "Recall", "RecallAtPrecision", "SensitivityAtSpecificity",
     "SpecificityAtSensitivity",
 )  # fmt: skip
+_IOU = ("IoU", "MeanIoU", "OneHotIoU", "OneHotMeanIoU")
 COMPUTED_TYPES: dict[tuple[str, str, str], dict] = {
     # `if label_smoothing:`, then arithmetic with it: a number, true or false, or null.
     **{(s, "*", "label_smoothing"): any_of(NUMBER_LIKE, NULL) for s in ("losses", "metrics")},
@@ -730,6 +746,12 @@ COMPUTED_TYPES: dict[tuple[str, str, str], dict] = {
         ("metrics", name, "k"): _INT_LIKE
         for name in ("TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy")
     },
+    # The IoU metrics compare the labels with ignore_class (a word is refused) and take the
+    # class scores' argmax over an integer axis; IoU and MeanIoU take null over one-hot targets
+    # too. Their sparse_y_true and sparse_y_pred are read as true or false, but which values a
+    # batch takes depends on its targets: left untyped.
+    **{("metrics", name, "ignore_class"): _NUMBERS_OR_NULL for name in _IOU},
+    **{("metrics", name, "axis"): any_of(INT, NULL) if "OneHot" not in name else INT for name in _IOU},
 }
 
 

@@ -2,15 +2,19 @@
 
 Keras takes any value for most of an optimizer's numbers, and for some of a loss's or a metric's,
 when it constructs them (`clipnorm: "1.0"`, `label_smoothing: "abc"`): it refuses them at the
-first training step, after the model is built, with no line of the spec to blame. `build` makes
-the same computations on scratch values first: two updates of a scratch kernel by the optimizer,
-and each loss's and metric's value on a scratch batch shaped like its output.
+first training step, after the model is built, with no line of the spec to blame. So does a
+constraint (`max_value: "abc"`), applied only after an update, and OrthogonalRegularizer's factor,
+read only when the penalty is computed. `build` makes the same computations on scratch values
+first: two updates of a scratch kernel by the optimizer, each loss's and metric's value on a
+scratch batch shaped like its output, and each constraint and regularizer written with arguments
+applied to its layer's weight.
 tests/test_catalog_types.py checks the catalog's types with these same computations.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -57,16 +61,17 @@ def scratch_value(made: Any, y_true: Any, y_pred: Any) -> None:
 
 
 def refused_argument(
-    cls: type, args: dict[str, Any], required: list[str], y_true: Any, y_pred: Any
+    cls: type, args: dict[str, Any], required: list[str], use: Callable[[Any], Any]
 ) -> tuple[str | None, Exception] | None:
-    """Whether Keras refuses loss or metric class `cls` with `args` when computing it on a batch
-    where it takes the same class with the required arguments alone: None where it takes it
-    (or refuses both: something else is wrong, which training will say), else the argument
-    that alone makes it fail (None where only their combination does) and Keras's error."""
+    """Whether Keras refuses class `cls` with `args` when `use`d (a loss or metric computed on a
+    scratch batch, a constraint applied to its weight) where it takes the same class with the
+    required arguments alone: None where it takes it (or refuses both: something else is wrong,
+    which training will say), else the argument that alone makes it fail (None where only their
+    combination does) and Keras's error."""
 
     def fails(given: dict[str, Any]) -> Exception | None:
         try:
-            scratch_value(cls(**given), y_true, y_pred)
+            use(cls(**given))
         except Exception as exc:
             return exc
         return None
