@@ -156,7 +156,7 @@ def _epochs_written(partial: Path) -> int:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_killed_run_resumes_to_the_same_epoch_count(backend, tmp_path):
     run, partial, epochs = tmp_path / "run", tmp_path / ".run.partial", 4
-    args = ["specs/book_mlp.yaml", "--synthetic", "--epochs", str(epochs), "--samples", "20000"]
+    args = ["specs/book_mlp.yaml", "--synthetic", "--epochs", str(epochs), "--samples", "8000"]
     args += ["--batch-size", "16", "--seed", "3", "--quiet", "--out", str(run)]
     process = subprocess.Popen(
         [sys.executable, "-m", "graphspec", "train", *args],

@@ -29,7 +29,7 @@ def test_a_run_killed_mid_training_resumes_to_the_same_epoch_count(tmp_path):
         "--epochs",
         str(EPOCHS),
         "--samples",
-        "20000",
+        "8000",
         "--batch-size",
         "16",
         "--seed",
