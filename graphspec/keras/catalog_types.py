@@ -202,6 +202,25 @@ def _pairs(items: dict, count: int) -> dict:
     return {"type": "array", "items": items, "minItems": count, "maxItems": count}
 
 
+# A count from 0 (true and false taken as 1 and 0).
+_COUNT = {"description": "a count from 0", "anyOf": [NON_NEGATIVE_INT, BOOLEAN]}
+_POSITIVE_LIKE = {"description": "a positive integer", "anyOf": [POSITIVE_INT, {"enum": [True]}]}
+_NON_NEGATIVE_LIKE = {"type": ["number", "boolean"], "minimum": 0}
+_AXIS_OR_NULL = {
+    "description": "an integer or a list of integers, or null",
+    "anyOf": [INT, {"type": "array", "items": INT}, BOOLEAN, NULL],
+}
+
+
+def _zero_padding(rank: int) -> dict:
+    """A ZeroPadding layer's `padding`: one integer, or `rank` of them, each one or a pair."""
+    side = {"anyOf": [INT, BOOLEAN]}
+    return {
+        "description": f"an integer, or a list of {rank} (each an integer or a pair of them)",
+        "anyOf": [side, _pairs({"anyOf": [side, _pairs(side, 2)]}, rank)],
+    }
+
+
 # Where the rule of a name is wrong for a class: (section, class, argument) -> the fragment that
 # holds instead, or None for "leave untyped". Each was found by constructing the class in Keras.
 EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
@@ -453,6 +472,43 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # An even number, a list or a word is refused when constructed, but an odd number of any sign
     # (or a fraction) is taken by a build: no type of the catalog's says that.
     ("layers", "RandomGaussianBlur", "kernel_size"): None,
+    # Found by building each untyped argument with odd values (a word, numbers of each sign, a
+    # fraction, lists, null, true and false): what a build refuses and what it takes.
+    # A count from 0, true and false taken as 1 and 0 (LoRA's rank, 0 for none; null too, their
+    # default where it is None).
+    **{("layers", layer, "lora_rank"): _COUNT for layer in ("Dense", "EinsumDense", "Embedding")},
+    ("layers", "MelSpectrogram", "num_mel_bins"): any_of(_COUNT, NULL),
+    ("layers", "TextVectorization", "output_sequence_length"): _COUNT,
+    # Compared with 0 and used as a count: a fraction from 0 is taken.
+    **{
+        ("layers", layer, "num_oov_indices"): {"description": "a number from 0", **_NON_NEGATIVE_LIKE}
+        for layer in ("IntegerLookup", "StringLookup")
+    },
+    ("layers", "MelSpectrogram", "sequence_stride"): _POSITIVE_LIKE,
+    ("layers", "MelSpectrogram", "sampling_rate"): NUMBER_LIKE,
+    ("layers", "MelSpectrogram", "sequence_length"): NUMBER_LIKE,
+    # Axes as a layer's `axis`: true and false are taken as 1 and 0.
+    ("layers", "MultiHeadAttention", "attention_axes"): _AXIS_OR_NULL,
+    ("layers", "PReLU", "shared_axes"): _AXIS_OR_NULL,
+    # The last axis's size of the output, or the sizes of its last axes.
+    ("layers", "MultiHeadAttention", "output_shape"): {
+        "description": "a size from 0, or a list of sizes",
+        "anyOf": [NON_NEGATIVE_INT, {"type": "array", "items": NON_NEGATIVE_INT}, BOOLEAN],
+    },
+    ("layers", "MultiHeadAttention", "sliding_window"): _POSITIVE_LIKE,
+    # An integer (a YAML list is refused: Keras takes a tuple only).
+    ("layers", "TextVectorization", "ngrams"): {"description": "an integer", "anyOf": [INT, BOOLEAN]},
+    ("layers", "StringLookup", "mask_token"): {"description": "a string", "type": "string"},
+    # A divisor of the channels (which a type cannot know), or -1 for one group per channel.
+    ("layers", "GroupNormalization", "groups"): {
+        "description": "a positive integer, or -1",
+        "anyOf": [POSITIVE_INT, {"enum": [-1, True]}],
+    },
+    # Checked against the backend's methods only when an image is resized, in training.
+    ("layers", "UpSampling2D", "interpolation"): {"description": "an interpolation's name", "type": "string"},
+    # An amount for every side, or one per spatial axis (each a number or a pair before and after).
+    ("layers", "ZeroPadding2D", "padding"): _zero_padding(2),
+    ("layers", "ZeroPadding3D", "padding"): _zero_padding(3),
 }
 
 
@@ -553,10 +609,6 @@ _SEEDED = {
 # training, after an update, and OrthogonalRegularizer computes with its factor only for the
 # penalty: build applies each one written with arguments to its weight once
 # (graphspec/keras/build.py `check_weight_objects`), so that build refuses what validate does.
-_AXIS_OR_NULL = {
-    "description": "an integer or a list of integers, or null",
-    "anyOf": [INT, {"type": "array", "items": INT}, BOOLEAN, NULL],
-}
 _OBJECT_TYPES: dict[tuple[str, str], dict] = {
     ("initializers", "seed"): INT,
     ("VarianceScaling", "scale"): {"type": "number", "exclusiveMinimum": 0},
