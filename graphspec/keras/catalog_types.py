@@ -180,6 +180,8 @@ OP_ARGUMENTS: dict[str, dict[str, Any]] = {
     "percentile": {"q": 50},
     "quantile": {"q": 0.5},
     "saturate_cast": {"dtype": "float16"},
+    "average_pool": {"pool_size": 2},
+    "max_pool": {"pool_size": 2},
 }
 
 # A binary op's second operand written in a node (`{op: subtract, in: h, x2: 1}`; a tensor comes
@@ -206,6 +208,11 @@ def _pairs(items: dict, count: int) -> dict:
 _COUNT = {"description": "a count from 0", "anyOf": [NON_NEGATIVE_INT, BOOLEAN]}
 _POSITIVE_LIKE = {"description": "a positive integer", "anyOf": [POSITIVE_INT, {"enum": [True]}]}
 _NON_NEGATIVE_LIKE = {"type": ["number", "boolean"], "minimum": 0}
+_POSITIVE_NUMBER = {"type": "number", "exclusiveMinimum": 0}
+_POSITIVE_NUMBERS = {
+    "description": "a number above 0, or a list of them",
+    "anyOf": [_POSITIVE_NUMBER, {"enum": [True]}, {"type": "array", "items": _POSITIVE_NUMBER}],
+}
 _AXIS_OR_NULL = {
     "description": "an integer or a list of integers, or null",
     "anyOf": [INT, {"type": "array", "items": INT}, BOOLEAN, NULL],
@@ -305,9 +312,9 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     ("ops", "repeat", "repeats"): any_of(NON_NEGATIVE_INT, {"type": "array", "items": NON_NEGATIVE_INT}),
     ("ops", "moveaxis", "source"): ref("axis"),
     ("ops", "moveaxis", "destination"): ref("axis"),
-    # Whether these take an axis depends on the tensor's shape (norm: at most 2 axes; the test's
-    # rank-3 tensor is refused whatever its keepdims); stack's x is a list of tensors.
-    ("ops", "norm", "axis"): None,
+    # Whether norm takes its keepdims depends on the tensor's shape (at most 2 axes: the test's
+    # rank-3 tensor is refused whatever its keepdims; its axis is typed below); stack's x is a
+    # list of tensors.
     ("ops", "norm", "keepdims"): None,
     # Which axes squeeze takes depends on the shape (of size 1), but an axis is an integer or a
     # list of them whatever the shape.
@@ -509,6 +516,23 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # An amount for every side, or one per spatial axis (each a number or a pair before and after).
     ("layers", "ZeroPadding2D", "padding"): _zero_padding(2),
     ("layers", "ZeroPadding3D", "padding"): _zero_padding(3),
+    # The ops' arguments found the same way, built on a symbolic (2, 5, 6) input.
+    ("ops", "histogram", "bins"): _COUNT,
+    ("ops", "unique", "size"): _COUNT,
+    ("ops", "unstack", "num"): _POSITIVE_LIKE,
+    ("ops", "rfft", "fft_length"): {"description": "an integer", "anyOf": [INT, BOOLEAN]},
+    # Which axes norm takes depends on the shape (at most 2), but they are integers or null.
+    ("ops", "norm", "axis"): _AXIS_OR_NULL,
+    **{
+        ("ops", pool, arg): fragment
+        for pool in ("average_pool", "max_pool")
+        for arg, fragment in (
+            # Divided by, as numbers: a fraction is taken, 0 or less refused.
+            ("strides", _POSITIVE_NUMBERS),
+            ("padding", ref("padding")),
+            ("data_format", ref("data_format")),
+        )
+    },
 }
 
 
