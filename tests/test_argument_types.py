@@ -149,6 +149,19 @@ def test_a_callbacks_and_an_optimizers_argument_are_checked(tmp_path):
     assert "error: callback ReduceLROnPlateau's argument 'factor' takes a number below 1, not 1.5\n" in stderr
 
 
+def test_a_tensorboard_frequency_is_a_number_as_keras_reads_it_at_each_epochs_end(tmp_path):
+    text = BOOK_QA.read_text().replace(
+        "  optimizer: rmsprop\n",
+        "  optimizer: rmsprop\ntrain:\n  callbacks:\n"
+        "    - {type: TensorBoard, log_dir: logs, histogram_freq: [1]}\n",
+    )
+    code, stderr = _validate(tmp_path, text)
+    assert (code, stderr.splitlines()[0].split(": error: ")[1]) == (
+        2,
+        "callback TensorBoard's argument 'histogram_freq' takes a number or null, not [1]",
+    )
+
+
 OPTIMIZER_SPEC = """\
 graphspec: 1
 name: optimizer

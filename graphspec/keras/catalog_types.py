@@ -737,6 +737,7 @@ _OPTIMIZER_NULLABLE = {("Muon", "weight_decay"), ("Muon", "adam_weight_decay"), 
 _OPTIMIZER_UNTYPED = {"ema_momentum", "ema_overwrite_frequency", "exclude_layers"}
 
 
+_NUMBER_OR_NULL = any_of(NUMBER_LIKE, NULL)
 # Callbacks' numbers Keras reads at an epoch's end, once a monitored value stops improving
 # (EarlyStopping, ReduceLROnPlateau) or a checkpoint is saved: any value is taken when they are
 # constructed, so tests/test_catalog_types.py runs each through four epochs of worsening loss.
@@ -752,6 +753,10 @@ CALLBACK_NUMBERS_READ_IN_TRAINING = {
     ("ReduceLROnPlateau", "cooldown"): ref("number_like"),
     ("ReduceLROnPlateau", "verbose"): ref("number_like"),
     ("ModelCheckpoint", "verbose"): ref("number_like"),
+    # Epochs between histograms and between embeddings, read at each epoch's end (`if freq and
+    # epoch % freq == 0`): a number, or null or 0 for none.
+    ("TensorBoard", "histogram_freq"): _NUMBER_OR_NULL,
+    ("TensorBoard", "embeddings_freq"): _NUMBER_OR_NULL,
 }
 _CALLBACK_TYPES = {
     **CALLBACK_NUMBERS_READ_IN_TRAINING,
