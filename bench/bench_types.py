@@ -28,12 +28,7 @@ def families(c: dict) -> dict[str, dict[str, dict]]:
     found = {
         "layers": c["layers"],
         "application_layers": c["application_layers"],
-        # An application's classes and classifier_activation are typed for its top only
-        # (`types_with_top`): counted as typed.
-        "applications": {
-            name: {**entry, "types": {**entry["types"], **entry.get("types_with_top", {})}}
-            for name, entry in c["applications"].items()
-        },
+        "applications": c["applications"],
         # An op's arguments a node writes as values: its operation's constructor's (the call's
         # are its tensors, read with `in`).
         "ops": {name: {**entry, "args": entry["init"]} for name, entry in c["ops"].items()},
@@ -41,6 +36,21 @@ def families(c: dict) -> dict[str, dict[str, dict]]:
         "metrics": c["metrics"]["classes"],
         "optimizers": c["optimizers"],
         "callbacks": c["callbacks"],
+    }
+    # An argument typed where another is true (`types_when`: an application's classes with its
+    # top, an optimizer's ema_momentum with use_ema, a dropout's seed) is counted as typed.
+    found = {
+        family: {
+            name: {
+                **entry,
+                "types": {
+                    **entry.get("types", {}),
+                    **{a: f for typed in entry.get("types_when", {}).values() for a, f in typed.items()},
+                },
+            }
+            for name, entry in entries.items()
+        }
+        for family, entries in found.items()
     }
     for section, objects in sorted(c["objects"].items()):
         found[section] = {

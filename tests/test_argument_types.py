@@ -334,6 +334,58 @@ def test_an_applications_classes_are_not_checked_without_its_top_as_keras_never_
     assert builds(text)
 
 
+SEED_SPEC = """\
+graphspec: 1
+name: seeded
+inputs:
+  x: {{shape: [4]}}
+layers:
+  d: {{type: Dropout, {args}, in: x}}
+outputs:
+  d: {{loss: mse}}
+compile:
+  optimizer: {{type: Adam, {optimizer}}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "optimizer", "message"),
+    [
+        (
+            "rate: 0.5, seed: abc",
+            "use_ema: false",
+            "spec.yaml:6:39: error: layer 'd': Dropout's argument 'seed' takes an integer or null, not 'abc'",
+        ),
+        (
+            "rate: 0.5, seed: 1",
+            "use_ema: true, ema_momentum: 2",
+            "spec.yaml:10:56: error: optimizer Adam's argument 'ema_momentum' takes a number from 0 to 1, "
+            "not 2",
+        ),
+    ],
+)
+def test_an_argument_keras_reads_only_when_another_is_true_is_checked_there(
+    tmp_path, args, optimizer, message
+):
+    """A dropout makes its random generator from its seed only for a rate above 0; an optimizer
+    reads its moving average's momentum only with use_ema: validate refuses a wrong one there,
+    and so does build."""
+    from test_application_inputs import builds
+
+    text = SEED_SPEC.format(args=args, optimizer=optimizer)
+    code, stderr = _validate(tmp_path, text)
+    assert (code, stderr.splitlines()[0]) == (2, message)
+    assert not builds(text)
+
+
+def test_an_argument_keras_never_reads_where_the_other_is_false_is_taken_by_validate_and_build(tmp_path):
+    from test_application_inputs import builds
+
+    text = SEED_SPEC.format(args="rate: 0, seed: abc", optimizer="use_ema: false, ema_momentum: 2")
+    assert _validate(tmp_path, text) == (0, "")
+    assert builds(text)
+
+
 OBJECT_SPEC = """\
 graphspec: 1
 name: objects

@@ -441,9 +441,10 @@ def _application_disagrees(name: str, args: dict, taken: bool) -> str | None:
     return None if taken else f"accepted {called}"
 
 
-# The arguments every application reads only when it builds its top (`types_with_top`): each
-# application passes `classes` to the top's Dense (MobileNetV2, and most) or Conv2D (MobileNet,
-# MobileNetV3) with `classifier_activation`; one of each kind stands for the rest.
+# The arguments every application reads only when it builds its top (`types_when`'s
+# include_top): each application passes `classes` to the top's Dense (MobileNetV2, and most) or
+# Conv2D (MobileNet, MobileNetV3) with `classifier_activation`; one of each kind stands for the
+# rest.
 TOP_CASES = [("MobileNetV2", {"alpha": 0.35}), ("MobileNet", {"alpha": 0.25})]
 
 
@@ -452,10 +453,13 @@ def test_applications_top_arguments_are_checked_with_the_top_only():
     Keras takes the counter-examples too, so validate must not check them there."""
     applications = catalog.catalog()["applications"]
     for name, entry in applications.items():
-        assert set(entry["types_with_top"]) == {"classes", "classifier_activation"} & set(entry["args"]), name
+        assert set(entry["types_when"]) == {"include_top"}, name
+        assert set(entry["types_when"]["include_top"]) == {"classes", "classifier_activation"} & set(
+            entry["args"]
+        ), name
     disagreements = []
     for name, base in TOP_CASES:
-        typed = applications[name]["types_with_top"]
+        typed = applications[name]["types_when"]["include_top"]
         # One build with an example of each, two per argument with a counter-example, and one
         # without the top with a counter-example of each.
         cases = [({arg: examples(f)[0] for arg, f in typed.items()}, True, True)]
@@ -465,6 +469,46 @@ def test_applications_top_arguments_are_checked_with_the_top_only():
             wrong = _application_disagrees(name, {"classes": 3, **base, "include_top": top, **values}, taken)
             disagreements += [wrong] if wrong else []
     assert not disagreements, "\n".join(disagreements)
+
+
+# A true and a false value of each flag a layer's or an optimizer's conditional types hang on.
+FLAG_VALUES = {"rate": (0.5, 0), "stddev": (0.1, 0), "dropout": (0.5, 0.0), "use_ema": (True, False)}
+
+
+def test_arguments_read_only_when_another_is_true_are_refused_by_keras_there_alone():
+    """A layer's seed (read when its rate is above 0) and an optimizer's moving average's
+    arguments (read with use_ema): with the flag true, Keras takes the examples and refuses the
+    counter-examples (built and called, or stepped on scratch weights); with it false, Keras
+    takes the counter-examples too, so validate checks them only where the flag is true."""
+    c = catalog.catalog()
+    disagreements, checked = [], 0
+    for section, entries in (("layers", c["layers"]), ("optimizers", c["optimizers"])):
+        for name, entry in entries.items():
+            for flag, typed in entry.get("types_when", {}).items():
+                on, off = FLAG_VALUES[flag]
+                for arg, fragment in typed.items():
+                    cases = [(v, on, True) for v in examples(fragment)]
+                    cases += [(v, on, False) for v in counter_examples(fragment)[:3]]
+                    cases += [(counter_examples(fragment)[0], off, True)]
+                    for value, flag_value, taken in cases:
+                        args = {flag: flag_value, arg: value}
+                        if _flag_refused(section, name, entry, args) == taken:
+                            verb = "refused" if taken else "accepted"
+                            disagreements.append(f"{verb} {section}.{name}({args})")
+                    checked += 1
+    assert not disagreements, "\n".join(disagreements)
+    assert checked >= 35
+
+
+def _flag_refused(section: str, name: str, entry: dict, args: dict) -> bool:
+    if section == "optimizers":
+        try:
+            scratch_steps(getattr(keras.optimizers, name)(**args))
+        except Exception:
+            return True
+        return False
+    cls = getattr(keras.layers, name)
+    return _refused(cls, {**_base_args(name, entry), **args}, name, entry)
 
 
 def _build_op(function: Any, x: Any, args: dict) -> None:

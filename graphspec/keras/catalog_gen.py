@@ -467,8 +467,8 @@ def _add_types(section: str, entries: dict[str, dict]) -> None:
     present, empty where no argument's type is known."""
     for name, entry in entries.items():
         entry["types"] = catalog_types.types(section, name, entry)
-        if section == "applications" and (with_top := catalog_types.types_with_top(entry)):
-            entry["types_with_top"] = with_top
+        if when := catalog_types.types_when(section, name, entry):
+            entry["types_when"] = when
 
 
 def render(catalog: dict) -> str:

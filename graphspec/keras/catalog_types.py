@@ -596,7 +596,6 @@ _SEEDED = {
     "AugMix",
     "CutMix",
     "GRU",
-    "GaussianNoise",
     "LSTM",
     "MixUp",
     "RandomBrightness",
@@ -1095,10 +1094,48 @@ def types(section: str, name: str, entry: dict) -> dict[str, dict]:
     return found
 
 
-def types_with_top(entry: dict) -> dict[str, dict]:
-    """An application's arguments that Keras reads only when it builds the top (`include_top`
-    true, its default): the classes (a Dense's or a Conv2D's units) and their activation. Without
-    the top, Keras takes any value for them, so validate checks them only with it
-    (graphspec/spec/types.py `argument_mismatch`)."""
-    found = {"classes": ref("positive_int"), "classifier_activation": any_of(ref("activation"), NULL)}
-    return {arg: fragment for arg, fragment in found.items() if arg in entry.get("args", ())}
+# Layers that make their random generator from `seed` only when an argument is above 0 (a
+# dropout's rate, GaussianNoise's stddev): their seed is typed where it is (`types_when`).
+_SEEDED_WHEN = {
+    **{name: "rate" for name in ("AlphaDropout", "Dropout", "GaussianDropout")},
+    **{f"SpatialDropout{n}D": "rate" for n in (1, 2, 3)},
+    "GaussianNoise": "stddev",
+    # The attention layers' dropout makes a Dropout layer (a generator) with their seed.
+    **{name: "dropout" for name in ("Attention", "MultiHeadAttention")},
+}
+# An optimizer's moving average of its weights: its momentum and overwriting period are read
+# (checked when constructed, used in each step) only with `use_ema`.
+_EMA_TYPES = {
+    "ema_momentum": {**RATE, "description": "a number from 0 to 1", "type": ["number", "boolean"]},
+    "ema_overwrite_frequency": {
+        "description": "an integer of at least 1, or null for none",
+        "anyOf": [POSITIVE_INT, {"enum": [0, False, True]}, NULL],
+    },
+}
+
+
+def types_when(section: str, name: str, entry: dict) -> dict[str, dict[str, dict]]:
+    """`{flag: {argument: fragment}}`: the arguments Keras reads only when argument `flag` is
+    true as Python reads it (above 0, for a rate), typed there alone; elsewhere Keras takes any
+    value for them, so validate checks them only there (graphspec/spec/types.py
+    `argument_mismatch`). An application's classes (a Dense's or a Conv2D's units) and their
+    activation, read when it builds its top (`include_top`, true by default); an optimizer's
+    moving average's arguments (`use_ema`); the seed of a layer that makes its random generator
+    only for a rate above 0."""
+    found: dict[str, dict[str, dict]] = {}
+    if section == "applications":
+        found["include_top"] = {
+            "classes": ref("positive_int"),
+            "classifier_activation": any_of(ref("activation"), NULL),
+        }
+    elif section == "optimizers":
+        found["use_ema"] = dict(_EMA_TYPES)
+    elif section == "layers" and name in _SEEDED_WHEN:
+        found[_SEEDED_WHEN[name]] = {"seed": any_of(INT, NULL)}
+    args = entry.get("args", ())
+    found = {
+        flag: {arg: fragment for arg, fragment in typed.items() if arg in args}
+        for flag, typed in found.items()
+        if flag in args
+    }
+    return {flag: typed for flag, typed in found.items() if typed}

@@ -501,7 +501,7 @@ def _check_object(
             )
         elif refused := policy.argument_refusal(entry, arg, arg_value):
             ctx.error(f"{kind} {value.type}: {refused.message}", path + (arg,), hint=refused.hint)
-        elif wrong := types.argument_mismatch(entry, arg, arg_value):
+        elif wrong := types.argument_mismatch(entry, arg, arg_value, value.args):
             ctx.type_error(
                 f"{kind} {value.type}'s argument '{arg}' {wrong.message}",
                 path + (arg, *wrong.path),

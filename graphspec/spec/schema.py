@@ -247,17 +247,32 @@ def _type_rule(name: str, entry: dict, docs: dict, names: frozenset[str]) -> dic
         then["anyOf"] = [{"required": ["preset"]}, {"required": required}]
     elif required:
         then["required"] = required
-    if with_top := entry.get("types_with_top"):
-        # An application reads its classes and their activation only when it builds its top:
-        # they are checked unless include_top is written as a value Python reads as false.
-        then["if"] = {
-            "properties": {"include_top": {"enum": [False, 0, None, "", [], {}]}},
-            "required": ["include_top"],
-        }
-        then["else"] = {"properties": {arg: _argument(f, None, names) for arg, f in with_top.items()}}
+    if conditions := _conditions(entry, names):
+        then["allOf"] = conditions
     if docs.get("doc"):
         then["description"] = docs["doc"]
     return {"if": {"properties": {"type": {"const": name}}, "required": ["type"]}, "then": then}
+
+
+# What Python reads as false, as a spec writes it.
+_FALSE = [False, 0, None, "", [], {}]
+
+
+def _conditions(entry: dict, names: frozenset[str]) -> list[dict]:
+    """The arguments Keras reads only when another is true (`types_when`: an application's
+    classes with its top, an optimizer's `ema_momentum` with `use_ema`, a dropout's seed with
+    a rate above 0), checked only there: unless the flag is written as false where it is true
+    by default (or required), else only where it is written as true."""
+    found = []
+    for flag, typed in entry.get("types_when", {}).items():
+        checked = {"properties": {arg: _argument(f, None, names) for arg, f in typed.items()}}
+        written_false = {"properties": {flag: {"enum": _FALSE}}, "required": [flag]}
+        if entry.get("defaults", {}).get(flag, True):
+            found.append({"if": written_false, "else": checked})
+        else:
+            written_true = {"properties": {flag: {"not": {"enum": _FALSE}}}, "required": [flag]}
+            found.append({"if": written_true, "then": checked})
+    return found
 
 
 def _op_rule(name: str, entry: dict, docs: dict, names: frozenset[str]) -> dict:

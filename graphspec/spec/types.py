@@ -231,21 +231,20 @@ def mismatch(value: Any, fragment: dict) -> Mismatch | None:
 
 def argument_mismatch(entry: dict, arg: str, value: Any, args: dict | None = None) -> Mismatch | None:
     """Why `value` is not of the type the catalog `entry` records for `arg`; None when it is,
-    or when the catalog records no type for `arg`. With the node's `args`, an application's
-    arguments read only with its top (`types_with_top`) are checked where it has one."""
+    or when the catalog records no type for `arg`. With the node's or object's `args`, an
+    argument Keras reads only when another is true (`types_when`: an application's classes
+    with its top, an optimizer's `ema_momentum` with `use_ema`, a dropout's seed with a rate
+    above 0) is checked where that one is."""
     fragment = entry.get("types", {}).get(arg)
-    if (
-        fragment is None
-        and args is not None
-        and arg in entry.get("types_with_top", {})
-        and with_top(entry, args)
-    ):
-        fragment = entry["types_with_top"][arg]
+    if fragment is None and args is not None:
+        for flag, typed in entry.get("types_when", {}).items():
+            if arg in typed and flag_set(entry, args, flag):
+                fragment = typed[arg]
     return None if fragment is None else mismatch(value, fragment)
 
 
-def with_top(entry: dict, args: dict) -> bool:
-    """Whether an application node with `args` builds its top: `include_top` as Python reads it
-    (true by default); not known while it holds a `${...}` whose expression failed."""
-    top = args.get("include_top", entry.get("defaults", {}).get("include_top", True))
-    return not (isinstance(top, str) and "${" in top) and bool(top)
+def flag_set(entry: dict, args: dict, flag: str) -> bool:
+    """Whether argument `flag` of a node or object with `args` is true as Python reads it (its
+    default where not written); not known while it holds a `${...}` whose expression failed."""
+    value = args.get(flag, entry.get("defaults", {}).get(flag))
+    return not (isinstance(value, str) and "${" in value) and bool(value)
