@@ -472,17 +472,27 @@ def test_applications_top_arguments_are_checked_with_the_top_only():
 
 
 # A true and a false value of each flag a layer's or an optimizer's conditional types hang on.
-FLAG_VALUES = {"rate": (0.5, 0), "stddev": (0.1, 0), "dropout": (0.5, 0.0), "use_ema": (True, False)}
+FLAG_VALUES = {
+    "rate": (0.5, 0),
+    "stddev": (0.1, 0),
+    "dropout": (0.5, 0.0),
+    "use_ema": (True, False),
+    "apply_class_balancing": (True, False),
+    "save_best_only": (True, False),
+}
 
 
-def test_arguments_read_only_when_another_is_true_are_refused_by_keras_there_alone():
-    """A layer's seed (read when its rate is above 0) and an optimizer's moving average's
-    arguments (read with use_ema): with the flag true, Keras takes the examples and refuses the
-    counter-examples (built and called, or stepped on scratch weights); with it false, Keras
-    takes the counter-examples too, so validate checks them only where the flag is true."""
+def test_arguments_read_only_when_another_is_true_are_refused_by_keras_there_alone(tmp_path, monkeypatch):
+    """A layer's seed (read when its rate is above 0), an optimizer's moving average's arguments
+    (read with use_ema), a loss's and a callback's: with the flag true, Keras takes the examples
+    and refuses the counter-examples (built and called, stepped on scratch weights, computed,
+    run through epochs); with it false, Keras takes the counter-examples too, so validate checks
+    them only where the flag is true."""
+    monkeypatch.chdir(tmp_path)  # ModelCheckpoint saves there
     c = catalog.catalog()
     disagreements, checked = [], 0
-    for section, entries in (("layers", c["layers"]), ("optimizers", c["optimizers"])):
+    sections = ("layers", "optimizers", "losses", "callbacks")
+    for section, entries in ((s, c["losses"]["classes"] if s == "losses" else c[s]) for s in sections):
         for name, entry in entries.items():
             for flag, typed in entry.get("types_when", {}).items():
                 on, off = FLAG_VALUES[flag]
@@ -501,9 +511,11 @@ def test_arguments_read_only_when_another_is_true_are_refused_by_keras_there_alo
 
 
 def _flag_refused(section: str, name: str, entry: dict, args: dict) -> bool:
-    if section == "optimizers":
+    if section != "layers":
+        use = {"optimizers": scratch_steps, "losses": lambda made: _compute(name, made), "callbacks": _epochs}
+        base = {a: REQUIRED_OTHER[a] for a in entry["required"]}
         try:
-            scratch_steps(getattr(keras.optimizers, name)(**args))
+            use[section](getattr(getattr(keras, section), name)(**base, **args))
         except Exception:
             return True
         return False

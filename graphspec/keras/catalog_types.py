@@ -1121,7 +1121,8 @@ def types_when(section: str, name: str, entry: dict) -> dict[str, dict[str, dict
     `argument_mismatch`). An application's classes (a Dense's or a Conv2D's units) and their
     activation, read when it builds its top (`include_top`, true by default); an optimizer's
     moving average's arguments (`use_ema`); the seed of a layer that makes its random generator
-    only for a rate above 0."""
+    only for a rate above 0; BinaryFocalCrossentropy's alpha (`apply_class_balancing`) and
+    ModelCheckpoint's initial_value_threshold (`save_best_only`)."""
     found: dict[str, dict[str, dict]] = {}
     if section == "applications":
         found["include_top"] = {
@@ -1132,6 +1133,14 @@ def types_when(section: str, name: str, entry: dict) -> dict[str, dict[str, dict
         found["use_ema"] = dict(_EMA_TYPES)
     elif section == "layers" and name in _SEEDED_WHEN:
         found[_SEEDED_WHEN[name]] = {"seed": any_of(INT, NULL)}
+    elif section == "losses" and name == "BinaryFocalCrossentropy":
+        # Its alpha weighs the classes only with apply_class_balancing (computed, as the
+        # categorical one's is always).
+        found["apply_class_balancing"] = {"alpha": ref("number_like")}
+    elif section == "callbacks" and name == "ModelCheckpoint":
+        # The best value so far starts there, compared with each epoch's only when saving the
+        # best: a number, or null for none.
+        found["save_best_only"] = {"initial_value_threshold": any_of(NUMBER_LIKE, NULL)}
     args = entry.get("args", ())
     found = {
         flag: {arg: fragment for arg, fragment in typed.items() if arg in args}
