@@ -326,6 +326,21 @@ def test_an_applications_classes_are_checked_when_it_has_its_top(tmp_path):
     )
 
 
+def test_an_applications_input_shape_is_three_sizes(tmp_path):
+    from test_application_inputs import builds
+
+    text = APPLICATION_SPEC.format(args="include_top: false, input_shape: [224, 224]")
+    code, stderr = _validate(tmp_path, text)
+    assert (code, stderr.splitlines()[0]) == (
+        2,
+        "spec.yaml:6:100: error: layer 'net': applications.MobileNet's argument 'input_shape' takes the "
+        "image's shape: three sizes (height, width, channels; null for any height or width), or null, "
+        "not [224, 224]",
+    )
+    assert not builds(text)
+    assert builds(text.replace("[224, 224]", "[224, 224, 3]"))
+
+
 def test_an_applications_classes_are_not_checked_without_its_top_as_keras_never_reads_them(tmp_path):
     from test_application_inputs import builds
 

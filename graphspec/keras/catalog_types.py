@@ -26,6 +26,7 @@ NON_NEGATIVE_INT = {"type": "integer", "minimum": 0}
 INT = {"type": "integer"}
 RATE = {"type": "number", "minimum": 0, "maximum": 1}
 NULL = {"type": "null"}
+STRING = {"type": "string"}
 BOOLEAN = {"type": "boolean"}
 NUMBER = {"type": "number"}
 NON_NEGATIVE = {"type": "number", "minimum": 0}
@@ -898,6 +899,31 @@ def _validated_strings(name: str) -> dict[str, dict]:
     return found
 
 
+# An application's image shape (Keras's imagenet_utils.obtain_input_shape, or MobileNetV3's own
+# reading): three sizes, the channels last by default; each application has its smallest size,
+# which a type does not know. An example is given, as the type's first would be all null.
+_IMAGE_SHAPE = {
+    "type": "array",
+    "minItems": 3,
+    "maxItems": 3,
+    "items": any_of(POSITIVE_INT, NULL),
+    "examples": [[32, 32, 3]],
+}
+
+
+def _input_shape(name: str) -> dict:
+    """An application's `input_shape`: three sizes or null; where Keras tests it as
+    `if input_shape:`, a false value (0, '', []) is none too, but the MobileNets index it."""
+    alternatives = [_IMAGE_SHAPE, NULL]
+    if not name.startswith("MobileNet"):
+        alternatives.append({"enum": [0, False, "", []]})
+    return {
+        "description": "the image's shape: three sizes (height, width, channels; null for any height "
+        "or width), or null",
+        "anyOf": alternatives,
+    }
+
+
 def _other_rule(section: str, name: str, arg: str, default: Any) -> dict | None:
     """Rules for the classes that are not layers: losses, metrics, optimizers, callbacks,
     applications, ops and the objects (initializers, regularizers, constraints)."""
@@ -910,6 +936,12 @@ def _other_rule(section: str, name: str, arg: str, default: Any) -> dict | None:
         return {"type": "number", "exclusiveMinimum": 0} if name == "MobileNet" else NUMBER
     if section == "applications" and arg == "depth_multiplier":
         return ref("positive_int")  # MobileNet's DepthwiseConv2D's
+    if section == "applications" and arg == "weights":
+        # Which words and paths are taken is the capability policy's (graphspec/policy.py):
+        # the type says only that it is one.
+        return {"description": "'imagenet', a weights file's path, or null for none", "anyOf": [STRING, NULL]}
+    if section == "applications" and arg == "input_shape":
+        return _input_shape(name)
     if section == "applications" and arg == "pooling":
         # Each application tests `pooling == "avg"` and `pooling == "max"`, and nothing else.
         return ref("application_pooling")
