@@ -37,6 +37,15 @@ def families(c: dict) -> dict[str, dict[str, dict]]:
         "optimizers": c["optimizers"],
         "callbacks": c["callbacks"],
     }
+    for section, objects in sorted(c["objects"].items()):
+        found[section] = {
+            name: {
+                "args": entry.get("args", list(entry.get("defaults", {}))),
+                "types": entry.get("types", {}),
+                "types_when": entry.get("types_when", {}),
+            }
+            for name, entry in objects["classes"].items()
+        }
     # An argument typed where another is true (`types_when`: an application's classes with its
     # top, an optimizer's ema_momentum with use_ema, a dropout's seed) is counted as typed.
     found = {
@@ -52,14 +61,6 @@ def families(c: dict) -> dict[str, dict[str, dict]]:
         }
         for family, entries in found.items()
     }
-    for section, objects in sorted(c["objects"].items()):
-        found[section] = {
-            name: {
-                "args": entry.get("args", list(entry.get("defaults", {}))),
-                "types": entry.get("types", {}),
-            }
-            for name, entry in objects["classes"].items()
-        }
     return found
 
 

@@ -487,6 +487,8 @@ FLAG_VALUES = {
     "use_ema": (True, False),
     "apply_class_balancing": (True, False),
     "save_best_only": (True, False),
+    "input_axes": ([0], None),
+    "output_axes": ([1], None),
 }
 
 
@@ -499,8 +501,14 @@ def test_arguments_read_only_when_another_is_true_are_refused_by_keras_there_alo
     monkeypatch.chdir(tmp_path)  # ModelCheckpoint saves there
     c = catalog.catalog()
     disagreements, checked = [], 0
-    sections = ("layers", "optimizers", "losses", "callbacks")
-    for section, entries in ((s, c["losses"]["classes"] if s == "losses" else c[s]) for s in sections):
+    sections = {
+        "layers": c["layers"],
+        "optimizers": c["optimizers"],
+        "losses": c["losses"]["classes"],
+        "callbacks": c["callbacks"],
+        "initializers": c["objects"]["initializers"]["classes"],
+    }
+    for section, entries in sections.items():
         for name, entry in entries.items():
             for flag, typed in entry.get("types_when", {}).items():
                 on, off = FLAG_VALUES[flag]
@@ -520,8 +528,13 @@ def test_arguments_read_only_when_another_is_true_are_refused_by_keras_there_alo
 
 def _flag_refused(section: str, name: str, entry: dict, args: dict) -> bool:
     if section != "layers":
-        use = {"optimizers": scratch_steps, "losses": lambda made: _compute(name, made), "callbacks": _epochs}
-        base = {a: REQUIRED_OTHER[a] for a in entry["required"]}
+        use = {
+            "optimizers": scratch_steps,
+            "losses": lambda made: _compute(name, made),
+            "callbacks": _epochs,
+            "initializers": lambda made: _use("initializers", made),
+        }
+        base = {a: REQUIRED_OTHER[a] for a in entry.get("required", ())}
         try:
             use[section](getattr(getattr(keras, section), name)(**base, **args))
         except Exception:

@@ -242,6 +242,8 @@ def _objects() -> dict:
                 "defaults": _json_defaults(_defaults(cls.__init__)[0]),
             }
             classes[canonical] = {**entry, "types": catalog_types.types(section, canonical, entry)}
+            if when := catalog_types.types_when(section, canonical, entry):
+                classes[canonical]["types_when"] = when
         found[section] = {"names": names, "classes": dict(sorted(classes.items()))}
     return found
 

@@ -1169,6 +1169,12 @@ def types_when(section: str, name: str, entry: dict) -> dict[str, dict[str, dict
         # Its alpha weighs the classes only with apply_class_balancing (computed, as the
         # categorical one's is always).
         found["apply_class_balancing"] = {"alpha": ref("number_like")}
+    elif section == "initializers" and {"input_axes", "output_axes"} <= set(entry.get("args", ())):
+        # The fans come from the weight's axes in each list only when both are given (not
+        # null): each a list of axes there.
+        axes = {"description": "a list of axes, or null", "anyOf": [{"type": "array", "items": INT}, NULL]}
+        found["output_axes"] = {"input_axes": axes}
+        found["input_axes"] = {"output_axes": axes}
     elif section == "callbacks" and name == "ModelCheckpoint":
         # The best value so far starts there, compared with each epoch's only when saving the
         # best: a number, or null for none.

@@ -235,7 +235,7 @@ def _check_object_arguments(ctx: Context, what: str, section: str, value: dict, 
                 key=True,
                 hint=did_you_mean(key, entry["args"]),
             )
-        elif wrong := types.argument_mismatch(entry, key, given):
+        elif wrong := types.argument_mismatch(entry, key, given, value):
             ctx.type_error(
                 f"{what}: {kind} {value['type']}'s argument '{key}' {wrong.message}",
                 path + (key, *wrong.path),
