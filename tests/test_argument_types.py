@@ -449,6 +449,12 @@ OBJECT_EDITS = [
         "integer or a list of integers, or null, not 1.5",
     ),
     (
+        "kernel_initializer",
+        "{type: GlorotUniform, input_axes: 0, output_axes: [1]}",
+        "layer 'd': Dense's argument 'kernel_initializer': initializer GlorotUniform's argument "
+        "'input_axes' takes a list of axes, or null, not 0",
+    ),
+    (
         "kernel_regularizer",
         "{type: OrthogonalRegularizer, factor: 1}",
         "layer 'd': Dense's argument 'kernel_regularizer': regularizer OrthogonalRegularizer's argument "
