@@ -30,6 +30,15 @@ REQUIRED = {
     "stddev": 0.1,
     "factor": 0.1,
     "dims": [1],
+    "head_dim": 2,
+    "num_query_heads": 6,  # divisible by each num_key_value_heads example (1, 3)
+    "num_key_value_heads": 1,
+    "height_factor": 0.1,
+    "width_factor": 0.1,
+    "n": 2,
+    "scale": 0.5,
+    "max_number": 2,
+    "num_bins": 4,
     # Typed, but a value that fits the test's (2, 5, 6) input is needed, not any of the type's.
     "equation": "abc,cd->abd",
     "output_shape": [None, 4],

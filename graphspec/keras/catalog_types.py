@@ -220,6 +220,17 @@ _AXIS_OR_NULL = {
 }
 
 
+def _factor(minimum: int | None) -> dict:
+    """An image layer's fraction from -1 to 1 (above -1 where `minimum` is None), or a pair."""
+    bound = {"minimum": minimum} if minimum is not None else {"exclusiveMinimum": -1}
+    one = {"type": ["number", "boolean"], **bound, "maximum": 1}
+    low = "-1" if minimum is not None else "above -1"
+    return {
+        "description": f"a fraction from {low} to 1, or a pair of them",
+        "anyOf": [one, {**_pairs(one, 2), "examples": [[-0.2, 0.3]]}],
+    }
+
+
 def _zero_padding(rank: int) -> dict:
     """A ZeroPadding layer's `padding`: one integer, or `rank` of them, each one or a pair."""
     side = {"anyOf": [INT, BOOLEAN]}
@@ -517,6 +528,30 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # An amount for every side, or one per spatial axis (each a number or a pair before and after).
     ("layers", "ZeroPadding2D", "padding"): _zero_padding(2),
     ("layers", "ZeroPadding3D", "padding"): _zero_padding(3),
+    # True only with an output_mode of one_hot, multi_hot or count: not any value, as a flag's.
+    ("layers", "Hashing", "sparse"): None,
+    ("layers", "Hashing", "output_mode"): {"enum": ["int", "one_hot", "multi_hot", "count"]},
+    ("layers", "Hashing", "num_bins"): {
+        "description": "a number above 0",
+        "anyOf": [_POSITIVE_NUMBER, {"enum": [True]}],
+    },
+    # One integer, or a pair of them (a list of one or three is refused).
+    ("layers", "Hashing", "salt"): {
+        "description": "an integer or a pair of them",
+        "anyOf": [INT, BOOLEAN, _pairs(INT, 2)],
+    },
+    ("layers", "MaxNumBoundingBoxes", "max_number"): NUMBER_LIKE,
+    ("layers", "MaxNumBoundingBoxes", "fill_value"): NUMBER_LIKE,
+    # Heads and their size: the key and value heads must divide the query heads (which a type
+    # cannot know), and there may be no query head at all.
+    ("layers", "GroupQueryAttention", "head_dim"): _POSITIVE_LIKE,
+    ("layers", "GroupQueryAttention", "num_key_value_heads"): _POSITIVE_LIKE,
+    ("layers", "GroupQueryAttention", "num_query_heads"): _COUNT,
+    ("layers", "GroupQueryAttention", "sliding_window"): _POSITIVE_LIKE,
+    # A fraction of the image's height or width, from -1 to 1, or a pair of them (lower, upper);
+    # RandomZoom refuses -1 (nothing left to zoom into).
+    **{("layers", "RandomTranslation", arg): _factor(-1) for arg in ("height_factor", "width_factor")},
+    **{("layers", "RandomZoom", arg): _factor(None) for arg in ("height_factor", "width_factor")},
     # The ops' arguments found the same way, built on a symbolic (2, 5, 6) input.
     ("ops", "histogram", "bins"): _COUNT,
     ("ops", "unique", "size"): _COUNT,
@@ -613,6 +648,8 @@ _SEEDED = {
     "RandomRotation",
     "RandomSharpness",
     "RandomShear",
+    "RandomTranslation",
+    "RandomZoom",
     "SimpleRNN",
     "Solarization",
     "ConvLSTM1D",
@@ -1133,7 +1170,7 @@ _SEEDED_WHEN = {
     **{f"SpatialDropout{n}D": "rate" for n in (1, 2, 3)},
     "GaussianNoise": "stddev",
     # The attention layers' dropout makes a Dropout layer (a generator) with their seed.
-    **{name: "dropout" for name in ("Attention", "MultiHeadAttention")},
+    **{name: "dropout" for name in ("Attention", "GroupQueryAttention", "MultiHeadAttention")},
 }
 # An optimizer's moving average of its weights: its momentum and overwriting period are read
 # (checked when constructed, used in each step) only with `use_ema`.
