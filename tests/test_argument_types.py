@@ -46,6 +46,22 @@ def _validate(tmp_path: Path, text: str) -> tuple[int, str]:
     return result.exit_code, result.stderr.replace(str(path), "spec.yaml")
 
 
+def _refused_by_both(tmp_path: Path, text: str, message: str) -> None:
+    """validate refuses `text` with `message` as its first line, and build refuses it too."""
+    from test_application_inputs import builds
+
+    code, stderr = _validate(tmp_path, text)
+    assert (code, stderr.splitlines()[0]) == (2, message)
+    assert not builds(text)
+
+
+def _taken_by_both(tmp_path: Path, text: str) -> None:
+    from test_application_inputs import builds
+
+    assert _validate(tmp_path, text) == (0, "")
+    assert builds(text)
+
+
 @pytest.mark.parametrize(("old", "new", "message"), EDITS, ids=[e[1] for e in EDITS])
 def test_each_single_edit_of_book_qa_is_refused(tmp_path, old, new, message):
     text = BOOK_QA.read_text()
@@ -134,12 +150,15 @@ def test_every_typed_argument_is_an_argument_of_its_class():
             assert set(entry["types"]) <= set(entry["args"]), name
 
 
-def test_a_callbacks_and_an_optimizers_argument_are_checked(tmp_path):
-    text = BOOK_QA.read_text().replace(
-        "  optimizer: rmsprop\n",
-        "  optimizer: {type: RMSprop, learning_rate: 1}\ntrain:\n  callbacks:\n"
-        "    - {type: ReduceLROnPlateau, factor: 1.5}\n",
+def _book_qa_with(optimizer: str, callback: str) -> str:
+    """specs/book_qa.yaml with `optimizer` and one training `callback`, each as a flow mapping."""
+    return BOOK_QA.read_text().replace(
+        "  optimizer: rmsprop\n", f"  optimizer: {optimizer}\ntrain:\n  callbacks:\n    - {callback}\n"
     )
+
+
+def test_a_callbacks_and_an_optimizers_argument_are_checked(tmp_path):
+    text = _book_qa_with("{type: RMSprop, learning_rate: 1}", "{type: ReduceLROnPlateau, factor: 1.5}")
     code, stderr = _validate(tmp_path, text)
     assert code == 2
     assert (
@@ -150,11 +169,7 @@ def test_a_callbacks_and_an_optimizers_argument_are_checked(tmp_path):
 
 
 def test_a_tensorboard_frequency_is_a_number_as_keras_reads_it_at_each_epochs_end(tmp_path):
-    text = BOOK_QA.read_text().replace(
-        "  optimizer: rmsprop\n",
-        "  optimizer: rmsprop\ntrain:\n  callbacks:\n"
-        "    - {type: TensorBoard, log_dir: logs, histogram_freq: [1]}\n",
-    )
+    text = _book_qa_with("rmsprop", "{type: TensorBoard, log_dir: logs, histogram_freq: [1]}")
     code, stderr = _validate(tmp_path, text)
     assert (code, stderr.splitlines()[0].split(": error: ")[1]) == (
         2,
@@ -199,11 +214,10 @@ def test_an_optimizers_numbers_are_checked_where_keras_takes_them_until_it_train
 
 
 def test_an_optimizers_numbers_keras_broadcasts_are_taken_by_validate_and_by_build(tmp_path):
-    from test_application_inputs import builds
-
-    text = OPTIMIZER_SPEC.format(args="epsilon: [1.0e-7], clipnorm: 1, weight_decay: null, beta_1: 0.8")
-    assert _validate(tmp_path, text) == (0, "")
-    assert builds(text)
+    _taken_by_both(
+        tmp_path,
+        OPTIMIZER_SPEC.format(args="epsilon: [1.0e-7], clipnorm: 1, weight_decay: null, beta_1: 0.8"),
+    )
 
 
 def test_build_refuses_an_optimizer_at_its_line_when_keras_would_refuse_it_in_training(tmp_path):
@@ -272,20 +286,13 @@ def test_a_loss_or_metrics_numbers_are_checked_where_keras_takes_them_until_it_c
     """Keras constructs each of these and fails only when it computes the loss or the metric,
     in training: validate refuses them at their line, and so does build, which computes each
     on a scratch batch shaped like the output."""
-    from test_application_inputs import builds
-
-    text = LOSS_SPEC.format(loss=loss, metric=metric)
-    code, stderr = _validate(tmp_path, text)
-    assert (code, stderr.splitlines()[0]) == (2, message)
-    assert not builds(text)
+    _refused_by_both(tmp_path, LOSS_SPEC.format(loss=loss, metric=metric), message)
 
 
 def test_a_loss_or_metrics_numbers_keras_computes_with_are_taken_by_validate_and_by_build(tmp_path):
-    from test_application_inputs import builds
-
-    text = LOSS_SPEC.format(loss="label_smoothing: 0.1, axis: -1", metric="class_id: 2, top_k: 1")
-    assert _validate(tmp_path, text) == (0, "")
-    assert builds(text)
+    _taken_by_both(
+        tmp_path, LOSS_SPEC.format(loss="label_smoothing: 0.1, axis: -1", metric="class_id: 2, top_k: 1")
+    )
 
 
 def test_build_refuses_a_loss_at_the_argument_keras_would_refuse_in_training(tmp_path):
@@ -327,26 +334,22 @@ def test_an_applications_classes_are_checked_when_it_has_its_top(tmp_path):
 
 
 def test_an_applications_input_shape_is_three_sizes(tmp_path):
-    from test_application_inputs import builds
-
     text = APPLICATION_SPEC.format(args="include_top: false, input_shape: [224, 224]")
-    code, stderr = _validate(tmp_path, text)
-    assert (code, stderr.splitlines()[0]) == (
-        2,
+    _refused_by_both(
+        tmp_path,
+        text,
         "spec.yaml:6:100: error: layer 'net': applications.MobileNet's argument 'input_shape' takes the "
         "image's shape: three sizes (height, width, channels; null for any height or width), or null, "
         "not [224, 224]",
     )
-    assert not builds(text)
-    assert builds(text.replace("[224, 224]", "[224, 224, 3]"))
+    _taken_by_both(tmp_path, text.replace("[224, 224]", "[224, 224, 3]"))
 
 
 def test_an_applications_classes_are_not_checked_without_its_top_as_keras_never_reads_them(tmp_path):
-    from test_application_inputs import builds
-
-    text = APPLICATION_SPEC.format(args='include_top: false, classes: "10", classifier_activation: softmaxx')
-    assert _validate(tmp_path, text) == (0, "")
-    assert builds(text)
+    _taken_by_both(
+        tmp_path,
+        APPLICATION_SPEC.format(args='include_top: false, classes: "10", classifier_activation: softmaxx'),
+    )
 
 
 SEED_SPEC = """\
@@ -385,20 +388,13 @@ def test_an_argument_keras_reads_only_when_another_is_true_is_checked_there(
     """A dropout makes its random generator from its seed only for a rate above 0; an optimizer
     reads its moving average's momentum only with use_ema: validate refuses a wrong one there,
     and so does build."""
-    from test_application_inputs import builds
-
-    text = SEED_SPEC.format(args=args, optimizer=optimizer)
-    code, stderr = _validate(tmp_path, text)
-    assert (code, stderr.splitlines()[0]) == (2, message)
-    assert not builds(text)
+    _refused_by_both(tmp_path, SEED_SPEC.format(args=args, optimizer=optimizer), message)
 
 
 def test_an_argument_keras_never_reads_where_the_other_is_false_is_taken_by_validate_and_build(tmp_path):
-    from test_application_inputs import builds
-
-    text = SEED_SPEC.format(args="rate: 0, seed: abc", optimizer="use_ema: false, ema_momentum: 2")
-    assert _validate(tmp_path, text) == (0, "")
-    assert builds(text)
+    _taken_by_both(
+        tmp_path, SEED_SPEC.format(args="rate: 0, seed: abc", optimizer="use_ema: false, ema_momentum: 2")
+    )
 
 
 OBJECT_SPEC = """\
@@ -476,13 +472,8 @@ def test_an_objects_arguments_are_checked_and_keras_refuses_them_too(tmp_path, a
 
 
 def test_an_objects_right_arguments_are_taken_by_validate_and_by_keras(tmp_path):
-    from test_application_inputs import builds
-
-    text = OBJECT_SPEC.format(
-        arg="kernel_initializer", value="{type: VarianceScaling, mode: fan_out, seed: 3}"
-    )
-    assert _validate(tmp_path, text) == (0, "")
-    assert builds(text)
+    value = "{type: VarianceScaling, mode: fan_out, seed: 3}"
+    _taken_by_both(tmp_path, OBJECT_SPEC.format(arg="kernel_initializer", value=value))
 
 
 def test_build_refuses_a_constraint_at_the_argument_keras_would_refuse_in_training(tmp_path):
@@ -507,13 +498,8 @@ def test_build_refuses_a_constraint_at_the_argument_keras_would_refuse_in_traini
 
 
 def test_a_constraints_right_arguments_are_taken_by_validate_and_by_build(tmp_path):
-    from test_application_inputs import builds
-
-    text = OBJECT_SPEC.format(
-        arg="kernel_constraint", value="{type: MinMaxNorm, max_value: [1, 2, 3, 4], axis: 0}"
-    )
-    assert _validate(tmp_path, text) == (0, "")
-    assert builds(text)
+    value = "{type: MinMaxNorm, max_value: [1, 2, 3, 4], axis: 0}"
+    _taken_by_both(tmp_path, OBJECT_SPEC.format(arg="kernel_constraint", value=value))
 
 
 def test_an_object_whose_type_is_not_a_name_is_no_crash_where_the_argument_is_untyped(tmp_path):
