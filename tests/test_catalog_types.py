@@ -565,16 +565,20 @@ def test_ops_agree_with_keras():
     disagreements, checked = [], 0
     for name, entry in catalog.catalog()["ops"].items():
         function = getattr(keras.ops, name)
-        others = OP_ARGUMENTS.get(name, {})
         # squeeze takes only axes of size 1.
         x = keras.Input(batch_shape=(1, 5, 1) if name == "squeeze" else (2, 5, 6))
         for arg, fragment in entry["types"].items():
+            # A binary op's other arguments are tried with the input as its second operand too.
+            second = entry["required"] == ["x1", "x2"] and arg != "x2"
+            others = {**OP_ARGUMENTS.get(name, {}), **({"x2": x} if second else {})}
             for value in examples(fragment):
                 try:
                     _build_op(function, x, {**others, arg: value})
                     if types.unconstrained(fragment):
                         # Any value's type: a computation takes the value too.
-                        function(np.ones(x.shape, "float32"), **{**others, arg: value})
+                        ones = np.ones(x.shape, "float32")
+                        computed = {**others, **({"x2": ones} if second else {}), arg: value}
+                        function(ones, **computed)
                 except Exception as exc:
                     disagreements.append(f"refused ops.{name}({arg}={value!r}): {str(exc)[:100]}")
             for value in counter_examples(fragment):

@@ -552,6 +552,10 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # RandomZoom refuses -1 (nothing left to zoom into).
     **{("layers", "RandomTranslation", arg): _factor(-1) for arg in ("height_factor", "width_factor")},
     **{("layers", "RandomZoom", arg): _factor(None) for arg in ("height_factor", "width_factor")},
+    # One axis (a list is refused); cross needs an axis of 2 or 3, which the test's input has
+    # not: untyped.
+    ("ops", "append", "axis"): {"description": "an integer, or null", "anyOf": [INT, NULL]},
+    ("ops", "cross", "axis"): None,
     # The ops' arguments found the same way, built on a symbolic (2, 5, 6) input.
     ("ops", "histogram", "bins"): _COUNT,
     ("ops", "unique", "size"): _COUNT,
@@ -1135,9 +1139,10 @@ def types(section: str, name: str, entry: dict) -> dict[str, dict]:
     defaults = entry.get("defaults", {})
     for arg in entry.get("args", ()):
         key = (section, name, arg)
-        # An op's arguments are typed where the test can call it: on one tensor `x`, with
-        # OP_ARGUMENTS's values for its other required arguments.
-        callable_ = entry.get("required") == ["x"] or name in OP_ARGUMENTS
+        # An op's arguments are typed where the test can call it: on one tensor `x` (given as
+        # both operands of a binary op), with OP_ARGUMENTS's values for its other required
+        # arguments.
+        callable_ = entry.get("required") in (["x"], ["x1", "x2"]) or name in OP_ARGUMENTS
         binary = section == "ops" and entry.get("args", [])[:2] == ["x1", "x2"]
         if binary and arg == "x2" and name not in UNTYPED_OPERANDS:
             found[arg] = OPERAND
