@@ -183,6 +183,10 @@ OP_ARGUMENTS: dict[str, dict[str, Any]] = {
     "saturate_cast": {"dtype": "float16"},
     "average_pool": {"pool_size": 2},
     "max_pool": {"pool_size": 2},
+    "top_k": {"k": 2},
+    "tile": {"repeats": 2},
+    "swapaxes": {"axis1": 0, "axis2": 1},
+    "trapezoid": {},
 }
 
 # A binary op's second operand written in a node (`{op: subtract, in: h, x2: 1}`; a tensor comes
@@ -556,6 +560,18 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # not: untyped.
     ("ops", "append", "axis"): {"description": "an integer, or null", "anyOf": [INT, NULL]},
     ("ops", "cross", "axis"): None,
+    # A symbolic build takes any `sorted`; TensorFlow's computation refuses all but true and false.
+    ("ops", "top_k", "sorted"): None,
+    ("ops", "top_k", "k"): {"description": "a count from 0", "anyOf": [NON_NEGATIVE_INT, BOOLEAN, NULL]},
+    ("ops", "tile", "repeats"): {
+        "description": "a count from 0, or a list of them",
+        "anyOf": [NON_NEGATIVE_INT, BOOLEAN, {"type": "array", "items": NON_NEGATIVE_INT}],
+    },
+    **{
+        ("ops", "swapaxes", arg): {"description": "an integer", "anyOf": [INT, BOOLEAN]}
+        for arg in ("axis1", "axis2")
+    },
+    ("ops", "trapezoid", "axis"): {"description": "an integer, or null", "anyOf": [INT, BOOLEAN, NULL]},
     # The ops' arguments found the same way, built on a symbolic (2, 5, 6) input.
     ("ops", "histogram", "bins"): _COUNT,
     ("ops", "unique", "size"): _COUNT,
