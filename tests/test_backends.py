@@ -123,10 +123,9 @@ def test_a_runs_model_reloads_on_its_backend(backend, teacher_runs, tensorflow_c
     assert second["outputs"] == reloaded["outputs"]
 
 
-ALL_BACKENDS = [pytest.param("tensorflow"), *BACKENDS]
-
-
-@pytest.mark.parametrize("backend", ALL_BACKENDS)
+# On TensorFlow, test_train.py trains each spec for an epoch and test_losses.py shows a KL output
+# training on its own value and the contrastive loss falling: here, the other backends.
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("spec", ["specs/vae.yaml", "specs/clip.yaml"])
 def test_the_vae_and_clip_train_on_synthetic_data_with_finite_losses(backend, spec, tmp_path):
     # Their losses have no target array: the VAE's KL is its own value, CLIP's targets are the
