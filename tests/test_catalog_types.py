@@ -333,15 +333,28 @@ def _epochs(callback: Any) -> None:
     callback.on_train_end()
 
 
+def _as_trained(section: str, name: str, made: Any) -> None:
+    """Use optimizer, loss, metric, callback or object `made` (class `name`) as training would:
+    as build tries each optimizer written with arguments and computes each loss and metric."""
+    if section == "optimizers":
+        scratch_steps(made)
+    elif section in ("losses", "metrics"):
+        _compute(name, made)
+    elif section == "callbacks":
+        _epochs(made)
+    else:
+        _use(section, made)
+
+
 def _use_in_training(section: str, name: str, arg: str, made: Any) -> None:
     """Use an optimizer, callback, loss or metric as training would, where Keras first reads
     `arg`."""
-    if section == "optimizers":
-        scratch_steps(made)  # as build tries each optimizer written with arguments
-    elif section == "callbacks" and (name, arg) in CALLBACK_NUMBERS_READ_IN_TRAINING:
-        _epochs(made)
-    elif section in ("losses", "metrics") and computed_type(section, name, arg) is not None:
-        _compute(name, made)  # as build computes each loss and metric written with arguments
+    if (
+        section == "optimizers"
+        or (section == "callbacks" and (name, arg) in CALLBACK_NUMBERS_READ_IN_TRAINING)
+        or (section in ("losses", "metrics") and computed_type(section, name, arg) is not None)
+    ):
+        _as_trained(section, name, made)
 
 
 def test_losses_metrics_optimizers_and_callbacks_agree_with_keras(tmp_path, monkeypatch):
@@ -537,15 +550,9 @@ def test_arguments_read_only_when_another_is_true_are_refused_by_keras_there_alo
 
 def _flag_refused(section: str, name: str, entry: dict, args: dict) -> bool:
     if section != "layers":
-        use = {
-            "optimizers": scratch_steps,
-            "losses": lambda made: _compute(name, made),
-            "callbacks": _epochs,
-            "initializers": lambda made: _use("initializers", made),
-        }
         base = {a: REQUIRED_OTHER[a] for a in entry.get("required", ())}
         try:
-            use[section](getattr(getattr(keras, section), name)(**base, **args))
+            _as_trained(section, name, getattr(getattr(keras, section), name)(**base, **args))
         except Exception:
             return True
         return False

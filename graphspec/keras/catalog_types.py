@@ -209,7 +209,10 @@ def _pairs(items: dict, count: int) -> dict:
     return {"type": "array", "items": items, "minItems": count, "maxItems": count}
 
 
-# A count from 0 (true and false taken as 1 and 0).
+# True and false are taken as 1 and 0 by the fragments below that take them.
+_INT_LIKE = {"description": "an integer", "anyOf": [INT, BOOLEAN]}
+_NUMBER_OR_NULL = any_of(NUMBER_LIKE, NULL)
+# A count from 0.
 _COUNT = {"description": "a count from 0", "anyOf": [NON_NEGATIVE_INT, BOOLEAN]}
 _POSITIVE_LIKE = {"description": "a positive integer", "anyOf": [POSITIVE_INT, {"enum": [True]}]}
 _NON_NEGATIVE_LIKE = {"type": ["number", "boolean"], "minimum": 0}
@@ -520,7 +523,7 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     },
     ("layers", "MultiHeadAttention", "sliding_window"): _POSITIVE_LIKE,
     # An integer (a YAML list is refused: Keras takes a tuple only).
-    ("layers", "TextVectorization", "ngrams"): {"description": "an integer", "anyOf": [INT, BOOLEAN]},
+    ("layers", "TextVectorization", "ngrams"): _INT_LIKE,
     ("layers", "StringLookup", "mask_token"): {"description": "a string", "type": "string"},
     # A divisor of the channels (which a type cannot know), or -1 for one group per channel.
     ("layers", "GroupNormalization", "groups"): {
@@ -562,21 +565,18 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     ("ops", "cross", "axis"): None,
     # A symbolic build takes any `sorted`; TensorFlow's computation refuses all but true and false.
     ("ops", "top_k", "sorted"): None,
-    ("ops", "top_k", "k"): {"description": "a count from 0", "anyOf": [NON_NEGATIVE_INT, BOOLEAN, NULL]},
+    ("ops", "top_k", "k"): any_of(_COUNT, NULL),
     ("ops", "tile", "repeats"): {
         "description": "a count from 0, or a list of them",
         "anyOf": [NON_NEGATIVE_INT, BOOLEAN, {"type": "array", "items": NON_NEGATIVE_INT}],
     },
-    **{
-        ("ops", "swapaxes", arg): {"description": "an integer", "anyOf": [INT, BOOLEAN]}
-        for arg in ("axis1", "axis2")
-    },
+    **{("ops", "swapaxes", arg): _INT_LIKE for arg in ("axis1", "axis2")},
     ("ops", "trapezoid", "axis"): {"description": "an integer, or null", "anyOf": [INT, BOOLEAN, NULL]},
     # The ops' arguments found the same way, built on a symbolic (2, 5, 6) input.
     ("ops", "histogram", "bins"): _COUNT,
     ("ops", "unique", "size"): _COUNT,
     ("ops", "unstack", "num"): _POSITIVE_LIKE,
-    ("ops", "rfft", "fft_length"): {"description": "an integer", "anyOf": [INT, BOOLEAN]},
+    ("ops", "rfft", "fft_length"): _INT_LIKE,
     # Which axes norm takes depends on the shape (at most 2), but they are integers or null.
     ("ops", "norm", "axis"): _AXIS_OR_NULL,
     **{
@@ -790,11 +790,10 @@ _OPTIMIZER_SCALARS = {
     ("ScheduleFreeAdamW", "warmup_steps"),
 }  # fmt: skip
 _OPTIMIZER_NULLABLE = {("Muon", "weight_decay"), ("Muon", "adam_weight_decay"), ("Muon", "rms_rate")}
-# Read only with `use_ema: true` (any value is taken without it), and Muon's names of layers.
+# Read only with `use_ema: true` (typed there, by `types_when`), and Muon's names of layers.
 _OPTIMIZER_UNTYPED = {"ema_momentum", "ema_overwrite_frequency", "exclude_layers"}
 
 
-_NUMBER_OR_NULL = any_of(NUMBER_LIKE, NULL)
 # Callbacks' numbers Keras reads at an epoch's end, once a monitored value stops improving
 # (EarlyStopping, ReduceLROnPlateau) or a checkpoint is saved: any value is taken when they are
 # constructed, so tests/test_catalog_types.py runs each through four epochs of worsening loss.
@@ -834,8 +833,6 @@ _INT_AXIS_OR_NULL = {
     "description": "an integer or a list of integers, or null",
     "anyOf": [INT, {"type": "array", "items": INT}, NULL],
 }
-# True and false are taken as 1 and 0.
-_INT_LIKE = {"description": "an integer", "anyOf": [INT, BOOLEAN]}
 _NUMBERS_OR_NULL = any_of(ref("numbers"), NULL)
 _FLAT_AXIS = (
     "BinaryCrossentropy", "BinaryFocalCrossentropy", "ConcordanceCorrelation", "CosineSimilarity",
@@ -848,7 +845,7 @@ _CLASS_ID = (
 _IOU = ("IoU", "MeanIoU", "OneHotIoU", "OneHotMeanIoU")
 COMPUTED_TYPES: dict[tuple[str, str, str], dict] = {
     # `if label_smoothing:`, then arithmetic with it: a number, true or false, or null.
-    **{(s, "*", "label_smoothing"): any_of(NUMBER_LIKE, NULL) for s in ("losses", "metrics")},
+    **{(s, "*", "label_smoothing"): _NUMBER_OR_NULL for s in ("losses", "metrics")},
     **{(s, name, "axis"): _AXIS_OR_NULL for s in ("losses", "metrics") for name in _FLAT_AXIS},
     **{
         (s, name, "axis"): _INT_AXIS_OR_NULL
@@ -1227,7 +1224,7 @@ def types_when(section: str, name: str, entry: dict) -> dict[str, dict[str, dict
         # Its alpha weighs the classes only with apply_class_balancing (computed, as the
         # categorical one's is always).
         found["apply_class_balancing"] = {"alpha": ref("number_like")}
-    elif section == "initializers" and {"input_axes", "output_axes"} <= set(entry.get("args", ())):
+    elif section == "initializers":
         # The fans come from the weight's axes in each list only when both are given (not
         # null): each a list of axes there.
         axes = {"description": "a list of axes, or null", "anyOf": [{"type": "array", "items": INT}, NULL]}
@@ -1236,7 +1233,7 @@ def types_when(section: str, name: str, entry: dict) -> dict[str, dict[str, dict
     elif section == "callbacks" and name == "ModelCheckpoint":
         # The best value so far starts there, compared with each epoch's only when saving the
         # best: a number, or null for none.
-        found["save_best_only"] = {"initial_value_threshold": any_of(NUMBER_LIKE, NULL)}
+        found["save_best_only"] = {"initial_value_threshold": _NUMBER_OR_NULL}
     args = entry.get("args", ())
     found = {
         flag: {arg: fragment for arg, fragment in typed.items() if arg in args}
