@@ -533,3 +533,30 @@ def test_a_binary_ops_written_operand_is_a_number_as_keras_promotes_it(tmp_path)
     assert _validate(tmp_path, OPERAND_SPEC.format(op="subtract", value="0.5"))[0] == 0
     # A comparison takes a string there when built, so validate takes it too.
     assert _validate(tmp_path, OPERAND_SPEC.format(op="equal", value='"abc"'))[0] == 0
+
+
+IMAGE_SPEC = """\
+graphspec: 1
+name: images
+inputs:
+  x: {{shape: [9, 9, 3]}}
+layers:
+  a: {{type: {layer}, factor: {factor}, in: x}}
+outputs:
+  a: {{loss: mse}}
+"""
+
+
+def test_an_image_factor_pair_past_its_bounds_is_refused_by_validate_and_build(tmp_path):
+    _refused_by_both(
+        tmp_path,
+        IMAGE_SPEC.format(layer="RandomBrightness", factor="[2, 3]"),
+        "spec.yaml:6:39: error: layer 'a': RandomBrightness's argument 'factor' takes a number from -1 "
+        "to 1, or a list of two: [low, high], not [2, 3]",
+    )
+
+
+def test_an_image_factor_pair_keras_sorts_and_takes_is_taken_by_validate_and_build(tmp_path):
+    """Keras checks only that a pair's low is at most the upper bound and its high at least the
+    lower one: [-0.5, 0.5] is a contrast factor it takes."""
+    _taken_by_both(tmp_path, IMAGE_SPEC.format(layer="RandomContrast", factor="[-0.5, 0.5]"))

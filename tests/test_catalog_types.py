@@ -140,6 +140,10 @@ def _past_bounds(fragment: dict) -> list[Any]:
     ):
         if key in fragment:
             found.append(fragment[key] + shift)
+    # A pair whose items have bounds of their own: each item just past its bound, the other within.
+    first, second = (fragment.get("prefixItems") or [{}, {}])[:2]
+    if "maximum" in first and "minimum" in second:
+        found += [[first["maximum"] + step, first["maximum"] + step], [second["minimum"] - step] * 2]
     return found
 
 
@@ -159,6 +163,9 @@ def _input(name: str, entry: dict) -> Any:
         )
     if name == "STFTSpectrogram":
         return keras.Input(batch_shape=(2, 64, 1))
+    if "image_preprocessing" in getattr(keras.layers, name).__module__:
+        # A batch of images: a crop's or a resize's size is checked by the shape it builds.
+        return keras.Input(batch_shape=(2, 9, 9, 3))
     if rank:
         extra = 1 if name.startswith("ConvLSTM") else 0
         return keras.Input(batch_shape=(2, *([9] * (int(rank.group(1)) + extra)), 3))

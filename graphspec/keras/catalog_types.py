@@ -249,6 +249,43 @@ def _zero_padding(rank: int) -> dict:
 
 # Where the rule of a name is wrong for a class: (section, class, argument) -> the fragment that
 # holds instead, or None for "leave untyped". Each was found by constructing the class in Keras.
+@functools.cache
+def image_factor(name: str) -> dict | None:
+    """The `factor` of image layer `name` where Keras's base image layer checks it
+    (`_set_factor`, against the class's `_FACTOR_BOUNDS`): a number within the bounds, or a
+    [low, high] pair whose low is at most the upper bound and whose high at least the lower one
+    (Keras sorts the pair and checks no more); None for a layer that checks its own. Where the
+    base layer's constructor checks it (`_USE_BASE_FACTOR`), a false factor is read as 0."""
+    import keras
+    from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (
+        BaseImagePreprocessingLayer as Base,
+    )
+
+    cls = getattr(keras.layers, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Base) and cls._set_factor is Base._set_factor):
+        return None
+    checked_here = "self._set_factor(factor)" in inspect.getsource(cls.__init__)
+    if not (checked_here or cls._USE_BASE_FACTOR):
+        return None
+    low, high = cls._FACTOR_BOUNDS
+    alternatives = [
+        {"type": "number", "minimum": low, "maximum": high},
+        {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "prefixItems": [{"type": "number", "maximum": high}, {"type": "number", "minimum": low}],
+        },
+    ]
+    if not checked_here:  # `factor or 0.0`
+        alternatives += [{"enum": [False, ""]}, NULL, {"type": "array", "maxItems": 0}]
+    return {
+        "description": f"a number from {low} to {high}, or a list of two: [low, high]",
+        "anyOf": alternatives,
+        "examples": [low, high, [low, high], [low - 1, high], *([] if checked_here else [None, False, []])],
+    }
+
+
 EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # int(axis): a list is refused, a float is rounded down.
     ("layers", "BatchNormalization", "axis"): {"type": "number"},
@@ -397,22 +434,17 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         ("layers", layer, "pad_to_max_tokens"): None
         for layer in ("IntegerLookup", "StringLookup", "TextVectorization")
     },
-    # An image augmentation's strength: a number from 0 to 1, or a [low, high] pair of them;
-    # RandomGrayscale's factor and RandomPerspective's scale take the number alone.
+    # An image augmentation's own strengths (its `factor` is `image_factor`'s): a number from 0
+    # to 1, or a [low, high] pair of them; RandomGrayscale's factor and RandomPerspective's scale
+    # take the number alone.
     **{
         ("layers", layer, arg): any_of(RATE, {"type": "array", "items": RATE, "minItems": 2, "maxItems": 2})
         for layer, arg in (
+            # AugMix checks each of its factor's numbers again, within its bounds.
             ("AugMix", "factor"),
-            ("CutMix", "factor"),
-            ("RandAugment", "factor"),
-            ("RandomElasticTransform", "factor"),
             ("RandomElasticTransform", "scale"),
-            ("RandomErasing", "factor"),
             ("RandomErasing", "scale"),
-            ("RandomGaussianBlur", "factor"),
             ("RandomGaussianBlur", "sigma"),
-            ("RandomInvert", "factor"),
-            ("RandomPerspective", "factor"),
             ("RandomShear", "x_factor"),
             ("RandomShear", "y_factor"),
             ("Solarization", "addition_factor"),
@@ -572,6 +604,37 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     },
     **{("ops", "swapaxes", arg): _INT_LIKE for arg in ("axis1", "axis2")},
     ("ops", "trapezoid", "axis"): {"description": "an integer, or null", "anyOf": [INT, BOOLEAN, NULL]},
+    # RandomColorJitter makes a RandomBrightness, RandomContrast, RandomSaturation or RandomHue of
+    # each factor given (none for null), which checks it.
+    **{
+        ("layers", "RandomColorJitter", f"{kind}_factor"): any_of(image_factor(f"Random{kind.title()}"), NULL)
+        for kind in ("brightness", "contrast", "saturation", "hue")
+    },
+    # RandAugment and AugMix pass their interpolation to a RandomRotation (among others), which
+    # takes these alone.
+    **{
+        ("layers", layer, "interpolation"): {"enum": ["bilinear", "nearest"]}
+        for layer in ("RandAugment", "AugMix")
+    },
+    # A size of the output image: shapes refuse a word, a fraction or a negative size when built
+    # (0 is taken).
+    **{
+        ("layers", layer, arg): NON_NEGATIVE_INT
+        for layer in ("CenterCrop", "RandomCrop", "Resizing")
+        for arg in ("height", "width")
+    },
+    ("layers", "RepeatVector", "n"): ref("positive_int"),
+    # A permutation of the input's axes from 1 (which ones, the input's rank says).
+    ("layers", "Permute", "dims"): {
+        "description": "a list of the input's axes from 1, in their new order",
+        "type": "array",
+        "items": POSITIVE_INT,
+        "minItems": 1,
+        "examples": [[2, 1]],
+    },
+    ("layers", "GaussianNoise", "stddev"): NON_NEGATIVE,
+    # The axis of each input to sum over, or one for both.
+    ("layers", "Dot", "axes"): any_of(INT, _pairs(INT, 2)),
     # The ops' arguments found the same way, built on a symbolic (2, 5, 6) input.
     ("ops", "histogram", "bins"): _COUNT,
     ("ops", "unique", "size"): _COUNT,
@@ -1108,6 +1171,8 @@ def _rule(section: str, name: str, arg: str, default: Any, has_default: bool) ->
         return INT
     if arg in ("interpolation", "fill_mode") and (supported := _supported(name, arg)) is not None:
         return {"enum": supported}
+    if arg == "factor" and (factor := image_factor(name)) is not None:
+        return factor
     if (checked := _validated_strings(name).get(arg)) is not None:
         return checked
     if arg == "value_range" and isinstance(default, list):

@@ -3,9 +3,9 @@
 Each catalog entry has `types`: `{argument: JSON Schema fragment}`, with shared fragments in the
 catalog's `$defs` (graphspec/keras/catalog_types.py writes them). This module checks a value
 against a fragment by hand, for the few keywords those fragments use (`type`, `enum`, `anyOf`,
-`not`, `$ref`, `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `items`, `minItems`,
-`maxItems`, `required`, `properties`): a spec of a thousand layers is checked in milliseconds,
-with no schema library to import.
+`not`, `$ref`, `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `items`,
+`prefixItems`, `minItems`, `maxItems`, `required`, `properties`): a spec of a thousand layers
+is checked in milliseconds, with no schema library to import.
 
 Values are checked as the checks see them: after `${...}` substitution and block expansion, so
 an expression's result is checked and reported where the expression is written.
@@ -96,6 +96,10 @@ def matches(value: Any, fragment: dict) -> bool:
             return False
         if "items" in fragment and not all(matches(v, fragment["items"]) for v in value):
             return False
+        # The first items' own types (an image factor's [low, high]); the catalog's fragments
+        # never give both this and `items`, whose JSON Schema meanings differ.
+        if not all(matches(v, f) for v, f in zip(value, fragment.get("prefixItems", ()), strict=False)):
+            return False
     if isinstance(value, dict):
         if any(k not in value for k in fragment.get("required", ())):
             return False
@@ -106,7 +110,7 @@ def matches(value: Any, fragment: dict) -> bool:
 
 
 _CONSTRAINTS = ("type", "enum", "anyOf", "not", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
-_CONSTRAINTS += ("items", "minItems", "maxItems", "required", "properties")
+_CONSTRAINTS += ("items", "prefixItems", "minItems", "maxItems", "required", "properties")
 
 
 def unconstrained(fragment: dict) -> bool:
