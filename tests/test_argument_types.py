@@ -560,3 +560,46 @@ def test_an_image_factor_pair_keras_sorts_and_takes_is_taken_by_validate_and_bui
     """Keras checks only that a pair's low is at most the upper bound and its high at least the
     lower one: [-0.5, 0.5] is a contrast factor it takes."""
     _taken_by_both(tmp_path, IMAGE_SPEC.format(layer="RandomContrast", factor="[-0.5, 0.5]"))
+
+
+def test_build_refuses_an_op_argument_keras_reads_only_when_it_computes(tmp_path):
+    """A symbolic build of `elu` takes any alpha; build computes the op once on ones shaped like
+    its input (two samples), as training would, and points at the argument (what it says
+    without validate's checks: a list of two numbers, which validate takes as broadcast, does
+    not fit an input of 4)."""
+    import keras
+    from fixtures import agreement
+
+    import graphspec
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(OPERAND_SPEC.replace("x2: {value}", "alpha: {value}").format(op="elu", value="[1, 2]"))
+    with agreement.without_validate_checks(), pytest.raises(graphspec.SpecErrors) as refused:
+        graphspec.load(path).build()
+    keras.backend.clear_session()
+    assert str(refused.value).splitlines()[0] == (
+        f"{path}:6:30: error: op node 'y' (elu): Keras refused its alpha when computing: Incompatible "
+        "shapes: [2] vs. [2,4]"
+    )
+
+
+COMPUTED_CASES = [
+    # op and its other arguments, the argument, a value Keras refuses when it computes, a right one
+    ("elu", "alpha", '"abc"', "0.5"),
+    ("percentile, q: 50", "method", "middle", "midpoint"),
+    ("top_k, k: 2", "sorted", "abc", "false"),
+]
+
+
+@pytest.mark.parametrize(("op", "arg", "wrong", "right"), COMPUTED_CASES)
+def test_an_op_argument_keras_reads_only_when_it_computes_is_refused_by_validate_and_build(
+    tmp_path, op, arg, wrong, right
+):
+    from test_application_inputs import builds
+
+    text = OPERAND_SPEC.replace("x2: {value}", f"{arg}: {{value}}").format(op=op, value=wrong)
+    code, stderr = _validate(tmp_path, text)
+    assert code == 2
+    assert f"{op.split(',')[0]}'s argument '{arg}' takes " in stderr.splitlines()[0]
+    assert not builds(text)
+    assert builds(text.replace(f"{arg}: {wrong}", f"{arg}: {right}"))

@@ -16,9 +16,10 @@ import keras
 import numpy as np
 import pytest
 
+from graphspec.keras.build import make_operation
 from graphspec.keras.catalog_gen import REFUSED_BASE_ARGS
 from graphspec.keras.catalog_types import CALLBACK_NUMBERS_READ_IN_TRAINING, OP_ARGUMENTS, computed_type
-from graphspec.keras.scratch import scratch_steps, scratch_value
+from graphspec.keras.scratch import computed_refusal, scratch_operands, scratch_steps, scratch_value
 from graphspec.spec import catalog, types
 
 # A value for each required argument the catalog does not type, so that the class can be built.
@@ -567,10 +568,23 @@ def _flag_refused(section: str, name: str, entry: dict, args: dict) -> bool:
     return _refused(cls, {**_base_args(name, entry), **args}, name, entry)
 
 
-def _build_op(function: Any, x: Any, args: dict) -> None:
-    """Build a model of op `function` on symbolic input `x`, as graphspec's functional build does
-    (a split into no sections returns no tensor, which a model refuses)."""
-    keras.Model(x, function(x, **args))
+def _build_op(name: str, x: Any, args: dict) -> None:
+    """Build a model of op `name` on symbolic input `x`, as graphspec's functional build does
+    (a split into no sections returns no tensor, which a model refuses), and compute it on ones
+    where build does: for an argument Keras reads only when it computes."""
+    entry = catalog.catalog()["ops"][name]
+    keras.Model(x, getattr(keras.ops, name)(x, **args))
+    operands = {
+        entry["required"][0]: x,
+        **{k: v for k, v in args.items() if isinstance(v, keras.KerasTensor)},
+    }
+    values = {k: v for k, v in args.items() if k not in operands}
+    ones = scratch_operands(operands)
+    found = computed_refusal(
+        lambda given: make_operation(name, {**given, **ones}, name), values, entry.get("computed", [])
+    )
+    if found is not None:
+        raise found[1]
 
 
 def test_ops_agree_with_keras():
@@ -587,7 +601,7 @@ def test_ops_agree_with_keras():
             others = {**OP_ARGUMENTS.get(name, {}), **({"x2": x} if second else {})}
             for value in examples(fragment):
                 try:
-                    _build_op(function, x, {**others, arg: value})
+                    _build_op(name, x, {**others, arg: value})
                     if types.unconstrained(fragment):
                         # Any value's type: a computation takes the value too.
                         ones = np.ones(x.shape, "float32")
@@ -597,7 +611,7 @@ def test_ops_agree_with_keras():
                     disagreements.append(f"refused ops.{name}({arg}={value!r}): {str(exc)[:100]}")
             for value in counter_examples(fragment):
                 try:
-                    _build_op(function, x, {**others, arg: value})
+                    _build_op(name, x, {**others, arg: value})
                 except Exception:
                     continue
                 disagreements.append(f"accepted ops.{name}({arg}={value!r})")

@@ -17,7 +17,14 @@ from graphspec import arrays as arr
 from graphspec.errors import Diagnostics, SpecErrors
 from graphspec.graph import build_order, output_nodes
 from graphspec.keras import losses
-from graphspec.keras.scratch import refused_argument, scratch_batch, scratch_steps, scratch_value
+from graphspec.keras.scratch import (
+    computed_refusal,
+    refused_argument,
+    scratch_batch,
+    scratch_operands,
+    scratch_steps,
+    scratch_value,
+)
 from graphspec.spec import catalog, nodes, ops
 from graphspec.spec.load import DEFAULT_MAX_PARAMS
 from graphspec.spec.model import INDEX_TARGET, REFERENCE, VALUE_LOSS, LayerSpec, OutputSpec, TypedObject
@@ -493,9 +500,33 @@ class _Builder:
             for param, ref in filled.items()
         }
         try:
-            return make_operation(node.op, {**node.args, **operands}, name)
+            tensor = make_operation(node.op, {**node.args, **operands}, name)
         except Exception as exc:
             raise self.fail(name, f"op node '{name}' ({node.op}): {_keras_message(exc)}") from None
+        self.check_computed(name, node, entry, operands)
+        return tensor
+
+    def check_computed(self, name: str, node: LayerSpec, entry: dict, operands: dict[str, Any]) -> None:
+        """Refuse, at its line, an argument of op node `name` that Keras takes when it builds
+        the op and refuses when it computes it (the catalog's `computed`: `elu`'s alpha, ...),
+        found by computing the op once on ones shaped like its operands."""
+        computed = entry.get("computed", [])
+        if not any(arg in node.args for arg in computed):
+            return
+        ones = scratch_operands(operands)
+        if ones is None:
+            return  # strings, or too large to compute here: training will say
+        found = computed_refusal(
+            lambda given: make_operation(node.op, {**given, **ones}, name), node.args, computed
+        )
+        if found is not None:
+            arg, exc = found
+            raise SpecErrors.single(
+                f"op node '{name}' ({node.op}): Keras refused its {arg} when computing: "
+                + _keras_message(exc),
+                self.loaded.location("layers", name, arg),
+                sources=self.loaded.diagnostics.sources,
+            )
 
     def _nested_spec(self, name: str):
         return self.loaded.nested.get(self.spec.owner(name))

@@ -187,6 +187,7 @@ OP_ARGUMENTS: dict[str, dict[str, Any]] = {
     "tile": {"repeats": 2},
     "swapaxes": {"axis1": 0, "axis2": 1},
     "trapezoid": {},
+    "rot90": {},
 }
 
 # A binary op's second operand written in a node (`{op: subtract, in: h, x2: 1}`; a tensor comes
@@ -595,8 +596,6 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # not: untyped.
     ("ops", "append", "axis"): {"description": "an integer, or null", "anyOf": [INT, NULL]},
     ("ops", "cross", "axis"): None,
-    # A symbolic build takes any `sorted`; TensorFlow's computation refuses all but true and false.
-    ("ops", "top_k", "sorted"): None,
     ("ops", "top_k", "k"): any_of(_COUNT, NULL),
     ("ops", "tile", "repeats"): {
         "description": "a count from 0, or a list of them",
@@ -653,6 +652,54 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         )
     },
 }
+
+
+# A number, or a list of numbers broadcast against the op's input (one per item of its last axis).
+_BROADCAST = {
+    "description": "a number, or a list of numbers broadcast against the input",
+    "anyOf": [NUMBER_LIKE, {"type": "array", "items": NUMBER_LIKE}],
+}
+_QUANTILE_METHODS = {"enum": ["linear", "lower", "higher", "midpoint", "nearest"]}
+# Ops' arguments Keras reads only when it computes: a symbolic build takes any value. Build
+# computes each op node that writes one once, on ones shaped like its operands
+# (graphspec/keras/build.py `check_computed`), so that it refuses what validate does; each of
+# these ops gives an output no larger than its input, so that computation is bounded by the
+# input's size (graphspec.keras.scratch `MAX_SCRATCH_VALUES`). Only arguments with a default:
+# the one to blame is found by computing without it.
+COMPUTED: dict[tuple[str, str, str], dict] = {
+    **{("ops", op, arg): INT for op, arg in (("tril", "k"), ("rot90", "k"), ("trace", "offset"))},
+    ("ops", "round", "decimals"): NUMBER,
+    **{
+        ("ops", op, arg): _BROADCAST
+        for op, arg in (
+            ("celu", "alpha"),
+            ("elu", "alpha"),
+            ("hard_shrink", "threshold"),
+            ("squareplus", "b"),
+            ("nan_to_num", "nan"),
+            ("nan_to_num", "posinf"),
+            ("nan_to_num", "neginf"),
+            ("matrix_rank", "tol"),
+            ("pinv", "rcond"),
+            ("max", "initial"),
+            ("min", "initial"),
+        )
+    },
+    ("ops", "leaky_relu", "negative_slope"): NUMBER,
+    ("ops", "soft_shrink", "threshold"): NUMBER,
+    # An integer from 1 (1.0 is refused).
+    ("ops", "normalize", "order"): ref("positive_int"),
+    # The operation quantile saves never passes its method on (keras.src.ops.numpy.Quantile):
+    # any value is taken, and linear used.
+    **{("ops", op, "method"): _QUANTILE_METHODS for op in ("percentile", "nanpercentile", "nanquantile")},
+    # TensorFlow's computation refuses all but true and false.
+    ("ops", "top_k", "sorted"): BOOLEAN,
+}
+
+
+def computed(section: str, name: str, entry: dict) -> list[str]:
+    """The arguments of catalog entry `entry` that build checks by computing (`COMPUTED`)."""
+    return [arg for arg in entry.get("init", entry.get("args", ())) if (section, name, arg) in COMPUTED]
 
 
 # Metrics' arguments, by (class, argument); ("*", argument) for every metric that takes it. Each is
@@ -1231,6 +1278,8 @@ def types(section: str, name: str, entry: dict) -> dict[str, dict]:
         fragment = (
             EXCEPTIONS[key]
             if key in EXCEPTIONS
+            else COMPUTED[key]
+            if key in COMPUTED
             else _rule(section, name, arg, defaults.get(arg), has_default)
         )
         if fragment is None:

@@ -6,8 +6,9 @@ first training step, after the model is built, with no line of the spec to blame
 constraint (`max_value: "abc"`), applied only after an update, and OrthogonalRegularizer's factor,
 read only when the penalty is computed. `build` makes the same computations on scratch values
 first: two updates of a scratch kernel by the optimizer, each loss's and metric's value on a
-scratch batch shaped like its output, and each constraint and regularizer written with arguments
-applied to its layer's weight.
+scratch batch shaped like its output, each constraint and regularizer written with arguments
+applied to its layer's weight, and each op written with an argument Keras reads only when it
+computes (`elu`'s alpha, `percentile`'s method: the catalog's `computed`) computed on ones.
 tests/test_catalog_types.py checks the catalog's types with these same computations.
 """
 
@@ -84,3 +85,52 @@ def refused_argument(
         if arg not in base and (alone := fails({**base, arg: args[arg]})) is not None:
             return arg, alone
     return None, error
+
+
+def scratch_operands(operands: dict[str, Any]) -> dict[str, Any] | None:
+    """Ones in the shape and dtype of each symbolic operand (lists of them alike; an unknown
+    length taken as 2); None where an operand is not a numeric tensor or all of them hold more
+    than `MAX_SCRATCH_VALUES` values, checked before any is made."""
+    tensors = [t for v in operands.values() for t in (v if isinstance(v, (list, tuple)) else [v])]
+    if not all(isinstance(t, keras.KerasTensor) for t in tensors):
+        return None
+    if any(t.dtype == "string" for t in tensors):
+        return None
+    shapes = {id(t): tuple(2 if d is None else d for d in t.shape) for t in tensors}
+    if sum(math.prod(shape) for shape in shapes.values()) > MAX_SCRATCH_VALUES:
+        return None
+
+    def ones(tensor: Any) -> Any:
+        return keras.ops.ones(shapes[id(tensor)], dtype=tensor.dtype)
+
+    return {
+        name: [ones(t) for t in value] if isinstance(value, (list, tuple)) else ones(value)
+        for name, value in operands.items()
+    }
+
+
+def computed_refusal(
+    compute: Callable[[dict[str, Any]], Any], args: dict[str, Any], computed: list[str]
+) -> tuple[str, Exception] | None:
+    """The argument among `computed` (arguments Keras reads only when it computes) that alone
+    makes `compute(args)` fail where the same arguments without it succeed, and Keras's error;
+    None where none does (a computation that fails without them too fails for another reason,
+    which training will say)."""
+    written = [a for a in computed if a in args]
+    if not written:
+        return None
+
+    def fails(given: dict[str, Any]) -> Exception | None:
+        try:
+            compute(given)
+        except Exception as exc:
+            return exc
+        return None
+
+    without = {k: v for k, v in args.items() if k not in written}
+    if fails(args) is None or fails(without) is not None:
+        return None
+    for arg in written:
+        if (alone := fails({**without, arg: args[arg]})) is not None:
+            return arg, alone
+    return None
