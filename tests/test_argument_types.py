@@ -603,3 +603,60 @@ def test_an_op_argument_keras_reads_only_when_it_computes_is_refused_by_validate
     assert f"{op.split(',')[0]}'s argument '{arg}' takes " in stderr.splitlines()[0]
     assert not builds(text)
     assert builds(text.replace(f"{arg}: {wrong}", f"{arg}: {right}"))
+
+
+LAYER_SPEC = """\
+graphspec: 1
+name: layers
+inputs:
+  x: {{shape: [9, 9, 3]}}
+layers:
+  a: {{type: {layer}, {arg}: {value}, in: x}}
+outputs:
+  a: {{loss: mse}}
+"""
+
+
+def test_build_refuses_a_layer_argument_keras_reads_only_when_it_computes(tmp_path):
+    """A functional build of LayerNormalization takes any epsilon; build calls a new layer of the
+    same arguments once on ones shaped like its input, and points at the argument."""
+    import keras
+    from fixtures import agreement
+
+    import graphspec
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(LAYER_SPEC.format(layer="LayerNormalization", arg="epsilon", value="abc"))
+    with agreement.without_validate_checks(), pytest.raises(graphspec.SpecErrors) as refused:
+        graphspec.load(path).build()
+    keras.backend.clear_session()
+    assert (
+        str(refused.value)
+        .splitlines()[0]
+        .startswith(
+            f"{path}:6:42: error: layer 'a' (LayerNormalization): Keras refused its epsilon when computing: "
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("layer", "arg", "wrong", "right"),
+    [
+        ("LayerNormalization", "epsilon", "abc", "0.001"),
+        ("Softmax", "axis", "abc", "-1"),
+        ("RandAugment", "num_ops", "-1", "0"),
+        ("Resizing", "interpolation", "cubic", "bicubic"),
+    ],
+)
+def test_a_layer_argument_keras_reads_only_when_it_computes_is_refused_by_validate_and_build(
+    tmp_path, layer, arg, wrong, right
+):
+    from test_application_inputs import builds
+
+    extra = ", height: 4, width: 4" if layer == "Resizing" else ""
+    text = LAYER_SPEC.format(layer=layer + extra, arg=arg, value=wrong)
+    code, stderr = _validate(tmp_path, text)
+    assert code == 2
+    assert f"{layer}'s argument '{arg}' takes " in stderr.splitlines()[0]
+    assert not builds(text)
+    assert builds(text.replace(f"{arg}: {wrong}", f"{arg}: {right}"))

@@ -7,6 +7,7 @@ here, with the class, argument and value."""
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import re
 from collections import Counter
@@ -217,9 +218,24 @@ def _refused(cls: type, args: dict, name: str, entry: dict, call: bool = True) -
         return False
     try:
         _call(layer, name, entry)
+        _computed(cls, args, name, entry)
     except Exception:
         return True
     return False
+
+
+def _computed(cls: type, args: dict, name: str, entry: dict) -> None:
+    """Raise Keras's error where build's computation refuses one of `args` that layer `name`
+    reads only when it computes (the catalog's `computed`): a new layer called once on ones
+    shaped like the test's input, as graphspec.keras.build's check_computed_layers does."""
+    computed = entry.get("computed", [])
+    if not any(arg in args for arg in computed):
+        return
+    ones = scratch_operands({"inputs": _input(name, entry)})["inputs"]
+    training = {"training": True} if "training" in inspect.signature(cls.call).parameters else {}
+    found = computed_refusal(lambda given: cls(**given)(ones, **training), args, computed)
+    if found is not None:
+        raise found[1]
 
 
 def test_keras_accepts_each_example_and_refuses_each_counter_example():
@@ -259,6 +275,8 @@ def test_keras_accepts_each_example_and_refuses_each_counter_example():
                     # orthogonal initializer of a vector, channels_first on a CPU).
                     if callable_with_defaults and (arg == "axis" or types.unconstrained(fragment)):
                         _call(layer, name, entry)
+                    if callable_with_defaults:
+                        _computed(cls, {**base, arg: value}, name, entry)
                 except Exception as exc:
                     refused_wrongly.append(f"{name}({arg}={value!r}): {str(exc)[:120]}")
                 checked += 1

@@ -8,6 +8,8 @@ Keras raises while creating or calling a node is reported at that node's line in
 from __future__ import annotations
 
 import inspect
+import json
+import random
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,7 @@ from graphspec.errors import Diagnostics, SpecErrors
 from graphspec.graph import build_order, output_nodes
 from graphspec.keras import losses
 from graphspec.keras.scratch import (
+    MAX_SCRATCH_VALUES,
     computed_refusal,
     refused_argument,
     scratch_batch,
@@ -80,6 +83,7 @@ def build_model_and_tensors(
         else:
             initialize_all_variables()
     check_weight_objects(builder)
+    check_computed_layers(builder)
     if compile:
         compile_model(model, loaded)
     return model, dict(builder.tensors)
@@ -128,6 +132,60 @@ def check_weight_objects(builder: _Builder) -> None:
                     loaded.location("layers", name, arg, *([guilty] if guilty is not None else [])),
                 )
     diagnostics.raise_if_errors()
+
+
+def check_computed_layers(builder: _Builder) -> None:
+    """Raise `SpecErrors` at each argument of a layer node that Keras takes when the model is
+    built and refuses when the layer computes (the catalog's `computed`: ELU's alpha, a
+    normalization's epsilon, RandAugment's num_ops, ...): a new layer of the node's arguments is
+    called once on ones shaped like the node's input, in training where its call takes
+    `training`, and an argument without which it computes is to blame. A new layer, so that the
+    model's own weights and random generators are left as they are; Python's random state,
+    which a new unseeded generator draws from, is put back."""
+    if _distributed():
+        return  # validate checks the same types
+    for nested in builder.nested.values():
+        check_computed_layers(nested)
+    loaded = builder.loaded
+    diagnostics = Diagnostics(sources=dict(loaded.diagnostics.sources))
+    # Nodes alike (a transformer's every LayerNormalization) are computed once.
+    seen: dict[str, tuple[str, Exception] | None] = {}
+    for name, (inputs, call_kwargs) in builder.computed_layers.items():
+        node = builder.spec.layers[name]
+        shapes = [(t.shape, t.dtype) for t in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
+        key = json.dumps([node.type, node.args, call_kwargs, shapes], sort_keys=True, default=str)
+        if key not in seen:
+            seen[key] = _computed_layer_refusal(name, node, builder.instances[name], inputs, call_kwargs)
+        found = seen[key]
+        if found is not None:
+            arg, exc = found
+            diagnostics.error(
+                f"layer '{name}' ({node.type}): Keras refused its {arg} when computing: "
+                + _keras_message(exc),
+                loaded.location("layers", name, arg),
+            )
+    diagnostics.raise_if_errors()
+
+
+def _computed_layer_refusal(
+    name: str, node: LayerSpec, layer: Any, inputs: Any, call_kwargs: dict[str, Any]
+) -> tuple[str, Exception] | None:
+    """The argument of layer node `name` to blame, and Keras's error, where a new layer of its
+    arguments fails to compute on ones shaped like `inputs` (see `check_computed_layers`)."""
+    ones = scratch_operands({"inputs": inputs})
+    if ones is None or layer.count_params() > MAX_SCRATCH_VALUES:
+        return None  # strings, or too large to compute here: training will say
+    training = {"training": True} if "training" in inspect.signature(layer.call).parameters else {}
+
+    def compute(given: dict[str, Any]) -> None:
+        fresh = make_layer(str(node.type), given, f"{name}_computed", load=False)
+        fresh(ones["inputs"], **{**training, **call_kwargs})
+
+    state = random.getstate()
+    try:
+        return computed_refusal(compute, node.args, catalog.layer(str(node.type))["computed"])
+    finally:
+        random.setstate(state)
 
 
 def declared_model(loaded: LoadedSpec) -> tuple[keras.Model, dict[str, Any], dict[str, Any]]:
@@ -321,6 +379,9 @@ class _Builder:
         self.nested: dict[str, _Builder] = {}  # the builders of the nodes that are nested specs
         self.tensors: dict[str, Any] = {}
         self.outputs: dict[str, Any] = {}  # the output tensors by the spec's output names
+        # Layer nodes written with an argument Keras reads only when it computes, and what each
+        # was called with: (node, its inputs, its call's keyword arguments).
+        self.computed_layers: dict[str, tuple[Any, dict[str, Any]]] = {}
 
     def fail(self, node: str, message: str) -> SpecErrors:
         return SpecErrors.single(
@@ -475,6 +536,12 @@ class _Builder:
                     out = layer(_nested_inputs(nested.spec, by_name), **call_kwargs)
                 else:
                     out = layer(tensors if isinstance(inbound, list) else tensors[0], **call_kwargs)
+                    computed = (catalog.layer(node.type or "") or {}).get("computed", [])
+                    if node.share is None and any(arg in node.args for arg in computed):
+                        self.computed_layers[name] = (
+                            tensors if isinstance(inbound, list) else tensors[0],
+                            call_kwargs,
+                        )
         except SpecErrors:
             raise
         except Exception as exc:

@@ -17,6 +17,7 @@ import functools
 import inspect
 import re
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 REF = "#/$defs/"
@@ -482,8 +483,6 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
             "RandomInvert",
         )
     },
-    # Softmax reads its axis only when it computes.
-    ("layers", "Softmax", "axis"): None,
     # An adaptive pooling builds to a size of 0 (any value is refused only when computed).
     **{
         ("layers", f"Adaptive{kind}Pooling{n}D", "output_size"): any_of(
@@ -493,9 +492,8 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         for n in (1, 2, 3)
     },
     # momentum is a number (a word or a list is refused when constructed). The image layers'
-    # fill_value and Equalization's bins are refused only when a value is computed, not when a
-    # model is built, and ELU's and MixUp's alpha are broadcast (a list is taken): untyped, so
-    # that validate never refuses what build takes.
+    # fill_value is refused only when a value is computed, not when a model is built: untyped,
+    # so that validate never refuses what build takes (what build computes is in `COMPUTED`).
     ("layers", "BatchNormalization", "momentum"): NUMBER,
     # RandomColorJitter passes value_range on unread to layers it makes only when its factors are given.
     ("layers", "RandomColorJitter", "value_range"): None,
@@ -528,9 +526,6 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     ("layers", "STFTSpectrogram", "scaling"): {"enum": ["density", "spectrum"]},
     ("layers", "STFTSpectrogram", "periodic"): BOOLEAN,
     ("layers", "MultiHeadAttention", "value_dim"): ref("positive_int"),
-    # An even number, a list or a word is refused when constructed, but an odd number of any sign
-    # (or a fraction) is taken by a build: no type of the catalog's says that.
-    ("layers", "RandomGaussianBlur", "kernel_size"): None,
     # Found by building each untyped argument with odd values (a word, numbers of each sign, a
     # fraction, lists, null, true and false): what a build refuses and what it takes.
     # A count from 0, true and false taken as 1 and 0 (LoRA's rank, 0 for none; null too, their
@@ -654,6 +649,15 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
 }
 
 
+def _resize_interpolations() -> dict:
+    """The interpolations an image is resized with: TensorFlow's, the widest of the backends'
+    (JAX's and PyTorch's are fewer: a spec that names 'area' builds on TensorFlow only). Read
+    when the catalog is made, not when this module is imported."""
+    from keras.src.backend.tensorflow import image
+
+    return {"enum": list(image.RESIZE_INTERPOLATIONS)}
+
+
 # A number, or a list of numbers broadcast against the op's input (one per item of its last axis).
 _BROADCAST = {
     "description": "a number, or a list of numbers broadcast against the input",
@@ -666,7 +670,7 @@ _QUANTILE_METHODS = {"enum": ["linear", "lower", "higher", "midpoint", "nearest"
 # these ops gives an output no larger than its input, so that computation is bounded by the
 # input's size (graphspec.keras.scratch `MAX_SCRATCH_VALUES`). Only arguments with a default:
 # the one to blame is found by computing without it.
-COMPUTED: dict[tuple[str, str, str], dict] = {
+COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
     **{("ops", op, arg): INT for op, arg in (("tril", "k"), ("rot90", "k"), ("trace", "offset"))},
     ("ops", "round", "decimals"): NUMBER,
     **{
@@ -694,12 +698,46 @@ COMPUTED: dict[tuple[str, str, str], dict] = {
     **{("ops", op, "method"): _QUANTILE_METHODS for op in ("percentile", "nanpercentile", "nanquantile")},
     # TensorFlow's computation refuses all but true and false.
     ("ops", "top_k", "sorted"): BOOLEAN,
+    # Layers' arguments read only when the layer computes: build calls a new layer of the same
+    # arguments once on ones shaped like the node's input (in training, where the call takes
+    # `training`: an augmentation reads its own there), and `check_computed_layers` refuses an
+    # argument without which it computes.
+    **{
+        ("layers", layer, arg): _BROADCAST
+        for layer, arg in (
+            ("ELU", "alpha"),
+            ("LayerNormalization", "epsilon"),
+            ("RMSNormalization", "epsilon"),
+            ("GroupNormalization", "epsilon"),
+            ("Rescaling", "offset"),
+            ("Masking", "mask_value"),
+            ("MixUp", "alpha"),
+        )
+    },
+    # A number of bins, of operations, of chains: 0 (and for bins, less) is taken.
+    ("layers", "Equalization", "bins"): INT,
+    ("layers", "RandAugment", "num_ops"): NON_NEGATIVE_INT,
+    ("layers", "AugMix", "num_chains"): NON_NEGATIVE_INT,
+    ("layers", "AugMix", "alpha"): NUMBER,
+    ("layers", "Softmax", "axis"): ref("axis"),
+    # An odd size (an even number, a list or a word is refused when constructed).
+    ("layers", "RandomGaussianBlur", "kernel_size"): ref("positive_int"),
+    ("layers", "Resizing", "interpolation"): _resize_interpolations,
 }
+
+
+def _computed_type(key: tuple[str, str, str]) -> dict:
+    fragment = COMPUTED[key]
+    return fragment() if callable(fragment) else fragment
 
 
 def computed(section: str, name: str, entry: dict) -> list[str]:
     """The arguments of catalog entry `entry` that build checks by computing (`COMPUTED`)."""
-    return [arg for arg in entry.get("init", entry.get("args", ())) if (section, name, arg) in COMPUTED]
+    found = [arg for arg in entry.get("init", entry.get("args", ())) if (section, name, arg) in COMPUTED]
+    if missing := [arg for arg in found if arg not in entry.get("defaults", {})]:
+        # The argument to blame is found by computing without it, which needs its default.
+        raise ValueError(f"{section}.{name}: COMPUTED arguments without a default: {missing}")
+    return found
 
 
 # Metrics' arguments, by (class, argument); ("*", argument) for every metric that takes it. Each is
@@ -1278,7 +1316,7 @@ def types(section: str, name: str, entry: dict) -> dict[str, dict]:
         fragment = (
             EXCEPTIONS[key]
             if key in EXCEPTIONS
-            else COMPUTED[key]
+            else _computed_type(key)
             if key in COMPUTED
             else _rule(section, name, arg, defaults.get(arg), has_default)
         )
