@@ -379,8 +379,8 @@ class _Builder:
         self.nested: dict[str, _Builder] = {}  # the builders of the nodes that are nested specs
         self.tensors: dict[str, Any] = {}
         self.outputs: dict[str, Any] = {}  # the output tensors by the spec's output names
-        # Layer nodes written with an argument Keras reads only when it computes, and what each
-        # was called with: (node, its inputs, its call's keyword arguments).
+        # The layer nodes written with an argument Keras reads only when it computes, by name,
+        # with what each was called with: (its inputs, its call's keyword arguments).
         self.computed_layers: dict[str, tuple[Any, dict[str, Any]]] = {}
 
     def fail(self, node: str, message: str) -> SpecErrors:

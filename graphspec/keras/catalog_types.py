@@ -634,6 +634,16 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     ("ops", "unique", "size"): _COUNT,
     ("ops", "unstack", "num"): _POSITIVE_LIKE,
     ("ops", "rfft", "fft_length"): _INT_LIKE,
+    # A number of classes: 0 is taken. (multi_hot's has a default of None, which it refuses: a
+    # type would take null there.)
+    ("ops", "one_hot", "num_classes"): NON_NEGATIVE_INT,
+    ("ops", "qr", "mode"): {"enum": ["reduced", "complete"]},
+    # A permutation of the input's axes (which ones, its rank says), or null to reverse them.
+    ("ops", "transpose", "axes"): {
+        "description": "a list of the input's axes in their new order, or null",
+        "anyOf": [{"type": "array", "items": INT, "examples": [[0, 2, 1]]}, NULL],
+    },
+    **{("ops", "trace", arg): INT for arg in ("axis1", "axis2")},
     # Which axes norm takes depends on the shape (at most 2), but they are integers or null.
     ("ops", "norm", "axis"): _AXIS_OR_NULL,
     **{
@@ -642,6 +652,7 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         for arg, fragment in (
             # Divided by, as numbers: a fraction is taken, 0 or less refused.
             ("strides", _POSITIVE_NUMBERS),
+            ("pool_size", _POSITIVE_NUMBERS),
             ("padding", ref("padding")),
             ("data_format", ref("data_format")),
         )
