@@ -189,6 +189,8 @@ OP_ARGUMENTS: dict[str, dict[str, Any]] = {
     "swapaxes": {"axis1": 0, "axis2": 1},
     "trapezoid": {},
     "rot90": {},
+    "broadcast_to": {"shape": [2, 5, 6]},
+    "extract_sequences": {"sequence_length": 2, "sequence_stride": 1},
 }
 
 # A binary op's second operand written in a node (`{op: subtract, in: h, x2: 1}`; a tensor comes
@@ -644,6 +646,19 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         "anyOf": [{"type": "array", "items": INT, "examples": [[0, 2, 1]]}, NULL],
     },
     **{("ops", "trace", arg): INT for arg in ("axis1", "axis2")},
+    ("ops", "rot90", "axes"): {**_pairs(INT, 2), "examples": [[0, 1], [1, 2]]},
+    ("ops", "moments", "axes"): ref("axis"),
+    ("ops", "argpartition", "kth"): INT,
+    ("ops", "array_split", "indices_or_sections"): ref("positive_int"),
+    # The shape to broadcast to: sizes from 0 (which ones, the input's shape says).
+    ("ops", "broadcast_to", "shape"): {
+        "description": "a list of sizes from 0",
+        "type": "array",
+        "items": NON_NEGATIVE_INT,
+        "examples": [[2, 5, 6], [3, 2, 5, 6]],
+    },
+    ("ops", "extract_sequences", "sequence_length"): NON_NEGATIVE_INT,
+    ("ops", "extract_sequences", "sequence_stride"): ref("positive_int"),
     # Which axes norm takes depends on the shape (at most 2), but they are integers or null.
     ("ops", "norm", "axis"): _AXIS_OR_NULL,
     **{
@@ -701,6 +716,7 @@ COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
         )
     },
     ("ops", "leaky_relu", "negative_slope"): NUMBER,
+    ("ops", "trapezoid", "dx"): _BROADCAST,
     ("ops", "soft_shrink", "threshold"): NUMBER,
     # An integer from 1 (1.0 is refused).
     ("ops", "normalize", "order"): ref("positive_int"),
