@@ -471,20 +471,10 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     },
     # 'auto', or whether to use cuDNN (Keras compares it with True and False, so 1 and 0 too).
     **{("layers", layer, "use_cudnn"): {"enum": ["auto", True, False, 1, 0]} for layer in ("LSTM", "GRU")},
-    # These take any value_range when constructed, and are not shown to refuse one when built.
+    # CLAHE takes any value_range when constructed, and divides by its width when it computes (a
+    # range of no width is refused there, which a type cannot say). The others read theirs only
+    # when they compute: `COMPUTED`.
     ("layers", "ContrastLimitedAdaptiveHistogramEqualization", "value_range"): None,
-    ("layers", "RandomHue", "value_range"): None,
-    # These read value_range only when they compute: a build takes any.
-    **{
-        ("layers", layer, "value_range"): None
-        for layer in (
-            "RandomContrast",
-            "RandomElasticTransform",
-            "RandomErasing",
-            "RandomGaussianBlur",
-            "RandomInvert",
-        )
-    },
     # An adaptive pooling builds to a size of 0 (any value is refused only when computed).
     **{
         ("layers", f"Adaptive{kind}Pooling{n}D", "output_size"): any_of(
@@ -493,9 +483,7 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         for kind in ("Average", "Max")
         for n in (1, 2, 3)
     },
-    # momentum is a number (a word or a list is refused when constructed). The image layers'
-    # fill_value is refused only when a value is computed, not when a model is built: untyped,
-    # so that validate never refuses what build takes (what build computes is in `COMPUTED`).
+    # momentum is a number (a word or a list is refused when constructed).
     ("layers", "BatchNormalization", "momentum"): NUMBER,
     # RandomColorJitter passes value_range on unread to layers it makes only when its factors are given.
     ("layers", "RandomColorJitter", "value_range"): None,
@@ -750,6 +738,38 @@ COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
     # An odd size (an even number, a list or a word is refused when constructed).
     ("layers", "RandomGaussianBlur", "kernel_size"): ref("positive_int"),
     ("layers", "Resizing", "interpolation"): _resize_interpolations,
+    # The range of an image's values, read when an augmentation computes: RandomHue checks it
+    # is a pair; the others read its first two numbers.
+    ("layers", "RandomHue", "value_range"): VALUE_RANGE,
+    **{
+        ("layers", layer, "value_range"): {key: v for key, v in VALUE_RANGE.items() if key != "maxItems"}
+        for layer in (
+            "RandomContrast",
+            "RandomElasticTransform",
+            "RandomErasing",
+            "RandomGaussianBlur",
+            "RandomInvert",
+        )
+    },
+    # The value of the pixels an augmentation fills in (Resizing's is used only with
+    # pad_to_aspect_ratio: untyped).
+    **{
+        ("layers", layer, "fill_value"): NUMBER
+        for layer in ("RandomRotation", "RandomZoom", "RandomTranslation", "RandomShear", "RandomPerspective")
+    },
+    ("layers", "RandomErasing", "fill_value"): NUMBER,
+    ("layers", "RandomElasticTransform", "fill_value"): _BROADCAST,
+    # The dropout mask's shape: a size (1 to share the mask along the axis) or null (the
+    # input's) for each axis, or null for the input's shape.
+    ("layers", "Dropout", "noise_shape"): {
+        "description": "a list of sizes (null for the input's), or null",
+        "anyOf": [
+            {"type": "array", "items": any_of(POSITIVE_INT, NULL), "examples": [[2, 1, 6], [None, 1, 6]]},
+            NULL,
+        ],
+    },
+    ("layers", "ContrastLimitedAdaptiveHistogramEqualization", "clip_limit"): NUMBER,
+    ("layers", "ContrastLimitedAdaptiveHistogramEqualization", "tile_grid_size"): _pairs(POSITIVE_INT, 2),
 }
 
 
