@@ -367,6 +367,26 @@ def test_documented_path_fields_validate(tmp_path):
     assert code == 0, output
 
 
+# --- what build computes ----------------------------------------------------------------------
+
+BUILD_PEAK_RSS_MB = 1200  # a build of a small spec takes about 800 MB, TensorFlow's own
+
+
+def test_build_leaves_a_layer_too_large_to_compute_uncomputed(tmp_path):
+    """build computes a node written with an argument Keras reads only when it computes
+    (Resizing's interpolation) on ones shaped like its input and output: 6,000 by 6,000 pixels
+    (864 MB for two images; computed, the peak is 1.6 GB) are over MAX_SCRATCH_VALUES, so the
+    node is left to training, and build's memory stays TensorFlow's own."""
+    node = "{type: Resizing, height: 6000, width: 6000, interpolation: bicubic, in: x}"
+    (tmp_path / "s.yaml").write_text(
+        spec(f"inputs: {{x: {{shape: [8, 8, 3]}}}}\nlayers:\n  y: {node}\n" + OUTPUT)
+    )
+    code, output, peak = graphspec("build", tmp_path / "s.yaml", timeout=300)
+    assert code == 0, output
+    assert "6000, 6000" in output
+    assert peak < BUILD_PEAK_RSS_MB, f"peak RSS {peak:.0f} MB"
+
+
 # --- code arguments of ops --------------------------------------------------------------------
 
 

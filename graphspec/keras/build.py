@@ -155,7 +155,8 @@ def check_computed_layers(builder: _Builder) -> None:
         shapes = [(t.shape, t.dtype) for t in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
         key = json.dumps([node.type, node.args, call_kwargs, shapes], sort_keys=True, default=str)
         if key not in seen:
-            seen[key] = _computed_layer_refusal(name, node, builder.instances[name], inputs, call_kwargs)
+            layer, output = builder.instances[name], builder.tensors[name]
+            seen[key] = _computed_layer_refusal(name, node, layer, inputs, output, call_kwargs)
         found = seen[key]
         if found is not None:
             arg, exc = found
@@ -168,11 +169,12 @@ def check_computed_layers(builder: _Builder) -> None:
 
 
 def _computed_layer_refusal(
-    name: str, node: LayerSpec, layer: Any, inputs: Any, call_kwargs: dict[str, Any]
+    name: str, node: LayerSpec, layer: Any, inputs: Any, output: Any, call_kwargs: dict[str, Any]
 ) -> tuple[str, Exception] | None:
     """The argument of layer node `name` to blame, and Keras's error, where a new layer of its
-    arguments fails to compute on ones shaped like `inputs` (see `check_computed_layers`)."""
-    ones = scratch_operands({"inputs": inputs})
+    arguments fails to compute on ones shaped like `inputs` (see `check_computed_layers`); None
+    where none does, or where the inputs and the `output` they make are too large to compute."""
+    ones = scratch_operands({"inputs": inputs}, output)
     if ones is None or layer.count_params() > MAX_SCRATCH_VALUES:
         return None  # strings, or too large to compute here: training will say
     training = {"training": True} if "training" in inspect.signature(layer.call).parameters else {}
@@ -570,17 +572,19 @@ class _Builder:
             tensor = make_operation(node.op, {**node.args, **operands}, name)
         except Exception as exc:
             raise self.fail(name, f"op node '{name}' ({node.op}): {_keras_message(exc)}") from None
-        self.check_computed(name, node, entry, operands)
+        self.check_computed(name, node, entry, operands, tensor)
         return tensor
 
-    def check_computed(self, name: str, node: LayerSpec, entry: dict, operands: dict[str, Any]) -> None:
+    def check_computed(
+        self, name: str, node: LayerSpec, entry: dict, operands: dict[str, Any], output: Any
+    ) -> None:
         """Refuse, at its line, an argument of op node `name` that Keras takes when it builds
         the op and refuses when it computes it (the catalog's `computed`: `elu`'s alpha, ...),
         found by computing the op once on ones shaped like its operands."""
         computed = entry.get("computed", [])
         if not any(arg in node.args for arg in computed):
             return
-        ones = scratch_operands(operands)
+        ones = scratch_operands(operands, output)
         if ones is None:
             return  # strings, or too large to compute here: training will say
         found = computed_refusal(

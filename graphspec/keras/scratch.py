@@ -87,18 +87,33 @@ def refused_argument(
     return None, error
 
 
-def scratch_operands(operands: dict[str, Any]) -> dict[str, Any] | None:
+def _flat(value: Any) -> list[Any]:
+    """The values in `value`, a value or lists and dicts of them, nested."""
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _flat(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _flat(v)]
+    return [value]
+
+
+def _scratch_shape(tensor: Any) -> tuple[int, ...]:
+    return tuple(2 if d is None else d for d in tensor.shape)
+
+
+def scratch_operands(operands: dict[str, Any], output: Any = None) -> dict[str, Any] | None:
     """Ones in the shape and dtype of each symbolic operand (lists of them alike; an unknown
-    length taken as 2); None where an operand is not a numeric tensor or all of them hold more
-    than `MAX_SCRATCH_VALUES` values, checked before any is made."""
-    tensors = [t for v in operands.values() for t in (v if isinstance(v, (list, tuple)) else [v])]
+    length taken as 2); None where an operand is not a numeric tensor, or where the operands
+    and the symbolic `output` they make hold more than `MAX_SCRATCH_VALUES` values together
+    (a Resizing to 10^5 by 10^5 pixels), checked before any is made."""
+    tensors = _flat(list(operands.values()))
     if not all(isinstance(t, keras.KerasTensor) for t in tensors):
         return None
     if any(t.dtype == "string" for t in tensors):
         return None
-    shapes = {id(t): tuple(2 if d is None else d for d in t.shape) for t in tensors}
-    if sum(math.prod(shape) for shape in shapes.values()) > MAX_SCRATCH_VALUES:
+    outputs = [t for t in _flat(output) if isinstance(t, keras.KerasTensor)]
+    if sum(math.prod(_scratch_shape(t)) for t in tensors + outputs) > MAX_SCRATCH_VALUES:
         return None
+    shapes = {id(t): _scratch_shape(t) for t in tensors}
 
     def ones(tensor: Any) -> Any:
         return keras.ops.ones(shapes[id(tensor)], dtype=tensor.dtype)
