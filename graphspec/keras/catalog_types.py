@@ -516,6 +516,9 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     ("layers", "STFTSpectrogram", "scaling"): {"enum": ["density", "spectrum"]},
     ("layers", "STFTSpectrogram", "periodic"): BOOLEAN,
     ("layers", "MultiHeadAttention", "value_dim"): ref("positive_int"),
+    # An even number, a list or a word is refused when constructed, but an odd number of any sign
+    # (or a fraction) is taken by a build: no type of the catalog's says that.
+    ("layers", "RandomGaussianBlur", "kernel_size"): None,
     # Found by building each untyped argument with odd values (a word, numbers of each sign, a
     # fraction, lists, null, true and false): what a build refuses and what it takes.
     # A count from 0, true and false taken as 1 and 0 (LoRA's rank, 0 for none; null too, their
@@ -683,7 +686,11 @@ _QUANTILE_METHODS = {"enum": ["linear", "lower", "higher", "midpoint", "nearest"
 # (graphspec/keras/build.py `check_computed`), so that it refuses what validate does; each of
 # these ops gives an output no larger than its input, so that computation is bounded by the
 # input's size (graphspec.keras.scratch `MAX_SCRATCH_VALUES`). Only arguments with a default:
-# the one to blame is found by computing without it.
+# the one to blame is found by computing without it. Not the arguments whose value the work
+# grows with (a matrix_rank's or pinv's decomposition, RandAugment's num_ops, AugMix's
+# num_chains, Equalization's bins, RandomGaussianBlur's kernel_size, Dropout's noise_shape,
+# CLAHE's tile_grid_size): a spec of a few bytes would make build compute for minutes or fill
+# the memory, so they stay untyped.
 COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
     **{("ops", op, arg): INT for op, arg in (("tril", "k"), ("rot90", "k"), ("trace", "offset"))},
     ("ops", "round", "decimals"): NUMBER,
@@ -697,8 +704,6 @@ COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
             ("nan_to_num", "nan"),
             ("nan_to_num", "posinf"),
             ("nan_to_num", "neginf"),
-            ("matrix_rank", "tol"),
-            ("pinv", "rcond"),
             ("max", "initial"),
             ("min", "initial"),
         )
@@ -729,14 +734,8 @@ COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
             ("MixUp", "alpha"),
         )
     },
-    # A number of bins, of operations, of chains: 0 (and for bins, less) is taken.
-    ("layers", "Equalization", "bins"): INT,
-    ("layers", "RandAugment", "num_ops"): NON_NEGATIVE_INT,
-    ("layers", "AugMix", "num_chains"): NON_NEGATIVE_INT,
     ("layers", "AugMix", "alpha"): NUMBER,
     ("layers", "Softmax", "axis"): ref("axis"),
-    # An odd size (an even number, a list or a word is refused when constructed).
-    ("layers", "RandomGaussianBlur", "kernel_size"): ref("positive_int"),
     ("layers", "Resizing", "interpolation"): _resize_interpolations,
     # The range of an image's values, read when an augmentation computes: RandomHue checks it
     # is a pair; the others read its first two numbers.
@@ -761,15 +760,7 @@ COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
     ("layers", "RandomElasticTransform", "fill_value"): _BROADCAST,
     # The dropout mask's shape: a size (1 to share the mask along the axis) or null (the
     # input's) for each axis, or null for the input's shape.
-    ("layers", "Dropout", "noise_shape"): {
-        "description": "a list of sizes (null for the input's), or null",
-        "anyOf": [
-            {"type": "array", "items": any_of(POSITIVE_INT, NULL), "examples": [[2, 1, 6], [None, 1, 6]]},
-            NULL,
-        ],
-    },
     ("layers", "ContrastLimitedAdaptiveHistogramEqualization", "clip_limit"): NUMBER,
-    ("layers", "ContrastLimitedAdaptiveHistogramEqualization", "tile_grid_size"): _pairs(POSITIVE_INT, 2),
 }
 
 
