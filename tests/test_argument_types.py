@@ -55,6 +55,20 @@ def _refused_by_both(tmp_path: Path, text: str, message: str) -> None:
     assert not builds(text)
 
 
+def _build_refusal(path: Path) -> str:
+    """What build says of the spec at `path` without validate's checks (Keras's own answer),
+    where it refuses it."""
+    import keras
+    from fixtures import agreement
+
+    import graphspec
+
+    with agreement.without_validate_checks(), pytest.raises(graphspec.SpecErrors) as refused:
+        graphspec.load(path).build()
+    keras.backend.clear_session()
+    return str(refused.value)
+
+
 def _taken_by_both(tmp_path: Path, text: str) -> None:
     from test_application_inputs import builds
 
@@ -223,17 +237,10 @@ def test_an_optimizers_numbers_keras_broadcasts_are_taken_by_validate_and_by_bui
 def test_build_refuses_an_optimizer_at_its_line_when_keras_would_refuse_it_in_training(tmp_path):
     """What build says without validate's checks: the step on scratch weights fails as the first
     training step would, and the error points at the optimizer."""
-    import keras
-    from fixtures import agreement
-
-    import graphspec
-
     path = tmp_path / "spec.yaml"
     path.write_text(OPTIMIZER_SPEC.format(args='clipnorm: "1.0"'))
-    with agreement.without_validate_checks(), pytest.raises(graphspec.SpecErrors) as refused:
-        graphspec.load(path).build()
-    keras.backend.clear_session()
-    assert str(refused.value).startswith(
+    refused = _build_refusal(path)
+    assert refused.startswith(
         f"{path}:10:14: error: Keras refused optimizer Adam: '>' not supported between instances of "
         "'str' and 'int'"
     )
@@ -298,18 +305,11 @@ def test_a_loss_or_metrics_numbers_keras_computes_with_are_taken_by_validate_and
 def test_build_refuses_a_loss_at_the_argument_keras_would_refuse_in_training(tmp_path):
     """What build says without validate's checks: the loss computed on a scratch batch fails as
     the first training step would, and the error points at the argument to blame."""
-    import keras
-    from fixtures import agreement
-
-    import graphspec
-
     path = tmp_path / "spec.yaml"
     path.write_text(LOSS_SPEC.format(loss="label_smoothing: 0.1, axis: abc", metric="class_id: 0"))
-    with agreement.without_validate_checks(), pytest.raises(graphspec.SpecErrors) as refused:
-        graphspec.load(path).build()
-    keras.backend.clear_session()
+    refused = _build_refusal(path)
     # Keras's own words, which name neither the argument nor the value, follow the location.
-    assert str(refused.value).startswith(f"{path}:9:71: error: Keras refused loss CategoricalCrossentropy: ")
+    assert refused.startswith(f"{path}:9:71: error: Keras refused loss CategoricalCrossentropy: ")
 
 
 APPLICATION_SPEC = """\
@@ -479,19 +479,12 @@ def test_an_objects_right_arguments_are_taken_by_validate_and_by_keras(tmp_path)
 def test_build_refuses_a_constraint_at_the_argument_keras_would_refuse_in_training(tmp_path):
     """What build says without validate's checks: the constraint applied to its weight fails as
     it would after the first update, and the error points at the argument to blame."""
-    import keras
-    from fixtures import agreement
-
-    import graphspec
-
     path = tmp_path / "spec.yaml"
     path.write_text(
         OBJECT_SPEC.format(arg="kernel_constraint", value="{type: MinMaxNorm, rate: 0.5, axis: 4}")
     )
-    with agreement.without_validate_checks(), pytest.raises(graphspec.SpecErrors) as refused:
-        graphspec.load(path).build()
-    keras.backend.clear_session()
-    assert str(refused.value).splitlines()[0] == (
+    refused = _build_refusal(path)
+    assert refused.splitlines()[0] == (
         f"{path}:6:92: error: Keras refused constraint MinMaxNorm: Invalid reduction dimension (4 for "
         "input with 2 dimension(s)"
     )
@@ -535,13 +528,13 @@ def test_a_binary_ops_written_operand_is_a_number_as_keras_promotes_it(tmp_path)
     assert _validate(tmp_path, OPERAND_SPEC.format(op="equal", value='"abc"'))[0] == 0
 
 
-IMAGE_SPEC = """\
+LAYER_SPEC = """\
 graphspec: 1
-name: images
+name: layers
 inputs:
   x: {{shape: [9, 9, 3]}}
 layers:
-  a: {{type: {layer}, factor: {factor}, in: x}}
+  a: {{type: {layer}, {arg}: {value}, in: x}}
 outputs:
   a: {{loss: mse}}
 """
@@ -550,7 +543,7 @@ outputs:
 def test_an_image_factor_pair_past_its_bounds_is_refused_by_validate_and_build(tmp_path):
     _refused_by_both(
         tmp_path,
-        IMAGE_SPEC.format(layer="RandomBrightness", factor="[2, 3]"),
+        LAYER_SPEC.format(layer="RandomBrightness", arg="factor", value="[2, 3]"),
         "spec.yaml:6:39: error: layer 'a': RandomBrightness's argument 'factor' takes a number from -1 "
         "to 1, or a list of two: [low, high], not [2, 3]",
     )
@@ -559,7 +552,7 @@ def test_an_image_factor_pair_past_its_bounds_is_refused_by_validate_and_build(t
 def test_an_image_factor_pair_keras_sorts_and_takes_is_taken_by_validate_and_build(tmp_path):
     """Keras checks only that a pair's low is at most the upper bound and its high at least the
     lower one: [-0.5, 0.5] is a contrast factor it takes."""
-    _taken_by_both(tmp_path, IMAGE_SPEC.format(layer="RandomContrast", factor="[-0.5, 0.5]"))
+    _taken_by_both(tmp_path, LAYER_SPEC.format(layer="RandomContrast", arg="factor", value="[-0.5, 0.5]"))
 
 
 def test_build_refuses_an_op_argument_keras_reads_only_when_it_computes(tmp_path):
@@ -567,17 +560,10 @@ def test_build_refuses_an_op_argument_keras_reads_only_when_it_computes(tmp_path
     its input (two samples), as training would, and points at the argument (what it says
     without validate's checks: a list of two numbers, which validate takes as broadcast, does
     not fit an input of 4)."""
-    import keras
-    from fixtures import agreement
-
-    import graphspec
-
     path = tmp_path / "spec.yaml"
     path.write_text(OPERAND_SPEC.replace("x2: {value}", "alpha: {value}").format(op="elu", value="[1, 2]"))
-    with agreement.without_validate_checks(), pytest.raises(graphspec.SpecErrors) as refused:
-        graphspec.load(path).build()
-    keras.backend.clear_session()
-    assert str(refused.value).splitlines()[0] == (
+    refused = _build_refusal(path)
+    assert refused.splitlines()[0] == (
         f"{path}:6:30: error: op node 'y' (elu): Keras refused its alpha when computing: Incompatible "
         "shapes: [2] vs. [2,4]"
     )
@@ -605,37 +591,14 @@ def test_an_op_argument_keras_reads_only_when_it_computes_is_refused_by_validate
     assert builds(text.replace(f"{arg}: {wrong}", f"{arg}: {right}"))
 
 
-LAYER_SPEC = """\
-graphspec: 1
-name: layers
-inputs:
-  x: {{shape: [9, 9, 3]}}
-layers:
-  a: {{type: {layer}, {arg}: {value}, in: x}}
-outputs:
-  a: {{loss: mse}}
-"""
-
-
 def test_build_refuses_a_layer_argument_keras_reads_only_when_it_computes(tmp_path):
     """A functional build of LayerNormalization takes any epsilon; build calls a new layer of the
     same arguments once on ones shaped like its input, and points at the argument."""
-    import keras
-    from fixtures import agreement
-
-    import graphspec
-
     path = tmp_path / "spec.yaml"
     path.write_text(LAYER_SPEC.format(layer="LayerNormalization", arg="epsilon", value="abc"))
-    with agreement.without_validate_checks(), pytest.raises(graphspec.SpecErrors) as refused:
-        graphspec.load(path).build()
-    keras.backend.clear_session()
-    assert (
-        str(refused.value)
-        .splitlines()[0]
-        .startswith(
-            f"{path}:6:42: error: layer 'a' (LayerNormalization): Keras refused its epsilon when computing: "
-        )
+    refused = _build_refusal(path)
+    assert refused.splitlines()[0].startswith(
+        f"{path}:6:42: error: layer 'a' (LayerNormalization): Keras refused its epsilon when computing: "
     )
 
 
