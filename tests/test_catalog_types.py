@@ -7,6 +7,7 @@ here, with the class, argument and value."""
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import json
 import re
@@ -39,6 +40,9 @@ REQUIRED = {
     "width_factor": 0.1,
     "n": 2,
     "scale": 0.5,
+    "projection_dim": 6,
+    "init_values": 0.1,
+    "drop_path_rate": 0.1,
     "max_number": 2,
     "num_bins": 4,
     # Typed, but a value that fits the test's (2, 5, 6) input is needed, not any of the type's.
@@ -72,7 +76,9 @@ LEFT_OUT = {
     "TimeDistributed",
     "TorchModuleWrapper",
 }
+# Layers called on a list of two inputs.
 MERGE = {"Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract"}
+MERGE |= {"applications.inception_resnet_v2.CustomScaleLayer"}
 SEQUENCE = re.compile(r"^(LSTM|GRU|SimpleRNN)$")
 
 
@@ -165,7 +171,7 @@ def _input(name: str, entry: dict) -> Any:
         )
     if name == "STFTSpectrogram":
         return keras.Input(batch_shape=(2, 64, 1))
-    if "image_preprocessing" in getattr(keras.layers, name).__module__:
+    if "image_preprocessing" in _layer_class(name).__module__:
         # A batch of images: a crop's or a resize's size is checked by the shape it builds.
         return keras.Input(batch_shape=(2, 9, 9, 3))
     if rank:
@@ -196,8 +202,20 @@ def _base_args(name: str, entry: dict) -> dict:
     return {**args, **OVERRIDES.get(name, {})}
 
 
+def _layer_entries() -> dict[str, dict]:
+    """The catalog's layers and the layers keras.applications defines for its models."""
+    return {**catalog.catalog()["layers"], **catalog.catalog()["application_layers"]}
+
+
+def _layer_class(name: str) -> type:
+    entry = _layer_entries()[name]
+    if "module" in entry:  # an application's layer: the class the catalog records
+        return getattr(importlib.import_module(entry["module"]), entry["class"])
+    return getattr(keras.layers, name)
+
+
 def _typed_layers() -> list[str]:
-    layers = catalog.catalog()["layers"]
+    layers = _layer_entries()
     return [
         n
         for n, e in layers.items()
@@ -242,8 +260,8 @@ def test_keras_accepts_each_example_and_refuses_each_counter_example():
     accepted_wrongly, refused_wrongly = [], []
     checked, not_taken, tried = 0, set(), Counter()
     for name in _typed_layers():
-        entry = catalog.catalog()["layers"][name]
-        cls = getattr(keras.layers, name)
+        entry = _layer_entries()[name]
+        cls = _layer_class(name)
         base = _base_args(name, entry)
         callable_with_defaults = not _refused(cls, base, name, entry)
         for arg, fragment in entry["types"].items():

@@ -516,6 +516,11 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     ("layers", "STFTSpectrogram", "scaling"): {"enum": ["density", "spectrum"]},
     ("layers", "STFTSpectrogram", "periodic"): BOOLEAN,
     ("layers", "MultiHeadAttention", "value_dim"): ref("positive_int"),
+    # ConvNeXt's LayerScale: its weight's size and the constant it starts at (broadcast over it).
+    ("application_layers", "applications.convnext.LayerScale", "projection_dim"): ref("positive_int"),
+    ("application_layers", "applications.convnext.LayerScale", "init_values"): NUMBER,
+    # InceptionResNetV2's residual scale, multiplied with a tensor when called.
+    ("application_layers", "applications.inception_resnet_v2.CustomScaleLayer", "scale"): NUMBER,
     # An even number, a list or a word is refused when constructed, but an odd number of any sign
     # (or a fraction) is taken by a build: no type of the catalog's says that.
     ("layers", "RandomGaussianBlur", "kernel_size"): None,
