@@ -1009,6 +1009,13 @@ _CALLBACK_TYPES = {
     **CALLBACK_NUMBERS_READ_IN_TRAINING,
     # Checked when constructed.
     ("ReduceLROnPlateau", "factor"): {"type": "number", "exclusiveMaximum": 1},
+    # (Its update_freq takes any value through training: untyped.)
+    # The batches to profile: one, or the first and last (0 for none; Keras's older form, a
+    # string "first,last", too).
+    ("TensorBoard", "profile_batch"): {
+        "description": "a batch number, or a list of the first and last (0 for none)",
+        "anyOf": [NON_NEGATIVE_INT, BOOLEAN, _pairs(NON_NEGATIVE_INT, 2), STRING],
+    },
 }
 
 
