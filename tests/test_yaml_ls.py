@@ -234,6 +234,18 @@ def test_completion_inside_a_layer_offers_its_own_arguments_and_hover_shows_kera
     assert keras_words in json.dumps(hover["contents"]), hover
 
 
+FACTOR = """\
+graphspec: 1
+name: factors
+inputs:
+  x: {{shape: [9, 9, 3]}}
+layers:
+  a: {{type: {layer}, factor: {factor}, in: x}}
+outputs:
+  a: {{loss: mse}}
+"""
+
+
 def _check_jsonschema(*paths: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--schemafile", str(SCHEMA), *map(str, paths)],
@@ -246,10 +258,27 @@ def _check_jsonschema(*paths: Path) -> subprocess.CompletedProcess:
 def test_check_jsonschema_agrees_on_the_same_files(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD)
+    taken = tmp_path / "taken.yaml"
+    taken.write_text(FACTOR.format(layer="RandomContrast", factor="[-0.5, 0.5]"))
+    past = tmp_path / "past.yaml"
+    past.write_text(FACTOR.format(layer="RandomBrightness", factor="[2, 3]"))
     # One run for all files: check-jsonschema checks the schema itself first, most of its time.
-    result = _check_jsonschema(bad, *SPECS)
+    result = _check_jsonschema(bad, taken, past, *SPECS)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "'activaton' was unexpected" in result.stdout
     assert "'abc' is not of type 'integer'" in result.stdout
     refused = {line.split("::")[0].strip() for line in result.stdout.splitlines() if "::$" in line}
-    assert refused == {str(bad)}, result.stdout
+    assert refused == {str(bad), str(past)}, result.stdout
+
+
+@needs_server
+def test_an_image_factor_pair_is_checked_at_its_ends_as_keras_checks_it(server):
+    """[-0.5, 0.5] is a contrast factor Keras takes (it checks only that the low end is at most 1
+    and the high end at least 0: `prefixItems` in the schema); [2, 3] is past the brightness
+    factor's bounds."""
+    client, folder = server
+    taken = _open(client, folder / "taken.yaml", FACTOR.format(layer="RandomContrast", factor="[-0.5, 0.5]"))
+    past = _open(client, folder / "past.yaml", FACTOR.format(layer="RandomBrightness", factor="[2, 3]"))
+    found = client.wait_for_diagnostics([taken, past])
+    assert found[taken] == [], found
+    assert {d["range"]["start"]["line"] for d in found[past]} == {5}, found
