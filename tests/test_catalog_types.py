@@ -245,7 +245,7 @@ def _refused(cls: type, args: dict, name: str, entry: dict, call: bool = True) -
 def _computed(cls: type, args: dict, name: str, entry: dict) -> None:
     """Raise Keras's error where build's computation refuses one of `args` that layer `name`
     reads only when it computes (the catalog's `computed`): a new layer called once on ones
-    shaped like the test's input, as graphspec.keras.build's check_computed_layers does."""
+    shaped like the test's input, as graphspec.keras.build's check_computed does."""
     computed = entry.get("computed", [])
     if not any(arg in args for arg in computed):
         return

@@ -26,6 +26,7 @@ from graphspec.keras.scratch import (
     scratch_batch,
     scratch_operands,
     scratch_steps,
+    scratch_tensors,
     scratch_value,
 )
 from graphspec.spec import catalog, nodes, ops
@@ -83,10 +84,15 @@ def build_model_and_tensors(
         else:
             initialize_all_variables()
     check_weight_objects(builder)
-    check_computed_layers(builder)
+    check_computed(builder)
     if compile:
         compile_model(model, loaded)
     return model, dict(builder.tensors)
+
+
+def _writes_computed(node: LayerSpec, entry: dict | None) -> bool:
+    """Whether `node` writes an argument its catalog `entry` says Keras reads only when it computes."""
+    return node.share is None and any(arg in node.args for arg in (entry or {}).get("computed", ()))
 
 
 def _weight_object_kind(arg: str) -> str | None:
@@ -134,58 +140,70 @@ def check_weight_objects(builder: _Builder) -> None:
     diagnostics.raise_if_errors()
 
 
-def check_computed_layers(builder: _Builder) -> None:
-    """Raise `SpecErrors` at each argument of a layer node that Keras takes when the model is
-    built and refuses when the layer computes (the catalog's `computed`: ELU's alpha, a
-    normalization's epsilon, RandAugment's num_ops, ...): a new layer of the node's arguments is
-    called once on ones shaped like the node's input, in training where its call takes
-    `training`, and an argument without which it computes is to blame. A new layer, so that the
-    model's own weights and random generators are left as they are; Python's random state,
-    which a new unseeded generator draws from, is put back."""
+def check_computed(builder: _Builder) -> None:
+    """Raise `SpecErrors` at each argument of a node that Keras takes when the model is built and
+    refuses when the node computes (the catalog's `computed`: `elu`'s alpha, a normalization's
+    epsilon, `percentile`'s method, ...), found by computing the node once on ones shaped like
+    its inputs: an op as its operation, a layer as a new layer of the node's arguments (so that
+    the model's own weights and random generators are left as they are), in training where its
+    call takes `training`. The argument without which it computes is to blame."""
     if _distributed():
         return  # validate checks the same types
     for nested in builder.nested.values():
-        check_computed_layers(nested)
+        check_computed(nested)
     loaded = builder.loaded
     diagnostics = Diagnostics(sources=dict(loaded.diagnostics.sources))
     # Nodes alike (a transformer's every LayerNormalization) are computed once.
     seen: dict[str, tuple[str, Exception] | None] = {}
-    for name, (inputs, call_kwargs) in builder.computed_layers.items():
+    for name, (operands, call_kwargs) in builder.computed.items():
         node = builder.spec.layers[name]
-        shapes = [(t.shape, t.dtype) for t in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
-        key = json.dumps([node.type, node.args, call_kwargs, shapes], sort_keys=True, default=str)
+        shapes = [(t.shape, t.dtype) for t in scratch_tensors(operands)]
+        key = json.dumps([node.op, node.type, node.args, call_kwargs, shapes], sort_keys=True, default=str)
         if key not in seen:
-            layer, output = builder.instances[name], builder.tensors[name]
-            seen[key] = _computed_layer_refusal(name, node, layer, inputs, output, call_kwargs)
+            seen[key] = _computed_refusal(builder, name, node, operands, call_kwargs)
         found = seen[key]
         if found is not None:
             arg, exc = found
+            label = (
+                f"op node '{name}' ({node.op})" if node.op is not None else f"layer '{name}' ({node.type})"
+            )
             diagnostics.error(
-                f"layer '{name}' ({node.type}): Keras refused its {arg} when computing: "
-                + _keras_message(exc),
+                f"{label}: Keras refused its {arg} when computing: {_keras_message(exc)}",
                 loaded.location("layers", name, arg),
             )
     diagnostics.raise_if_errors()
 
 
-def _computed_layer_refusal(
-    name: str, node: LayerSpec, layer: Any, inputs: Any, output: Any, call_kwargs: dict[str, Any]
+def _computed_refusal(
+    builder: _Builder, name: str, node: LayerSpec, operands: dict[str, Any], call_kwargs: dict[str, Any]
 ) -> tuple[str, Exception] | None:
-    """The argument of layer node `name` to blame, and Keras's error, where a new layer of its
-    arguments fails to compute on ones shaped like `inputs` (see `check_computed_layers`); None
-    where none does, or where the inputs and the `output` they make are too large to compute."""
-    ones = scratch_operands({"inputs": inputs}, output)
-    if ones is None or layer.count_params() > MAX_SCRATCH_VALUES:
-        return None  # strings, or too large to compute here: training will say
-    training = {"training": True} if "training" in inspect.signature(layer.call).parameters else {}
+    """The argument of node `name` to blame, and Keras's error, where computing it on ones shaped
+    like its `operands` fails (see `check_computed`); None where nothing does, or where its
+    operands and output are too large to compute here (training will say)."""
+    ones = scratch_operands(operands, builder.tensors[name])
+    if ones is None:
+        return None
+    if node.op is not None:
+        computed = ops.op(node.op)["computed"]
 
-    def compute(given: dict[str, Any]) -> None:
-        fresh = make_layer(str(node.type), given, f"{name}_computed", load=False)
-        fresh(ones["inputs"], **{**training, **call_kwargs})
+        def compute(given: dict[str, Any]) -> None:
+            make_operation(node.op, {**given, **ones}, name)
 
+    else:
+        layer = builder.instances[name]
+        if layer.count_params() > MAX_SCRATCH_VALUES:
+            return None
+        computed = catalog.layer(str(node.type))["computed"]
+        training = {"training": True} if "training" in inspect.signature(layer.call).parameters else {}
+
+        def compute(given: dict[str, Any]) -> None:
+            fresh = make_layer(str(node.type), given, f"{name}_computed", load=False)
+            fresh(ones["inputs"], **{**training, **call_kwargs})
+
+    # A new unseeded random generator draws its seed from Python's random state: put it back.
     state = random.getstate()
     try:
-        return computed_refusal(compute, node.args, catalog.layer(str(node.type))["computed"])
+        return computed_refusal(compute, node.args, computed)
     finally:
         random.setstate(state)
 
@@ -381,9 +399,10 @@ class _Builder:
         self.nested: dict[str, _Builder] = {}  # the builders of the nodes that are nested specs
         self.tensors: dict[str, Any] = {}
         self.outputs: dict[str, Any] = {}  # the output tensors by the spec's output names
-        # The layer nodes written with an argument Keras reads only when it computes, by name,
-        # with what each was called with: (its inputs, its call's keyword arguments).
-        self.computed_layers: dict[str, tuple[Any, dict[str, Any]]] = {}
+        # The nodes written with an argument Keras reads only when it computes, by name, with
+        # what each was called with: (its operands by parameter, its call's keyword arguments;
+        # a layer's operand is "inputs"), for `check_computed`.
+        self.computed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def fail(self, node: str, message: str) -> SpecErrors:
         return SpecErrors.single(
@@ -537,13 +556,10 @@ class _Builder:
                     by_name = dict(zip(nested.spec.inputs, tensors, strict=False))
                     out = layer(_nested_inputs(nested.spec, by_name), **call_kwargs)
                 else:
-                    out = layer(tensors if isinstance(inbound, list) else tensors[0], **call_kwargs)
-                    computed = (catalog.layer(node.type or "") or {}).get("computed", [])
-                    if node.share is None and any(arg in node.args for arg in computed):
-                        self.computed_layers[name] = (
-                            tensors if isinstance(inbound, list) else tensors[0],
-                            call_kwargs,
-                        )
+                    inputs = tensors if isinstance(inbound, list) else tensors[0]
+                    out = layer(inputs, **call_kwargs)
+                    if _writes_computed(node, catalog.layer(node.type or "")):
+                        self.computed[name] = ({"inputs": inputs}, call_kwargs)
         except SpecErrors:
             raise
         except Exception as exc:
@@ -572,32 +588,9 @@ class _Builder:
             tensor = make_operation(node.op, {**node.args, **operands}, name)
         except Exception as exc:
             raise self.fail(name, f"op node '{name}' ({node.op}): {_keras_message(exc)}") from None
-        self.check_computed(name, node, entry, operands, tensor)
+        if _writes_computed(node, entry):
+            self.computed[name] = (operands, {})
         return tensor
-
-    def check_computed(
-        self, name: str, node: LayerSpec, entry: dict, operands: dict[str, Any], output: Any
-    ) -> None:
-        """Refuse, at its line, an argument of op node `name` that Keras takes when it builds
-        the op and refuses when it computes it (the catalog's `computed`: `elu`'s alpha, ...),
-        found by computing the op once on ones shaped like its operands."""
-        computed = entry.get("computed", [])
-        if not any(arg in node.args for arg in computed):
-            return
-        ones = scratch_operands(operands, output)
-        if ones is None:
-            return  # strings, or too large to compute here: training will say
-        found = computed_refusal(
-            lambda given: make_operation(node.op, {**given, **ones}, name), node.args, computed
-        )
-        if found is not None:
-            arg, exc = found
-            raise SpecErrors.single(
-                f"op node '{name}' ({node.op}): Keras refused its {arg} when computing: "
-                + _keras_message(exc),
-                self.loaded.location("layers", name, arg),
-                sources=self.loaded.diagnostics.sources,
-            )
 
     def _nested_spec(self, name: str):
         return self.loaded.nested.get(self.spec.owner(name))

@@ -688,14 +688,13 @@ _BROADCAST = {
 _QUANTILE_METHODS = {"enum": ["linear", "lower", "higher", "midpoint", "nearest"]}
 # Ops' arguments Keras reads only when it computes: a symbolic build takes any value. Build
 # computes each op node that writes one once, on ones shaped like its operands
-# (graphspec/keras/build.py `check_computed`), so that it refuses what validate does; each of
-# these ops gives an output no larger than its input, so that computation is bounded by the
-# input's size (graphspec.keras.scratch `MAX_SCRATCH_VALUES`). Only arguments with a default:
-# the one to blame is found by computing without it. Not the arguments whose value the work
-# grows with (a matrix_rank's or pinv's decomposition, RandAugment's num_ops, AugMix's
-# num_chains, Equalization's bins, RandomGaussianBlur's kernel_size, Dropout's noise_shape,
-# CLAHE's tile_grid_size): a spec of a few bytes would make build compute for minutes or fill
-# the memory, so they stay untyped.
+# (graphspec/keras/build.py `check_computed`), so that it refuses what validate does; a node
+# whose operands and output hold more than graphspec.keras.scratch's `MAX_SCRATCH_VALUES` is
+# left to training. Only arguments with a default: the one to blame is found by computing
+# without it. Not the arguments whose value the work grows with (a matrix_rank's or pinv's
+# decomposition, RandAugment's num_ops, AugMix's num_chains, Equalization's bins,
+# RandomGaussianBlur's kernel_size, Dropout's noise_shape, CLAHE's tile_grid_size): a spec of a
+# few bytes would make build compute for minutes or fill the memory, so they stay untyped.
 COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
     **{("ops", op, arg): INT for op, arg in (("tril", "k"), ("rot90", "k"), ("trace", "offset"))},
     ("ops", "round", "decimals"): NUMBER,
@@ -725,7 +724,7 @@ COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
     ("ops", "top_k", "sorted"): BOOLEAN,
     # Layers' arguments read only when the layer computes: build calls a new layer of the same
     # arguments once on ones shaped like the node's input (in training, where the call takes
-    # `training`: an augmentation reads its own there), and `check_computed_layers` refuses an
+    # `training`: an augmentation reads its own there), and `check_computed` refuses an
     # argument without which it computes.
     **{
         ("layers", layer, arg): _BROADCAST

@@ -87,12 +87,12 @@ def refused_argument(
     return None, error
 
 
-def _flat(value: Any) -> list[Any]:
-    """The values in `value`, a value or lists and dicts of them, nested."""
+def scratch_tensors(value: Any) -> list[Any]:
+    """The values in `value`, a value or lists and dicts of them, nested (a node's operands)."""
     if isinstance(value, dict):
-        return [t for v in value.values() for t in _flat(v)]
+        return [t for v in value.values() for t in scratch_tensors(v)]
     if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _flat(v)]
+        return [t for v in value for t in scratch_tensors(v)]
     return [value]
 
 
@@ -105,23 +105,21 @@ def scratch_operands(operands: dict[str, Any], output: Any = None) -> dict[str, 
     length taken as 2); None where an operand is not a numeric tensor, or where the operands
     and the symbolic `output` they make hold more than `MAX_SCRATCH_VALUES` values together
     (a Resizing to 10^5 by 10^5 pixels), checked before any is made."""
-    tensors = _flat(list(operands.values()))
+    tensors = scratch_tensors(operands)
     if not all(isinstance(t, keras.KerasTensor) for t in tensors):
         return None
     if any(t.dtype == "string" for t in tensors):
         return None
-    outputs = [t for t in _flat(output) if isinstance(t, keras.KerasTensor)]
+    outputs = [t for t in scratch_tensors(output) if isinstance(t, keras.KerasTensor)]
     if sum(math.prod(_scratch_shape(t)) for t in tensors + outputs) > MAX_SCRATCH_VALUES:
         return None
-    shapes = {id(t): _scratch_shape(t) for t in tensors}
 
-    def ones(tensor: Any) -> Any:
-        return keras.ops.ones(shapes[id(tensor)], dtype=tensor.dtype)
+    def ones(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [ones(v) for v in value]
+        return keras.ops.ones(_scratch_shape(value), dtype=value.dtype)
 
-    return {
-        name: [ones(t) for t in value] if isinstance(value, (list, tuple)) else ones(value)
-        for name, value in operands.items()
-    }
+    return {name: ones(value) for name, value in operands.items()}
 
 
 def computed_refusal(
