@@ -236,13 +236,13 @@ def _refused(cls: type, args: dict, name: str, entry: dict, call: bool = True) -
         return False
     try:
         _call(layer, name, entry)
-        _computed(cls, args, name, entry)
+        _check_computed(cls, args, name, entry)
     except Exception:
         return True
     return False
 
 
-def _computed(cls: type, args: dict, name: str, entry: dict) -> None:
+def _check_computed(cls: type, args: dict, name: str, entry: dict) -> None:
     """Raise Keras's error where build's computation refuses one of `args` that layer `name`
     reads only when it computes (the catalog's `computed`): a new layer called once on ones
     shaped like the test's input, as graphspec.keras.build's check_computed does."""
@@ -294,7 +294,7 @@ def test_keras_accepts_each_example_and_refuses_each_counter_example():
                     if callable_with_defaults and (arg == "axis" or types.unconstrained(fragment)):
                         _call(layer, name, entry)
                     if callable_with_defaults:
-                        _computed(cls, {**base, arg: value}, name, entry)
+                        _check_computed(cls, {**base, arg: value}, name, entry)
                 except Exception as exc:
                     refused_wrongly.append(f"{name}({arg}={value!r}): {str(exc)[:120]}")
                 checked += 1
@@ -600,8 +600,7 @@ def _flag_refused(section: str, name: str, entry: dict, args: dict) -> bool:
         except Exception:
             return True
         return False
-    cls = getattr(keras.layers, name)
-    return _refused(cls, {**_base_args(name, entry), **args}, name, entry)
+    return _refused(_layer_class(name), {**_base_args(name, entry), **args}, name, entry)
 
 
 def _build_op(name: str, x: Any, args: dict) -> None:
