@@ -191,6 +191,15 @@ def test_a_tensorboard_frequency_is_a_number_as_keras_reads_it_at_each_epochs_en
     )
 
 
+def test_a_csv_loggers_separator_is_one_character_as_the_csv_writer_takes_it(tmp_path):
+    text = _book_qa_with("rmsprop", '{type: CSVLogger, filename: log.csv, separator: ", "}')
+    code, stderr = _validate(tmp_path, text)
+    assert (code, stderr.splitlines()[0].split(": error: ")[1]) == (
+        2,
+        "callback CSVLogger's argument 'separator' takes one character, not ', '",
+    )
+
+
 OPTIMIZER_SPEC = """\
 graphspec: 1
 name: optimizer

@@ -20,7 +20,7 @@ import pytest
 
 from graphspec.keras.build import make_operation
 from graphspec.keras.catalog_gen import REFUSED_BASE_ARGS
-from graphspec.keras.catalog_types import CALLBACK_NUMBERS_READ_IN_TRAINING, OP_ARGUMENTS, computed_type
+from graphspec.keras.catalog_types import CALLBACK_ARGUMENTS_READ_IN_TRAINING, OP_ARGUMENTS, computed_type
 from graphspec.keras.scratch import computed_refusal, scratch_operands, scratch_steps, scratch_value
 from graphspec.spec import catalog, types
 
@@ -136,7 +136,8 @@ def counter_examples(fragment: dict) -> list[Any]:
 
 
 def _past_bounds(fragment: dict) -> list[Any]:
-    """The numbers just outside each bound of `fragment` (and of its alternatives)."""
+    """The numbers (and strings) just outside each bound of `fragment` (and of its
+    alternatives)."""
     fragment = _resolve(fragment)
     found = [v for f in fragment.get("anyOf", ()) for v in _past_bounds(f)]
     step = 1 if fragment.get("type") == "integer" else 0.5
@@ -148,6 +149,11 @@ def _past_bounds(fragment: dict) -> list[Any]:
     ):
         if key in fragment:
             found.append(fragment[key] + shift)
+    # A string one character too short or too long.
+    if fragment.get("minLength", 0) > 0:
+        found.append("x" * (fragment["minLength"] - 1))
+    if "maxLength" in fragment:
+        found.append("x" * (fragment["maxLength"] + 1))
     # A pair whose items have bounds of their own: each item just past its bound, the other within.
     first, second = (fragment.get("prefixItems") or [{}, {}])[:2]
     if "maximum" in first and "minimum" in second:
@@ -337,6 +343,7 @@ REQUIRED_OTHER = {
     "filepath": "model.keras",
     "backup_dir": "backup",
     "filename": "log.csv",
+    "schedule": lambda epoch, rate: rate,
     "num_classes": 3,
     "target_class_ids": [0],
 }
@@ -364,8 +371,8 @@ IN_TRAINING = {"ReduceLROnPlateau": {"patience": 0}}
 
 def _epochs(callback: Any) -> None:
     """Four epochs of worsening loss, which stop EarlyStopping (patience 0) and save a
-    checkpoint each epoch: where a callback reads the numbers Keras takes any value for when
-    it constructs it (catalog_types.CALLBACK_NUMBERS_READ_IN_TRAINING)."""
+    checkpoint each epoch: where a callback reads the arguments Keras takes any value for when
+    it constructs it (catalog_types.CALLBACK_ARGUMENTS_READ_IN_TRAINING)."""
     model = _small_model()
     model.optimizer.learning_rate = 0.01  # as it was before another callback reduced it
     callback.set_model(model)
@@ -395,7 +402,7 @@ def _use_in_training(section: str, name: str, arg: str, made: Any) -> None:
     `arg`."""
     if (
         section == "optimizers"
-        or (section == "callbacks" and (name, arg) in CALLBACK_NUMBERS_READ_IN_TRAINING)
+        or (section == "callbacks" and (name, arg) in CALLBACK_ARGUMENTS_READ_IN_TRAINING)
         or (section in ("losses", "metrics") and computed_type(section, name, arg) is not None)
     ):
         _as_trained(section, name, made)

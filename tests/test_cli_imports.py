@@ -144,3 +144,22 @@ def test_the_plugin_loader_stand_in_answers_none_and_hands_any_other_name_to_the
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout == "ok\n"
+
+
+SPEC_MODULES = sorted(
+    ".".join(p.relative_to(ROOT).with_suffix("").parts) for p in (ROOT / "graphspec/spec").glob("[!_]*.py")
+)
+
+
+def test_each_module_of_the_spec_library_imports_first():
+    # A notebook may begin with any of them (`from graphspec.spec import schema`): none may need
+    # another imported before it, as a cycle between them would.
+    failed = {}
+    for module in SPEC_MODULES:
+        result = subprocess.run(
+            [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, cwd=ROOT
+        )
+        if result.returncode != 0:
+            failed[module] = result.stderr.strip().splitlines()[-1]
+    assert "graphspec.spec.schema" in SPEC_MODULES
+    assert failed == {}

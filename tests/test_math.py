@@ -12,6 +12,7 @@ import pytest
 from fixtures.located import errors
 
 import graphspec
+from graphspec import budget
 
 VAE = """
 graphspec: 1
@@ -208,7 +209,8 @@ outputs:
         (
             "9:7",
             "math nodes expand to about 102,000 nodes; a spec may have at most 100,000",
-            "check the repeat counts of the blocks that hold them",
+            "check the repeat counts of the blocks that hold them; "
+            "raise the limit with: graphspec --limit nodes=N COMMAND ...",
         )
     ]
 
@@ -217,3 +219,15 @@ def test_a_math_expression_nested_too_deep_is_refused(write_spec):
     text = HEAD + '  m: {math: "' + "+".join(["a"] * 120) + '"}\noutputs:\n  m: {loss: mse}\n'
     ((where, message, hint),) = errors(text, write_spec)
     assert (where[:2], message, hint) == ("7:", "an expression nests at most 100 deep", None)
+
+
+def test_math_nodes_are_counted_against_the_commands_own_node_limit(write_spec):
+    # `--limit nodes=N` bounds the math nodes' estimate as it bounds the blocks' nodes.
+    text = HEAD + '  m: {math: "a + b * a - b"}\noutputs:\n  m: {loss: mse}\n'
+    budget.activate(budget.Budget({"nodes": 3}))
+    try:
+        assert (
+            errors(text, write_spec)[0][1] == "math nodes expand to about 4 nodes; a spec may have at most 3"
+        )
+    finally:
+        budget.activate(None)

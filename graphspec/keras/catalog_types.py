@@ -697,6 +697,8 @@ _QUANTILE_METHODS = {"enum": ["linear", "lower", "higher", "midpoint", "nearest"
 # few bytes would make build compute for minutes or fill the memory, so they stay untyped.
 COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
     **{("ops", op, arg): INT for op, arg in (("tril", "k"), ("rot90", "k"), ("trace", "offset"))},
+    # TensorFlow's triu takes a list of one positive integer too (k > 0 is one truth value).
+    ("ops", "triu", "k"): {"description": "an integer", "anyOf": [INT, _pairs(POSITIVE_INT, 1)]},
     ("ops", "round", "decimals"): NUMBER,
     **{
         ("ops", op, arg): _BROADCAST
@@ -984,10 +986,11 @@ _OPTIMIZER_NULLABLE = {("Muon", "weight_decay"), ("Muon", "adam_weight_decay"), 
 _OPTIMIZER_UNTYPED = {"ema_momentum", "ema_overwrite_frequency", "exclude_layers"}
 
 
-# Callbacks' numbers Keras reads at an epoch's end, once a monitored value stops improving
-# (EarlyStopping, ReduceLROnPlateau) or a checkpoint is saved: any value is taken when they are
-# constructed, so tests/test_catalog_types.py runs each through four epochs of worsening loss.
-CALLBACK_NUMBERS_READ_IN_TRAINING = {
+# Callbacks' arguments Keras reads at an epoch's start or end, once a monitored value stops
+# improving (EarlyStopping, ReduceLROnPlateau) or a checkpoint is saved: any value is taken when
+# they are constructed, so tests/test_catalog_types.py runs each through four epochs of
+# worsening loss.
+CALLBACK_ARGUMENTS_READ_IN_TRAINING = {
     ("EarlyStopping", "patience"): ref("number_like"),
     ("EarlyStopping", "start_from_epoch"): ref("number_like"),
     ("EarlyStopping", "verbose"): ref("number_like"),
@@ -999,13 +1002,23 @@ CALLBACK_NUMBERS_READ_IN_TRAINING = {
     ("ReduceLROnPlateau", "cooldown"): ref("number_like"),
     ("ReduceLROnPlateau", "verbose"): ref("number_like"),
     ("ModelCheckpoint", "verbose"): ref("number_like"),
+    # Compared with 0 at each epoch's start.
+    ("LearningRateScheduler", "verbose"): ref("number_like"),
+    # The CSV writer's delimiter, made at the first epoch's end: one character.
+    ("CSVLogger", "separator"): {
+        "description": "one character",
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 1,
+        "examples": [",", ";", "\t"],
+    },
     # Epochs between histograms and between embeddings, read at each epoch's end (`if freq and
     # epoch % freq == 0`): a number, or null or 0 for none.
     ("TensorBoard", "histogram_freq"): _NUMBER_OR_NULL,
     ("TensorBoard", "embeddings_freq"): _NUMBER_OR_NULL,
 }
 _CALLBACK_TYPES = {
-    **CALLBACK_NUMBERS_READ_IN_TRAINING,
+    **CALLBACK_ARGUMENTS_READ_IN_TRAINING,
     # Checked when constructed.
     ("ReduceLROnPlateau", "factor"): {"type": "number", "exclusiveMaximum": 1},
     # (Its update_freq takes any value through training: untyped.)

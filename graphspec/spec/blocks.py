@@ -51,7 +51,6 @@ LIBRARY_KEYS = ("graphspec", "doc", "include", "blocks")
 # Keys that make a node a layer; a use cannot have them.
 _LAYER_KINDS = ("type", "share", "spec", "op")
 MAX_DEPTH = 16  # blocks using blocks, and files including files
-MAX_NODES = 100_000  # generated nodes: stops `repeat: 1000000000` (the budget's default)
 _NODES_HINT = "check the repeat counts; " + budget.option_hint("nodes")
 
 
@@ -146,7 +145,7 @@ def _local_name(name: Any) -> bool:
 
 
 class _TooLarge(Exception):
-    """Raised once MAX_NODES is passed: the error is reported, nothing more is worth doing."""
+    """Raised once the budget's nodes are passed: the error is reported, nothing more is worth doing."""
 
 
 _REQUIRED = object()

@@ -28,9 +28,9 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
+from graphspec import budget
 from graphspec.errors import Diagnostics, Location, did_you_mean
 from graphspec.spec import expr, ops
-from graphspec.spec.blocks import MAX_NODES
 from graphspec.spec.params import PLACEHOLDER
 from graphspec.spec.source import Path, Positions
 
@@ -361,11 +361,12 @@ def desugar(
     # Refused from an estimate before any is made: a block's expression times its copies.
     written = [(n, node) for n, node in layers.items() if isinstance(node, dict) and "math" in node]
     estimate = len(layers) + sum(_operations(node["math"]) for _, node in written)
-    if estimate > MAX_NODES:
+    limit = budget.current().limits["nodes"]
+    if estimate > limit:
         diagnostics.error(
-            f"math nodes expand to about {estimate:,} nodes; a spec may have at most {MAX_NODES:,}",
+            f"math nodes expand to about {estimate:,} nodes; a spec may have at most {limit:,}",
             positions.key_of(("layers", written[0][0])),
-            hint="check the repeat counts of the blocks that hold them",
+            hint="check the repeat counts of the blocks that hold them; " + budget.option_hint("nodes"),
         )
         return layers
     result: dict[str, Any] = {}

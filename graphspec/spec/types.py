@@ -91,6 +91,10 @@ def matches(value: Any, fragment: dict) -> bool:
             return False
         if "exclusiveMaximum" in fragment and value >= fragment["exclusiveMaximum"]:
             return False
+    if isinstance(value, str) and not fragment.get("minLength", 0) <= len(value) <= fragment.get(
+        "maxLength", len(value)
+    ):
+        return False
     if isinstance(value, list):
         if len(value) < fragment.get("minItems", 0) or len(value) > fragment.get("maxItems", len(value)):
             return False
@@ -110,7 +114,16 @@ def matches(value: Any, fragment: dict) -> bool:
 
 
 _CONSTRAINTS = ("type", "enum", "anyOf", "not", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
-_CONSTRAINTS += ("items", "prefixItems", "minItems", "maxItems", "required", "properties")
+_CONSTRAINTS += (
+    "items",
+    "prefixItems",
+    "minItems",
+    "maxItems",
+    "minLength",
+    "maxLength",
+    "required",
+    "properties",
+)
 
 
 def unconstrained(fragment: dict) -> bool:
