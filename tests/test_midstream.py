@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import keras
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 import graphspec
 from graphspec.cli import app
 from graphspec.errors import SpecErrors
+from graphspec.keras.image_stream import ImageStream
 from graphspec.keras.train import DataSource, train
 
 runner = CliRunner()
@@ -56,17 +58,32 @@ class TruncateAfterFirstEpoch(keras.callbacks.Callback):
     def __init__(self, path: Path):
         super().__init__()
         self.path, self.whole = path, None
+        self.cut = threading.Event()
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch == 0:
             self.whole = _truncate(self.path)
+            self.cut.set()
 
 
-def test_an_image_truncated_mid_run_stops_it_kept_and_it_resumes_once_fixed(write_spec, tmp_path):
+def test_an_image_truncated_mid_run_stops_it_kept_and_it_resumes_once_fixed(
+    write_spec, tmp_path, monkeypatch
+):
     spec = write_spec(SPEC)
     files = _images(tmp_path / "pics")
     run = tmp_path / "run"
     damage = TruncateAfterFirstEpoch(files[3])
+    # tf.data reads ahead, across epochs: on a loaded machine it could have decoded every epoch
+    # before the first one ends. Its reader thread takes the later epochs' orders only once the
+    # file is cut, so that they read it cut.
+    order_of = ImageStream.order_of
+
+    def after_the_cut(stream: ImageStream, epoch: int) -> np.ndarray:
+        if epoch > 0 and threading.current_thread() is not threading.main_thread():
+            assert damage.cut.wait(120)
+        return order_of(stream, epoch)
+
+    monkeypatch.setattr(ImageStream, "order_of", after_the_cut)
     with pytest.raises(SpecErrors) as caught:
         train(
             graphspec.load(spec),
