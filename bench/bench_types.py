@@ -47,7 +47,8 @@ def families(c: dict) -> dict[str, dict[str, dict]]:
             for name, entry in objects["classes"].items()
         }
     # An argument typed where another is true (`types_when`: an application's classes with its
-    # top, an optimizer's ema_momentum with use_ema, a dropout's seed) is counted as typed.
+    # top, an optimizer's ema_momentum with use_ema, a dropout's seed) or is one word
+    # (`types_where`: a lookup's sparse with output_mode "int") is counted as typed.
     found = {
         family: {
             name: {
@@ -55,6 +56,12 @@ def families(c: dict) -> dict[str, dict[str, dict]]:
                 "types": {
                     **entry.get("types", {}),
                     **{a: f for typed in entry.get("types_when", {}).values() for a, f in typed.items()},
+                    **{
+                        a: f
+                        for words in entry.get("types_where", {}).values()
+                        for typed in words.values()
+                        for a, f in typed.items()
+                    },
                 },
             }
             for name, entry in entries.items()

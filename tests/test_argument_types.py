@@ -406,6 +406,47 @@ def test_an_argument_keras_never_reads_where_the_other_is_false_is_taken_by_vali
     )
 
 
+CROSSING_SPEC = """\
+graphspec: 1
+name: crossed
+inputs:
+  a: {{shape: [1], dtype: string}}
+  b: {{shape: [1], dtype: string}}
+layers:
+  c: {{type: HashedCrossing, {args}, in: [a, b]}}
+outputs:
+  c: {{loss: mse}}
+"""
+
+
+def test_an_argument_keras_refuses_only_where_another_is_one_word_is_checked_there(tmp_path):
+    """HashedCrossing makes its one-hot output as wide as num_bins: there a fraction is refused
+    by validate, and by build."""
+    _refused_by_both(
+        tmp_path,
+        CROSSING_SPEC.format(args="num_bins: 2.5, output_mode: one_hot"),
+        "spec.yaml:7:39: error: layer 'c': HashedCrossing's argument 'num_bins' takes a number of bins "
+        "(an integer from 0) where output_mode is 'one_hot', not 2.5",
+    )
+
+
+def test_an_argument_keras_takes_where_the_other_is_another_word_is_taken_by_validate_and_build(tmp_path):
+    _taken_by_both(tmp_path, CROSSING_SPEC.format(args="num_bins: 2.5, output_mode: int"))
+
+
+def test_a_sparse_output_of_integer_indices_is_refused_and_of_counts_taken(tmp_path):
+    text = LAYER_SPEC.replace("[9, 9, 3]", "[3]").format(
+        layer="Hashing", arg="num_bins", value="4, sparse: true"
+    )
+    code, stderr = _validate(tmp_path, text)
+    assert (code, stderr.splitlines()[0]) == (
+        2,
+        "spec.yaml:6:43: error: layer 'a': Hashing's argument 'sparse' takes false where output_mode is "
+        "'int', not true",
+    )
+    assert _validate(tmp_path, text.replace("sparse: true", "sparse: true, output_mode: count")) == (0, "")
+
+
 OBJECT_SPEC = """\
 graphspec: 1
 name: objects

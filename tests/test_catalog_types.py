@@ -599,6 +599,38 @@ def test_arguments_read_only_when_another_is_true_are_refused_by_keras_there_alo
     assert checked >= 35
 
 
+# For each argument of `types_where` and the word it is typed at, another word it takes.
+OTHER_WORDS = {("output_mode", "int"): "count", ("output_mode", "one_hot"): "int"}
+
+
+def test_arguments_typed_where_another_is_one_word_are_refused_by_keras_there_alone():
+    """A preprocessing layer's sparse where its output_mode is "int", HashedCrossing's num_bins
+    where it is "one_hot": there Keras takes the examples and refuses the counter-examples
+    (constructed, and called where the layer's defaults can be); with another word it takes
+    the counter-examples too, so validate checks them only at that word."""
+    disagreements, checked = [], 0
+    for name, entry in catalog.catalog()["layers"].items():
+        if "types_where" not in entry:
+            continue
+        cls, base = _layer_class(name), _base_args(name, entry)
+        callable_with_defaults = not _refused(cls, base, name, entry)
+        for other, words in entry["types_where"].items():
+            for word, typed in words.items():
+                for arg, fragment in typed.items():
+                    wrong = counter_examples(fragment)
+                    cases = [(v, word, True) for v in examples(fragment)]
+                    cases += [(v, word, False) for v in wrong[:3]]
+                    cases += [(v, OTHER_WORDS[other, word], True) for v in wrong[:3]]
+                    for value, written, taken in cases:
+                        args = {**base, other: written, arg: value}
+                        if _refused(cls, args, name, entry, call=callable_with_defaults) == taken:
+                            verb = "refused" if taken else "accepted"
+                            disagreements.append(f"{verb} {name}({other}={written!r}, {arg}={value!r})")
+                    checked += 1
+    assert not disagreements, "\n".join(disagreements)
+    assert checked == 6
+
+
 def _flag_refused(section: str, name: str, entry: dict, args: dict) -> bool:
     if section != "layers":
         base = {a: REQUIRED_OTHER[a] for a in entry.get("required", ())}

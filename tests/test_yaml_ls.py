@@ -246,6 +246,19 @@ outputs:
 """
 
 
+# A Hashing layer's sparse output: refused where its output_mode is "int" (its default).
+SPARSE = """\
+graphspec: 1
+name: hashed
+inputs:
+  x: {{shape: [3]}}
+layers:
+  a: {{type: Hashing, num_bins: 4, sparse: true{mode}, in: x}}
+outputs:
+  a: {{loss: mse}}
+"""
+
+
 def _check_jsonschema(*paths: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--schemafile", str(SCHEMA), *map(str, paths)],
@@ -262,13 +275,17 @@ def test_check_jsonschema_agrees_on_the_same_files(tmp_path):
     taken.write_text(FACTOR.format(layer="RandomContrast", factor="[-0.5, 0.5]"))
     past = tmp_path / "past.yaml"
     past.write_text(FACTOR.format(layer="RandomBrightness", factor="[2, 3]"))
+    sparse_int = tmp_path / "sparse_int.yaml"
+    sparse_int.write_text(SPARSE.format(mode=""))
+    sparse_count = tmp_path / "sparse_count.yaml"
+    sparse_count.write_text(SPARSE.format(mode=", output_mode: count"))
     # One run for all files: check-jsonschema checks the schema itself first, most of its time.
-    result = _check_jsonschema(bad, taken, past, *SPECS)
+    result = _check_jsonschema(bad, taken, past, sparse_int, sparse_count, *SPECS)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "'activaton' was unexpected" in result.stdout
     assert "'abc' is not of type 'integer'" in result.stdout
     refused = {line.split("::")[0].strip() for line in result.stdout.splitlines() if "::$" in line}
-    assert refused == {str(bad), str(past)}, result.stdout
+    assert refused == {str(bad), str(past), str(sparse_int)}, result.stdout
 
 
 @needs_server
@@ -282,3 +299,15 @@ def test_an_image_factor_pair_is_checked_at_its_ends_as_keras_checks_it(server):
     found = client.wait_for_diagnostics([taken, past])
     assert found[taken] == [], found
     assert {d["range"]["start"]["line"] for d in found[past]} == {5}, found
+
+
+@needs_server
+def test_an_argument_typed_where_another_is_one_word_is_checked_there(server):
+    """A sparse output is refused where output_mode is its default, "int", and taken where it is
+    written "count" (`if`/`then` on the other argument's word)."""
+    client, folder = server
+    default = _open(client, folder / "sparse_int.yaml", SPARSE.format(mode=""))
+    counts = _open(client, folder / "sparse_count.yaml", SPARSE.format(mode=", output_mode: count"))
+    found = client.wait_for_diagnostics([default, counts])
+    assert found[counts] == [], found
+    assert {d["range"]["start"]["line"] for d in found[default]} == {5}, found

@@ -471,6 +471,8 @@ def _add_types(section: str, entries: dict[str, dict]) -> None:
         entry["types"] = catalog_types.types(section, name, entry)
         if when := catalog_types.types_when(section, name, entry):
             entry["types_when"] = when
+        if where := catalog_types.types_where(section, name, entry):
+            entry["types_where"] = where
         if computed := catalog_types.computed(section, name, entry):
             entry["computed"] = computed
 

@@ -498,8 +498,8 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     ("layers", "Attention", "score_mode"): {"enum": ["dot", "concat"]},
     ("layers", "CategoryEncoding", "output_mode"): {"enum": ["count", "one_hot", "multi_hot"]},
     ("layers", "HashedCrossing", "output_mode"): {"enum": ["int", "one_hot"]},
-    # A number of bins: a word is refused when called; a float is taken in `int` mode (a shape
-    # refuses it in `one_hot` mode, which a type cannot tell).
+    # A number of bins: any value is taken in `int` mode when built; a shape refuses a word or
+    # a fraction in `one_hot` mode, where `types_where` types it.
     ("layers", "HashedCrossing", "num_bins"): None,
     # HashedCrossing never reads activity_regularizer: any value passes.
     ("layers", "HashedCrossing", "activity_regularizer"): None,
@@ -561,7 +561,8 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # An amount for every side, or one per spatial axis (each a number or a pair before and after).
     ("layers", "ZeroPadding2D", "padding"): _zero_padding(2),
     ("layers", "ZeroPadding3D", "padding"): _zero_padding(3),
-    # True only with an output_mode of one_hot, multi_hot or count: not any value, as a flag's.
+    # True only with an output_mode of one_hot, multi_hot or count: not any value, as a flag's
+    # (false where output_mode is int: `types_where`).
     ("layers", "Hashing", "sparse"): None,
     ("layers", "Hashing", "output_mode"): {"enum": ["int", "one_hot", "multi_hot", "count"]},
     ("layers", "Hashing", "num_bins"): {
@@ -1455,3 +1456,31 @@ def types_when(section: str, name: str, entry: dict) -> dict[str, dict[str, dict
         if flag in args
     }
     return {flag: typed for flag, typed in found.items() if typed}
+
+
+# What Python reads as false, as a spec writes it.
+_FALSE_WHERE_INT = {"description": "false where output_mode is 'int'", "enum": [False, 0, None, "", [], {}]}
+# The preprocessing layers whose `output_mode` of "int" (their default) refuses a true `sparse`
+# when constructed; their other modes read it as a truth value.
+_SPARSE_WITH_INT_MODE = ("Discretization", "Hashing", "IntegerLookup", "StringLookup", "TextVectorization")
+
+
+def types_where(section: str, name: str, entry: dict) -> dict[str, dict[str, dict[str, dict]]]:
+    """`{argument: {word: {argument: fragment}}}`: arguments typed only where another argument
+    is that word (its default where it is not written); with another word Keras takes any
+    value for them, so validate checks them only there (graphspec/spec/types.py
+    `argument_mismatch`). The preprocessing layers' `sparse` where their `output_mode` is "int"
+    (false: integer indices are never sparse), and HashedCrossing's `num_bins` where its
+    `output_mode` is "one_hot" (the one-hot width a shape is made of; with "int" a build takes
+    any value, and only training refuses)."""
+    found: dict[str, dict[str, dict[str, dict]]] = {}
+    if section == "layers" and name in _SPARSE_WITH_INT_MODE:
+        found["output_mode"] = {"int": {"sparse": _FALSE_WHERE_INT}}
+    elif section == "layers" and name == "HashedCrossing":
+        bins = {
+            "description": "a number of bins (an integer from 0) where output_mode is 'one_hot'",
+            "anyOf": [NON_NEGATIVE_INT, BOOLEAN, NULL],
+        }
+        found["output_mode"] = {"one_hot": {"num_bins": bins}}
+    args = entry.get("args", ())
+    return {flag: words for flag, words in found.items() if flag in args}

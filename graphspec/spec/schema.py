@@ -262,7 +262,8 @@ def _conditions(entry: dict, names: frozenset[str]) -> list[dict]:
     """The arguments Keras reads only when another is true (`types_when`: an application's
     classes with its top, an optimizer's `ema_momentum` with `use_ema`, a dropout's seed with
     a rate above 0), checked only there: unless the flag is written as false where it is true
-    by default (or required), else only where it is written as true."""
+    by default (or required), else only where it is written as true. And those typed where
+    another is one word (`types_where`), checked where it is that word."""
     found = []
     for flag, typed in entry.get("types_when", {}).items():
         checked = {"properties": {arg: _argument(f, None, names) for arg, f in typed.items()}}
@@ -272,6 +273,15 @@ def _conditions(entry: dict, names: frozenset[str]) -> list[dict]:
         else:
             written_true = {"properties": {flag: {"not": {"enum": _FALSE}}}, "required": [flag]}
             found.append({"if": written_true, "then": checked})
+    for other, words in entry.get("types_where", {}).items():
+        for word, typed in words.items():
+            checked = {"properties": {arg: _argument(f, None, names) for arg, f in typed.items()}}
+            # An absent argument meets `properties`: where the word is not the default, it must
+            # be written.
+            written = {"properties": {other: {"const": word}}}
+            if entry.get("defaults", {}).get(other) != word:
+                written["required"] = [other]
+            found.append({"if": written, "then": checked})
     return found
 
 

@@ -251,12 +251,17 @@ def argument_mismatch(entry: dict, arg: str, value: Any, args: dict | None = Non
     or when the catalog records no type for `arg`. With the node's or object's `args`, an
     argument Keras reads only when another is true (`types_when`: an application's classes
     with its top, an optimizer's `ema_momentum` with `use_ema`, a dropout's seed with a rate
-    above 0) is checked where that one is."""
+    above 0) is checked where that one is, and one Keras refuses only where another is one word
+    (`types_where`: a preprocessing layer's `sparse` where its `output_mode` is "int") there."""
     fragment = entry.get("types", {}).get(arg)
     if fragment is None and args is not None:
         for flag, typed in entry.get("types_when", {}).items():
             if arg in typed and flag_set(entry, args, flag):
                 fragment = typed[arg]
+        for other, words in entry.get("types_where", {}).items():
+            word = args.get(other, entry.get("defaults", {}).get(other))
+            if isinstance(word, str) and arg in words.get(word, {}):
+                fragment = words[word][arg]
     return None if fragment is None else mismatch(value, fragment)
 
 
