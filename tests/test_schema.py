@@ -254,6 +254,39 @@ def test_losses_metrics_optimizers_and_callbacks_take_their_classes_arguments():
     assert errors(train={"callbacks": [{"type": "ActivationLogger", "directory": "acts"}]}) == []
 
 
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"type": "step", "decay_rate": 0.5, "decay_steps": 10},
+        {"type": "step", "decay_rate": 0.5},
+        {"type": "exponential", "decay_rate": "${rate}"},
+        {"type": "exponential", "decay_rate": 0},
+        {"type": "exponential", "decay_rate": True},
+        {"type": "cosine", "decay_steps": 5, "alpha": -0.5},
+        {"type": "cosine", "decay_steps": 5, "decay_rate": 0.5},
+        {"type": "linear", "decay_steps": 5},
+        {"decay_steps": 5},
+        "lambda epoch, rate: rate",
+    ],
+)
+def test_a_learning_rate_schedule_is_refused_by_the_schema_where_validate_refuses_it(schedule):
+    """LearningRateScheduler's `schedule` is graphspec's description, not Keras's function: the
+    schema checks it as validate does (graphspec.spec.builtins.schedule_problems)."""
+    from graphspec.spec.builtins import schedule_problems
+
+    document = {
+        "graphspec": 1,
+        "name": "s",
+        "inputs": {"x": {"shape": [8]}},
+        "outputs": {"x": {}},
+        "train": {"callbacks": [{"type": "LearningRateScheduler", "schedule": schedule}]},
+    }
+    refused_by_schema = any(True for _ in _validator().iter_errors(document))
+    # An expression is checked by validate once substituted (here it is taken as it stands).
+    refused_by_validate = schedule_problems(schedule) != [] and "${rate}" not in str(schedule)
+    assert refused_by_schema == refused_by_validate
+
+
 def test_every_reference_in_the_schema_names_one_of_its_definitions():
     schema = json.loads(Path("schemas/graphspec.schema.json").read_text())
     refs = set(re.findall(r'"\$ref": "#/\$defs/([^"]+)"', json.dumps(schema)))

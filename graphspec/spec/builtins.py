@@ -42,6 +42,29 @@ _NUMBERS = {"initial_learning_rate", "decay_rate", "decay_steps", "alpha"}
 _POSITIVE = {"initial_learning_rate", "decay_rate", "decay_steps"}
 
 
+def schedule_schema() -> dict:
+    """The JSON Schema of a declarative `schedule`, for editors: what `schedule_problems`
+    checks (its kinds, each one's arguments and required ones, numbers and positive numbers)."""
+    kinds = []
+    for kind, entry in SCHEDULES.items():
+        properties: dict[str, dict] = {"type": {"const": kind}}
+        for arg in entry["args"]:
+            properties[arg] = {"type": "number", **({"exclusiveMinimum": 0} if arg in _POSITIVE else {})}
+        kinds.append(
+            {
+                "type": "object",
+                "properties": properties,
+                "required": ["type", *entry["required"]],
+                "additionalProperties": False,
+            }
+        )
+    return {
+        "description": "the learning rate by epoch, described: {type: step | exponential | cosine, "
+        "...} (Keras's schedule is a Python function, which a spec cannot hold)",
+        "anyOf": kinds,
+    }
+
+
 class Problem(NamedTuple):
     """One problem in a callback's arguments: message, path below the callback, hint, at-key."""
 

@@ -173,7 +173,7 @@ def _docs() -> dict:
 def _typed_objects(schema: dict, source: dict, docs: dict, names: frozenset[str]) -> None:
     """Losses, metrics, the optimizer and callbacks, written by name or as `{type: ..., args}`:
     each `{type:}` form takes only its class's arguments, typed and described like a layer's."""
-    from graphspec.spec.builtins import BUILTIN_CALLBACKS
+    from graphspec.spec.builtins import BUILTIN_CALLBACKS, schedule_schema
 
     losses, metrics = (source.get(key, {"classes": {}, "names": []}) for key in ("losses", "metrics"))
     kinds = {
@@ -191,6 +191,11 @@ def _typed_objects(schema: dict, source: dict, docs: dict, names: frozenset[str]
             rule = _type_rule(name, {**entry, "call": None}, section.get(name, {}), names)
             for key in ("in", "call", "doc"):
                 del rule["then"]["properties"][key]
+            if kind == "Callback" and name == "LearningRateScheduler":
+                # graphspec's own declarative schedule, where Keras takes a function.
+                schedule = schedule_schema()
+                described = schedule.pop("description")
+                rule["then"]["properties"]["schedule"] = _argument(schedule, described, names)
             rules.append(rule)
         typed = {
             "type": "object",
