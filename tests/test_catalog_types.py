@@ -661,14 +661,25 @@ def _build_op(name: str, x: Any, args: dict) -> None:
         raise found[1]
 
 
+# The input of the ops that take no (2, 5, 6) tensor: squeeze takes only axes of size 1, vander a
+# vector, diag a vector or a matrix, depth_to_space channels that divide by 4 (its block of 2,
+# squared).
+OP_INPUT_SHAPES = {
+    "squeeze": (1, 5, 1),
+    "vander": (5,),
+    "diag": (5, 6),
+    "depth_to_space": (2, 4, 4, 8),
+    "space_to_depth": (2, 4, 4, 2),
+}
+
+
 def test_ops_agree_with_keras():
     """Each op is built on a symbolic input, as a functional build calls it: what validate
     refuses, build refuses (a computation may refuse more: softmax's list of axes, ...)."""
     disagreements, checked = [], 0
     for name, entry in catalog.catalog()["ops"].items():
         function = getattr(keras.ops, name)
-        # squeeze takes only axes of size 1.
-        x = keras.Input(batch_shape=(1, 5, 1) if name == "squeeze" else (2, 5, 6))
+        x = keras.Input(batch_shape=OP_INPUT_SHAPES.get(name, (2, 5, 6)))
         for arg, fragment in entry["types"].items():
             # A binary op's other arguments are tried with the input as its second operand too.
             second = entry["required"] == ["x1", "x2"] and arg != "x2"

@@ -161,7 +161,7 @@ _RATES = ("rate", "dropout", "recurrent_dropout")
 
 # Ops that read more than one tensor `x` whose arguments are typed all the same: the values of
 # their other required arguments (and an axis that fits them) that tests/test_catalog_types.py
-# calls them with, on a (2, 5, 6) tensor.
+# calls them with, on a (2, 5, 6) tensor (or its OP_INPUT_SHAPES's).
 OP_ARGUMENTS: dict[str, dict[str, Any]] = {
     "take": {"indices": 0},
     "split": {"indices_or_sections": 2, "axis": -1},
@@ -191,6 +191,8 @@ OP_ARGUMENTS: dict[str, dict[str, Any]] = {
     "rot90": {},
     "broadcast_to": {"shape": [2, 5, 6]},
     "extract_sequences": {"sequence_length": 2, "sequence_stride": 1},
+    "depth_to_space": {"block_size": 2},
+    "space_to_depth": {"block_size": 2},
 }
 
 # A binary op's second operand written in a node (`{op: subtract, in: h, x2: 1}`; a tensor comes
@@ -380,8 +382,8 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
     # list of them whatever the shape.
     ("ops", "squeeze", "axis"): any_of(INT, {"type": "array", "items": INT}),
     ("ops", "stack", "axis"): None,
-    # Flags of ops that take any value when built but are computed on the test's (2, 5, 6) tensor
-    # only where they fit it (cholesky and vander need a square or 1-D one, bincount integers), or
+    # Flags of ops that take any value when built but are computed on the test's ones only where
+    # they fit them (cholesky needs a positive definite matrix, bincount integers), or
     # that TensorFlow refuses to compute with anything but true or false (svd's): left untyped.
     **{
         ("ops", op, arg): None
@@ -391,8 +393,26 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
             ("cholesky_inverse", "upper"),
             ("svd", "compute_uv"),
             ("svd", "full_matrices"),
-            ("vander", "increasing"),
         )
+    },
+    # A number of columns (null: as many as the input's values), and whether their powers
+    # increase, which is checked to be true or false.
+    ("ops", "vander", "N"): any_of(NON_NEGATIVE_INT, BOOLEAN),
+    ("ops", "vander", "increasing"): BOOLEAN,
+    # The block's side: at least 2 (the channels must divide by its square, which the input's
+    # shape says).
+    **{
+        ("ops", op, "block_size"): {
+            "description": "an integer of at least 2",
+            "type": "integer",
+            "minimum": 2,
+            "examples": [2],
+        }
+        for op in ("depth_to_space", "space_to_depth")
+    },
+    **{
+        ("ops", op, "data_format"): any_of(ref("data_format"), NULL)
+        for op in ("depth_to_space", "space_to_depth")
     },
     # float(epsilon): a list or a word is refused (LayerNormalization builds with epsilon: 'abc',
     # so its epsilon stays untyped).
@@ -701,6 +721,8 @@ COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
     # TensorFlow's triu takes a list of one positive integer too (k > 0 is one truth value).
     ("ops", "triu", "k"): {"description": "an integer", "anyOf": [INT, _pairs(POSITIVE_INT, 1)]},
     ("ops", "round", "decimals"): NUMBER,
+    # A build takes a fraction; a computation refuses it (and a diagonal past the matrix).
+    ("ops", "diag", "k"): _INT_LIKE,
     **{
         ("ops", op, arg): _BROADCAST
         for op, arg in (
