@@ -191,6 +191,31 @@ def test_a_tensorboard_frequency_is_a_number_as_keras_reads_it_at_each_epochs_en
     )
 
 
+@pytest.mark.parametrize(
+    ("callback", "message"),
+    [
+        (
+            "{type: ModelCheckpoint, filepath: ck.txt}",
+            "callback ModelCheckpoint's argument 'filepath' takes a path ending in .keras (or .h5), "
+            "not 'ck.txt'",
+        ),
+        (
+            "{type: ModelCheckpoint, filepath: ck.keras, save_weights_only: true}",
+            "callback ModelCheckpoint's argument 'filepath' takes a path ending in .weights.h5 where "
+            "save_weights_only is true, not 'ck.keras'",
+        ),
+    ],
+)
+def test_a_checkpoints_path_ends_as_keras_requires_of_what_it_saves(tmp_path, callback, message):
+    code, stderr = _validate(tmp_path, _book_qa_with("rmsprop", callback))
+    assert (code, stderr.splitlines()[0].split(": error: ")[1]) == (2, message)
+
+
+def test_a_checkpoints_formatted_path_to_a_weights_file_is_taken(tmp_path):
+    callback = '{type: ModelCheckpoint, filepath: "ck/{epoch:02d}.weights.h5", save_weights_only: true}'
+    assert _validate(tmp_path, _book_qa_with("rmsprop", callback)) == (0, "")
+
+
 def test_a_csv_loggers_separator_is_one_character_as_the_csv_writer_takes_it(tmp_path):
     text = _book_qa_with("rmsprop", '{type: CSVLogger, filename: log.csv, separator: ", "}')
     code, stderr = _validate(tmp_path, text)

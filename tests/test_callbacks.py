@@ -294,8 +294,12 @@ def test_the_activation_logger_needs_validation_data(write_spec, tmp_path):
 
 
 def test_a_callback_keras_refuses_fails_before_training_and_leaves_no_run(write_spec, tmp_path):
-    # A file name without .keras passes graphspec's checks; Keras refuses it when the callback is made.
-    stderr = _train_fails(write_spec, tmp_path, "- {type: ModelCheckpoint, filepath: model.txt}")
+    # validate refuses a file name without .keras (tests/test_argument_types.py); past its checks,
+    # Keras refuses it when the callback is made, before training, and no run is left.
+    from fixtures.agreement import without_validate_checks
+
+    with without_validate_checks():
+        stderr = _train_fails(write_spec, tmp_path, "- {type: ModelCheckpoint, filepath: model.txt}")
     assert stderr.startswith(
         "spec.yaml:14:5: error: callback ModelCheckpoint: Keras refused it: The filepath provided must "
         "end in `.keras` (Keras model format)."

@@ -560,9 +560,16 @@ FLAG_VALUES = {
     "use_ema": (True, False),
     "apply_class_balancing": (True, False),
     "save_best_only": (True, False),
+    "save_weights_only": (True, False),
     "input_axes": ([0], None),
     "output_axes": ([1], None),
 }
+
+
+# A value refused where the flag is true and taken where it is false, where the type's first
+# counter-example is refused both ways (a checkpoint's path that is no weights file: a .keras
+# file).
+OFF_VALUES = {("save_weights_only", "filepath"): "model.keras"}
 
 
 def test_arguments_read_only_when_another_is_true_are_refused_by_keras_there_alone(tmp_path, monkeypatch):
@@ -588,7 +595,12 @@ def test_arguments_read_only_when_another_is_true_are_refused_by_keras_there_alo
                 for arg, fragment in typed.items():
                     cases = [(v, on, True) for v in examples(fragment)]
                     cases += [(v, on, False) for v in counter_examples(fragment)[:3]]
-                    cases += [(counter_examples(fragment)[0], off, True)]
+                    off_value = OFF_VALUES.get((flag, arg))
+                    if off_value is None:
+                        off_value = counter_examples(fragment)[0]
+                    else:
+                        cases += [(off_value, on, False)]
+                    cases += [(off_value, off, True)]
                     for value, flag_value, taken in cases:
                         args = {flag: flag_value, arg: value}
                         if _flag_refused(section, name, entry, args) == taken:
@@ -635,7 +647,7 @@ def _flag_refused(section: str, name: str, entry: dict, args: dict) -> bool:
     if section != "layers":
         base = {a: REQUIRED_OTHER[a] for a in entry.get("required", ())}
         try:
-            _as_trained(section, name, getattr(getattr(keras, section), name)(**base, **args))
+            _as_trained(section, name, getattr(getattr(keras, section), name)(**{**base, **args}))
         except Exception:
             return True
         return False

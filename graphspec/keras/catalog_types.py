@@ -1044,6 +1044,14 @@ _CALLBACK_TYPES = {
     **CALLBACK_ARGUMENTS_READ_IN_TRAINING,
     # Checked when constructed.
     ("ReduceLROnPlateau", "factor"): {"type": "number", "exclusiveMaximum": 1},
+    # Where the model is saved: a Keras file (.keras, or the legacy .h5); with save_weights_only,
+    # a weights file (`types_when`).
+    ("ModelCheckpoint", "filepath"): {
+        "description": "a path ending in .keras (or .h5)",
+        "type": "string",
+        "pattern": "\\.(keras|h5)$",
+        "examples": ["model.keras", "ck/{epoch:02d}.keras", "model.h5"],
+    },
     # (Its update_freq takes any value through training: untyped.)
     # The batches to profile: one, or the first and last (0 for none; Keras's older form, a
     # string "first,last", too).
@@ -1471,6 +1479,14 @@ def types_when(section: str, name: str, entry: dict) -> dict[str, dict[str, dict
         # The best value so far starts there, compared with each epoch's only when saving the
         # best: a number, or null for none.
         found["save_best_only"] = {"initial_value_threshold": _NUMBER_OR_NULL}
+        found["save_weights_only"] = {
+            "filepath": {
+                "description": "a path ending in .weights.h5 where save_weights_only is true",
+                "type": "string",
+                "pattern": "\\.weights\\.h5$",
+                "examples": ["model.weights.h5"],
+            }
+        }
     args = entry.get("args", ())
     found = {
         flag: {arg: fragment for arg, fragment in typed.items() if arg in args}

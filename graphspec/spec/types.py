@@ -14,6 +14,7 @@ an expression's result is checked and reported where the expression is written.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +96,8 @@ def matches(value: Any, fragment: dict) -> bool:
         "maxLength", len(value)
     ):
         return False
+    if isinstance(value, str) and "pattern" in fragment and not re.search(fragment["pattern"], value):
+        return False
     if isinstance(value, list):
         if len(value) < fragment.get("minItems", 0) or len(value) > fragment.get("maxItems", len(value)):
             return False
@@ -121,6 +124,7 @@ _CONSTRAINTS += (
     "maxItems",
     "minLength",
     "maxLength",
+    "pattern",
     "required",
     "properties",
 )
@@ -253,16 +257,21 @@ def argument_mismatch(entry: dict, arg: str, value: Any, args: dict | None = Non
     with its top, an optimizer's `ema_momentum` with `use_ema`, a dropout's seed with a rate
     above 0) is checked where that one is, and one Keras refuses only where another is one word
     (`types_where`: a preprocessing layer's `sparse` where its `output_mode` is "int") there."""
-    fragment = entry.get("types", {}).get(arg)
-    if fragment is None and args is not None:
+    fragments = [entry.get("types", {}).get(arg)]
+    if args is not None:
         for flag, typed in entry.get("types_when", {}).items():
             if arg in typed and flag_set(entry, args, flag):
-                fragment = typed[arg]
+                fragments.append(typed[arg])
         for other, words in entry.get("types_where", {}).items():
             word = args.get(other, entry.get("defaults", {}).get(other))
             if isinstance(word, str) and arg in words.get(word, {}):
-                fragment = words[word][arg]
-    return None if fragment is None else mismatch(value, fragment)
+                fragments.append(words[word][arg])
+    # A conditional type narrows the argument's own (ModelCheckpoint's path ends in .weights.h5
+    # with save_weights_only): the first it misses is told.
+    for fragment in fragments:
+        if fragment is not None and (wrong := mismatch(value, fragment)) is not None:
+            return wrong
+    return None
 
 
 def flag_set(entry: dict, args: dict, flag: str) -> bool:
