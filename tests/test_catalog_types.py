@@ -718,9 +718,10 @@ def test_ops_agree_with_keras():
 
 
 def _use(section: str, obj: Any) -> None:
-    """Use an initializer, regularizer or constraint on a (4, 3) weight, as a layer would."""
+    """Use an initializer, regularizer or constraint on a (4, 3) weight, as a layer would (STFT's
+    kernel: frames of 4 samples, one channel, 6 frequencies)."""
     if section == "initializers":
-        obj((4, 3))
+        obj((4, 1, 6) if isinstance(obj, keras.initializers.STFT) else (4, 3))
     elif section == "regularizers":
         obj(keras.ops.ones((4, 3)))
     else:

@@ -916,6 +916,10 @@ _OBJECT_TYPES: dict[tuple[str, str], dict] = {
         for name, arg in (("L1", "l1"), ("L2", "l2"), ("L1L2", "l1"), ("L1L2", "l2"))
     },
     ("OrthogonalRegularizer", "mode"): {"enum": ["rows", "columns"]},
+    # The STFT kernel's side and its window's scaling, checked when constructed (its window is
+    # any of SciPy's window names, or values as long as a frame: untyped).
+    ("STFT", "side"): {"enum": ["real", "imag"]},
+    ("STFT", "scaling"): any_of({"enum": ["density", "spectrum"]}, NULL),
     # A float: an integer factor, 0 included, fails when the penalty is computed.
     ("OrthogonalRegularizer", "factor"): {
         **FLOAT,
