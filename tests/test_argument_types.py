@@ -684,6 +684,8 @@ def test_build_refuses_a_layer_argument_keras_reads_only_when_it_computes(tmp_pa
         ("Softmax", "axis", "abc", "-1"),
         ("RandomRotation, factor: 0.1", "fill_value", "abc", "0.5"),
         ("Resizing, height: 4, width: 4", "interpolation", "cubic", "bicubic"),
+        # A required argument: computed with [-1] in its place to tell it is to blame.
+        ("Reshape", "target_shape", "abc", "[81, 3]"),
     ],
 )
 def test_a_layer_argument_keras_reads_only_when_it_computes_is_refused_by_validate_and_build(
@@ -697,3 +699,15 @@ def test_a_layer_argument_keras_reads_only_when_it_computes_is_refused_by_valida
     assert f"{layer.split(',')[0]}'s argument '{arg}' takes " in stderr.splitlines()[0]
     assert not builds(text)
     assert builds(text.replace(f"{arg}: {wrong}", f"{arg}: {right}"))
+
+
+def test_a_reshape_of_an_input_of_unknown_sizes_is_not_computed_with_sizes_guessed(tmp_path):
+    """Ones of a guessed size would not fit a target shape that fits the real sizes: build leaves
+    such a node to training rather than refuse what fits."""
+    from test_application_inputs import builds
+
+    text = LAYER_SPEC.replace("[9, 9, 3]", "[null, 3]").format(
+        layer="Reshape", arg="target_shape", value="[-1, 3, 3]"
+    )
+    assert _validate(tmp_path, text) == (0, "")
+    assert builds(text)

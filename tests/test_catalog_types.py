@@ -257,7 +257,9 @@ def _check_computed(cls: type, args: dict, name: str, entry: dict) -> None:
         return
     ones = scratch_operands({"inputs": _input(name, entry)})["inputs"]
     training = {"training": True} if "training" in inspect.signature(cls.call).parameters else {}
-    found = computed_refusal(lambda given: cls(**given)(ones, **training), args, computed)
+    found = computed_refusal(
+        lambda given: cls(**given)(ones, **training), args, computed, entry.get("stand_ins")
+    )
     if found is not None:
         raise found[1]
 
@@ -667,7 +669,10 @@ def _build_op(name: str, x: Any, args: dict) -> None:
     values = {k: v for k, v in args.items() if k not in operands}
     ones = scratch_operands(operands)
     found = computed_refusal(
-        lambda given: make_operation(name, {**given, **ones}, name), values, entry.get("computed", [])
+        lambda given: make_operation(name, {**given, **ones}, name),
+        values,
+        entry.get("computed", []),
+        entry.get("stand_ins"),
     )
     if found is not None:
         raise found[1]

@@ -184,7 +184,7 @@ def _computed_refusal(
     if ones is None:
         return None
     if node.op is not None:
-        computed = ops.op(node.op)["computed"]
+        entry = ops.op(node.op)
 
         def compute(given: dict[str, Any]) -> None:
             make_operation(node.op, {**given, **ones}, name)
@@ -193,17 +193,22 @@ def _computed_refusal(
         layer = builder.instances[name]
         if layer.count_params() > MAX_SCRATCH_VALUES:
             return None
-        computed = catalog.layer(str(node.type))["computed"]
+        entry = catalog.layer(str(node.type))
         training = {"training": True} if "training" in inspect.signature(layer.call).parameters else {}
 
         def compute(given: dict[str, Any]) -> None:
             fresh = make_layer(str(node.type), given, f"{name}_computed", load=False)
             fresh(ones["inputs"], **{**training, **call_kwargs})
 
+    stand_ins = entry.get("stand_ins")
+    if stand_ins and any(None in t.shape[1:] for t in scratch_tensors(operands)):
+        # Ones of a guessed size would not fit a required argument (a Reshape's target shape)
+        # that fits the real sizes: training will say.
+        return None
     # A new unseeded random generator draws its seed from Python's random state: put it back.
     state = random.getstate()
     try:
-        return computed_refusal(compute, node.args, computed)
+        return computed_refusal(compute, node.args, entry["computed"], stand_ins)
     finally:
         random.setstate(state)
 

@@ -475,6 +475,8 @@ def _add_types(section: str, entries: dict[str, dict]) -> None:
             entry["types_where"] = where
         if computed := catalog_types.computed(section, name, entry):
             entry["computed"] = computed
+        if stand_ins := catalog_types.stand_ins(section, name, entry):
+            entry["stand_ins"] = stand_ins
 
 
 def render(catalog: dict) -> str:

@@ -430,12 +430,6 @@ EXCEPTIONS: dict[tuple[str, str, str], dict | None] = {
         "description": "a size or a list of sizes of at least 0 (null for one taken from the input)",
         "anyOf": [NON_NEGATIVE_INT, {"type": "array", "items": any_of(NON_NEGATIVE_INT, NULL)}],
     },
-    # A list of dimension sizes (-1 for one inferred): a single number is refused; a word is
-    # read as a list of letters, built to an output of unknown sizes.
-    ("layers", "Reshape", "target_shape"): {
-        "description": "a list of integers (-1 for one dimension inferred)",
-        "anyOf": [{"type": "array", "items": {"type": "number"}}, {"type": "string"}],
-    },
     # SimpleRNN takes activity_regularizer and never reads it: any value passes.
     ("layers", "SimpleRNN", "activity_regularizer"): None,
     # AugMix refuses to be called when constructed with `trainable` at all (it is not trainable);
@@ -790,7 +784,20 @@ COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
     # The dropout mask's shape: a size (1 to share the mask along the axis) or null (the
     # input's) for each axis, or null for the input's shape.
     ("layers", "ContrastLimitedAdaptiveHistogramEqualization", "clip_limit"): NUMBER,
+    # A list of dimension sizes (-1 or null for one inferred): a single number, true or false is
+    # refused when built; a word is read as a list of letters, built to an output of unknown
+    # sizes and refused when computed (computed with [-1] in its place: COMPUTED_STAND_INS).
+    ("layers", "Reshape", "target_shape"): {
+        "description": "a list of integers (-1 for one dimension inferred)",
+        "type": "array",
+        "items": any_of(NUMBER, NULL),
+        "minItems": 1,
+        "examples": [[30], [-1], [5, 6], [None, 6]],
+    },
 }
+# What a required argument of `COMPUTED` is computed with in its place, to tell whether it is to
+# blame (an argument with a default is computed without it).
+COMPUTED_STAND_INS: dict[tuple[str, str, str], Any] = {("layers", "Reshape", "target_shape"): [-1]}
 
 
 def _computed_type(key: tuple[str, str, str]) -> dict:
@@ -801,10 +808,25 @@ def _computed_type(key: tuple[str, str, str]) -> dict:
 def computed(section: str, name: str, entry: dict) -> list[str]:
     """The arguments of catalog entry `entry` that build checks by computing (`COMPUTED`)."""
     found = [arg for arg in entry.get("init", entry.get("args", ())) if (section, name, arg) in COMPUTED]
-    if missing := [arg for arg in found if arg not in entry.get("defaults", {})]:
-        # The argument to blame is found by computing without it, which needs its default.
-        raise ValueError(f"{section}.{name}: COMPUTED arguments without a default: {missing}")
+    if missing := [
+        arg
+        for arg in found
+        if arg not in entry.get("defaults", {}) and (section, name, arg) not in COMPUTED_STAND_INS
+    ]:
+        # The argument to blame is found by computing without it, which needs its default (or a
+        # stand-in).
+        raise ValueError(f"{section}.{name}: COMPUTED arguments without a default or a stand-in: {missing}")
     return found
+
+
+def stand_ins(section: str, name: str, entry: dict) -> dict[str, Any]:
+    """`{argument: value}`: what each required argument of `computed` is computed with in its
+    place (`COMPUTED_STAND_INS`)."""
+    return {
+        arg: COMPUTED_STAND_INS[section, name, arg]
+        for arg in computed(section, name, entry)
+        if (section, name, arg) in COMPUTED_STAND_INS
+    }
 
 
 # Metrics' arguments, by (class, argument); ("*", argument) for every metric that takes it. Each is

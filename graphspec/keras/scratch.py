@@ -123,15 +123,20 @@ def scratch_operands(operands: dict[str, Any], output: Any = None) -> dict[str, 
 
 
 def computed_refusal(
-    compute: Callable[[dict[str, Any]], Any], args: dict[str, Any], computed: list[str]
+    compute: Callable[[dict[str, Any]], Any],
+    args: dict[str, Any],
+    computed: list[str],
+    stand_ins: dict[str, Any] | None = None,
 ) -> tuple[str, Exception] | None:
     """The argument among `computed` (arguments Keras reads only when it computes) that alone
-    makes `compute(args)` fail where the same arguments without it succeed, and Keras's error;
-    None where none does (a computation that fails without them too fails for another reason,
-    which training will say)."""
+    makes `compute(args)` fail where the same arguments without it (or with its value of
+    `stand_ins`, for a required one) succeed, and Keras's error; None where none does (a
+    computation that fails without them too fails for another reason, which training will
+    say)."""
     written = [a for a in computed if a in args]
     if not written:
         return None
+    stand_ins = stand_ins or {}
 
     def fails(given: dict[str, Any]) -> Exception | None:
         try:
@@ -141,6 +146,7 @@ def computed_refusal(
         return None
 
     without = {k: v for k, v in args.items() if k not in written}
+    without |= {a: stand_ins[a] for a in written if a in stand_ins}
     if fails(args) is None or fails(without) is not None:
         return None
     for arg in written:
