@@ -649,6 +649,9 @@ COMPUTED_CASES = [
     ("elu", "alpha", '"abc"', "0.5"),
     ("percentile, q: 50", "method", "middle", "midpoint"),
     ("top_k, k: 2", "sorted", "abc", "false"),
+    # Required arguments, computed with a stand-in in their place.
+    ("roll", "shift", "2.5", "1"),
+    ("clip, x_max: 1", "x_min", '"abc"', "0"),
 ]
 
 

@@ -191,6 +191,8 @@ OP_ARGUMENTS: dict[str, dict[str, Any]] = {
     "rot90": {},
     "broadcast_to": {"shape": [2, 5, 6]},
     "extract_sequences": {"sequence_length": 2, "sequence_stride": 1},
+    "clip": {"x_min": 0, "x_max": 1},
+    "threshold": {"threshold": 0.5, "default_value": 0},
     "depth_to_space": {"block_size": 2},
     "space_to_depth": {"block_size": 2},
 }
@@ -717,6 +719,12 @@ COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
     ("ops", "round", "decimals"): NUMBER,
     # A build takes a fraction; a computation refuses it (and a diagonal past the matrix).
     ("ops", "diag", "k"): _INT_LIKE,
+    # Required arguments, computed with COMPUTED_STAND_INS's values in their place: roll's shift
+    # (an integer: true, a fraction and a list are refused), and the bounds of clip and the
+    # value and replacement of threshold (numbers, or lists broadcast against the input).
+    ("ops", "roll", "shift"): INT,
+    **{("ops", op, arg): _BROADCAST for op, arg in (("clip", "x_min"), ("clip", "x_max"))},
+    **{("ops", "threshold", arg): _BROADCAST for arg in ("threshold", "default_value")},
     **{
         ("ops", op, arg): _BROADCAST
         for op, arg in (
@@ -797,7 +805,14 @@ COMPUTED: dict[tuple[str, str, str], dict | Callable[[], dict]] = {
 }
 # What a required argument of `COMPUTED` is computed with in its place, to tell whether it is to
 # blame (an argument with a default is computed without it).
-COMPUTED_STAND_INS: dict[tuple[str, str, str], Any] = {("layers", "Reshape", "target_shape"): [-1]}
+COMPUTED_STAND_INS: dict[tuple[str, str, str], Any] = {
+    ("layers", "Reshape", "target_shape"): [-1],
+    ("ops", "roll", "shift"): 0,
+    ("ops", "clip", "x_min"): 0,
+    ("ops", "clip", "x_max"): 1,
+    ("ops", "threshold", "threshold"): 0,
+    ("ops", "threshold", "default_value"): 0,
+}
 
 
 def _computed_type(key: tuple[str, str, str]) -> dict:
