@@ -475,7 +475,7 @@ def _add_types(section: str, entries: dict[str, dict]) -> None:
             entry["types_where"] = where
         if computed := catalog_types.computed(section, name, entry):
             entry["computed"] = computed
-        if stand_ins := catalog_types.stand_ins(section, name, entry):
+        if stand_ins := catalog_types.stand_ins(section, name, computed):
             entry["stand_ins"] = stand_ins
 
 

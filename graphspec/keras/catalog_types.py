@@ -20,6 +20,8 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
+from graphspec.spec.types import FALSE_VALUES
+
 REF = "#/$defs/"
 
 POSITIVE_INT = {"type": "integer", "minimum": 1}
@@ -834,12 +836,12 @@ def computed(section: str, name: str, entry: dict) -> list[str]:
     return found
 
 
-def stand_ins(section: str, name: str, entry: dict) -> dict[str, Any]:
-    """`{argument: value}`: what each required argument of `computed` is computed with in its
-    place (`COMPUTED_STAND_INS`)."""
+def stand_ins(section: str, name: str, computed_args: list[str]) -> dict[str, Any]:
+    """`{argument: value}`: what each required argument among `computed_args` (the entry's
+    `computed`) is computed with in its place (`COMPUTED_STAND_INS`)."""
     return {
         arg: COMPUTED_STAND_INS[section, name, arg]
-        for arg in computed(section, name, entry)
+        for arg in computed_args
         if (section, name, arg) in COMPUTED_STAND_INS
     }
 
@@ -1537,8 +1539,7 @@ def types_when(section: str, name: str, entry: dict) -> dict[str, dict[str, dict
     return {flag: typed for flag, typed in found.items() if typed}
 
 
-# What Python reads as false, as a spec writes it.
-_FALSE_WHERE_INT = {"description": "false where output_mode is 'int'", "enum": [False, 0, None, "", [], {}]}
+_FALSE_WHERE_INT = {"description": "false where output_mode is 'int'", "enum": FALSE_VALUES}
 # The preprocessing layers whose `output_mode` of "int" (their default) refuses a true `sparse`
 # when constructed; their other modes read it as a truth value.
 _SPARSE_WITH_INT_MODE = ("Discretization", "Hashing", "IntegerLookup", "StringLookup", "TextVectorization")

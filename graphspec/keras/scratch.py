@@ -69,20 +69,34 @@ def refused_argument(
     required arguments alone: None where it takes it (or refuses both: something else is wrong,
     which training will say), else the argument that alone makes it fail (None where only their
     combination does) and Keras's error."""
+    suspects = [a for a in args if a not in required]
+    return _blamed(lambda given: use(cls(**given)), args, suspects, {})
+
+
+def _blamed(
+    compute: Callable[[dict[str, Any]], Any],
+    args: dict[str, Any],
+    suspects: list[str],
+    stand_ins: dict[str, Any],
+) -> tuple[str | None, Exception] | None:
+    """None where `compute(args)` succeeds, or where it also fails with `suspects` left out (their
+    value of `stand_ins` in their place, where they have one); else the suspect that alone makes
+    it fail (None where only their combination does) and Keras's error."""
 
     def fails(given: dict[str, Any]) -> Exception | None:
         try:
-            use(cls(**given))
+            compute(given)
         except Exception as exc:
             return exc
         return None
 
-    base = {a: args[a] for a in required if a in args}
+    base = {k: v for k, v in args.items() if k not in suspects}
+    base |= {a: stand_ins[a] for a in suspects if a in stand_ins}
     error = fails(args)
     if error is None or fails(base) is not None:
         return None
-    for arg in args:
-        if arg not in base and (alone := fails({**base, arg: args[arg]})) is not None:
+    for arg in suspects:
+        if (alone := fails({**base, arg: args[arg]})) is not None:
             return arg, alone
     return None, error
 
@@ -136,20 +150,5 @@ def computed_refusal(
     written = [a for a in computed if a in args]
     if not written:
         return None
-    stand_ins = stand_ins or {}
-
-    def fails(given: dict[str, Any]) -> Exception | None:
-        try:
-            compute(given)
-        except Exception as exc:
-            return exc
-        return None
-
-    without = {k: v for k, v in args.items() if k not in written}
-    without |= {a: stand_ins[a] for a in written if a in stand_ins}
-    if fails(args) is None or fails(without) is not None:
-        return None
-    for arg in written:
-        if (alone := fails({**without, arg: args[arg]})) is not None:
-            return arg, alone
-    return None
+    found = _blamed(compute, args, written, stand_ins or {})
+    return None if found is None or found[0] is None else (found[0], found[1])

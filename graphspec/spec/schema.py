@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from graphspec import policy
-from graphspec.spec import catalog, compact, nodes
+from graphspec.spec import catalog, compact, nodes, types
 from graphspec.spec.adapt import ADAPTABLE
 from graphspec.spec.model import VALUE_LOSS, Spec
 
@@ -259,10 +259,6 @@ def _type_rule(name: str, entry: dict, docs: dict, names: frozenset[str]) -> dic
     return {"if": {"properties": {"type": {"const": name}}, "required": ["type"]}, "then": then}
 
 
-# What Python reads as false, as a spec writes it.
-_FALSE = [False, 0, None, "", [], {}]
-
-
 def _conditions(entry: dict, names: frozenset[str]) -> list[dict]:
     """The arguments Keras reads only when another is true (`types_when`: an application's
     classes with its top, an optimizer's `ema_momentum` with `use_ema`, a dropout's seed with
@@ -272,11 +268,11 @@ def _conditions(entry: dict, names: frozenset[str]) -> list[dict]:
     found = []
     for flag, typed in entry.get("types_when", {}).items():
         checked = {"properties": {arg: _argument(f, None, names) for arg, f in typed.items()}}
-        written_false = {"properties": {flag: {"enum": _FALSE}}, "required": [flag]}
+        written_false = {"properties": {flag: {"enum": types.FALSE_VALUES}}, "required": [flag]}
         if entry.get("defaults", {}).get(flag, True):
             found.append({"if": written_false, "else": checked})
         else:
-            written_true = {"properties": {flag: {"not": {"enum": _FALSE}}}, "required": [flag]}
+            written_true = {"properties": {flag: {"not": {"enum": types.FALSE_VALUES}}}, "required": [flag]}
             found.append({"if": written_true, "then": checked})
     for other, words in entry.get("types_where", {}).items():
         for word, typed in words.items():

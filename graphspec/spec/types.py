@@ -4,8 +4,9 @@ Each catalog entry has `types`: `{argument: JSON Schema fragment}`, with shared 
 catalog's `$defs` (graphspec/keras/catalog_types.py writes them). This module checks a value
 against a fragment by hand, for the few keywords those fragments use (`type`, `enum`, `anyOf`,
 `not`, `$ref`, `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `items`,
-`prefixItems`, `minItems`, `maxItems`, `required`, `properties`): a spec of a thousand layers
-is checked in milliseconds, with no schema library to import.
+`prefixItems`, `minItems`, `maxItems`, `minLength`, `maxLength`, `pattern`, `required`,
+`properties`): a spec of a thousand layers is checked in milliseconds, with no schema library
+to import.
 
 Values are checked as the checks see them: after `${...}` substitution and block expansion, so
 an expression's result is checked and reported where the expression is written.
@@ -272,6 +273,10 @@ def argument_mismatch(entry: dict, arg: str, value: Any, args: dict | None = Non
         if fragment is not None and (wrong := mismatch(value, fragment)) is not None:
             return wrong
     return None
+
+
+# What Python reads as false, as a spec writes it.
+FALSE_VALUES: list[Any] = [False, 0, None, "", [], {}]
 
 
 def flag_set(entry: dict, args: dict, flag: str) -> bool:
