@@ -655,18 +655,24 @@ COMPUTED_CASES = [
 ]
 
 
+def _computed_by_both(tmp_path: Path, text: str, name: str, arg: str, wrong: str, right: str) -> None:
+    """validate refuses `text` (which writes `arg: wrong`) at `name`'s argument, build refuses it
+    too, and both take `right` in its place."""
+    from test_application_inputs import builds
+
+    code, stderr = _validate(tmp_path, text)
+    assert code == 2
+    assert f"{name}'s argument '{arg}' takes " in stderr.splitlines()[0]
+    assert not builds(text)
+    assert builds(text.replace(f"{arg}: {wrong}", f"{arg}: {right}"))
+
+
 @pytest.mark.parametrize(("op", "arg", "wrong", "right"), COMPUTED_CASES)
 def test_an_op_argument_keras_reads_only_when_it_computes_is_refused_by_validate_and_build(
     tmp_path, op, arg, wrong, right
 ):
-    from test_application_inputs import builds
-
     text = OPERAND_SPEC.replace("x2: {value}", f"{arg}: {{value}}").format(op=op, value=wrong)
-    code, stderr = _validate(tmp_path, text)
-    assert code == 2
-    assert f"{op.split(',')[0]}'s argument '{arg}' takes " in stderr.splitlines()[0]
-    assert not builds(text)
-    assert builds(text.replace(f"{arg}: {wrong}", f"{arg}: {right}"))
+    _computed_by_both(tmp_path, text, op.split(",")[0], arg, wrong, right)
 
 
 def test_build_refuses_a_layer_argument_keras_reads_only_when_it_computes(tmp_path):
@@ -694,23 +700,14 @@ def test_build_refuses_a_layer_argument_keras_reads_only_when_it_computes(tmp_pa
 def test_a_layer_argument_keras_reads_only_when_it_computes_is_refused_by_validate_and_build(
     tmp_path, layer, arg, wrong, right
 ):
-    from test_application_inputs import builds
-
     text = LAYER_SPEC.format(layer=layer, arg=arg, value=wrong)
-    code, stderr = _validate(tmp_path, text)
-    assert code == 2
-    assert f"{layer.split(',')[0]}'s argument '{arg}' takes " in stderr.splitlines()[0]
-    assert not builds(text)
-    assert builds(text.replace(f"{arg}: {wrong}", f"{arg}: {right}"))
+    _computed_by_both(tmp_path, text, layer.split(",")[0], arg, wrong, right)
 
 
 def test_a_reshape_of_an_input_of_unknown_sizes_is_not_computed_with_sizes_guessed(tmp_path):
     """Ones of a guessed size would not fit a target shape that fits the real sizes: build leaves
     such a node to training rather than refuse what fits."""
-    from test_application_inputs import builds
-
     text = LAYER_SPEC.replace("[9, 9, 3]", "[null, 3]").format(
         layer="Reshape", arg="target_shape", value="[-1, 3, 3]"
     )
-    assert _validate(tmp_path, text) == (0, "")
-    assert builds(text)
+    _taken_by_both(tmp_path, text)
